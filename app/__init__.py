@@ -1,0 +1,101 @@
+"""Fairbid: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from apiflask import APIFlask
+from flask import Blueprint, Flask
+
+import config as config_module
+
+
+def create_app(config: type | None = None, **overrides) -> Flask:
+    config = config or config_module.config_from_env()
+    config.check()
+    app = APIFlask(
+        __name__,
+        title="Fairbid API",
+        version="v1",
+        spec_path="/api/v1/openapi.json",
+        docs_path=None,
+        json_errors=False,
+        template_folder=str(config_module.BASE_DIR / "templates"),
+        static_folder=str(config_module.BASE_DIR / "app" / "static"),
+        instance_path=str(config.INSTANCE_DIR),
+    )
+    app.config.from_object(config)
+    app.config.update(overrides)
+    os.makedirs(app.instance_path, exist_ok=True)
+    logging.basicConfig(level=logging.INFO)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+    from app import cli, errors, i18n, security_headers, web
+    from app.core import sqlite  # noqa: F401  (engine hooks)
+    from app.extensions import csrf, db, limiter, login_manager, mail, migrate, redis_client
+
+    _configure_database(app)
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(config_module.BASE_DIR / "migrations"), render_as_batch=True
+    )
+    redis_client.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    limiter.init_app(app)
+    csrf.init_app(app)
+    mail.init_app(app)
+    login_manager.init_app(app)
+    i18n.init_app(app)
+    security_headers.init_app(app)
+    errors.init_app(app)
+    web.init_app(app)
+    cli.init_app(app)
+    _register_blueprints(app)
+    return app
+
+
+def _configure_database(app: Flask) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+        options.setdefault("connect_args", {"timeout": 15})
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.accounts.views import bp as accounts_bp
+    from app.admin.views import bp as admin_bp
+    from app.api import bp as api_bp
+    from app.companies.views import bp as companies_bp
+    from app.extensions import csrf
+    from app.main.views import bp as main_bp
+    from app.supervision.views import bp as supervision_bp
+
+    app.register_blueprint(main_bp)
+    # Third-party CSS installed from the npm registry at setup, not committed.
+    app.register_blueprint(
+        Blueprint(
+            "vendor",
+            __name__,
+            static_folder=str(
+                config_module.BASE_DIR / "node_modules" / "@picocss" / "pico" / "css"
+            ),
+            static_url_path="/vendor/pico",
+        )
+    )
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(companies_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(supervision_bp)
+    # The API authenticates with bearer tokens only, never with the session cookie, so
+    # cross-site request forgery has nothing to ride on.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp)
+    # APIFlask documents only the API; HTML blueprints stay out of the OpenAPI document.
+    for blueprint in app.blueprints.values():
+        if blueprint is not api_bp:
+            blueprint.enable_openapi = False

@@ -1,0 +1,368 @@
+"""Account operations: sign-up, confirmation, sign-in, second factor, reset, API tokens,
+staff accounts. They mutate, flush and audit; the caller commits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from stdnum.cn import uscc
+
+from app.accounts import security
+from app.accounts.models import CENTRE_ROLES, ApiToken, Role, User
+from app.audit import append_event
+from app.centres.models import TradingCentre
+from app.companies.models import Company, CompanyStatus
+from app.core.errors import Conflict, OperationError
+from app.core.mail import send_after_commit
+from app.core.types import utcnow
+from app.extensions import db
+from app.permissions import Permission, require
+
+CONFIRM_SALT = "confirm-email"
+RESET_SALT = "reset-password"
+MIN_PASSWORD_LENGTH = 10
+
+
+def normalise_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
+
+
+def check_password_strength(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise OperationError(
+            _l("Use a password of at least %(n)d characters.", n=MIN_PASSWORD_LENGTH),
+            code="weak_password",
+        )
+
+
+def current_locale() -> str:
+    try:
+        return str(get_locale() or "en")
+    except RuntimeError:
+        return "en"
+
+
+def register_company(
+    *,
+    company_name: str,
+    registration_number: str,
+    legal_representative: str,
+    contact_name: str,
+    contact_phone: str,
+    home_centre_id: int,
+    email: str,
+    password: str,
+) -> User:
+    """A company signs up; anyone may do this. Staff of the home centre approve it later."""
+    number = uscc.compact(registration_number or "")
+    if not uscc.is_valid(number):
+        raise OperationError(
+            _l("This is not a valid unified social credit code."), code="invalid_registration"
+        )
+    if db.session.get(TradingCentre, home_centre_id) is None:
+        raise OperationError(_l("Choose an existing trading centre."), code="unknown_centre")
+    email = normalise_email(email)
+    check_password_strength(password)
+    if user_by_email(email) is not None:
+        raise Conflict(_l("An account with this e-mail address exists."), code="email_taken")
+    if db.session.scalar(select(Company.id).where(Company.registration_number == number)):
+        raise Conflict(
+            _l("A company with this registration number is already registered."),
+            code="company_exists",
+        )
+    company = Company(
+        name=company_name.strip(),
+        registration_number=number,
+        legal_representative=legal_representative.strip(),
+        contact_name=contact_name.strip(),
+        contact_phone=contact_phone.strip(),
+        home_centre_id=home_centre_id,
+        status=CompanyStatus.PENDING,
+    )
+    db.session.add(company)
+    db.session.flush()
+    user = User(
+        email=email,
+        full_name=contact_name.strip(),
+        password_hash=security.hash_password(password),
+        role=Role.BIDDER,
+        company_id=company.id,
+        locale=current_locale(),
+    )
+    db.session.add(user)
+    db.session.flush()
+    append_event(
+        "company.registered",
+        actor=user,
+        object_type="company",
+        object_id=company.id,
+        centre_id=home_centre_id,
+        data={"name": company.name, "registration_number": number, "user_id": user.id},
+    )
+    send_confirmation(user)
+    return user
+
+
+def send_confirmation(user: User) -> None:
+    token = security.make_token(CONFIRM_SALT, {"uid": user.id, "email": user.email})
+    send_after_commit(
+        user.email,
+        _l("Confirm your e-mail address for Fairbid"),
+        "confirm_email",
+        locale=user.locale,
+        user=user,
+        link=url_for("accounts.confirm_email", token=token, _external=True),
+    )
+
+
+def confirm_email(token: str) -> User:
+    payload = security.read_token(
+        CONFIRM_SALT, token, max_age=current_app.config["EMAIL_TOKEN_MAX_AGE"]
+    )
+    user = db.session.get(User, payload.get("uid")) if payload else None
+    if user is None or user.email != payload.get("email"):
+        raise OperationError(
+            _l("This confirmation link is invalid or has expired."), code="invalid_token"
+        )
+    if user.email_confirmed_at is None:
+        user.email_confirmed_at = utcnow()
+        append_event("user.email_confirmed", actor=user, object_type="user", object_id=user.id)
+    return user
+
+
+class SignInFailed(OperationError):
+    status = 401
+
+
+def authenticate(email: str, password: str) -> User:
+    """Check e-mail and password; failures are audited without the password."""
+    email = normalise_email(email)
+    user = user_by_email(email)
+    if user is None or not security.check_password(user.password_hash, password):
+        append_event(
+            "auth.sign_in_failed",
+            actor=user,
+            object_type="user",
+            object_id=user.id if user else None,
+            data={"email": email, "reason": "bad_credentials"},
+        )
+        raise SignInFailed(_l("Wrong e-mail address or password."), code="bad_credentials")
+    if not user.is_enabled:
+        append_event(
+            "auth.sign_in_failed",
+            object_type="user",
+            object_id=user.id,
+            data={"email": email, "reason": "disabled"},
+        )
+        raise SignInFailed(_l("This account is disabled."), code="disabled")
+    if user.email_confirmed_at is None:
+        raise SignInFailed(
+            _l("Confirm your e-mail address first: we sent you a link."), code="unconfirmed"
+        )
+    if security.password_needs_rehash(user.password_hash):
+        user.password_hash = security.hash_password(password)
+    return user
+
+
+def check_second_factor(user: User, code: str) -> None:
+    step = security.match_totp(user.totp_secret or "", code, user.totp_last_step)
+    if step is None:
+        append_event("auth.second_factor_failed", actor=user, object_type="user", object_id=user.id)
+        raise SignInFailed(_l("That code is not valid. Try the current one."), code="bad_totp")
+    user.totp_last_step = step
+
+
+def enrol_second_factor(user: User, secret: str, code: str) -> None:
+    step = security.match_totp(secret, code, 0)
+    if step is None:
+        raise OperationError(
+            _l("That code does not match. Check the clock of your device and try again."),
+            code="bad_totp",
+        )
+    user.totp_secret = secret
+    user.totp_enabled_at = utcnow()
+    user.totp_last_step = step
+    append_event("user.totp_enrolled", actor=user, object_type="user", object_id=user.id)
+
+
+def record_sign_in(user: User) -> None:
+    user.last_login_at = utcnow()
+    append_event("auth.signed_in", actor=user, object_type="user", object_id=user.id)
+
+
+def request_password_reset(email: str) -> None:
+    """Send a reset link if the account exists; the answer is the same either way."""
+    user = user_by_email(email)
+    if user is None or not user.is_enabled:
+        return
+    token = security.make_token(
+        RESET_SALT, {"uid": user.id, "fp": security.password_fingerprint(user.password_hash)}
+    )
+    append_event("user.password_reset_requested", object_type="user", object_id=user.id)
+    send_after_commit(
+        user.email,
+        _l("Reset your Fairbid password"),
+        "reset_password",
+        locale=user.locale,
+        user=user,
+        link=url_for("accounts.reset_password", token=token, _external=True),
+    )
+
+
+def reset_password(token: str, new_password: str) -> User:
+    payload = security.read_token(
+        RESET_SALT, token, max_age=current_app.config["RESET_TOKEN_MAX_AGE"]
+    )
+    user = db.session.get(User, payload.get("uid")) if payload else None
+    if user is None or payload.get("fp") != security.password_fingerprint(user.password_hash):
+        raise OperationError(_l("This reset link is invalid or has expired."), code="invalid_token")
+    check_password_strength(new_password)
+    user.password_hash = security.hash_password(new_password)
+    # Following the link proves control of the mailbox.
+    user.email_confirmed_at = user.email_confirmed_at or utcnow()
+    append_event("user.password_reset", actor=user, object_type="user", object_id=user.id)
+    return user
+
+
+def create_api_token(user: User, name: str) -> str:
+    """Issue a bearer token for `user` (the acting user); the plaintext is returned once."""
+    token, digest = security.new_api_token()
+    now = utcnow()
+    days = current_app.config["API_TOKEN_DAYS"]
+    api_token = ApiToken(
+        user_id=user.id,
+        token_hash=digest,
+        name=name[:100],
+        created_at=now,
+        expires_at=now + timedelta(days=days),
+    )
+    db.session.add(api_token)
+    db.session.flush()
+    append_event(
+        "api_token.created",
+        actor=user,
+        object_type="api_token",
+        object_id=api_token.id,
+        data={"name": api_token.name},
+    )
+    return token
+
+
+def user_for_api_token(token: str) -> User | None:
+    api_token = api_token_record(token)
+    if api_token is None or api_token.revoked_at is not None or api_token.expires_at < utcnow():
+        return None
+    if not api_token.user.is_active:
+        return None
+    return api_token.user
+
+
+def api_token_record(token: str) -> ApiToken | None:
+    return db.session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == security.api_token_hash(token))
+    )
+
+
+def revoke_api_token(user: User, api_token: ApiToken) -> None:
+    """A user revokes one of their own tokens."""
+    if api_token.user_id != user.id:
+        raise OperationError(_l("Unknown token."), code="unknown_token", status=404)
+    if api_token.revoked_at is None:
+        api_token.revoked_at = utcnow()
+        append_event(
+            "api_token.revoked", actor=user, object_type="api_token", object_id=api_token.id
+        )
+
+
+def _check_role_placement(role: str, centre_id: int | None) -> None:
+    if role not in set(Role) or role == Role.BIDDER:
+        raise OperationError(_l("Choose a staff, expert, custodian or supervisor role."))
+    if role in CENTRE_ROLES and db.session.get(TradingCentre, centre_id or 0) is None:
+        raise OperationError(_l("Staff and custodians belong to a trading centre."))
+
+
+def create_user(
+    actor: User,
+    *,
+    email: str,
+    full_name: str,
+    role: str,
+    centre_id: int | None,
+    password: str | None = None,
+) -> User:
+    """An administrator creates a staff, expert, custodian, supervisor or admin account.
+
+    Without a password the new user receives a link to set one (the reset flow)."""
+    require(actor, Permission.MANAGE_USERS)
+    _check_role_placement(role, centre_id)
+    email = normalise_email(email)
+    if user_by_email(email) is not None:
+        raise Conflict(_l("An account with this e-mail address exists."), code="email_taken")
+    if password is not None:
+        check_password_strength(password)
+    user = User(
+        email=email,
+        full_name=full_name.strip(),
+        role=role,
+        centre_id=centre_id if role in CENTRE_ROLES else None,
+        password_hash=security.hash_password(password or security.new_api_token()[0]),
+        email_confirmed_at=utcnow() if password is not None else None,
+    )
+    db.session.add(user)
+    db.session.flush()
+    append_event(
+        "user.created",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+        centre_id=user.centre_id,
+        data={"email": email, "role": role},
+    )
+    if password is None:
+        request_password_reset(email)
+    return user
+
+
+def change_role(actor: User, user: User, role: str, centre_id: int | None) -> None:
+    require(actor, Permission.MANAGE_USERS)
+    if user.role == Role.BIDDER:
+        raise OperationError(_l("Bidder accounts belong to their company and keep their role."))
+    _check_role_placement(role, centre_id)
+    if user.id == actor.id and role != Role.ADMIN:
+        raise OperationError(_l("You cannot remove your own administrator role."))
+    before = {"role": user.role, "centre_id": user.centre_id}
+    user.role = role
+    user.centre_id = centre_id if role in CENTRE_ROLES else None
+    append_event(
+        "user.role_changed",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+        centre_id=user.centre_id,
+        data={"before": before, "after": {"role": role, "centre_id": user.centre_id}},
+    )
+
+
+def set_enabled(actor: User, user: User, enabled: bool) -> None:
+    require(actor, Permission.MANAGE_USERS)
+    if user.id == actor.id:
+        raise OperationError(_l("You cannot disable your own account."))
+    user.is_enabled = enabled
+    append_event(
+        "user.enabled" if enabled else "user.disabled",
+        actor=actor,
+        object_type="user",
+        object_id=user.id,
+    )
+
+
+def count_users() -> int:
+    return db.session.scalar(select(func.count(User.id))) or 0

@@ -1,0 +1,91 @@
+"""The tamper-evident audit log: `append_event` in the same transaction as every change."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import has_request_context, request
+from sqlalchemy import select, text
+
+from app.audit.chain import GENESIS, ChainBreak, canonical_json, event_hash, verify_events
+from app.audit.models import AuditEvent, chain_dict
+from app.core.types import utcnow
+from app.extensions import db
+
+__all__ = ["AuditEvent", "ChainBreak", "append_event", "chain_head", "verify_chain"]
+
+# pg_advisory_xact_lock key: serialises appends so two transactions never share a parent.
+_PG_LOCK_KEY = 0x46414952  # "FAIR"
+
+
+def append_event(
+    action: str,
+    *,
+    actor: Any = None,
+    object_type: str | None = None,
+    object_id: Any = None,
+    centre_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Add one event to the chain inside the caller's transaction (never commits)."""
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    last = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    actor_id = getattr(actor, "id", None)
+    if actor_id is not None and getattr(actor, "is_authenticated", True) is False:
+        actor_id = None
+    occurred_at = utcnow()
+    ip = request.remote_addr if has_request_context() else None
+    event = AuditEvent(
+        seq=seq,
+        occurred_at=occurred_at,
+        actor_id=actor_id,
+        actor_role=getattr(actor, "role", None) if actor_id else None,
+        centre_id=centre_id,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        ip=ip,
+        data=canonical_json(data or {}),
+        prev_hash=prev_hash,
+    )
+    event.hash = event_hash(event.as_chain_dict())
+    session.add(event)
+    session.flush()
+    return event
+
+
+def iter_events(batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every event in chain order, streamed in batches as plain rows (no identity map)."""
+    table = AuditEvent.__table__
+    after = 0
+    while True:
+        rows = db.session.execute(
+            select(table).where(table.c.seq > after).order_by(table.c.seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield chain_dict(row)
+        after = rows[-1].seq
+
+
+def verify_chain(expected_head: str | None = None) -> ChainBreak | None:
+    return verify_events(iter_events(), expected_head=expected_head)
+
+
+def chain_head() -> tuple[int, str]:
+    last = db.session.execute(
+        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
+    return (last.seq, last.hash) if last else (0, GENESIS)
+
+
+def event_data(event: AuditEvent) -> dict[str, Any]:
+    return json.loads(event.data)

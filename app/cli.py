@@ -1,0 +1,138 @@
+"""Command-line tools: `flask audit verify`, `flask seed-demo`, `flask users create`,
+`flask centres create`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.extensions import db
+
+audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
+users_cli = AppGroup("users", help="Privileged accounts.")
+centres_cli = AppGroup("centres", help="Trading centres.")
+
+
+@audit_cli.command("verify")
+@click.option("--expect-head", help="Also require the chain to end at this hash.")
+def audit_verify(expect_head: str | None) -> None:
+    """Recompute the hash chain; exit 1 naming the first broken event."""
+    from app.audit import chain_head, verify_chain
+
+    broken = verify_chain(expected_head=expect_head)
+    seq, head = chain_head()
+    if broken is not None:
+        click.echo(f"BROKEN at {broken}", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {seq} events, head {head}")
+
+
+@audit_cli.command("head")
+def audit_head() -> None:
+    """Print the sequence number and hash of the newest event."""
+    from app.audit import chain_head
+
+    seq, head = chain_head()
+    click.echo(f"{seq} {head}")
+
+
+@centres_cli.command("create")
+@click.option("--code", required=True)
+@click.option("--name", required=True)
+@click.option("--level", type=click.Choice(["city", "county", "township"]), required=True)
+@click.option("--parent", "parent_code", help="Code of the parent centre.")
+def centres_create(code: str, name: str, level: str, parent_code: str | None) -> None:
+    """Create a trading centre."""
+    from sqlalchemy import select
+
+    from app.centres.models import TradingCentre
+    from app.centres.operations import create_centre
+    from app.core.errors import OperationError
+
+    parent_id = None
+    if parent_code:
+        parent_id = db.session.scalar(
+            select(TradingCentre.id).where(TradingCentre.code == parent_code.upper())
+        )
+        if parent_id is None:
+            raise click.ClickException(f"no centre with code {parent_code}")
+    try:
+        centre = create_centre(None, code=code, name=name, level=level, parent_id=parent_id)
+    except OperationError as error:
+        raise click.ClickException(str(error.message)) from None
+    db.session.commit()
+    click.echo(f"created centre {centre.code} (id {centre.id})")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "full_name", required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "staff", "custodian", "expert", "supervisor"]),
+    required=True,
+)
+@click.option("--centre", "centre_code", help="Centre code (staff and custodians).")
+@click.password_option()
+def users_create(email: str, full_name: str, role: str, centre_code: str | None, password: str):
+    """Create a privileged account (the first administrator, typically)."""
+    from sqlalchemy import select
+
+    from app.accounts import security
+    from app.accounts.models import CENTRE_ROLES, User
+    from app.accounts.operations import check_password_strength, normalise_email, user_by_email
+    from app.audit import append_event
+    from app.centres.models import TradingCentre
+    from app.core.errors import OperationError
+    from app.core.types import utcnow
+
+    centre_id = None
+    if role in CENTRE_ROLES:
+        centre_id = db.session.scalar(
+            select(TradingCentre.id).where(TradingCentre.code == (centre_code or "").upper())
+        )
+        if centre_id is None:
+            raise click.ClickException("staff and custodians need --centre with an existing code")
+    try:
+        check_password_strength(password)
+    except OperationError as error:
+        raise click.ClickException(str(error.message)) from None
+    if user_by_email(email):
+        raise click.ClickException("an account with this e-mail exists")
+    user = User(
+        email=normalise_email(email),
+        full_name=full_name,
+        role=role,
+        centre_id=centre_id,
+        password_hash=security.hash_password(password),
+        email_confirmed_at=utcnow(),
+    )
+    db.session.add(user)
+    db.session.flush()
+    append_event(
+        "user.created",
+        object_type="user",
+        object_id=user.id,
+        centre_id=centre_id,
+        data={"email": user.email, "role": role, "via": "cli"},
+    )
+    db.session.commit()
+    click.echo(f"created {role} {user.email}; a TOTP authenticator is enrolled at first sign-in")
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Seed demo centres and accounts (idempotent; refused in production)."""
+    from app.demo import seed
+
+    seed(echo=click.echo)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(centres_cli)
+    app.cli.add_command(seed_demo)

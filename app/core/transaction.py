@@ -1,0 +1,41 @@
+"""Side effects that must wait for the commit.
+
+Operations never commit; they register what should happen once their data is durable
+(send e-mail, publish a Redis event, enqueue a job) with `after_commit`. The callbacks run
+only if the surrounding transaction commits, and are dropped on rollback, so no worker,
+bidder or live page ever sees something the database does not have.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+_KEY = "fairbid_after_commit"
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    session.info.setdefault(_KEY, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_callbacks(session: Session) -> None:
+    callbacks = session.info.pop(_KEY, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            # The data is committed; a failed side effect (mail server, Redis down) is logged
+            # and can be retried by the user (e.g. "resend confirmation"), never undone.
+            log.exception(
+                "after-commit callback %r failed", getattr(callback, "__name__", callback)
+            )
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_callbacks(session: Session) -> None:
+    session.info.pop(_KEY, None)

@@ -1,0 +1,142 @@
+"""The demo data `make run` seeds: two centres, staff, custodians, a supervisor, an admin,
+experts and four bidder companies. Passwords and TOTP secrets are generated on the first
+seed, kept only in `instance/demo-credentials.txt` (never in the repository) and printed."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+import pyotp
+from flask import current_app
+from sqlalchemy import select
+from stdnum.cn import uscc
+
+from app.accounts import security
+from app.accounts.models import Role, User
+from app.audit import append_event
+from app.centres.models import TradingCentre
+from app.companies.models import Company, CompanyStatus
+from app.core.types import utcnow
+from app.extensions import db
+
+CENTRES = [
+    ("HZ", "Hangzhou Public Resource Trading Centre", "city", None),
+    ("HZ-XH", "Xihu District Trading Centre", "county", "HZ"),
+]
+PEOPLE = [
+    ("admin@demo.fairbid.local", "Ada Admin", Role.ADMIN, None),
+    ("staff@demo.fairbid.local", "Sun Staff", Role.STAFF, "HZ"),
+    ("staff.xihu@demo.fairbid.local", "Xu Staff", Role.STAFF, "HZ-XH"),
+    ("custodian1@demo.fairbid.local", "Kim Custodian", Role.CUSTODIAN, "HZ"),
+    ("custodian2@demo.fairbid.local", "Lee Custodian", Role.CUSTODIAN, "HZ"),
+    ("supervisor@demo.fairbid.local", "Wang Supervisor", Role.SUPERVISOR, None),
+    ("expert1@demo.fairbid.local", "Zhao Expert", Role.EXPERT, None),
+    ("expert2@demo.fairbid.local", "Qian Expert", Role.EXPERT, None),
+    ("expert3@demo.fairbid.local", "Park Expert", Role.EXPERT, None),
+]
+COMPANIES = [
+    ("Jiangnan Construction Co., Ltd.", "91330100MA2A", "bidder1@demo.fairbid.local", "approved"),
+    ("Hanil Engineering Ltd.", "91330100MA2B", "bidder2@demo.fairbid.local", "approved"),
+    ("Xinhua Supplies Co., Ltd.", "91330100MA2C", "bidder3@demo.fairbid.local", "approved"),
+    ("Qiantang Services Co., Ltd.", "91330100MA2D", "bidder4@demo.fairbid.local", "pending"),
+]
+
+
+def demo_registration_number(prefix: str) -> str:
+    """A syntactically valid USCC for demo companies (17 characters + check digit)."""
+    body = (prefix + "0000000000000000")[:17]
+    return body + uscc.calc_check_digit(body)
+
+
+def seed(echo: Callable[[str], None] = print) -> None:
+    if current_app.config["ENV_NAME"] == "production":
+        raise RuntimeError("refusing to seed demo accounts in production")
+    credentials_file = Path(current_app.instance_path) / "demo-credentials.txt"
+    if db.session.scalar(select(User.id).where(User.email == PEOPLE[0][0])):
+        echo("Demo data already present.")
+        if credentials_file.exists():
+            echo(credentials_file.read_text())
+        return
+    centres: dict[str, TradingCentre] = {}
+    for code, name, level, parent in CENTRES:
+        centre = TradingCentre(
+            code=code, name=name, level=level, parent_id=centres[parent].id if parent else None
+        )
+        db.session.add(centre)
+        db.session.flush()
+        centres[code] = centre
+        append_event(
+            "centre.created",
+            object_type="centre",
+            object_id=centre.id,
+            centre_id=centre.id,
+            data={"code": code, "via": "demo"},
+        )
+    lines = ["Demo accounts (development only):", ""]
+    now = utcnow()
+    for email, name, role, centre_code in PEOPLE:
+        password = secrets.token_urlsafe(9)
+        totp = pyotp.random_base32()
+        user = User(
+            email=email,
+            full_name=name,
+            role=role,
+            centre_id=centres[centre_code].id if centre_code else None,
+            password_hash=security.hash_password(password),
+            email_confirmed_at=now,
+            totp_secret=totp,
+            totp_enabled_at=now,
+        )
+        db.session.add(user)
+        db.session.flush()
+        append_event(
+            "user.created",
+            object_type="user",
+            object_id=user.id,
+            data={"email": email, "role": role, "via": "demo"},
+        )
+        lines.append(f"  {role:<10} {email:<34} password {password}  TOTP secret {totp}")
+    for name, prefix, email, status in COMPANIES:
+        company = Company(
+            name=name,
+            registration_number=demo_registration_number(prefix),
+            legal_representative="Demo Representative",
+            contact_name="Demo Contact",
+            contact_phone="+86 571 0000 0000",
+            home_centre_id=centres["HZ"].id,
+            status=status,
+            decided_at=now if status == CompanyStatus.APPROVED else None,
+        )
+        db.session.add(company)
+        db.session.flush()
+        password = secrets.token_urlsafe(9)
+        user = User(
+            email=email,
+            full_name=f"{name} contact",
+            role=Role.BIDDER,
+            company_id=company.id,
+            password_hash=security.hash_password(password),
+            email_confirmed_at=now,
+        )
+        db.session.add(user)
+        db.session.flush()
+        append_event(
+            "company.registered",
+            object_type="company",
+            object_id=company.id,
+            centre_id=company.home_centre_id,
+            data={"via": "demo", "status": status},
+        )
+        lines.append(f"  bidder     {email:<34} password {password}  ({status})")
+    lines += [
+        "",
+        "TOTP: add the secret to an authenticator app, or run",
+        "  .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"",
+    ]
+    db.session.commit()
+    text = "\n".join(lines) + "\n"
+    credentials_file.write_text(text)
+    credentials_file.chmod(0o600)
+    echo(text)

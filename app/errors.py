@@ -1,0 +1,115 @@
+"""Error pages in every language for people, JSON for API clients."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.core.errors import OperationError
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: _l("Bad request"),
+    401: _l("Sign-in required"),
+    403: _l("Not allowed"),
+    404: _l("Page not found"),
+    405: _l("Method not allowed"),
+    409: _l("Conflict"),
+    413: _l("Too large"),
+    429: _l("Too many requests"),
+    500: _l("Something went wrong"),
+}
+MESSAGES = {
+    400: _l("The request could not be understood. Check what you sent and try again."),
+    401: _l("Sign in to continue."),
+    403: _l("Your account does not have access to this page or action."),
+    404: _l("There is nothing at this address."),
+    405: _l("This address does not accept that kind of request."),
+    409: _l("This conflicts with the current state. Reload and try again."),
+    413: _l("What you sent is larger than the limit for this page."),
+    429: _l("Too many attempts. Wait a minute and try again."),
+    500: _l("An unexpected error occurred. Nothing you sent was lost; try again shortly."),
+}
+
+
+def abort_with(status: int, message) -> None:
+    """Abort with a message meant for the user (shown on the error page / in the JSON)."""
+    error = HTTPException(description=str(message))
+    error.code = status
+    error.fairbid_message = True
+    raise error
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(status: int, message=None, code: str | None = None):
+    message = str(message or MESSAGES.get(status, ""))
+    if wants_json():
+        body = {
+            "status": status,
+            "error": code or str(TITLES.get(status, status)),
+            "message": message,
+        }
+        return jsonify(body), status
+    title = TITLES.get(status, str(status))
+    return render_template("errors/error.html", status=status, title=title, message=message), status
+
+
+def api_error(error):
+    """APIFlask's validation and authentication errors, in the same JSON shape as ours."""
+    status = error.status_code
+    body = {
+        "status": status,
+        "error": str(TITLES.get(status, error.message)),
+        "message": str(MESSAGES.get(status, error.message)) if status != 422 else error.message,
+    }
+    if error.detail:
+        body["detail"] = error.detail
+    headers = dict(error.headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="fairbid"')
+    return body, status, headers
+
+
+def init_app(app: Flask) -> None:
+    app.error_processor(api_error)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        return error_response(
+            400,
+            _l(
+                "This form has expired or did not come from Fairbid. Reload the page and try again."
+            ),
+            code="csrf",
+        )
+
+    @app.errorhandler(OperationError)
+    def operation_error(error: OperationError):
+        return error_response(error.status, error.message, code=error.code)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        # Our own aborts carry a specific description; werkzeug's defaults are English-only.
+        custom = error.description if getattr(error, "fairbid_message", False) else None
+        response = error_response(status, custom)
+        if status == 405 and error.valid_methods:
+            response[0].headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        if app.testing:
+            raise error
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(InternalServerError.code)

@@ -1,0 +1,64 @@
+"""Languages: English (default), Korean, Simplified Chinese. Dates, numbers and money are
+formatted for the viewer's locale; the picker's choice is kept in a cookie."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import Flask, current_app, request
+from flask_babel import format_currency, format_decimal, get_locale
+
+from app.core.types import utcnow
+from app.extensions import babel
+
+LANGUAGE_COOKIE = "fairbid_lang"
+LANGUAGE_NAMES = {"en": "English", "ko": "한국어", "zh_Hans": "简体中文"}
+# Accept-Language primary tags and the catalogue each maps to.
+_ACCEPT_MAP = {"en": "en", "ko": "ko", "zh": "zh_Hans"}
+# Written forms browsers and people use for Simplified Chinese.
+_ALIASES = {"zh": "zh_Hans", "zh-hans": "zh_Hans", "zh-cn": "zh_Hans", "zh_cn": "zh_Hans"}
+
+
+def normalise_language(code: str | None) -> str | None:
+    """The supported catalogue a code names, or None."""
+    if not code:
+        return None
+    if code in current_app.config["LANGUAGES"]:
+        return code
+    return _ALIASES.get(code.lower())
+
+
+def select_locale() -> str:
+    chosen = normalise_language(request.cookies.get(LANGUAGE_COOKIE))
+    if chosen:
+        return chosen
+    best = request.accept_languages.best_match(list(_ACCEPT_MAP))
+    if best is None:
+        # "zh-CN" and friends: match on the primary tag.
+        for value, _quality in request.accept_languages:
+            primary = value.split("-")[0].split("_")[0].lower()
+            if primary in _ACCEPT_MAP:
+                best = primary
+                break
+    return _ACCEPT_MAP.get(best or "en", "en")
+
+
+def money(value: Decimal | int | str | None, currency: str | None = None) -> str:
+    if value is None:
+        return ""
+    return format_currency(Decimal(value), currency or current_app.config["FAIRBID_CURRENCY"])
+
+
+def number(value) -> str:
+    return "" if value is None else format_decimal(value)
+
+
+def html_lang() -> str:
+    return str(get_locale()).replace("_", "-")
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["number"] = number
+    app.jinja_env.globals.update(LANGUAGE_NAMES=LANGUAGE_NAMES, html_lang=html_lang, now_utc=utcnow)

@@ -1,0 +1,40 @@
+"""Public pages: home, language choice, health."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import text
+
+from app.centres.operations import all_centres
+from app.core.urls import safe_next
+from app.errors import abort_with
+from app.extensions import db
+from app.i18n import LANGUAGE_COOKIE, normalise_language
+from app.web import redis_available
+
+bp = Blueprint("main", __name__)
+
+
+@bp.route("/")
+def home():
+    return render_template("main/home.html", centres=all_centres())
+
+
+@bp.route("/language/<code>")
+def set_language(code: str):
+    language = normalise_language(code)
+    if language is None:
+        abort_with(404, _("This language is not available. Choose English, 한국어 or 简体中文."))
+    response = make_response(redirect(safe_next(request.args.get("next"), url_for(".home"))))
+    response.set_cookie(
+        LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, samesite="Lax", httponly=True
+    )
+    return response
+
+
+@bp.route("/healthz")
+def health():
+    """Liveness for load balancers: the database must answer; Redis may be degraded."""
+    db.session.execute(text("SELECT 1"))
+    return jsonify(database="ok", redis="ok" if redis_available() else "degraded")

@@ -1,0 +1,53 @@
+"""Supervisors (and administrators) read across every centre: centres and the audit log."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from app.accounts.models import Role
+from app.audit import AuditEvent, chain_head, verify_chain
+from app.centres.models import TradingCentre
+from app.companies.models import Company
+from app.core.access import restrict_blueprint
+from app.extensions import db
+from app.permissions import Permission, require
+
+bp = Blueprint("supervision", __name__, url_prefix="/supervision")
+restrict_blueprint(bp, Role.SUPERVISOR, Role.ADMIN)
+
+
+@bp.route("/")
+def dashboard():
+    require(current_user, Permission.VIEW_ALL_CENTRES)
+    counts = dict(
+        db.session.execute(
+            select(Company.home_centre_id, func.count(Company.id)).group_by(Company.home_centre_id)
+        ).all()
+    )
+    centres = db.session.scalars(select(TradingCentre).order_by(TradingCentre.code)).all()
+    return render_template("supervision/dashboard.html", centres=centres, counts=counts)
+
+
+@bp.route("/audit")
+def audit():
+    require(current_user, Permission.VIEW_AUDIT)
+    query = select(AuditEvent).order_by(AuditEvent.seq.desc())
+    action = request.args.get("action", "").strip()[:64]
+    if action:
+        query = query.where(AuditEvent.action.startswith(action))
+    centre = request.args.get("centre", type=int)
+    if centre:
+        query = query.where(AuditEvent.centre_id == centre)
+    page = db.paginate(query, per_page=50, error_out=False)
+    return render_template(
+        "supervision/audit.html", page=page, action=action, centre=centre, head=chain_head()
+    )
+
+
+@bp.route("/audit/verify", methods=["POST"])
+def audit_verify():
+    require(current_user, Permission.VIEW_AUDIT)
+    broken = verify_chain()
+    return render_template("supervision/audit_verify.html", broken=broken, head=chain_head())

@@ -1,0 +1,146 @@
+"""Configuration. Everything environment-specific comes from environment variables.
+
+The development defaults are embedded so `make run` works on a laptop with no servers:
+SQLite under `instance/`, an in-process Redis stand-in (fakeredis), RQ jobs run inline,
+e-mail written to files under `instance/mail/`. Production refuses to start with them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("FAIRBID_INSTANCE_DIR", BASE_DIR / "instance"))
+
+DEV_SECRET_KEY = "dev-only-secret-key-never-use-in-production"  # noqa: S105 (refused in production)
+
+
+def _database_url(default: str) -> str:
+    url = os.environ.get("DATABASE_URL") or default
+    # psycopg 3 is the driver; accept the bare scheme people paste from hosting panels.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    ENV_NAME = "base"
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    INSTANCE_DIR = INSTANCE_DIR
+    SQLALCHEMY_DATABASE_URI = _database_url(f"sqlite:///{INSTANCE_DIR / 'fairbid.db'}")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+    # Empty means the in-process stand-in (fakeredis) and inline jobs.
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    RQ_QUEUE = os.environ.get("FAIRBID_RQ_QUEUE", "fairbid")
+
+    # Requests: 16 MiB for forms; bid uploads get their own streamed limits later.
+    MAX_CONTENT_LENGTH = int(os.environ.get("FAIRBID_MAX_CONTENT_LENGTH", 16 * 1024 * 1024))
+    MAX_FORM_MEMORY_SIZE = 512 * 1024
+
+    # Sessions and cookies.
+    SESSION_COOKIE_NAME = "fairbid_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("FAIRBID_SECURE_COOKIES", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+    FORCE_HTTPS = _bool("FAIRBID_FORCE_HTTPS", False)
+
+    # Forms.
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+
+    # i18n.
+    LANGUAGES = ("en", "ko", "zh_Hans")
+    BABEL_DEFAULT_LOCALE = "en"
+    BABEL_DEFAULT_TIMEZONE = os.environ.get("FAIRBID_TIMEZONE", "Asia/Shanghai")
+    BABEL_TRANSLATION_DIRECTORIES = str(BASE_DIR / "app" / "translations")
+    FAIRBID_CURRENCY = os.environ.get("FAIRBID_CURRENCY", "CNY")
+
+    # Rate limits (Flask-Limiter; Redis when REDIS_URL is set).
+    RATELIMIT_LOGIN = os.environ.get("FAIRBID_RATELIMIT_LOGIN", "10 per minute")
+    RATELIMIT_RESET = os.environ.get("FAIRBID_RATELIMIT_RESET", "5 per hour")
+    RATELIMIT_SIGNUP = os.environ.get("FAIRBID_RATELIMIT_SIGNUP", "20 per hour")
+    RATELIMIT_HEADERS_ENABLED = True
+
+    # E-mail (Flask-Mailman). File backend by default, SMTP when MAIL_SERVER is set.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", 587))
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME", "")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD", "")
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", True)
+    MAIL_BACKEND = "smtp" if MAIL_SERVER else os.environ.get("MAIL_BACKEND", "file")
+    MAIL_FILE_PATH = str(INSTANCE_DIR / "mail")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Fairbid <no-reply@fairbid.local>")
+
+    # Accounts.
+    EMAIL_TOKEN_MAX_AGE = 2 * 24 * 3600
+    RESET_TOKEN_MAX_AGE = 3600
+    API_TOKEN_DAYS = int(os.environ.get("FAIRBID_API_TOKEN_DAYS", 90))
+    TOTP_ISSUER = os.environ.get("FAIRBID_TOTP_ISSUER", "Fairbid")
+
+    # API (APIFlask).
+    OPENAPI_VERSION = "3.1.0"
+    INFO = {"description": "Fairbid JSON API. Authenticate with `Authorization: Bearer TOKEN`."}
+
+    @classmethod
+    def check(cls) -> None:
+        """Refuse configurations that must never run (overridden in production)."""
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    WTF_CSRF_ENABLED = False
+    MAIL_BACKEND = "locmem"
+    SECRET_KEY = "testing-secret-key"  # noqa: S105
+    RATELIMIT_LOGIN = "5 per minute"
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    FORCE_HTTPS = _bool("FAIRBID_FORCE_HTTPS", True)
+
+    @classmethod
+    def check(cls) -> None:
+        problems = []
+        if cls.SECRET_KEY in {DEV_SECRET_KEY, ""} or len(cls.SECRET_KEY) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if not os.environ.get("DATABASE_URL"):
+            problems.append("DATABASE_URL must point at PostgreSQL")
+        if not cls.REDIS_URL:
+            problems.append("REDIS_URL must point at a Redis server")
+        if problems:
+            raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_from_env() -> type[Config]:
+    name = os.environ.get("FAIRBID_ENV", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"FAIRBID_ENV must be one of {sorted(CONFIGS)}, not {name!r}") from None
