@@ -16,13 +16,16 @@ INSTANCE_DIR = Path(os.environ.get("FAIRBID_INSTANCE_DIR", BASE_DIR / "instance"
 DEV_SECRET_KEY = "dev-only-secret-key-never-use-in-production"  # noqa: S105 (refused in production)
 
 
-def _database_url(default: str) -> str:
-    url = os.environ.get("DATABASE_URL") or default
+def normalise_database_url(url: str) -> str:
     # psycopg 3 is the driver; accept the bare scheme people paste from hosting panels.
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def _database_url(default: str) -> str:
+    return normalise_database_url(os.environ.get("DATABASE_URL") or default)
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -69,7 +72,9 @@ class Config:
     FAIRBID_CURRENCY = os.environ.get("FAIRBID_CURRENCY", "CNY")
 
     # Rate limits (Flask-Limiter; Redis when REDIS_URL is set).
-    RATELIMIT_LOGIN = os.environ.get("FAIRBID_RATELIMIT_LOGIN", "10 per minute")
+    # Sign-in attempts: per client address, and per account whatever the address.
+    RATELIMIT_LOGIN = os.environ.get("FAIRBID_RATELIMIT_LOGIN", "30 per minute")
+    RATELIMIT_LOGIN_ACCOUNT = os.environ.get("FAIRBID_RATELIMIT_LOGIN_ACCOUNT", "10 per 5 minutes")
     RATELIMIT_RESET = os.environ.get("FAIRBID_RATELIMIT_RESET", "5 per hour")
     RATELIMIT_SIGNUP = os.environ.get("FAIRBID_RATELIMIT_SIGNUP", "20 per hour")
     RATELIMIT_HEADERS_ENABLED = True
@@ -82,7 +87,7 @@ class Config:
     MAIL_USE_TLS = _bool("MAIL_USE_TLS", True)
     MAIL_BACKEND = "smtp" if MAIL_SERVER else os.environ.get("MAIL_BACKEND", "file")
     MAIL_FILE_PATH = str(INSTANCE_DIR / "mail")
-    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Fairbid <no-reply@fairbid.local>")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Fairbid <no-reply@fairbid.example>")
 
     # Accounts.
     EMAIL_TOKEN_MAX_AGE = 2 * 24 * 3600
@@ -109,7 +114,8 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     MAIL_BACKEND = "locmem"
     SECRET_KEY = "testing-secret-key"  # noqa: S105
-    RATELIMIT_LOGIN = "5 per minute"
+    RATELIMIT_LOGIN = "20 per minute"
+    RATELIMIT_LOGIN_ACCOUNT = "5 per minute"
 
 
 class ProductionConfig(Config):

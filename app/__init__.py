@@ -23,7 +23,7 @@ def create_app(config: type | None = None, **overrides) -> Flask:
         json_errors=False,
         template_folder=str(config_module.BASE_DIR / "templates"),
         static_folder=str(config_module.BASE_DIR / "app" / "static"),
-        instance_path=str(config.INSTANCE_DIR),
+        instance_path=str(overrides.get("INSTANCE_DIR", config.INSTANCE_DIR)),
     )
     app.config.from_object(config)
     app.config.update(overrides)

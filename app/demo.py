@@ -26,21 +26,21 @@ CENTRES = [
     ("HZ-XH", "Xihu District Trading Centre", "county", "HZ"),
 ]
 PEOPLE = [
-    ("admin@demo.fairbid.local", "Ada Admin", Role.ADMIN, None),
-    ("staff@demo.fairbid.local", "Sun Staff", Role.STAFF, "HZ"),
-    ("staff.xihu@demo.fairbid.local", "Xu Staff", Role.STAFF, "HZ-XH"),
-    ("custodian1@demo.fairbid.local", "Kim Custodian", Role.CUSTODIAN, "HZ"),
-    ("custodian2@demo.fairbid.local", "Lee Custodian", Role.CUSTODIAN, "HZ"),
-    ("supervisor@demo.fairbid.local", "Wang Supervisor", Role.SUPERVISOR, None),
-    ("expert1@demo.fairbid.local", "Zhao Expert", Role.EXPERT, None),
-    ("expert2@demo.fairbid.local", "Qian Expert", Role.EXPERT, None),
-    ("expert3@demo.fairbid.local", "Park Expert", Role.EXPERT, None),
+    ("admin@demo.fairbid.example", "Ada Admin", Role.ADMIN, None),
+    ("staff@demo.fairbid.example", "Sun Staff", Role.STAFF, "HZ"),
+    ("staff.xihu@demo.fairbid.example", "Xu Staff", Role.STAFF, "HZ-XH"),
+    ("custodian1@demo.fairbid.example", "Kim Custodian", Role.CUSTODIAN, "HZ"),
+    ("custodian2@demo.fairbid.example", "Lee Custodian", Role.CUSTODIAN, "HZ"),
+    ("supervisor@demo.fairbid.example", "Wang Supervisor", Role.SUPERVISOR, None),
+    ("expert1@demo.fairbid.example", "Zhao Expert", Role.EXPERT, None),
+    ("expert2@demo.fairbid.example", "Qian Expert", Role.EXPERT, None),
+    ("expert3@demo.fairbid.example", "Park Expert", Role.EXPERT, None),
 ]
 COMPANIES = [
-    ("Jiangnan Construction Co., Ltd.", "91330100MA2A", "bidder1@demo.fairbid.local", "approved"),
-    ("Hanil Engineering Ltd.", "91330100MA2B", "bidder2@demo.fairbid.local", "approved"),
-    ("Xinhua Supplies Co., Ltd.", "91330100MA2C", "bidder3@demo.fairbid.local", "approved"),
-    ("Qiantang Services Co., Ltd.", "91330100MA2D", "bidder4@demo.fairbid.local", "pending"),
+    ("Jiangnan Construction Co., Ltd.", "91330100MA2A", "bidder1@demo.fairbid.example", "approved"),
+    ("Hanil Engineering Ltd.", "91330100MA2B", "bidder2@demo.fairbid.example", "approved"),
+    ("Xinhua Supplies Co., Ltd.", "91330100MA2C", "bidder3@demo.fairbid.example", "approved"),
+    ("Qiantang Services Co., Ltd.", "91330100MA2D", "bidder4@demo.fairbid.example", "pending"),
 ]
 
 

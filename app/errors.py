@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -52,14 +52,15 @@ def wants_json() -> bool:
 def error_response(status: int, message=None, code: str | None = None):
     message = str(message or MESSAGES.get(status, ""))
     if wants_json():
-        body = {
-            "status": status,
-            "error": code or str(TITLES.get(status, status)),
-            "message": message,
-        }
-        return jsonify(body), status
-    title = TITLES.get(status, str(status))
-    return render_template("errors/error.html", status=status, title=title, message=message), status
+        error = code or str(TITLES.get(status, status))
+        response = jsonify({"status": status, "error": error, "message": message})
+    else:
+        title = TITLES.get(status, str(status))
+        response = make_response(
+            render_template("errors/error.html", status=status, title=title, message=message)
+        )
+    response.status_code = status
+    return response
 
 
 def api_error(error):
@@ -102,7 +103,7 @@ def init_app(app: Flask) -> None:
         custom = error.description if getattr(error, "fairbid_message", False) else None
         response = error_response(status, custom)
         if status == 405 and error.valid_methods:
-            response[0].headers["Allow"] = ", ".join(error.valid_methods)
+            response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
 
     @app.errorhandler(Exception)

@@ -47,6 +47,17 @@ def _login_limit() -> str:
     return current_app.config["RATELIMIT_LOGIN"]
 
 
+def _account_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN_ACCOUNT"]
+
+
+def _account_key() -> str:
+    """Attempts against one account count together, from whatever address they come."""
+    if request.endpoint == "accounts.two_factor":
+        return f"2fa:{(session.get(PENDING_KEY) or {}).get('uid')}"
+    return "login:" + operations.normalise_email(request.form.get("email", ""))[:254]
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP"], methods=["POST"])
 def signup():
@@ -101,6 +112,7 @@ def resend_confirmation():
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_account_limit, methods=["POST"], key_func=_account_key)
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
@@ -143,6 +155,7 @@ def _pending_user() -> tuple[User | None, str]:
 
 @bp.route("/two-factor", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_account_limit, methods=["POST"], key_func=_account_key)
 def two_factor():
     user, next_url = _pending_user()
     if user is None:

@@ -1,0 +1,153 @@
+"""Fixtures for the app's tests: a migrated database per xdist worker, a transaction per
+test that is rolled back, real Redis when REDIS_URL is set, captured e-mail.
+
+Pure-library tests (tests/bidding, tests/evaluation) use none of this.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pyotp
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from config import TestingConfig, normalise_database_url
+
+pytest_plugins = ["tests.factories"]
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(re.sub(r"\D", "", worker) or 0)
+
+
+def using_postgres() -> bool:
+    return os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql"))
+
+
+def fresh_database(tmp_path_factory, name: str) -> tuple[str, dict]:
+    """An empty database for one worker: a PostgreSQL schema, or a SQLite file."""
+    if using_postgres():
+        url = normalise_database_url(os.environ["DATABASE_URL"])
+        schema = f"t_{name}_{_worker_index()}"
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        engine.dispose()
+        return url, {
+            "connect_args": {"options": f"-csearch_path={schema}"},
+            "pool_pre_ping": True,
+        }
+    path = tmp_path_factory.mktemp(f"db-{name}") / "fairbid.db"
+    return f"sqlite:///{path}", {"connect_args": {"timeout": 15}}
+
+
+def redis_url() -> str:
+    """A Redis database of its own per worker on the real server, or the stand-in."""
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        return ""
+    base = url.rsplit("/", 1)[0] if re.search(r"/\d+$", url) else url.rstrip("/")
+    return f"{base}/{1 + _worker_index()}"
+
+
+def build_app(tmp_path_factory, name: str, **overrides):
+    from flask_migrate import upgrade
+
+    from app import create_app
+
+    url, engine_options = fresh_database(tmp_path_factory, name)
+    instance = tmp_path_factory.mktemp(f"instance-{name}")
+    app = create_app(
+        TestingConfig,
+        SQLALCHEMY_DATABASE_URI=url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        REDIS_URL=redis_url(),
+        INSTANCE_DIR=instance,
+        MAIL_FILE_PATH=str(instance / "mail"),
+        **overrides,
+    )
+    with app.app_context():
+        upgrade()
+    return app
+
+
+@pytest.fixture(scope="session")
+def _app(tmp_path_factory):
+    return build_app(tmp_path_factory, "main")
+
+
+@pytest.fixture
+def app(_app):
+    """The app with a clean database: everything a test writes is rolled back."""
+    from app.extensions import db, limiter, redis_client
+
+    with _app.app_context():
+        connection = db.engine.connect()
+        transaction = connection.begin()
+        original_session = db.session
+        db.session = orm.scoped_session(
+            orm.sessionmaker(
+                bind=connection,
+                join_transaction_mode="create_savepoint",
+                expire_on_commit=True,
+            )
+        )
+        _app.extensions["mailman"].outbox = []  # the locmem backend's captured mail
+        limiter.reset()
+        redis_client.client.flushdb()
+        try:
+            yield _app
+        finally:
+            db.session.remove()
+            db.session = original_session
+            transaction.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def outbox(app):
+    return app.extensions["mailman"].outbox
+
+
+def totp_now(user) -> str:
+    return pyotp.TOTP(user.totp_secret).now()
+
+
+class AuthActions:
+    """Sign in through the real forms, second factor included."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, user, password: str = "correct horse battery"):
+        response = self.client.post(
+            "/accounts/login", data={"email": user.email, "password": password}
+        )
+        if user.needs_totp:
+            assert response.status_code == 302, response.data[:500]
+            response = self.client.post("/accounts/two-factor", data={"code": totp_now(user)})
+        assert response.status_code == 302, response.data[:500]
+        return response
+
+    def logout(self):
+        return self.client.post("/accounts/logout")
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
