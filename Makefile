@@ -76,13 +76,13 @@ translations: $(STAMPS)/python
 	@for po in app/translations/*/LC_MESSAGES/messages.po; do \
 		mo=$${po%.po}.mo; \
 		if [ ! -f "$$mo" ] || [ "$$po" -nt "$$mo" ]; then \
-			$(VENV)/bin/pybabel compile -q -f -i "$$po" -o "$$mo" || exit 1; \
+			$(VENV)/bin/pybabel -q compile -f -i "$$po" -o "$$mo" || exit 1; \
 		fi; \
 	done
 
 extract-messages: python-deps
-	$(VENV)/bin/pybabel extract -q -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot .
-	$(VENV)/bin/pybabel update -q -i app/translations/messages.pot -d app/translations
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot app templates
+	$(VENV)/bin/pybabel -q update -i app/translations/messages.pot -d app/translations
 
 bench: install
 	$(PY) bench/run_all.py
