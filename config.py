@@ -94,6 +94,8 @@ class Config:
     RESET_TOKEN_MAX_AGE = 3600
     API_TOKEN_DAYS = int(os.environ.get("FAIRBID_API_TOKEN_DAYS", 90))
     TOTP_ISSUER = os.environ.get("FAIRBID_TOTP_ISSUER", "Fairbid")
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536  # KiB
 
     # API (APIFlask).
     OPENAPI_VERSION = "3.1.0"
@@ -113,6 +115,9 @@ class TestingConfig(Config):
     TESTING = True
     WTF_CSRF_ENABLED = False
     MAIL_BACKEND = "locmem"
+    # Cheap hashes keep the suite fast; production uses argon2-cffi's defaults.
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024
     SECRET_KEY = "testing-secret-key"  # noqa: S105
     RATELIMIT_LOGIN = "20 per minute"
     RATELIMIT_LOGIN_ACCOUNT = "5 per minute"

@@ -12,6 +12,7 @@ import re
 import pyotp
 import pytest
 import sqlalchemy as sa
+from flask import g, request_started
 from sqlalchemy import orm
 
 from config import TestingConfig, normalise_database_url
@@ -81,10 +82,18 @@ def _app(tmp_path_factory):
     return build_app(tmp_path_factory, "main")
 
 
+def _forget_request_user(sender, **extra):
+    # Tests keep one app context pushed (for the shared session), so `g` would carry
+    # Flask-Login's cached user from one request into the next; a server never does.
+    g.pop("_login_user", None)
+
+
 @pytest.fixture
 def app(_app):
     """The app with a clean database: everything a test writes is rolled back."""
     from app.extensions import db, limiter, redis_client
+
+    request_started.connect(_forget_request_user, _app)
 
     with _app.app_context():
         connection = db.engine.connect()
@@ -107,6 +116,7 @@ def app(_app):
             db.session = original_session
             transaction.rollback()
             connection.close()
+            request_started.disconnect(_forget_request_user, _app)
 
 
 @pytest.fixture

@@ -14,26 +14,44 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-_hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so both paths cost one argon2 verification.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+_dummy_hashes: dict[tuple[int, int], str] = {}
+
+
+def _hasher() -> PasswordHasher:
+    """argon2id with the configured cost (the library's defaults unless configured)."""
+    config = current_app.config
+    return PasswordHasher(
+        time_cost=config.get("ARGON2_TIME_COST", 3),
+        memory_cost=config.get("ARGON2_MEMORY_COST", 65536),
+    )
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    key = (hasher.time_cost, hasher.memory_cost)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hasher.hash(secrets.token_hex(16))
+    return _dummy_hashes[key]
+
 
 TOTP_INTERVAL = 30
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def check_password(password_hash: str | None, password: str) -> bool:
+    hasher = _hasher()
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        verified = hasher.verify(password_hash or _dummy_hash(hasher), password)
     except (VerificationError, InvalidHashError):
         return False
+    return verified and password_hash is not None
 
 
 def password_needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return _hasher().check_needs_rehash(password_hash)
 
 
 def _serializer(salt: str) -> URLSafeTimedSerializer:

@@ -18,6 +18,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from app.accounts import operations, security
 from app.accounts.forms import (
@@ -54,7 +55,9 @@ def _account_limit() -> str:
 def _account_key() -> str:
     """Attempts against one account count together, from whatever address they come."""
     if request.endpoint == "accounts.two_factor":
-        return f"2fa:{(session.get(PENDING_KEY) or {}).get('uid')}"
+        uid = (session.get(PENDING_KEY) or {}).get("uid")
+        # After a successful sign-in the session no longer names the account.
+        return f"2fa:{uid}" if uid else f"2fa-ip:{request.remote_addr}"
     return "login:" + operations.normalise_email(request.form.get("email", ""))[:254]
 
 
@@ -62,7 +65,9 @@ def _account_key() -> str:
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP"], methods=["POST"])
 def signup():
     form = SignUpForm()
-    form.home_centre_id.choices = [(c.id, f"{c.name} ({c.code})") for c in all_centres()]
+    form.home_centre_id.choices = [
+        SelectChoice(c.id, f"{c.name} ({c.code})") for c in all_centres()
+    ]
     if form.validate_on_submit():
         try:
             operations.register_company(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, SelectField, StringField, SubmitField
+from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.accounts.models import Role
@@ -18,6 +18,9 @@ ROLE_LABELS = {
 LEVEL_LABELS = {"city": _l("City"), "county": _l("County"), "township": _l("Township")}
 
 
+ROLE_CHOICES = [SelectChoice(r.value, label) for r, label in ROLE_LABELS.items() if r != "bidder"]
+
+
 def _optional_int(value):
     return int(value) if value not in (None, "", "None") else None
 
@@ -25,7 +28,7 @@ def _optional_int(value):
 class CentreForm(FlaskForm):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(min=2, max=32)])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
-    level = SelectField(_l("Level"), choices=list(LEVEL_LABELS.items()))
+    level = SelectField(_l("Level"), choices=[SelectChoice(k, v) for k, v in LEVEL_LABELS.items()])
     parent_id = SelectField(_l("Parent centre"), coerce=_optional_int, validators=[Optional()])
     submit = SubmitField(_l("Create centre"))
 
@@ -33,16 +36,12 @@ class CentreForm(FlaskForm):
 class UserForm(FlaskForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)])
     full_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=100)])
-    role = SelectField(
-        _l("Role"), choices=[(r.value, label) for r, label in ROLE_LABELS.items() if r != "bidder"]
-    )
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
     centre_id = SelectField(_l("Trading centre"), coerce=_optional_int, validators=[Optional()])
     submit = SubmitField(_l("Create account and send invitation"))
 
 
 class RoleForm(FlaskForm):
-    role = SelectField(
-        _l("Role"), choices=[(r.value, label) for r, label in ROLE_LABELS.items() if r != "bidder"]
-    )
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
     centre_id = SelectField(_l("Trading centre"), coerce=_optional_int, validators=[Optional()])
     submit = SubmitField(_l("Change role"))

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms import SelectChoice
 
 from app.accounts import operations as account_ops
 from app.accounts.forms import ButtonForm
@@ -20,8 +21,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 restrict_blueprint(bp, Role.ADMIN)
 
 
-def _centre_choices(blank: str) -> list[tuple]:
-    return [(None, blank)] + [(c.id, f"{c.name} ({c.code})") for c in centre_ops.all_centres()]
+def _centre_choices(blank: str) -> list[SelectChoice]:
+    centres = centre_ops.all_centres()
+    return [SelectChoice("", blank)] + [SelectChoice(c.id, f"{c.name} ({c.code})") for c in centres]
 
 
 @bp.route("/centres", methods=["GET", "POST"])

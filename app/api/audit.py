@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from app.api import auth, bp
+from app.api import auth, bp, roles_required
+from app.api.roles import SUPERVISION
 from app.api.schemas import AuditHead, AuditVerifyOut
 from app.audit import chain_head, verify_chain
 from app.permissions import Permission, require
@@ -8,6 +9,7 @@ from app.permissions import Permission, require
 
 @bp.get("/audit/head")
 @bp.auth_required(auth)
+@roles_required(*SUPERVISION)
 @bp.output(AuditHead)
 @bp.doc(summary="The newest event of the audit chain (supervisors, administrators)")
 def audit_head():
@@ -18,6 +20,7 @@ def audit_head():
 
 @bp.get("/audit/verify")
 @bp.auth_required(auth)
+@roles_required(*SUPERVISION)
 @bp.output(AuditVerifyOut)
 @bp.doc(summary="Recompute the audit chain and name the first broken event")
 def audit_verify():

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from flask import abort
 
-from app.api import auth, bp
+from app.api import auth, bp, roles_required
+from app.api.roles import ADMIN
 from app.api.schemas import CentreIn, CentreOut
 from app.centres import operations
 from app.centres.models import TradingCentre
@@ -25,6 +26,7 @@ def get_centre(centre_id: int):
 
 @bp.post("/centres")
 @bp.auth_required(auth)
+@roles_required(*ADMIN)
 @bp.input(CentreIn, arg_name="body")
 @bp.output(CentreOut, status_code=201)
 @bp.doc(summary="Create a trading centre (administrators)")

@@ -3,7 +3,8 @@ from __future__ import annotations
 from flask import abort, current_app
 
 from app.accounts.operations import register_company
-from app.api import auth, bp
+from app.api import auth, bp, roles_required
+from app.api.roles import DECIDERS, VIEWERS
 from app.api.schemas import CompanyOut, CompanyPage, CompanyQuery, DecisionIn, SignUpIn
 from app.companies import operations
 from app.extensions import db, limiter
@@ -22,6 +23,7 @@ def sign_up(body):
 
 @bp.get("/companies")
 @bp.auth_required(auth)
+@roles_required(*VIEWERS)
 @bp.input(CompanyQuery, location="query", arg_name="query")
 @bp.output(CompanyPage)
 @bp.doc(summary="Company registrations visible to the caller (staff: own centre)")
@@ -34,6 +36,7 @@ def list_companies(query):
 
 @bp.get("/companies/<int:company_id>")
 @bp.auth_required(auth)
+@roles_required(*VIEWERS)
 @bp.output(CompanyOut)
 @bp.doc(summary="One company registration")
 def get_company(company_id: int):
@@ -42,6 +45,7 @@ def get_company(company_id: int):
 
 @bp.post("/companies/<int:company_id>/approve")
 @bp.auth_required(auth)
+@roles_required(*DECIDERS)
 @bp.input(DecisionIn, arg_name="body")
 @bp.output(CompanyOut)
 @bp.doc(summary="Approve a pending registration (staff of its centre)")
@@ -54,6 +58,7 @@ def approve_company(company_id: int, body):
 
 @bp.post("/companies/<int:company_id>/reject")
 @bp.auth_required(auth)
+@roles_required(*DECIDERS)
 @bp.input(DecisionIn, arg_name="body")
 @bp.output(CompanyOut)
 @bp.doc(summary="Reject a pending registration with a reason (staff of its centre)")

@@ -35,7 +35,6 @@ def get_company_for(user: User, company_id: int) -> Company | None:
 
 
 def _decide(actor: User, company: Company, status: CompanyStatus, reason: str) -> None:
-    require(actor, Permission.DECIDE_COMPANY, centre_id=company.home_centre_id)
     if company.status != CompanyStatus.PENDING:
         raise Conflict(_l("This registration has already been decided."), code="already_decided")
     company.status = status
@@ -65,10 +64,12 @@ def _decide(actor: User, company: Company, status: CompanyStatus, reason: str) -
 
 
 def approve_company(actor: User, company: Company, reason: str = "") -> None:
+    require(actor, Permission.DECIDE_COMPANY, centre_id=company.home_centre_id)
     _decide(actor, company, CompanyStatus.APPROVED, reason.strip())
 
 
 def reject_company(actor: User, company: Company, reason: str) -> None:
+    require(actor, Permission.DECIDE_COMPANY, centre_id=company.home_centre_id)
     if not (reason or "").strip():
         raise OperationError(_l("Give the company a reason for the rejection."), code="reason")
     _decide(actor, company, CompanyStatus.REJECTED, reason.strip())

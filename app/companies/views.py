@@ -13,6 +13,7 @@ from app.companies.models import CompanyStatus
 from app.core.access import restrict_blueprint
 from app.core.errors import OperationError
 from app.extensions import db
+from app.permissions import Permission, require
 
 bp = Blueprint("companies", __name__, url_prefix="/centre/companies")
 restrict_blueprint(bp, Role.STAFF, Role.SUPERVISOR, Role.ADMIN)
@@ -36,9 +37,16 @@ def show(company_id: int):
     )
 
 
+def _company_to_decide(company_id: int):
+    """The company, if the user may decide on it: refused before the form is even read."""
+    company = operations.get_company_for(current_user, company_id) or abort(404)
+    require(current_user, Permission.DECIDE_COMPANY, centre_id=company.home_centre_id)
+    return company
+
+
 @bp.route("/<int:company_id>/approve", methods=["POST"])
 def approve(company_id: int):
-    company = operations.get_company_for(current_user, company_id) or abort(404)
+    company = _company_to_decide(company_id)
     form = ApproveForm()
     if form.validate_on_submit():
         return _decide(company, operations.approve_company, form.reason.data or "")
@@ -48,7 +56,7 @@ def approve(company_id: int):
 
 @bp.route("/<int:company_id>/reject", methods=["POST"])
 def reject(company_id: int):
-    company = operations.get_company_for(current_user, company_id) or abort(404)
+    company = _company_to_decide(company_id)
     form = RejectForm()
     if form.validate_on_submit():
         return _decide(company, operations.reject_company, form.reason.data)

@@ -83,7 +83,8 @@ def test_duplicate_registration_number_is_refused_and_nothing_stored(client, mak
 
 def test_invalid_registration_number_is_refused(client, make_centre):
     response = client.post(
-        "/accounts/signup", data=signup_form(make_centre(), registration_number="91330100MA0000000X")
+        "/accounts/signup",
+        data=signup_form(make_centre(), registration_number="91330100MA0000000X"),
     )
     assert response.status_code == 400
     assert b"not a valid unified social credit code" in response.data
@@ -150,7 +151,10 @@ def test_password_reset(client, make_user, outbox):
     # The link works once.
     response = client.post(link, data={"password": new + "2", "confirm": new + "2"})
     assert response.status_code == 400
-    assert client.post("/accounts/login", data={"email": user.email, "password": new}).status_code == 302
+    assert (
+        client.post("/accounts/login", data={"email": user.email, "password": new}).status_code
+        == 302
+    )
 
 
 def test_logout_needs_post(auth, client, make_user):

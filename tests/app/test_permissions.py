@@ -1,0 +1,167 @@
+"""Every URL rule of the app, called as every role: the expected allow/deny holds.
+
+A new route without an entry in EXPECTED fails `test_every_route_has_an_expectation`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.accounts import operations as account_ops
+from app.accounts.models import Role
+from app.companies.models import CompanyStatus
+from tests.conftest import AuthActions
+
+ROLES = ["anonymous", "bidder", "expert", "staff_a", "staff_b", "custodian", "supervisor", "admin"]
+PUBLIC = frozenset(ROLES)
+SIGNED_IN = PUBLIC - {"anonymous"}
+STAFF_ANY = frozenset({"staff_a", "staff_b", "supervisor", "admin"})
+CENTRE_A_READ = frozenset({"staff_a", "supervisor", "admin"})
+CENTRE_A_DECIDE = frozenset({"staff_a", "admin"})
+SUPERVISION = frozenset({"supervisor", "admin"})
+ADMIN = frozenset({"admin"})
+
+# endpoint -> roles allowed. The company used is pending, in centre A.
+EXPECTED = {
+    "static": PUBLIC,
+    "vendor.static": PUBLIC,
+    "main.home": PUBLIC,
+    "main.set_language": PUBLIC,
+    "main.health": PUBLIC,
+    "accounts.signup": PUBLIC,
+    "accounts.confirm_email": PUBLIC,
+    "accounts.resend_confirmation": PUBLIC,
+    "accounts.login": PUBLIC,
+    "accounts.two_factor": PUBLIC,
+    "accounts.logout": PUBLIC,
+    "accounts.request_reset": PUBLIC,
+    "accounts.reset_password": PUBLIC,
+    "accounts.profile": SIGNED_IN,
+    "accounts.create_token": SIGNED_IN,
+    "accounts.revoke_token": SIGNED_IN,
+    "companies.index": STAFF_ANY,
+    "companies.show": CENTRE_A_READ,
+    "companies.approve": CENTRE_A_DECIDE,
+    "companies.reject": CENTRE_A_DECIDE,
+    "admin.centres": ADMIN,
+    "admin.users": ADMIN,
+    "admin.user": ADMIN,
+    "admin.toggle_user": ADMIN,
+    "supervision.dashboard": SUPERVISION,
+    "supervision.audit": SUPERVISION,
+    "supervision.audit_verify": SUPERVISION,
+    "openapi.spec": PUBLIC,
+    "api.create_token": PUBLIC,
+    "api.revoke_current_token": SIGNED_IN,
+    "api.me": SIGNED_IN,
+    "api.list_centres": PUBLIC,
+    "api.get_centre": PUBLIC,
+    "api.create_centre": ADMIN,
+    "api.sign_up": PUBLIC,
+    "api.list_companies": STAFF_ANY,
+    "api.get_company": CENTRE_A_READ,
+    "api.approve_company": CENTRE_A_DECIDE,
+    "api.reject_company": CENTRE_A_DECIDE,
+    "api.audit_head": SUPERVISION,
+    "api.audit_verify": SUPERVISION,
+}
+
+
+def test_every_route_has_an_expectation(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - EXPECTED.keys() == set(), "add the new routes to EXPECTED"
+    assert EXPECTED.keys() - endpoints == set(), "EXPECTED names routes that do not exist"
+
+
+def test_every_non_public_blueprint_has_a_role_gate(app):
+    for name, blueprint in app.blueprints.items():
+        endpoints = {e for e in EXPECTED if e.startswith(name + ".")}
+        if endpoints and all(EXPECTED[e] <= STAFF_ANY for e in endpoints):
+            assert getattr(blueprint, "allowed_roles", None), f"{name} has no role gate"
+
+
+@pytest.fixture
+def world(app, make_centre, make_company, make_user):
+    centre_a, centre_b = make_centre(), make_centre()
+    users = {
+        "bidder": make_user(Role.BIDDER),
+        "expert": make_user(Role.EXPERT),
+        "staff_a": make_user(Role.STAFF, centre=centre_a),
+        "staff_b": make_user(Role.STAFF, centre=centre_b),
+        "custodian": make_user(Role.CUSTODIAN, centre=centre_a),
+        "supervisor": make_user(Role.SUPERVISOR),
+        "admin": make_user(Role.ADMIN),
+    }
+    company = make_company(centre=centre_a, status=CompanyStatus.PENDING)
+    # Objects the walk may change without disturbing the signed-in role users.
+    spare_user = make_user(Role.EXPERT)
+    spare_token = account_ops.create_api_token(users["admin"], "spare")
+    spare_token_id = account_ops.api_token_record(spare_token).id
+    return {
+        "centre": centre_a,
+        "company": company,
+        "users": users,
+        "spare_user": spare_user,
+        "spare_token_id": spare_token_id,
+    }
+
+
+def url_args(rule, world) -> dict:
+    values = {
+        "company_id": world["company"].id,
+        "centre_id": world["centre"].id,
+        "user_id": world["spare_user"].id,
+        "token_id": world["spare_token_id"],
+        "token": "not-a-token",
+        "code": "ko",
+        "filename": "css/app.css" if rule.endpoint == "static" else "pico.min.css",
+    }
+    return {name: values[name] for name in rule.arguments}
+
+
+def denied(response, api: bool) -> bool:
+    if response.status_code in (401, 403):
+        return True
+    location = response.headers.get("Location", "")
+    return not api and response.status_code == 302 and "/accounts/login?next=" in location
+
+
+def clients_by_role(app, world):
+    from app.extensions import db
+
+    clients, tokens = {}, {}
+    for role in ROLES:
+        client = app.test_client()
+        if role != "anonymous":
+            user = world["users"][role]
+            AuthActions(client).login(user)
+            tokens[role] = account_ops.create_api_token(user, "walk")
+        clients[role] = client
+    db.session.commit()
+    return clients, tokens
+
+
+def test_every_route_as_every_role(app, world):
+    clients, tokens = clients_by_role(app, world)
+    # Sign-out last, so every other call is made signed in.
+    rules = sorted(
+        app.url_map.iter_rules(), key=lambda r: (r.endpoint == "accounts.logout", r.rule)
+    )
+    failures = []
+    for rule in rules:
+        allowed = EXPECTED[rule.endpoint]
+        api = rule.rule.startswith("/api/") and rule.endpoint != "openapi.spec"
+        methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+        path = rule.build(url_args(rule, world), append_unknown=False)[1]
+        # Denied roles first: allowed POSTs may change the state the others would see.
+        for role in sorted(ROLES, key=lambda r: r in allowed):
+            for method in methods:
+                headers = (
+                    {"Authorization": f"Bearer {tokens[role]}"} if api and role in tokens else {}
+                )
+                kwargs = {"json": {}} if api and method != "GET" else {"data": {}}
+                response = clients[role].open(path, method=method, headers=headers, **kwargs)
+                response.close()
+                if denied(response, api) == (role in allowed):
+                    failures.append(f"{method} {path} as {role}: {response.status_code}")
+    assert failures == [], "\n".join(failures)
