@@ -87,7 +87,9 @@ class Config:
     MAIL_USE_TLS = _bool("MAIL_USE_TLS", True)
     MAIL_BACKEND = "smtp" if MAIL_SERVER else os.environ.get("MAIL_BACKEND", "file")
     MAIL_FILE_PATH = str(INSTANCE_DIR / "mail")
-    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Fairbid <no-reply@fairbid.example>")
+    MAIL_DEFAULT_SENDER = os.environ.get(
+        "MAIL_DEFAULT_SENDER", "Fairbid <no-reply@fairbid.example>"
+    )
 
     # Accounts.
     EMAIL_TOKEN_MAX_AGE = 2 * 24 * 3600

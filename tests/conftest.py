@@ -93,30 +93,27 @@ def app(_app):
     """The app with a clean database: everything a test writes is rolled back."""
     from app.extensions import db, limiter, redis_client
 
-    request_started.connect(_forget_request_user, _app)
-
     with _app.app_context():
+        _app.extensions["mailman"].outbox = []  # the locmem backend's captured mail
+        limiter.reset()
+        redis_client.client.flushdb()
         connection = db.engine.connect()
         transaction = connection.begin()
         original_session = db.session
         db.session = orm.scoped_session(
             orm.sessionmaker(
-                bind=connection,
-                join_transaction_mode="create_savepoint",
-                expire_on_commit=True,
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=True
             )
         )
-        _app.extensions["mailman"].outbox = []  # the locmem backend's captured mail
-        limiter.reset()
-        redis_client.client.flushdb()
+        request_started.connect(_forget_request_user, _app)
         try:
             yield _app
         finally:
+            request_started.disconnect(_forget_request_user, _app)
             db.session.remove()
             db.session = original_session
             transaction.rollback()
             connection.close()
-            request_started.disconnect(_forget_request_user, _app)
 
 
 @pytest.fixture

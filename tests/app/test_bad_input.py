@@ -1,0 +1,166 @@
+"""Bad input gets a clear error and nothing is stored."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from app.accounts.models import User
+from app.companies.models import Company
+from app.extensions import db
+from tests.app.test_accounts import signup_form
+from tests.factories import PASSWORD
+
+
+def counts():
+    return (
+        db.session.scalar(select(func.count(User.id))),
+        db.session.scalar(select(func.count(Company.id))),
+    )
+
+
+@pytest.fixture
+def csrf_app(app):
+    app.config["WTF_CSRF_ENABLED"] = True
+    yield app
+    app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_missing_or_wrong_csrf_token_is_refused(csrf_app, make_centre):
+    client = csrf_app.test_client()
+    centre = make_centre()
+    before = counts()
+    response = client.post("/accounts/signup", data=signup_form(centre))
+    assert response.status_code == 400
+    assert b"This form has expired or did not come from Fairbid" in response.data
+    response = client.post(
+        "/accounts/signup", data={**signup_form(centre), "csrf_token": "forged.token.value"}
+    )
+    assert response.status_code == 400
+    assert counts() == before
+
+
+def test_form_with_the_right_csrf_token_goes_through(csrf_app, make_centre):
+    import re
+
+    client = csrf_app.test_client()
+    centre = make_centre()
+    page = client.get("/accounts/signup").data.decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    response = client.post("/accounts/signup", data={**signup_form(centre), "csrf_token": token})
+    assert response.status_code == 200
+    assert counts()[1] == 1
+
+
+def test_malformed_form_shows_field_errors(client):
+    response = client.post("/accounts/signup", data={"email": "not-an-email"})
+    assert response.status_code == 400
+    assert b'aria-invalid="true"' in response.data
+    assert counts() == (0, 0)
+
+
+def test_overlong_fields_are_refused(client, make_centre):
+    centre = make_centre()
+    response = client.post("/accounts/signup", data=signup_form(centre, company_name="x" * 201))
+    assert response.status_code == 400
+    assert b"200" in response.data  # "Field cannot be longer than 200 characters."
+    assert counts() == (0, 0)
+
+
+def test_body_over_the_size_limit_is_413(app, client):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    response = client.post("/accounts/reset", data={"email": "a" * 5000 + "@x.example"})
+    app.config["MAX_CONTENT_LENGTH"] = limit
+    assert response.status_code == 413
+    assert b"larger than the limit" in response.data
+
+
+def test_non_utf8_form_body_is_refused(client, make_centre):
+    centre = make_centre()
+    body = b"company_name=\xff\xfe\xfa&home_centre_id=" + str(centre.id).encode()
+    response = client.post(
+        "/accounts/signup", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert b"not sent as UTF-8" in response.data
+    assert counts() == (0, 0)
+
+
+def test_non_utf8_json_body_is_refused(client):
+    response = client.post(
+        "/api/v1/companies", data=b'{"company_name": "\xff"}', content_type="application/json"
+    )
+    assert response.status_code in (400, 422)
+    assert response.is_json
+    assert counts() == (0, 0)
+
+
+def test_brute_force_sign_in_is_rate_limited(client, make_user):
+    user = make_user()
+    statuses = [
+        client.post(
+            "/accounts/login", data={"email": user.email, "password": "wrong-1234"}
+        ).status_code
+        for _ in range(6)
+    ]
+    assert statuses[:5] == [401] * 5
+    assert statuses[5] == 429
+    # Even the right password waits until the window passes.
+    response = client.post("/accounts/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 429
+    assert b"Too many attempts" in response.data
+
+
+def test_rate_limit_counts_per_account_across_addresses(app, make_user):
+    user = make_user()
+    for n in range(5):
+        app.test_client().post(
+            "/accounts/login",
+            data={"email": user.email, "password": "wrong-1234"},
+            environ_base={"REMOTE_ADDR": f"10.0.0.{n}"},
+        )
+    response = app.test_client().post(
+        "/accounts/login",
+        data={"email": user.email, "password": "wrong-1234"},
+        environ_base={"REMOTE_ADDR": "10.0.0.99"},
+    )
+    assert response.status_code == 429
+
+
+def test_unknown_locale_is_a_clear_404(client):
+    response = client.get("/language/xx")
+    assert response.status_code == 404
+    assert b"This language is not available" in response.data
+    assert "fairbid_lang" not in response.headers.get("Set-Cookie", "")
+
+
+def test_open_redirect_is_refused(client):
+    response = client.get("/language/ko?next=https://evil.example/")
+    assert response.headers["Location"] == "/"
+    response = client.get("/language/ko?next=//evil.example/")
+    assert response.headers["Location"] == "/"
+
+
+def test_unknown_page_and_wrong_method(client):
+    assert client.get("/no/such/page").status_code == 404
+    response = client.put("/accounts/login")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"]
+
+
+def test_security_headers(client):
+    response = client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_session_cookie_flags(client, make_user):
+    user = make_user()
+    response = client.post("/accounts/login", data={"email": user.email, "password": PASSWORD})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

@@ -1,0 +1,106 @@
+"""In a real browser: a company signs up, confirms its e-mail, signs in, reads Korean;
+demo staff sign in with their second factor in all three languages."""
+
+from __future__ import annotations
+
+import re
+
+import pyotp
+from playwright.sync_api import expect
+
+from app.accounts import security
+from app.accounts.models import Role, User
+from app.centres.models import TradingCentre
+from app.core.types import utcnow
+from app.extensions import db
+from tests.factories import PASSWORD, valid_uscc
+
+
+def test_bidder_signs_up_confirms_signs_in_and_switches_to_korean(
+    live_app, live_server, page, outbox
+):
+    with live_app.app_context():
+        centre = TradingCentre(code="BRW", name="Browser City Centre", level="city")
+        db.session.add(centre)
+        db.session.commit()
+
+    page.goto(live_server + "/")
+    page.get_by_role("button", name="Register a company").first.click()
+    page.get_by_label("Company name").fill("Playwright Paving Co., Ltd.")
+    page.get_by_label("Unified social credit code").fill(valid_uscc(880001))
+    page.get_by_label("Legal representative").fill("Chen Yi")
+    page.get_by_label("Your name").fill("Chen Er")
+    page.get_by_label("Phone").fill("+86 571 5555 0101")
+    page.get_by_label("Trading centre").select_option(label="Browser City Centre (BRW)")
+    page.get_by_label("E-mail").fill("chen@paving.example")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Repeat password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Check your e-mail")).to_be_visible()
+
+    assert len(outbox) == 1 and outbox[0].to == ["chen@paving.example"]
+    link = re.search(r"https?://\S+", outbox[0].body).group(0)
+    page.goto(link)
+    expect(page.get_by_text("Your e-mail address is confirmed")).to_be_visible()
+
+    page.get_by_label("E-mail").fill("chen@paving.example")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Chen Er").click()
+    expect(page.locator("#company-status")).to_contain_text("Waiting for the trading centre")
+
+    page.locator("details.dropdown summary").click()
+    page.get_by_role("link", name="한국어").click()
+    expect(page.locator("html")).to_have_attribute("lang", "ko")
+    expect(page.get_by_role("heading", name="내 계정")).to_be_visible()
+    expect(page.get_by_role("button", name="로그아웃")).to_be_visible()
+
+
+def _staff(live_app, email: str) -> tuple[str, str]:
+    secret = pyotp.random_base32()
+    with live_app.app_context():
+        centre = TradingCentre(
+            code=f"S{abs(hash(email)) % 10**6}", name="Staff Centre", level="city"
+        )
+        db.session.add(centre)
+        db.session.flush()
+        db.session.add(
+            User(
+                email=email,
+                full_name="Staff Person",
+                role=Role.STAFF,
+                centre_id=centre.id,
+                password_hash=security.hash_password(PASSWORD),
+                email_confirmed_at=utcnow(),
+                totp_secret=secret,
+                totp_enabled_at=utcnow(),
+            )
+        )
+        db.session.commit()
+    return email, secret
+
+
+def test_staff_sign_in_with_totp_in_three_languages(live_app, live_server, browser):
+    cases = [
+        ("en-GB", "Sign in", "Verify", "Company registrations"),
+        ("ko-KR", "로그인", "확인", None),
+        ("zh-CN", "登录", "验证", None),
+    ]
+    for locale, sign_in, verify, heading in cases:
+        email, secret = _staff(live_app, f"staff-{locale.lower()}@example.com")
+        context = browser.new_context(locale=locale)
+        page = context.new_page()
+        page.goto(live_server + "/accounts/login")
+        page.locator("#email").fill(email)
+        page.locator("#password").fill(PASSWORD)
+        page.get_by_role("button", name=sign_in).click()
+        page.locator("#code").fill(pyotp.TOTP(secret).now())
+        page.get_by_role("button", name=verify).click()
+        page.goto(live_server + "/centre/companies/")
+        expect(page.locator("h1")).to_be_visible()
+        if heading:
+            expect(page.locator("h1")).to_have_text(heading)
+        assert page.locator("html").get_attribute("lang") == locale.split("-")[0].replace(
+            "zh", "zh-Hans"
+        )
+        context.close()
