@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import nullcontext
 
 import pyotp
 import pytest
 import sqlalchemy as sa
-from flask import g, request_started
+from flask import g, has_app_context, request_started
 from sqlalchemy import orm
 
 from config import TestingConfig, normalise_database_url
@@ -126,9 +127,39 @@ def runner(app):
     return app.test_cli_runner()
 
 
+class Outbox:
+    """Captured e-mail. With a real Redis the mail jobs sit in the queue, so a burst
+    worker runs them (in this process and app context) before each look."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def messages(self) -> list:
+        if self.app.config["REDIS_URL"]:
+            from rq import SimpleWorker
+
+            from app.extensions import get_queue
+
+            # Popping a second app context would end the test's database session.
+            context = nullcontext() if has_app_context() else self.app.app_context()
+            with context:
+                queue = get_queue()
+                SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        return self.app.extensions["mailman"].__dict__.setdefault("outbox", [])
+
+    def __len__(self) -> int:
+        return len(self.messages())
+
+    def __getitem__(self, index):
+        return self.messages()[index]
+
+    def clear(self) -> None:
+        self.messages().clear()
+
+
 @pytest.fixture
 def outbox(app):
-    return app.extensions["mailman"].outbox
+    return Outbox(app)
 
 
 def totp_now(user) -> str:

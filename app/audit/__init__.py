@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 from app.audit.chain import GENESIS, ChainBreak, canonical_json, event_hash, verify_events
 from app.audit.models import AuditEvent, chain_dict
 from app.core.types import utcnow
+from app.events import AUDIT_CHANNEL, publish_after_commit
 from app.extensions import db
 
 __all__ = ["AuditEvent", "ChainBreak", "append_event", "chain_head", "verify_chain"]
@@ -58,6 +59,11 @@ def append_event(
     event.hash = event_hash(event.as_chain_dict())
     session.add(event)
     session.flush()
+    # Live pages hear of it after commit; the payload carries no event data.
+    publish_after_commit(
+        AUDIT_CHANNEL,
+        {"seq": seq, "action": action, "centre_id": centre_id, "at": event.occurred_at},
+    )
     return event
 
 

@@ -19,6 +19,9 @@ _KEY = "fairbid_after_commit"
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    # Tie the callback to a transaction even if nothing was written yet, so that a
+    # rollback (which is a no-op without one) still cancels it.
+    session.connection()
     session.info.setdefault(_KEY, []).append(callback)
 
 
@@ -36,6 +39,9 @@ def _run_callbacks(session: Session) -> None:
             )
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_callbacks(session: Session) -> None:
-    session.info.pop(_KEY, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_callbacks(session: Session, previous_transaction) -> None:
+    # Only the outermost rollback cancels them: a rolled-back savepoint inside a transaction
+    # that then commits must not lose the outer work's side effects.
+    if previous_transaction.parent is None:
+        session.info.pop(_KEY, None)

@@ -8,7 +8,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import build_app
+from tests.conftest import Outbox, build_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -64,6 +64,6 @@ def page(browser):
 
 @pytest.fixture
 def outbox(live_app):
-    outbox = live_app.extensions["mailman"].__dict__.setdefault("outbox", [])
+    outbox = Outbox(live_app)
     outbox.clear()
     return outbox

@@ -1,0 +1,69 @@
+"""Background jobs (RQ). Jobs take plain values, run in an app context, and are enqueued
+only after the transaction that motivates them commits.
+
+Queue names are constants; `rq worker fairbid --url $REDIS_URL` runs them in production.
+With the embedded defaults (no REDIS_URL) the queue is synchronous and jobs run inline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import redis
+from flask import Flask, current_app, has_app_context
+from flask_mailman import EmailMessage
+
+from app.core.transaction import after_commit
+from app.extensions import db, get_queue
+
+log = logging.getLogger(__name__)
+
+QUEUE_DEFAULT = "fairbid"
+_worker_app: Flask | None = None
+
+
+def in_app_context(job: Callable) -> Callable:
+    """Give a job an app context: the caller's (inline, tests) or a worker's own app."""
+
+    @wraps(job)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            return job(*args, **kwargs)
+        global _worker_app
+        if _worker_app is None:
+            from app import create_app
+
+            _worker_app = create_app()
+        with _worker_app.app_context():
+            try:
+                return job(*args, **kwargs)
+            finally:
+                db.session.remove()
+
+    return wrapper
+
+
+def enqueue_after_commit(job: Callable, *args: Any, **kwargs: Any) -> None:
+    def enqueue() -> None:
+        try:
+            get_queue().enqueue(job, *args, **kwargs)
+        except redis.RedisError:
+            # Degraded mode: Redis is down, so do the work now rather than lose it.
+            log.warning("queue unavailable; running %s inline", job.__name__)
+            job(*args, **kwargs)
+
+    enqueue.__name__ = f"enqueue_{job.__name__}"
+    after_commit(db.session(), enqueue)
+
+
+@in_app_context
+def send_email(to: str, subject: str, body: str) -> None:
+    EmailMessage(subject=subject, body=body, to=[to]).send()
+    log.info("mail sent to %s: %s", to.split("@")[-1], subject)
+
+
+def queue_name() -> str:
+    return current_app.config["RQ_QUEUE"]

@@ -1,0 +1,125 @@
+"""``python -m evaluation``: score, verify and validate scoring files.
+
+Exit status: 0 done (verified); 1 ``verify`` found differences; 2 the input could not be
+used (unreadable, not a valid scoring file, a PDF, a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evaluation.model import ScoringFileError
+from evaluation.scoring_file import (
+    FORMAT_HELP,
+    dumps,
+    is_pdf,
+    parse_json,
+    schema,
+    score,
+    validate,
+    verify,
+)
+
+EXIT_OK = 0
+EXIT_DIFFERENT = 1
+EXIT_UNUSABLE = 2
+
+PDF_MESSAGE = (
+    "{name} is a PDF. Reading the scoring file embedded in a signed evaluation record needs "
+    "the embedded-file support that comes with signed records; until then extract "
+    "scoring.json from the PDF first (e.g. `pdfdetach -saveall {name}`) and verify that file."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation",
+        description="Score a tender's bids from a scoring file, or verify a scored one.\n"
+        "Exit status: 0 done (verified); 1 verify found differences; 2 FILE cannot be used\n"
+        "(unreadable, not a valid scoring file, a PDF).",
+        epilog=FORMAT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p_score = sub.add_parser(
+        "score",
+        help="print the scoring file completed with its result",
+        description="Validate FILE, compute the evaluation and print the completed scoring "
+        "file (canonical JSON). An existing result in FILE is replaced.",
+        epilog=FORMAT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_score.add_argument("file", metavar="FILE", help="scoring file, or - for standard input")
+    p_score.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+    p_verify = sub.add_parser(
+        "verify",
+        help="recompute the result and list every difference",
+        description="Recompute the result from the input part of FILE and compare it with "
+        "the recorded one. Exit 0 when identical, 1 listing every difference, 2 when FILE "
+        "cannot be used.",
+    )
+    p_verify.add_argument("file", metavar="FILE", help="scored scoring file, or - for stdin")
+    p_validate = sub.add_parser(
+        "validate",
+        help="check FILE against the format and list every problem",
+        description="Check the input part of FILE (the JSON Schema plus the rules it cannot "
+        "express) and list every problem with its path.",
+    )
+    p_validate.add_argument("file", metavar="FILE", help="scoring file, or - for stdin")
+    sub.add_parser("schema", help="print the JSON Schema of the scoring file")
+    return parser
+
+
+def _read(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    return Path(name).read_bytes()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        sys.stdout.write(json.dumps(schema(), indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    try:
+        data = _read(args.file)
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if is_pdf(data):
+        print(f"error: {PDF_MESSAGE.format(name=args.file)}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    try:
+        doc = parse_json(data)
+        if args.command == "score":
+            text = dumps(score(doc))
+            if args.output:
+                Path(args.output).write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text)
+            return EXIT_OK
+        if args.command == "validate":
+            validate(doc)
+            print(f"{args.file}: valid scoring file")
+            return EXIT_OK
+        differences = verify(doc)
+    except ScoringFileError as exc:
+        print(f"error: {args.file} is not a valid scoring file:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if differences:
+        print(f"{args.file}: {len(differences)} difference(s) from the recomputed result:")
+        for difference in differences:
+            print(f"  {difference}")
+        return EXIT_DIFFERENT
+    print(f"{args.file}: verified, the result matches the recomputation")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
