@@ -78,6 +78,4 @@ redis_client = RedisClient()
 def get_queue() -> Queue:
     """The RQ queue; jobs run inline when Redis is the in-process stand-in."""
     is_async = bool(current_app.config["REDIS_URL"])
-    return Queue(
-        current_app.config["RQ_QUEUE"], connection=redis_client.client, is_async=is_async
-    )
+    return Queue(current_app.config["RQ_QUEUE"], connection=redis_client.client, is_async=is_async)

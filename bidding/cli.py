@@ -1,0 +1,355 @@
+"""``python -m bidding``: seal, inspect and open envelopes, verify receipts and inclusion.
+
+Usable by a bidder without the platform.  Exit codes: 0 success (valid), 1 refused or
+invalid (the reason is printed on stderr), 2 usage error or an input file that cannot be
+read or parsed as a key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from . import envelope as env
+from . import keys, merkle, receipts
+from .canonical import CanonicalJSONError, parse_json
+from .errors import BiddingError, MalformedKey, WrongPassphrase
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+_EPILOG = "Exit status: 0 success, 1 refused or invalid (reason on stderr), 2 usage/input error."
+
+
+class _InputError(Exception):
+    """An input file cannot be read or used (exit 2)."""
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def _load_key(path: str, loader: Any, what: str, **kwargs: Any) -> Any:
+    data = _read(path, what)
+    try:
+        return loader(data, **kwargs)
+    except (MalformedKey, WrongPassphrase) as exc:
+        raise _InputError(f"{what} {path}: {exc}") from exc
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    key = keys.generate_platform_key() if args.type == "platform" else keys.generate_tender_key()
+    try:
+        private_path, public_path = keys.save_key_pair(args.out, key, name=args.type)
+    except FileExistsError as exc:
+        print(f"error: {exc}; refusing to overwrite", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"wrote {private_path} (private, keep it secret) and {public_path} (public)")
+    return EXIT_OK
+
+
+def _cmd_seal(args: argparse.Namespace) -> int:
+    public_key = _load_key(args.tender_key, keys.load_public_key_pem, "tender public key")
+    raw_commercial = _read(args.commercial, "commercial file")
+    try:
+        fields = parse_json(raw_commercial)
+        if not isinstance(fields, dict):
+            raise ValueError("the commercial file must hold a JSON object")
+        commercial = env.encode_commercial(fields)
+    except (CanonicalJSONError, ValueError) as exc:
+        print(f"error: {args.commercial}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"error: {out} exists (use --force to replace it)", file=sys.stderr)
+        return EXIT_INVALID
+    with contextlib.ExitStack() as stack:
+        try:
+            technical = stack.enter_context(open(args.technical, "rb"))
+            qualifications = [stack.enter_context(open(path, "rb")) for path in args.qualification]
+        except OSError as exc:
+            raise _InputError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        parts = env.bid_parts(commercial, technical, qualifications)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent or ".")
+        try:
+            with open(fd, "wb") as sink:
+                result = env.seal(sink, public_key, args.tender, args.bidder, parts)
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.replace(temp_name, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            raise
+    print(f"sealed {out}: {result.size} bytes")
+    print(f"envelope SHA-256: {result.sha256}")
+    for part in result.header.parts:
+        print(f"  part {part.name}: {part.size} bytes")
+    return EXIT_OK
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    try:
+        handle = open(args.envelope, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise _InputError(f"cannot read envelope {args.envelope}: {exc.strerror}") from exc
+    with handle:
+        info = env.inspect_envelope(
+            handle, expected_tender=args.tender, expected_bidder=args.bidder
+        )
+    header = info.header
+    print(f"envelope format {header.version}, tender {header.tender}, bidder {header.bidder}")
+    print(f"size {info.size} bytes, SHA-256 {info.sha256}")
+    print(f"chunks: {header.chunk_count} of up to {header.chunk_size} bytes")
+    for part in header.parts:
+        print(f"  part {part.name}: {part.size} bytes")
+    print("well-formed (content not verified: that needs the tender private key)")
+    return EXIT_OK
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    passphrase = None
+    if args.passphrase_env:
+        value = os.environ.get(args.passphrase_env)
+        if value is None:
+            raise _InputError(f"environment variable {args.passphrase_env} is not set")
+        passphrase = value.encode("utf-8")
+    private_key = _load_key(
+        args.tender_private_key,
+        keys.load_private_key_pem,
+        "tender private key",
+        passphrase=passphrase,
+    )
+    try:
+        handle = open(args.envelope, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise _InputError(f"cannot read envelope {args.envelope}: {exc.strerror}") from exc
+    with handle:
+        try:
+            opened = env.open_envelope(
+                handle,
+                private_key,
+                args.out,
+                expected_tender=args.tender,
+                expected_bidder=args.bidder,
+                expected_sha256=args.expected_sha256,
+            )
+        except FileExistsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+    header = opened.header
+    print(f"opened envelope of bidder {header.bidder} for tender {header.tender}")
+    for name, path in opened.files.items():
+        print(f"  {name}: {path}")
+    try:
+        env.decode_commercial(opened.files["commercial"].read_bytes())
+    except ValueError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _platform_key(path: str) -> Ed25519PublicKey:
+    key: Ed25519PublicKey = _load_key(
+        path, keys.load_public_key_pem, "platform public key", kind=Ed25519PublicKey
+    )
+    return key
+
+
+def _cmd_verify_receipt(args: argparse.Namespace) -> int:
+    public_key = _platform_key(args.platform_key)
+    data = _read(args.receipt, "receipt")
+    receipt = receipts.verify_receipt(data, public_key)
+    if args.envelope:
+        try:
+            with open(args.envelope, "rb") as handle:
+                info = env.inspect_envelope(handle)
+        except OSError as exc:
+            raise _InputError(f"cannot read envelope {args.envelope}: {exc.strerror}") from exc
+        if info.sha256 != receipt.envelope_sha256 or info.size != receipt.size:
+            print(
+                f"invalid: the receipt is for envelope {receipt.envelope_sha256} "
+                f"({receipt.size} bytes), {args.envelope} is {info.sha256} ({info.size} bytes)",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+    print(
+        f"valid receipt: tender {receipt.tender}, bidder {receipt.bidder}, "
+        f"sequence {receipt.sequence}, received {receipt.received_at}"
+    )
+    print(f"envelope SHA-256 {receipt.envelope_sha256}, {receipt.size} bytes")
+    if args.envelope:
+        print(f"{args.envelope} matches the receipt")
+    return EXIT_OK
+
+
+def _cmd_verify_inclusion(args: argparse.Namespace) -> int:
+    public_key = _platform_key(args.platform_key) if args.platform_key else None
+    receipt_data = _read(args.receipt, "receipt")
+    record_data = _read(args.sealing_record, "sealing record")
+    if public_key is not None:
+        receipt = receipts.verify_receipt(receipt_data, public_key)
+    else:
+        _, body = receipts.load_document(
+            receipt_data, receipts.RECEIPT_FORMAT, "receipt", "receipt"
+        )
+        receipt = receipts.Receipt.from_json(body)
+        print(
+            "warning: no --platform-key: signatures not checked, only the Merkle proof",
+            file=sys.stderr,
+        )
+    record = merkle.verify_sealing_record(record_data, public_key)
+    index = merkle.verify_receipt_inclusion(receipt, record)
+    print(
+        f"included: envelope {receipt.envelope_sha256} is leaf {index} of {record.size} "
+        f"in the sealing record of tender {record.tender} (root {record.root}, "
+        f"sealed {record.sealed_at})"
+    )
+    return EXIT_OK
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bidding",
+        description="Fairbid sealed bids: seal and open envelopes, verify receipts and "
+        "sealing-record inclusion, offline.",
+        epilog=_EPILOG,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, epilog=_EPILOG)
+
+    p = command("seal", "Seal a bid into an envelope for a tender's public key.")
+    p.add_argument(
+        "--tender-key",
+        required=True,
+        metavar="KEY.pem",
+        help="the tender's public key (PEM, X25519), from the tender page",
+    )
+    p.add_argument("--tender", required=True, metavar="ID", help="tender id")
+    p.add_argument("--bidder", required=True, metavar="ID", help="your bidder id")
+    p.add_argument(
+        "--commercial",
+        required=True,
+        metavar="BID.json",
+        help="commercial fields as a JSON object; amounts as decimal strings, "
+        'e.g. {"price": "1234567.89"}',
+    )
+    p.add_argument("--technical", required=True, metavar="FILE", help="technical proposal file")
+    p.add_argument(
+        "--qualification",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="qualification document (repeat for several, kept in order)",
+    )
+    p.add_argument("--out", required=True, metavar="BID.env", help="envelope to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_cmd_seal)
+
+    p = command("inspect", "Check an envelope's header and framing (no key needed).")
+    p.add_argument("envelope", metavar="ENVELOPE")
+    p.add_argument("--tender", metavar="ID", help="refuse unless the envelope is for this tender")
+    p.add_argument("--bidder", metavar="ID", help="refuse unless the envelope is from this bidder")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = command("verify-receipt", "Verify a receipt's platform signature.")
+    p.add_argument("receipt", metavar="RECEIPT.json")
+    p.add_argument(
+        "--platform-key",
+        required=True,
+        metavar="PUB.pem",
+        help="the platform's Ed25519 public key (PEM)",
+    )
+    p.add_argument(
+        "--envelope",
+        metavar="ENVELOPE",
+        help="also check that this envelope file is the one receipted",
+    )
+    p.set_defaults(func=_cmd_verify_receipt)
+
+    p = command("verify-inclusion", "Verify that a receipt's envelope is in a sealing record.")
+    p.add_argument("receipt", metavar="RECEIPT.json")
+    p.add_argument("sealing_record", metavar="SEALING_RECORD.json")
+    p.add_argument(
+        "--platform-key",
+        metavar="PUB.pem",
+        help="also verify both signatures with the platform's public key",
+    )
+    p.set_defaults(func=_cmd_verify_inclusion)
+
+    p = command("open", "Verify and decrypt an envelope into a directory (all or nothing).")
+    p.add_argument("envelope", metavar="ENVELOPE")
+    p.add_argument(
+        "--tender-private-key",
+        required=True,
+        metavar="KEY.pem",
+        help="the tender's private key (PEM, X25519)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory to create (must not exist, or be empty)",
+    )
+    p.add_argument("--tender", metavar="ID", help="refuse unless the envelope is for this tender")
+    p.add_argument("--bidder", metavar="ID", help="refuse unless the envelope is from this bidder")
+    p.add_argument(
+        "--expected-sha256",
+        metavar="HEX",
+        help="refuse unless the envelope has this SHA-256 (from its receipt)",
+    )
+    p.add_argument(
+        "--passphrase-env",
+        metavar="VAR",
+        help="environment variable holding the private key's PEM passphrase",
+    )
+    p.set_defaults(func=_cmd_open)
+
+    p = command("keygen", "Generate a test key pair (PEM) into a directory.")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--type",
+        choices=["tender", "platform"],
+        default="tender",
+        help="tender: X25519 for sealing (default); platform: Ed25519 for signing",
+    )
+    p.set_defaults(func=_cmd_keygen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except _InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BiddingError as exc:
+        print(f"invalid: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
