@@ -198,6 +198,10 @@ def record_sign_in(user: User) -> None:
     append_event("auth.signed_in", actor=user, object_type="user", object_id=user.id)
 
 
+def record_sign_out(user: User) -> None:
+    append_event("auth.signed_out", actor=user, object_type="user", object_id=user.id)
+
+
 def request_password_reset(email: str) -> None:
     """Send a reset link if the account exists; the answer is the same either way."""
     user = user_by_email(email)

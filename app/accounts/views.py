@@ -198,7 +198,9 @@ def two_factor():
 @bp.route("/logout", methods=["POST"])
 def logout():
     form = ButtonForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and current_user.is_authenticated:
+        operations.record_sign_out(current_user)
+        db.session.commit()
         logout_user()
         session.clear()
         flash(_("You are signed out."), "info")

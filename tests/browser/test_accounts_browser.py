@@ -8,10 +8,7 @@ import re
 import pyotp
 from playwright.sync_api import expect
 
-from app.accounts import security
-from app.accounts.models import Role, User
 from app.centres.models import TradingCentre
-from app.core.types import utcnow
 from app.extensions import db
 from tests.factories import PASSWORD, valid_uscc
 
@@ -56,51 +53,52 @@ def test_bidder_signs_up_confirms_signs_in_and_switches_to_korean(
     expect(page.get_by_role("button", name="로그아웃")).to_be_visible()
 
 
-def _staff(live_app, email: str) -> tuple[str, str]:
-    secret = pyotp.random_base32()
+def _demo_credentials(live_app) -> dict[str, tuple[str, str | None]]:
+    """Seed the `make run` demo and read back what it printed: e-mail -> (password, TOTP)."""
+    from pathlib import Path
+
+    from app.demo import seed
+
     with live_app.app_context():
-        centre = TradingCentre(
-            code=f"S{abs(hash(email)) % 10**6}", name="Staff Centre", level="city"
-        )
-        db.session.add(centre)
-        db.session.flush()
-        db.session.add(
-            User(
-                email=email,
-                full_name="Staff Person",
-                role=Role.STAFF,
-                centre_id=centre.id,
-                password_hash=security.hash_password(PASSWORD),
-                email_confirmed_at=utcnow(),
-                totp_secret=secret,
-                totp_enabled_at=utcnow(),
-            )
-        )
-        db.session.commit()
-    return email, secret
+        seed(echo=lambda text: None)
+    text = (Path(live_app.instance_path) / "demo-credentials.txt").read_text()
+    found = re.findall(
+        r"(\S+@demo\.fairbid\.example)\s+password (\S+)(?:\s+TOTP secret (\S+))?", text
+    )
+    return {email: (password, totp or None) for email, password, totp in found}
 
 
-def test_staff_sign_in_with_totp_in_three_languages(live_app, live_server, browser):
+def test_demo_accounts_sign_in_in_three_languages(live_app, live_server, browser):
+    credentials = _demo_credentials(live_app)
     cases = [
-        ("en-GB", "Sign in", "Verify", "Company registrations"),
-        ("ko-KR", "로그인", "확인", None),
-        ("zh-CN", "登录", "验证", None),
+        ("en-GB", "staff@demo.fairbid.example", "Sign in", "Verify", "Company registrations"),
+        ("ko-KR", "supervisor@demo.fairbid.example", "로그인", "확인", "업체 등록 신청"),
+        ("zh-CN", "admin@demo.fairbid.example", "登录", "验证", None),
     ]
-    for locale, sign_in, verify, heading in cases:
-        email, secret = _staff(live_app, f"staff-{locale.lower()}@example.com")
+    for locale, email, sign_in, verify, heading in cases:
+        password, secret = credentials[email]
         context = browser.new_context(locale=locale)
         page = context.new_page()
         page.goto(live_server + "/accounts/login")
         page.locator("#email").fill(email)
-        page.locator("#password").fill(PASSWORD)
+        page.locator("#password").fill(password)
         page.get_by_role("button", name=sign_in).click()
         page.locator("#code").fill(pyotp.TOTP(secret).now())
         page.get_by_role("button", name=verify).click()
-        page.goto(live_server + "/centre/companies/")
-        expect(page.locator("h1")).to_be_visible()
+        page.goto(live_server + "/centre/companies/?status=all")
         if heading:
             expect(page.locator("h1")).to_have_text(heading)
-        assert page.locator("html").get_attribute("lang") == locale.split("-")[0].replace(
-            "zh", "zh-Hans"
-        )
+        expect(page.get_by_text("Xinhua Supplies Co., Ltd.")).to_be_visible()
+        lang = locale.split("-")[0].replace("zh", "zh-Hans")
+        assert page.locator("html").get_attribute("lang") == lang
         context.close()
+    # A demo bidder has no second factor.
+    password, _ = credentials["bidder1@demo.fairbid.example"]
+    page = browser.new_page()
+    page.goto(live_server + "/accounts/login")
+    page.locator("#email").fill("bidder1@demo.fairbid.example")
+    page.locator("#password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(live_server + "/accounts/profile")
+    expect(page.locator("#company-status")).to_have_text("Approved")
+    page.close()
