@@ -31,7 +31,14 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     logging.basicConfig(level=logging.INFO)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    from app import cli, errors, i18n, security_headers, web
+    from app import (
+        cli,
+        errors,
+        i18n,
+        models,  # noqa: F401  (the whole schema)
+        security_headers,
+        web,
+    )
     from app.core import sqlite  # noqa: F401  (engine hooks)
     from app.extensions import csrf, db, limiter, login_manager, mail, migrate, redis_client
 

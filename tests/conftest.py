@@ -61,6 +61,7 @@ def build_app(tmp_path_factory, name: str, **overrides):
     from flask_migrate import upgrade
 
     from app import create_app
+    from app.extensions import db
 
     url, engine_options = fresh_database(tmp_path_factory, name)
     instance = tmp_path_factory.mktemp(f"instance-{name}")
@@ -75,12 +76,24 @@ def build_app(tmp_path_factory, name: str, **overrides):
     )
     with app.app_context():
         upgrade()
+        db.session.remove()
     return app
+
+
+def dispose(app) -> None:
+    from app.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def _app(tmp_path_factory):
-    return build_app(tmp_path_factory, "main")
+    app = build_app(tmp_path_factory, "main")
+    yield app
+    dispose(app)
 
 
 def _forget_request_user(sender, **extra):

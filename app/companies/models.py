@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.centres.models import TradingCentre
@@ -37,6 +37,10 @@ class Company(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     home_centre: Mapped[TradingCentre] = relationship()
+    certificates: Mapped[list[CompanyCertificate]] = relationship(
+        order_by="CompanyCertificate.expires_on"
+    )
+    aliases: Mapped[list[CompanyAlias]] = relationship(order_by="CompanyAlias.alias")
 
     def __repr__(self) -> str:
         return f"<Company {self.registration_number}>"
@@ -44,3 +48,31 @@ class Company(db.Model):
     @property
     def is_approved(self) -> bool:
         return self.status == CompanyStatus.APPROVED
+
+
+class CompanyCertificate(db.Model):
+    """A qualification certificate on the company's profile; expired ones are flagged."""
+
+    __tablename__ = "company_certificate"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    number: Mapped[str] = mapped_column(String(100))
+    issued_by: Mapped[str] = mapped_column(String(200), default="")
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def expired(self, today: date) -> bool:
+        return self.expires_on is not None and self.expires_on < today
+
+
+class CompanyAlias(db.Model):
+    """Other names the company is known by (for the anonymity scan of technical bids)."""
+
+    __tablename__ = "company_alias"
+    __table_args__ = (UniqueConstraint("company_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    alias: Mapped[str] = mapped_column(String(200))

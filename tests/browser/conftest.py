@@ -8,7 +8,7 @@ import threading
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import Outbox, build_app
+from tests.conftest import Outbox, build_app, dispose
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -30,7 +30,9 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def live_app(tmp_path_factory):
-    return build_app(tmp_path_factory, "browser", WTF_CSRF_ENABLED=True)
+    app = build_app(tmp_path_factory, "browser", WTF_CSRF_ENABLED=True)
+    yield app
+    dispose(app)
 
 
 @pytest.fixture(scope="session")

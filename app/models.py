@@ -1,0 +1,20 @@
+"""Every model, imported once so that Alembic and the mappers see the whole schema."""
+
+from app.accounts.models import ApiToken, User  # noqa: F401
+from app.audit.models import AuditEvent  # noqa: F401
+from app.centres.models import TradingCentre  # noqa: F401
+from app.companies.models import Company, CompanyAlias, CompanyCertificate  # noqa: F401
+from app.tenders.models import (  # noqa: F401
+    Addendum,
+    BondRecord,
+    DocumentDownload,
+    Enquiry,
+    Lot,
+    Notification,
+    TemplateVersion,
+    Tender,
+    TenderCustodian,
+    TenderDocument,
+    TenderRegistration,
+    TenderTemplate,
+)
