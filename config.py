@@ -47,7 +47,7 @@ class Config:
     RQ_QUEUE = os.environ.get("FAIRBID_RQ_QUEUE", "fairbid")
 
     # Requests: 16 MiB for forms; bid uploads get their own streamed limits later.
-    MAX_CONTENT_LENGTH = int(os.environ.get("FAIRBID_MAX_CONTENT_LENGTH", 16 * 1024 * 1024))
+    MAX_CONTENT_LENGTH = int(os.environ.get("FAIRBID_MAX_CONTENT_LENGTH", 64 * 1024 * 1024))
     MAX_FORM_MEMORY_SIZE = 512 * 1024
 
     # Sessions and cookies.
@@ -98,6 +98,14 @@ class Config:
     TOTP_ISSUER = os.environ.get("FAIRBID_TOTP_ISSUER", "Fairbid")
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536  # KiB
+
+    # Tendering rules (China's regulations as configurable defaults).
+    SUBMISSION_DAYS_MIN = {"works": 20, "goods": 15, "services": 15, "asset_sale": 20}
+    ADDENDUM_MIN_DAYS = int(os.environ.get("FAIRBID_ADDENDUM_MIN_DAYS", 3))
+    BID_BOND_MAX_PERCENT = int(os.environ.get("FAIRBID_BID_BOND_MAX_PERCENT", 2))
+    MAX_ATTACHMENT_SIZE = int(os.environ.get("FAIRBID_MAX_ATTACHMENT_SIZE", 50 * 1024 * 1024))
+    BLOB_DIR = os.environ.get("FAIRBID_BLOB_DIR", "")  # default: <instance>/blobs
+    PORTAL_CACHE_SECONDS = int(os.environ.get("FAIRBID_PORTAL_CACHE_SECONDS", 300))
 
     # API (APIFlask).
     OPENAPI_VERSION = "3.1.0"

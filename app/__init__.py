@@ -77,10 +77,13 @@ def _register_blueprints(app: Flask) -> None:
     from app.accounts.views import bp as accounts_bp
     from app.admin.views import bp as admin_bp
     from app.api import bp as api_bp
+    from app.bidder.views import bp as bidder_bp
     from app.companies.views import bp as companies_bp
     from app.extensions import csrf
     from app.main.views import bp as main_bp
+    from app.portal.views import bp as portal_bp
     from app.supervision.views import bp as supervision_bp
+    from app.tenders.views import bp as tenders_bp
 
     app.register_blueprint(main_bp)
     # Third-party CSS installed from the npm registry at setup, not committed.
@@ -98,6 +101,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(companies_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(supervision_bp)
+    app.register_blueprint(tenders_bp)
+    app.register_blueprint(portal_bp)
+    app.register_blueprint(bidder_bp)
     # The API authenticates with bearer tokens only, never with the session cookie, so
     # cross-site request forgery has nothing to ride on.
     csrf.exempt(api_bp)

@@ -21,18 +21,35 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage_users"
     VIEW_AUDIT = "view_audit"
     VIEW_ALL_CENTRES = "view_all_centres"
+    MANAGE_TEMPLATES = "manage_templates"
+    MANAGE_TENDERS = "manage_tenders"
+    VIEW_TENDERS = "view_tenders"
+    TAKE_PART = "take_part"
 
 
 # Permissions a role holds; centre-scoped ones also need the object's centre to match.
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(Permission),
+    Role.ADMIN: frozenset(Permission) - {Permission.TAKE_PART},
     Role.SUPERVISOR: frozenset(
-        {Permission.VIEW_COMPANIES, Permission.VIEW_AUDIT, Permission.VIEW_ALL_CENTRES}
+        {
+            Permission.VIEW_COMPANIES,
+            Permission.VIEW_AUDIT,
+            Permission.VIEW_ALL_CENTRES,
+            Permission.VIEW_TENDERS,
+        }
     ),
-    Role.STAFF: frozenset({Permission.VIEW_COMPANIES, Permission.DECIDE_COMPANY}),
+    Role.STAFF: frozenset(
+        {
+            Permission.VIEW_COMPANIES,
+            Permission.DECIDE_COMPANY,
+            Permission.MANAGE_TEMPLATES,
+            Permission.MANAGE_TENDERS,
+            Permission.VIEW_TENDERS,
+        }
+    ),
     Role.CUSTODIAN: frozenset(),
     Role.EXPERT: frozenset(),
-    Role.BIDDER: frozenset(),
+    Role.BIDDER: frozenset({Permission.TAKE_PART}),
 }
 # Roles whose reach is their own centre only.
 CENTRE_SCOPED = frozenset({Role.STAFF, Role.CUSTODIAN})

@@ -92,3 +92,65 @@ def make_user(app, make_centre, make_company):
         return user
 
     return make
+
+
+@pytest.fixture
+def make_tender(app, make_centre, make_user):
+    """A tender row as it stands after publication (documents not rendered)."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from app.extensions import db
+    from app.tenders.models import Lot, TemplateVersion, Tender, TenderCustodian, TenderTemplate
+
+    def make(
+        centre=None,
+        status="published",
+        reference=None,
+        title=None,
+        category="goods",
+        days=20,
+        **fields,
+    ):
+        n = next(_counter)
+        centre = centre or make_centre()
+        template = TenderTemplate(centre_id=centre.id, key=f"t{n}", name="T", category=category)
+        db.session.add(template)
+        db.session.flush()
+        version = TemplateVersion(
+            template_id=template.id, number=1, yaml_text="key: t", sha256="0" * 64
+        )
+        db.session.add(version)
+        db.session.flush()
+        creator = make_user(Role.STAFF, centre=centre)
+        now = utcnow()
+        tender = Tender(
+            centre_id=centre.id,
+            template_version_id=version.id,
+            reference=reference or f"REF-{n}",
+            title=title or f"Tender {n}",
+            category=category,
+            direction="lowest_wins",
+            status=status,
+            budget=Decimal("1000000.00"),
+            bid_bond_amount=Decimal("10000.00"),
+            publication_at=now,
+            enquiry_deadline=now + timedelta(days=days - 5),
+            submission_deadline=now + timedelta(days=days),
+            opening_at=now + timedelta(days=days, hours=1),
+            created_by_id=creator.id,
+            published_at=now if status != "draft" else None,
+            **fields,
+        )
+        db.session.add(tender)
+        db.session.flush()
+        db.session.add(
+            Lot(tender_id=tender.id, number=1, title="Lot 1", ceiling_price=Decimal("990000.00"))
+        )
+        for _ in range(2):
+            custodian = make_user(Role.CUSTODIAN, centre=centre)
+            db.session.add(TenderCustodian(tender_id=tender.id, user_id=custodian.id))
+        db.session.commit()
+        return tender
+
+    return make

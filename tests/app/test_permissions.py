@@ -9,62 +9,13 @@ import pytest
 
 from app.accounts import operations as account_ops
 from app.accounts.models import Role
-from app.companies.models import CompanyStatus
+from app.companies.models import CompanyAlias, CompanyCertificate, CompanyStatus
+from app.extensions import db
+from app.tenders.models import Enquiry, Notification, TenderDocument, TenderRegistration
+from tests.app.expectations import ROLES, STAFF_ANY, merged
 from tests.conftest import AuthActions
 
-ROLES = ["anonymous", "bidder", "expert", "staff_a", "staff_b", "custodian", "supervisor", "admin"]
-PUBLIC = frozenset(ROLES)
-SIGNED_IN = PUBLIC - {"anonymous"}
-STAFF_ANY = frozenset({"staff_a", "staff_b", "supervisor", "admin"})
-CENTRE_A_READ = frozenset({"staff_a", "supervisor", "admin"})
-CENTRE_A_DECIDE = frozenset({"staff_a", "admin"})
-SUPERVISION = frozenset({"supervisor", "admin"})
-ADMIN = frozenset({"admin"})
-
-# endpoint -> roles allowed. The company used is pending, in centre A.
-EXPECTED = {
-    "static": PUBLIC,
-    "vendor.static": PUBLIC,
-    "main.home": PUBLIC,
-    "main.set_language": PUBLIC,
-    "main.health": PUBLIC,
-    "accounts.signup": PUBLIC,
-    "accounts.confirm_email": PUBLIC,
-    "accounts.resend_confirmation": PUBLIC,
-    "accounts.login": PUBLIC,
-    "accounts.two_factor": PUBLIC,
-    "accounts.logout": PUBLIC,
-    "accounts.request_reset": PUBLIC,
-    "accounts.reset_password": PUBLIC,
-    "accounts.profile": SIGNED_IN,
-    "accounts.create_token": SIGNED_IN,
-    "accounts.revoke_token": SIGNED_IN,
-    "companies.index": STAFF_ANY,
-    "companies.show": CENTRE_A_READ,
-    "companies.approve": CENTRE_A_DECIDE,
-    "companies.reject": CENTRE_A_DECIDE,
-    "admin.centres": ADMIN,
-    "admin.users": ADMIN,
-    "admin.user": ADMIN,
-    "admin.toggle_user": ADMIN,
-    "supervision.dashboard": SUPERVISION,
-    "supervision.audit": SUPERVISION,
-    "supervision.audit_verify": SUPERVISION,
-    "openapi.spec": PUBLIC,
-    "api.create_token": PUBLIC,
-    "api.revoke_current_token": SIGNED_IN,
-    "api.me": SIGNED_IN,
-    "api.list_centres": PUBLIC,
-    "api.get_centre": PUBLIC,
-    "api.create_centre": ADMIN,
-    "api.sign_up": PUBLIC,
-    "api.list_companies": STAFF_ANY,
-    "api.get_company": CENTRE_A_READ,
-    "api.approve_company": CENTRE_A_DECIDE,
-    "api.reject_company": CENTRE_A_DECIDE,
-    "api.audit_head": SUPERVISION,
-    "api.audit_verify": SUPERVISION,
-}
+EXPECTED = merged()
 
 
 def test_every_route_has_an_expectation(app):
@@ -81,7 +32,7 @@ def test_every_non_public_blueprint_has_a_role_gate(app):
 
 
 @pytest.fixture
-def world(app, make_centre, make_company, make_user):
+def world(app, make_centre, make_company, make_user, make_tender):
     centre_a, centre_b = make_centre(), make_centre()
     users = {
         "bidder": make_user(Role.BIDDER),
@@ -97,12 +48,40 @@ def world(app, make_centre, make_company, make_user):
     spare_user = make_user(Role.EXPERT)
     spare_token = account_ops.create_api_token(users["admin"], "spare")
     spare_token_id = account_ops.api_token_record(spare_token).id
+    tender = make_tender(centre=centre_a)
+    bidder_company = users["bidder"].company
+    document = TenderDocument(
+        tender_id=tender.id,
+        kind="tender_pdf",
+        title="Tender document",
+        filename="t.pdf",
+        content_type="application/pdf",
+        size=4,
+        sha256="a" * 64,
+    )
+    registration = TenderRegistration(
+        tender_id=tender.id, company_id=bidder_company.id, registered_by_id=users["bidder"].id
+    )
+    enquiry = Enquiry(tender_id=tender.id, company_id=bidder_company.id, question="When?")
+    certificate = CompanyCertificate(company_id=bidder_company.id, name="ISO 9001", number="1")
+    alias = CompanyAlias(company_id=bidder_company.id, alias="Old Name Ltd.")
+    notification = Notification(user_id=users["bidder"].id, title="Hello")
+    db.session.add_all([document, registration, enquiry, certificate, alias, notification])
+    db.session.commit()
     return {
         "centre": centre_a,
         "company": company,
         "users": users,
         "spare_user": spare_user,
         "spare_token_id": spare_token_id,
+        "tender": tender,
+        "template_id": tender.template_version.template_id,
+        "document": document,
+        "registration": registration,
+        "enquiry": enquiry,
+        "certificate": certificate,
+        "alias": alias,
+        "notification": notification,
     }
 
 
@@ -114,6 +93,16 @@ def url_args(rule, world) -> dict:
         "token_id": world["spare_token_id"],
         "token": "not-a-token",
         "code": "ko",
+        "tender_id": world["tender"].id,
+        "template_id": world["template_id"],
+        "document_id": world["document"].id,
+        "registration_id": world["registration"].id,
+        "enquiry_id": world["enquiry"].id,
+        "certificate_id": world["certificate"].id,
+        "alias_id": world["alias"].id,
+        "notification_id": world["notification"].id,
+        "centre_code": world["centre"].code,
+        "category": "goods",
         "filename": "css/app.css" if rule.endpoint == "static" else "pico.min.css",
     }
     return {name: values[name] for name in rule.arguments}

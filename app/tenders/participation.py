@@ -1,0 +1,200 @@
+"""Bidders take part in a published tender: registration, enquiries, document downloads;
+staff answer enquiries and record bid bonds."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import has_request_context, request
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from app.accounts.models import User
+from app.audit import append_event
+from app.companies.models import Company
+from app.core.errors import Conflict, OperationError
+from app.core.types import utcnow
+from app.extensions import db
+from app.permissions import Permission, can, require
+from app.tenders.models import (
+    BondRecord,
+    DocumentDownload,
+    DocumentKind,
+    Enquiry,
+    Tender,
+    TenderDocument,
+    TenderRegistration,
+    TenderStatus,
+)
+from app.tenders.notify import notify_registered
+
+MAX_QUESTION = 4000
+
+
+def _approved_company(user: User) -> Company:
+    require(user, Permission.TAKE_PART)
+    company = user.company
+    if company is None or not company.is_approved:
+        raise OperationError(
+            _l("Your company's registration must be approved before it can take part."),
+            code="company_not_approved",
+            status=403,
+        )
+    return company
+
+
+def registration_of(tender: Tender, company_id: int | None) -> TenderRegistration | None:
+    if company_id is None:
+        return None
+    return db.session.scalar(
+        select(TenderRegistration).where(
+            TenderRegistration.tender_id == tender.id,
+            TenderRegistration.company_id == company_id,
+        )
+    )
+
+
+def register_for_tender(user: User, tender: Tender) -> TenderRegistration:
+    company = _approved_company(user)
+    if tender.status != TenderStatus.PUBLISHED:
+        raise Conflict(_l("This tender is not open for registration."), code="status")
+    if utcnow() >= tender.submission_deadline:
+        raise Conflict(_l("The bid deadline has passed."), code="deadline_passed")
+    if registration_of(tender, company.id) is not None:
+        raise Conflict(_l("Your company is already registered for this tender."), "registered")
+    registration = TenderRegistration(
+        tender_id=tender.id, company_id=company.id, registered_by_id=user.id
+    )
+    db.session.add(registration)
+    db.session.flush()
+    append_event(
+        "tender.registered",
+        actor=user,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"company_id": company.id},
+    )
+    return registration
+
+
+def can_download(user: User, tender: Tender) -> bool:
+    """Registered companies, and staff / supervisors who oversee the tender."""
+    if can(user, Permission.VIEW_TENDERS, centre_id=tender.centre_id):
+        return True
+    company_id = getattr(user, "company_id", None)
+    return registration_of(tender, company_id) is not None
+
+
+def record_download(user: User, document: TenderDocument) -> None:
+    tender = document.tender
+    if not getattr(user, "is_authenticated", False) or not can_download(user, tender):
+        raise OperationError(
+            _l("Register your company for this tender to download its documents."),
+            code="not_registered",
+            status=403,
+        )
+    if document.superseded_at is not None and document.kind != DocumentKind.ATTACHMENT:
+        raise OperationError(_l("This document was replaced."), code="superseded", status=404)
+    db.session.add(
+        DocumentDownload(
+            document_id=document.id,
+            user_id=user.id,
+            company_id=user.company_id,
+            ip=request.remote_addr if has_request_context() else None,
+        )
+    )
+
+
+def ask_enquiry(user: User, tender: Tender, question: str) -> Enquiry:
+    company = _approved_company(user)
+    if registration_of(tender, company.id) is None:
+        raise OperationError(
+            _l("Register your company for this tender to ask a question."), "not_registered", 403
+        )
+    if tender.status != TenderStatus.PUBLISHED or utcnow() > tender.enquiry_deadline:
+        raise Conflict(_l("The enquiry period is over."), code="enquiry_closed")
+    question = (question or "").strip()
+    if not question or len(question) > MAX_QUESTION:
+        raise OperationError(
+            _l("Write a question of at most %(n)d characters.", n=MAX_QUESTION), "question"
+        )
+    enquiry = Enquiry(tender_id=tender.id, company_id=company.id, question=question)
+    db.session.add(enquiry)
+    db.session.flush()
+    append_event(
+        "tender.enquiry_asked",
+        actor=user,
+        object_type="enquiry",
+        object_id=enquiry.id,
+        centre_id=tender.centre_id,
+        data={"tender_id": tender.id},
+    )
+    return enquiry
+
+
+def answer_enquiry(actor: User, enquiry: Enquiry, answer: str) -> None:
+    tender = db.session.get(Tender, enquiry.tender_id)
+    require(actor, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
+    answer = (answer or "").strip()
+    if not answer:
+        raise OperationError(_l("Write the answer."), code="answer")
+    if enquiry.answered_at is not None:
+        raise Conflict(_l("This question is already answered."), code="answered")
+    enquiry.answer = answer
+    enquiry.answered_at = utcnow()
+    enquiry.answered_by_id = actor.id
+    append_event(
+        "tender.enquiry_answered",
+        actor=actor,
+        object_type="enquiry",
+        object_id=enquiry.id,
+        centre_id=tender.centre_id,
+    )
+    notify_registered(
+        tender, _l("A question on tender %(ref)s is answered", ref=tender.reference), "answer"
+    )
+
+
+def record_bond(
+    actor: User, registration: TenderRegistration, kind: str, amount: Decimal, reference: str
+) -> BondRecord:
+    tender = registration.tender
+    require(actor, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
+    if kind not in ("payment", "guarantee"):
+        raise OperationError(_l("A bond is a payment or a guarantee."), code="kind")
+    if amount is None or amount <= 0:
+        raise OperationError(_l("Give the bond amount."), code="amount")
+    if not (reference or "").strip():
+        raise OperationError(_l("Give the payment or guarantee reference."), code="reference")
+    bond = BondRecord(
+        registration_id=registration.id,
+        kind=kind,
+        amount=amount,
+        reference=reference.strip()[:100],
+        recorded_by_id=actor.id,
+    )
+    db.session.add(bond)
+    db.session.flush()
+    append_event(
+        "tender.bond_recorded",
+        actor=actor,
+        object_type="registration",
+        object_id=registration.id,
+        centre_id=tender.centre_id,
+        data={"kind": kind, "amount": str(amount), "reference": bond.reference},
+    )
+    return bond
+
+
+def bond_status(tender: Tender, registration: TenderRegistration | None) -> str:
+    """not_required | missing | partial | paid."""
+    required = tender.bid_bond_amount
+    if not required:
+        return "not_required"
+    if registration is None:
+        return "missing"
+    paid = registration.bond_total
+    if paid >= required:
+        return "paid"
+    return "partial" if paid > 0 else "missing"
