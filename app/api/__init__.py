@@ -40,4 +40,4 @@ def roles_required(*roles: str):
     return decorator
 
 
-from app.api import accounts, audit, centres, companies  # noqa: E402, F401  (routes)
+from app.api import accounts, audit, centres, companies, ocds, tenders  # noqa: E402, F401

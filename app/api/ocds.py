@@ -1,0 +1,3 @@
+"""API: OCDS releases of published tenders."""
+
+from __future__ import annotations
