@@ -14,6 +14,37 @@ from app.extensions import db
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
 users_cli = AppGroup("users", help="Privileged accounts.")
 centres_cli = AppGroup("centres", help="Trading centres.")
+templates_cli = AppGroup("templates", help="Tender templates.")
+
+
+@templates_cli.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def templates_validate(files: tuple[str, ...]) -> None:
+    """Validate template YAML files; print every error with its path; exit 1 if any."""
+    from app import tender_templates
+
+    failed = False
+    for name in files:
+        with open(name, encoding="utf-8") as handle:
+            errors = tender_templates.validate_text(handle.read())
+        if errors:
+            failed = True
+            for error in errors:
+                click.echo(f"{name}: {error}", err=True)
+        else:
+            click.echo(f"{name}: valid")
+    sys.exit(1 if failed else 0)
+
+
+@templates_cli.command("sync-builtins")
+def templates_sync_builtins() -> None:
+    """Install the built-in templates (a new version when a shipped text changed)."""
+    from app.tenders.template_ops import sync_builtin_templates
+
+    templates = sync_builtin_templates()
+    db.session.commit()
+    for template in templates:
+        click.echo(f"{template.key}: version {template.latest.number} {template.latest.sha256}")
 
 
 @audit_cli.command("verify")
@@ -135,4 +166,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(audit_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(centres_cli)
+    app.cli.add_command(templates_cli)
     app.cli.add_command(seed_demo)

@@ -1,0 +1,251 @@
+"""Content-addressed blob store on the local filesystem.
+
+Sealed envelopes and uploaded attachments are stored once, under the SHA-256 of their bytes::
+
+    <root>/ab/cd/abcd…(64 hex digits)      a blob, never modified once in place
+    <root>/tmp/upload-….part               a blob being received
+
+A blob is streamed into a temporary file under ``<root>/tmp`` (the same filesystem, so the
+final rename is atomic), hashed while it is written, fsynced, renamed into place and its
+directory fsynced.  A blob path therefore only ever holds complete, durable content: a
+failed or oversized upload leaves nothing behind, and a crash of the whole process leaves at
+most a ``.part`` file that :meth:`BlobStore.remove_stale_temp_files` collects.
+
+The same content stored twice is kept once (``StoredBlob.created`` says which call wrote it).
+Keys (``StoredBlob.path``) are relative POSIX paths so that an S3-compatible store can later
+use them as object names unchanged.
+
+No Flask here: the web layer opens the store with ``current_app.config`` values and passes
+request streams in.  POSIX only (directory fsync).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = [
+    "CHUNK_SIZE",
+    "BlobNotFound",
+    "BlobStore",
+    "BlobTooLarge",
+    "InvalidBlobId",
+    "StorageError",
+    "StoredBlob",
+]
+
+CHUNK_SIZE = 1024 * 1024
+_TEMP_DIR = "tmp"
+_TEMP_PREFIX = "upload-"
+_TEMP_SUFFIX = ".part"
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Blobs are immutable: read-only for the owner and the group (workers may run as another user
+# of the same group).  Renaming over or deleting a read-only file needs only the directory.
+_BLOB_MODE = 0o440
+
+
+class StorageError(Exception):
+    """Base class of every error raised by the blob store."""
+
+
+class BlobTooLarge(StorageError):
+    """The stream held more than ``max_size`` bytes; nothing was stored."""
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__(f"the upload is larger than the limit of {max_size} bytes")
+        self.max_size = max_size
+
+
+class BlobNotFound(StorageError, LookupError):
+    """No blob is stored under this SHA-256."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"no blob stored under {sha256}")
+        self.sha256 = sha256
+
+
+class InvalidBlobId(StorageError, ValueError):
+    """A blob id is not 64 lowercase hexadecimal digits (it is never used as a path)."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"not a blob id (64 lowercase hex digits): {value!r:.80}")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    sha256: str
+    size: int
+    path: str
+    """The blob's key: relative POSIX path ``ab/cd/<sha256>`` under the store's root."""
+    created: bool = True
+    """False when the same content was already stored and this call only deduplicated."""
+
+
+class BlobStore:
+    """A content-addressed blob store rooted at ``root`` (created if missing)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._temp_dir = self.root / _TEMP_DIR
+
+    # --- writing -----------------------------------------------------------------------
+
+    def put_stream(
+        self, stream: BinaryIO, *, max_size: int, chunk_size: int = CHUNK_SIZE
+    ) -> StoredBlob:
+        """Store everything ``stream`` yields until EOF, in bounded memory.
+
+        Raises :class:`BlobTooLarge` as soon as byte ``max_size + 1`` arrives (the stream is
+        not drained further).  On that or any other exception, including one raised by the
+        stream itself, the partial temporary file is removed and the exception propagates.
+        """
+        if max_size < 0:
+            raise ValueError("max_size must not be negative")
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        _make_dirs(self._temp_dir)
+        fd, temp_name = tempfile.mkstemp(
+            dir=self._temp_dir, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX
+        )
+        temp = Path(temp_name)
+        try:
+            hasher = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    # Ask for at most one byte beyond the limit: enough to know it is exceeded.
+                    chunk = stream.read(min(chunk_size, max_size - size + 1))
+                    if chunk is None:
+                        raise StorageError("the stream is non-blocking and has no data ready")
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > max_size:
+                        raise BlobTooLarge(max_size)
+                    hasher.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            return self._commit(temp, hasher.hexdigest(), size)
+        except BaseException:
+            # BaseException too: an interrupted upload (KeyboardInterrupt, worker timeout)
+            # must not leave its partial file behind either.
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+
+    def put_bytes(self, data: bytes, *, max_size: int | None = None) -> StoredBlob:
+        """Store ``data``; ``max_size`` (default: no limit) applies as in :meth:`put_stream`."""
+        return self.put_stream(
+            io.BytesIO(data), max_size=len(data) if max_size is None else max_size
+        )
+
+    def _commit(self, temp: Path, sha256: str, size: int) -> StoredBlob:
+        key = _key(sha256)
+        final = self.root / key
+        existing = _stat_or_none(final)
+        if existing is not None and existing.st_size == size and self.verify(sha256):
+            # The same content is already in place: keep it.  (Rehashed first, so that a copy
+            # damaged on disk is replaced by this upload rather than vouched for.)
+            temp.unlink()
+            return StoredBlob(sha256=sha256, size=size, path=key, created=False)
+        # New content, or the repair of a damaged copy.
+        _make_dirs(final.parent)
+        os.chmod(temp, _BLOB_MODE)
+        os.replace(temp, final)
+        _fsync_dir(final.parent)
+        return StoredBlob(sha256=sha256, size=size, path=key, created=True)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def path_for(self, sha256: str) -> Path:
+        """The filesystem path a blob has (or would have); checks the id, not existence."""
+        return self.root / _key(sha256)
+
+    def open(self, sha256: str) -> BinaryIO:
+        """The blob's content as a binary file (close it, e.g. with ``with``)."""
+        try:
+            return self.path_for(sha256).open("rb")
+        except FileNotFoundError:
+            raise BlobNotFound(sha256) from None
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_for(sha256).is_file()
+
+    def size(self, sha256: str) -> int:
+        info = _stat_or_none(self.path_for(sha256))
+        if info is None:
+            raise BlobNotFound(sha256)
+        return info.st_size
+
+    def verify(self, sha256: str, *, chunk_size: int = CHUNK_SIZE) -> bool:
+        """Whether the stored bytes still hash to ``sha256`` (False: damaged on disk)."""
+        hasher = hashlib.sha256()
+        with self.open(sha256) as blob:
+            while chunk := blob.read(chunk_size):
+                hasher.update(chunk)
+        return hasher.hexdigest() == sha256
+
+    # --- housekeeping ------------------------------------------------------------------
+
+    def remove_stale_temp_files(self, *, older_than: float = 24 * 3600) -> int:
+        """Delete ``.part`` files left by a crashed process; returns how many were removed.
+
+        ``older_than`` (seconds) must exceed the longest upload, or live uploads lose their
+        temporary file.
+        """
+        if not self._temp_dir.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for temp in self._temp_dir.glob(f"{_TEMP_PREFIX}*{_TEMP_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if temp.stat().st_mtime < cutoff:
+                    temp.unlink()
+                    removed += 1
+        return removed
+
+
+def _key(sha256: str) -> str:
+    if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256):
+        raise InvalidBlobId(sha256)
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _make_dirs(directory: Path) -> None:
+    """``mkdir -p`` that fsyncs the parent of every directory it creates, so that a blob's
+    path survives a power loss together with the blob."""
+    missing: list[Path] = []
+    current = directory
+    while not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue  # created concurrently by another upload
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,249 @@
+"""app.storage: the content-addressed blob store on the filesystem."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.storage import (
+    BlobNotFound,
+    BlobStore,
+    BlobTooLarge,
+    InvalidBlobId,
+    StorageError,
+    StoredBlob,
+)
+
+KIB = 1024
+
+
+def files_under(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def blob_files(root: Path) -> list[Path]:
+    return [path for path in files_under(root) if path.parent.parent.parent == root]
+
+
+class CountingStream(io.RawIOBase):
+    """``total`` bytes of ``fill`` (endless when None), counting what was read; optionally
+    raising ``fail_with`` once ``fail_after`` bytes have been read."""
+
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        fill: bytes = b"x",
+        fail_after: int | None = None,
+        fail_with: BaseException | None = None,
+    ) -> None:
+        self.total = total
+        self.fill = fill
+        self.fail_after = fail_after
+        self.fail_with = fail_with
+        self.delivered = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.fail_after is not None and self.delivered >= self.fail_after:
+            assert self.fail_with is not None
+            raise self.fail_with
+        if size < 0:
+            size = 64 * KIB
+        if self.total is not None:
+            size = min(size, self.total - self.delivered)
+        self.delivered += size
+        return self.fill * size
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "blobs")
+
+
+def test_round_trip(store: BlobStore) -> None:
+    data = os.urandom(3 * KIB + 7)
+    digest = hashlib.sha256(data).hexdigest()
+
+    blob = store.put_stream(io.BytesIO(data), max_size=10 * KIB, chunk_size=KIB)
+
+    assert blob == StoredBlob(
+        sha256=digest, size=len(data), path=f"{digest[:2]}/{digest[2:4]}/{digest}", created=True
+    )
+    assert (store.root / blob.path).is_file()
+    assert store.path_for(digest) == store.root / blob.path
+    assert store.exists(digest)
+    assert store.size(digest) == len(data)
+    assert store.verify(digest)
+    with store.open(digest) as stored:
+        assert stored.read() == data
+    assert files_under(store.root) == [store.root / blob.path]  # no temporary file left
+
+
+def test_put_bytes_and_empty_blob(store: BlobStore) -> None:
+    blob = store.put_bytes(b"")
+    assert blob.sha256 == hashlib.sha256(b"").hexdigest()
+    assert blob.size == 0
+    with store.open(blob.sha256) as stored:
+        assert stored.read() == b""
+    assert store.put_bytes(b"abc").size == 3
+    with pytest.raises(BlobTooLarge):
+        store.put_bytes(b"abcd", max_size=3)
+
+
+def test_same_content_is_stored_once(store: BlobStore) -> None:
+    first = store.put_bytes(b"tender document v1")
+    again = store.put_stream(io.BytesIO(b"tender document v1"), max_size=KIB, chunk_size=5)
+    other = store.put_bytes(b"tender document v2")
+
+    assert again.sha256 == first.sha256
+    assert again.path == first.path
+    assert first.created
+    assert not again.created
+    assert other.created
+    assert len(blob_files(store.root)) == 2
+    assert files_under(store.root) == sorted(blob_files(store.root))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 1000, 1024, 4096])
+def test_size_limit_is_exact(store: BlobStore, chunk_size: int) -> None:
+    limit = 4 * KIB
+    exactly = store.put_stream(
+        CountingStream(limit, fill=b"a"), max_size=limit, chunk_size=chunk_size
+    )
+    assert exactly.size == limit
+
+    with pytest.raises(BlobTooLarge) as refused:
+        store.put_stream(
+            CountingStream(limit + 1, fill=b"b"), max_size=limit, chunk_size=chunk_size
+        )
+    assert refused.value.max_size == limit
+    assert str(limit) in str(refused.value)
+    assert files_under(store.root) == [store.root / exactly.path]
+
+
+def test_oversized_stream_is_not_drained(store: BlobStore) -> None:
+    endless = CountingStream(None)
+    with pytest.raises(BlobTooLarge):
+        store.put_stream(endless, max_size=100 * KIB, chunk_size=16 * KIB)
+    # It stops at the first byte beyond the limit, not at the end (there is none).
+    assert endless.delivered == 100 * KIB + 1
+    assert files_under(store.root) == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ConnectionResetError("client went away"), KeyboardInterrupt()],
+    ids=["OSError", "KeyboardInterrupt"],
+)
+def test_stream_failing_midway_leaves_nothing(store: BlobStore, failure: BaseException) -> None:
+    store.put_bytes(b"already stored")
+    before = files_under(store.root)
+    broken = CountingStream(None, fail_after=3 * KIB, fail_with=failure)
+
+    with pytest.raises(type(failure)):
+        store.put_stream(broken, max_size=10 * KIB, chunk_size=KIB)
+
+    assert broken.delivered == 3 * KIB  # the failure came after some data was written
+    assert files_under(store.root) == before
+
+
+def test_negative_limit_is_a_programming_error(store: BlobStore) -> None:
+    with pytest.raises(ValueError, match="max_size"):
+        store.put_bytes(b"x", max_size=-1)
+
+
+def test_verify_detects_a_damaged_blob(store: BlobStore) -> None:
+    blob = store.put_bytes(b"sealed envelope bytes")
+    path = store.path_for(blob.sha256)
+    assert store.verify(blob.sha256)
+
+    path.chmod(0o600)  # blobs are stored read-only
+    path.write_bytes(b"sealed envelope byteZ")
+
+    assert not store.verify(blob.sha256)
+    assert store.size(blob.sha256) == blob.size  # same size: only rehashing can tell
+
+
+def test_storing_again_repairs_a_damaged_blob(store: BlobStore) -> None:
+    blob = store.put_bytes(b"sealed envelope bytes")
+    path = store.path_for(blob.sha256)
+    path.chmod(0o600)
+    path.write_bytes(b"sealed envelope byteZ")
+
+    again = store.put_bytes(b"sealed envelope bytes")
+
+    assert again.created
+    assert store.verify(blob.sha256)
+
+
+def test_blobs_are_read_only(store: BlobStore) -> None:
+    blob = store.put_bytes(b"immutable")
+    assert store.path_for(blob.sha256).stat().st_mode & 0o222 == 0
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["", "../../etc/passwd", "ab/cd/" + "0" * 58, "A" * 64, "0" * 63, "0" * 65, "g" * 64, None],
+)
+def test_blob_ids_are_checked_before_any_path_is_built(store: BlobStore, bad_id) -> None:
+    for call in (store.open, store.exists, store.size, store.verify, store.path_for):
+        with pytest.raises(InvalidBlobId):
+            call(bad_id)
+
+
+def test_missing_blob(store: BlobStore) -> None:
+    missing = hashlib.sha256(b"never stored").hexdigest()
+    assert not store.exists(missing)
+    for call in (store.open, store.size, store.verify):
+        with pytest.raises(BlobNotFound) as error:
+            call(missing)
+        assert missing in str(error.value)
+    assert issubclass(BlobNotFound, StorageError)
+    assert issubclass(BlobTooLarge, StorageError)
+
+
+def test_stale_temporary_files_are_collected(store: BlobStore) -> None:
+    store.put_bytes(b"creates the temporary directory")
+    temp_dir = store.root / "tmp"
+    stale = temp_dir / "upload-crashed.part"
+    fresh = temp_dir / "upload-live.part"
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+
+    assert store.remove_stale_temp_files(older_than=24 * 3600) == 1
+    assert not stale.exists()
+    assert fresh.exists()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(max_size=3000),
+    max_size=st.integers(min_value=0, max_value=3000),
+    chunk_size=st.integers(min_value=1, max_value=1500),
+)
+def test_any_stream_is_stored_whole_or_not_at_all(data: bytes, max_size: int, chunk_size: int):
+    with tempfile.TemporaryDirectory() as root:
+        store = BlobStore(root)
+        if len(data) <= max_size:
+            blob = store.put_stream(io.BytesIO(data), max_size=max_size, chunk_size=chunk_size)
+            assert blob.sha256 == hashlib.sha256(data).hexdigest()
+            with store.open(blob.sha256) as stored:
+                assert stored.read() == data
+            assert files_under(Path(root)) == [Path(root) / blob.path]
+        else:
+            with pytest.raises(BlobTooLarge):
+                store.put_stream(io.BytesIO(data), max_size=max_size, chunk_size=chunk_size)
+            assert files_under(Path(root)) == []
