@@ -107,6 +107,10 @@ class Config:
     BLOB_DIR = os.environ.get("FAIRBID_BLOB_DIR", "")  # default: <instance>/blobs
     PORTAL_CACHE_SECONDS = int(os.environ.get("FAIRBID_PORTAL_CACHE_SECONDS", 300))
 
+    # Open data (OCDS).
+    OCDS_PREFIX = os.environ.get("FAIRBID_OCDS_PREFIX", "ocds-fairbid")
+    OCDS_PUBLISHER_NAME = os.environ.get("FAIRBID_OCDS_PUBLISHER", "Fairbid")
+
     # API (APIFlask).
     OPENAPI_VERSION = "3.1.0"
     INFO = {"description": "Fairbid JSON API. Authenticate with `Authorization: Bearer TOKEN`."}

@@ -14,6 +14,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -54,7 +56,11 @@ class RedisClient:
     def init_app(self, app: Flask) -> None:
         url = app.config["REDIS_URL"]
         if url:
-            client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+            # Fail fast: Redis is optional for every write path, so a retry loop would only
+            # make pages slow during an outage.
+            client = redis.Redis.from_url(
+                url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+            )
         else:
             if RedisClient._fake_server is None:
                 RedisClient._fake_server = fakeredis.FakeServer()

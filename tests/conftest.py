@@ -34,7 +34,9 @@ def fresh_database(tmp_path_factory, name: str) -> tuple[str, dict]:
     """An empty database for one worker: a PostgreSQL schema, or a SQLite file."""
     if using_postgres():
         url = normalise_database_url(os.environ["DATABASE_URL"])
-        schema = f"t_{name}_{_worker_index()}"
+        # One schema per test run and worker, so concurrent runs on one server never meet.
+        run = re.sub(r"\W", "", os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid())))[:8]
+        schema = f"t_{name}_{run}_{_worker_index()}"
         engine = sa.create_engine(url)
         with engine.begin() as connection:
             connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -81,12 +83,20 @@ def build_app(tmp_path_factory, name: str, **overrides):
 
 
 def dispose(app) -> None:
+    """Close the app's connections; on PostgreSQL drop the run's schema."""
     from app.extensions import db
 
     with app.app_context():
         db.session.remove()
+        options = app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("connect_args", {}).get("options")
         for engine in db.engines.values():
             engine.dispose()
+    if options and options.startswith("-csearch_path="):
+        engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+        with engine.begin() as connection:
+            schema = options.split("=", 1)[1]
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

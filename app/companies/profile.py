@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from flask_babel import lazy_gettext as _l
 
@@ -12,6 +12,20 @@ from app.companies.models import Company, CompanyAlias, CompanyCertificate
 from app.core.errors import Conflict, OperationError
 from app.extensions import db
 from app.permissions import Permission, require
+
+# Certificates expiring this soon are shown with a warning.
+EXPIRY_WARNING_DAYS = 30
+
+
+def certificate_state(certificate: CompanyCertificate, today: date) -> str:
+    """expired | expiring (within EXPIRY_WARNING_DAYS) | valid | no_expiry."""
+    if certificate.expires_on is None:
+        return "no_expiry"
+    if certificate.expired(today):
+        return "expired"
+    if certificate.expires_on <= today + timedelta(days=EXPIRY_WARNING_DAYS):
+        return "expiring"
+    return "valid"
 
 
 def _own_company(user: User) -> Company:

@@ -40,7 +40,7 @@ def store(key: str | None, value: str) -> None:
     if key is None:
         return
     try:
-        redis_client.client.setex(key, current_app.config["PORTAL_CACHE_SECONDS"], value)
+        redis_client.client.set(key, value, ex=current_app.config["PORTAL_CACHE_SECONDS"])
     except redis.RedisError:
         log.warning("Redis unavailable: portal page not cached")
 

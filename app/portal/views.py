@@ -1,7 +1,251 @@
-"""The public portal: announcements, tender pages, feeds. No sign-in needed."""
+"""The public portal: announcements, tender pages, document downloads, feeds. No sign-in
+needed except to download documents.
+
+The announcement list is served from Redis (app.portal.cache): only the public fragment
+(search form and results) is cached, keyed on the locale and the normalised query; the
+layout, with the signed-in navigation, is rendered on every request.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import base64
+import logging
+from datetime import datetime
 
+from babel.dates import format_datetime
+from babel.units import format_unit
+from flask import Blueprint, Response, render_template, request, send_file, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+
+from app.accounts.models import Role
+from app.bidder.forms import ButtonForm, EnquiryForm
+from app.centres.operations import all_centres
+from app.core.types import utcnow
+from app.errors import abort_with
+from app.extensions import db, login_manager
+from app.portal import cache, feeds
+from app.portal.ocds import timestamp
+from app.portal.queries import (
+    CATEGORIES,
+    PUBLIC_STATUS_ORDER,
+    STATUS_LABELS,
+    BadQuery,
+    answered_enquiries,
+    centre_by_code,
+    centre_timezone,
+    current_documents,
+    feed_tenders,
+    parse_query,
+    public_tender,
+    search_tenders,
+)
+from app.storage import BlobNotFound, InvalidBlobId
+from app.tenders.documents import blob_store
+from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.participation import (
+    bond_status,
+    can_download,
+    record_download,
+    registration_of,
+)
+from app.web import redis_available
+
+log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__)
+
+ATOM = "application/atom+xml; charset=utf-8"
+NO_TENDER = _l("There is no published tender with this number.")
+
+
+@bp.context_processor
+def portal_helpers():
+    return {
+        "CATEGORIES": CATEGORIES,
+        "STATUS_LABELS": STATUS_LABELS,
+        "centre_time": centre_time,
+        "iso": timestamp,
+        "file_size": file_size,
+    }
+
+
+def centre_time(moment: datetime | None, centre, form: str = "long") -> str:
+    """A moment in the centre's time zone, in the viewer's language, zone shown."""
+    if moment is None:
+        return ""
+    return format_datetime(moment, form, tzinfo=centre_timezone(centre), locale=get_locale())
+
+
+def file_size(size: int) -> str:
+    locale = get_locale()
+    for unit, factor in (("digital-megabyte", 10**6), ("digital-kilobyte", 10**3)):
+        if size >= factor:
+            return format_unit(round(size / factor, 1), unit, "short", locale=locale)
+    return format_unit(size, "digital-byte", "short", locale=locale)
+
+
+@bp.route("/tenders/")
+def tenders():
+    try:
+        query = parse_query(request.args)
+    except BadQuery as error:
+        abort_with(400, error.message)
+    cached, key = cache_lookup(("tenders", str(get_locale()), query.canonical()))
+    if cached is None:
+        try:
+            results = search_tenders(query)
+        except BadQuery as error:
+            abort_with(400, error.message)
+        fragment = render_template(
+            "portal/_tender_list.html",
+            query=query,
+            results=results,
+            centres=all_centres(),
+            statuses=PUBLIC_STATUS_ORDER,
+        )
+        cache.store(key, fragment)
+    else:
+        fragment = cached
+    # The fragment is our own autoescaped template output (Redis is the deployment's own,
+    # trusted store), so it goes into the layout as it is.
+    page = render_template("portal/tenders.html", fragment=Markup(fragment))  # noqa: S704
+    response = Response(page)
+    # For operators and the benchmark: whether Redis served the fragment.
+    response.headers["X-Portal-Cache"] = "miss" if cached is None else "hit"
+    return response
+
+
+@bp.route("/tenders/<int:tender_id>")
+def tender(tender_id: int):
+    tender = public_tender(tender_id) or abort_with(404, NO_TENDER)
+    now = utcnow()
+    participation = None
+    if current_user.is_authenticated and current_user.role == Role.BIDDER:
+        registration = registration_of(tender, current_user.company_id)
+        bidding_open = tender.status == TenderStatus.PUBLISHED
+        participation = {
+            "registration": registration,
+            "bond": bond_status(tender, registration),
+            # The bidder area handles both forms and comes back here.
+            "register_form": ButtonForm(formdata=None)
+            if registration is None and bidding_open and now < tender.submission_deadline
+            else None,
+            "enquiry_form": EnquiryForm(formdata=None)
+            if registration is not None and bidding_open and now <= tender.enquiry_deadline
+            else None,
+        }
+    return render_template(
+        "portal/tender.html",
+        tender=tender,
+        now=now,
+        timezone=centre_timezone(tender.centre),
+        documents=current_documents(tender),
+        enquiries=answered_enquiries(tender),
+        addenda=sorted(tender.addenda, key=lambda addendum: addendum.number, reverse=True),
+        participation=participation,
+        may_download=current_user.is_authenticated and can_download(current_user, tender),
+        bidding_open=tender.status == TenderStatus.PUBLISHED,
+    )
+
+
+@bp.route("/tenders/<int:tender_id>/documents/<int:document_id>")
+def download_document(tender_id: int, document_id: int):
+    tender = public_tender(tender_id) or abort_with(404, NO_TENDER)
+    document = db.session.get(TenderDocument, document_id)
+    if document is None or document.tender_id != tender.id:
+        abort_with(404, _l("This tender has no such document."))
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if current_user.role != Role.BIDDER and not can_download(current_user, tender):
+        abort_with(
+            403,
+            _l(
+                "Only companies registered for this tender, and the staff who oversee it, "
+                "may download its documents."
+            ),
+        )
+    record_download(current_user, document)  # the access check: 403 with its reason
+    try:
+        blob = blob_store().open(document.sha256)
+    except (BlobNotFound, InvalidBlobId):
+        db.session.rollback()
+        log.error("blob %s of tender document %s is missing", document.sha256, document.id)
+        abort_with(
+            404, _l("The file of this document is not available. Contact the trading centre.")
+        )
+    db.session.commit()
+    response = send_file(
+        blob,
+        mimetype=document.content_type,
+        as_attachment=True,
+        download_name=document.filename,
+        conditional=False,
+        etag=False,
+        max_age=0,
+    )
+    response.content_length = document.size
+    digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
+    response.headers["Repr-Digest"] = f"sha-256=:{digest}:"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/feeds/centre/<centre_code>.atom")
+def centre_feed(centre_code: str):
+    centre = centre_by_code(centre_code) or abort_with(
+        404, _l("There is no trading centre with this code.")
+    )
+
+    def build() -> bytes:
+        return feeds.build_feed(
+            title=str(_l("Tenders of %(centre)s", centre=centre.name)),
+            feed_url=url_for(".centre_feed", centre_code=centre.code, _external=True),
+            page_url=url_for(".tenders", centre=centre.code, _external=True),
+            tenders=feed_tenders(centre=centre),
+            tender_url=_tender_url,
+            empty_updated=centre.created_at,
+        )
+
+    return _cached_feed(("centre", centre.code), build)
+
+
+@bp.route("/feeds/category/<category>.atom")
+def category_feed(category: str):
+    if category not in CATEGORIES:
+        abort_with(404, _l("There is no such tender category."))
+
+    def build() -> bytes:
+        return feeds.build_feed(
+            title=str(_l("Tenders: %(category)s", category=CATEGORIES[category])),
+            feed_url=url_for(".category_feed", category=category, _external=True),
+            page_url=url_for(".tenders", category=category, _external=True),
+            tenders=feed_tenders(category=category),
+            tender_url=_tender_url,
+        )
+
+    return _cached_feed(("category", category), build)
+
+
+def cache_lookup(parts: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """`cache.get_cached`, skipped while Redis is known to be down: redis-py retries a
+    refused connection with backoff (seconds per command), so asking on every request
+    would make the outage slow every page; `redis_available` asks once per few seconds."""
+    if not redis_available():
+        return None, None
+    return cache.get_cached(parts)
+
+
+def _tender_url(tender: Tender) -> str:
+    return url_for(".tender", tender_id=tender.id, _external=True)
+
+
+def _cached_feed(parts: tuple[str, ...], build) -> Response:
+    # Feeds hold absolute URLs: the host is part of the key, so a forged Host header
+    # cannot plant its links in what other readers get.
+    cached, key = cache_lookup(("feed", *parts, str(get_locale()), request.host_url))
+    if cached is None:
+        cached = build().decode("utf-8")
+        cache.store(key, cached)
+    return Response(cached, content_type=ATOM)

@@ -3,20 +3,41 @@ PDF at publication (and for each addendum), stored in the blob store by SHA-256.
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import BinaryIO
+from zoneinfo import ZoneInfo
 
 from flask import current_app, render_template
-from flask_babel import get_locale
-from sqlalchemy import update
+from flask_babel import get_locale, ngettext
+from flask_babel import lazy_gettext as _l
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from sqlalchemy import func, select, update
 
 from app import tender_templates
+from app.accounts.models import User
+from app.audit import append_event
+from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.extensions import db
-from app.pdf import render_pdf
+from app.pdf import TEMPLATES_DIR, ResourceRefused, render_pdf
+from app.permissions import Permission, require
 from app.portal.cache import invalidate_after_commit
-from app.storage import BlobStore
-from app.tenders.models import Addendum, DocumentKind, Tender, TenderDocument
+from app.storage import BlobStore, BlobTooLarge
+from app.tender_templates.errors import TemplateValidationError
+from app.tenders.models import (
+    Addendum,
+    DocumentDownload,
+    DocumentKind,
+    Tender,
+    TenderDocument,
+    TenderStatus,
+)
+from app.uploads import HEAD_SIZE, RejectCode, UploadRejected, check_upload, safe_filename
 
 
 @dataclass(frozen=True)
@@ -38,50 +59,85 @@ def invalidate_portal_cache() -> None:
     invalidate_after_commit()
 
 
-def document_context(tender: Tender, doc: dict) -> dict:
-    """What template placeholders may use: plain values, no model objects."""
+def document_context(tender: Tender, doc: dict | None = None) -> dict:
+    """The tender's data in the shape template bodies are rendered with (see
+    `tender_templates.sample_context`): plain values, no model objects, times in the
+    centre's time zone."""
+    zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    first = tender.lots[0] if tender.lots else None
+
+    def local(moment):
+        return moment.astimezone(zone) if moment else None
+
     return {
         "tender": {
             "title": tender.title,
             "reference": tender.reference,
             "centre": tender.centre.name,
-            "category": tender.category,
-            "description": tender.description,
-            "budget": _money(tender.budget),
-            "bid_bond": _money(tender.bid_bond_amount),
-            "publication_at": _when(tender.publication_at),
-            "enquiry_deadline": _when(tender.enquiry_deadline),
-            "submission_deadline": _when(tender.submission_deadline),
-            "opening_at": _when(tender.opening_at),
-            "evaluation_days": tender.evaluation_days,
-            "custodians": len(tender.custodians),
-            "custodian_threshold": tender.custodian_threshold,
-            "ceiling_price": _money(tender.lots[0].ceiling_price) if tender.lots else "",
-            "reserve_price": _money(tender.lots[0].reserve_price) if tender.lots else "",
+            "budget": tender.budget,
+            "ceiling_price": first.ceiling_price if first else None,
+            "reserve_price": first.reserve_price if first else None,
+            "bid_bond": tender.bid_bond_amount,
+            "currency": current_app.config["FAIRBID_CURRENCY"],
+        },
+        "schedule": {
+            "publication": local(tender.publication_at),
+            "enquiry_deadline": local(tender.enquiry_deadline),
+            "submission_deadline": local(tender.submission_deadline),
+            "opening": local(tender.opening_at),
+            "evaluation_period": ngettext(
+                "%(num)d day after the opening",
+                "%(num)d days after the opening",
+                tender.evaluation_days,
+            ),
         },
         "lots": [
             {
                 "number": lot.number,
                 "title": lot.title,
-                "budget": _money(lot.budget),
-                "ceiling_price": _money(lot.ceiling_price),
-                "reserve_price": _money(lot.reserve_price),
+                "budget": lot.budget,
+                "ceiling_price": lot.ceiling_price,
+                "reserve_price": lot.reserve_price,
             }
             for lot in tender.lots
         ],
+        "custodians": {"count": len(tender.custodians), "threshold": tender.custodian_threshold},
+        "contact": {"name": tender.centre.name},
     }
 
 
-def _money(value) -> str:
-    from app.i18n import money
+@cache
+def _markdown() -> MarkdownIt:
+    # Raw HTML off: whatever staff type is shown as text, never passed through.
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
 
-    return money(value) if value is not None else ""
+
+def markdown_html(text: str) -> Markup:
+    """Safe HTML of a Markdown text written by staff (addenda)."""
+    return Markup(_markdown().render(text or ""))  # noqa: S704 (markdown-it, raw HTML off)
 
 
-def _when(moment) -> str:
-    from flask_babel import format_datetime
+def stylesheet_url() -> str:
+    """The official-document stylesheet as a data: URL: the stored HTML file stays
+    self-contained, and the PDF fetcher serves data: URLs without touching anything else."""
+    css = (TEMPLATES_DIR / "pdf" / "document.css").read_bytes()
+    return "data:text/css;base64," + base64.b64encode(css).decode()
 
-    return format_datetime(moment, "long") if moment else ""
+
+def _pdf(html: str) -> bytes:
+    """The PDF, or a clear error when the document refers to something it may not fetch
+    (an image on another site, a local file): nothing is stored then."""
+    try:
+        return render_pdf(html)
+    except ResourceRefused as refused:
+        raise OperationError(
+            _l(
+                "The document refers to %(url)s, which documents may not use. Remove it "
+                "from the text.",
+                url=refused.url[:200],
+            ),
+            code="document_resource",
+        ) from None
 
 
 def _store(
@@ -110,11 +166,21 @@ def _store(
 
 def render_tender_document(tender: Tender, doc: dict) -> Rendered:
     locale = str(get_locale() or "en")
-    body = tender_templates.render_body(doc, document_context(tender, doc), locale)
+    try:
+        body = tender_templates.render_body(doc, document_context(tender, doc), locale)
+    except TemplateValidationError as invalid:
+        raise OperationError(
+            _l("The template body cannot be rendered: %(errors)s", errors=str(invalid)),
+            code="template_body",
+        ) from None
     html = render_template(
-        "pdf/tender_document.html", tender=tender, body=body, lang=locale.replace("_", "-")
+        "pdf/tender_document.html",
+        tender=tender,
+        body=Markup(body),  # noqa: S704 (rendered by tender_templates, raw HTML off)
+        lang=locale.replace("_", "-"),
+        stylesheet_url=stylesheet_url(),
     )
-    pdf = render_pdf(html)
+    pdf = _pdf(html)
     # Earlier renderings (a re-publication never happens, but a draft may be re-rendered).
     db.session.execute(
         update(TenderDocument)
@@ -145,13 +211,14 @@ def render_tender_document(tender: Tender, doc: dict) -> Rendered:
 
 def render_addendum(tender: Tender, addendum: Addendum) -> TenderDocument:
     locale = str(get_locale() or "en")
-    body = tender_templates.render_markdown(addendum.body)
+    body = markdown_html(addendum.body)
     html = render_template(
         "pdf/addendum.html",
         tender=tender,
         addendum=addendum,
         body=body,
         lang=locale.replace("_", "-"),
+        stylesheet_url=stylesheet_url(),
     )
     document = _store(
         tender,
@@ -159,8 +226,121 @@ def render_addendum(tender: Tender, addendum: Addendum) -> TenderDocument:
         addendum.title,
         f"{tender.reference}-addendum-{addendum.number}.pdf",
         "application/pdf",
-        render_pdf(html),
+        _pdf(html),
         addendum,
     )
     db.session.flush()
     return document
+
+
+# --- attachments (drawings, bills of quantities) ----------------------------------------------
+
+
+class _Rejoined(io.RawIOBase):
+    """The head already read for the type check, then the rest of the upload stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            part = self._head if size < 0 else self._head[:size]
+            self._head = self._head[len(part) :]
+            return part
+        return self._rest.read(size)
+
+
+def _refusal(rejected: UploadRejected, filename: str, declared: str | None):
+    name = safe_filename(filename)
+    if rejected.code == RejectCode.EMPTY:
+        return _l("The file %(name)s is empty.", name=name)
+    if rejected.code == RejectCode.EXTENSION_NOT_ALLOWED:
+        return _l(
+            "Files like %(name)s are not accepted. Attach PDF, Word, Excel, ZIP, PNG, JPEG, "
+            "text or CSV files.",
+            name=name,
+        )
+    if rejected.code == RejectCode.CONTENT_TYPE_MISMATCH:
+        return _l(
+            "%(name)s was sent as %(type)s, but its content is something else: refused.",
+            name=name,
+            type=(declared or "")[:100],
+        )
+    return _l(
+        "The content of %(name)s does not match its file type: refused.",
+        name=name,
+    )
+
+
+def add_attachment(
+    actor: User,
+    tender: Tender,
+    filename: str,
+    declared_type: str | None,
+    stream: BinaryIO,
+    title: str = "",
+) -> TenderDocument:
+    """Store an attachment of a draft. The type is checked on the first bytes before
+    anything is written; the size cap while streaming; a refused file leaves nothing."""
+    require(actor, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
+    if tender.status != TenderStatus.DRAFT:
+        raise Conflict(
+            _l("Attachments are added before publication; afterwards through addenda."),
+            code="not_draft",
+        )
+    head = stream.read(HEAD_SIZE)
+    try:
+        kind = check_upload(filename or "", declared_type, head)
+    except UploadRejected as rejected:
+        raise OperationError(
+            _refusal(rejected, filename or "", declared_type), code=f"upload_{rejected.code}"
+        ) from None
+    limit = current_app.config["MAX_ATTACHMENT_SIZE"]
+    try:
+        stored = blob_store().put_stream(_Rejoined(head, stream), max_size=limit)
+    except BlobTooLarge:
+        raise OperationError(
+            _l("The file is larger than the limit of %(mib)s MiB.", mib=_mib(limit)),
+            code="too_large",
+            status=413,
+        ) from None
+    name = safe_filename(filename)
+    document = TenderDocument(
+        tender_id=tender.id,
+        kind=DocumentKind.ATTACHMENT,
+        title=(title or "").strip()[:300] or name,
+        filename=name,
+        content_type=kind.media_type,
+        size=stored.size,
+        sha256=stored.sha256,
+    )
+    db.session.add(document)
+    db.session.flush()
+    append_event(
+        "tender.attachment_added",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"document_id": document.id, "sha256": stored.sha256, "size": stored.size},
+    )
+    return document
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+def download_counts(tender: Tender) -> dict[int, int]:
+    """Downloads of each of the tender's documents."""
+    rows = db.session.execute(
+        select(DocumentDownload.document_id, func.count(DocumentDownload.id))
+        .join(TenderDocument, TenderDocument.id == DocumentDownload.document_id)
+        .where(TenderDocument.tender_id == tender.id)
+        .group_by(DocumentDownload.document_id)
+    )
+    return dict(rows.all())

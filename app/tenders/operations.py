@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from app import tender_templates
 from app.accounts.models import Role, User
@@ -24,7 +24,7 @@ from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.events import publish_after_commit
 from app.extensions import db
-from app.permissions import Permission, require
+from app.permissions import Permission, can, require
 from app.tenders import documents
 from app.tenders.models import (
     Addendum,
@@ -406,5 +406,42 @@ def registrations_of(tender: Tender) -> list[TenderRegistration]:
             select(TenderRegistration)
             .where(TenderRegistration.tender_id == tender.id)
             .order_by(TenderRegistration.registered_at)
+        )
+    )
+
+
+# --- reading, for staff pages and the API ----------------------------------------------------
+
+
+def tenders_visible_to(user: User, status: str | None = None) -> Select:
+    """Staff see their centre's tenders; supervisors and admins every centre's."""
+    require(user, Permission.VIEW_TENDERS)
+    query = select(Tender).order_by(Tender.created_at.desc(), Tender.id.desc())
+    if not can(user, Permission.VIEW_ALL_CENTRES):
+        query = query.where(Tender.centre_id == user.centre_id)
+    if status:
+        query = query.where(Tender.status == status)
+    return query
+
+
+def get_tender_for(user: User, tender_id: int) -> Tender | None:
+    tender = db.session.get(Tender, tender_id)
+    if tender is None:
+        return None
+    require(user, Permission.VIEW_TENDERS, centre_id=tender.centre_id)
+    return tender
+
+
+def custodian_candidates(centre_id: int) -> list[User]:
+    """Who may hold a key share: the centre's custodians and staff, and supervisors."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(
+                User.is_enabled.is_(True),
+                ((User.centre_id == centre_id) & User.role.in_([Role.CUSTODIAN, Role.STAFF]))
+                | (User.role == Role.SUPERVISOR),
+            )
+            .order_by(User.role, User.full_name, User.id)
         )
     )

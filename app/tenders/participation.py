@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from flask import has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.audit import append_event
@@ -21,6 +21,7 @@ from app.tenders.models import (
     DocumentDownload,
     DocumentKind,
     Enquiry,
+    Notification,
     Tender,
     TenderDocument,
     TenderRegistration,
@@ -198,3 +199,75 @@ def bond_status(tender: Tender, registration: TenderRegistration | None) -> str:
     if paid >= required:
         return "paid"
     return "partial" if paid > 0 else "missing"
+
+
+def can_see_tender(user: User | None, tender: Tender) -> bool:
+    """Published (and later) tenders are public; a draft only for those overseeing it."""
+    return tender.is_public or can(user, Permission.VIEW_TENDERS, centre_id=tender.centre_id)
+
+
+def company_registrations(user: User) -> list[TenderRegistration]:
+    """The registrations of the user's own company, latest bid deadline first."""
+    require(user, Permission.TAKE_PART)
+    if user.company_id is None:
+        return []
+    return list(
+        db.session.scalars(
+            select(TenderRegistration)
+            .join(Tender, Tender.id == TenderRegistration.tender_id)
+            .where(TenderRegistration.company_id == user.company_id)
+            .order_by(Tender.submission_deadline.desc(), TenderRegistration.id)
+        )
+    )
+
+
+def registrations_visible_to(user: User, tender: Tender) -> list[TenderRegistration]:
+    """Staff of the tender's centre (and supervisors, administrators) see every
+    registration; a bidder sees only its own company's."""
+    if can(user, Permission.VIEW_TENDERS, centre_id=tender.centre_id):
+        return list(
+            db.session.scalars(
+                select(TenderRegistration)
+                .where(TenderRegistration.tender_id == tender.id)
+                .order_by(TenderRegistration.registered_at, TenderRegistration.id)
+            )
+        )
+    require(user, Permission.TAKE_PART)
+    registration = registration_of(tender, user.company_id)
+    return [registration] if registration is not None else []
+
+
+def enquiries_visible_to(user: User | None, tender: Tender) -> list[Enquiry]:
+    """Everyone sees the answered questions; a bidder also its own company's unanswered
+    ones; staff overseeing the tender see all. Never who asked."""
+    query = select(Enquiry).where(Enquiry.tender_id == tender.id)
+    if not can(user, Permission.VIEW_TENDERS, centre_id=tender.centre_id):
+        visible = Enquiry.answered_at.is_not(None)
+        if can(user, Permission.TAKE_PART) and user.company_id is not None:
+            visible = visible | (Enquiry.company_id == user.company_id)
+        query = query.where(visible)
+    return list(db.session.scalars(query.order_by(Enquiry.asked_at, Enquiry.id)))
+
+
+def notifications_query(user: User, unread_only: bool = False):
+    """The user's in-app notifications, newest first (a select for pagination)."""
+    query = select(Notification).where(Notification.user_id == user.id)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    return query.order_by(Notification.created_at.desc(), Notification.id.desc())
+
+
+def unread_count(user: User) -> int:
+    return db.session.scalar(
+        select(func.count(Notification.id)).where(
+            Notification.user_id == user.id, Notification.read_at.is_(None)
+        )
+    )
+
+
+def mark_notification_read(user: User, notification: Notification) -> None:
+    """Only the addressee marks a notification read; reading twice changes nothing."""
+    if notification.user_id != getattr(user, "id", None):
+        raise OperationError(_l("Unknown notification."), code="not_found", status=404)
+    if notification.read_at is None:
+        notification.read_at = utcnow()

@@ -92,7 +92,9 @@ def _add_version(template: TenderTemplate, text: str, actor: User | None) -> Tem
 
 
 def templates_visible_to(user: User) -> list[TenderTemplate]:
-    require(user, Permission.MANAGE_TEMPLATES)
+    """Built-ins and the user's centre's copies (every centre's for supervisors and admins).
+    Reading is open to whoever oversees tenders; changing needs MANAGE_TEMPLATES."""
+    require(user, Permission.VIEW_TENDERS)
     query = select(TenderTemplate).order_by(
         TenderTemplate.centre_id.is_not(None), TenderTemplate.key
     )
@@ -107,7 +109,7 @@ def get_template_for(user: User, template_id: int) -> TenderTemplate | None:
     template = db.session.get(TenderTemplate, template_id)
     if template is None:
         return None
-    require(user, Permission.MANAGE_TEMPLATES, centre_id=template.centre_id)
+    require(user, Permission.VIEW_TENDERS, centre_id=template.centre_id)
     return template
 
 
@@ -160,3 +162,19 @@ def save_template(actor: User, template: TenderTemplate, text: str) -> TemplateV
         return template.latest
     template.name = _english(doc["name"])
     return _add_version(template, text, actor)
+
+
+def preview_template(actor: User, text: str, locale: str = "en") -> tuple[str | None, list, dict]:
+    """(body HTML, [], sample data) for a valid text, rendered with sample tender data;
+    (None, errors, {}) otherwise. Nothing is stored."""
+    require(actor, Permission.MANAGE_TEMPLATES)
+    errors = tender_templates.validate_text(text)
+    if errors:
+        return None, errors, {}
+    doc = tender_templates.load_template(text)
+    sample = tender_templates.sample_context(doc.get("category", "goods"))
+    try:
+        body = tender_templates.render_body(doc, sample, locale)
+    except tender_templates.TemplateValidationError as invalid:
+        return None, invalid.errors, {}
+    return body, [], sample

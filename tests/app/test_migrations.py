@@ -19,7 +19,7 @@ def test_single_head(_app):
 
 
 def test_upgrade_matches_models_and_downgrade_to_base(tmp_path_factory):
-    from tests.conftest import build_app
+    from tests.conftest import build_app, dispose
 
     app = build_app(tmp_path_factory, "migrations")  # runs `flask db upgrade` on an empty db
     with app.app_context():
@@ -45,4 +45,4 @@ def test_upgrade_matches_models_and_downgrade_to_base(tmp_path_factory):
         assert tables == set()
         upgrade()
         assert "audit_event" in inspect(db.engine).get_table_names()
-        db.engine.dispose()
+    dispose(app)

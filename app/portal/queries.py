@@ -1,0 +1,275 @@
+"""What the public portal reads: announcement search, a public tender, feed entries.
+
+Nothing here writes. Drafts never leave this module: every query filters on
+PUBLIC_STATUSES, so a view cannot forget it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from app.centres.models import TradingCentre
+from app.extensions import db
+from app.tenders.models import PUBLIC_STATUSES, Tender, TenderStatus
+
+PER_PAGE = 20
+MAX_PAGE = 10_000
+MAX_TEXT = 200
+FEED_SIZE = 50
+
+# The tender categories of the template schema (app/tender_templates/template.schema.json).
+CATEGORIES = {
+    "goods": _l("Goods"),
+    "works": _l("Works"),
+    "services": _l("Services"),
+    "asset_sale": _l("Asset and land-use right sale"),
+}
+STATUS_LABELS = {
+    TenderStatus.PUBLISHED: _l("Open for bids"),
+    TenderStatus.CLOSED: _l("Bidding closed"),
+    TenderStatus.OPENED: _l("Bids opened"),
+    TenderStatus.EVALUATING: _l("Under evaluation"),
+    TenderStatus.CANDIDATES: _l("Candidates published"),
+    TenderStatus.AWARDED: _l("Awarded"),
+    TenderStatus.FAILED: _l("Failed"),
+    TenderStatus.CANCELLED: _l("Cancelled"),
+}
+# Public statuses in lifecycle order, for the search form.
+PUBLIC_STATUS_ORDER = [status for status in TenderStatus if status in PUBLIC_STATUSES]
+
+_CENTRE_CODE = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class BadQuery(ValueError):
+    """A search parameter the portal cannot use; the message is shown to the user."""
+
+    def __init__(self, message) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TenderQuery:
+    """A validated, normalised announcement search. Equal searches are equal objects, so
+    `canonical()` is a cache key and the query string of a stable URL."""
+
+    text: str = ""
+    centre: str = ""
+    category: str = ""
+    status: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    page: int = 1
+
+    def params(self, page: int | None = None) -> dict[str, str]:
+        """Non-empty parameters in a fixed order (page omitted when 1)."""
+        values = {
+            "q": self.text,
+            "centre": self.centre,
+            "category": self.category,
+            "status": self.status,
+            "from": self.date_from.isoformat() if self.date_from else "",
+            "to": self.date_to.isoformat() if self.date_to else "",
+        }
+        page = self.page if page is None else page
+        if page != 1:
+            values["page"] = str(page)
+        return {key: value for key, value in values.items() if value}
+
+    def canonical(self) -> str:
+        return urlencode(self.params())
+
+    @property
+    def filtered(self) -> bool:
+        return bool({key for key in self.params() if key != "page"})
+
+
+def parse_query(args) -> TenderQuery:
+    """Validate request arguments; raises BadQuery with a message for the user. Unknown
+    parameters are ignored (and so never split the cache)."""
+    text = " ".join((args.get("q") or "").split())
+    if len(text) > MAX_TEXT:
+        raise BadQuery(_l("Search for at most %(n)d characters.", n=MAX_TEXT))
+    centre = (args.get("centre") or "").strip().upper()
+    if centre and not _CENTRE_CODE.match(centre):
+        raise BadQuery(_l("There is no trading centre with the code “%(code)s”.", code=centre[:40]))
+    category = (args.get("category") or "").strip()
+    if category and category not in CATEGORIES:
+        raise BadQuery(
+            _l(
+                "Unknown category “%(value)s”: choose one of %(choices)s.",
+                value=category[:40],
+                choices=", ".join(CATEGORIES),
+            )
+        )
+    status = (args.get("status") or "").strip()
+    if status and status not in PUBLIC_STATUSES:
+        raise BadQuery(
+            _l(
+                "Unknown status “%(value)s”: choose one of %(choices)s.",
+                value=status[:40],
+                choices=", ".join(PUBLIC_STATUS_ORDER),
+            )
+        )
+    date_from = _parse_date(args.get("from"), _l("From"))
+    date_to = _parse_date(args.get("to"), _l("To"))
+    if date_from and date_to and date_from > date_to:
+        raise BadQuery(_l("The start of the date range is after its end."))
+    raw_page = (args.get("page") or "1").strip()
+    if not raw_page.isascii() or not raw_page.isdigit():
+        raise BadQuery(_l("The page number must be a whole number from 1."))
+    page = int(raw_page)
+    if not 1 <= page <= MAX_PAGE:
+        raise BadQuery(_l("The page number must be between 1 and %(n)d.", n=MAX_PAGE))
+    return TenderQuery(text, centre, category, status, date_from, date_to, page)
+
+
+def _parse_date(value: str | None, label) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        if not _ISO_DATE.match(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise BadQuery(
+            _l("%(field)s: write a date as YYYY-MM-DD, e.g. 2025-04-01.", field=label)
+        ) from None
+
+
+def portal_timezone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+def centre_timezone(centre: TradingCentre) -> ZoneInfo:
+    """Centres have no time zone of their own yet: the platform's zone (Asia/Shanghai by
+    default) is every centre's until one is added to the model."""
+    name = getattr(centre, "timezone", None)
+    return ZoneInfo(name) if name else portal_timezone()
+
+
+def _start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=portal_timezone()).astimezone(UTC)
+
+
+@dataclass
+class TenderPage:
+    items: list[Tender]
+    total: int
+    page: int
+    per_page: int = PER_PAGE
+    centre: TradingCentre | None = field(default=None)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def centre_by_code(code: str) -> TradingCentre | None:
+    return db.session.scalar(select(TradingCentre).where(TradingCentre.code == code))
+
+
+def search_tenders(query: TenderQuery) -> TenderPage:
+    """Public tenders matching `query`, newest publication first (id breaks ties, so pages
+    never overlap)."""
+    centre = None
+    if query.centre:
+        centre = centre_by_code(query.centre)
+        if centre is None:
+            raise BadQuery(
+                _l("There is no trading centre with the code “%(code)s”.", code=query.centre)
+            )
+    stmt = select(Tender).where(Tender.status.in_(sorted(PUBLIC_STATUSES)))
+    if centre is not None:
+        stmt = stmt.where(Tender.centre_id == centre.id)
+    if query.category:
+        stmt = stmt.where(Tender.category == query.category)
+    if query.status:
+        stmt = stmt.where(Tender.status == query.status)
+    if query.date_from:
+        stmt = stmt.where(Tender.published_at >= _start_of_day(query.date_from))
+    if query.date_to:
+        stmt = stmt.where(Tender.published_at < _start_of_day(query.date_to + timedelta(days=1)))
+    if query.text:
+        pattern = "%" + _escape_like(query.text) + "%"
+        stmt = stmt.where(
+            or_(
+                Tender.title.ilike(pattern, escape="\\"),
+                Tender.reference.ilike(pattern, escape="\\"),
+            )
+        )
+    pagination = db.paginate(
+        stmt.options(joinedload(Tender.centre)).order_by(
+            Tender.published_at.desc(), Tender.id.desc()
+        ),
+        page=query.page,
+        per_page=PER_PAGE,
+        error_out=False,
+        count=True,
+    )
+    return TenderPage(
+        items=list(pagination.items), total=pagination.total or 0, page=query.page, centre=centre
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def public_tender(tender_id: int) -> Tender | None:
+    """A tender the public may see, with what its page shows loaded; None for drafts."""
+    tender = db.session.scalar(
+        select(Tender)
+        .where(Tender.id == tender_id, Tender.status.in_(sorted(PUBLIC_STATUSES)))
+        .options(
+            joinedload(Tender.centre),
+            selectinload(Tender.lots),
+            selectinload(Tender.documents),
+            selectinload(Tender.enquiries),
+            selectinload(Tender.addenda),
+        )
+    )
+    return tender
+
+
+def answered_enquiries(tender: Tender) -> list:
+    return [enquiry for enquiry in tender.enquiries if enquiry.answered_at is not None]
+
+
+def current_documents(tender: Tender) -> list:
+    """What a bidder downloads now: superseded renderings of the tender document drop out;
+    attachments and addendum documents stay."""
+    return [document for document in tender.documents if document.superseded_at is None]
+
+
+def feed_tenders(*, centre: TradingCentre | None = None, category: str | None = None):
+    stmt = select(Tender).where(Tender.status.in_(sorted(PUBLIC_STATUSES)))
+    if centre is not None:
+        stmt = stmt.where(Tender.centre_id == centre.id)
+    if category is not None:
+        stmt = stmt.where(Tender.category == category)
+    stmt = (
+        stmt.options(joinedload(Tender.centre), selectinload(Tender.addenda))
+        .order_by(Tender.published_at.desc(), Tender.id.desc())
+        .limit(FEED_SIZE)
+    )
+    return list(db.session.scalars(stmt))

@@ -1,0 +1,367 @@
+"""Benchmark (not a test): the cached announcement list vs a bare Flask endpoint, both under
+gunicorn with the same settings, in one run.
+
+What runs, all on loopback:
+- the Fairbid app under gunicorn, on a SQLite file in a temporary directory seeded with
+  ``--tenders`` published tenders through the models, Redis at ``--redis`` if a server
+  answers there (a database of its own, ``--redis-db``), else the in-process fakeredis
+  stand-in (then each gunicorn worker has its own cache);
+- a bare Flask app under gunicorn with the same settings, one endpoint returning the very
+  bytes the portal served for ``/tenders/`` (same size, no work).
+
+Each target gets a warm-up, then ``--requests`` GETs from ``--concurrency`` client threads
+(http.client, one connection per request: gunicorn's sync workers close it anyway). Printed:
+requests/s, p50 and p99 latency, and the ratios. A third line measures the list with the
+cache missed on purpose (a different date range per request, the same 20 rows), to show
+what the cache buys, and a fourth the app's own per-request floor (/healthz).
+
+    python bench/bench_portal.py [--tenders 200] [--requests 2000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+# The same gunicorn settings for both servers: only the application differs.
+GUNICORN_SETTINGS = [
+    "--workers",
+    "2",
+    "--worker-class",
+    "sync",
+    "--timeout",
+    "60",
+    "--backlog",
+    "2048",
+    "--log-level",
+    "warning",
+]
+
+
+def bare_app():
+    """The comparison app (gunicorn imports it as ``bench_portal:bare_app()``)."""
+    from flask import Flask, Response
+
+    body = Path(os.environ["BENCH_BARE_HTML"]).read_bytes()
+    app = Flask("bare")
+
+    @app.get("/page")
+    def page():
+        return Response(body, mimetype="text/html")
+
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def seed(database: Path, instance: Path, redis_url: str, count: int) -> None:
+    """A migrated SQLite database with `count` published tenders over four centres."""
+    sys.path.insert(0, str(REPO))
+    from decimal import Decimal
+
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.accounts import security
+    from app.accounts.models import Role, User
+    from app.centres.models import TradingCentre
+    from app.core.types import utcnow
+    from app.extensions import db, redis_client
+    from app.portal.cache import GENERATION_KEY
+    from app.tenders.models import Lot, TemplateVersion, Tender, TenderTemplate
+    from config import DevelopmentConfig
+
+    app = create_app(
+        DevelopmentConfig,
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
+        INSTANCE_DIR=instance,
+        REDIS_URL=redis_url,
+    )
+    with app.app_context():
+        upgrade()
+        centres = [
+            TradingCentre(code=f"BENCH{n}", name=f"Bench City Centre {n}", level="city")
+            for n in range(4)
+        ]
+        db.session.add_all(centres)
+        db.session.flush()
+        staff = User(
+            email="bench-staff@example.com",
+            full_name="Bench Staff",
+            role=Role.STAFF,
+            centre_id=centres[0].id,
+            password_hash=security.hash_password("bench password 123"),
+            email_confirmed_at=utcnow(),
+        )
+        template = TenderTemplate(key="goods", name="Goods", category="goods")
+        db.session.add_all([staff, template])
+        db.session.flush()
+        version = TemplateVersion(
+            template_id=template.id, number=1, yaml_text="key: goods", sha256="0" * 64
+        )
+        db.session.add(version)
+        db.session.flush()
+        now = utcnow()
+        categories = ["goods", "works", "services", "asset_sale"]
+        for n in range(count):
+            published = now - timedelta(days=n, hours=n % 7)
+            tender = Tender(
+                centre_id=centres[n % 4].id,
+                template_version_id=version.id,
+                reference=f"BENCH-{2025000 + n}",
+                title=f"Supply and installation of municipal equipment, batch {n}",
+                category=categories[n % 4],
+                direction="highest_wins" if n % 4 == 3 else "lowest_wins",
+                status="published",
+                budget=Decimal(1_000_000 + 1_000 * n),
+                bid_bond_amount=Decimal(10_000),
+                publication_at=published,
+                enquiry_deadline=published + timedelta(days=15),
+                submission_deadline=published + timedelta(days=20),
+                opening_at=published + timedelta(days=20, hours=1),
+                created_by_id=staff.id,
+                published_at=published,
+                published_by_id=staff.id,
+            )
+            db.session.add(tender)
+            db.session.flush()
+            db.session.add(Lot(tender_id=tender.id, number=1, title="Lot 1"))
+        db.session.commit()
+        if redis_url:
+            # Pages cached by an earlier run describe another database.
+            redis_client.client.incr(GENERATION_KEY)
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+class Server:
+    def __init__(self, name: str, app_spec: str, chdir: Path, env: dict, log: Path):
+        self.name = name
+        self.port = free_port()
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        self.log = log.open("wb")
+        self.process = subprocess.Popen(
+            [
+                str(gunicorn),
+                *GUNICORN_SETTINGS,
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--chdir",
+                str(chdir),
+                app_spec,
+            ],
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, path: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} server exited; see {self.log.name}")
+            try:
+                status, _headers, _body = get(self.port, path)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} server did not answer {path} in {timeout} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def get(port: int, path: str) -> tuple[int, dict, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Accept-Language": "en"})
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, dict(response.getheaders()), body
+    finally:
+        connection.close()
+
+
+def load(port: int, paths: list[str], concurrency: int) -> dict:
+    """GET every path once, `concurrency` at a time; latencies in seconds."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    cache: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def one(path: str) -> None:
+        start = time.perf_counter()
+        try:
+            status, headers, _body = get(port, path)
+        except OSError:
+            status, headers = 0, {}
+        elapsed = time.perf_counter() - start
+        with lock:
+            latencies.append(elapsed)
+            statuses[status] = statuses.get(status, 0) + 1
+            state = headers.get("X-Portal-Cache")
+            if state:
+                cache[state] = cache.get(state, 0) + 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, paths))
+    wall = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "requests": len(paths),
+        "wall": wall,
+        "rps": len(paths) / wall,
+        "p50": statistics.median(latencies),
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "statuses": statuses,
+        "cache": cache,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tenders", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--redis", default="127.0.0.1:6379", help="host:port to try")
+    parser.add_argument("--redis-db", type=int, default=15)
+    args = parser.parse_args()
+
+    host, _, port = args.redis.partition(":")
+    redis_url = (
+        f"redis://{host}:{port or 6379}/{args.redis_db}"
+        if redis_reachable(host, int(port or 6379))
+        else ""
+    )
+    workdir = Path(tempfile.mkdtemp(prefix="fairbid-bench-"))
+    servers: list[Server] = []
+    try:
+        database = workdir / "fairbid.db"
+        seed(database, workdir, redis_url, args.tenders)
+        portal = Server(
+            "portal",
+            "app:create_app()",
+            REPO,
+            {
+                "FAIRBID_ENV": "development",
+                "DATABASE_URL": f"sqlite:///{database}",
+                "REDIS_URL": redis_url,
+                "FAIRBID_INSTANCE_DIR": str(workdir),
+            },
+            workdir / "portal.log",
+        )
+        servers.append(portal)
+        portal.wait_ready("/tenders/")
+        status, _headers, page = get(portal.port, "/tenders/")
+        assert status == 200, status
+        (workdir / "page.html").write_bytes(page)
+        bare = Server(
+            "bare",
+            "bench_portal:bare_app()",
+            HERE,
+            {"BENCH_BARE_HTML": str(workdir / "page.html")},
+            workdir / "bare.log",
+        )
+        servers.append(bare)
+        bare.wait_ready("/page")
+
+        print(
+            f"gunicorn {' '.join(GUNICORN_SETTINGS[:4])}; {args.tenders} published tenders "
+            f"in SQLite; Redis: {redis_url or 'fakeredis (in-process, one cache per worker)'}"
+        )
+        print(
+            f"page: {len(page):,} bytes; {args.requests:,} requests per target, "
+            f"{args.concurrency} client threads, after {args.warmup} warm-up requests"
+        )
+        load(bare.port, ["/page"] * args.warmup, args.concurrency)
+        load(portal.port, ["/tenders/"] * args.warmup, args.concurrency)
+        bare_result = load(bare.port, ["/page"] * args.requests, args.concurrency)
+        cached = load(portal.port, ["/tenders/"] * args.requests, args.concurrency)
+        # A new date range per request: always a cache miss, always the same 20 rows.
+        first = date(2100, 1, 1)
+        misses = [
+            f"/tenders/?from=2000-01-01&to={first + timedelta(days=n)}"
+            for n in range(args.requests)
+        ]
+        uncached = load(portal.port, misses, args.concurrency)
+        # The app's own floor: every request pays its hooks (session, sign-in, limiter,
+        # security headers, locale); /healthz is the lightest page that has them all.
+        floor = load(portal.port, ["/healthz"] * args.requests, args.concurrency)
+
+        rows = [
+            ("bare Flask endpoint", bare_result),
+            ("/tenders/ (Redis-cached)", cached),
+            ("/tenders/ (cache missed)", uncached),
+            ("/healthz (app floor)", floor),
+        ]
+        print(f"{'target':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}  statuses / cache")
+        for label, result in rows:
+            extra = f"{result['statuses']} {result['cache'] or ''}".strip()
+            print(
+                f"{label:<28}{result['rps']:>10.0f}{result['p50'] * 1000:>10.1f}"
+                f"{result['p99'] * 1000:>10.1f}  {extra}"
+            )
+        print(f"ratio cached / bare (req/s):   {cached['rps'] / bare_result['rps']:.2f}")
+        print(f"ratio uncached / bare (req/s): {uncached['rps'] / bare_result['rps']:.2f}")
+        print(f"ratio cached / uncached:       {cached['rps'] / uncached['rps']:.2f}")
+        print(f"ratio cached / app floor:      {cached['rps'] / floor['rps']:.2f}")
+    finally:
+        for server in reversed(servers):
+            server.stop()
+        if redis_url:
+            _forget_cached_pages(redis_url)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _forget_cached_pages(redis_url: str) -> None:
+    """Leave the bench's Redis database as we found it, apart from the generation."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    keys = [k for k in client.scan_iter("fairbid:portal:*") if not k.endswith(b"generation")]
+    if keys:
+        client.delete(*keys)
+
+
+if __name__ == "__main__":
+    main()

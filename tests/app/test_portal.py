@@ -1,0 +1,595 @@
+"""The public portal: announcement search (cached in Redis), tender pages, document
+downloads, Atom feeds and OCDS releases."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import flask_babel
+import pytest
+from jsonschema import Draft4Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+from sqlalchemy import func, select
+
+from app.accounts.models import Role
+from app.extensions import db, redis_client
+from app.portal import cache
+from app.tenders.documents import blob_store
+from app.tenders.models import (
+    Addendum,
+    DocumentDownload,
+    Enquiry,
+    Lot,
+    Tender,
+    TenderDocument,
+    TenderRegistration,
+)
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "ocds"
+COUNTDOWN_JS = Path(__file__).resolve().parents[2] / "app" / "static" / "js" / "countdown.js"
+
+
+def html(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def clone_tenders(template: Tender, count: int, **changes) -> list[Tender]:
+    """Cheap extra public tenders shaped like `template` (make_tender signs up users)."""
+    columns = [c.key for c in Tender.__table__.columns if c.key not in ("id", "reference")]
+    made = []
+    for n in range(count):
+        values = {key: getattr(template, key) for key in columns}
+        values.update(reference=f"{template.reference}-{n}", title=f"Clone {n}", **changes)
+        tender = Tender(**values)
+        db.session.add(tender)
+        made.append(tender)
+    db.session.commit()
+    return made
+
+
+def test_list_shows_published_tenders_and_never_drafts(client, make_tender):
+    public = make_tender(title="Bridge repair materials")
+    draft = make_tender(status="draft", title="Secret draft road")
+    cancelled = make_tender(status="cancelled", title="Cancelled school roof")
+    page = client.get("/tenders/")
+    assert page.status_code == 200
+    text = html(page)
+    assert "Bridge repair materials" in text and public.reference in text
+    assert "Cancelled school roof" in text and cancelled.reference in text
+    assert "Secret draft road" not in text and draft.reference not in text
+    assert client.get(f"/tenders/{draft.id}").status_code == 404
+    assert client.get(f"/api/v1/ocds/tenders/{draft.id}").status_code == 404
+    assert client.get("/tenders/999999").status_code == 404
+
+
+def test_search_by_text_centre_category_status_and_dates(client, make_tender, make_centre):
+    north, south = make_centre(code="NORTH"), make_centre(code="SOUTH")
+    pumps = make_tender(centre=north, title="Water pumps", reference="N-2025-001")
+    road = make_tender(centre=south, title="Road works", reference="S-2025-7", category="works")
+    sale = make_tender(centre=south, title="Land-use right", category="asset_sale")
+    closed = make_tender(centre=north, title="Cleaning services", category="services")
+    closed.status = "closed"
+    old = datetime(2025, 3, 10, 2, 0, tzinfo=UTC)  # 10:00 on 10 March in Shanghai
+    road.published_at = old
+    db.session.commit()
+
+    def titles(query: str) -> set[str]:
+        response = client.get("/tenders/?" + query)
+        assert response.status_code == 200, html(response)
+        rows = re.findall(r'<a href="/tenders/\d+">([^<]+)</a>', html(response))
+        return set(rows)
+
+    assert titles("q=pumps") == {"Water pumps"}
+    assert titles("q=PUMPS") == {"Water pumps"}
+    assert titles("q=S-2025") == {"Road works"}
+    assert titles("q=100%25") == set()  # "%" is a literal, not a wildcard
+    assert titles("centre=north") == {"Water pumps", "Cleaning services"}
+    assert titles("category=asset_sale") == {"Land-use right"}
+    assert titles("status=closed") == {"Cleaning services"}
+    assert titles("centre=SOUTH&from=2025-03-10&to=2025-03-10") == {"Road works"}
+    assert titles("centre=SOUTH&to=2025-03-09") == set()
+    assert titles("centre=SOUTH&from=2025-03-11") == {"Land-use right"}
+    assert pumps.id and sale.id
+
+
+def test_pagination_is_newest_first_with_stable_urls(client, make_tender, make_centre):
+    centre = make_centre(code="PAGES")
+    first = make_tender(centre=centre, title="Oldest")
+    first.published_at = datetime(2025, 1, 1, tzinfo=UTC)
+    clones = clone_tenders(first, 24)
+    for n, tender in enumerate(clones):
+        tender.published_at = datetime(2025, 1, 2, tzinfo=UTC) + timedelta(hours=n)
+    db.session.commit()
+
+    page1 = html(client.get("/tenders/?centre=PAGES"))
+    assert "25 tenders found." in page1
+    rows = re.findall(r'<a href="/tenders/\d+">([^<]+)</a>', page1)
+    assert len(rows) == 20 and rows[0] == "Clone 23" and rows[1] == "Clone 22"
+    assert 'href="/tenders/?centre=PAGES&amp;page=2"' in page1
+    page2 = html(client.get("/tenders/?page=2&centre=PAGES"))
+    rows2 = re.findall(r'<a href="/tenders/\d+">([^<]+)</a>', page2)
+    assert len(rows2) == 5 and rows2[-1] == "Oldest" and not set(rows) & set(rows2)
+    assert 'href="/tenders/?centre=PAGES"' in page2  # previous page: page 1 has no number
+    beyond = html(client.get("/tenders/?centre=PAGES&page=9"))
+    assert "No tender matches this search." in beyond
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("page=abc", "The page number must be a whole number"),
+        ("page=0", "between 1 and 10000"),
+        ("page=99999999999999999999", "between 1 and 10000"),
+        ("category=ships", "Unknown category"),
+        ("status=draft", "Unknown status"),
+        ("from=2025-13-01", "write a date as YYYY-MM-DD"),
+        ("to=01/04/2025", "write a date as YYYY-MM-DD"),
+        ("from=2025-05-01&to=2025-04-01", "after its end"),
+        ("centre=NOWHERE", "no trading centre with the code"),
+        ("centre=%3Cscript%3E", "no trading centre with the code"),
+        ("q=" + "x" * 201, "at most 200 characters"),
+    ],
+)
+def test_bad_search_parameters_are_400_with_a_message(client, query, message):
+    response = client.get("/tenders/?" + query)
+    assert response.status_code == 400
+    assert message in html(response)
+    assert "<script>" not in html(response)
+
+
+def test_list_is_cached_and_invalidated_by_a_publication(client, make_tender):
+    tender = make_tender(title="Original title")
+    first = client.get("/tenders/")
+    assert first.headers["X-Portal-Cache"] == "miss"
+    second = client.get("/tenders/")
+    assert second.headers["X-Portal-Cache"] == "hit"
+    assert "Original title" in html(second)
+    # Unknown parameters are normalised away: the same cached page.
+    assert client.get("/tenders/?utm_source=x&page=1").headers["X-Portal-Cache"] == "hit"
+
+    tender.title = "Changed title"
+    db.session.commit()  # no publication: the cached fragment still stands
+    assert "Original title" in html(client.get("/tenders/"))
+
+    cache.invalidate_after_commit()
+    db.session.commit()
+    third = client.get("/tenders/")
+    assert third.headers["X-Portal-Cache"] == "miss"
+    assert "Changed title" in html(third) and "Original title" not in html(third)
+
+
+def test_cached_fragment_holds_nothing_of_the_signed_in_user(
+    app, client, auth, make_tender, make_user
+):
+    make_tender(title="Shared announcement")
+    bidder = make_user(Role.BIDDER, full_name="Zhang Wei Bidder")
+    auth.login(bidder)
+    signed_in = html(client.get("/tenders/"))
+    assert "Zhang Wei Bidder" in signed_in  # the layout's navigation, rendered per request
+    keys = [k for k in redis_client.client.keys("fairbid:portal:*") if b"generation" not in k]
+    assert keys
+    for key in keys:
+        value = redis_client.client.get(key).decode()
+        assert "Zhang Wei Bidder" not in value and "Sign out" not in value
+        assert "csrf_token" not in value
+    anonymous = app.test_client().get("/tenders/")
+    assert anonymous.headers["X-Portal-Cache"] == "hit"
+    text = html(anonymous)
+    assert "Shared announcement" in text
+    assert "Zhang Wei Bidder" not in text and "Sign in" in text
+
+
+def test_cache_is_per_language(client, make_tender):
+    make_tender(category="works")
+    english = client.get("/tenders/", headers={"Accept-Language": "en"})
+    # The test keeps one app context across requests; a server starts each one afresh.
+    flask_babel.refresh()
+    korean = client.get("/tenders/", headers={"Accept-Language": "ko"})
+    assert korean.headers["X-Portal-Cache"] == "miss"
+    assert '<html lang="ko">' in html(korean) and '<html lang="en">' in html(english)
+
+
+@pytest.fixture
+def redis_down(app):
+    """Point the app at a port where no Redis listens (an outage); no retries, to keep the
+    test fast (the portal asks `redis_available` before the cache either way)."""
+    import redis as redis_lib
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from app import web
+
+    original = app.extensions["fairbid_redis"]
+    app.extensions["fairbid_redis"] = redis_lib.Redis(
+        host="127.0.0.1",
+        port=1,
+        socket_connect_timeout=0.2,
+        socket_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+    )
+    web._redis_state.update(checked=0.0, ok=True)
+    yield
+    app.extensions["fairbid_redis"] = original
+    web._redis_state.update(checked=0.0, ok=True)
+
+
+def test_list_and_feeds_work_with_redis_down(client, redis_down, make_tender):
+    tender = make_tender(title="Still listed")
+    for _ in range(2):
+        response = client.get("/tenders/")
+        assert "Live updates and queues are temporarily unavailable" in html(response)
+        assert response.status_code == 200
+        assert response.headers["X-Portal-Cache"] == "miss"
+        assert "Still listed" in html(response)
+    assert client.get(f"/feeds/centre/{tender.centre.code}.atom").status_code == 200
+    assert client.get(f"/tenders/{tender.id}").status_code == 200
+
+
+@pytest.fixture
+def rich_tender(make_tender, make_company, make_user):
+    """A tender with an answered and an open question, an addendum and two lots."""
+    asker = make_company(name="Asking Secret Co. Ltd.")
+    tender = make_tender(title="Hospital beds", reference="HB-1")
+    staff = db.session.get(Tender, tender.id).created_by_id
+    deadline_before = tender.submission_deadline
+    tender.submission_deadline = deadline_before + timedelta(days=3)
+    db.session.add_all(
+        [
+            Enquiry(
+                tender_id=tender.id,
+                company_id=asker.id,
+                question="Are electric beds acceptable?",
+                answer="Yes, with a manual fallback.",
+                answered_at=datetime.now(UTC),
+                answered_by_id=staff,
+            ),
+            Enquiry(tender_id=tender.id, company_id=asker.id, question="Unanswered so far?"),
+            Addendum(
+                tender_id=tender.id,
+                number=1,
+                title="Longer warranty",
+                body="The warranty is now 36 months.",
+                published_by_id=staff,
+                deadline_before=deadline_before,
+                deadline_after=tender.submission_deadline,
+            ),
+            Lot(tender_id=tender.id, number=2, title="Mattresses", budget=Decimal("50000.00")),
+        ]
+    )
+    db.session.commit()
+    db.session.expire_all()
+    return db.session.get(Tender, tender.id)
+
+
+def test_tender_page_shows_schedule_countdown_answers_and_addenda(client, rich_tender):
+    page = client.get(f"/tenders/{rich_tender.id}")
+    assert page.status_code == 200
+    text = html(page)
+    assert "Hospital beds" in text and "HB-1" in text
+    # Schedule in the centre's time zone, with the server clock as the authority.
+    assert "Asia/Shanghai" in text
+    shanghai = rich_tender.submission_deadline.astimezone(ZoneInfo("Asia/Shanghai"))
+    assert f"{shanghai:%B} {shanghai.day}, {shanghai.year}" in text
+    assert f"{shanghai:%-I:%M:%S}" in text and "+0800" in text
+    assert "clock is the only one that counts" in text
+    # The countdown: data attributes read by the script, no inline script.
+    deadline = re.search(r'data-deadline="([^"]+)"', text).group(1)
+    assert datetime.fromisoformat(deadline) == rich_tender.submission_deadline.replace(
+        microsecond=0
+    )
+    server_now = datetime.fromisoformat(re.search(r'data-server-now="([^"]+)"', text).group(1))
+    assert abs((server_now - datetime.now(UTC)).total_seconds()) < 60
+    assert '<script src="/static/js/countdown.js" defer></script>' in text
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text)
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    # Answers are public; the asker's company never is; open questions stay unpublished.
+    assert "Are electric beds acceptable?" in text and "Yes, with a manual fallback." in text
+    assert "Asking Secret Co. Ltd." not in text and "Unanswered so far?" not in text
+    # Addenda history and the lots table (two lots).
+    assert "Longer warranty" in text and "36 months" in text
+    assert "The bid deadline moved from" in text
+    assert 'id="lots"' in text and "Mattresses" in text
+
+
+def test_one_lot_tender_shows_no_lot_table_and_cancellation_is_explained(client, make_tender):
+    tender = make_tender(title="Single lot")
+    text = html(client.get(f"/tenders/{tender.id}"))
+    assert 'id="lots"' not in text and 'id="countdown"' in text
+    tender.status = "cancelled"
+    tender.cancelled_at = datetime.now(UTC)
+    tender.cancel_reason = "The budget was withdrawn by the owner."
+    db.session.commit()
+    text = html(client.get(f"/tenders/{tender.id}"))
+    assert "This tender was cancelled." in text
+    assert "The budget was withdrawn by the owner." in text
+    assert 'id="countdown"' not in text
+
+
+@pytest.fixture
+def stored_document(make_tender):
+    tender = make_tender(title="Desks")
+    data = b"%PDF-1.7 tender document for desks\n" * 100
+    stored = blob_store().put_bytes(data, max_size=10_000)
+    document = TenderDocument(
+        tender_id=tender.id,
+        kind="tender_pdf",
+        title="Tender document",
+        filename="desks.pdf",
+        content_type="application/pdf",
+        size=stored.size,
+        sha256=stored.sha256,
+    )
+    db.session.add(document)
+    db.session.commit()
+    return tender, document, data
+
+
+def downloads(document) -> list[DocumentDownload]:
+    return list(
+        db.session.scalars(
+            select(DocumentDownload).where(DocumentDownload.document_id == document.id)
+        )
+    )
+
+
+def test_registered_bidder_downloads_a_document_and_it_is_recorded(
+    client, auth, make_user, stored_document
+):
+    import base64
+    import hashlib
+
+    tender, document, data = stored_document
+    bidder = make_user(Role.BIDDER)
+    db.session.add(
+        TenderRegistration(
+            tender_id=tender.id, company_id=bidder.company_id, registered_by_id=bidder.id
+        )
+    )
+    db.session.commit()
+    page = html(client.get(f"/tenders/{tender.id}"))
+    assert document.sha256 in page and "desks.pdf" in page
+    assert f"/tenders/{tender.id}/documents/{document.id}" in page
+
+    auth.login(bidder)
+    assert "Your company is registered for this tender." in html(
+        client.get(f"/tenders/{tender.id}")
+    )
+    response = client.get(f"/tenders/{tender.id}/documents/{document.id}")
+    body = response.get_data()
+    response.close()  # the streamed blob's file
+    assert response.status_code == 200
+    assert body == data
+    assert hashlib.sha256(body).hexdigest() == document.sha256
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Repr-Digest"] == (
+        "sha-256=:" + base64.b64encode(hashlib.sha256(data).digest()).decode() + ":"
+    )
+    [record] = downloads(document)
+    assert record.company_id == bidder.company_id and record.user_id == bidder.id
+
+
+def test_download_refused_for_an_unregistered_bidder_and_anonymous(
+    client, auth, make_user, stored_document
+):
+    tender, document, _data = stored_document
+    url = f"/tenders/{tender.id}/documents/{document.id}"
+    anonymous = client.get(url)
+    assert anonymous.status_code == 302
+    assert "/accounts/login?next=" in anonymous.headers["Location"]
+    auth.login(make_user(Role.BIDDER))
+    refused = client.get(url)
+    assert refused.status_code == 403
+    assert "Register your company for this tender to download its documents." in html(refused)
+    assert downloads(document) == []
+    auth.logout()
+    auth.login(make_user(Role.EXPERT))
+    expert = client.get(url)
+    assert expert.status_code == 403
+    assert "Only companies registered for this tender" in html(expert)
+    other = client.get(f"/tenders/{tender.id}/documents/{document.id + 999}")
+    assert other.status_code == 404
+
+
+def test_missing_blob_is_a_clear_404_and_records_nothing(client, auth, make_user, make_tender):
+    tender = make_tender()
+    document = TenderDocument(
+        tender_id=tender.id,
+        kind="attachment",
+        title="Drawing",
+        filename="d.pdf",
+        content_type="application/pdf",
+        size=3,
+        sha256="b" * 64,
+    )
+    db.session.add(document)
+    db.session.commit()
+    auth.login(make_user(Role.STAFF, centre=tender.centre))
+    response = client.get(f"/tenders/{tender.id}/documents/{document.id}")
+    assert response.status_code == 404
+    assert "not available" in html(response)
+    assert downloads(document) == []
+
+
+def parse_feed(response) -> ET.Element:
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/atom+xml")
+    root = ET.fromstring(response.data)  # noqa: S314 (our own feed, in a test)
+    assert root.tag == f"{ATOM}feed"
+    return root
+
+
+def entry_titles(root: ET.Element) -> list[str]:
+    return [e.findtext(f"{ATOM}title") for e in root.findall(f"{ATOM}entry")]
+
+
+def test_atom_feeds_per_centre_and_per_category(client, make_tender, make_centre):
+    east, west = make_centre(code="EAST", name="East City"), make_centre(code="WEST")
+    older = make_tender(centre=east, title="Old goods", reference="E-1")
+    older.published_at = datetime(2025, 1, 1, tzinfo=UTC)
+    db.session.commit()
+    make_tender(centre=east, title="New works", reference="E-2", category="works")
+    make_tender(centre=east, title="Draft goods", reference="E-3", status="draft")
+    make_tender(centre=west, title="West goods", reference="W-1")
+
+    east_feed = parse_feed(client.get("/feeds/centre/EAST.atom"))
+    assert entry_titles(east_feed) == ["[E-2] New works", "[E-1] Old goods"]
+    assert "East City" in east_feed.findtext(f"{ATOM}title")
+    entry = east_feed.find(f"{ATOM}entry")
+    link = entry.find(f"{ATOM}link").get("href")
+    assert re.fullmatch(r"http://localhost/tenders/\d+", link)
+    assert entry.findtext(f"{ATOM}id") == link
+    assert "E-2" in entry.findtext(f"{ATOM}summary")
+    assert entry.find(f"{ATOM}category").get("term") == "works"
+
+    goods = parse_feed(client.get("/feeds/category/goods.atom"))
+    titles = entry_titles(goods)
+    assert "[W-1] West goods" in titles and "[E-1] Old goods" in titles
+    assert "[E-2] New works" not in titles and "[E-3] Draft goods" not in titles
+
+    assert client.get("/feeds/centre/NOWHERE.atom").status_code == 404
+    assert client.get("/feeds/category/ships.atom").status_code == 404
+
+
+def test_feed_cache_is_keyed_on_the_host(client, make_tender):
+    tender = make_tender()
+    url = f"/feeds/centre/{tender.centre.code}.atom"
+    client.get(url, headers={"Host": "evil.example"})
+    honest = client.get(url).get_data(as_text=True)
+    assert "evil.example" not in honest
+
+
+@pytest.fixture(scope="module")
+def package_validator():
+    package_schema = json.loads((SCHEMAS / "release-package-schema.json").read_text())
+    release_schema = json.loads((SCHEMAS / "release-schema.json").read_text())
+    registry = Registry().with_resource(
+        release_schema["id"], Resource.from_contents(release_schema, default_specification=DRAFT4)
+    )
+    return Draft4Validator(
+        package_schema, registry=registry, format_checker=Draft4Validator.FORMAT_CHECKER
+    )
+
+
+def assert_valid(validator, package: dict) -> None:
+    errors = sorted(validator.iter_errors(package), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_ocds_release_package_validates_through_the_lifecycle(
+    client, package_validator, rich_tender, stored_document
+):
+    tender, document, _data = stored_document
+    response = client.get(f"/api/v1/ocds/tenders/{tender.id}")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    package = response.json
+    assert_valid(package_validator, package)
+    assert package["version"] == "1.1"
+    assert package["uri"] == f"http://localhost/api/v1/ocds/tenders/{tender.id}"
+    [release] = package["releases"]
+    assert release["ocid"] == f"ocds-fairbid-{tender.centre.code}-{tender.reference}"
+    assert release["tag"] == ["tender"] and release["initiationType"] == "tender"
+    assert release["parties"][0]["roles"] == ["buyer", "procuringEntity"]
+    section = release["tender"]
+    assert section["status"] == "active" and section["procurementMethod"] == "open"
+    assert section["mainProcurementCategory"] == "goods"
+    assert section["value"] == {"amount": 1000000, "currency": "CNY"}
+    assert "lots" not in section  # one lot
+    [doc] = section["documents"]
+    assert document.sha256 in doc["description"]
+    assert doc["url"].endswith(f"/tenders/{tender.id}/documents/{document.id}")
+    assert doc["format"] == "application/pdf"
+
+    updated = client.get(f"/api/v1/ocds/tenders/{rich_tender.id}").json
+    assert_valid(package_validator, updated)
+    [release] = updated["releases"]
+    assert release["tag"] == ["tenderUpdate"]
+    assert release["id"].endswith("-update-1")
+    assert [lot["title"] for lot in release["tender"]["lots"]] == ["Lot 1", "Mattresses"]
+    assert updated["extensions"]
+    assert release["tender"]["amendments"][0]["rationale"] == "Longer warranty"
+    assert release["tender"]["hasEnquiries"] is True
+
+    rich_tender.status = "cancelled"
+    rich_tender.cancelled_at = datetime.now(UTC)
+    rich_tender.cancel_reason = "Funding withdrawn"
+    db.session.commit()
+    cancelled = client.get(f"/api/v1/ocds/tenders/{rich_tender.id}").json
+    assert_valid(package_validator, cancelled)
+    [release] = cancelled["releases"]
+    assert release["tag"] == ["tenderCancellation"]
+    assert release["tender"]["status"] == "cancelled"
+    assert release["tender"]["amendments"][-1]["rationale"] == "Funding withdrawn"
+
+
+def test_ocds_prefix_is_configurable_and_asset_sales_have_no_procurement_category(
+    app, client, package_validator, make_tender
+):
+    tender = make_tender(category="asset_sale", reference="LAND-9")
+    app.config["OCDS_PREFIX"] = "ocds-abc123"
+    try:
+        package = client.get(f"/api/v1/ocds/tenders/{tender.id}").json
+    finally:
+        app.config.pop("OCDS_PREFIX")
+    assert_valid(package_validator, package)
+    [release] = package["releases"]
+    assert release["ocid"] == f"ocds-abc123-{tender.centre.code}-LAND-9"
+    assert "mainProcurementCategory" not in release["tender"]
+
+
+def test_downloads_count_stays_zero_for_page_views(client, stored_document):
+    tender, _document, _data = stored_document
+    client.get(f"/tenders/{tender.id}")
+    client.get("/tenders/")
+    assert db.session.scalar(select(func.count()).select_from(DocumentDownload)) == 0
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+def test_countdown_script_corrects_for_the_viewers_clock():
+    script = f"""
+    const c = require({json.dumps(str(COUNTDOWN_JS))});
+    // The viewer's clock is 90 s fast: the server said 12:00:00 when it read 12:01:30.
+    const server = Date.parse("2025-04-01T12:00:00Z");
+    const offset = c.clockOffset(server, server + 90000);
+    const deadline = Date.parse("2025-04-03T13:30:15Z");
+    const viewerNow = Date.parse("2025-04-01T12:01:30Z");
+    const left = c.remaining(deadline, viewerNow + offset);
+    const closed = c.remaining(deadline, deadline + 1);
+    console.log(JSON.stringify({{offset, left, closed: closed.total,
+      text: c.formatRemaining(left, "en")}}));
+    """
+    result = subprocess.run(
+        ["node", "-e", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    out = json.loads(result.stdout)
+    assert out["offset"] == -90000
+    assert (out["left"]["days"], out["left"]["hours"], out["left"]["minutes"]) == (2, 1, 30)
+    assert out["left"]["seconds"] == 15
+    assert out["closed"] == 0
+    assert out["text"] == "2 days 01:30:15"
+
+
+def test_bidder_registers_and_asks_from_the_tender_page(client, auth, make_user, make_tender):
+    tender = make_tender()
+    bidder = make_user(Role.BIDDER)
+    auth.login(bidder)
+    page = html(client.get(f"/tenders/{tender.id}"))
+    assert f'action="/bidder/tenders/{tender.id}/register"' in page
+    assert "/enquiries" not in page
+    response = client.post(f"/bidder/tenders/{tender.id}/register", data={})
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/tenders/{tender.id}"
+    page = html(client.get(f"/tenders/{tender.id}"))
+    assert "Your company is registered for this tender." in page
+    assert f'action="/bidder/tenders/{tender.id}/enquiries"' in page
+    assert "/register" not in page
