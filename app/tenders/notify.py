@@ -26,7 +26,9 @@ def notify_registered(tender: Tender, subject, template: str, **context) -> int:
     link = url_for("portal.tender", tender_id=tender.id, _external=True)
     users = registered_bidders(tender)
     for user in users:
-        db.session.add(Notification(user_id=user.id, title=str(subject), link=link, body=template))
+        db.session.add(
+            Notification(user_id=user.id, title=str(subject), link=link, body=tender.title)
+        )
         send_after_commit(
             user.email,
             subject,

@@ -7,6 +7,7 @@ work hooks the key ceremony there instead of spreading publication across views.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +47,7 @@ CANCELLABLE = frozenset(TenderStatus) - {
     TenderStatus.CANCELLED,
     TenderStatus.FAILED,
 }
+MONEY_RE = re.compile(r"^\d{1,16}(\.\d+)?$")
 CUSTODIAN_ROLES = frozenset({Role.CUSTODIAN, Role.STAFF, Role.SUPERVISOR})
 
 
@@ -81,8 +83,11 @@ def parse_money(value, label) -> Decimal | None:
         return None
     if isinstance(value, float):
         raise OperationError(_l("%(field)s: send money as a decimal string.", field=label))
+    text = str(value).replace(",", "").strip()
+    if not MONEY_RE.match(text):
+        raise OperationError(_l("%(field)s: not an amount of money.", field=label))
     try:
-        amount = Decimal(str(value).replace(",", "").strip())
+        amount = Decimal(text)
     except InvalidOperation:
         raise OperationError(_l("%(field)s: not an amount of money.", field=label)) from None
     if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -2:
@@ -96,7 +101,7 @@ def template_document(version: TemplateVersion) -> dict:
     return tender_templates.load_template(version.yaml_text)
 
 
-def _check(data: TenderInput, template: dict, category: str, now: datetime) -> None:
+def _check(data: TenderInput, template: dict, category: str, now: datetime, centre_id: int) -> None:
     """Schedule, lots, bond and custodians; raises with the first problem found."""
     config = current_app.config
     days = template.get("submission_days_min") or config["SUBMISSION_DAYS_MIN"].get(category, 20)
@@ -161,6 +166,11 @@ def _check(data: TenderInput, template: dict, category: str, now: datetime) -> N
             _l("Key custodians must be active custodians, staff or supervisors."),
             code="custodians",
         )
+    # Supervisors serve every centre; custodians and staff only their own.
+    if any(p.centre_id not in (None, centre_id) for p in people):
+        raise OperationError(
+            _l("Key custodians and staff must belong to the tender's centre."), code="custodians"
+        )
 
 
 def _apply(tender: Tender, data: TenderInput) -> None:
@@ -210,7 +220,7 @@ def create_tender(
     if template.centre_id not in (None, centre_id):
         raise OperationError(_l("Use a built-in template or one of your centre's."), "template")
     doc = template_document(version)
-    _check(data, doc, doc["category"], utcnow())
+    _check(data, doc, doc["category"], utcnow(), centre_id)
     if _reference_taken(centre_id, data.reference):
         raise Conflict(_l("This reference number is already used in your centre."), "reference")
     tender = Tender(
@@ -245,7 +255,8 @@ def update_tender(actor: User, tender: Tender, data: TenderInput) -> None:
     require(actor, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
     if tender.status != TenderStatus.DRAFT:
         raise Conflict(_l("A published tender changes only through addenda."), code="not_draft")
-    _check(data, template_document(tender.template_version), tender.category, utcnow())
+    doc = template_document(tender.template_version)
+    _check(data, doc, tender.category, utcnow(), tender.centre_id)
     if _reference_taken(tender.centre_id, data.reference, tender.id):
         raise Conflict(_l("This reference number is already used in your centre."), "reference")
     _apply(tender, data)
@@ -269,7 +280,7 @@ def publish_tender(actor: User, tender: Tender, totp_code: str) -> None:
     doc = template_document(tender.template_version)
     data = input_from_tender(tender)
     data.publication_at = now
-    _check(data, doc, tender.category, now)
+    _check(data, doc, tender.category, now, tender.centre_id)
     tender.status = TenderStatus.PUBLISHED
     tender.publication_at = now
     tender.published_at = now

@@ -589,3 +589,37 @@ def test_admin_acts_for_any_centre_in_any_language(
             TenderTemplate.centre_id == centre.id, TenderTemplate.key == "goods-admin"
         )
     )
+
+
+def test_custodians_of_another_centre_are_refused(
+    app, staff, centre, builtins, custodians, make_user, make_centre
+):
+    """The form offers only the centre's people; the operation refuses others (e.g. via API)."""
+    from app.core.errors import OperationError
+    from app.tenders.operations import LotInput, TenderInput, create_tender
+
+    outsider = make_user(Role.CUSTODIAN, centre=make_centre())
+    now = utcnow()
+    data = TenderInput(
+        reference="X-1",
+        title="Desks",
+        publication_at=now,
+        enquiry_deadline=now + timedelta(days=10),
+        submission_deadline=now + timedelta(days=20),
+        opening_at=now + timedelta(days=20),
+        lots=[LotInput("Desks", ceiling_price=Decimal("100.00"))],
+        custodian_ids=[custodians[0].id, outsider.id],
+        custodian_threshold=2,
+    )
+    with app.test_request_context(), pytest.raises(OperationError, match="tender's centre"):
+        create_tender(staff, centre.id, builtins["goods"].latest, data)
+    db.session.rollback()
+    assert tender_count() == 0
+
+
+@pytest.mark.parametrize("amount", ["1.5e3", "1e6", "NaN", "-5", "12,34.5x"])
+def test_money_in_odd_notations_is_refused(app, client, auth, staff, builtins, custodians, amount):
+    auth.login(staff)
+    response = create_tender(client, app, builtins["goods"].latest, custodians, budget=amount)
+    assert response.status_code == 400
+    assert tender_count() == 0
