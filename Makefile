@@ -81,7 +81,7 @@ translations: $(STAMPS)/python
 	done
 
 extract-messages: python-deps
-	$(VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext -o app/translations/messages.pot app templates
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".* _* .venv node_modules instance tests bench" -o app/translations/messages.pot .
 	$(VENV)/bin/pybabel -q update -i app/translations/messages.pot -d app/translations
 
 bench: install
