@@ -29,7 +29,8 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=logging.INFO)
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for noisy in ("alembic.runtime.plugins", "weasyprint", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     from app import (
         cli,

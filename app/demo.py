@@ -136,7 +136,72 @@ def seed(echo: Callable[[str], None] = print) -> None:
         "  .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"",
     ]
     db.session.commit()
+    with current_app.test_request_context(base_url="http://127.0.0.1:5000/"):
+        lines += seed_tenders(centres["HZ"])
+    db.session.commit()
     text = "\n".join(lines) + "\n"
     credentials_file.write_text(text)
     credentials_file.chmod(0o600)
     echo(text)
+
+
+def seed_tenders(centre: TradingCentre) -> list[str]:
+    """Built-in templates, one published goods tender open for bids (two bidders
+    registered, one bond recorded) and one draft works tender, through the operations."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from app.tenders import operations, participation
+    from app.tenders.template_ops import sync_builtin_templates
+
+    templates = {t.key: t for t in sync_builtin_templates()}
+    staff = db.session.scalar(select(User).where(User.email == "staff@demo.fairbid.example"))
+    custodians = db.session.scalars(
+        select(User.id).where(User.role == Role.CUSTODIAN, User.centre_id == centre.id)
+    ).all()
+    now = utcnow()
+
+    def schedule(days: int, reference: str, title: str, ceiling: str) -> operations.TenderInput:
+        deadline = now + timedelta(days=days)
+        return operations.TenderInput(
+            reference=reference,
+            title=title,
+            description="Demo tender seeded by `make run`.",
+            budget=Decimal(ceiling) + Decimal("10000.00"),
+            bid_bond_amount=Decimal("5000.00"),
+            publication_at=now,
+            enquiry_deadline=deadline - timedelta(days=5),
+            submission_deadline=deadline,
+            opening_at=deadline + timedelta(hours=1),
+            lots=[operations.LotInput(title, ceiling_price=Decimal(ceiling))],
+            custodian_ids=list(custodians),
+            custodian_threshold=2,
+        )
+
+    goods = operations.create_tender(
+        staff,
+        centre.id,
+        templates["goods"].latest,
+        schedule(21, "HZ-G-2026-001", "Classroom furniture for Xihu schools", "780000.00"),
+    )
+    operations.publish_tender(staff, goods, pyotp.TOTP(staff.totp_secret).now())
+    # The seed confirmed publication with the demo staff's current code; release that code
+    # so the person can sign in with it straight away (development data only).
+    staff.totp_last_step = 0
+    approved = [email for _name, _prefix, email, status in COMPANIES if status == "approved"]
+    bidders = db.session.scalars(
+        select(User).where(User.email.in_(approved[:2])).order_by(User.id)
+    ).all()
+    registrations = [participation.register_for_tender(b, goods) for b in bidders]
+    participation.record_bond(staff, registrations[0], "payment", Decimal("5000.00"), "DEMO-001")
+    operations.create_tender(
+        staff,
+        centre.id,
+        templates["works"].latest,
+        schedule(30, "HZ-W-2026-002", "Resurfacing of Wenyi Road", "2400000.00"),
+    )
+    return [
+        "",
+        "Demo tenders: HZ-G-2026-001 (goods, published, open for bids),",
+        "              HZ-W-2026-002 (works, draft).",
+    ]
