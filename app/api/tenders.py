@@ -7,12 +7,11 @@ that tells them the object is there); the operation's own permission check still
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 
-from flask import abort, current_app, jsonify, send_file
+from flask import abort, current_app, jsonify
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -52,7 +51,6 @@ from app.centres.models import TradingCentre
 from app.core.errors import OperationError
 from app.extensions import db, limiter
 from app.permissions import Permission, require
-from app.storage import BlobNotFound, InvalidBlobId
 from app.tenders import documents, operations, participation, template_ops
 from app.tenders.models import (
     PUBLIC_STATUSES,
@@ -352,28 +350,8 @@ def download_document(tender_id: int, document_id: int):
         abort(404)
     with _transaction():
         participation.record_download(auth.current_user, document)
-        try:
-            blob = documents.blob_store().open(document.sha256)
-        except (BlobNotFound, InvalidBlobId):
-            raise OperationError(
-                _l("The file of this document is not available. Contact the trading centre."),
-                code="file_missing",
-                status=404,
-            ) from None
-    response = send_file(
-        blob,
-        mimetype=document.content_type,
-        as_attachment=True,
-        download_name=document.filename,
-        conditional=False,
-        etag=False,
-        max_age=0,
-    )
-    response.content_length = document.size
-    digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
-    response.headers["Repr-Digest"] = f"sha-256=:{digest}:"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+        stream = documents.open_document(document)
+    return documents.send_document(document, stream)
 
 
 # Enquiries -----------------------------------------------------------------------------

@@ -8,13 +8,12 @@ layout, with the signed-in navigation, is rendered on every request.
 
 from __future__ import annotations
 
-import base64
 import logging
 from datetime import datetime
 
 from babel.dates import format_datetime
 from babel.units import format_unit
-from flask import Blueprint, Response, render_template, request, send_file, url_for
+from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -23,6 +22,7 @@ from markupsafe import Markup
 from app.accounts.models import Role
 from app.bidder.forms import ButtonForm, EnquiryForm
 from app.centres.operations import all_centres
+from app.core.errors import OperationError
 from app.core.types import utcnow
 from app.errors import abort_with
 from app.extensions import db, login_manager
@@ -42,8 +42,7 @@ from app.portal.queries import (
     public_tender,
     search_tenders,
 )
-from app.storage import BlobNotFound, InvalidBlobId
-from app.tenders.documents import blob_store
+from app.tenders.documents import open_document, send_document
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from app.tenders.participation import (
     bond_status,
@@ -168,28 +167,12 @@ def download_document(tender_id: int, document_id: int):
         )
     record_download(current_user, document)  # the access check: 403 with its reason
     try:
-        blob = blob_store().open(document.sha256)
-    except (BlobNotFound, InvalidBlobId):
-        db.session.rollback()
-        log.error("blob %s of tender document %s is missing", document.sha256, document.id)
-        abort_with(
-            404, _l("The file of this document is not available. Contact the trading centre.")
-        )
+        stream = open_document(document)
+    except OperationError:
+        db.session.rollback()  # nothing was downloaded: record nothing
+        raise
     db.session.commit()
-    response = send_file(
-        blob,
-        mimetype=document.content_type,
-        as_attachment=True,
-        download_name=document.filename,
-        conditional=False,
-        etag=False,
-        max_age=0,
-    )
-    response.content_length = document.size
-    digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
-    response.headers["Repr-Digest"] = f"sha-256=:{digest}:"
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return send_document(document, stream)
 
 
 @bp.route("/feeds/centre/<centre_code>.atom")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
-from flask import current_app, render_template
+from flask import Response, current_app, render_template, send_file
 from flask_babel import get_locale, ngettext
 from flask_babel import lazy_gettext as _l
 from markdown_it import MarkdownIt
@@ -27,7 +28,7 @@ from app.extensions import db
 from app.pdf import TEMPLATES_DIR, ResourceRefused, render_pdf
 from app.permissions import Permission, require
 from app.portal.cache import invalidate_after_commit
-from app.storage import BlobStore, BlobTooLarge
+from app.storage import BlobNotFound, BlobStore, BlobTooLarge, InvalidBlobId
 from app.tender_templates.errors import TemplateValidationError
 from app.tenders.models import (
     Addendum,
@@ -38,6 +39,8 @@ from app.tenders.models import (
     TenderStatus,
 )
 from app.uploads import HEAD_SIZE, RejectCode, UploadRejected, check_upload, safe_filename
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -344,3 +347,34 @@ def download_counts(tender: Tender) -> dict[int, int]:
         .group_by(DocumentDownload.document_id)
     )
     return dict(rows.all())
+
+
+def open_document(document: TenderDocument) -> BinaryIO:
+    """The stored bytes of a document; a clear 404 when the blob is missing."""
+    try:
+        return blob_store().open(document.sha256)
+    except (BlobNotFound, InvalidBlobId):
+        log.error("blob %s of tender document %s is missing", document.sha256, document.id)
+        raise OperationError(
+            _l("The file of this document is not available. Contact the trading centre."),
+            code="file_missing",
+            status=404,
+        ) from None
+
+
+def send_document(document: TenderDocument, stream: BinaryIO) -> Response:
+    """A download with the document's SHA-256 in `Repr-Digest` (RFC 9530), never cached."""
+    response = send_file(
+        stream,
+        mimetype=document.content_type,
+        as_attachment=True,
+        download_name=document.filename,
+        conditional=False,
+        etag=False,
+        max_age=0,
+    )
+    response.content_length = document.size
+    digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
+    response.headers["Repr-Digest"] = f"sha-256=:{digest}:"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

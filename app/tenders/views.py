@@ -17,7 +17,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,
     url_for,
 )
 from flask_babel import get_locale
@@ -35,7 +34,6 @@ from app.core.errors import OperationError
 from app.core.types import utcnow
 from app.extensions import db, limiter
 from app.permissions import Permission, can, require
-from app.storage import BlobNotFound
 from app.tenders import documents, operations, participation, template_ops
 from app.tenders.forms import (
     AddendumForm,
@@ -600,15 +598,4 @@ def document(document_id: int):
     counted, go through the portal."""
     document = db.session.get(TenderDocument, document_id) or abort(404)
     _tender(document.tender_id)
-    try:
-        stream = documents.blob_store().open(document.sha256)
-    except (BlobNotFound, ValueError):
-        abort(404)
-    return send_file(
-        stream,
-        mimetype=document.content_type,
-        as_attachment=True,
-        download_name=document.filename,
-        etag=document.sha256,
-        max_age=0,
-    )
+    return documents.send_document(document, documents.open_document(document))
