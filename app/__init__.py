@@ -79,7 +79,9 @@ def _register_blueprints(app: Flask) -> None:
     from app.admin.views import bp as admin_bp
     from app.api import bp as api_bp
     from app.bidder.views import bp as bidder_bp
+    from app.bids.views import bp as bids_bp
     from app.companies.views import bp as companies_bp
+    from app.custody.views import bp as custody_bp
     from app.extensions import csrf
     from app.main.views import bp as main_bp
     from app.portal.views import bp as portal_bp
@@ -105,6 +107,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(tenders_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(bidder_bp)
+    app.register_blueprint(bids_bp)
+    app.register_blueprint(custody_bp)
     # The API authenticates with bearer tokens only, never with the session cookie, so
     # cross-site request forgery has nothing to ride on.
     csrf.exempt(api_bp)

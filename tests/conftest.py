@@ -14,11 +14,18 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 from flask import g, has_app_context, request_started
+from hypothesis import settings
 from sqlalchemy import orm
 
 from config import TestingConfig, normalise_database_url
 
 pytest_plugins = ["tests.factories"]
+
+# Tests never time things (a loaded CI machine is slow); CI replays the same examples every
+# run, so a red build is reproducible, while local runs keep exploring new ones.
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 def _worker_index() -> int:
