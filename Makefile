@@ -14,6 +14,12 @@ export FLASK_APP := app:create_app
 APT_PACKAGES := chromium fonts-noto-cjk fontconfig libpango-1.0-0 libpangoft2-1.0-0 \
 	libharfbuzz-subset0 poppler-utils libnss3-tools
 
+# The browser sealing script (frontend/seal.js + @hpke/core), one IIFE exposing
+# window.FairbidSeal, served with Subresource Integrity (app/bids/sealing_script.py).
+# Build output, not committed; esbuild's output is deterministic for the pinned versions.
+SEAL_BUNDLE := app/static/build/seal.js
+SEAL_SOURCES := $(wildcard frontend/*.js)
+
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
@@ -42,7 +48,7 @@ system-deps: $(STAMPS)/apt
 
 python-deps: $(STAMPS)/python
 
-node-deps: node_modules/.installed
+node-deps: node_modules/.installed $(SEAL_BUNDLE)
 
 $(STAMPS)/apt: Makefile | $(STAMPS)
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -71,6 +77,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Sealing script bundle (see SEAL_BUNDLE above).
+$(SEAL_BUNDLE): $(SEAL_SOURCES) node_modules/.installed Makefile
+	node_modules/.bin/esbuild frontend/seal.js --bundle --format=iife --global-name=FairbidSeal \
+		--platform=browser --target=es2020 --external:crypto --charset=ascii \
+		--legal-comments=inline --log-level=warning --outfile=$@
+
 # Compiled catalogues are build output (.mo is not committed).
 translations: $(STAMPS)/python
 	@for po in app/translations/*/LC_MESSAGES/messages.po; do \
@@ -88,4 +100,4 @@ bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache app/static/build

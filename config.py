@@ -77,6 +77,9 @@ class Config:
     RATELIMIT_LOGIN_ACCOUNT = os.environ.get("FAIRBID_RATELIMIT_LOGIN_ACCOUNT", "10 per 5 minutes")
     RATELIMIT_RESET = os.environ.get("FAIRBID_RATELIMIT_RESET", "5 per hour")
     RATELIMIT_SIGNUP = os.environ.get("FAIRBID_RATELIMIT_SIGNUP", "20 per hour")
+    # Envelope submissions and resumable-upload starts, per account or API token (chunks of
+    # an upload are not counted).
+    RATELIMIT_BID_UPLOAD = os.environ.get("FAIRBID_RATELIMIT_BID_UPLOAD", "60 per minute")
     RATELIMIT_HEADERS_ENABLED = True
 
     # E-mail (Flask-Mailman). File backend by default, SMTP when MAIL_SERVER is set.
@@ -98,6 +101,10 @@ class Config:
     TOTP_ISSUER = os.environ.get("FAIRBID_TOTP_ISSUER", "Fairbid")
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536  # KiB
+    # Argon2id locking each custodian's private key (bidding.keys.KdfParams; RFC 9106's
+    # second option). The parameters travel in the locked key, so changing them here affects
+    # new keys only.
+    CUSTODIAN_KEY_KDF = {"iterations": 3, "lanes": 4, "memory_cost": 65536}
 
     # Tendering rules (China's regulations as configurable defaults).
     SUBMISSION_DAYS_MIN = {"works": 20, "goods": 15, "services": 15, "asset_sale": 20}
@@ -105,6 +112,18 @@ class Config:
     BID_BOND_MAX_PERCENT = int(os.environ.get("FAIRBID_BID_BOND_MAX_PERCENT", 2))
     MAX_ATTACHMENT_SIZE = int(os.environ.get("FAIRBID_MAX_ATTACHMENT_SIZE", 50 * 1024 * 1024))
     BLOB_DIR = os.environ.get("FAIRBID_BLOB_DIR", "")  # default: <instance>/blobs
+
+    # Sealed bids. Envelopes stream to the blob store under this cap (bytes); the browser
+    # uploads them in chunks of UPLOAD_CHUNK_SIZE (resumable).
+    MAX_ENVELOPE_SIZE = int(os.environ.get("FAIRBID_MAX_ENVELOPE_SIZE", 1024 * 1024 * 1024))
+    UPLOAD_CHUNK_SIZE = int(os.environ.get("FAIRBID_UPLOAD_CHUNK_SIZE", 1024 * 1024))
+    # The platform's Ed25519 receipt key: a PEM file mounted in production; in development
+    # and tests generated on first use under PLATFORM_KEY_DIR (default <instance>/keys).
+    FAIRBID_PLATFORM_KEY = os.environ.get("FAIRBID_PLATFORM_KEY", "")
+    PLATFORM_KEY_DIR = os.environ.get("FAIRBID_PLATFORM_KEY_DIR", "")
+    # An envelope received before the deadline may still be checked and committed for a
+    # moment after it; the sealing record waits this long, and later acceptance is refused.
+    SEALING_GRACE_SECONDS = int(os.environ.get("FAIRBID_SEALING_GRACE_SECONDS", 120))
     PORTAL_CACHE_SECONDS = int(os.environ.get("FAIRBID_PORTAL_CACHE_SECONDS", 300))
 
     # Open data (OCDS).
@@ -132,6 +151,7 @@ class TestingConfig(Config):
     # Cheap hashes keep the suite fast; production uses argon2-cffi's defaults.
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
+    CUSTODIAN_KEY_KDF = {"iterations": 1, "lanes": 1, "memory_cost": 64}
     SECRET_KEY = "testing-secret-key"  # noqa: S105
     RATELIMIT_LOGIN = "20 per minute"
     RATELIMIT_LOGIN_ACCOUNT = "5 per minute"

@@ -168,3 +168,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(centres_cli)
     app.cli.add_command(templates_cli)
     app.cli.add_command(seed_demo)
+
+    from app.bids.operations import bids_cli
+
+    app.cli.add_command(bids_cli)

@@ -1,6 +1,7 @@
 """The demo data `make run` seeds: two centres, staff, custodians, a supervisor, an admin,
-experts and four bidder companies. Passwords and TOTP secrets are generated on the first
-seed, kept only in `instance/demo-credentials.txt` (never in the repository) and printed."""
+experts and four bidder companies. Passwords, TOTP secrets and the custodians' key
+passphrases are generated on the first seed, kept only in `instance/demo-credentials.txt`
+(never in the repository) and printed."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from app.audit import append_event
 from app.centres.models import TradingCentre
 from app.companies.models import Company, CompanyStatus
 from app.core.types import utcnow
+from app.custody.operations import create_custodian_key
 from app.extensions import db
 
 CENTRES = [
@@ -98,6 +100,11 @@ def seed(echo: Callable[[str], None] = print) -> None:
             data={"email": email, "role": role, "via": "demo"},
         )
         lines.append(f"  {role:<10} {email:<34} password {password}  TOTP secret {totp}")
+        if role == Role.CUSTODIAN:
+            # Publication needs every named custodian's own key.
+            passphrase = secrets.token_urlsafe(12)
+            create_custodian_key(user, passphrase)
+            lines.append(f"  {'':<10} {'':<34} custodian key passphrase {passphrase}")
     for name, prefix, email, status in COMPANIES:
         company = Company(
             name=name,

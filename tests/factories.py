@@ -4,6 +4,7 @@ rolled-back transaction."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import pyotp
 import pytest
@@ -16,6 +17,8 @@ from app.companies.models import Company, CompanyStatus
 from app.core.types import utcnow
 
 PASSWORD = "correct horse battery"
+# Every key made by `make_user(..., with_key=True)` is locked under this passphrase.
+CUSTODIAN_PASSPHRASE = "custodian passphrase 42"
 _counter = itertools.count(1)
 
 
@@ -69,7 +72,16 @@ def make_company(app, make_centre):
 def make_user(app, make_centre, make_company):
     from app.extensions import db
 
-    def make(role: str = Role.BIDDER, centre=None, company=None, totp: bool = True, **fields):
+    def make(
+        role: str = Role.BIDDER,
+        centre=None,
+        company=None,
+        totp: bool = True,
+        with_key: bool | None = None,
+        **fields,
+    ):
+        """`with_key`: the user's custodian key pair, locked under CUSTODIAN_PASSPHRASE
+        (default: custodians have one, nobody else)."""
         n = next(_counter)
         needs_totp = role != Role.BIDDER
         user = User(
@@ -89,6 +101,11 @@ def make_user(app, make_centre, make_company):
             user.totp_enabled_at = utcnow()
         db.session.add(user)
         db.session.commit()
+        if with_key or (with_key is None and role == Role.CUSTODIAN):
+            from app.custody.operations import create_custodian_key
+
+            create_custodian_key(user, CUSTODIAN_PASSPHRASE)
+            db.session.commit()
         return user
 
     return make
@@ -96,7 +113,9 @@ def make_user(app, make_centre, make_company):
 
 @pytest.fixture
 def make_tender(app, make_centre, make_user):
-    """A tender row as it stands after publication (documents not rendered)."""
+    """A tender row as it stands after publication (documents not rendered): its two
+    custodians have keys, and unless `keyed=False` the key ceremony has run (TenderKey and
+    shares; `rebuild_tender_key` gives its private key back)."""
     from datetime import timedelta
     from decimal import Decimal
 
@@ -110,6 +129,7 @@ def make_tender(app, make_centre, make_user):
         title=None,
         category="goods",
         days=20,
+        keyed: bool = True,
         **fields,
     ):
         n = next(_counter)
@@ -151,6 +171,27 @@ def make_tender(app, make_centre, make_user):
             custodian = make_user(Role.CUSTODIAN, centre=centre)
             db.session.add(TenderCustodian(tender_id=tender.id, user_id=custodian.id))
         db.session.commit()
+        if keyed and status != "draft":
+            from app.custody.operations import run_key_ceremony
+
+            run_key_ceremony(tender, creator)
+            db.session.commit()
         return tender
 
     return make
+
+
+def rebuild_tender_key(tender, passphrase: str = CUSTODIAN_PASSPHRASE):
+    """The tender's private key, rebuilt from its first k custodians' shares (each unlocked
+    with `passphrase`) and checked against its public key: what the opening ceremony does."""
+    from app.custody.models import CustodianKey, TenderKey
+    from app.extensions import db
+    from bidding import keys
+
+    tender_key = db.session.get(TenderKey, tender.id)
+    mnemonics = []
+    for share in tender_key.shares[: tender_key.threshold]:
+        locked = db.session.get(CustodianKey, share.custodian_key_id).locked_private_key
+        private_key = keys.unlock_custodian_key(locked.encode(), passphrase)
+        mnemonics.append(keys.decrypt_share(json.loads(share.encrypted_share), private_key))
+    return keys.rebuild_private_key(mnemonics, bytes.fromhex(tender_key.public_key))

@@ -40,4 +40,4 @@ def roles_required(*roles: str):
     return decorator
 
 
-from app.api import accounts, audit, bids, centres, companies, ocds, tenders  # noqa: E402, F401
+from app.api import accounts, audit, bids, centres, companies, custody, ocds, tenders  # noqa: E402, F401

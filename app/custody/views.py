@@ -1,11 +1,98 @@
-"""Key custodians set up their own key pair and keep their shares of tender keys."""
+"""Key custodians set up their own key pair and keep their shares of tender keys.
+
+Importing `app.custody.operations` here registers the key ceremony as a publication hook
+whenever the app is created."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
 
 from app.accounts.models import Role
 from app.core.access import restrict_blueprint
+from app.core.errors import OperationError
+from app.custody import operations
+from app.custody.forms import CustodianKeyForm, UnlockShareForm
+from app.extensions import db, limiter
 
 bp = Blueprint("custody", __name__, url_prefix="/custody")
 restrict_blueprint(bp, Role.CUSTODIAN, Role.STAFF, Role.SUPERVISOR)
+
+
+def _unlock_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN_ACCOUNT"]
+
+
+def _unlock_key() -> str:
+    """Passphrase attempts count per person, from whatever address they come."""
+    return f"custody-unlock:{current_user.get_id()}"
+
+
+def _render_index(status: int = 200):
+    key = operations.active_key_of(current_user)
+    return render_template(
+        "custody/index.html",
+        key=key,
+        holding=operations.tenders_holding(key) if key else [],
+        shares=operations.shares_of(current_user),
+        awaiting=operations.tenders_awaiting_key(current_user),
+        unlock_form=UnlockShareForm(),
+    ), status
+
+
+@bp.route("/")
+def index():
+    return _render_index()
+
+
+@bp.route("/key", methods=["GET", "POST"])
+def create_key():
+    form = CustodianKeyForm()
+    status = 400 if form.is_submitted() else 200
+    if form.validate_on_submit():
+        try:
+            key = operations.create_custodian_key(current_user, form.passphrase.data)
+        except OperationError as error:
+            db.session.rollback()
+            flash(str(error.message), "error")
+            status = error.status
+        else:
+            db.session.commit()
+            message = _("Your key is set up. Its fingerprint: %(fp)s", fp=key.fingerprint)
+            flash(message, "success")
+            return redirect(url_for(".index"))
+    key = operations.active_key_of(current_user)
+    return render_template(
+        "custody/key.html",
+        form=form,
+        key=key,
+        holding=operations.tenders_holding(key) if key else [],
+    ), status
+
+
+@bp.route("/shares/<int:tender_id>/backup", methods=["POST"])
+@limiter.limit(_unlock_limit, key_func=_unlock_key)
+def download_backup(tender_id: int):
+    share = operations.share_of(current_user, tender_id) or abort(404)
+    form = UnlockShareForm()
+    if not form.validate_on_submit():
+        flash(_("Enter your key passphrase to unlock your share."), "error")
+        return _render_index(400)
+    try:
+        backup = operations.unlock_share_backup(current_user, share, form.passphrase.data)
+    except OperationError as error:
+        if error.code == "wrong_passphrase":
+            db.session.commit()  # keep the audited failed attempt
+        else:
+            db.session.rollback()
+        flash(str(error.message), "error")
+        return _render_index(error.status)
+    db.session.commit()
+    text = render_template("custody/backup.txt", backup=backup, custodian=current_user)
+    response = Response(text, mimetype="text/plain")
+    filename = f"fairbid-share-{backup.envelope_tender_id}-{backup.index}.txt"
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # The words are a secret: no cache, proxy or browser keeps a copy.
+    response.headers["Cache-Control"] = "no-store"
+    return response

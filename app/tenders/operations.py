@@ -47,6 +47,7 @@ CANCELLABLE = frozenset(TenderStatus) - {
     TenderStatus.CANCELLED,
     TenderStatus.FAILED,
 }
+MAX_CUSTODIANS = 16  # what SLIP-39 shares allow
 MONEY_RE = re.compile(r"^\d{1,16}(\.\d+)?$")
 CUSTODIAN_ROLES = frozenset({Role.CUSTODIAN, Role.STAFF, Role.SUPERVISOR})
 
@@ -154,6 +155,10 @@ def _check(data: TenderInput, template: dict, category: str, now: datetime, cent
                 code="bond",
             )
     ids = list(dict.fromkeys(data.custodian_ids))
+    if len(ids) > MAX_CUSTODIANS:
+        raise OperationError(
+            _l("Name at most %(n)d key custodians.", n=MAX_CUSTODIANS), code="custodians"
+        )
     if not 2 <= data.custodian_threshold <= len(ids):
         raise OperationError(
             _l("Name n key custodians and a threshold k with 2 ≤ k ≤ n."), code="custodians"

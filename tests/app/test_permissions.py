@@ -9,7 +9,9 @@ import pytest
 
 from app.accounts import operations as account_ops
 from app.accounts.models import Role
+from app.bids.models import Bid, UploadSession
 from app.companies.models import CompanyAlias, CompanyCertificate, CompanyStatus
+from app.core.types import utcnow
 from app.extensions import db
 from app.tenders.models import Enquiry, Notification, TenderDocument, TenderRegistration
 from tests.app.expectations import ROLES, STAFF_ANY, merged
@@ -67,6 +69,25 @@ def world(app, make_centre, make_company, make_user, make_tender):
     alias = CompanyAlias(company_id=bidder_company.id, alias="Old Name Ltd.")
     notification = Notification(user_id=users["bidder"].id, title="Hello")
     db.session.add_all([document, registration, enquiry, certificate, alias, notification])
+    db.session.flush()
+    # The bidder's company's bid and resumable upload (no bytes: the walk only routes).
+    bid = Bid(
+        tender_id=tender.id,
+        company_id=bidder_company.id,
+        submitted_by_id=users["bidder"].id,
+        envelope_sha256="b" * 64,
+        size=1,
+        received_at=utcnow(),
+        receipt="{}",
+    )
+    upload = UploadSession(
+        id="00000000-0000-4000-8000-000000000001",
+        tender_id=tender.id,
+        company_id=bidder_company.id,
+        user_id=users["bidder"].id,
+        declared_size=1,
+    )
+    db.session.add_all([bid, upload])
     db.session.commit()
     return {
         "centre": centre_a,
@@ -82,6 +103,8 @@ def world(app, make_centre, make_company, make_user, make_tender):
         "certificate": certificate,
         "alias": alias,
         "notification": notification,
+        "bid": bid,
+        "upload": upload,
     }
 
 
@@ -101,6 +124,8 @@ def url_args(rule, world) -> dict:
         "certificate_id": world["certificate"].id,
         "alias_id": world["alias"].id,
         "notification_id": world["notification"].id,
+        "bid_id": world["bid"].id,
+        "session_id": world["upload"].id,
         "centre_code": world["centre"].code,
         "category": "goods",
         "filename": "css/app.css" if rule.endpoint == "static" else "pico.min.css",

@@ -15,9 +15,10 @@ from app.accounts.models import Role, User
 from app.centres.models import TradingCentre
 from app.companies.models import Company, CompanyStatus
 from app.core.types import utcnow
+from app.custody.operations import create_custodian_key
 from app.extensions import db
 from app.tenders.template_ops import sync_builtin_templates
-from tests.factories import PASSWORD, valid_uscc
+from tests.factories import CUSTODIAN_PASSPHRASE, PASSWORD, valid_uscc
 
 
 def _people(live_app) -> dict:
@@ -57,6 +58,8 @@ def _people(live_app) -> dict:
             )
             db.session.add(user)
             db.session.flush()
+            if role == Role.CUSTODIAN:  # publication needs every custodian's own key
+                create_custodian_key(user, CUSTODIAN_PASSPHRASE)
             people[key] = {"email": user.email, "id": user.id, "secret": secret}
         db.session.commit()
         return people

@@ -1,0 +1,822 @@
+"""Sealed-bid submission: envelopes in, signed receipts out; replacement and withdrawal
+before the deadline; resumable uploads; the sealing record after the deadline.
+
+The platform never sees a bid's plaintext. An envelope (bidding/FORMAT.md) is streamed
+into the blob store under a size cap and fsynced; then `bidding.envelope.inspect_envelope`
+checks, without any key, its header, its tender and bidder ids, its part sizes and its
+chunk framing. Only then is the bid stored and the receipt signed. A refused envelope
+leaves no Bid row, and its blob is removed unless something else references it.
+
+Identities inside envelopes: the tender is `envelope_tender_id(tender)` ("T<id>"), the
+bidder is the company's unified social credit code (`Company.registration_number`).
+
+The deadline is the server's clock: an envelope counts as received when its last byte
+is durably stored (`received_at`, also on the receipt), and is refused if that is not before
+`Tender.submission_deadline`. The refusal states the server time in UTC and in the
+centre's time zone. An envelope received in time whose checks end more than
+`SEALING_GRACE_SECONDS` after the deadline is refused too, and the sealing record
+(`seal_tender`) is made only after that grace period: no bid can join the tender after its
+sealing record exists.
+
+Why acceptance writes its audit event in a second transaction
+-------------------------------------------------------------
+Every other operation appends its audit event in the transaction of its change (DESIGN.md). The
+audit log is a hash chain, so `append_event` takes a global PostgreSQL advisory lock: two
+appends can never share a parent. Inside the accepting transaction, that lock would make
+every bidder of every tender wait for every other one, exactly at the deadline, when all of
+them submit at once. So accepting a bid inserts only its own rows (the Bid; and updates
+only the company's own previous Bid row, and its own upload session) and never touches the
+tender or any other shared row; it commits, and the `bid.received` event (sequence, SHA-256,
+size; never content) is appended afterwards in a follow-up transaction registered with
+`after_commit`. That append is idempotent (skipped when the bid already has its event), and
+`reconcile_audit` (`flask bids reconcile-audit`) appends any event a crash between the two
+transactions left out. The receipt itself, signed in the first transaction, is the
+bidder's proof; the audit event is the platform's record of it, at most briefly late.
+
+The per-company registration row is locked while a bid is accepted, so two concurrent
+submissions of the same company cannot both stay SUBMITTED; different companies never wait
+for each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import String, cast, exists, select, text
+from werkzeug.exceptions import ClientDisconnected
+
+from app.accounts.models import User
+from app.audit import _PG_LOCK_KEY, append_event
+from app.audit.models import AuditEvent
+from app.bids.models import Bid, BidStatus, UploadSession
+from app.bids.receipts import platform_signing_key
+from app.companies.models import Company
+from app.core.errors import Conflict, OperationError
+from app.core.transaction import after_commit
+from app.core.types import utcnow
+from app.custody.operations import envelope_tender_id
+from app.events import publish_after_commit
+from app.extensions import db
+from app.permissions import Permission, require
+from app.portal.queries import centre_timezone
+from app.storage import BlobStore, BlobTooLarge, StoredBlob
+from app.tasks import in_app_context
+from app.tenders.documents import blob_store
+from app.tenders.models import Tender, TenderDocument, TenderRegistration, TenderStatus
+from app.tenders.operations import TENDER_CHANNEL
+from bidding import envelope as envelopes
+from bidding.errors import EnvelopeError, WrongBidder, WrongTender
+from bidding.merkle import make_sealing_record
+from bidding.receipts import dump_document, format_timestamp, make_receipt, sign_receipt
+
+log = logging.getLogger(__name__)
+
+RECEIVED = "bid.received"
+SEALING_RECORD_KIND = "sealing_record"
+# One PUT of a resumable upload carries at most this much (the page sends 1 MiB).
+MAX_CHUNK_SIZE = 16 * 1024 * 1024
+_COPY_BLOCK = 1024 * 1024
+_SESSION_PREFIX = "upload-session-"  # "upload-": BlobStore.remove_stale_temp_files collects it
+_CONTENT_RANGE = re.compile(r"^bytes (\d{1,15})-(\d{1,15})/(\d{1,15})$")
+
+
+# --- who may bid ----------------------------------------------------------------------------
+
+
+def bidder_id(company: Company) -> str:
+    """The bidder id inside envelopes: the unified social credit code."""
+    return company.registration_number
+
+
+def bidding_company(actor: User, tender: Tender) -> Company:
+    """The one access check of this domain: an approved company registered for the tender."""
+    require(actor, Permission.TAKE_PART)
+    company = actor.company
+    if company is None or not company.is_approved:
+        raise OperationError(
+            _l("Your company's registration must be approved before it can take part."),
+            code="company_not_approved",
+            status=403,
+        )
+    registered = db.session.scalar(
+        select(TenderRegistration.id).where(
+            TenderRegistration.tender_id == tender.id,
+            TenderRegistration.company_id == company.id,
+        )
+    )
+    if registered is None:
+        raise OperationError(
+            _l("Register your company for this tender before submitting a bid."),
+            code="not_registered",
+            status=403,
+        )
+    return company
+
+
+def _server_time(tender: Tender, moment: datetime) -> tuple[str, str]:
+    zone = centre_timezone(tender.centre)
+    utc = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    local = moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z") + f" ({zone.key})"
+    return utc, local
+
+
+def deadline_passed(tender: Tender, now: datetime, deadline: datetime | None = None) -> Conflict:
+    utc, local = _server_time(tender, now)
+    deadline_utc, deadline_local = _server_time(tender, deadline or tender.submission_deadline)
+    return Conflict(
+        _l(
+            "The bid deadline has passed: the server time is %(utc)s (%(local)s); the deadline "
+            "was %(deadline_utc)s (%(deadline_local)s). Bids can no longer be submitted, "
+            "replaced or withdrawn.",
+            utc=utc,
+            local=local,
+            deadline_utc=deadline_utc,
+            deadline_local=deadline_local,
+        ),
+        code="deadline_passed",
+    )
+
+
+def _fresh_schedule(tender: Tender) -> tuple[str, datetime]:
+    """Status and deadline as the database has them now (an addendum or a cancellation may
+    have landed while the envelope was uploading)."""
+    row = db.session.execute(
+        select(Tender.status, Tender.submission_deadline).where(Tender.id == tender.id)
+    ).one()
+    return row.status, row.submission_deadline
+
+
+def check_open(tender: Tender, moment: datetime | None = None) -> datetime:
+    """The tender takes bids at `moment` (default: now, by the server's clock); returns the
+    deadline."""
+    status, deadline = _fresh_schedule(tender)
+    if status != TenderStatus.PUBLISHED:
+        raise Conflict(_l("This tender is not accepting bids."), code="not_open")
+    now = moment or utcnow()
+    if now >= deadline:
+        raise deadline_passed(tender, now, deadline)
+    return deadline
+
+
+def is_open(tender: Tender) -> bool:
+    return tender.status == TenderStatus.PUBLISHED and utcnow() < tender.submission_deadline
+
+
+def _sealing_grace() -> timedelta:
+    return timedelta(seconds=current_app.config["SEALING_GRACE_SECONDS"])
+
+
+# --- accepting an envelope ------------------------------------------------------------------
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0")
+
+
+def too_large(limit: int) -> OperationError:
+    return OperationError(
+        _l("The envelope is larger than the limit of %(mib)s MiB.", mib=_mib(limit)),
+        code="too_large",
+        status=413,
+    )
+
+
+def _refusal(error: EnvelopeError, tender_id: str, expected_bidder: str) -> OperationError:
+    if isinstance(error, WrongTender):
+        return OperationError(
+            _l(
+                "This envelope was sealed for another tender; this tender's id is %(id)s. "
+                "Seal your bid again with this tender's id and public key.",
+                id=tender_id,
+            ),
+            code="wrong_tender",
+        )
+    if isinstance(error, WrongBidder):
+        return OperationError(
+            _l(
+                "This envelope names another bidder; your company's bidder id is %(id)s "
+                "(its unified social credit code). Seal your bid again with that id.",
+                id=expected_bidder,
+            ),
+            code="wrong_bidder",
+        )
+    return OperationError(
+        _l("This file is not a complete, well-formed bid envelope: %(reason)s.", reason=str(error)),
+        code="malformed_envelope",
+    )
+
+
+def _discard_blob(store: BlobStore, stored: StoredBlob) -> None:
+    """Remove a refused envelope's blob, unless this upload only found it already there or
+    a row references it."""
+    if not stored.created:
+        return
+    referenced = db.session.scalar(
+        select(
+            exists().where(Bid.envelope_sha256 == stored.sha256)
+            | exists().where(TenderDocument.sha256 == stored.sha256)
+        )
+    )
+    if not referenced:
+        with contextlib.suppress(FileNotFoundError):
+            store.path_for(stored.sha256).unlink()
+
+
+def _inspect(store: BlobStore, stored: StoredBlob, tender: Tender, company: Company):
+    expected_tender, expected_bidder = envelope_tender_id(tender), bidder_id(company)
+    try:
+        with store.open(stored.sha256) as handle:
+            info = envelopes.inspect_envelope(
+                handle, expected_tender=expected_tender, expected_bidder=expected_bidder
+            )
+    except EnvelopeError as error:
+        raise _refusal(error, expected_tender, expected_bidder) from None
+    if info.sha256 != stored.sha256 or info.size != stored.size:
+        # The blob changed under us: a storage fault, never the bidder's.
+        raise OperationError(
+            _l("The envelope could not be stored intact. Submit it again."), code="storage"
+        )
+    return info
+
+
+def submit_envelope(
+    actor: User, tender: Tender, stream: BinaryIO, *, ip: str | None = None, user_agent: str = ""
+) -> Bid:
+    """Stream an envelope to the blob store, check it, and accept it as the company's bid
+    (superseding its previous one). Never commits; the caller commits once."""
+    company = bidding_company(actor, tender)
+    check_open(tender)
+    store = blob_store()
+    limit = current_app.config["MAX_ENVELOPE_SIZE"]
+    try:
+        stored = store.put_stream(stream, max_size=limit)
+    except BlobTooLarge:
+        raise too_large(limit) from None
+    except ClientDisconnected:
+        raise OperationError(
+            _l("The upload was interrupted before the whole envelope arrived. Submit it again."),
+            code="incomplete",
+        ) from None
+    # put_stream returns once the last byte is fsynced in place: that is the receipt time.
+    received_at = utcnow()
+    return _accept_stored(actor, tender, company, store, stored, received_at, ip, user_agent)
+
+
+def _accept_stored(
+    actor: User,
+    tender: Tender,
+    company: Company,
+    store: BlobStore,
+    stored: StoredBlob,
+    received_at: datetime,
+    ip: str | None,
+    user_agent: str,
+) -> Bid:
+    try:
+        _inspect(store, stored, tender, company)
+        deadline = check_open(tender, received_at)
+        now = utcnow()
+        if now >= deadline + _sealing_grace():
+            # Received in time but checked so late that the sealing record may exist already.
+            raise deadline_passed(tender, now, deadline)
+    except OperationError:
+        _discard_blob(store, stored)
+        raise
+    # Only this company's own registration row is locked: its submissions queue up, other
+    # companies' never wait (SQLite ignores FOR UPDATE and serialises writers anyway).
+    db.session.execute(
+        select(TenderRegistration.id)
+        .where(
+            TenderRegistration.tender_id == tender.id,
+            TenderRegistration.company_id == company.id,
+        )
+        .with_for_update()
+    )
+    previous = list(
+        db.session.scalars(
+            select(Bid)
+            .where(
+                Bid.tender_id == tender.id,
+                Bid.company_id == company.id,
+                Bid.status == BidStatus.SUBMITTED,
+            )
+            .order_by(Bid.id)
+        )
+    )
+    bid = Bid(
+        tender_id=tender.id,
+        company_id=company.id,
+        submitted_by_id=actor.id,
+        status=BidStatus.SUBMITTED,
+        envelope_sha256=stored.sha256,
+        size=stored.size,
+        received_at=received_at,
+        receipt="",
+        supersedes_id=previous[-1].id if previous else None,
+        ip=ip,
+        user_agent=(user_agent or "")[:300],
+    )
+    db.session.add(bid)
+    db.session.flush()  # the id, from the database sequence, is the receipt's sequence
+    receipt = make_receipt(
+        envelope_tender_id(tender),
+        bidder_id(company),
+        stored.sha256,
+        stored.size,
+        received_at,
+        bid.id,
+    )
+    bid.receipt = dump_document(sign_receipt(receipt, platform_signing_key())).decode("ascii")
+    for old in previous:
+        old.status = BidStatus.SUPERSEDED
+    db.session.flush()
+    after_commit(db.session(), partial(record_bid_received, bid.id))
+    log.info("bid %s accepted for tender %s (%s bytes)", bid.id, tender.id, stored.size)
+    return bid
+
+
+# --- the audit event, after the commit --------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _own_transaction() -> Iterator[None]:
+    """Run the block with `db.session` bound to a new session of its own, and commit it.
+
+    Used from after-commit callbacks: there the request's session has just committed and
+    can emit no more SQL, while `append_event` works on `db.session`.
+    """
+    registry = db.session.registry
+    outer = registry() if registry.has() else None
+    session = db.session.session_factory()
+    registry.set(session)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+        if outer is not None:
+            registry.set(outer)
+        else:
+            registry.clear()
+
+
+def _append_received_event(bid: Bid) -> bool:
+    """Append `bid.received` for `bid` unless it is there already; True if appended."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        # append_event takes this lock too; taking it before the check makes check-and-append
+        # atomic against a concurrent reconciliation.
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    done = db.session.scalar(
+        select(
+            exists().where(
+                AuditEvent.action == RECEIVED,
+                AuditEvent.object_type == "bid",
+                AuditEvent.object_id == str(bid.id),
+            )
+        )
+    )
+    if done:
+        return False
+    tender = db.session.get(Tender, bid.tender_id)
+    append_event(
+        RECEIVED,
+        actor=db.session.get(User, bid.submitted_by_id),
+        object_type="bid",
+        object_id=bid.id,
+        centre_id=tender.centre_id,
+        data={
+            "tender_id": bid.tender_id,
+            "company_id": bid.company_id,
+            "sequence": bid.id,
+            "sha256": bid.envelope_sha256,
+            "size": bid.size,
+            "received_at": format_timestamp(bid.received_at),
+            "supersedes": bid.supersedes_id,
+        },
+    )
+    return True
+
+
+def record_bid_received(bid_id: int) -> None:
+    """After-commit callback: the follow-up transaction that audits an accepted bid."""
+    with _own_transaction():
+        bid = db.session.get(Bid, bid_id)
+        if bid is not None:
+            _append_received_event(bid)
+
+
+def reconcile_audit() -> list[int]:
+    """Append the `bid.received` events a crash left out; returns the bids' ids. The caller
+    commits."""
+    missing = db.session.scalars(
+        select(Bid)
+        .where(
+            ~exists().where(
+                AuditEvent.action == RECEIVED,
+                AuditEvent.object_type == "bid",
+                AuditEvent.object_id == cast(Bid.id, String),
+            )
+        )
+        .order_by(Bid.id)
+    ).all()
+    return [bid.id for bid in missing if _append_received_event(bid)]
+
+
+def bid_data(bid: Bid) -> dict:
+    """A bid as plain JSON data for its owner: status, hash, size, time and signed receipt."""
+    return {
+        "id": bid.id,
+        "sequence": bid.id,
+        "tender_id": bid.tender_id,
+        "status": bid.status,
+        "envelope_sha256": bid.envelope_sha256,
+        "size": bid.size,
+        "received_at": format_timestamp(bid.received_at),
+        "supersedes": bid.supersedes_id,
+        "withdrawn_at": format_timestamp(bid.withdrawn_at) if bid.withdrawn_at else None,
+        "receipt": json.loads(bid.receipt),
+    }
+
+
+# --- replacement and withdrawal -------------------------------------------------------------
+
+
+def company_bids(actor: User, tender: Tender) -> list[Bid]:
+    """The actor's company's bids for the tender, newest first (every status)."""
+    require(actor, Permission.TAKE_PART)
+    if actor.company_id is None:
+        return []
+    return list(
+        db.session.scalars(
+            select(Bid)
+            .where(Bid.tender_id == tender.id, Bid.company_id == actor.company_id)
+            .order_by(Bid.id.desc())
+        )
+    )
+
+
+def bid_of_company(actor: User, bid_id: int) -> Bid | None:
+    """A bid of the actor's own company, or None (others' bids do not exist for them)."""
+    require(actor, Permission.TAKE_PART)
+    bid = db.session.get(Bid, bid_id)
+    if bid is None or actor.company_id is None or bid.company_id != actor.company_id:
+        return None
+    return bid
+
+
+def withdraw_bid(actor: User, bid: Bid) -> Bid:
+    """Withdraw the company's current bid before the deadline."""
+    tender = db.session.get(Tender, bid.tender_id)
+    company = bidding_company(actor, tender)
+    if bid.company_id != company.id:
+        raise OperationError(_l("There is no such bid."), code="not_found", status=404)
+    check_open(tender)
+    if bid.status != BidStatus.SUBMITTED:
+        raise Conflict(_l("Only the current bid can be withdrawn."), code="not_current")
+    bid.status = BidStatus.WITHDRAWN
+    bid.withdrawn_at = utcnow()
+    db.session.flush()
+    append_event(
+        "bid.withdrawn",
+        actor=actor,
+        object_type="bid",
+        object_id=bid.id,
+        centre_id=tender.centre_id,
+        data={"tender_id": tender.id, "sequence": bid.id},
+    )
+    return bid
+
+
+# --- resumable uploads ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadProgress:
+    offset: int
+    size: int
+    bid: Bid | None = None
+
+
+class OffsetMismatch(Conflict):
+    """A chunk that does not start where the stored bytes end (409 with the offset)."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(
+            _l("The upload continues at byte %(offset)d.", offset=offset), code="offset_mismatch"
+        )
+        self.offset = offset
+
+
+def _session_dir(store: BlobStore) -> Path:
+    return store.root / "tmp"
+
+
+def session_path(store: BlobStore, upload: UploadSession) -> Path:
+    return _session_dir(store) / f"{_SESSION_PREFIX}{uuid.UUID(upload.id)}.part"
+
+
+def _gone() -> OperationError:
+    return OperationError(
+        _l("This upload is no longer available. Start the upload again."),
+        code="upload_gone",
+        status=410,
+    )
+
+
+def start_upload(actor: User, tender: Tender, size: object) -> UploadSession:
+    """Open a resumable upload of `size` bytes; its bytes go to a temporary file of the blob
+    store, keyed by the session, never to the database."""
+    company = bidding_company(actor, tender)
+    check_open(tender)
+    limit = current_app.config["MAX_ENVELOPE_SIZE"]
+    if type(size) is not int or size < 1:
+        raise OperationError(_l("Give the envelope's size in bytes."), code="size")
+    if size > limit:
+        raise too_large(limit)
+    upload = UploadSession(
+        id=str(uuid.uuid4()),
+        tender_id=tender.id,
+        company_id=company.id,
+        user_id=actor.id,
+        declared_size=size,
+        created_at=utcnow(),
+    )
+    store = blob_store()
+    _session_dir(store).mkdir(parents=True, exist_ok=True)
+    os.close(os.open(session_path(store, upload), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    db.session.add(upload)
+    db.session.flush()
+    return upload
+
+
+def upload_of_company(actor: User, session_id: str) -> UploadSession | None:
+    """The company's own upload session, or None (another company's does not exist)."""
+    require(actor, Permission.TAKE_PART)
+    try:
+        key = str(uuid.UUID(session_id))
+    except (ValueError, TypeError):
+        return None
+    upload = db.session.get(UploadSession, key)
+    if upload is None or actor.company_id is None or upload.company_id != actor.company_id:
+        return None
+    return upload
+
+
+def upload_progress(actor: User, upload: UploadSession) -> UploadProgress:
+    require(actor, Permission.TAKE_PART)
+    if upload.completed_bid_id is not None:
+        bid = db.session.get(Bid, upload.completed_bid_id)
+        return UploadProgress(upload.declared_size, upload.declared_size, bid)
+    try:
+        offset = session_path(blob_store(), upload).stat().st_size
+    except FileNotFoundError:
+        raise _gone() from None
+    return UploadProgress(offset, upload.declared_size)
+
+
+def parse_content_range(value: str | None) -> tuple[int, int, int]:
+    match = _CONTENT_RANGE.fullmatch((value or "").strip())
+    if not match:
+        raise OperationError(
+            _l("Send each chunk with a Content-Range header: bytes FIRST-LAST/TOTAL."),
+            code="content_range",
+        )
+    first, last, total = (int(group) for group in match.groups())
+    if first > last or last >= total:
+        raise OperationError(_l("The Content-Range is not a valid byte range."), "content_range")
+    return first, last, total
+
+
+def append_chunk(
+    actor: User,
+    upload: UploadSession,
+    content_range: str | None,
+    stream: BinaryIO,
+    *,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> UploadProgress:
+    """Append one chunk at the current offset; after the last byte, accept the envelope.
+
+    A chunk that arrives incomplete is dropped whole (the offset stays where it was), so the
+    client resends it; a chunk at any other offset than the stored length gets
+    :class:`OffsetMismatch` with the offset to resume from.
+    """
+    tender = db.session.get(Tender, upload.tender_id)
+    company = bidding_company(actor, tender)
+    if upload.company_id != company.id:
+        raise OperationError(_l("There is no such upload."), code="not_found", status=404)
+    if upload.completed_bid_id is not None:
+        raise OffsetMismatch(upload.declared_size)
+    first, last, total = parse_content_range(content_range)
+    if total != upload.declared_size:
+        raise OperationError(
+            _l("This upload was opened for %(size)d bytes.", size=upload.declared_size),
+            code="content_range",
+        )
+    length = last - first + 1
+    if length > MAX_CHUNK_SIZE:
+        raise OperationError(
+            _l("Send chunks of at most %(mib)s MiB.", mib=_mib(MAX_CHUNK_SIZE)),
+            code="chunk_too_large",
+            status=413,
+        )
+    check_open(tender)
+    store = blob_store()
+    path = session_path(store, upload)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        raise _gone() from None
+    with open(fd, "r+b", buffering=0) as handle:
+        # One writer per session: a retried chunk racing its original waits here.
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        offset = os.fstat(handle.fileno()).st_size
+        if first != offset:
+            raise OffsetMismatch(offset)
+        _write_chunk(handle, offset, length, stream)
+        if offset + length < total:
+            return UploadProgress(offset + length, total)
+        # The last byte is durable now: that is the receipt time.
+        received_at = utcnow()
+        bid = _complete_upload(
+            actor, tender, company, store, path, total, received_at, ip, user_agent
+        )
+    upload.completed_bid_id = bid.id
+    db.session.flush()
+    after_commit(db.session(), partial(_remove_file, path))
+    return UploadProgress(total, total, bid)
+
+
+def _write_chunk(handle, offset: int, length: int, stream: BinaryIO) -> None:
+    handle.seek(offset)
+    written = 0
+    complete = False
+    try:
+        while written < length:
+            block = stream.read(min(_COPY_BLOCK, length - written))
+            if not block:
+                break
+            handle.write(block)
+            written += len(block)
+        complete = written == length and not stream.read(1)
+    except (ClientDisconnected, OSError):
+        complete = False
+    if not complete:
+        handle.truncate(offset)
+        raise OperationError(
+            _l(
+                "The chunk did not arrive complete (%(got)d of %(want)d bytes). Send it again.",
+                got=written,
+                want=length,
+            ),
+            code="incomplete_chunk",
+        )
+    os.fsync(handle.fileno())
+
+
+def _complete_upload(
+    actor: User,
+    tender: Tender,
+    company: Company,
+    store: BlobStore,
+    path: Path,
+    size: int,
+    received_at: datetime,
+    ip: str | None,
+    user_agent: str,
+) -> Bid:
+    try:
+        with open(path, "rb") as handle:
+            stored = store.put_stream(handle, max_size=size)
+        return _accept_stored(actor, tender, company, store, stored, received_at, ip, user_agent)
+    except OperationError:
+        # Refused: nothing of it is kept; the session cannot be resumed.
+        _remove_file(path)
+        raise
+
+
+def _remove_file(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+# --- the sealing record ---------------------------------------------------------------------
+
+
+def sealing_record_of(tender: Tender) -> TenderDocument | None:
+    return db.session.scalar(
+        select(TenderDocument)
+        .where(TenderDocument.tender_id == tender.id, TenderDocument.kind == SEALING_RECORD_KIND)
+        .order_by(TenderDocument.id)
+        .limit(1)
+    )
+
+
+@in_app_context
+def seal_tender(tender_id: int) -> int:
+    """RQ job: sign and publish the tender's sealing record, the Merkle root over its
+    SUBMITTED bids' envelope hashes in receipt order. Idempotent: a tender is sealed once;
+    returns the record's TenderDocument id. Reads the bids, never changes them. Commits."""
+    tender = db.session.scalar(
+        select(Tender)
+        .where(Tender.id == tender_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if tender is None:
+        raise OperationError(_l("There is no such tender."), code="not_found", status=404)
+    existing = sealing_record_of(tender)
+    if existing is not None:
+        db.session.rollback()
+        return existing.id
+    now = utcnow()
+    if now < tender.submission_deadline + _sealing_grace():
+        raise Conflict(
+            _l("A tender is sealed only after its bid deadline (and a short grace period)."),
+            code="before_deadline",
+        )
+    hashes = list(
+        db.session.scalars(
+            select(Bid.envelope_sha256)
+            .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
+            .order_by(Bid.id)
+        )
+    )
+    document = make_sealing_record(envelope_tender_id(tender), hashes, now, platform_signing_key())
+    data = dump_document(document)
+    stored = blob_store().put_bytes(data)
+    record = TenderDocument(
+        tender_id=tender.id,
+        kind=SEALING_RECORD_KIND,
+        title="Sealing record",
+        filename=f"sealing-record-{envelope_tender_id(tender)}.json",
+        content_type="application/json",
+        size=stored.size,
+        sha256=stored.sha256,
+        created_at=now,
+    )
+    db.session.add(record)
+    db.session.flush()
+    append_event(
+        "tender.sealed",
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={
+            "document_id": record.id,
+            "root": document["record"]["root"],
+            "size": len(hashes),
+            "sha256": stored.sha256,
+        },
+    )
+    publish_after_commit(TENDER_CHANNEL, {"tender": tender.id, "event": "sealed"})
+    db.session.commit()
+    return record.id
+
+
+# --- command line ---------------------------------------------------------------------------
+
+bids_cli = AppGroup("bids", help="Sealed bids: audit reconciliation, sealing records.")
+
+
+@bids_cli.command("reconcile-audit")
+def reconcile_audit_command() -> None:
+    """Append the bid.received audit events a crash left out."""
+    appended = reconcile_audit()
+    db.session.commit()
+    click.echo(f"appended {len(appended)} missing bid.received event(s)")
+    for bid_id in appended:
+        click.echo(f"  bid {bid_id}")
+
+
+@bids_cli.command("seal-tender")
+@click.argument("tender_id", type=int)
+def seal_tender_command(tender_id: int) -> None:
+    """Publish TENDER_ID's sealing record (after its deadline; idempotent)."""
+    try:
+        document_id = seal_tender(tender_id)
+    except OperationError as error:
+        db.session.rollback()
+        raise click.ClickException(str(error.message)) from None
+    document = db.session.get(TenderDocument, document_id)
+    click.echo(f"sealing record of tender {tender_id}: document {document_id} {document.sha256}")
