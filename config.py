@@ -172,6 +172,8 @@ class ProductionConfig(Config):
             problems.append("DATABASE_URL must point at PostgreSQL")
         if not cls.REDIS_URL:
             problems.append("REDIS_URL must point at a Redis server")
+        if not os.environ.get("FAIRBID_PLATFORM_KEY"):
+            problems.append("FAIRBID_PLATFORM_KEY must name the Ed25519 key that signs receipts")
         if problems:
             raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
 

@@ -16,10 +16,12 @@ def test_production_refuses_development_secrets(monkeypatch):
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", config.DEV_SECRET_KEY)
     monkeypatch.setattr(config.ProductionConfig, "REDIS_URL", "")
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("FAIRBID_PLATFORM_KEY", raising=False)
     with pytest.raises(RuntimeError) as error:
         config.ProductionConfig.check()
     message = str(error.value)
-    assert "SECRET_KEY" in message and "DATABASE_URL" in message and "REDIS_URL" in message
+    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "FAIRBID_PLATFORM_KEY"):
+        assert name in message
 
 
 def test_production_accepts_real_settings(monkeypatch):
@@ -28,6 +30,7 @@ def test_production_accepts_real_settings(monkeypatch):
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "k" * 48)
     monkeypatch.setattr(config.ProductionConfig, "REDIS_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("DATABASE_URL", "postgresql://fairbid@db/fairbid")
+    monkeypatch.setenv("FAIRBID_PLATFORM_KEY", "/etc/fairbid/receipt-key.pem")
     config.ProductionConfig.check()
 
 
