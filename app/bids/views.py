@@ -19,11 +19,12 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.accounts.models import Role
-from app.bids import operations
+from app.bids import operations, sealing_script
 from app.bids.forms import EnvelopeForm, WithdrawForm
 from app.bids.models import BidStatus
 from app.core.access import restrict_blueprint
@@ -35,8 +36,11 @@ from app.extensions import csrf, db, limiter
 from app.portal.ocds import timestamp
 from app.portal.queries import centre_timezone
 from app.portal.views import centre_time, file_size
+from app.tender_templates.errors import TemplateValidationError
+from app.tender_templates.rendering import localized
 from app.tenders import participation
 from app.tenders.models import Tender
+from app.tenders.operations import template_document
 
 bp = Blueprint("bids", __name__, url_prefix="/bids")
 restrict_blueprint(bp, Role.BIDDER)
@@ -89,6 +93,51 @@ def _refusal(tender: Tender) -> str | None:
     return None
 
 
+def _seal_form_data(tender: Tender) -> dict:
+    """What the in-browser sealing form needs: the template's commercial fields and
+    qualification documents (labels in the page's language), and the bundle's SRI value."""
+    locale = str(get_locale() or "en")
+    try:
+        document = template_document(tender.template_version)
+    except TemplateValidationError:  # published templates are valid; the CLI works anyway
+        current_app.logger.warning("tender %s: template does not load", tender.id)
+        document = {}
+    fields = []
+    for item in document.get("commercial_fields") or []:
+        fields.append(
+            {
+                "key": item["key"],
+                "type": item["type"],
+                "label": localized(item.get("label"), locale) or item["key"],
+                "help": localized(item.get("help"), locale),
+                "required": item["key"] == "price" or item.get("required", True) is not False,
+                "min": item.get("min"),
+                "max": item.get("max"),
+                "choices": list(item.get("choices") or []),
+                "max_length": item.get("max_length"),
+            }
+        )
+    qualifications = [
+        {
+            "key": item["key"],
+            "label": localized(item.get("label"), locale) or item["key"],
+            "required": item.get("required", True) is not False,
+        }
+        for item in document.get("qualification_documents") or []
+    ]
+    try:
+        integrity = sealing_script.integrity()
+    except sealing_script.SealingScriptMissing:
+        current_app.logger.warning("the browser sealing script is not built: run make")
+        integrity = None
+    return {
+        "commercial_fields": fields,
+        "qualification_documents": qualifications,
+        "sealing_integrity": integrity,
+        "sealing_script_file": sealing_script.STATIC_FILENAME,
+    }
+
+
 def _render_page(tender: Tender, form: EnvelopeForm | None = None, status: int = 200):
     company = current_user.company
     now = utcnow()
@@ -111,6 +160,7 @@ def _render_page(tender: Tender, form: EnvelopeForm | None = None, status: int =
         timezone=centre_timezone(tender.centre),
         max_size=current_app.config["MAX_ENVELOPE_SIZE"],
         chunk_size=current_app.config["UPLOAD_CHUNK_SIZE"],
+        **_seal_form_data(tender),
     )
     return page, status
 

@@ -21,6 +21,7 @@ from markupsafe import Markup
 
 from app.accounts.models import Role
 from app.bidder.forms import ButtonForm, EnquiryForm
+from app.bids import sealing_script
 from app.centres.operations import all_centres
 from app.core.errors import OperationError
 from app.core.types import utcnow
@@ -146,7 +147,17 @@ def tender(tender_id: int):
         participation=participation,
         may_download=current_user.is_authenticated and can_download(current_user, tender),
         bidding_open=tender.status == TenderStatus.PUBLISHED,
+        sealing_integrity=_sealing_integrity(),
     )
+
+
+def _sealing_integrity() -> str | None:
+    """The published hash of the browser sealing script, so anyone can check the code
+    that seals bids (None when the bundle has not been built)."""
+    try:
+        return sealing_script.integrity()
+    except sealing_script.SealingScriptMissing:
+        return None
 
 
 @bp.route("/tenders/<int:tender_id>/documents/<int:document_id>")

@@ -593,3 +593,12 @@ def test_bidder_registers_and_asks_from_the_tender_page(client, auth, make_user,
     assert "Your company is registered for this tender." in page
     assert f'action="/bidder/tenders/{tender.id}/enquiries"' in page
     assert "/register" not in page
+
+
+def test_tender_page_publishes_the_sealing_script_hash(client, make_tender):
+    from app.bids import sealing_script
+
+    tender = make_tender()
+    page = client.get(f"/tenders/{tender.id}").data.decode()
+    assert sealing_script.integrity() in page
+    assert 'id="sealing-integrity"' in page
