@@ -126,6 +126,10 @@ class Config:
     SEALING_GRACE_SECONDS = int(os.environ.get("FAIRBID_SEALING_GRACE_SECONDS", 120))
     PORTAL_CACHE_SECONDS = int(os.environ.get("FAIRBID_PORTAL_CACHE_SECONDS", 300))
 
+    # Opening ceremony.
+    OPENING_OBJECTION_MINUTES = int(os.environ.get("FAIRBID_OPENING_OBJECTION_MINUTES", 30))
+    OPENING_EVENTS_SECONDS = int(os.environ.get("FAIRBID_OPENING_EVENTS_SECONDS", 25))
+
     # Open data (OCDS).
     OCDS_PREFIX = os.environ.get("FAIRBID_OCDS_PREFIX", "ocds-fairbid")
     OCDS_PUBLISHER_NAME = os.environ.get("FAIRBID_OCDS_PUBLISHER", "Fairbid")

@@ -6,6 +6,7 @@ from app.bids.models import Bid, UploadSession  # noqa: F401
 from app.centres.models import TradingCentre  # noqa: F401
 from app.companies.models import Company, CompanyAlias, CompanyCertificate  # noqa: F401
 from app.custody.models import CustodianKey, KeyShare, TenderKey  # noqa: F401
+from app.opening.models import OpeningLine, OpeningSession, ShareUnlock  # noqa: F401
 from app.tenders.models import (  # noqa: F401
     Addendum,
     BondRecord,

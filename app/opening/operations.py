@@ -1,0 +1,663 @@
+"""The opening ceremony: staff open it at the opening time, custodians unlock their shares,
+and once k shares are in a job opens every sealed envelope and publishes the opening record.
+
+Where the shares wait between custodians (the design choice)
+------------------------------------------------------------
+Custodians unlock one after another, each signed in (TOTP) on their own device, in separate
+requests that may land on different web processes; the opening itself runs in an RQ worker.
+So a share unlocked in one request must wait somewhere until the k-th arrives. It never
+waits in clear: the request that holds the custodian's passphrase unlocks their custodian
+key, unseals their SLIP-39 share, and at once re-encrypts it with AES-256-GCM under this
+ceremony's *wrapping key*, HKDF-SHA256(app SECRET_KEY, salt = a random per-ceremony salt,
+info = tender). Only that ciphertext is stored (`ShareUnlock.sealed_share`, bound by its
+associated data to the tender and the custodian), and it is cleared in the transaction
+that records the opening.
+
+Trade-off: the database alone (a dump, a backup, a read replica, SQL injection) cannot
+open a waiting share, because the wrapping key needs the SECRET_KEY that lives only in the
+servers' environment. Someone holding both the database and the SECRET_KEY during the
+ceremony window (a compromised web or worker host) could; but such a host also sees each
+share in clear while it is being unlocked, so this adds no new exposure. The alternatives
+were worse: an ephemeral key held in one process breaks with several web processes and
+workers, and one screen where k custodians type their passphrases puts them on one device.
+Nothing secret is written to Redis or files; the rebuilt tender key lives only inside the
+opening job and is dropped (best effort: Python cannot wipe memory, see `bidding.keys`).
+
+Fault rules (REFERENCE.md): an envelope that fails to open through the bidder's fault
+(malformed, sealed to a wrong key, integrity) is "revoked"; through the platform's fault
+(stored bytes differ from the receipt, blob missing) "withdrawn", with an incident event;
+the others go on.
+
+Gap: only the commercial part's fields are kept (in `OpeningLine`). Technical and
+qualification parts stay in the sealed envelopes; the evaluation will need to open them
+again (a rerun ceremony, or an evaluation key decided with that work).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from app.accounts.models import User
+from app.audit import append_event
+from app.bids.models import Bid, BidStatus
+from app.bids.operations import bidder_id, deadline_passed, sealing_record_of
+from app.companies.models import Company
+from app.core.errors import Conflict, OperationError
+from app.core.types import utcnow
+from app.custody.models import CustodianKey, KeyShare, TenderKey
+from app.custody.operations import KEY_HOLDER_ROLES, envelope_tender_id
+from app.events import CHANNEL_PREFIX, publish_after_commit
+from app.extensions import db, redis_client
+from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
+from app.permissions import Permission, PermissionDenied, require
+from app.storage import StorageError
+from app.tenders.documents import blob_store
+from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.operations import TENDER_CHANNEL, template_document
+from bidding import envelope as envelopes
+from bidding import keys
+from bidding.canonical import canonical_json, parse_json
+from bidding.errors import EnvelopeError, EnvelopeHashMismatch, KeyCeremonyError, WrongPassphrase
+
+log = logging.getLogger(__name__)
+
+OPENING_RECORD_KIND = "opening_record"
+DEFAULT_MIN_BIDS = 3
+_WRAP_INFO = b"fairbid-opening-share-wrap-v1\x00"
+
+
+def opening_channel(tender_id: int) -> str:
+    return f"{CHANNEL_PREFIX}opening:{tender_id}"
+
+
+def _sealing_grace() -> timedelta:
+    return timedelta(seconds=current_app.config["SEALING_GRACE_SECONDS"])
+
+
+def objection_window() -> timedelta:
+    return timedelta(minutes=current_app.config.get("OPENING_OBJECTION_MINUTES", 30))
+
+
+def min_bids_of(tender: Tender) -> int:
+    """The template's `min_bids` (default 3)."""
+    try:
+        document = template_document(tender.template_version)
+    except Exception:  # a template that does not load cannot lower the rule
+        log.warning("template of tender %s does not load; min_bids %d", tender.id, 3)
+        return DEFAULT_MIN_BIDS
+    value = document.get("min_bids", DEFAULT_MIN_BIDS) if isinstance(document, dict) else None
+    return value if isinstance(value, int) and value >= 1 else DEFAULT_MIN_BIDS
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def session_of(tender: Tender) -> OpeningSession | None:
+    return db.session.get(OpeningSession, tender.id)
+
+
+def lines_of(tender: Tender) -> list[OpeningLine]:
+    return list(
+        db.session.scalars(
+            select(OpeningLine)
+            .where(OpeningLine.tender_id == tender.id)
+            .order_by(OpeningLine.bid_id)
+        )
+    )
+
+
+def submitted_count(tender: Tender) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Bid)
+        .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
+    )
+
+
+@dataclass(frozen=True)
+class CustodianState:
+    threshold: int
+    unlocked: list[User]
+    missing: list[User]
+
+
+def custodian_state(tender: Tender) -> CustodianState | None:
+    tender_key = db.session.get(TenderKey, tender.id)
+    if tender_key is None:
+        return None
+    done = set(
+        db.session.scalars(
+            select(ShareUnlock.custodian_id).where(ShareUnlock.tender_id == tender.id)
+        )
+    )
+    people = list(
+        db.session.scalars(
+            select(User)
+            .join(KeyShare, KeyShare.custodian_id == User.id)
+            .where(KeyShare.tender_id == tender.id)
+            .order_by(User.id)
+        )
+    )
+    return CustodianState(
+        tender_key.threshold,
+        [u for u in people if u.id in done],
+        [u for u in people if u.id not in done],
+    )
+
+
+def is_custodian_of(user: User, tender: Tender) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return (
+        db.session.scalar(
+            select(KeyShare.id).where(
+                KeyShare.tender_id == tender.id, KeyShare.custodian_id == user.id
+            )
+        )
+        is not None
+    )
+
+
+def line_of_company(user: User, tender: Tender) -> OpeningLine | None:
+    if not getattr(user, "is_authenticated", False) or user.company_id is None:
+        return None
+    return db.session.scalar(
+        select(OpeningLine).where(
+            OpeningLine.tender_id == tender.id, OpeningLine.company_id == user.company_id
+        )
+    )
+
+
+# --- closing and starting ------------------------------------------------------------------
+
+
+def close_if_due(tender: Tender, now: datetime | None = None) -> bool:
+    """published → closed once the bid deadline has passed (lazily, when someone looks).
+    Returns whether the tender changed (the caller commits)."""
+    now = now or utcnow()
+    if tender.status != TenderStatus.PUBLISHED or now < tender.submission_deadline:
+        return False
+    tender.status = TenderStatus.CLOSED
+    append_event(
+        "tender.closed",
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"deadline": tender.submission_deadline.isoformat(), "at": now.isoformat()},
+    )
+    publish_after_commit(TENDER_CHANNEL, {"tender": tender.id, "event": "closed"})
+    return True
+
+
+def start_opening(actor: User, tender: Tender) -> OpeningSession:
+    """Staff open the ceremony at or after the opening time. With fewer than the template's
+    `min_bids` submitted envelopes nothing is opened and the tender fails. The caller
+    commits, then makes the sealing record (`seal_tender`)."""
+    require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    now = utcnow()
+    if now < tender.opening_at:
+        raise Conflict(
+            _l(
+                "The opening time has not come: the server time is %(now)s, the opening is at "
+                "%(opening)s (UTC).",
+                now=now.strftime("%Y-%m-%d %H:%M:%S"),
+                opening=tender.opening_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ),
+            code="before_opening",
+        )
+    close_if_due(tender, now)
+    if tender.status == TenderStatus.PUBLISHED:
+        raise deadline_passed(tender, now)  # never expected: the opening follows the deadline
+    if now < tender.submission_deadline + _sealing_grace():
+        raise Conflict(
+            _l("The bids are being sealed; start the opening in a few minutes."),
+            code="sealing",
+        )
+    if tender.status != TenderStatus.CLOSED or session_of(tender) is not None:
+        raise Conflict(_l("The opening of this tender has already started."), code="started")
+    if db.session.get(TenderKey, tender.id) is None:
+        raise Conflict(_l("This tender has no key: its bids cannot be opened."), code="no_key")
+    session = OpeningSession(
+        tender_id=tender.id,
+        started_by_id=actor.id,
+        started_at=now,
+        wrap_salt=os.urandom(32).hex(),
+    )
+    db.session.add(session)
+    received, needed = submitted_count(tender), min_bids_of(tender)
+    if received < needed:
+        reason = f"{received} bid(s) received by the deadline; at least {needed} are needed"
+        session.status = OpeningStatus.FAILED
+        session.completed_at = now
+        session.reason = reason
+        tender.status = TenderStatus.FAILED
+        append_event(
+            "tender.failed",
+            actor=actor,
+            object_type="tender",
+            object_id=tender.id,
+            centre_id=tender.centre_id,
+            data={"reason": "min_bids", "received": received, "min_bids": needed},
+        )
+        _publish(tender.id, {"event": "failed"})
+    else:
+        append_event(
+            "opening.started",
+            actor=actor,
+            object_type="tender",
+            object_id=tender.id,
+            centre_id=tender.centre_id,
+            data={"envelopes": received},
+        )
+        _publish(tender.id, {"event": "started", "total": received})
+    db.session.flush()
+    return session
+
+
+def _publish(tender_id: int, payload: dict) -> None:
+    publish_after_commit(opening_channel(tender_id), {"tender": tender_id, **payload})
+
+
+# --- custodians ----------------------------------------------------------------------------
+
+
+def _wrapping_key(session: OpeningSession) -> bytearray:
+    secret = current_app.config["SECRET_KEY"]
+    ikm = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=bytes.fromhex(session.wrap_salt),
+        info=_WRAP_INFO + f"tender:{session.tender_id}".encode(),
+    )
+    return bytearray(hkdf.derive(ikm))
+
+
+def _share_aad(tender_id: int, custodian_id: int) -> bytes:
+    return canonical_json({"custodian": custodian_id, "tender": tender_id})
+
+
+def _wrap_share(session: OpeningSession, custodian_id: int, mnemonic: str) -> str:
+    key = _wrapping_key(session)
+    nonce = os.urandom(12)
+    try:
+        sealed = AESGCM(bytes(key)).encrypt(
+            nonce, mnemonic.encode("ascii"), _share_aad(session.tender_id, custodian_id)
+        )
+    finally:
+        keys.wipe(key)
+    return base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def _unwrap_share(session: OpeningSession, unlock: ShareUnlock) -> str:
+    raw = base64.b64decode(unlock.sealed_share)
+    key = _wrapping_key(session)
+    try:
+        plain = bytearray(
+            AESGCM(bytes(key)).decrypt(
+                raw[:12], raw[12:], _share_aad(unlock.tender_id, unlock.custodian_id)
+            )
+        )
+    finally:
+        keys.wipe(key)
+    try:
+        return plain.decode("ascii")
+    finally:
+        keys.wipe(plain)
+
+
+def unlock_share(actor: User, tender: Tender, passphrase: str) -> bool:
+    """A custodian of the tender unlocks their share for the opening. Returns True when this
+    was the k-th share (the caller commits, then enqueues the opening job). A wrong passphrase
+    is audited (the caller commits that) and raises OperationError(code="wrong_passphrase")."""
+    if actor.role not in KEY_HOLDER_ROLES or not actor.is_active:
+        raise PermissionDenied()
+    share = db.session.scalar(
+        select(KeyShare).where(KeyShare.tender_id == tender.id, KeyShare.custodian_id == actor.id)
+    )
+    if share is None:
+        raise OperationError(_l("You hold no share of this tender."), code="not_found", status=404)
+    session = db.session.get(OpeningSession, tender.id, with_for_update=True)
+    if session is None or session.status != OpeningStatus.UNLOCKING:
+        raise Conflict(_l("The ceremony is not waiting for shares."), code="not_unlocking")
+    existing = db.session.scalar(
+        select(ShareUnlock.id).where(
+            ShareUnlock.tender_id == tender.id, ShareUnlock.custodian_id == actor.id
+        )
+    )
+    if existing is not None:
+        raise Conflict(_l("You have already unlocked your share."), code="already_unlocked")
+    custodian_key = db.session.get(CustodianKey, share.custodian_key_id)
+    try:
+        private_key = keys.unlock_custodian_key(
+            custodian_key.locked_private_key.encode("utf-8"), passphrase
+        )
+    except (WrongPassphrase, ValueError):
+        append_event(
+            "key_share.unlock_failed",
+            actor=actor,
+            object_type="tender",
+            object_id=tender.id,
+            centre_id=tender.centre_id,
+            data={"custodian_key": custodian_key.fingerprint, "purpose": "opening"},
+        )
+        raise OperationError(
+            _l("Wrong passphrase: your share stays locked."), code="wrong_passphrase"
+        ) from None
+    except KeyCeremonyError:
+        raise OperationError(
+            _l("Your stored key is damaged; tell the trading centre."),
+            code="key_damaged",
+            status=500,
+        ) from None
+    try:
+        mnemonic = keys.decrypt_share(
+            parse_json(share.encrypted_share.encode("utf-8")), private_key
+        )
+    except KeyCeremonyError:
+        raise OperationError(
+            _l("Your share of this tender cannot be decrypted; tell the trading centre."),
+            code="share_damaged",
+            status=500,
+        ) from None
+    finally:
+        del private_key
+    sealed = _wrap_share(session, actor.id, mnemonic)
+    del mnemonic  # best effort; str cannot be wiped
+    db.session.add(ShareUnlock(tender_id=tender.id, custodian_id=actor.id, sealed_share=sealed))
+    db.session.flush()
+    count = db.session.scalar(
+        select(func.count()).select_from(ShareUnlock).where(ShareUnlock.tender_id == tender.id)
+    )
+    threshold = db.session.get(TenderKey, tender.id).threshold
+    append_event(
+        "opening.share_unlocked",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"unlocked": count, "threshold": threshold},
+    )
+    ready = count >= threshold
+    if ready:
+        session.status = OpeningStatus.OPENING
+    _publish(tender.id, {"event": "unlocked", "unlocked": count, "threshold": threshold})
+    return ready
+
+
+# --- opening (the job's work) --------------------------------------------------------------
+
+
+class _Discard:
+    """Sink for the parts not kept at opening (technical, qualification)."""
+
+    def write(self, data) -> int:
+        return len(data)
+
+
+@dataclass
+class _Outcome:
+    bid: Bid
+    company: Company
+    status: str
+    commercial: dict | None = None
+    reason: str = ""
+
+
+def _open_one(bid: Bid, company: Company, tender: Tender, private_key) -> _Outcome:
+    commercial = io.BytesIO()
+
+    def sink_for(name: str):
+        return commercial if name == envelopes.COMMERCIAL else _Discard()
+
+    try:
+        with blob_store().open(bid.envelope_sha256) as stream:
+            envelopes.decrypt_envelope(
+                stream,
+                private_key,
+                sink_for,
+                expected_tender=envelope_tender_id(tender),
+                expected_bidder=bidder_id(company),
+                expected_sha256=bid.envelope_sha256,
+            )
+        fields = envelopes.decode_commercial(commercial.getvalue())
+    except (StorageError, EnvelopeHashMismatch, OSError) as error:
+        reason = (
+            "the stored envelope differs from the receipted one"
+            if isinstance(error, EnvelopeHashMismatch)
+            else "the stored envelope is missing or unreadable"
+        )
+        return _Outcome(bid, company, LineStatus.WITHDRAWN, reason=reason)
+    except (EnvelopeError, ValueError) as error:
+        return _Outcome(bid, company, LineStatus.REVOKED, reason=f"{type(error).__name__}: {error}")
+    finally:
+        commercial.seek(0)
+        commercial.truncate()
+    return _Outcome(bid, company, LineStatus.OPENED, commercial=fields)
+
+
+def _progress(tender_id: int, done: int, total: int) -> None:
+    # Live only, not state: published at once (the job's transaction is still open).
+    message = json.dumps({"tender": tender_id, "event": "progress", "done": done, "total": total})
+    with contextlib.suppress(Exception):
+        redis_client.client.publish(opening_channel(tender_id), message)
+
+
+def open_bids(tender_id: int) -> str:
+    """Open every submitted envelope of a tender whose k shares are in, and write the opening
+    lines, the opening record and the status change in ONE transaction. Idempotent: a tender
+    already opened (or not ready) is left alone. Returns what happened. Never commits: the job
+    does."""
+    tender = db.session.scalar(
+        select(Tender)
+        .where(Tender.id == tender_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if tender is None:
+        return "missing"
+    session = db.session.get(OpeningSession, tender_id, populate_existing=True)
+    if tender.status != TenderStatus.CLOSED or session is None:
+        return "done" if tender.status == TenderStatus.OPENED else "not_ready"
+    if session.status != OpeningStatus.OPENING:
+        return "not_ready"
+    tender_key = db.session.get(TenderKey, tender_id)
+    unlocks = list(
+        db.session.scalars(select(ShareUnlock).where(ShareUnlock.tender_id == tender_id))
+    )
+    try:
+        mnemonics = [_unwrap_share(session, unlock) for unlock in unlocks if unlock.sealed_share]
+        private_key = keys.rebuild_private_key(mnemonics, bytes.fromhex(tender_key.public_key))
+    except (InvalidTag, ValueError, KeyCeremonyError) as error:
+        # e.g. the SECRET_KEY changed since the shares were unlocked: they cannot be used;
+        # the custodians unlock again (never expected, but never a stuck ceremony).
+        log.error("opening of tender %s: waiting shares unusable (%s)", tender_id, type(error))
+        for unlock in unlocks:
+            db.session.delete(unlock)
+        session.status = OpeningStatus.UNLOCKING
+        append_event(
+            "opening.shares_reset",
+            object_type="tender",
+            object_id=tender_id,
+            centre_id=tender.centre_id,
+            data={"error": type(error).__name__},
+        )
+        _publish(tender_id, {"event": "reset"})
+        return "shares_reset"
+    del mnemonics
+    rows = db.session.execute(
+        select(Bid, Company)
+        .join(Company, Company.id == Bid.company_id)
+        .where(Bid.tender_id == tender_id, Bid.status == BidStatus.SUBMITTED)
+        .order_by(Bid.id)
+    ).all()
+    outcomes = []
+    try:
+        for number, (bid, company) in enumerate(rows, start=1):
+            outcomes.append(_open_one(bid, company, tender, private_key))
+            _progress(tender_id, number, len(rows))
+    finally:
+        del private_key  # best effort: the OpenSSL object is freed when unreferenced
+    now = utcnow()
+    _record(tender, session, outcomes, now)
+    return "opened"
+
+
+def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], now: datetime):
+    sealing = sealing_record_of(tender)
+    lines = []
+    for outcome in outcomes:
+        fields = outcome.commercial
+        db.session.add(
+            OpeningLine(
+                tender_id=tender.id,
+                bid_id=outcome.bid.id,
+                company_id=outcome.company.id,
+                status=outcome.status,
+                price=fields.get("price") if fields else None,
+                commercial=canonical_json(fields).decode("utf-8") if fields else None,
+                envelope_sha256=outcome.bid.envelope_sha256,
+                reason=outcome.reason,
+                created_at=now,
+            )
+        )
+        lines.append(
+            {
+                "sequence": outcome.bid.id,
+                "bidder": bidder_id(outcome.company),
+                "company": outcome.company.name,
+                "status": str(outcome.status),
+                "commercial": fields,
+                "envelope_sha256": outcome.bid.envelope_sha256,
+                "reason": outcome.reason,
+            }
+        )
+        if outcome.status == LineStatus.WITHDRAWN:
+            append_event(
+                "opening.incident",
+                object_type="bid",
+                object_id=outcome.bid.id,
+                centre_id=tender.centre_id,
+                data={"tender": tender.id, "reason": outcome.reason},
+            )
+    record = {
+        "format": "fairbid-opening-record",
+        "version": 1,
+        "tender": envelope_tender_id(tender),
+        "reference": tender.reference,
+        "opened_at": now.isoformat(),
+        "sealing_record_sha256": sealing.sha256 if sealing else None,
+        "lines": lines,
+    }
+    stored = blob_store().put_bytes(canonical_json(record))
+    document = TenderDocument(
+        tender_id=tender.id,
+        kind=OPENING_RECORD_KIND,
+        title="Opening record",
+        filename=f"opening-record-{envelope_tender_id(tender)}.json",
+        content_type="application/json",
+        size=stored.size,
+        sha256=stored.sha256,
+        created_at=now,
+    )
+    db.session.add(document)
+    db.session.flush()
+    for unlock in db.session.scalars(select(ShareUnlock).where(ShareUnlock.tender_id == tender.id)):
+        unlock.sealed_share = None
+    session.status = OpeningStatus.COMPLETED
+    session.completed_at = now
+    session.record_document_id = document.id
+    tender.status = TenderStatus.OPENED
+    counts = {status.value: 0 for status in LineStatus}
+    for outcome in outcomes:
+        counts[str(outcome.status)] += 1
+    append_event(
+        "tender.opened",
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"document_id": document.id, "sha256": stored.sha256, **counts},
+    )
+    _publish(tender.id, {"event": "opened", "done": len(outcomes), "total": len(outcomes)})
+    publish_after_commit(TENDER_CHANNEL, {"tender": tender.id, "event": "opened"})
+
+
+# --- bidders' confirmations and objections -------------------------------------------------
+
+
+def _own_line(actor: User, tender: Tender) -> OpeningLine:
+    require(actor, Permission.TAKE_PART)
+    line = line_of_company(actor, tender)
+    if line is None:
+        raise OperationError(_l("Your company has no line in this opening."), "not_found", 404)
+    session = session_of(tender)
+    if session is None or session.completed_at is None:
+        raise Conflict(_l("The opening record is not out yet."), code="not_opened")
+    if utcnow() > session.completed_at + objection_window():
+        raise Conflict(_l("The time to confirm or object has passed."), code="window_closed")
+    if line.confirmed_at or line.objected_at:
+        raise Conflict(_l("Your company has already answered for this line."), code="answered")
+    return line
+
+
+def confirm_line(actor: User, tender: Tender) -> OpeningLine:
+    line = _own_line(actor, tender)
+    line.confirmed_at = utcnow()
+    append_event(
+        "opening.line_confirmed",
+        actor=actor,
+        object_type="bid",
+        object_id=line.bid_id,
+        centre_id=tender.centre_id,
+        data={"tender": tender.id},
+    )
+    return line
+
+
+def object_to_line(actor: User, tender: Tender, objection: str) -> OpeningLine:
+    objection = (objection or "").strip()
+    if not objection:
+        raise OperationError(_l("Say what is wrong with the line."), code="objection")
+    line = _own_line(actor, tender)
+    line.objected_at = utcnow()
+    line.objection = objection[:4000]
+    append_event(
+        "opening.line_objected",
+        actor=actor,
+        object_type="bid",
+        object_id=line.bid_id,
+        centre_id=tender.centre_id,
+        data={
+            "tender": tender.id,
+            "objection_sha256": hashlib.sha256(objection.encode()).hexdigest(),
+        },
+    )
+    return line
+
+
+def record_of(tender: Tender) -> TenderDocument | None:
+    return db.session.scalar(
+        select(TenderDocument)
+        .where(TenderDocument.tender_id == tender.id, TenderDocument.kind == OPENING_RECORD_KIND)
+        .limit(1)
+    )
+
+
+def commercial_fields(line: OpeningLine) -> dict:
+    return json.loads(line.commercial) if line.commercial else {}

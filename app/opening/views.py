@@ -1,0 +1,279 @@
+"""The opening ceremony pages: the public live view (anyone may watch), the staff start
+button, the custodians' unlock form, and each bidder's confirmation or objection.
+
+Access: the page and its event stream are public for published tenders (404 for drafts);
+each POST is gated by its operation (staff of the tender's centre, key holders, bidders)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from app.bids.operations import seal_tender
+from app.companies.models import Company
+from app.core.errors import OperationError
+from app.custody.operations import KEY_HOLDER_ROLES
+from app.extensions import db, limiter, redis_client
+from app.opening import operations
+from app.opening.forms import (
+    ConfirmLineForm,
+    ObjectLineForm,
+    StartOpeningForm,
+    UnlockForOpeningForm,
+)
+from app.opening.jobs import enqueue_opening
+from app.opening.models import LineStatus, OpeningStatus
+from app.permissions import Permission, can
+from app.tenders.documents import blob_store
+from app.tenders.models import Tender
+
+bp = Blueprint("opening", __name__, url_prefix="/opening")
+
+
+def _public_tender(tender_id: int) -> Tender:
+    tender = db.session.get(Tender, tender_id)
+    if tender is None or not tender.is_public:
+        abort(404)
+    return tender
+
+
+def _back(tender: Tender):
+    return redirect(url_for(".tender", tender_id=tender.id))
+
+
+def _progress(tender: Tender, session) -> dict:
+    total = operations.submitted_count(tender)
+    done = total if session is not None and session.status == OpeningStatus.COMPLETED else 0
+    return {"done": done, "total": total}
+
+
+@bp.route("/tenders/<int:tender_id>")
+def tender(tender_id: int):
+    tender = _public_tender(tender_id)
+    if operations.close_if_due(tender):
+        db.session.commit()
+    session = operations.session_of(tender)
+    lines = operations.lines_of(tender)
+    own_line = operations.line_of_company(current_user, tender)
+    staff = can(current_user, Permission.MANAGE_TENDERS, tender.centre_id)
+    custodian = operations.is_custodian_of(current_user, tender)
+    state = operations.custodian_state(tender)
+    return render_template(
+        "opening/tender.html",
+        tender=tender,
+        session=session,
+        lines=lines,
+        companies={
+            c.id: c
+            for c in db.session.scalars(
+                select(Company).where(Company.id.in_([line.company_id for line in lines]))
+            )
+        },
+        own_line=own_line,
+        fields=operations.commercial_fields,
+        state=state,
+        show_names=staff or custodian,
+        staff=staff,
+        custodian=custodian,
+        progress=_progress(tender, session),
+        record=operations.record_of(tender),
+        statuses=OpeningStatus,
+        line_statuses=LineStatus,
+        window_ends=(
+            session.completed_at + operations.objection_window()
+            if session is not None and session.completed_at
+            else None
+        ),
+        start_form=StartOpeningForm(),
+        unlock_form=UnlockForOpeningForm(),
+        confirm_form=ConfirmLineForm(),
+        object_form=ObjectLineForm(),
+    )
+
+
+@bp.route("/tenders/<int:tender_id>/start", methods=["POST"])
+@login_required
+def start(tender_id: int):
+    tender = _public_tender(tender_id)
+    if not can(current_user, Permission.MANAGE_TENDERS, tender.centre_id):
+        abort(403)
+    if not StartOpeningForm().validate_on_submit():
+        abort(400)
+    session = operations.session_of(tender)
+    if session is not None and session.status == OpeningStatus.OPENING:
+        # k shares are in but the opening did not finish (a worker died): run it again.
+        enqueue_opening(tender.id)
+        flash(_("The opening has been queued again."), "success")
+        return _back(tender)
+    try:
+        session = operations.start_opening(current_user, tender)
+    except OperationError as error:
+        db.session.rollback()
+        flash(str(error.message), "error")
+        return _back(tender), 303
+    db.session.commit()
+    seal_tender(tender.id)  # the sealing record comes before any opening (idempotent)
+    if session.status == OpeningStatus.FAILED:
+        flash(_("Too few bids: the bids are not opened and the tender has failed."), "error")
+    else:
+        flash(_("The ceremony is open: the custodians can unlock their shares."), "success")
+    return _back(tender)
+
+
+def _unlock_limit() -> str:
+    return current_app.config["RATELIMIT_LOGIN_ACCOUNT"]
+
+
+def _unlock_key() -> str:
+    return f"custody-unlock:{current_user.get_id()}"
+
+
+@bp.route("/tenders/<int:tender_id>/unlock", methods=["POST"])
+@login_required
+@limiter.limit(_unlock_limit, key_func=_unlock_key)
+def unlock(tender_id: int):
+    tender = _public_tender(tender_id)
+    form = UnlockForOpeningForm()
+    if current_user.role not in KEY_HOLDER_ROLES:
+        abort(403)
+    if not form.validate_on_submit():
+        flash(_("Enter your key passphrase to unlock your share."), "error")
+        return redirect(url_for(".tender", tender_id=tender.id), 303)
+    try:
+        ready = operations.unlock_share(current_user, tender, form.passphrase.data)
+    except OperationError as error:
+        if error.code == "wrong_passphrase":
+            db.session.commit()  # keep the audited failed attempt
+        else:
+            db.session.rollback()
+        if error.status == 404:
+            abort(404)
+        flash(str(error.message), "error")
+        return redirect(url_for(".tender", tender_id=tender.id), 303)
+    db.session.commit()
+    flash(_("Your share is in for the opening."), "success")
+    if ready:
+        enqueue_opening(tender.id)
+    return _back(tender)
+
+
+def _answer(tender_id: int, form, apply):
+    tender = _public_tender(tender_id)
+    if not can(current_user, Permission.TAKE_PART):
+        abort(403)
+    try:
+        if not form.validate_on_submit():
+            raise OperationError(_("Say what is wrong with the line."), code="form")
+        apply(tender)
+    except OperationError as error:
+        db.session.rollback()
+        if error.status == 404:
+            abort(404)
+        flash(str(error.message), "error")
+        return redirect(url_for(".tender", tender_id=tender.id), 303)
+    db.session.commit()
+    flash(_("Your answer is recorded."), "success")
+    return _back(tender)
+
+
+@bp.route("/tenders/<int:tender_id>/confirm", methods=["POST"])
+@login_required
+def confirm(tender_id: int):
+    return _answer(tender_id, ConfirmLineForm(), lambda t: operations.confirm_line(current_user, t))
+
+
+@bp.route("/tenders/<int:tender_id>/object", methods=["POST"])
+@login_required
+def object_line(tender_id: int):
+    form = ObjectLineForm()
+    return _answer(
+        tender_id,
+        form,
+        lambda t: operations.object_to_line(current_user, t, form.objection.data),
+    )
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, sort_keys=True)}\n\n"
+
+
+@bp.route("/tenders/<int:tender_id>/events")
+def events(tender_id: int):
+    """Server-sent events: the current state, then what the per-tender Redis channel says,
+    until the opening is over or the stream times out (the browser reconnects)."""
+    tender = _public_tender(tender_id)
+    session = operations.session_of(tender)
+    state = {
+        "status": tender.status,
+        "ceremony": session.status if session else None,
+        **_progress(tender, session),
+    }
+    seconds = current_app.config.get("OPENING_EVENTS_SECONDS", 25)
+    channel = operations.opening_channel(tender.id)
+
+    def stream():
+        pubsub = redis_client.client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(channel)
+            yield "retry: 3000\n" + _sse("state", state)
+            if state["ceremony"] in (OpeningStatus.COMPLETED, OpeningStatus.FAILED):
+                return
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                message = pubsub.get_message(timeout=1.0)
+                if message is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                data = json.loads(message["data"])
+                yield _sse(data.get("event", "message"), data)
+                if data.get("event") in ("opened", "failed"):
+                    return
+        except Exception:  # Redis down: end the stream; the page's refresh link still works
+            yield _sse("unavailable", {})
+        finally:
+            pubsub.close()
+
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+@bp.route("/tenders/<int:tender_id>/record.json")
+def record(tender_id: int):
+    """The published opening record (JSON, canonical; its SHA-256 is on the page and in the
+    audit log): public, like the opening itself."""
+    tender = _public_tender(tender_id)
+    document = operations.record_of(tender) or abort(404)
+    with blob_store().open(document.sha256) as handle:
+        data = handle.read()
+    response = Response(data, mimetype="application/json")
+    response.headers["Content-Disposition"] = f'inline; filename="{document.filename}"'
+    return response
+
+
+@bp.route("/tenders/<int:tender_id>/progress")
+def progress(tender_id: int):
+    """The same state as JSON, for the refresh fallback and scripts."""
+    tender = _public_tender(tender_id)
+    session = operations.session_of(tender)
+    return {
+        "status": tender.status,
+        "ceremony": session.status if session else None,
+        **_progress(tender, session),
+    }
