@@ -6,6 +6,7 @@ import shutil
 import threading
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from tests.conftest import Outbox, build_app, dispose
@@ -20,6 +21,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# A loaded CI machine is slow: give page assertions time before calling them failures.
+expect.set_options(timeout=15_000)
 
 
 def pytest_collection_modifyitems(items):
