@@ -85,6 +85,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.extensions import csrf
     from app.main.views import bp as main_bp
     from app.opening.views import bp as opening_bp
+    from app.panels.views import bp as panels_bp
     from app.portal.views import bp as portal_bp
     from app.supervision.views import bp as supervision_bp
     from app.tenders.views import bp as tenders_bp
@@ -111,6 +112,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(bids_bp)
     app.register_blueprint(custody_bp)
     app.register_blueprint(opening_bp)
+    app.register_blueprint(panels_bp)
     # The API authenticates with bearer tokens only, never with the session cookie, so
     # cross-site request forgery has nothing to ride on.
     csrf.exempt(api_bp)

@@ -7,6 +7,12 @@ from app.centres.models import TradingCentre  # noqa: F401
 from app.companies.models import Company, CompanyAlias, CompanyCertificate  # noqa: F401
 from app.custody.models import CustodianKey, KeyShare, TenderKey  # noqa: F401
 from app.opening.models import OpeningLine, OpeningSession, ShareUnlock  # noqa: F401
+from app.panels.models import (  # noqa: F401
+    ExpertProfile,
+    ExpertRelationship,
+    PanelDraw,
+    PanelMember,
+)
 from app.tenders.models import (  # noqa: F401
     Addendum,
     BondRecord,

@@ -71,7 +71,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_validate.add_argument("file", metavar="FILE", help="scoring file, or - for stdin")
     sub.add_parser("schema", help="print the JSON Schema of the scoring file")
+    p_replay = sub.add_parser(
+        "draw-replay",
+        help="recompute a panel draw from its published JSON",
+        description="Recompute a panel draw from the JSON the platform publishes at "
+        "/panels/tenders/ID/draw.json: check the seed against its inputs (sealing-record "
+        "Merkle root and draw time), then print the initially drawn and the current panel "
+        "(user ids). Exit 0 when the seed matches its inputs, 1 when it does not, 2 when FILE "
+        "cannot be used.",
+    )
+    p_replay.add_argument("file", metavar="FILE", help="draw JSON, or - for stdin")
     return parser
+
+
+def _draw_replay(data: bytes) -> int:
+    from evaluation.draw import DrawError, replay, seed_from
+
+    try:
+        doc = json.loads(data)
+        inputs = doc["seed_inputs"]
+        expected = seed_from(inputs["merkle_root"], inputs["draw_time"]).hex()
+        result = replay(
+            doc["eligible"], doc["size"], doc["quotas"], doc["seed"], doc.get("redraws", ())
+        )
+    except (ValueError, KeyError, TypeError, DrawError) as exc:
+        print(f"error: not a replayable draw: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    sys.stdout.write(json.dumps({"seed_matches_inputs": expected == doc["seed"], **result}) + "\n")
+    return EXIT_OK if expected == doc["seed"] else EXIT_DIFFERENT
 
 
 def _read(name: str) -> bytes:
@@ -90,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_UNUSABLE
+    if args.command == "draw-replay":
+        return _draw_replay(data)
     if is_pdf(data):
         print(f"error: {PDF_MESSAGE.format(name=args.file)}", file=sys.stderr)
         return EXIT_UNUSABLE

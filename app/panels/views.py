@@ -1,0 +1,242 @@
+"""The panel pages: staff draw a tender's panel and manage its members; experts answer
+invitations and sign their conflict declaration; anyone may fetch the replay data.
+
+Access: the staff page needs VIEW_TENDERS in the tender's centre and its POSTs
+MANAGE_TENDERS (checked again by the operations); the expert pages are for Role.EXPERT;
+`draw.json` is public for published tenders and names no one (user ids only)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from wtforms import SelectChoice
+
+from app.accounts.models import Role, User
+from app.core.errors import OperationError
+from app.extensions import db
+from app.panels import operations
+from app.panels.forms import (
+    SPECIALTY_LABELS,
+    AcceptInvitationForm,
+    ConflictDeclarationForm,
+    DeclineInvitationForm,
+    DrawPanelForm,
+    ExpertProfileForm,
+    RemoveMemberForm,
+)
+from app.panels.models import MemberStatus, PanelMember
+from app.permissions import Permission, can
+from app.tenders.models import Tender
+
+bp = Blueprint("panels", __name__, url_prefix="/panels")
+
+
+def _public_tender(tender_id: int) -> Tender:
+    tender = db.session.get(Tender, tender_id)
+    if tender is None or not tender.is_public:
+        abort(404)
+    return tender
+
+
+def _staff_tender(tender_id: int, permission: Permission) -> Tender:
+    tender = _public_tender(tender_id)
+    if not can(current_user, permission, tender.centre_id):
+        abort(403)
+    return tender
+
+
+def _expert_only() -> None:
+    if current_user.role != Role.EXPERT:
+        abort(403)
+
+
+def _run(operation, *args, success: str, back):
+    """Call one operation; commit on success, roll back and flash its message otherwise."""
+    try:
+        operation(current_user, *args)
+    except OperationError as error:
+        db.session.rollback()
+        if error.status == 404:
+            abort(404)
+        flash(str(error.message), "error")
+        return redirect(back, code=303)
+    db.session.commit()
+    flash(success, "success")
+    return redirect(back)
+
+
+def _remove_form(tender: Tender) -> RemoveMemberForm:
+    form = RemoveMemberForm()
+    form.member.choices = [
+        SelectChoice(m.id, f"{m.position}. {m.user.full_name}")
+        for m in operations.members_of(tender)
+        if m.status != MemberStatus.REMOVED
+    ]
+    return form
+
+
+@bp.route("/tenders/<int:tender_id>")
+@login_required
+def tender(tender_id: int):
+    tender = _staff_tender(tender_id, Permission.VIEW_TENDERS)
+    draw = operations.draw_of(tender)
+    return render_template(
+        "panels/tender.html",
+        tender=tender,
+        draw=draw,
+        members=operations.members_of(tender),
+        eligible_now=None if draw else operations.eligible_experts(tender),
+        manage=can(current_user, Permission.MANAGE_TENDERS, tender.centre_id),
+        draw_form=DrawPanelForm(),
+        remove_form=_remove_form(tender),
+        specialty_labels=SPECIALTY_LABELS,
+        statuses=MemberStatus,
+    )
+
+
+@bp.route("/tenders/<int:tender_id>/draw", methods=["POST"])
+@login_required
+def draw(tender_id: int):
+    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+    form = DrawPanelForm()
+    back = url_for(".tender", tender_id=tender.id)
+    if not form.validate_on_submit():
+        flash(_("Check the panel size and the quotas."), "error")
+        return redirect(back, code=303)
+    return _run(
+        lambda actor, t: operations.draw_tender_panel(actor, t, form.size.data, form.quotas()),
+        tender,
+        success=_("The panel has been drawn; the experts see their invitations."),
+        back=back,
+    )
+
+
+@bp.route("/tenders/<int:tender_id>/remove", methods=["POST"])
+@login_required
+def remove(tender_id: int):
+    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+    form = _remove_form(tender)
+    if not form.validate_on_submit():
+        abort(400)
+    member = db.session.get(PanelMember, form.member.data)
+    if member is None:
+        abort(404)
+    return _run(
+        lambda actor, t: operations.remove_member(actor, t, member, form.reason.data),
+        tender,
+        success=_("The member has been removed from the panel."),
+        back=url_for(".tender", tender_id=tender.id),
+    )
+
+
+@bp.route("/pool", methods=["GET", "POST"])
+@login_required
+def pool():
+    if not can(current_user, Permission.MANAGE_TENDERS, current_user.centre_id):
+        abort(403)
+    form = ExpertProfileForm()
+    if form.validate_on_submit():
+        expert = db.session.scalar(select(User).where(User.email == form.email.data.lower()))
+        if expert is None:
+            flash(_("There is no account with this e-mail."), "error")
+            return redirect(url_for(".pool"), code=303)
+        return _run(
+            lambda actor, user: operations.save_expert_profile(
+                actor,
+                user,
+                centre_id=None if form.city_pool.data else actor.centre_id,
+                specialties=form.specialties.data or [],
+                employer=form.employer.data or "",
+                available=form.available.data,
+            ),
+            expert,
+            success=_("The expert's profile has been saved."),
+            back=url_for(".pool"),
+        )
+    return render_template(
+        "panels/pool.html",
+        form=form,
+        profiles=operations.pool_of(current_user),
+        specialty_labels=SPECIALTY_LABELS,
+    )
+
+
+@bp.route("/tenders/<int:tender_id>/draw.json")
+def draw_json(tender_id: int):
+    tender = _public_tender(tender_id)
+    draw = operations.draw_of(tender)
+    if draw is None:
+        abort(404)
+    return jsonify(operations.public_draw(draw))
+
+
+@bp.route("/invitations")
+@login_required
+def invitations():
+    _expert_only()
+    members = operations.invitations_of(current_user)
+    return render_template(
+        "panels/invitations.html",
+        members=members,
+        tenders={m.tender_id: db.session.get(Tender, m.tender_id) for m in members},
+        accept_form=AcceptInvitationForm(),
+        decline_form=DeclineInvitationForm(),
+        declaration_form=ConflictDeclarationForm(),
+        statuses=MemberStatus,
+    )
+
+
+def _back_to_invitations():
+    return url_for(".invitations")
+
+
+@bp.route("/tenders/<int:tender_id>/accept", methods=["POST"])
+@login_required
+def accept(tender_id: int):
+    _expert_only()
+    tender = _public_tender(tender_id)
+    if not AcceptInvitationForm().validate_on_submit():
+        abort(400)
+    return _run(
+        operations.accept_invitation,
+        tender,
+        success=_("You have accepted. Sign your conflict declaration next."),
+        back=_back_to_invitations(),
+    )
+
+
+@bp.route("/tenders/<int:tender_id>/decline", methods=["POST"])
+@login_required
+def decline(tender_id: int):
+    _expert_only()
+    tender = _public_tender(tender_id)
+    form = DeclineInvitationForm()
+    if not form.validate_on_submit():
+        abort(400)
+    return _run(
+        lambda actor, t: operations.decline_invitation(actor, t, form.reason.data),
+        tender,
+        success=_("You have declined. A replacement is drawn when an eligible expert is left."),
+        back=_back_to_invitations(),
+    )
+
+
+@bp.route("/tenders/<int:tender_id>/declare", methods=["POST"])
+@login_required
+def declare(tender_id: int):
+    _expert_only()
+    tender = _public_tender(tender_id)
+    form = ConflictDeclarationForm()
+    if not form.validate_on_submit():
+        flash(_("Tick the declaration or describe your conflict."), "error")
+        return redirect(_back_to_invitations(), code=303)
+    return _run(
+        lambda actor, t: operations.declare_conflict(
+            actor, t, form.no_conflict.data, form.statement.data or ""
+        ),
+        tender,
+        success=_("Your declaration has been signed and recorded."),
+        back=_back_to_invitations(),
+    )
