@@ -10,6 +10,7 @@ import secrets
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from flask import current_app
 from rq import SimpleWorker
 from sqlalchemy import func, select
@@ -120,11 +121,7 @@ def text_columns_contain(needle: str) -> list[str]:
     hits = []
     for table in db.metadata.sorted_tables:
         for column in table.columns:
-            try:
-                is_text = column.type.python_type is str
-            except NotImplementedError:
-                is_text = False
-            if not is_text:
+            if not isinstance(column.type, sa.String):  # Text is a String too
                 continue
             found = db.session.scalar(
                 select(func.count()).select_from(table).where(column.contains(needle))
