@@ -16,7 +16,7 @@ import redis
 from flask import Flask, current_app, has_app_context
 from flask_mailman import EmailMessage
 
-from app.core.transaction import after_commit
+from app.core.transaction import after_commit, own_session
 from app.extensions import db, get_queue
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,16 @@ def in_app_context(job: Callable) -> Callable:
     @wraps(job)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if has_app_context():
-            return job(*args, **kwargs)
+            # Inline (embedded mode, tests, Redis down): like a worker, the job gets a
+            # session and a transaction of its own, never the caller's.
+            caller = db.session()
+            try:
+                with own_session():
+                    return job(*args, **kwargs)
+            finally:
+                # What the caller loaded before may have changed under it.
+                if not (caller.new or caller.dirty or caller.deleted):
+                    caller.expire_all()
         global _worker_app
         if _worker_app is None:
             from app import create_app
@@ -46,17 +55,24 @@ def in_app_context(job: Callable) -> Callable:
     return wrapper
 
 
-def enqueue_after_commit(job: Callable, *args: Any, **kwargs: Any) -> None:
-    def enqueue() -> None:
-        try:
-            get_queue().enqueue(job, *args, **kwargs)
-        except redis.RedisError:
-            # Degraded mode: Redis is down, so do the work now rather than lose it.
-            log.warning("queue unavailable; running %s inline", job.__name__)
-            job(*args, **kwargs)
+def enqueue(job: Callable, *args: Any, **kwargs: Any) -> None:
+    """Queue a job now (call it only once its data is committed)."""
+    try:
+        get_queue().enqueue(job, *args, **kwargs)
+    except redis.RedisError:
+        # Degraded mode: Redis is down, so do the work now rather than lose it.
+        log.warning("queue unavailable; running %s inline", job.__name__)
+        job(*args, **kwargs)
 
-    enqueue.__name__ = f"enqueue_{job.__name__}"
-    after_commit(db.session(), enqueue)
+
+def enqueue_after_commit(job: Callable, *args: Any, **kwargs: Any) -> None:
+    """Queue a job once the current transaction commits; dropped on rollback."""
+
+    def enqueue_now() -> None:
+        enqueue(job, *args, **kwargs)
+
+    enqueue_now.__name__ = f"enqueue_{job.__name__}"
+    after_commit(db.session(), enqueue_now)
 
 
 @in_app_context

@@ -47,7 +47,6 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -68,7 +67,7 @@ from app.bids.models import Bid, BidStatus, UploadSession
 from app.bids.receipts import platform_signing_key
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
-from app.core.transaction import after_commit
+from app.core.transaction import after_commit, own_session
 from app.core.types import utcnow
 from app.custody.operations import envelope_tender_id
 from app.events import publish_after_commit
@@ -354,31 +353,6 @@ def _accept_stored(
 # --- the audit event, after the commit --------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _own_transaction() -> Iterator[None]:
-    """Run the block with `db.session` bound to a new session of its own, and commit it.
-
-    Used from after-commit callbacks: there the request's session has just committed and
-    can emit no more SQL, while `append_event` works on `db.session`.
-    """
-    registry = db.session.registry
-    outer = registry() if registry.has() else None
-    session = db.session.session_factory()
-    registry.set(session)
-    try:
-        yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-        if outer is not None:
-            registry.set(outer)
-        else:
-            registry.clear()
-
-
 def _append_received_event(bid: Bid) -> bool:
     """Append `bid.received` for `bid` unless it is there already; True if appended."""
     if db.session.get_bind().dialect.name == "postgresql":
@@ -418,7 +392,7 @@ def _append_received_event(bid: Bid) -> bool:
 
 def record_bid_received(bid_id: int) -> None:
     """After-commit callback: the follow-up transaction that audits an accepted bid."""
-    with _own_transaction():
+    with own_session():
         bid = db.session.get(Bid, bid_id)
         if bid is not None:
             _append_received_event(bid)

@@ -8,8 +8,9 @@ bidder or live page ever sees something the database does not have.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -45,3 +46,31 @@ def _drop_callbacks(session: Session, previous_transaction) -> None:
     # that then commits must not lose the outer work's side effects.
     if previous_transaction.parent is None:
         session.info.pop(_KEY, None)
+
+
+@contextlib.contextmanager
+def own_session() -> Iterator[None]:
+    """Run the block with `db.session` bound to a new session of its own, then commit it.
+
+    After-commit callbacks and inline jobs need this: the session that just committed may
+    emit no more SQL inside SQLAlchemy's after_commit event, and a job should commit its
+    own work exactly as it would in a separate worker process.
+    """
+    from app.extensions import db
+
+    registry = db.session.registry
+    outer = registry() if registry.has() else None
+    session = db.session.session_factory()
+    registry.set(session)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+        if outer is not None:
+            registry.set(outer)
+        else:
+            registry.clear()

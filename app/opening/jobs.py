@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 
-import redis
-
 from app.bids.operations import seal_tender
 from app.core.errors import OperationError
-from app.extensions import db, get_queue
+from app.extensions import db
 from app.opening import operations
-from app.tasks import in_app_context
+from app.tasks import enqueue, in_app_context
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +38,5 @@ def open_tender_bids(tender_id: int) -> str:
 
 
 def enqueue_opening(tender_id: int) -> None:
-    """Queue the opening; called after the commit that put the k-th share in. (Not from an
-    after-commit hook: inline jobs run SQL, which SQLAlchemy forbids inside that hook.)"""
-    try:
-        get_queue().enqueue(open_tender_bids, tender_id)
-    except redis.RedisError:
-        log.warning("queue unavailable; opening tender %s inline", tender_id)
-        open_tender_bids(tender_id)
+    """Queue the opening; called after the commit that put the k-th share in."""
+    enqueue(open_tender_bids, tender_id)
