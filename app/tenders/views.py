@@ -339,11 +339,22 @@ def new_tender():
     else:
         form = TenderForm()
     _prepare_tender_form(form, centre_id)
+
+    def save():
+        target = form.centre_id.data if "centre_id" in form else centre_id
+        return operations.create_tender(current_user, target, version, _tender_input(form))
+
+    return _save_tender_form(
+        form, save, version=version, template=template, direction=doc["direction"], tender=None
+    )
+
+
+def _save_tender_form(form: TenderForm, save, **page):
+    """The create and edit pages: validate, call the operation, commit or show why not."""
     status = 200
     if form.validate_on_submit():
-        target = form.centre_id.data if "centre_id" in form else centre_id
         try:
-            tender = operations.create_tender(current_user, target, version, _tender_input(form))
+            tender = save()
         except OperationError as error:
             db.session.rollback()
             flash(str(error.message), "error")
@@ -354,14 +365,7 @@ def new_tender():
             return redirect(url_for(".show", tender_id=tender.id))
     elif form.errors:
         status = 400
-    return render_template(
-        "tenders/tender_form.html",
-        form=form,
-        version=version,
-        template=template,
-        direction=doc["direction"],
-        tender=None,
-    ), status
+    return render_template("tenders/tender_form.html", form=form, **page), status
 
 
 def _form_data(tender: Tender) -> dict:
@@ -398,28 +402,19 @@ def edit(tender_id: int):
         return redirect(url_for(".show", tender_id=tender.id))
     form = TenderForm(data=_form_data(tender)) if request.method == "GET" else TenderForm()
     _prepare_tender_form(form, tender.centre_id)
-    status = 200
-    if form.validate_on_submit():
-        try:
-            operations.update_tender(current_user, tender, _tender_input(form))
-        except OperationError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-            status = error.status
-        else:
-            db.session.commit()
-            flash(_("The draft tender is saved."), "success")
-            return redirect(url_for(".show", tender_id=tender.id))
-    elif form.errors:
-        status = 400
-    return render_template(
-        "tenders/tender_form.html",
-        form=form,
+
+    def save():
+        operations.update_tender(current_user, tender, _tender_input(form))
+        return tender
+
+    return _save_tender_form(
+        form,
+        save,
         version=tender.template_version,
         template=tender.template_version.template,
         direction=tender.direction,
         tender=tender,
-    ), status
+    )
 
 
 def _render_show(tender: Tender, status: int = 200, **failed):
