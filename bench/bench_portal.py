@@ -24,10 +24,8 @@ import argparse
 import http.client
 import os
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +33,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
+
+from _servers import GunicornServer
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -65,12 +65,6 @@ def bare_app():
         return Response(body, mimetype="text/html")
 
     return app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def redis_reachable(host: str, port: int) -> bool:
@@ -163,52 +157,6 @@ def seed(database: Path, instance: Path, redis_url: str, count: int) -> None:
             engine.dispose()
 
 
-class Server:
-    def __init__(self, name: str, app_spec: str, chdir: Path, env: dict, log: Path):
-        self.name = name
-        self.port = free_port()
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        self.log = log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                str(gunicorn),
-                *GUNICORN_SETTINGS,
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--chdir",
-                str(chdir),
-                app_spec,
-            ],
-            env={**os.environ, **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, path: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} server exited; see {self.log.name}")
-            try:
-                status, _headers, _body = get(self.port, path)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} server did not answer {path} in {timeout} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 def get(port: int, path: str) -> tuple[int, dict, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -274,11 +222,11 @@ def main() -> None:
         else ""
     )
     workdir = Path(tempfile.mkdtemp(prefix="fairbid-bench-"))
-    servers: list[Server] = []
+    servers: list[GunicornServer] = []
     try:
         database = workdir / "fairbid.db"
         seed(database, workdir, redis_url, args.tenders)
-        portal = Server(
+        portal = GunicornServer(
             "portal",
             "app:create_app()",
             REPO,
@@ -289,21 +237,23 @@ def main() -> None:
                 "FAIRBID_INSTANCE_DIR": str(workdir),
             },
             workdir / "portal.log",
+            GUNICORN_SETTINGS,
         )
         servers.append(portal)
-        portal.wait_ready("/tenders/")
+        portal.wait_ready(lambda port: get(port, "/tenders/")[0] == 200, "/tenders/")
         status, _headers, page = get(portal.port, "/tenders/")
         assert status == 200, status
         (workdir / "page.html").write_bytes(page)
-        bare = Server(
+        bare = GunicornServer(
             "bare",
             "bench_portal:bare_app()",
             HERE,
             {"BENCH_BARE_HTML": str(workdir / "page.html")},
             workdir / "bare.log",
+            GUNICORN_SETTINGS,
         )
         servers.append(bare)
-        bare.wait_ready("/page")
+        bare.wait_ready(lambda port: get(port, "/page")[0] == 200, "/page")
 
         print(
             f"gunicorn {' '.join(GUNICORN_SETTINGS[:4])}; {args.tenders} published tenders "

@@ -26,15 +26,14 @@ import http.client
 import io
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from _servers import GunicornServer
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -77,12 +76,6 @@ def sink_app(environ, start_response):
         "201 Created", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     )
     return [body]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def postgres_reachable(url: str) -> bool:
@@ -218,53 +211,6 @@ def seed(database_url: str, instance: Path, uploads: int, size_mb: int):
     return tender_id, [token for token, _ in bidders], envelopes
 
 
-class Server:
-    def __init__(self, name: str, app_spec: str, chdir: Path, env: dict, log: Path):
-        self.name = name
-        self.port = free_port()
-        gunicorn = Path(sys.executable).with_name("gunicorn")
-        self.log = log.open("wb")
-        self.log_path = log
-        self.process = subprocess.Popen(
-            [
-                str(gunicorn),
-                *GUNICORN_SETTINGS,
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--chdir",
-                str(chdir),
-                app_spec,
-            ],
-            env={**os.environ, **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, method: str, path: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} server exited; see {self.log_path}")
-            try:
-                status, _ = request(self.port, method, path, b"", {})
-                if status in (200, 201):
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} server did not answer {path} in {timeout} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 def request(port: int, method: str, path: str, body: bytes, headers: dict):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     try:
@@ -349,7 +295,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="fairbid-surge-"))
     schema = f"bench_surge_{os.getpid()}"
     use_postgres = postgres_reachable(args.database_url)
-    servers: list[Server] = []
+    servers: list[GunicornServer] = []
     try:
         if use_postgres:
             import psycopg
@@ -370,7 +316,7 @@ def main() -> None:
             f"{len(bodies[0]):,} bytes in {time.perf_counter() - started:.1f} s"
         )
 
-        app_server = Server(
+        app_server = GunicornServer(
             "fairbid",
             "app:create_app()",
             REPO,
@@ -381,18 +327,25 @@ def main() -> None:
                 "FAIRBID_INSTANCE_DIR": str(instance),
             },
             workdir / "fairbid.log",
+            GUNICORN_SETTINGS,
         )
         servers.append(app_server)
-        sink = Server(
+        sink = GunicornServer(
             "sink",
             "bench_surge:sink_app",
             HERE,
             {"BENCH_SINK_DIR": str(sink_dir)},
             workdir / "sink.log",
+            GUNICORN_SETTINGS,
         )
         servers.append(sink)
-        app_server.wait_ready("GET", "/api/v1/platform/receipt-key.pem")
-        sink.wait_ready("POST", "/warm-up")
+        key_path = "/api/v1/platform/receipt-key.pem"
+        app_server.wait_ready(
+            lambda port: request(port, "GET", key_path, b"", {})[0] == 200, key_path
+        )
+        sink.wait_ready(
+            lambda port: request(port, "POST", "/warm-up", b"", {})[0] in (200, 201), "/warm-up"
+        )
         # Warm every worker a little (imports, connection pools) before the clock starts.
         for _ in range(16):
             request(app_server.port, "GET", "/api/v1/platform/receipt-key.pem", b"", {})
