@@ -82,11 +82,14 @@ def _register_blueprints(app: Flask) -> None:
     from app.bids.views import bp as bids_bp
     from app.companies.views import bp as companies_bp
     from app.custody.views import bp as custody_bp
+    from app.evaluations.views import bp as evaluations_bp
     from app.extensions import csrf
     from app.main.views import bp as main_bp
     from app.opening.views import bp as opening_bp
     from app.panels.views import bp as panels_bp
     from app.portal.views import bp as portal_bp
+    from app.records.views import bp as records_bp
+    from app.results.views import bp as results_bp
     from app.supervision.views import bp as supervision_bp
     from app.tenders.views import bp as tenders_bp
 
@@ -113,6 +116,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(custody_bp)
     app.register_blueprint(opening_bp)
     app.register_blueprint(panels_bp)
+    app.register_blueprint(evaluations_bp)
+    app.register_blueprint(records_bp)
+    app.register_blueprint(results_bp)
     # The API authenticates with bearer tokens only, never with the session cookie, so
     # cross-site request forgery has nothing to ride on.
     csrf.exempt(api_bp)

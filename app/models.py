@@ -27,3 +27,11 @@ from app.tenders.models import (  # noqa: F401
     TenderRegistration,
     TenderTemplate,
 )
+from app.evaluations.models import (  # noqa: F401
+    EvaluatedBid,
+    Evaluation,
+    ScoreSheet,
+    TechnicalScore,
+)
+from app.records.models import EvaluationRecord, RecordSignature, SigningCertificate  # noqa: F401
+from app.results.models import Objection, ResultLetter, ResultNotice  # noqa: F401

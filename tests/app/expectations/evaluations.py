@@ -1,0 +1,3 @@
+"""Who may call the evaluations routes."""
+
+EXPECTED: dict = {}

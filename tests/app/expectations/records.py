@@ -1,0 +1,3 @@
+"""Who may call the records routes."""
+
+EXPECTED: dict = {}

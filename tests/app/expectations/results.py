@@ -1,0 +1,3 @@
+"""Who may call the results routes."""
+
+EXPECTED: dict = {}
