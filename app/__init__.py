@@ -82,6 +82,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.bids.views import bp as bids_bp
     from app.companies.views import bp as companies_bp
     from app.custody.views import bp as custody_bp
+    from app.evaluations.scoring_views import bp as scoring_bp
     from app.evaluations.views import bp as evaluations_bp
     from app.extensions import csrf
     from app.main.views import bp as main_bp
@@ -117,6 +118,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(opening_bp)
     app.register_blueprint(panels_bp)
     app.register_blueprint(evaluations_bp)
+    app.register_blueprint(scoring_bp)
     app.register_blueprint(records_bp)
     app.register_blueprint(results_bp)
     # The API authenticates with bearer tokens only, never with the session cookie, so

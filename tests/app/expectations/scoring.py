@@ -1,0 +1,3 @@
+"""Who may call the scoring routes."""
+
+EXPECTED: dict = {}
