@@ -130,6 +130,7 @@ class TenderFields(Schema):
     reference = String(validate=Length(min=1, max=64))
     title = String(validate=Length(min=1, max=300))
     description = String(validate=Length(max=20000))
+    procuring_entity = String(validate=Length(max=300))
     budget = Money(allow_none=True)
     bid_bond_amount = Money(allow_none=True)
     publication_at = Instant()
@@ -152,6 +153,11 @@ class TenderIn(TenderFields):
     reference = String(required=True, validate=Length(min=1, max=64))
     title = String(required=True, validate=Length(min=1, max=300))
     description = String(load_default="", validate=Length(max=20000))
+    procuring_entity = String(
+        load_default="",
+        validate=Length(max=300),
+        metadata={"description": "Experts who recently sat on its panels are not drawn."},
+    )
     budget = Money(load_default=None, allow_none=True)
     bid_bond_amount = Money(load_default=None, allow_none=True)
     publication_at = Instant(required=True)
@@ -239,6 +245,7 @@ class AddendumPublishedOut(Schema):
 
 class TenderOut(TenderSummaryOut):
     description = String()
+    procuring_entity = String()
     evaluation_days = Integer()
     custodian_count = Method("get_custodian_count", metadata={"type": "integer"})
     custodian_threshold = Integer()

@@ -24,7 +24,8 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.panels.models import SPECIALTIES
-from app.panels.operations import DEFAULT_PANEL_SIZE, MIN_PANEL_SIZE
+from app.panels.operations import DEFAULT_PANEL_SIZE, TEMPLATE_MIN_PANEL_SIZE
+from evaluation.draw import CORE_SEAT
 
 SPECIALTY_LABELS = {
     "civil": _l("Civil engineering"),
@@ -37,14 +38,37 @@ SPECIALTY_LABELS = {
     "economic": _l("Economics and cost"),
     "legal": _l("Law"),
 }
+# What a seat was drawn for: a quota's specialty, the two-thirds rule, or nothing.
+SEAT_LABELS = {
+    **SPECIALTY_LABELS,
+    CORE_SEAT: _l("Technical or economic (two-thirds rule)"),
+}
+EXCLUSION_LABELS = {
+    "bidder_employer": _l("employed by a bidder"),
+    "bidder_relationship": _l("declared relationship with a bidder"),
+    "recent_service": _l("recently sat on a panel for the same procuring entity"),
+}
+CAUSE_LABELS = {
+    "declined": _l("declined"),
+    "conflict": _l("declared a conflict"),
+    "removed": _l("removed by staff"),
+}
+VACANCY_LABELS = {
+    "none_eligible": _l("no eligible expert is left for this seat"),
+    "scoring_locked": _l("technical scoring has locked: seats are no longer refilled"),
+}
 
 
 class DrawPanelForm(FlaskForm):
     size = IntegerField(
         _l("Panel size"),
         default=DEFAULT_PANEL_SIZE,
-        validators=[InputRequired(), NumberRange(min=MIN_PANEL_SIZE, max=51)],
-        description=_l("An odd number, at least five."),
+        validators=[InputRequired(), NumberRange(min=TEMPLATE_MIN_PANEL_SIZE, max=51)],
+        description=_l(
+            "An odd number, at least five (three only where the tender's template allows "
+            "it). At least two-thirds of the seats, rounded up, go to technical or economic "
+            "experts."
+        ),
     )
     submit = SubmitField(_l("Draw the panel"))
 

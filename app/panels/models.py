@@ -91,6 +91,9 @@ class PanelDraw(db.Model):
     # [{"declined": user_id, "replacement": user_id, "counter": n}] in order.
     redraws: Mapped[list[Any]] = mapped_column(JSON, default=list)
     counter: Mapped[int] = mapped_column(Integer, default=0)  # next unused stream counter
+    # [{"id": user_id, "reasons": [...]}] sorted by id: experts of the pool left out before
+    # the draw and why (see operations.EXCLUSION_REASONS). NULL on rows from before it.
+    excluded: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
     drawn_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     drawn_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
 

@@ -3,13 +3,31 @@
 Every function that changes something takes the acting user, checks access first, flushes,
 audits and never commits. The draw itself is `evaluation.draw`; this module only gathers
 its inputs (the eligible list after exclusions, the seed from the sealing record) and stores
-what a replay needs."""
+what a replay needs.
+
+Rules (China's regulations, as configurable defaults):
+- Size: odd, at least `MIN_PANEL_SIZE` (5), default 5; a template may set
+  `panel_min_size: 3` (or a larger odd minimum) — see `panel_size_rule`.
+- Two-thirds: at least two-thirds of the seats (rounded up) go to technical or economic
+  experts, i.e. every specialty of `SPECIALTIES` except those in `NON_TECHNICAL` (only
+  ``legal``). Quotas that break it are refused; the draw fills the seats the quotas leave
+  so that it holds (see evaluation/draw.py), or is refused saying what is missing.
+- Exclusions before the draw, each recorded with its reasons on the draw
+  (`EXCLUSION_REASONS`): employed by a bidder (by name or alias), a declared relationship
+  with a bidder, or a seat (accepted, not removed) on a panel drawn within
+  `PANEL_COOLDOWN_DAYS` for a tender of the same procuring entity.
+- A seat emptied before scoring locks (a declined invitation, a declared conflict, a
+  removal; "locks" = the evaluation reaches UNBLINDED) is refilled from the same seed's
+  stream for the same kind of seat and recorded in `PanelDraw.redraws`; when nobody fits,
+  the attempt is recorded too and the seat stays vacant."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
@@ -32,16 +50,24 @@ from app.panels.models import (
 from app.permissions import Permission, require
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderRegistration, TenderStatus
+from app.tenders.operations import template_document
 from evaluation.draw import (
+    NON_TECHNICAL,
     DrawError,
     ExpertCandidate,
     draw_panel,
     draw_replacement,
+    required_core_seats,
     seed_from,
 )
 
 MIN_PANEL_SIZE = 5  # the rules' minimum; the size must also be odd
 DEFAULT_PANEL_SIZE = 5
+TEMPLATE_MIN_PANEL_SIZE = 3  # the smallest a template may allow (`panel_min_size`)
+# Why an expert of the pool was left out of a draw (stored on PanelDraw.excluded).
+EXCLUSION_REASONS = ("bidder_employer", "bidder_relationship", "recent_service")
+# Why a seat was emptied (PanelDraw.redraws[*]["cause"]).
+VACATED_CAUSES = ("declined", "conflict", "removed")
 # A panel is drawn once the bids are in and sealed, before the evaluation starts.
 DRAWABLE_STATUSES = frozenset({TenderStatus.CLOSED, TenderStatus.OPENED})
 
@@ -91,9 +117,60 @@ def public_draw(draw: PanelDraw) -> dict:
         "seed_inputs": draw.seed_inputs,
         "seed_rule": "sha256(bytes.fromhex(merkle_root) + draw_time.encode('utf-8'))",
         "eligible": draw.eligible,
-        "redraws": [{"declined": r["declined"]} for r in draw.redraws],
-        "replay": "evaluation.draw.replay(eligible, size, quotas, seed, redraws)",
+        "non_technical": sorted(NON_TECHNICAL),
+        "two_thirds_rule": "at least ceil(2 * size / 3) seats for experts with a specialty "
+        "outside non_technical",
+        "redraws": [
+            {"vacated": _vacated_id(r), "cause": r.get("cause", "declined")} for r in draw.redraws
+        ],
+        # How many experts each exclusion reason left out (who, only staff see).
+        "excluded": {
+            reason: sum(reason in e["reasons"] for e in draw.excluded or [])
+            for reason in EXCLUSION_REASONS
+        },
+        "replay": "evaluation.draw.replay(eligible, size, quotas, seed, redraws, non_technical)",
     }
+
+
+def _vacated_id(redraw: Mapping) -> int:
+    return int(redraw["vacated"] if "vacated" in redraw else redraw["declined"])
+
+
+def refill_of(draw: PanelDraw, member: PanelMember) -> dict | None:
+    """The recorded refill attempt for the seat `member` left (None: none was attempted,
+    e.g. because scoring had locked); its "replacement" is None when nobody fit."""
+    return next((r for r in draw.redraws if _vacated_id(r) == member.user_id), None)
+
+
+def vacant_positions(tender: Tender) -> list[int]:
+    """Seats nobody holds now (every member drawn for it declined or was removed)."""
+    draw = draw_of(tender)
+    if draw is None:
+        return []
+    held = {
+        m.position
+        for m in members_of(tender)
+        if m.status in (MemberStatus.INVITED, MemberStatus.ACCEPTED)
+    }
+    return [p for p in range(1, draw.size + 1) if p not in held]
+
+
+def panel_size_rule(tender: Tender) -> tuple[int, int]:
+    """(smallest allowed size, default size) for the tender: 5 and 5 unless its template
+    sets `panel_min_size` (3, or a larger odd number)."""
+    try:
+        document = template_document(tender.template_version)
+    except Exception:  # a template that does not load cannot lower the rule
+        document = {}
+    value = document.get("panel_min_size") if isinstance(document, dict) else None
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= TEMPLATE_MIN_PANEL_SIZE
+        and value % 2
+    ):
+        return value, max(value, DEFAULT_PANEL_SIZE)
+    return MIN_PANEL_SIZE, DEFAULT_PANEL_SIZE
 
 
 # --- eligibility --------------------------------------------------------------------------
@@ -112,10 +189,37 @@ def _normalised(name: str) -> str:
     return " ".join(name.casefold().split())
 
 
-def eligible_experts(tender: Tender) -> list[ExpertCandidate]:
-    """The tender centre's pool and the shared city pool, minus the unavailable, disabled
-    accounts, and anyone employed by or related to a company interested in the tender.
-    Sorted by user id: the order is part of what the draw publishes."""
+def _recent_service(tender: Tender, now: datetime) -> set[int]:
+    """Experts who sat (accepted, not removed) on the panel of another tender of the same
+    procuring entity (normalised; none when empty) drawn within PANEL_COOLDOWN_DAYS."""
+    entity = _normalised(tender.procuring_entity or "")
+    if not entity:
+        return set()
+    since = now - timedelta(days=current_app.config.get("PANEL_COOLDOWN_DAYS", 180))
+    rows = db.session.execute(
+        select(PanelMember.user_id, Tender.procuring_entity)
+        .join(PanelDraw, PanelDraw.tender_id == PanelMember.tender_id)
+        .join(Tender, Tender.id == PanelMember.tender_id)
+        .where(
+            PanelMember.status == MemberStatus.ACCEPTED,
+            PanelMember.tender_id != tender.id,
+            PanelDraw.drawn_at >= since,
+            Tender.procuring_entity != "",
+        )
+    ).all()
+    return {user_id for user_id, other in rows if _normalised(other) == entity}
+
+
+def screen_experts(
+    tender: Tender, now: datetime | None = None
+) -> tuple[list[ExpertCandidate], list[dict]]:
+    """The tender centre's pool and the shared city pool, minus unavailable experts and
+    disabled accounts, split into the eligible (sorted by user id: the order is part of what
+    the draw publishes) and the excluded with their reasons ([{"id", "reasons"}], sorted by
+    id): employed by a company interested in the tender (registered or bidding, by name or
+    alias), a declared relationship with one, or recent service for the same procuring
+    entity."""
+    now = now or utcnow()
     companies = _interested_companies(tender)
     names = {
         _normalised(n)
@@ -142,11 +246,29 @@ def eligible_experts(tender: Tender) -> list[ExpertCandidate]:
         )
         .order_by(User.id)
     ).all()
-    return [
-        ExpertCandidate(user.id, profile.specialty_set)
-        for profile, user in rows
-        if user.id not in related and _normalised(profile.employer) not in names
-    ]
+    recent = _recent_service(tender, now)
+    eligible: list[ExpertCandidate] = []
+    excluded: list[dict] = []
+    for profile, user in rows:
+        reasons = [
+            reason
+            for reason, applies in (
+                ("bidder_employer", _normalised(profile.employer) in names),
+                ("bidder_relationship", user.id in related),
+                ("recent_service", user.id in recent),
+            )
+            if applies
+        ]
+        if reasons:
+            excluded.append({"id": user.id, "reasons": reasons})
+        else:
+            eligible.append(ExpertCandidate(user.id, profile.specialty_set))
+    return eligible, excluded
+
+
+def eligible_experts(tender: Tender) -> list[ExpertCandidate]:
+    """The experts a draw made now would draw from (see `screen_experts`)."""
+    return screen_experts(tender)[0]
 
 
 # --- the draw -----------------------------------------------------------------------------
@@ -164,10 +286,12 @@ def merkle_root_of(tender: Tender) -> str:
     return document["record"]["root"]
 
 
-def _check_quotas(size: int, quotas: Mapping[str, int]) -> dict[str, int]:
-    if size < MIN_PANEL_SIZE or size % 2 == 0:
+def _check_quotas(
+    size: int, quotas: Mapping[str, int], min_size: int = MIN_PANEL_SIZE
+) -> dict[str, int]:
+    if size < min_size or size % 2 == 0:
         raise OperationError(
-            _l("The panel needs an odd number of members, at least %(n)s.", n=MIN_PANEL_SIZE),
+            _l("The panel needs an odd number of members, at least %(n)s.", n=min_size),
             code="bad_size",
         )
     clean = {}
@@ -184,15 +308,61 @@ def _check_quotas(size: int, quotas: Mapping[str, int]) -> dict[str, int]:
         raise OperationError(
             _l("The quotas ask for more seats than the panel has."), code="bad_quota"
         )
+    other = sum(n for key, n in clean.items() if key in NON_TECHNICAL)
+    required = required_core_seats(size)
+    if other > size - required:
+        raise OperationError(
+            _l(
+                "At least %(required)s of the %(size)s seats must go to technical or economic "
+                "experts: quotas for other specialties (law) may take at most %(free)s "
+                "seats, not %(other)s.",
+                required=required,
+                size=size,
+                free=size - required,
+                other=other,
+            ),
+            code="two_thirds",
+        )
     return clean
+
+
+def _draw_refusal(error: DrawError) -> Conflict:
+    """The draw library's refusal, worded for people."""
+    params = error.params
+    if error.code == "two_thirds_pool":
+        message = _l(
+            "The panel cannot be drawn: the two-thirds rule needs %(needed)s more technical or "
+            "economic experts once the quotas are filled, and only %(available)s are "
+            "eligible.",
+            needed=params["needed"],
+            available=params["available"],
+        )
+    elif error.code == "too_few":
+        message = _l(
+            "The panel cannot be drawn: only %(eligible)s experts are eligible for a panel "
+            "of %(size)s.",
+            eligible=params["eligible"],
+            size=params["size"],
+        )
+    elif error.code == "specialty":
+        message = _l(
+            "The panel cannot be drawn: not enough eligible experts in %(specialty)s for its "
+            "quota of %(quota)s.",
+            specialty=params["specialty"],
+            quota=params["quota"],
+        )
+    else:
+        message = _l("The panel cannot be drawn: %(reason)s.", reason=str(error))
+    return Conflict(message, code="cannot_draw")
 
 
 def draw_tender_panel(
     actor: User,
     tender: Tender,
-    size: int = DEFAULT_PANEL_SIZE,
+    size: int | None = None,
     quotas: Mapping[str, int] | None = None,
 ) -> PanelDraw:
+    """Draw the panel (size None: the tender's default). Refusals store nothing."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
     if tender.status not in DRAWABLE_STATUSES:
         raise Conflict(
@@ -200,18 +370,18 @@ def draw_tender_panel(
         )
     if draw_of(tender) is not None:
         raise Conflict(_l("This tender's panel has already been drawn."), code="already_drawn")
-    clean = _check_quotas(size, quotas or {})
+    min_size, default_size = panel_size_rule(tender)
+    size = default_size if size is None else size
+    clean = _check_quotas(size, quotas or {}, min_size)
     root = merkle_root_of(tender)
     now = utcnow()
     draw_time = now.isoformat()
     seed = seed_from(root, draw_time)
-    eligible = eligible_experts(tender)
+    eligible, excluded = screen_experts(tender, now)
     try:
-        result = draw_panel(eligible, size, clean, seed)
+        result = draw_panel(eligible, size, clean, seed, NON_TECHNICAL)
     except DrawError as error:
-        raise Conflict(
-            _l("The panel cannot be drawn: %(reason)s.", reason=str(error)), code="cannot_draw"
-        ) from error
+        raise _draw_refusal(error) from error
     draw = PanelDraw(
         tender_id=tender.id,
         size=size,
@@ -219,6 +389,7 @@ def draw_tender_panel(
         seed=seed.hex(),
         seed_inputs={"merkle_root": root, "draw_time": draw_time},
         eligible=[{"id": c.id, "specialties": sorted(c.specialties)} for c in eligible],
+        excluded=excluded,
         redraws=[],
         counter=result.counter,
         drawn_at=now,
@@ -245,40 +416,64 @@ def draw_tender_panel(
             "seed_inputs": draw.seed_inputs,
             "size": size,
             "quotas": clean,
+            "non_technical": sorted(NON_TECHNICAL),
             "eligible": [c.id for c in eligible],
+            "excluded": excluded,
             "members": list(result.members),
+            "drawn_for": list(result.drawn_for),
         },
     )
     return draw
 
 
-def _redraw(draw: PanelDraw, tender: Tender, declined: PanelMember) -> PanelMember:
-    """Replace a declined member from the remaining eligible experts, continuing the same
-    seed's stream. The eligible list is the published one, so the redraw is replayable."""
+def scoring_locked(tender: Tender) -> bool:
+    """Whether technical scoring has locked: the evaluation is unblinded (or finalised).
+    Until then an emptied seat is refilled."""
+    from app.evaluations.models import Evaluation, EvaluationStage
+
+    evaluation = db.session.get(Evaluation, tender.id)
+    return evaluation is not None and evaluation.stage in (
+        EvaluationStage.UNBLINDED,
+        EvaluationStage.FINALISED,
+    )
+
+
+def _refill(tender: Tender, vacated: PanelMember, cause: str) -> dict:
+    """Refill the seat `vacated` just left, continuing the same seed's stream from the
+    published eligible list (so the refill is replayable), for the same kind of seat.
+    Returns what the audit event records: {"replacement", "counter", "vacant"} where
+    "vacant" is None (refilled), "scoring_locked" or "none_eligible"."""
+    draw = draw_of(tender)
+    if scoring_locked(tender):
+        return {"replacement": None, "counter": None, "vacant": "scoring_locked"}
     candidates = [ExpertCandidate(e["id"], frozenset(e["specialties"])) for e in draw.eligible]
     already = {m.user_id for m in members_of(tender)}
+    entry = {"vacated": vacated.user_id, "cause": cause, "counter": draw.counter}
     try:
         new_id, counter = draw_replacement(
-            candidates, already, declined.drawn_for, bytes.fromhex(draw.seed), draw.counter
+            candidates,
+            already,
+            vacated.drawn_for,
+            bytes.fromhex(draw.seed),
+            draw.counter,
+            NON_TECHNICAL,
         )
-    except DrawError as error:
-        raise Conflict(
-            _l("No eligible expert is left to replace the member who declined."),
-            code="cannot_redraw",
-        ) from error
-    draw.redraws = [
-        *draw.redraws,
-        {"declined": declined.user_id, "replacement": new_id, "counter": draw.counter},
-    ]
+    except DrawError:
+        # Nobody fit for the seat is left: the attempt is recorded (a replay finds nobody
+        # too) and the seat stays vacant for staff to resolve.
+        draw.redraws = [*draw.redraws, {**entry, "replacement": None}]
+        return {"replacement": None, "counter": entry["counter"], "vacant": "none_eligible"}
+    draw.redraws = [*draw.redraws, {**entry, "replacement": new_id}]
     draw.counter = counter
-    member = PanelMember(
-        tender_id=tender.id,
-        user_id=new_id,
-        position=declined.position,
-        drawn_for=declined.drawn_for,
+    db.session.add(
+        PanelMember(
+            tender_id=tender.id,
+            user_id=new_id,
+            position=vacated.position,
+            drawn_for=vacated.drawn_for,
+        )
     )
-    db.session.add(member)
-    return member
+    return {"replacement": new_id, "counter": entry["counter"], "vacant": None}
 
 
 def _own_invitation(actor: User, tender: Tender) -> PanelMember:
@@ -309,19 +504,14 @@ def accept_invitation(actor: User, tender: Tender) -> PanelMember:
 
 def decline_invitation(actor: User, tender: Tender, reason: str) -> PanelMember | None:
     """Decline, and draw the replacement at once (recorded with the stream counter).
-    Returns the replacement, or None when no eligible expert is left for the seat."""
+    Returns the replacement, or None when the seat stays vacant (nobody eligible is left
+    for it, or scoring has locked)."""
     member = _own_invitation(actor, tender)
     if member.status != MemberStatus.INVITED:
         raise Conflict(_l("This invitation has already been answered."), code="answered")
-    draw = draw_of(tender)
     member.status = MemberStatus.DECLINED
     member.declined_reason = reason
-    try:
-        replacement = _redraw(draw, tender, member)
-    except Conflict:
-        # Nobody with the seat's specialty is left: the decline stands and the seat stays
-        # vacant for staff to resolve (the audit event says so).
-        replacement = None
+    refill = _refill(tender, member, "declined")
     db.session.flush()
     append_event(
         "panel.declined",
@@ -333,16 +523,26 @@ def decline_invitation(actor: User, tender: Tender, reason: str) -> PanelMember 
             "member": member.user_id,
             "position": member.position,
             "reason": reason,
-            "replacement": replacement.user_id if replacement else None,
-            "counter": draw.redraws[-1]["counter"] if replacement else None,
+            **refill,
         },
     )
-    return replacement
+    return member_of_id(tender, refill["replacement"])
+
+
+def member_of_id(tender: Tender, user_id: int | None) -> PanelMember | None:
+    if user_id is None:
+        return None
+    return db.session.scalar(
+        select(PanelMember).where(
+            PanelMember.tender_id == tender.id, PanelMember.user_id == user_id
+        )
+    )
 
 
 def declare_conflict(actor: User, tender: Tender, no_conflict: bool, statement: str) -> PanelMember:
     """The member's conflict-of-interest declaration, before anything of the tender is shown.
-    Declaring a conflict removes the member (and draws nobody: staff decide)."""
+    Declaring a conflict removes the member and refills the seat like a decline (or leaves
+    it vacant; see `refill_of`)."""
     member = _own_invitation(actor, tender)
     if member.status != MemberStatus.ACCEPTED:
         raise Conflict(_l("Accept the invitation before declaring."), code="not_accepted")
@@ -350,9 +550,11 @@ def declare_conflict(actor: User, tender: Tender, no_conflict: bool, statement: 
         raise Conflict(_l("You have already signed your declaration."), code="declared")
     member.conflict_declared_at = utcnow()
     member.conflict_statement = statement
+    refill: dict = {}
     if not no_conflict:
         member.status = MemberStatus.REMOVED
         member.removed_reason = statement
+        refill = _refill(tender, member, "conflict")
     db.session.flush()
     append_event(
         "panel.conflict_declared",
@@ -360,7 +562,13 @@ def declare_conflict(actor: User, tender: Tender, no_conflict: bool, statement: 
         object_type="tender",
         object_id=tender.id,
         centre_id=tender.centre_id,
-        data={"member": member.user_id, "no_conflict": no_conflict, "statement": statement},
+        data={
+            "member": member.user_id,
+            "position": member.position,
+            "no_conflict": no_conflict,
+            "statement": statement,
+            **refill,
+        },
     )
     return member
 
@@ -376,18 +584,25 @@ def may_see_tender(user: User, tender: Tender) -> bool:
 
 
 def remove_member(actor: User, tender: Tender, member: PanelMember, reason: str) -> PanelMember:
-    """Remove a member for a conflict discovered later. Their scores go with them once
-    scoring exists (the evaluation reads only ACCEPTED members)."""
+    """Remove a member for a conflict discovered later, with the reason. Their technical
+    scores are void (the scoring reads only ACCEPTED members; the audit event says so).
+    Before scoring locks the seat is refilled like a declined invitation, or left vacant
+    when nobody eligible is left (see `refill_of`)."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
     if member.tender_id != tender.id:
         raise OperationError(_l("There is no such panel member."), code="not_found", status=404)
     if member.status == MemberStatus.REMOVED:
         raise Conflict(_l("This member has already been removed."), code="removed")
+    if member.status == MemberStatus.DECLINED:
+        raise Conflict(
+            _l("This expert declined the invitation and holds no seat."), code="declined"
+        )
     if not reason.strip():
         raise OperationError(_l("Give the reason for the removal."), code="no_reason")
     previous = member.status
     member.status = MemberStatus.REMOVED
     member.removed_reason = reason
+    refill = _refill(tender, member, "removed")
     db.session.flush()
     append_event(
         "panel.member_removed",
@@ -395,7 +610,15 @@ def remove_member(actor: User, tender: Tender, member: PanelMember, reason: str)
         object_type="tender",
         object_id=tender.id,
         centre_id=tender.centre_id,
-        data={"member": member.user_id, "previous": previous, "reason": reason},
+        data={
+            "member": member.user_id,
+            "position": member.position,
+            "previous": previous,
+            "reason": reason,
+            "scores_void": True,
+            "note": "Any technical scores of this member are void and left out of the evaluation.",
+            **refill,
+        },
     )
     return member
 

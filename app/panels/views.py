@@ -14,11 +14,15 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from app.accounts.models import Role, User
-from app.core.errors import OperationError
+from app.core.views import run_operation as _run
 from app.extensions import db
 from app.panels import operations
 from app.panels.forms import (
+    CAUSE_LABELS,
+    EXCLUSION_LABELS,
+    SEAT_LABELS,
     SPECIALTY_LABELS,
+    VACANCY_LABELS,
     AcceptInvitationForm,
     ConflictDeclarationForm,
     DeclineInvitationForm,
@@ -52,19 +56,13 @@ def _expert_only() -> None:
         abort(403)
 
 
-def _run(operation, *args, success: str, back):
-    """Call one operation; commit on success, roll back and flash its message otherwise."""
-    try:
-        operation(current_user, *args)
-    except OperationError as error:
-        db.session.rollback()
-        if error.status == 404:
-            abort(404)
-        flash(str(error.message), "error")
-        return redirect(back, code=303)
-    db.session.commit()
-    flash(success, "success")
-    return redirect(back)
+def _seat_outcome(tender: Tender, member: PanelMember) -> str:
+    """What became of the seat `member` left: refilled, or vacant and why."""
+    refill = operations.refill_of(operations.draw_of(tender), member)
+    if refill is None or refill["replacement"] is None:
+        why = VACANCY_LABELS["scoring_locked" if refill is None else "none_eligible"]
+        return _("The seat stays vacant: %(why)s.", why=why)
+    return _("A replacement has been drawn for the seat (#%(id)s).", id=refill["replacement"])
 
 
 def _remove_form(tender: Tender) -> RemoveMemberForm:
@@ -72,7 +70,7 @@ def _remove_form(tender: Tender) -> RemoveMemberForm:
     form.member.choices = [
         SelectChoice(m.id, f"{m.position}. {m.user.full_name}")
         for m in operations.members_of(tender)
-        if m.status != MemberStatus.REMOVED
+        if m.status in (MemberStatus.INVITED, MemberStatus.ACCEPTED)
     ]
     return form
 
@@ -82,16 +80,33 @@ def _remove_form(tender: Tender) -> RemoveMemberForm:
 def tender(tender_id: int):
     tender = _staff_tender(tender_id, Permission.VIEW_TENDERS)
     draw = operations.draw_of(tender)
+    min_size, default_size = operations.panel_size_rule(tender)
+    eligible_now, excluded_now = (None, None) if draw else operations.screen_experts(tender)
+    excluded = (draw.excluded or []) if draw else excluded_now
     return render_template(
         "panels/tender.html",
         tender=tender,
         draw=draw,
         members=operations.members_of(tender),
-        eligible_now=None if draw else operations.eligible_experts(tender),
+        eligible_now=eligible_now,
+        excluded=excluded,
+        excluded_users={
+            u.id: u
+            for u in db.session.scalars(
+                select(User).where(User.id.in_([e["id"] for e in excluded]))
+            )
+        },
+        min_size=min_size,
+        required_core=operations.required_core_seats,
+        vacant=operations.vacant_positions(tender),
+        locked=operations.scoring_locked(tender),
         manage=can(current_user, Permission.MANAGE_TENDERS, tender.centre_id),
-        draw_form=DrawPanelForm(),
+        draw_form=DrawPanelForm(size=default_size),
         remove_form=_remove_form(tender),
         specialty_labels=SPECIALTY_LABELS,
+        seat_labels=SEAT_LABELS,
+        exclusion_labels=EXCLUSION_LABELS,
+        cause_labels=CAUSE_LABELS,
         statuses=MemberStatus,
     )
 
@@ -126,7 +141,9 @@ def remove(tender_id: int):
     return _run(
         lambda actor, t: operations.remove_member(actor, t, member, form.reason.data),
         tender,
-        success=_("The member has been removed from the panel."),
+        success=lambda removed: " ".join(
+            (_("The member has been removed from the panel."), _seat_outcome(tender, removed))
+        ),
         back=url_for(".tender", tender_id=tender.id),
     )
 
@@ -237,6 +254,10 @@ def declare(tender_id: int):
             actor, t, form.no_conflict.data, form.statement.data or ""
         ),
         tender,
-        success=_("Your declaration has been signed and recorded."),
+        success=lambda member: (
+            _("Your declaration has been signed and recorded.")
+            if member.status != MemberStatus.REMOVED
+            else _("Your declaration has been recorded: you have left the panel.")
+        ),
         back=_back_to_invitations(),
     )

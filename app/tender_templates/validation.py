@@ -616,6 +616,8 @@ class _Checks:
             self.add(["abnormally_low"], "applies to lowest_wins tenders only")
         if self.ok("submission_days_min", "addendum_min_days", "category"):
             self.schedule()
+        if self.ok("panel_min_size") and self.doc.get("panel_min_size", 5) % 2 == 0:
+            self.add(["panel_min_size"], "must be odd: 3, or 5 or more")
         if self.ok("body"):
             for path, source in _body_sources(self.doc):
                 for message in placeholder_problems(source):

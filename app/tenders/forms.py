@@ -131,6 +131,11 @@ class TenderForm(FlaskForm):
     description = TextAreaField(
         _l("Description"), validators=[Optional(), Length(max=20000)], render_kw={"rows": 4}
     )
+    procuring_entity = StringField(
+        _l("Procuring entity"),
+        validators=[Optional(), Length(max=300)],
+        description=_l("Experts who recently sat on a panel for it are not drawn again."),
+    )
     budget = MoneyField(_l("Budget"))
     bid_bond_amount = MoneyField(_l("Bid bond"))
     publication_at = CentreDateTimeField(

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, Numeric, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.centres.models import TradingCentre
@@ -106,6 +106,10 @@ class Tender(db.Model):
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
+    # The body the tender is run for (招标人); panels exclude experts who served it lately.
+    procuring_entity: Mapped[str] = mapped_column(
+        String(300), default="", server_default=text("''")
+    )
 
     centre: Mapped[TradingCentre] = relationship()
     template_version: Mapped[TemplateVersion] = relationship()

@@ -72,6 +72,7 @@ class TenderInput:
     custodian_ids: list[int]
     custodian_threshold: int
     description: str = ""
+    procuring_entity: str = ""
     budget: Decimal | None = None
     bid_bond_amount: Decimal | None = None
     evaluation_days: int = 10
@@ -182,6 +183,7 @@ def _apply(tender: Tender, data: TenderInput) -> None:
     tender.reference = data.reference.strip()
     tender.title = data.title.strip()
     tender.description = data.description.strip()
+    tender.procuring_entity = " ".join(data.procuring_entity.split())
     tender.budget = data.budget
     tender.bid_bond_amount = data.bid_bond_amount
     tender.publication_at = data.publication_at
@@ -315,6 +317,7 @@ def input_from_tender(tender: Tender) -> TenderInput:
         reference=tender.reference,
         title=tender.title,
         description=tender.description,
+        procuring_entity=tender.procuring_entity,
         budget=tender.budget,
         bid_bond_amount=tender.bid_bond_amount,
         publication_at=tender.publication_at,

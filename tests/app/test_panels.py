@@ -179,8 +179,16 @@ def test_decline_redraws_and_the_public_json_replays_it(app, pool):
     public = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json")
     assert public.status_code == 200
     data = public.get_json()
-    assert data["redraws"] == [{"declined": expert.id}]
-    replayed = replay(data["eligible"], data["size"], data["quotas"], data["seed"], data["redraws"])
+    assert data["redraws"] == [{"vacated": expert.id, "cause": "declined"}]
+    assert data["non_technical"] == ["legal"]
+    replayed = replay(
+        data["eligible"],
+        data["size"],
+        data["quotas"],
+        data["seed"],
+        data["redraws"],
+        data["non_technical"],
+    )
     current = [
         m.user_id
         for m in sorted(members, key=lambda m: m.position)
@@ -297,9 +305,22 @@ def test_a_decline_with_no_specialist_left_leaves_the_seat_vacant(pool):
     db.session.commit()
     assert member.status == MemberStatus.DECLINED
     assert len(ops.members_of(tender)) == 5
-    assert ops.draw_of(tender).redraws == []
+    draw = ops.draw_of(tender)
+    # The attempt is recorded (without using the stream), so a replay finds the seat vacant.
+    assert draw.redraws == [
+        {
+            "vacated": member.user_id,
+            "cause": "declined",
+            "counter": draw.counter,
+            "replacement": None,
+        }
+    ]
+    assert ops.vacant_positions(tender) == [member.position]
+    replayed = replay(draw.eligible, 5, draw.quotas, draw.seed, ops.public_draw(draw)["redraws"])
+    assert replayed["panel"][member.position - 1] is None
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.declined"))
     assert json.loads(event.data)["replacement"] is None
+    assert json.loads(event.data)["vacant"] == "none_eligible"
 
 
 def test_replay_json_is_404_before_the_draw_and_for_drafts(app, pool, make_tender):
@@ -307,3 +328,435 @@ def test_replay_json_is_404_before_the_draw_and_for_drafts(app, pool, make_tende
     assert client.get(f"/panels/tenders/{pool['tender'].id}/draw.json").status_code == 404
     draft = make_tender(status="draft", keyed=False)
     assert client.get(f"/panels/tenders/{draft.id}/draw.json").status_code == 404
+
+
+# --- panel size, two-thirds rule, recent service, refills ---------------------------------
+
+
+def nothing_stored(tender) -> bool:
+    return (
+        db.session.scalar(select(PanelDraw).where(PanelDraw.tender_id == tender.id)) is None
+        and db.session.scalar(select(PanelMember).where(PanelMember.tender_id == tender.id)) is None
+        and db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.drawn")) is None
+    )
+
+
+def allow_template_size(tender, value) -> None:
+    tender.template_version.yaml_text = f"key: t\npanel_min_size: {value}\n"
+    db.session.commit()
+
+
+def test_panel_size_follows_the_template(pool):
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    assert ops.panel_size_rule(tender) == (5, 5)
+    for size in (1, 3, 4, 6):
+        with pytest.raises(OperationError, match="odd number of members, at least 5"):
+            ops.draw_tender_panel(staff, tender, size, {})
+    assert nothing_stored(tender)
+    allow_template_size(tender, 7)
+    assert ops.panel_size_rule(tender) == (7, 7)
+    with pytest.raises(OperationError, match="at least 7"):
+        ops.draw_tender_panel(staff, tender, 5, {})
+    allow_template_size(tender, 4)  # not a valid template value: the rule stays at 5
+    assert ops.panel_size_rule(tender) == (5, 5)
+    allow_template_size(tender, 3)
+    assert ops.panel_size_rule(tender) == (3, 5)
+    with pytest.raises(OperationError, match="odd number of members, at least 3"):
+        ops.draw_tender_panel(staff, tender, 4, {})
+    assert nothing_stored(tender)
+    draw = ops.draw_tender_panel(staff, tender, 3, {})
+    db.session.commit()
+    assert draw.size == 3 and len(ops.members_of(tender)) == 3
+
+
+def test_the_default_size_is_five(pool):
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    assert ops.draw_tender_panel(staff, tender).size == 5
+
+
+def test_template_validation_of_panel_min_size():
+    from app.tender_templates import load_template
+    from app.tender_templates.validation import validate_template
+
+    with open("app/tender_templates/builtin/goods.yaml", encoding="utf-8") as handle:
+        doc = load_template(handle.read())
+    assert validate_template(doc) == []
+    for good in (3, 5, 7, 9):
+        assert validate_template({**doc, "panel_min_size": good}) == []
+    for bad in (1, 2, 4, 6, 53, "5"):
+        errors = validate_template({**doc, "panel_min_size": bad})
+        assert [e.path for e in errors] == ["panel_min_size"], bad
+
+
+def make_lawyers(pool, count):
+    """Turn `count` of the eligible experts into lawyers only (no technical specialty)."""
+    for user in pool["eligible"][:count]:
+        db.session.get(ExpertProfile, user.id).specialties = "legal"
+    db.session.commit()
+
+
+def test_quotas_that_break_the_two_thirds_rule_are_refused(pool):
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    with pytest.raises(OperationError, match="At least 4 of the 5 seats") as caught:
+        ops.draw_tender_panel(staff, tender, 5, {"legal": 2})
+    assert caught.value.code == "two_thirds"
+    assert "at most 1" in str(caught.value.message)
+    allow_template_size(tender, 3)
+    with pytest.raises(OperationError, match="At least 2 of the 3 seats"):
+        ops.draw_tender_panel(staff, tender, 3, {"legal": 2})
+    assert nothing_stored(tender)
+
+
+def test_free_seats_still_satisfy_the_two_thirds_rule(pool):
+    tender, staff = pool["tender"], pool["staff"]
+    make_lawyers(pool, 2)  # 2 lawyers, 5 technical or economic experts
+    seal(tender)
+    draw = ops.draw_tender_panel(staff, tender, 5, {"legal": 1})
+    db.session.commit()
+    members = ops.members_of(tender)
+    lawyers = {u.id for u in pool["eligible"][:2]}
+    by_seat = {m.drawn_for for m in members}
+    assert by_seat == {"legal", "technical_economic"}
+    assert sum(m.user_id not in lawyers for m in members) >= 4
+    assert [m.drawn_for for m in members].count("technical_economic") == 4
+    replayed = replay(draw.eligible, 5, draw.quotas, draw.seed)
+    assert replayed["panel"] == [m.user_id for m in members]
+    assert replayed["drawn_for"] == [m.drawn_for for m in members]
+
+
+def test_a_pool_without_enough_technical_experts_is_refused(pool):
+    tender, staff = pool["tender"], pool["staff"]
+    make_lawyers(pool, 4)  # 4 lawyers, 3 technical or economic experts: 4 are needed
+    seal(tender)
+    with pytest.raises(Conflict, match="needs 4 more technical or economic experts") as caught:
+        ops.draw_tender_panel(staff, tender, 5, {})
+    assert "only 3 are eligible" in str(caught.value.message)
+    assert caught.value.code == "cannot_draw"
+    assert nothing_stored(tender)
+
+
+def serve(tender, user, status=MemberStatus.ACCEPTED, days_ago=10) -> None:
+    """A past panel of `tender` with `user` on it, drawn `days_ago` days ago."""
+    from datetime import timedelta
+
+    from app.core.types import utcnow
+
+    db.session.add(
+        PanelDraw(
+            tender_id=tender.id,
+            size=5,
+            quotas={},
+            seed="00" * 32,
+            seed_inputs={},
+            eligible=[],
+            redraws=[],
+            counter=0,
+            drawn_at=utcnow() - timedelta(days=days_ago),
+            drawn_by_id=user.id,
+        )
+    )
+    db.session.add(PanelMember(tender_id=tender.id, user_id=user.id, position=1, status=status))
+    db.session.commit()
+
+
+def test_recent_service_for_the_same_procuring_entity_excludes(app, pool, make_tender):
+    tender, eligible = pool["tender"], pool["eligible"]
+    tender.procuring_entity = "City Library"
+    db.session.commit()
+    sat = eligible[0]
+    serve(make_tender(keyed=False, procuring_entity="  city   LIBRARY "), sat)
+    serve(make_tender(keyed=False, procuring_entity="City Library"), eligible[1], days_ago=200)
+    serve(make_tender(keyed=False, procuring_entity="City Hospital"), eligible[2])
+    serve(
+        make_tender(keyed=False, procuring_entity="City Library"),
+        eligible[3],
+        status=MemberStatus.REMOVED,
+    )
+    serve(
+        make_tender(keyed=False, procuring_entity="City Library"),
+        eligible[4],
+        MemberStatus.DECLINED,
+    )
+    ids, excluded = ops.screen_experts(tender)
+    assert sat.id not in {c.id for c in ids}
+    assert {"id": sat.id, "reasons": ["recent_service"]} in excluded
+    assert {c.id for c in ids} == {u.id for u in eligible} - {sat.id}
+    # The period is configurable: 250 days reach the older panel too.
+    app.config["PANEL_COOLDOWN_DAYS"] = 250
+    ids, _ = ops.screen_experts(tender)
+    assert {c.id for c in ids} == {u.id for u in eligible} - {sat.id, eligible[1].id}
+    app.config["PANEL_COOLDOWN_DAYS"] = 180
+    # No procuring entity: nobody is excluded for recent service.
+    tender.procuring_entity = ""
+    db.session.commit()
+    assert {c.id for c in ops.eligible_experts(tender)} == {u.id for u in eligible}
+
+
+def test_the_draw_records_every_exclusion_with_its_reasons(app, pool, make_tender):
+    tender, staff, eligible, excluded = (
+        pool["tender"],
+        pool["staff"],
+        pool["eligible"],
+        pool["excluded"],
+    )
+    tender.procuring_entity = "City Library"
+    db.session.commit()
+    serve(make_tender(keyed=False, procuring_entity="City Library"), eligible[-1])
+    seal(tender)
+    draw = ops.draw_tender_panel(staff, tender, 5, {})
+    db.session.commit()
+    assert draw.excluded == sorted(
+        [
+            {"id": excluded[2].id, "reasons": ["bidder_employer"]},
+            {"id": excluded[3].id, "reasons": ["bidder_relationship"]},
+            {"id": eligible[-1].id, "reasons": ["recent_service"]},
+        ],
+        key=lambda e: e["id"],
+    )
+    assert eligible[-1].id not in {e["id"] for e in draw.eligible}
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.drawn"))
+    assert json.loads(event.data)["excluded"] == draw.excluded
+    public = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json").get_json()
+    assert public["excluded"] == {
+        "bidder_employer": 1,
+        "bidder_relationship": 1,
+        "recent_service": 1,
+    }
+    client = app.test_client()
+    AuthActions(client).login(staff)
+    page = client.get(f"/panels/tenders/{tender.id}").data.decode()
+    assert "recently sat on a panel for the same procuring entity" in page
+    assert excluded[2].full_name in page
+
+
+def current_panel(tender) -> list[int | None]:
+    """The seat holders now, by position (None: vacant)."""
+    draw = ops.draw_of(tender)
+    holders = {
+        m.position: m.user_id
+        for m in ops.members_of(tender)
+        if m.status in (MemberStatus.INVITED, MemberStatus.ACCEPTED)
+    }
+    return [holders.get(p) for p in range(1, draw.size + 1)]
+
+
+def replay_published(app, tender) -> dict:
+    data = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json").get_json()
+    return replay(
+        data["eligible"],
+        data["size"],
+        data["quotas"],
+        data["seed"],
+        data["redraws"],
+        data["non_technical"],
+    )
+
+
+def test_a_declared_conflict_refills_the_seat_and_replays(app, pool, make_user):
+    tender, staff = pool["tender"], pool["staff"]
+    # Civil experts to spare, so the seat can be refilled whatever the draw took.
+    for _ in range(4):
+        spare = make_user(Role.EXPERT)
+        db.session.add(
+            ExpertProfile(user_id=spare.id, centre_id=tender.centre_id, specialties="civil")
+        )
+    db.session.commit()
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 5, {"civil": 1})
+    db.session.commit()
+    member = ops.members_of(tender)[0]
+    client = app.test_client()
+    AuthActions(client).login(member.user)
+    assert client.post(f"/panels/tenders/{tender.id}/accept").status_code == 302
+    response = client.post(
+        f"/panels/tenders/{tender.id}/declare",
+        data={"statement": "I advised a bidder last year."},
+        follow_redirects=True,
+    )
+    assert b"you have left the panel" in response.data
+    db.session.refresh(member)
+    assert member.status == MemberStatus.REMOVED
+    draw = ops.draw_of(tender)
+    refill = ops.refill_of(draw, member)
+    assert refill["cause"] == "conflict" and refill["replacement"] is not None
+    replacement = ops.member_of_id(tender, refill["replacement"])
+    assert replacement.position == member.position
+    assert replacement.drawn_for == member.drawn_for == "civil"
+    assert replacement.status == MemberStatus.INVITED
+    assert "civil" in db.session.get(ExpertProfile, replacement.user_id).specialty_set
+    assert draw.counter > refill["counter"]
+    event = db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "panel.conflict_declared")
+    )
+    assert json.loads(event.data)["replacement"] == replacement.user_id
+    assert json.loads(event.data)["counter"] == refill["counter"]
+    assert replay_published(app, tender)["panel"] == current_panel(tender)
+
+
+def test_staff_removal_refills_the_seat_and_voids_the_scores(app, pool):
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 5, {})
+    db.session.commit()
+    first, second = ops.members_of(tender)[:2]
+    ops.accept_invitation(second.user, tender)
+    ops.decline_invitation(first.user, tender, "Travelling")  # one refill first
+    db.session.commit()
+    client = app.test_client()
+    AuthActions(client).login(staff)
+    response = client.post(
+        f"/panels/tenders/{tender.id}/remove",
+        data={"member": second.id, "reason": "Director of a bidder's parent company."},
+        follow_redirects=True,
+    )
+    assert b"A replacement has been drawn for the seat" in response.data
+    db.session.refresh(second)
+    assert second.status == MemberStatus.REMOVED
+    draw = ops.draw_of(tender)
+    assert [r["cause"] for r in draw.redraws] == ["declined", "removed"]
+    assert None not in current_panel(tender)
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.member_removed"))
+    data = json.loads(event.data)
+    assert data["scores_void"] is True and "void" in data["note"]
+    assert data["replacement"] == current_panel(tender)[second.position - 1]
+    assert replay_published(app, tender)["panel"] == current_panel(tender)
+    # A declined expert holds no seat: there is nothing to remove.
+    with pytest.raises(Conflict, match="declined"):
+        ops.remove_member(staff, tender, first, "Anything")
+
+
+def test_when_nobody_is_left_the_removed_members_seat_stays_vacant(app, pool):
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 7, {})  # all 7 eligible experts are drawn
+    db.session.commit()
+    member = ops.members_of(tender)[3]
+    client = app.test_client()
+    AuthActions(client).login(staff)
+    response = client.post(
+        f"/panels/tenders/{tender.id}/remove",
+        data={"member": member.id, "reason": "Shareholder of a bidder."},
+        follow_redirects=True,
+    )
+    assert b"The seat stays vacant" in response.data
+    assert ops.vacant_positions(tender) == [4]
+    assert b"Seat 4 is vacant." in client.get(f"/panels/tenders/{tender.id}").data
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.member_removed"))
+    assert json.loads(event.data)["vacant"] == "none_eligible"
+    replayed = replay_published(app, tender)
+    assert replayed["panel"] == current_panel(tender)
+    assert replayed["panel"][3] is None
+
+
+def test_no_refill_once_scoring_has_locked(app, pool):
+    from app.evaluations.models import Evaluation, EvaluationStage
+
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 5, {})
+    db.session.commit()
+    first, second = ops.members_of(tender)[:2]
+    evaluation = Evaluation(tender_id=tender.id, stage=EvaluationStage.SCORING)
+    db.session.add(evaluation)
+    db.session.commit()
+    assert not ops.scoring_locked(tender)
+    ops.remove_member(staff, tender, first, "Conflict found during scoring.")
+    db.session.commit()
+    assert ops.vacant_positions(tender) == []  # refilled while scoring is open
+    evaluation.stage = EvaluationStage.UNBLINDED
+    db.session.commit()
+    assert ops.scoring_locked(tender)
+    counter = ops.draw_of(tender).counter
+    client = app.test_client()
+    AuthActions(client).login(staff)
+    response = client.post(
+        f"/panels/tenders/{tender.id}/remove",
+        data={"member": second.id, "reason": "Conflict found after unblinding."},
+        follow_redirects=True,
+    )
+    assert b"seats are no longer refilled" in response.data
+    db.session.refresh(second)
+    draw = ops.draw_of(tender)
+    assert ops.vacant_positions(tender) == [second.position]
+    assert draw.counter == counter and len(draw.redraws) == 1
+    assert ops.refill_of(draw, second) is None
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "panel.member_removed")
+    ).all()
+    assert json.loads(events[-1].data)["vacant"] == "scoring_locked"
+    assert json.loads(events[-1].data)["scores_void"] is True
+    # The replay shows who was drawn for each seat; the vacancy is the members' status.
+    assert replay_published(app, tender)["panel"][second.position - 1] == second.user_id
+
+
+def test_bad_removals_change_nothing(pool):
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 5, {})
+    db.session.commit()
+    member = ops.members_of(tender)[0]
+    redraws = list(ops.draw_of(tender).redraws)
+    with pytest.raises(OperationError, match="reason"):
+        ops.remove_member(staff, tender, member, "   ")
+    db.session.rollback()
+    assert member.status == MemberStatus.INVITED
+    assert ops.draw_of(tender).redraws == redraws
+    assert len(ops.members_of(tender)) == 5
+
+
+def test_procuring_entity_through_the_api(client, make_user, make_centre):
+    from app.tenders.models import Tender
+    from app.tenders.template_ops import sync_builtin_templates
+    from tests.app.test_api_tenders import create, token_for
+
+    centre = make_centre()
+    staff = make_user(Role.STAFF, centre=centre)
+    custodians = [make_user(Role.CUSTODIAN, centre=centre) for _ in range(2)]
+    version = {t.key: t for t in sync_builtin_templates()}["goods"].latest
+    db.session.commit()
+    headers = token_for(staff)
+    response = create(client, headers, version, custodians, procuring_entity=" City  Library ")
+    assert response.status_code == 201, response.json
+    assert response.json["procuring_entity"] == "City Library"
+    tender_id = response.json["id"]
+    response = client.patch(
+        f"/api/v1/tenders/{tender_id}", json={"procuring_entity": "x" * 301}, headers=headers
+    )
+    assert response.status_code in (400, 422)
+    assert db.session.get(Tender, tender_id).procuring_entity == "City Library"
+    response = client.patch(
+        f"/api/v1/tenders/{tender_id}", json={"procuring_entity": "City Museum"}, headers=headers
+    )
+    assert response.status_code == 200 and response.json["procuring_entity"] == "City Museum"
+
+
+def test_procuring_entity_through_the_staff_form(app, client, make_user, make_centre):
+    from app.tenders.models import Tender
+    from app.tenders.template_ops import sync_builtin_templates
+    from tests.app.test_tenders_staff import create_tender, tender_data
+
+    centre = make_centre()
+    staff = make_user(Role.STAFF, centre=centre)
+    custodians = [make_user(Role.CUSTODIAN, centre=centre) for _ in range(2)]
+    version = {t.key: t for t in sync_builtin_templates()}["goods"].latest
+    db.session.commit()
+    AuthActions(client).login(staff)
+    assert (
+        b'name="procuring_entity"' in client.get(f"/centre/tenders/new?version={version.id}").data
+    )
+    response = create_tender(client, app, version, custodians, procuring_entity="City Library")
+    assert response.status_code == 302
+    tender = db.session.scalar(select(Tender).where(Tender.reference == "QH-2025-001"))
+    assert tender.procuring_entity == "City Library"
+    assert b"City Library" in client.get(f"/centre/tenders/{tender.id}/edit").data
+    data = tender_data(app, custodians, procuring_entity="City Museum")
+    assert client.post(f"/centre/tenders/{tender.id}/edit", data=data).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Tender, tender.id).procuring_entity == "City Museum"
+    data = tender_data(app, custodians, procuring_entity="x" * 301)
+    assert client.post(f"/centre/tenders/{tender.id}/edit", data=data).status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Tender, tender.id).procuring_entity == "City Museum"
