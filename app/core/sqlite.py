@@ -18,6 +18,9 @@ def _on_connect(dbapi_connection, connection_record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=15000")
+    # Write-ahead log: a reader (e.g. the request that enqueued an inline job) never blocks
+    # the commit of a job running in its own session. No-op for in-memory databases.
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 

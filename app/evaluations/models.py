@@ -12,8 +12,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.core.types import UTCDateTime, utcnow
@@ -81,6 +89,9 @@ class EvaluatedBid(db.Model):
     # The panel's overrule of the automatic compliance verdict (NULL: none).
     override_compliant: Mapped[bool | None] = mapped_column(Boolean)
     override_reason: Mapped[str] = mapped_column(Text, default="")
+    # The chair's record of the template's required checks other than the automatic ones:
+    # {check: {"passed": bool, "reason": str, "by": user id, "at": ISO 8601}}.
+    checks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Abnormally low price: request, the bidder's justification, the panel's decision.
     low_price_status: Mapped[str] = mapped_column(String(16), default=LowPriceStatus.NONE)
     low_price_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -89,6 +100,8 @@ class EvaluatedBid(db.Model):
     low_price_attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
     low_price_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     low_price_reason: Mapped[str] = mapped_column(Text, default="")  # the panel's decision
+    # Position drawn by lot for a tie the tie-breaks could not separate (lower wins).
+    lot_draw: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -28,9 +28,9 @@ Fault rules (REFERENCE.md): an envelope that fails to open through the bidder's 
 (stored bytes differ from the receipt, blob missing) "withdrawn", with an incident event;
 the others go on.
 
-Gap: only the commercial part's fields are kept (in `OpeningLine`). Technical and
-qualification parts stay in the sealed envelopes; the evaluation will need to open them
-again (a rerun ceremony, or an evaluation key decided with that work).
+The commercial part's fields are kept in `OpeningLine`; the technical part (metadata
+stripped, scanned for the bidder's identity) and the qualification parts go to the blob
+store and each opened bid gets an `EvaluatedBid` with a random code (app/evaluations/parts.py).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.custody.models import CustodianKey, KeyShare, TenderKey
 from app.custody.operations import KEY_HOLDER_ROLES, envelope_tender_id
+from app.evaluations import parts as evaluation_parts
 from app.events import CHANNEL_PREFIX, publish_after_commit
 from app.extensions import db, redis_client
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
@@ -404,13 +405,6 @@ def unlock_share(actor: User, tender: Tender, passphrase: str) -> bool:
 # --- opening (the job's work) --------------------------------------------------------------
 
 
-class _Discard:
-    """Sink for the parts not kept at opening (technical, qualification)."""
-
-    def write(self, data) -> int:
-        return len(data)
-
-
 @dataclass
 class _Outcome:
     bid: Bid
@@ -418,13 +412,15 @@ class _Outcome:
     status: str
     commercial: dict | None = None
     reason: str = ""
+    kept: evaluation_parts.KeptParts | None = None
 
 
 def _open_one(bid: Bid, company: Company, tender: Tender, private_key) -> _Outcome:
     commercial = io.BytesIO()
+    parts = evaluation_parts.PartSinks(blob_store())
 
     def sink_for(name: str):
-        return commercial if name == envelopes.COMMERCIAL else _Discard()
+        return commercial if name == envelopes.COMMERCIAL else parts.sink_for(name)
 
     try:
         with blob_store().open(bid.envelope_sha256) as stream:
@@ -443,13 +439,19 @@ def _open_one(bid: Bid, company: Company, tender: Tender, private_key) -> _Outco
             if isinstance(error, EnvelopeHashMismatch)
             else "the stored envelope is missing or unreadable"
         )
+        parts.discard()
         return _Outcome(bid, company, LineStatus.WITHDRAWN, reason=reason)
     except (EnvelopeError, ValueError) as error:
+        parts.discard()
         return _Outcome(bid, company, LineStatus.REVOKED, reason=f"{type(error).__name__}: {error}")
+    except BaseException:
+        parts.discard()
+        raise
     finally:
         commercial.seek(0)
         commercial.truncate()
-    return _Outcome(bid, company, LineStatus.OPENED, commercial=fields)
+    kept = parts.keep(company)
+    return _Outcome(bid, company, LineStatus.OPENED, commercial=fields, kept=kept)
 
 
 def _progress(tender_id: int, done: int, total: int) -> None:
@@ -522,6 +524,10 @@ def open_bids(tender_id: int) -> str:
 def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], now: datetime):
     sealing = sealing_record_of(tender)
     lines = []
+    evaluation_parts.record_opened_bids(
+        tender.id,
+        [(o.bid.id, o.kept) for o in outcomes if o.status == LineStatus.OPENED],
+    )
     for outcome in outcomes:
         fields = outcome.commercial
         db.session.add(

@@ -1,0 +1,401 @@
+"""Blind technical scoring keeps the bidders' identities from the experts.
+
+A tender whose bidders have distinctive names, credit codes, aliases and prices goes through
+the real flow (sealed, opened, evaluation started, review confirmed). Signed in as panel
+members, a crawler follows every link, form action and document of the scoring pages, and
+reads every scoring API answer, in every state an expert meets before unblinding (drafts,
+locked, every sheet locked with outliers, a sheet reopened): no identity appears in any
+body, page title, URL or header. Then the codes are shown not to follow the submission
+order."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import pytest
+
+from app.accounts.models import Role
+from app.accounts.operations import create_api_token
+from app.bids.models import Bid
+from app.companies.models import CompanyAlias
+from app.core.types import utcnow
+from app.evaluations import review, scoring
+from app.evaluations.parts import record_evaluated_bid
+from app.extensions import db
+from tests.app.evaluation_helpers import text_pdf
+from tests.app.scoring_helpers import confirm_review, fill_sheet, lock
+from tests.conftest import AuthActions
+
+# Prices nobody would type by chance, each checked in several spellings.
+PRICES = ["487613.27", "503391.58", "512277.91"]
+NAMES = ["Quillfeather Turbines", "Vexmoor Hydraulics", "Brackenholt Ironworks"]
+ALIASES = ["QFT Zentral", "Vexmoor Old Mill", "Brackenholt & Söhne"]
+
+
+@pytest.fixture(autouse=True)
+def request_context(app):
+    with app.test_request_context():
+        yield
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+        self.title = ""
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src", "action", "data") and value:
+                self.urls.append(value)
+        self._in_title = tag == "title" and not self.title
+
+    def handle_endtag(self, tag):
+        if tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data):
+        if self._in_title:
+            self.title += data
+
+
+def price_spellings(price: str) -> list[str]:
+    whole, cents = price.split(".")
+    grouped = f"{int(whole):,}"
+    return [
+        price,
+        whole,
+        grouped,
+        grouped.replace(",", " "),
+        grouped.replace(",", "\u00a0"),
+        grouped.replace(",", "."),
+        f"{whole},{cents}",
+    ]
+
+
+@pytest.fixture
+def blind(make_tender, make_user):
+    """The tender in stage SCORING, its bidders made distinctive before anything is
+    sealed (their technical PDFs carry the alias as /Author metadata, which the opening
+    strips), and the forbidden strings."""
+    from tests.app.evaluation_helpers import opened_tender, seat_panel, staff_of
+
+    technicals = [
+        text_pdf(["Technical proposal", f"Proposal {n}: on time, in full."], author=alias)
+        for n, alias in enumerate(ALIASES, start=1)
+    ]
+    opened = opened_tender(make_tender, make_user, PRICES, technicals=technicals)
+    tender = opened.tender
+    for bidder, name, alias in zip(opened.bidders, NAMES, ALIASES, strict=True):
+        bidder.company.name = name + " Co., Ltd."
+        bidder.full_name = f"{name} Agent"
+        bidder.email = f"agent@{name.split()[0].lower()}.example"
+        db.session.add(CompanyAlias(company_id=bidder.company_id, alias=alias))
+    db.session.commit()
+    experts = seat_panel(make_user, tender, 3)
+    review.start_evaluation(staff_of(tender), tender, chair=experts[0])
+    db.session.commit()
+    confirm_review(tender, experts[0])
+    forbidden = set()
+    for bidder, bid, price in zip(opened.bidders, opened.bids, PRICES, strict=True):
+        company = bidder.company
+        forbidden |= {
+            company.name,
+            company.name.split()[0],
+            company.registration_number,
+            bidder.email,
+            bidder.full_name,
+            bid.envelope_sha256,
+            *price_spellings(price),
+        }
+    forbidden |= set(ALIASES) | set(NAMES)
+    return tender, experts, forbidden
+
+
+class Crawler:
+    """Fetches every same-site URL reachable from the start pages inside the scoring area,
+    checking each response against the forbidden strings."""
+
+    ALLOWED_PREFIXES = ("/scoring/", "/api/v1/tenders/")
+
+    def __init__(self, client, tender, forbidden):
+        self.client, self.tender, self.forbidden = client, tender, forbidden
+        self.seen: set[str] = set()
+        self.pages = 0
+
+    def check_text(self, where: str, text: str) -> None:
+        lowered = text.casefold()
+        for needle in self.forbidden:
+            assert needle.casefold() not in lowered, f"{needle!r} in {where}"
+        # HTML escaping must not hide a name either.
+        unescaped = lowered.replace("&amp;", "&").replace("&#39;", "'").replace("&quot;", '"')
+        for needle in self.forbidden:
+            assert needle.casefold() not in unescaped, f"{needle!r} (escaped) in {where}"
+
+    def check_url(self, url: str) -> None:
+        self.check_text(f"URL {url}", url)
+        # The only number a scoring URL carries is the tender's id (codes aside).
+        path = urlsplit(url).path.removeprefix("/api/v1/")
+        path = re.sub(r"T-[0-9A-Z]{3}", "", path)
+        numbers = {int(n) for n in re.findall(r"\d+", path)} - {self.tender.id}
+        assert not numbers, f"unexpected ids {numbers} in {url}"
+
+    def check_headers(self, url: str, response) -> None:
+        for name, value in response.headers.items():
+            self.check_text(f"header {name} of {url}", value)
+
+    def check_json(self, url: str, value, path: str = "") -> None:
+        """No identity anywhere, and integers only where the format puts them."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                assert key not in {"bid_id", "bidder_id", "company", "price", "bidder"}, (
+                    f"{key} in {url}"
+                )
+                self.check_json(url, item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for item in value:
+                self.check_json(url, item, f"{path}[]")
+        elif isinstance(value, bool) or value is None:
+            return
+        elif isinstance(value, int):
+            allowed = {
+                ".status",
+                ".tender.id",
+                ".seat",
+                ".filled",
+                ".total",
+                ".reopened_count",
+                ".members[].seat",
+                ".members[].filled",
+                ".members[].total",
+                ".members[].reopened_count",
+            }
+            assert path in allowed, f"integer {value} at {path} in {url}"
+            if path == ".tender.id":
+                assert value == self.tender.id
+
+    def get(self, url: str, headers=None):
+        self.check_url(url)
+        response = self.client.get(url, headers=headers or {})
+        self.pages += 1
+        # 405: a form's action, POST only (its URL and answer are still checked).
+        assert response.status_code in (200, 302, 303, 403, 404, 405, 409), (
+            url,
+            response.status_code,
+        )
+        self.check_headers(url, response)
+        location = response.headers.get("Location")
+        if location:
+            self.check_url(location)
+        return response
+
+    def crawl(self, start: list[str], headers=None) -> None:
+        queue = list(start)
+        while queue:
+            url = urldefrag(queue.pop(0))[0]
+            if url in self.seen:
+                continue
+            self.seen.add(url)
+            response = self.get(url, headers)
+            content_type = response.headers.get("Content-Type", "")
+            if content_type.startswith("application/pdf"):
+                disposition = response.headers["Content-Disposition"]
+                assert re.fullmatch(r'inline; filename="T-[0-9A-Z]{3}\.pdf"', disposition)
+                # The /Author the bidder left in is gone from the stripped part.
+                for alias in ALIASES:
+                    assert alias.encode() not in response.data
+                continue
+            text = response.get_data(as_text=True)
+            self.check_text(url, text)
+            if content_type.startswith("application/json"):
+                body = response.get_json()
+                self.check_json(url, body)
+                for bid in body.get("bids", []) if isinstance(body, dict) else []:
+                    if bid.get("document_url"):
+                        queue.append(bid["document_url"])
+                continue
+            links = Links()
+            links.feed(text)
+            self.check_text(f"title of {url}", links.title)
+            for found in links.urls:
+                target = urljoin(url, found)
+                parts = urlsplit(target)
+                if parts.netloc not in ("", "localhost"):
+                    continue
+                self.check_url(parts.path)
+                if parts.path.startswith(self.ALLOWED_PREFIXES) and parts.path not in self.seen:
+                    queue.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+    def post(self, url: str, **kwargs):
+        self.check_url(url)
+        response = self.client.post(url, **kwargs)
+        self.check_headers(url, response)
+        if response.headers.get("Location"):
+            self.check_url(response.headers["Location"])
+        if response.is_json:
+            self.check_text(url, response.get_data(as_text=True))
+            self.check_json(url, response.get_json())
+        else:
+            self.check_text(url, response.get_data(as_text=True))
+        return response
+
+
+class Sessions:
+    """One signed-in client and API token per expert (a TOTP code is accepted once)."""
+
+    def __init__(self, app, tender, forbidden):
+        self.app, self.tender, self.forbidden = app, tender, forbidden
+        self.clients: dict[int, tuple] = {}
+
+    def crawl(self, user) -> Crawler:
+        if user.id not in self.clients:
+            client = self.app.test_client()
+            AuthActions(client).login(user)
+            token = create_api_token(user, "crawl")
+            db.session.commit()
+            self.clients[user.id] = (client, {"Authorization": f"Bearer {token}"})
+        client, api = self.clients[user.id]
+        crawler = Crawler(client, self.tender, self.forbidden)
+        crawler.api = api
+        tender_id = self.tender.id
+        crawler.crawl(["/scoring/", f"/scoring/tenders/{tender_id}", "/panels/invitations"])
+        base = f"/api/v1/tenders/{tender_id}/scoring"
+        crawler.crawl([f"{base}/sheet", f"{base}/progress", f"{base}/results"], headers=api)
+        return crawler
+
+
+def test_experts_never_meet_an_identity(app, blind):
+    tender, experts, forbidden = blind
+    chair, second, third = experts
+    codes = [b.code for b in review.evaluated_bids(tender)]
+    criteria = scoring.criteria_of(tender)
+
+    sessions = Sessions(app, tender, forbidden)
+    crawl_as = sessions.crawl
+    # 1. Empty sheets.
+    for user in experts:
+        crawler = crawl_as(user)
+        assert crawler.pages >= 2 + 2 * len(codes)
+    # 2. Drafts and refusals through the pages and the API, each answer checked.
+    crawler = crawl_as(second)
+    form = {f"score_{c.key}": "1" for c in criteria} | {"score_training": "5"}  # no reason
+    refused = crawler.post(f"/scoring/tenders/{tender.id}/bids/{codes[0]}", data=form)
+    assert refused.status_code == 400
+    answer = crawler.client.put(
+        f"/api/v1/tenders/{tender.id}/scoring/sheet",
+        headers=crawler.api,
+        json={"scores": [{"code": codes[1], "criterion": "training", "score": "9"}]},
+    )
+    assert answer.status_code == 400
+    crawler.check_text("PUT sheet", answer.get_data(as_text=True))
+    crawler.check_json("PUT sheet", answer.get_json())
+    form["reason_training"] = "Complete plan."
+    assert (
+        crawler.post(f"/scoring/tenders/{tender.id}/bids/{codes[0]}", data=form).status_code == 302
+    )
+    # 3. Every sheet locked; seat 3 an outlier on one bid, so flags show.
+    fill_sheet(second, tender)
+    lock(second, tender)
+    fill_sheet(chair, tender)
+    lock(chair, tender)
+    fill_sheet(third, tender, {(codes[2], "specification_compliance"): "25"})
+    lock(third, tender)
+    assert scoring.open_outliers(tender)
+    for user in experts:
+        crawl_as(user)
+    # 4. The outlier's reason, a reopened sheet, locked again: still nothing.
+    crawler = crawl_as(third)
+    crawler.post(
+        f"/scoring/tenders/{tender.id}/outliers",
+        data={"code": codes[2], "criterion": "specification_compliance", "reason": "Best."},
+    )
+    chair_crawler = crawl_as(chair)
+    chair_crawler.post(
+        f"/scoring/tenders/{tender.id}/reopen", data={"seat": 2, "reason": "Typing error."}
+    )
+    crawl_as(second)
+    crawl_as(chair)
+    lock(second, tender)
+    crawl_as(chair)
+
+    # The identities do appear once the chair unblinds (the check above can fail).
+    scoring.unblind(chair, tender)
+    db.session.commit()
+    client = sessions.clients[second.id][0]
+    text = client.get(f"/scoring/tenders/{tender.id}/results").get_data(as_text=True)
+    assert all(name in text for name in NAMES)
+    assert any(code in text for code in codes)
+
+
+def test_codes_do_not_follow_the_submission_order(make_tender, make_user):
+    """Codes drawn for 20 tenders of 5 bids each, in submission order: if the codes kept
+    that order, every tender would list its bids by code in submission order."""
+    bidders = [make_user(Role.BIDDER) for _ in range(5)]
+    in_order, first_positions, all_codes = 0, set(), []
+    for _ in range(20):
+        tender = make_tender(keyed=False)
+        bids = []
+        for bidder in bidders:
+            bid = Bid(
+                tender_id=tender.id,
+                company_id=bidder.company_id,
+                submitted_by_id=bidder.id,
+                envelope_sha256="c" * 64,
+                size=1,
+                received_at=utcnow(),
+                receipt="{}",
+            )
+            db.session.add(bid)
+            db.session.flush()
+            bids.append(bid)
+        taken: set[str] = set()
+        rows = [record_evaluated_bid(tender.id, bid.id, None, taken) for bid in bids]
+        db.session.flush()
+        codes = [row.code for row in rows]
+        assert len(set(codes)) == 5 and all(re.fullmatch(r"T-[0-9A-Z]{3}", c) for c in codes)
+        by_code = [row.bid_id for row in review.evaluated_bids(tender)]
+        in_order += by_code == [b.id for b in bids]
+        first_positions.add(by_code.index(bids[0].id))
+        all_codes += codes
+    db.session.rollback()
+    # Random codes: a tender keeps submission order with probability 1/120.
+    assert in_order <= 2
+    assert len(first_positions) >= 3
+    assert len(set(all_codes)) >= 90  # 100 codes from 32**3: hardly any repeats
+
+
+def test_no_page_of_the_panel_links_a_code_to_an_identity(app, blind):
+    """The review pages name the bidders (compliance is not blind) and the anonymity page
+    names codes: no page the panel reaches in stage SCORING shows both."""
+    tender, experts, forbidden = blind
+    codes = [b.code for b in review.evaluated_bids(tender)]
+    client = app.test_client()
+    AuthActions(client).login(experts[0])  # the chair sees the most
+    queue, seen, pages = (
+        [f"/evaluations/tenders/{tender.id}", f"/scoring/tenders/{tender.id}"],
+        set(),
+        0,
+    )
+    while queue:
+        url = queue.pop(0)
+        if url in seen:
+            continue
+        seen.add(url)
+        response = client.get(url)
+        if response.status_code != 200 or not response.mimetype.startswith("text/html"):
+            continue
+        pages += 1
+        text = response.get_data(as_text=True).replace("&amp;", "&")
+        named = [n for n in forbidden if n.casefold() in text.casefold()]
+        coded = [c for c in codes if c in text]
+        assert not (named and coded), f"{url} shows {named[:2]} and {coded[:2]}"
+        links = Links()
+        links.feed(text)
+        for found in links.urls:
+            path = urlsplit(urljoin(url, found)).path
+            if path.startswith((f"/evaluations/tenders/{tender.id}", "/scoring/")):
+                queue.append(path)
+    assert pages >= 3
