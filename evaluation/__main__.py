@@ -1,7 +1,8 @@
 """``python -m evaluation``: score, verify and validate scoring files.
 
 Exit status: 0 done (verified); 1 ``verify`` found differences; 2 the input could not be
-used (unreadable, not a valid scoring file, a PDF, a usage error).
+used (unreadable, not a valid scoring file, a PDF without one, a usage error). A signed
+evaluation record (PDF) is read through its embedded scoring.json (evaluation.pdf).
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ EXIT_DIFFERENT = 1
 EXIT_UNUSABLE = 2
 
 PDF_MESSAGE = (
-    "{name} is a PDF. Reading the scoring file embedded in a signed evaluation record needs "
-    "the embedded-file support that comes with signed records; until then extract "
-    "scoring.json from the PDF first (e.g. `pdfdetach -saveall {name}`) and verify that file."
+    "{name} is a PDF without a usable scoring file: {reason}. Give a signed evaluation "
+    "record (its scoring.json attachment is read), or the scoring file itself."
 )
 
 
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m evaluation",
         description="Score a tender's bids from a scoring file, or verify a scored one.\n"
         "Exit status: 0 done (verified); 1 verify found differences; 2 FILE cannot be used\n"
-        "(unreadable, not a valid scoring file, a PDF).",
+        "(unreadable, not a valid scoring file, a PDF without one).\nFILE may be a signed "
+        "evaluation record (PDF): its embedded scoring.json is used.",
         epilog=FORMAT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -77,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Recompute a panel draw from the JSON the platform publishes at "
         "/panels/tenders/ID/draw.json: check the seed against its inputs (sealing-record "
         "Merkle root and draw time), then print the initially drawn and the current panel "
-        "(user ids). Exit 0 when the seed matches its inputs, 1 when it does not, 2 when FILE "
+        "(user ids; null for a seat left vacant). `non_technical` lists the specialties that do "
+        "not count toward the two-thirds of technical or economic seats (default: legal). "
+        "Exit 0 when the seed matches its inputs, 1 when it does not, 2 when FILE "
         "cannot be used.",
     )
     p_replay.add_argument("file", metavar="FILE", help="draw JSON, or - for stdin")
@@ -85,14 +88,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _draw_replay(data: bytes) -> int:
-    from evaluation.draw import DrawError, replay, seed_from
+    from evaluation.draw import NON_TECHNICAL, DrawError, replay, seed_from
 
     try:
         doc = json.loads(data)
         inputs = doc["seed_inputs"]
         expected = seed_from(inputs["merkle_root"], inputs["draw_time"]).hex()
         result = replay(
-            doc["eligible"], doc["size"], doc["quotas"], doc["seed"], doc.get("redraws", ())
+            doc["eligible"],
+            doc["size"],
+            doc["quotas"],
+            doc["seed"],
+            doc.get("redraws", ()),
+            frozenset(doc.get("non_technical", NON_TECHNICAL)),
         )
     except (ValueError, KeyError, TypeError, DrawError) as exc:
         print(f"error: not a replayable draw: {exc}", file=sys.stderr)
@@ -120,8 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "draw-replay":
         return _draw_replay(data)
     if is_pdf(data):
-        print(f"error: {PDF_MESSAGE.format(name=args.file)}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        from evaluation.pdf import EmbeddedFileError, scoring_file_from_pdf
+
+        try:
+            data = scoring_file_from_pdf(data)
+        except EmbeddedFileError as exc:
+            print(f"error: {PDF_MESSAGE.format(name=args.file, reason=exc)}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        print(
+            f"{args.file}: reading its embedded scoring.json (its signatures are not checked "
+            "here: use a PDF signature validator)",
+            file=sys.stderr,
+        )
     try:
         doc = parse_json(data)
         if args.command == "score":

@@ -83,13 +83,13 @@ def test_verify_detects_an_altered_expert_score(scored_file: Path):
     assert "$.result.bids[1].technical_score.expert_totals.E4" in out.stdout
 
 
-def test_verify_refuses_a_pdf_with_a_clear_message(tmp_path: Path):
+def test_verify_refuses_a_pdf_without_a_scoring_file(tmp_path: Path):
     pdf = tmp_path / "record.pdf"
     pdf.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n")
     out = run("verify", str(pdf))
     assert out.returncode == 2
     assert "is a PDF" in out.stderr
-    assert "embedded-file support that comes with signed records" in out.stderr
+    assert "without a usable scoring file" in out.stderr
 
 
 def test_invalid_file_lists_every_problem(tmp_path: Path):

@@ -1,3 +1,25 @@
-"""Who may call the records routes."""
+"""Who may call the records routes: the record page, its status and its file are for staff
+of the tender's centre, supervisors, admins and the tender's panel members (an expert not
+on the panel gets 404, so the gate is the role); staff of the centre (and admins; the chair
+too, as an operation) request it again; panel members countersign."""
 
-EXPECTED: dict = {}
+from tests.app.expectations import CENTRE_A_DECIDE, CENTRE_A_READ, PUBLIC
+
+VIEWERS = CENTRE_A_READ | {"expert"}
+
+EXPECTED = {
+    "records.show": VIEWERS,
+    "records.status": VIEWERS,
+    "records.download": VIEWERS,
+    "records.request_record": CENTRE_A_DECIDE,
+    "records.countersign": frozenset({"expert"}),
+}
+
+API_VIEWERS = frozenset({"staff_a", "staff_b", "supervisor", "admin", "expert"})
+
+EXPECTED |= {
+    "api.platform_signing_ca": PUBLIC,
+    # staff of another centre pass the role gate and get 404 (the tender is not theirs)
+    "api.tender_records": API_VIEWERS,
+    "api.tender_record_pdf": API_VIEWERS,
+}

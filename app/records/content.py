@@ -1,0 +1,397 @@
+"""What an evaluation record shows, gathered from the scoring file and the database.
+
+The scoring file (`Evaluation.scoring_json`, embedded byte-identical in the PDF) is the
+source of every number: compliance verdicts and their reasons, the price working, the
+experts' scores and reasons, the aggregation, the ranking. The database adds what the file
+does not carry: the tender's identification and schedule, the sealing and opening records,
+the panel with their conflict declarations, the codes the experts saw and whom they hid,
+and the audit-chain head.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+
+from app.accounts.models import User
+from app.audit import chain_head
+from app.bids.models import Bid
+from app.bids.operations import bidder_id, sealing_record_of
+from app.companies.models import Company
+from app.evaluations.charts import price_chart_svg, score_spread_svg
+from app.evaluations.models import EvaluatedBid, Evaluation
+from app.extensions import db
+from app.opening.models import OpeningLine
+from app.panels.models import PanelMember
+from app.tenders.documents import blob_store
+from app.tenders.models import Tender
+
+log = logging.getLogger(__name__)
+
+# Charts are drawn for at most this many bids per chart (the tables list every one).
+CHART_MAX_ROWS = 40
+
+
+@dataclass
+class RecordContent:
+    tender: Tender
+    evaluation: Evaluation
+    scoring: dict[str, Any]
+    scoring_text: str
+    names: dict[str, str]  # bidder id -> company name
+    codes: dict[str, str]  # bidder id -> technical code
+    sealing: dict[str, Any] | None
+    opening: list[dict[str, Any]]
+    opening_sha256: str | None
+    panel: list[dict[str, Any]]
+    compliance: list[dict[str, Any]]
+    price: dict[str, Any]
+    criteria: list[dict[str, Any]]
+    experts: list[str]
+    expert_sheets: list[dict[str, Any]]
+    aggregated: list[dict[str, Any]]
+    ranking: list[dict[str, Any]]
+    candidates: list[dict[str, Any]]
+    outcome: dict[str, Any]
+    flags: list[Any]
+    audit_seq: int
+    audit_head: str
+    charts: dict[str, Any] = field(default_factory=dict)
+
+    def as_context(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def _dec(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _identities(tender: Tender) -> tuple[dict[str, str], dict[str, str]]:
+    names: dict[str, str] = {}
+    codes: dict[str, str] = {}
+    rows = db.session.execute(
+        select(EvaluatedBid.code, Company)
+        .join(Bid, Bid.id == EvaluatedBid.bid_id)
+        .join(Company, Company.id == Bid.company_id)
+        .where(EvaluatedBid.tender_id == tender.id)
+        .order_by(EvaluatedBid.code)
+    ).all()
+    for code, company in rows:
+        names[bidder_id(company)] = company.name
+        codes[bidder_id(company)] = code
+    return names, codes
+
+
+def _sealing(tender: Tender) -> dict[str, Any] | None:
+    document = sealing_record_of(tender)
+    if document is None:
+        return None
+    out: dict[str, Any] = {"sha256": document.sha256, "root": None, "count": None}
+    try:
+        with blob_store().open(document.sha256) as handle:
+            data = json.loads(handle.read())
+        record = data.get("record", data)
+        out["root"] = record.get("root")
+        leaves = record.get("leaves") or record.get("envelopes") or record.get("hashes")
+        out["count"] = len(leaves) if isinstance(leaves, list) else record.get("count")
+        out["sealed_at"] = record.get("sealed_at") or record.get("time")
+    except Exception:  # a missing blob is shown as such, never hidden
+        log.exception("sealing record %s of tender %s unreadable", document.id, tender.id)
+    return out
+
+
+def _opening(tender: Tender) -> tuple[list[dict[str, Any]], str | None]:
+    from app.opening.operations import record_of
+
+    rows = db.session.execute(
+        select(OpeningLine, Company)
+        .join(Company, Company.id == OpeningLine.company_id)
+        .where(OpeningLine.tender_id == tender.id)
+        .order_by(OpeningLine.bid_id)
+    ).all()
+    lines = [
+        {
+            "bidder": bidder_id(company),
+            "company": company.name,
+            "status": line.status,
+            "price": line.price,
+            "envelope_sha256": line.envelope_sha256,
+            "reason": line.reason,
+            "objection": line.objection,
+        }
+        for line, company in rows
+    ]
+    document = record_of(tender)
+    return lines, document.sha256 if document else None
+
+
+def _panel(tender: Tender, evaluation: Evaluation) -> list[dict[str, Any]]:
+    rows = db.session.execute(
+        select(PanelMember, User)
+        .join(User, User.id == PanelMember.user_id)
+        .where(PanelMember.tender_id == tender.id)
+        .order_by(PanelMember.position, PanelMember.id)
+    ).all()
+    return [
+        {
+            "seat": member.position,
+            "expert": f"E{member.position}",
+            "name": user.full_name,
+            "user_id": user.id,
+            "specialty": member.drawn_for or "",
+            "status": member.status,
+            "chair": user.id == evaluation.chair_id,
+            "declared_at": member.conflict_declared_at,
+            "statement": member.conflict_statement,
+            "removed_reason": member.removed_reason,
+            "declined_reason": member.declined_reason,
+        }
+        for member, user in rows
+    ]
+
+
+def _input_bids(scoring: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {bid["id"]: bid for bid in scoring.get("bids", [])}
+
+
+def _compliance(scoring: dict[str, Any]) -> list[dict[str, Any]]:
+    inputs = _input_bids(scoring)
+    out = []
+    for bid in scoring.get("result", {}).get("bids", []):
+        source = inputs.get(bid["id"], {})
+        override = source.get("compliance_override")
+        out.append(
+            {
+                "bid": bid["id"],
+                "automatic": bid.get("automatic_compliant"),
+                "compliant": bid.get("compliant"),
+                "reasons": [r.get("message") or r.get("code") for r in bid.get("reasons", [])],
+                "override": override,
+                "checks": source.get("compliance", {}),
+                "documents": source.get("documents", []),
+            }
+        )
+    return out
+
+
+def _criteria(scoring: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": c["key"],
+            "title": c.get("title") or c["key"],
+            "max_points": c.get("max_points"),
+        }
+        for c in scoring.get("technical_criteria", [])
+    ]
+
+
+def _experts(scoring: dict[str, Any]) -> list[str]:
+    panel = scoring.get("result", {}).get("panel")
+    if panel:
+        return list(panel)
+    seen: dict[str, None] = {}
+    for bid in scoring.get("bids", []):
+        for expert in bid.get("technical", {}):
+            seen.setdefault(expert, None)
+    return sorted(seen, key=lambda e: (len(e), e))
+
+
+def _expert_sheets(
+    scoring: dict[str, Any], experts: list[str], criteria: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    sheets = []
+    for expert in experts:
+        rows = []
+        for bid in scoring.get("bids", []):
+            scores = bid.get("technical", {}).get(expert)
+            if scores is None:
+                continue
+            reasons = bid.get("technical_reasons", {}).get(expert, {})
+            rows.append(
+                {
+                    "bid": bid["id"],
+                    "scores": [scores.get(c["key"]) for c in criteria],
+                    "reasons": [
+                        (c["key"], reasons[c["key"]]) for c in criteria if reasons.get(c["key"])
+                    ],
+                }
+            )
+        sheets.append({"expert": expert, "rows": rows})
+    return sheets
+
+
+def _aggregated(scoring: dict[str, Any], criteria: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for bid in scoring.get("result", {}).get("bids", []):
+        technical = bid.get("technical_score") or {}
+        commercial = bid.get("commercial_score") or {}
+        out.append(
+            {
+                "bid": bid["id"],
+                "price": bid.get("price"),
+                "evaluated_price": bid.get("evaluated_price"),
+                "price_score": bid.get("price_score"),
+                "commercial": commercial.get("total"),
+                "technical": technical.get("total"),
+                "technical_method": technical.get("method"),
+                "dropped": ", ".join(
+                    x
+                    for x in (technical.get("dropped_highest"), technical.get("dropped_lowest"))
+                    if x
+                ),
+                "means": [technical.get("criteria_means", {}).get(c["key"]) for c in criteria],
+                "total": bid.get("total"),
+                "rank": bid.get("rank"),
+                "compliant": bid.get("compliant"),
+            }
+        )
+    out.sort(key=lambda row: (row["rank"] is None, row["rank"] or 0, row["bid"]))
+    return out
+
+
+def _charts(content: RecordContent) -> dict[str, Any]:
+    from flask_babel import gettext as _
+
+    charts: dict[str, Any] = {}
+    label = {bid: content.codes.get(bid) or bid for bid in content.names} | {}
+    priced = [
+        (label.get(row["bid"], row["bid"]), _dec(row["price"]))
+        for row in (content.price or {}).get("bids", [])
+        if _dec(row.get("price")) is not None
+    ]
+    if not priced:
+        priced = [
+            (label.get(row["bid"], row["bid"]), _dec(row["price"]))
+            for row in content.aggregated
+            if _dec(row["price"]) is not None
+        ]
+    if priced:
+        charts["price"] = price_chart_svg(
+            priced[:CHART_MAX_ROWS],
+            _dec((content.price or {}).get("benchmark")),
+            title=_("Price distribution"),
+            benchmark_label=_("Benchmark"),
+        )
+    spreads = []
+    inputs = _input_bids(content.scoring)
+    bids = [row["bid"] for row in content.aggregated if row["technical"] is not None]
+    for criterion in content.criteria:
+        rows = []
+        for bid in bids[:CHART_MAX_ROWS]:
+            scores = {
+                expert: value
+                for expert, sheet in inputs.get(bid, {}).get("technical", {}).items()
+                if (value := _dec(sheet.get(criterion["key"]))) is not None
+            }
+            if scores:
+                rows.append((label.get(bid, bid), scores, frozenset()))
+        maximum = _dec(criterion["max_points"])
+        if rows and maximum:
+            spreads.append(
+                {
+                    "criterion": criterion,
+                    "svg": score_spread_svg(
+                        rows,
+                        maximum,
+                        title=_("Score spread: %(criterion)s", criterion=criterion["title"]),
+                        mean_label=_("mean"),
+                        outlier_label=_("outlier"),
+                    ),
+                }
+            )
+    charts["spreads"] = spreads
+    charts["truncated"] = len(bids) > CHART_MAX_ROWS or len(priced) > CHART_MAX_ROWS
+    return charts
+
+
+def record_content(tender: Tender, evaluation: Evaluation) -> RecordContent:
+    """Everything the record template shows. Needs `evaluation.scoring_json`."""
+    if not evaluation.scoring_json:
+        raise ValueError("the evaluation has no scoring file")
+    names, codes = _identities(tender)
+    opening, opening_sha256 = _opening(tender)
+    for line in opening:
+        names.setdefault(line["bidder"], line["company"])
+    seq, head = chain_head()
+    return build_content(
+        evaluation.scoring_json,
+        tender,
+        evaluation,
+        names=names,
+        codes=codes,
+        sealing=_sealing(tender),
+        opening=opening,
+        opening_sha256=opening_sha256,
+        panel=_panel(tender, evaluation),
+        audit_seq=seq,
+        audit_head=head,
+    )
+
+
+def build_content(
+    scoring_text: str,
+    tender: Any,
+    evaluation: Any,
+    *,
+    names: dict[str, str],
+    codes: dict[str, str],
+    sealing: dict[str, Any] | None,
+    opening: list[dict[str, Any]],
+    opening_sha256: str | None,
+    panel: list[dict[str, Any]],
+    audit_seq: int,
+    audit_head: str,
+) -> RecordContent:
+    """The record's content from the scoring file and the facts read from the database
+    (the benchmark passes its own)."""
+    scoring = json.loads(scoring_text)
+    result = scoring.get("result", {})
+    criteria = _criteria(scoring)
+    experts = _experts(scoring)
+    aggregated = _aggregated(scoring, criteria)
+    outcome = result.get("outcome", {})
+    candidates = [
+        {"rank": i + 1, "bid": bid, "name": names.get(bid, ""), "code": codes.get(bid, "")}
+        for i, bid in enumerate(outcome.get("candidates", [])[:3])
+    ]
+    by_bid = {row["bid"]: row for row in aggregated}
+    ranking = [
+        {**by_bid.get(entry["bid"], {}), "rank": entry["rank"], "bid": entry["bid"]}
+        for entry in result.get("ranking", [])
+    ]
+    content = RecordContent(
+        tender=tender,
+        evaluation=evaluation,
+        scoring=scoring,
+        scoring_text=scoring_text,
+        names=names,
+        codes=codes,
+        sealing=sealing,
+        opening=opening,
+        opening_sha256=opening_sha256,
+        panel=panel,
+        compliance=_compliance(scoring),
+        price=result.get("price") or {},
+        criteria=criteria,
+        experts=experts,
+        expert_sheets=_expert_sheets(scoring, experts, criteria),
+        aggregated=aggregated,
+        ranking=ranking,
+        candidates=candidates,
+        outcome=outcome,
+        flags=result.get("flags", []),
+        audit_seq=audit_seq,
+        audit_head=audit_head,
+    )
+    content.charts = _charts(content)
+    return content

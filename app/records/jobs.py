@@ -1,0 +1,215 @@
+"""The record job: render the evaluation record (WeasyPrint, PDF/A-3b with the scoring file
+attached), sign it as the platform, store it. Seconds of work for a large tender, so never
+in a request.
+
+Progress is committed step by step (the job owns its session, inline or in a worker) so the
+staff page can show it. Idempotent: a record that is already signed, or superseded, is left
+alone; a failure marks the record FAILED with the error, and staff can request it again.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from app.accounts.models import User
+from app.audit import append_event
+from app.core.types import utcnow
+from app.evaluations.models import Evaluation
+from app.extensions import db
+from app.pdf import TEMPLATES_DIR, PdfAttachment, render_pdf
+from app.records import operations
+from app.records.models import EvaluationRecord, RecordSignature, RecordStatus
+from app.tasks import in_app_context
+from app.tender_templates import normalize_locale
+from app.tenders.models import Tender
+
+log = logging.getLogger(__name__)
+
+RECORD_TEMPLATE = "pdf/evaluation_record.html"
+RECORD_STYLESHEET = "css/evaluation_record.css"
+ATTACHMENT_NAME = "scoring.json"
+
+
+def record_resources() -> dict:
+    return {RECORD_STYLESHEET: TEMPLATES_DIR / "pdf" / "evaluation_record.css"}
+
+
+def record_locale(record: EvaluationRecord) -> str:
+    """The requester's language (the chair's or staff member's), else the default."""
+    user = db.session.get(User, record.requested_by_id) if record.requested_by_id else None
+    default = current_app.config.get("BABEL_DEFAULT_LOCALE", "en")
+    try:
+        return normalize_locale(user.locale) if user is not None and user.locale else default
+    except Exception:
+        return default
+
+
+def render_record_html(tender: Tender, evaluation: Evaluation, locale: str) -> tuple[str, dict]:
+    """The record's HTML and the audit head it shows (for tests and the benchmark too)."""
+    from app.records.content import record_content
+
+    with force_locale(locale):
+        content = record_content(tender, evaluation)
+        html = record_html(content, locale)
+    return html, {"audit_head": content.audit_head, "audit_seq": content.audit_seq}
+
+
+def record_html(content, locale: str) -> str:
+    """The template rendered with `content` (app.records.content.RecordContent)."""
+    with force_locale(locale):
+        return render_template(
+            RECORD_TEMPLATE,
+            lang=locale.replace("_", "-"),
+            issued_at=utcnow(),
+            document_hash=operations.scoring_sha256(content.scoring_text),
+            **content.as_context(),
+        )
+
+
+def render_record_pdf(html: str, scoring_json: str) -> bytes:
+    return render_pdf(
+        html,
+        resources=record_resources(),
+        pdf_variant="pdf/a-3b",
+        attachments=[
+            PdfAttachment(
+                name=ATTACHMENT_NAME,
+                data=scoring_json.encode("utf-8"),
+                description="Fairbid scoring file (input and result)",
+                relationship="Data",
+            )
+        ],
+    )
+
+
+def _step(record: EvaluationRecord, step: str, progress: int) -> None:
+    record.step = step
+    record.progress = progress
+    db.session.commit()
+
+
+def _load(record_id: int) -> EvaluationRecord | None:
+    return db.session.scalar(
+        select(EvaluationRecord)
+        .where(EvaluationRecord.id == record_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+@in_app_context
+def render_record(record_id: int) -> str:
+    """RQ job: render, sign and store the evaluation record `record_id`."""
+    record = _load(record_id)
+    if record is None:
+        return "missing"
+    if record.status not in (RecordStatus.QUEUED, RecordStatus.RENDERING, RecordStatus.FAILED):
+        return str(record.status)
+    record.status = RecordStatus.RENDERING
+    record.started_at = utcnow()
+    record.error = ""
+    _step(record, "collecting", 5)
+    try:
+        outcome = _make(record)
+        db.session.commit()
+        return outcome
+    except Exception as error:
+        db.session.rollback()
+        log.exception("evaluation record %s failed", record_id)
+        record = _load(record_id)
+        if record is not None and record.status != RecordStatus.SUPERSEDED:
+            record.status = RecordStatus.FAILED
+            record.error = f"{type(error).__name__}: {error}"[:2000]
+            record.step = "failed"
+            tender = db.session.get(Tender, record.tender_id)
+            append_event(
+                "record.failed",
+                object_type="tender",
+                object_id=record.tender_id,
+                centre_id=tender.centre_id if tender else None,
+                data={"record": record.id, "error": type(error).__name__},
+            )
+            db.session.commit()
+        return "failed"
+
+
+def _make(record: EvaluationRecord) -> str:
+    from app.records import signing
+
+    tender = db.session.get(Tender, record.tender_id)
+    evaluation = db.session.get(Evaluation, record.tender_id)
+    if tender is None or evaluation is None or not evaluation.scoring_json:
+        raise RuntimeError("the tender's evaluation has no scoring file")
+    if evaluation.round != record.round:
+        raise RuntimeError("the evaluation moved to another round; this record is stale")
+    scoring_json = evaluation.scoring_json
+    locale = record_locale(record)
+    _step(record, "rendering", 15)
+    started = time.perf_counter()
+    html, facts = render_record_html(tender, evaluation, locale)
+    pdf = render_record_pdf(html, scoring_json)
+    rendered = time.perf_counter()
+    pages = len(PdfReader(io.BytesIO(pdf)).pages)
+    record.pages = pages
+    _step(record, "signing", 80)
+    signed = signing.sign_pdf(
+        pdf,
+        signer="platform",
+        field_name=operations.PLATFORM_FIELD,
+        reason=f"Evaluation record {tender.reference}, round {record.round}",
+        stamp_text=f"Fairbid platform\n{tender.reference}\n%(ts)s",
+    )
+    done = time.perf_counter()
+    _step(record, "storing", 95)
+    record = _load(record.id)
+    if record.status == RecordStatus.SUPERSEDED:
+        return "superseded"
+    certificate = signing.platform_certificate()
+    document = operations.store_version(record, tender, signed, operations._title(tender, record))
+    db.session.add(
+        RecordSignature(
+            record_id=record.id,
+            signer_id=None,
+            certificate_id=certificate.id,
+            field_name=operations.PLATFORM_FIELD,
+            signed_at=utcnow(),
+            sha256=document.sha256,
+            size=document.size,
+        )
+    )
+    record.status = RecordStatus.SIGNED
+    record.scoring_sha256 = operations.scoring_sha256(scoring_json)
+    record.audit_head = facts["audit_head"]
+    record.pages = pages
+    record.progress = 100
+    record.step = "signed"
+    db.session.flush()
+    append_event(
+        "record.signed",
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={
+            "record": record.id,
+            "round": record.round,
+            "sha256": document.sha256,
+            "scoring_sha256": record.scoring_sha256,
+            "audit_head": record.audit_head,
+            "pages": pages,
+            "certificate": certificate.serial,
+        },
+    )
+    log.info(
+        "evaluation record %s: %d pages, rendered in %.1f s, signed in %.2f s",
+        record.id,
+        pages,
+        rendered - started,
+        done - rendered,
+    )
+    return "signed"
