@@ -19,7 +19,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app.centres.models import TradingCentre
 from app.extensions import db
-from app.tenders.models import PUBLIC_STATUSES, Tender, TenderStatus
+from app.tenders.models import PUBLIC_STATUSES, DocumentKind, Tender, TenderStatus
 
 PER_PAGE = 20
 MAX_PAGE = 10_000
@@ -257,8 +257,14 @@ def answered_enquiries(tender: Tender) -> list:
 
 def current_documents(tender: Tender) -> list:
     """What a bidder downloads now: superseded renderings of the tender document drop out;
-    attachments and addendum documents stay."""
-    return [document for document in tender.documents if document.superseded_at is None]
+    attachments and addendum documents stay. Only the tender's own documents: records,
+    notices and letters have their own pages and their own access rules."""
+    public = {kind.value for kind in DocumentKind}
+    return [
+        document
+        for document in tender.documents
+        if document.superseded_at is None and document.kind in public
+    ]
 
 
 def feed_tenders(*, centre: TradingCentre | None = None, category: str | None = None):

@@ -279,6 +279,63 @@ def _refusal(rejected: UploadRejected, filename: str, declared: str | None):
     )
 
 
+@dataclass
+class Upload:
+    """A file as it arrives with a form or an API call: its name, declared type, stream."""
+
+    filename: str
+    content_type: str | None
+    stream: BinaryIO
+
+
+def store_attachments(uploads: list[Upload], *, max_files: int) -> list[dict]:
+    """Check every file's type on its first bytes, then stream each into the blob store
+    under the attachment size cap. A refused file (count, type or size) raises
+    `OperationError` before any row refers to a blob (an orphan blob of a refused request
+    is never deleted here: the same bytes may belong to a concurrent upload, the store
+    deduplicates). Returns, per file, its
+    `{"filename", "sha256", "size", "content_type"}`."""
+    uploads = [upload for upload in uploads if upload.filename]
+    if len(uploads) > max_files:
+        raise OperationError(_l("Attach at most %(n)d files.", n=max_files), code="too_many_files")
+    checked = []
+    for upload in uploads:  # every type first: a bad file stores nothing at all
+        head = upload.stream.read(HEAD_SIZE)
+        try:
+            kind = check_upload(upload.filename, upload.content_type, head)
+        except UploadRejected as rejected:
+            raise OperationError(
+                _refusal(rejected, upload.filename, upload.content_type),
+                code=f"upload_{rejected.code}",
+            ) from None
+        checked.append((upload, head, kind))
+    limit = current_app.config["MAX_ATTACHMENT_SIZE"]
+    store = blob_store()
+    attachments = []
+    try:
+        for upload, head, kind in checked:
+            stored = store.put_stream(_Rejoined(head, upload.stream), max_size=limit)
+            attachments.append(
+                {
+                    "filename": safe_filename(upload.filename),
+                    "sha256": stored.sha256,
+                    "size": stored.size,
+                    "content_type": kind.media_type,
+                }
+            )
+    except BlobTooLarge:
+        raise OperationError(
+            _l(
+                "The attachment %(name)s is larger than the limit of %(mib)s MiB.",
+                name=safe_filename(upload.filename),
+                mib=_mib(limit),
+            ),
+            code="too_large",
+            status=413,
+        ) from None
+    return attachments
+
+
 def add_attachment(
     actor: User,
     tender: Tender,

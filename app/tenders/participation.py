@@ -95,6 +95,9 @@ def record_download(user: User, document: TenderDocument) -> None:
             code="not_registered",
             status=403,
         )
+    if document.kind not in {kind.value for kind in DocumentKind}:
+        # Records, notices and letters are served by their own pages, with their own rules.
+        raise OperationError(_l("There is no such document."), code="not_found", status=404)
     if document.superseded_at is not None and document.kind != DocumentKind.ATTACHMENT:
         raise OperationError(_l("This document was replaced."), code="superseded", status=404)
     db.session.add(

@@ -1,0 +1,281 @@
+"""API: result notices (public), candidates, objections and their decisions, sending a tender
+back to evaluation, the award, failure, re-tendering, and a bidder's result letter.
+
+Money and scores are decimal strings, times ISO 8601 in UTC. The operations check the
+centre scope and the state; a refusal changes nothing and answers in the usual error shape.
+"""
+
+from __future__ import annotations
+
+from apiflask import Schema
+from apiflask.fields import String
+from apiflask.validators import Length, OneOf
+from flask import abort, request
+from flask_babel import lazy_gettext as _l
+
+from app.api import auth, bp, roles_required
+from app.api.roles import BIDDERS, TENDER_MANAGERS, VIEWERS
+from app.api.tenders import _errors, _tender, _transaction, tender_scope
+from app.core.errors import OperationError
+from app.evaluations.models import EvaluationStage
+from app.extensions import db
+from app.permissions import Permission, can
+from app.results import letters, operations
+from app.results.models import Objection, ObjectionStatus, ResultNotice
+from app.tenders.documents import open_document, send_document
+from app.tenders.models import Tender, TenderDocument
+
+
+class FailureIn(Schema):
+    reason_code = String(required=True, validate=OneOf(operations.FAILURE_CODES))
+    text = String(load_default="", validate=Length(max=4000))
+
+
+class DecisionIn(Schema):
+    outcome = String(
+        required=True, validate=OneOf([ObjectionStatus.UPHELD, ObjectionStatus.DISMISSED])
+    )
+    reason = String(required=True, validate=Length(min=1, max=operations.MAX_OBJECTION_TEXT))
+
+
+class ReopenIn(Schema):
+    reason = String(required=True, validate=Length(min=1, max=operations.MAX_OBJECTION_TEXT))
+    stage = String(
+        load_default=EvaluationStage.SCORING.value,
+        validate=OneOf([stage.value for stage in operations.REOPEN_STAGES]),
+    )
+
+
+def _scoped_tender(tender_id: int, **_other) -> Tender:
+    return _tender(tender_id)
+
+
+def _time(moment) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def notice_data(notice: ResultNotice) -> dict:
+    return {
+        "id": notice.id,
+        "kind": notice.kind,
+        "published_at": _time(notice.published_at),
+        "objection_deadline": _time(notice.objection_deadline),
+        "superseded_at": _time(notice.superseded_at),
+        "reason": notice.reason,
+        "content": notice.content or {},
+    }
+
+
+def objection_data(objection: Objection, with_company: bool = True) -> dict:
+    data = {
+        "id": objection.id,
+        "notice_id": objection.notice_id,
+        "filed_at": _time(objection.filed_at),
+        "text": objection.text,
+        "attachments": objection.attachments or [],
+        "status": objection.status,
+        "decided_at": _time(objection.decided_at),
+        "decision_reason": objection.decision_reason,
+    }
+    if with_company:
+        data["company_id"] = objection.company_id
+    return data
+
+
+def _results(tender: Tender) -> dict:
+    current = operations.current_notice(tender)
+    links = operations.retender_links(tender)
+    return {
+        "tender": tender.id,
+        "status": tender.status,
+        "current": notice_data(current) if current else None,
+        "notices": [notice_data(n) for n in operations.notices_of(tender)],
+        "retender": {
+            k: {"id": v["id"], "reference": v["reference"]} if v else None for k, v in links.items()
+        },
+    }
+
+
+def _staff_call(tender_id: int, operation, *args):
+    tender = _tender(tender_id)
+    with _transaction():
+        operation(auth.current_user, tender, *args)
+    return _results(tender)
+
+
+@bp.get("/tenders/<int:tender_id>/results")
+@bp.doc(
+    summary="The result notices of a tender (public)",
+    description="`current` is the notice in force (candidates with the objection deadline, "
+    "award, or failure); `notices` lists every notice, superseded ones marked.",
+    responses=_errors(404),
+)
+def get_results(tender_id: int):
+    tender = db.session.get(Tender, tender_id)
+    if tender is None or not tender.is_public:
+        abort(404)
+    return _results(tender)
+
+
+@bp.post("/tenders/<int:tender_id>/results/candidates")
+@bp.auth_required(auth)
+@roles_required(*TENDER_MANAGERS)
+@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@bp.doc(
+    summary="Publish the candidates (staff of the centre)",
+    description="Once the panel has finalised and the record of the round is signed; the "
+    "objection period starts now.",
+    responses=_errors(400, 403, 404, 409),
+)
+def publish_candidates(tender_id: int):
+    return _staff_call(tender_id, operations.publish_candidates), 201
+
+
+@bp.post("/tenders/<int:tender_id>/results/award")
+@bp.auth_required(auth)
+@roles_required(*TENDER_MANAGERS)
+@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@bp.doc(
+    summary="Publish the award (staff of the centre)",
+    description="After the objection period, with no objection open; the result letters "
+    "are made by a job.",
+    responses=_errors(400, 403, 404, 409),
+)
+def publish_award(tender_id: int):
+    return _staff_call(tender_id, operations.publish_award), 201
+
+
+@bp.post("/tenders/<int:tender_id>/results/failure")
+@bp.auth_required(auth)
+@roles_required(*TENDER_MANAGERS)
+@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@bp.input(FailureIn, arg_name="body")
+@bp.doc(
+    summary="Declare the tender failed (staff of the centre)",
+    description="`reason_code`: no_compliant_bid, too_few_bids, all_over_ceiling or other "
+    "(`text` required). From opened, evaluating or candidates.",
+    responses=_errors(400, 403, 404, 409),
+)
+def declare_failed(tender_id: int, body):
+    return _staff_call(tender_id, operations.declare_failed, body["reason_code"], body["text"])
+
+
+@bp.post("/tenders/<int:tender_id>/results/retender")
+@bp.auth_required(auth)
+@roles_required(*TENDER_MANAGERS)
+@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@bp.doc(
+    summary="Re-tender a failed tender as a new draft (staff of the centre)",
+    description="Copies the template version, title, lots, budget, custodians and "
+    "description; the reference is `<old>-R<n>`.",
+    responses=_errors(403, 404, 409),
+)
+def retender(tender_id: int):
+    tender = _tender(tender_id)
+    with _transaction():
+        new = operations.retender(auth.current_user, tender)
+    return {"id": new.id, "reference": new.reference, "status": new.status}, 201
+
+
+@bp.post("/tenders/<int:tender_id>/results/reopen")
+@bp.auth_required(auth)
+@roles_required(*TENDER_MANAGERS)
+@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@bp.input(ReopenIn, arg_name="body")
+@bp.doc(
+    summary="Send the tender back to evaluation after an upheld objection (staff)",
+    description="Supersedes the signed record and the candidates notice; the evaluation "
+    "starts a new round at `stage` (scoring or review).",
+    responses=_errors(400, 403, 404, 409),
+)
+def reopen_evaluation(tender_id: int, body):
+    return _staff_call(
+        tender_id, operations.reopen_evaluation, body["reason"], EvaluationStage(body["stage"])
+    )
+
+
+@bp.get("/tenders/<int:tender_id>/objections")
+@bp.auth_required(auth)
+@roles_required(*VIEWERS, *BIDDERS)
+@bp.doc(
+    summary="Objections to a tender's candidates",
+    description="Staff of the centre and supervisors see every objection; a bidder sees "
+    "its own company's.",
+    responses=_errors(403, 404),
+)
+def list_objections(tender_id: int):
+    tender = _tender(tender_id)
+    user = auth.current_user
+    if can(user, Permission.VIEW_TENDERS, tender.centre_id):
+        objections = operations.objections_of(tender)
+    elif can(user, Permission.TAKE_PART):
+        objections = operations.objections_of(tender, user.company_id)
+    else:
+        abort(403)
+    return {"objections": [objection_data(o) for o in objections]}
+
+
+@bp.post("/tenders/<int:tender_id>/objections")
+@bp.auth_required(auth)
+@roles_required(*BIDDERS)
+@bp.doc(
+    summary="File an objection to the candidates (companies that bid)",
+    description="`multipart/form-data` with `text` and up to five `attachments` files, or "
+    'JSON `{"text": ...}`. Only within the objection period (server clock), one open '
+    "objection per company at a time.",
+    responses=_errors(400, 403, 404, 409),
+)
+def file_objection(tender_id: int):
+    tender = _tender(tender_id)
+    if request.is_json:
+        body = request.get_json(silent=True)
+        text = body.get("text", "") if isinstance(body, dict) else ""
+        uploads = []
+    else:
+        text = request.form.get("text", "")
+        uploads = [
+            operations.Upload(f.filename or "", f.mimetype, f.stream)
+            for f in request.files.getlist("attachments")
+            if f and f.filename
+        ]
+    if not isinstance(text, str):
+        raise OperationError(_l("Say what the objection is about and why."), code="text")
+    with _transaction():
+        objection = operations.file_objection(auth.current_user, tender, text, uploads)
+    return objection_data(objection), 201
+
+
+@bp.post("/tenders/<int:tender_id>/objections/<int:objection_id>/decision")
+@bp.auth_required(auth)
+@roles_required(*TENDER_MANAGERS)
+@tender_scope(_scoped_tender, Permission.MANAGE_TENDERS)
+@bp.input(DecisionIn, arg_name="body")
+@bp.doc(
+    summary="Uphold or dismiss an objection, with the reason (staff of the centre)",
+    responses=_errors(400, 403, 404, 409),
+)
+def decide_objection(tender_id: int, objection_id: int, body):
+    tender = _tender(tender_id)
+    objection = db.session.get(Objection, objection_id)
+    if objection is None or objection.tender_id != tender.id:
+        abort(404)
+    with _transaction():
+        operations.decide_objection(auth.current_user, objection, body["outcome"], body["reason"])
+    return objection_data(objection)
+
+
+@bp.get("/tenders/<int:tender_id>/results/letter")
+@bp.auth_required(auth)
+@roles_required(*BIDDERS)
+@bp.doc(
+    summary="The caller's company's result letter (signed PDF)",
+    description="404 until the letters job has made it.",
+    responses=_errors(403, 404),
+)
+def result_letter(tender_id: int):
+    tender = _tender(tender_id)
+    letter = letters.letter_of(tender, auth.current_user.company_id)
+    if letter is None:
+        abort(404)
+    document = db.session.get(TenderDocument, letter.document_id)
+    return send_document(document, open_document(document))

@@ -1,0 +1,800 @@
+"""Results: the candidates notice and its objection window, bidders' objections and staff
+decisions, sending a tender back to evaluation, the award notice, failure and re-tendering.
+
+Every operation calls `require` once first, audits in the same transaction and never
+commits; e-mail, live events, portal-cache bumps and the letters job wait for the commit.
+A notice is never edited: a correction is a new notice and the old one is marked
+superseded. The server clock alone decides whether an objection is in time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app, has_request_context, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+
+from app.accounts.models import Role, User
+from app.audit import append_event
+from app.audit.models import AuditEvent
+from app.bids.models import Bid, BidStatus
+from app.bids.operations import bidder_id
+from app.companies.models import Company
+from app.core.errors import Conflict, OperationError
+from app.core.mail import send_after_commit
+from app.core.types import utcnow
+from app.evaluations.models import Evaluation, EvaluationStage
+from app.events import publish_after_commit
+from app.extensions import db
+from app.permissions import Permission, can, require
+from app.records.models import EvaluationRecord, RecordStatus
+from app.records.operations import supersede
+from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNotice
+from app.tenders import documents
+from app.tenders.documents import Upload, store_attachments
+from app.tenders.models import Notification, Tender, TenderStatus
+from app.tenders.operations import TENDER_CHANNEL, LotInput, TenderInput, create_tender
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_COUNT = 3
+MAX_OBJECTION_TEXT = 20_000
+MAX_OBJECTION_FILES = 5
+FAILURE_CODES = ("no_compliant_bid", "too_few_bids", "all_over_ceiling", "other")
+FAILABLE = frozenset({TenderStatus.OPENED, TenderStatus.EVALUATING, TenderStatus.CANDIDATES})
+SIGNED_RECORD = frozenset({RecordStatus.SIGNED, RecordStatus.COMPLETE})
+REOPEN_STAGES = (EvaluationStage.REVIEW, EvaluationStage.SCORING)
+
+
+def failure_labels() -> dict[str, Any]:
+    return {
+        "no_compliant_bid": _l("No compliant bid"),
+        "too_few_bids": _l("Fewer bids than the minimum"),
+        "all_over_ceiling": _l("Every bid is above the ceiling price"),
+        "other": _l("Another reason"),
+    }
+
+
+def objection_days() -> int:
+    return int(current_app.config.get("FAIRBID_OBJECTION_DAYS", 3))
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def notices_of(tender: Tender) -> list[ResultNotice]:
+    return list(
+        db.session.scalars(
+            select(ResultNotice)
+            .where(ResultNotice.tender_id == tender.id)
+            .order_by(ResultNotice.published_at, ResultNotice.id)
+        )
+    )
+
+
+def current_notice(tender: Tender) -> ResultNotice | None:
+    """The latest notice still in force (None before the candidates are published)."""
+    return db.session.scalar(
+        select(ResultNotice)
+        .where(ResultNotice.tender_id == tender.id, ResultNotice.superseded_at.is_(None))
+        .order_by(ResultNotice.published_at.desc(), ResultNotice.id.desc())
+        .limit(1)
+    )
+
+
+def objections_of(tender: Tender, company_id: int | None = None) -> list[Objection]:
+    query = select(Objection).where(Objection.tender_id == tender.id)
+    if company_id is not None:
+        query = query.where(Objection.company_id == company_id)
+    return list(db.session.scalars(query.order_by(Objection.filed_at, Objection.id)))
+
+
+def open_objections(tender: Tender) -> list[Objection]:
+    return [o for o in objections_of(tender) if o.status == ObjectionStatus.OPEN]
+
+
+def bidding_companies(tender: Tender) -> list[Company]:
+    """Companies with a submitted (current) bid for the tender: those who took part."""
+    return list(
+        db.session.scalars(
+            select(Company)
+            .join(Bid, Bid.company_id == Company.id)
+            .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
+            .distinct()
+            .order_by(Company.id)
+        )
+    )
+
+
+def took_part(company_id: int | None, tender: Tender) -> bool:
+    if company_id is None:
+        return False
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Bid)
+            .where(
+                Bid.tender_id == tender.id,
+                Bid.company_id == company_id,
+                Bid.status == BidStatus.SUBMITTED,
+            )
+        )
+        > 0
+    )
+
+
+def evaluation_of(tender: Tender) -> Evaluation | None:
+    return db.session.get(Evaluation, tender.id)
+
+
+def records_of(tender: Tender) -> list[EvaluationRecord]:
+    return list(
+        db.session.scalars(
+            select(EvaluationRecord)
+            .where(EvaluationRecord.tender_id == tender.id)
+            .order_by(EvaluationRecord.round, EvaluationRecord.id)
+        )
+    )
+
+
+def signed_record(tender: Tender, evaluation: Evaluation | None) -> EvaluationRecord | None:
+    """The signed record of the evaluation's current round, if there is one."""
+    if evaluation is None:
+        return None
+    return db.session.scalar(
+        select(EvaluationRecord).where(
+            EvaluationRecord.tender_id == tender.id,
+            EvaluationRecord.round == evaluation.round,
+            EvaluationRecord.status.in_(list(SIGNED_RECORD)),
+        )
+    )
+
+
+def scoring_file(evaluation: Evaluation | None) -> dict | None:
+    if evaluation is None or not evaluation.scoring_json:
+        return None
+    try:
+        return json.loads(evaluation.scoring_json)
+    except ValueError:
+        log.error("evaluation of tender %s: scoring file is not JSON", evaluation.tender_id)
+        return None
+
+
+def window_open(notice: ResultNotice | None, now=None) -> bool:
+    return (
+        notice is not None
+        and notice.kind == NoticeKind.CANDIDATES
+        and notice.objection_deadline is not None
+        and (now or utcnow()) <= notice.objection_deadline
+    )
+
+
+def is_staff_of(user: Any, tender: Tender) -> bool:
+    return can(user, Permission.VIEW_TENDERS, tender.centre_id)
+
+
+def retender_links(tender: Tender) -> dict[str, dict | None]:
+    """{"successor": {...}, "predecessor": {...}} from the audit events that link them."""
+    links: dict[str, dict | None] = {"successor": None, "predecessor": None}
+    for action, key, field in (
+        ("tender.retendered", "successor", "retender_id"),
+        ("tender.retender_of", "predecessor", "original_id"),
+    ):
+        event = db.session.scalar(
+            select(AuditEvent)
+            .where(
+                AuditEvent.action == action,
+                AuditEvent.object_type == "tender",
+                AuditEvent.object_id == str(tender.id),
+            )
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        )
+        if event is not None:
+            data = json.loads(event.data)
+            other = db.session.get(Tender, data.get(field))
+            if other is not None:
+                links[key] = {"id": other.id, "reference": other.reference, "tender": other}
+    return links
+
+
+# --- the scoring file, for notices and letters ---------------------------------------------
+
+
+def _result_rows(doc: dict | None) -> dict[str, dict]:
+    """Scored bids of the scoring file by bid id."""
+    if not doc:
+        return {}
+    return {row["id"]: row for row in (doc.get("result") or {}).get("bids", [])}
+
+
+def _part_scores(row: dict) -> dict[str, str | None]:
+    commercial = row.get("commercial_score") or {}
+    technical = row.get("technical_score") or {}
+    return {
+        "price": row.get("price_score"),
+        "commercial": commercial.get("total"),
+        "technical": technical.get("total"),
+    }
+
+
+def ranked_candidates(doc: dict, companies: Iterable[Company]) -> list[dict]:
+    """Up to three ranked candidates from the scoring file's ranking, named."""
+    by_bidder = {bidder_id(company): company for company in companies}
+    rows = _result_rows(doc)
+    result = doc.get("result") or {}
+    ranking = sorted(result.get("ranking") or [], key=lambda item: item["rank"])
+    candidates = []
+    for item in ranking[:CANDIDATE_COUNT]:
+        row = rows.get(item["bid"], {})
+        company = by_bidder.get(item["bid"])
+        candidates.append(
+            {
+                "rank": item["rank"],
+                "bid": item["bid"],
+                "company_id": company.id if company else None,
+                "company": company.name if company else item["bid"],
+                "price": row.get("price"),
+                "total": row.get("total"),
+                "scores": _part_scores(row),
+            }
+        )
+    return candidates
+
+
+def company_result(doc: dict | None, company: Company) -> dict | None:
+    """One company's line of the scored file (its own scores, verdict with reasons in the
+    current language, rank)."""
+    from app.evaluations.review import reason_text
+
+    row = _result_rows(doc).get(bidder_id(company))
+    if row is None:
+        return None
+    return {
+        "price": row.get("price"),
+        "compliant": row.get("compliant"),
+        "reasons": [
+            reason_text(
+                reason.get("code", ""), reason.get("params") or {}, reason.get("message", "")
+            )
+            for reason in row.get("reasons") or []
+        ],
+        "scores": _part_scores(row),
+        "total": row.get("total"),
+        "rank": row.get("rank"),
+    }
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+def _bidder_users(company_ids: Iterable[int]) -> list[User]:
+    ids = list(company_ids)
+    if not ids:
+        return []
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.company_id.in_(ids), User.role == Role.BIDDER, User.is_enabled.is_(True))
+            .order_by(User.id)
+        )
+    )
+
+
+def _notify(tender: Tender, company_ids: Iterable[int], subject, template: str, **context) -> int:
+    """In-app notification and e-mail to every bidder user of the companies."""
+    link = (
+        url_for("results.bidder", tender_id=tender.id, _external=True)
+        if has_request_context()
+        else ""
+    )
+    users = _bidder_users(company_ids)
+    for user in users:
+        db.session.add(
+            Notification(user_id=user.id, title=str(subject), link=link, body=tender.title)
+        )
+        send_after_commit(
+            user.email,
+            subject,
+            f"result_{template}",
+            locale=user.locale,
+            user=user,
+            tender=tender,
+            link=link,
+            **context,
+        )
+    return len(users)
+
+
+def _announce(tender: Tender, event: str, **payload) -> None:
+    publish_after_commit(TENDER_CHANNEL, {"tender": tender.id, "event": event, **payload})
+    documents.invalidate_portal_cache()
+
+
+def _letters_after_commit(tender: Tender) -> None:
+    from app.results.letters import enqueue_letters
+
+    locale = str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])
+    enqueue_letters(tender.id, locale)
+
+
+def _lock(row) -> None:
+    """Re-read the row under a row lock (PostgreSQL) so that two staff members, or two
+    requests of one company, cannot both pass the same state check."""
+    db.session.flush()  # the caller's pending changes are kept, not reloaded over
+    db.session.refresh(row, with_for_update=True)
+
+
+# --- candidates ----------------------------------------------------------------------------
+
+
+def publish_candidates(actor: User, tender: Tender) -> ResultNotice:
+    """Staff publish the ranked candidates once the record of the current round is signed;
+    the objection window opens now."""
+    require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    _lock(tender)
+    if tender.status != TenderStatus.EVALUATING:
+        raise Conflict(_l("Candidates are published for a tender under evaluation."), "status")
+    evaluation = evaluation_of(tender)
+    if evaluation is None or evaluation.stage != EvaluationStage.FINALISED:
+        raise Conflict(_l("The panel has not finalised the evaluation."), code="not_finalised")
+    record = signed_record(tender, evaluation)
+    if record is None:
+        raise Conflict(
+            _l("The evaluation record is not signed yet: publish once it is."), "not_signed"
+        )
+    doc = scoring_file(evaluation)
+    if doc is None or not (doc.get("result") or {}).get("ranking"):
+        raise Conflict(
+            _l("The scoring file ranks no compliant bid: declare the tender failed instead."),
+            code="no_ranking",
+        )
+    companies = bidding_companies(tender)
+    now = utcnow()
+    deadline = now + timedelta(days=objection_days())
+    candidates = ranked_candidates(doc, companies)
+    notice = ResultNotice(
+        tender_id=tender.id,
+        kind=NoticeKind.CANDIDATES,
+        record_id=record.id,
+        published_at=now,
+        published_by_id=actor.id,
+        objection_deadline=deadline,
+        content={
+            "round": evaluation.round,
+            "candidates": candidates,
+            "scoring_sha256": evaluation.scoring_sha256,
+        },
+    )
+    db.session.add(notice)
+    tender.status = TenderStatus.CANDIDATES
+    db.session.flush()
+    append_event(
+        "results.candidates_published",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={
+            "notice_id": notice.id,
+            "record_id": record.id,
+            "round": evaluation.round,
+            "objection_deadline": deadline.isoformat(),
+            "candidates": [[c["rank"], c["bid"]] for c in candidates],
+        },
+    )
+    _notify(
+        tender,
+        [c.id for c in companies],
+        _l("Candidates published for tender %(ref)s", ref=tender.reference),
+        "candidates",
+        notice=notice,
+    )
+    _announce(tender, "candidates", notice=notice.id)
+    return notice
+
+
+# --- objections ----------------------------------------------------------------------------
+
+
+def file_objection(actor: User, tender: Tender, text: str, uploads: list[Upload]) -> Objection:
+    """A company that took part objects to the candidates, in the window, with its reasons
+    and attachments. Late, empty, duplicate or badly typed: refused, nothing stored."""
+    require(actor, Permission.TAKE_PART)
+    _lock(tender)
+    if not took_part(actor.company_id, tender):
+        raise OperationError(
+            _l("Only companies that submitted a bid for this tender may object."),
+            code="not_a_bidder",
+            status=403,
+        )
+    notice = current_notice(tender)
+    if (
+        tender.status != TenderStatus.CANDIDATES
+        or notice is None
+        or notice.kind != NoticeKind.CANDIDATES
+    ):
+        raise Conflict(_l("There is no candidates notice to object to."), code="no_notice")
+    now = utcnow()
+    if not window_open(notice, now):
+        raise Conflict(
+            _l(
+                "The objection period ended at %(deadline)s (UTC); the server time is %(now)s. "
+                "Late objections are not accepted.",
+                deadline=notice.objection_deadline.strftime("%Y-%m-%d %H:%M:%S"),
+                now=now.strftime("%Y-%m-%d %H:%M:%S"),
+            ),
+            code="window_closed",
+        )
+    text = (text or "").strip()
+    if not text:
+        raise OperationError(_l("Say what the objection is about and why."), code="text")
+    if len(text) > MAX_OBJECTION_TEXT:
+        raise OperationError(
+            _l("The objection may be at most %(n)d characters long.", n=MAX_OBJECTION_TEXT),
+            code="text",
+        )
+    pending = db.session.scalar(
+        select(Objection.id).where(
+            Objection.tender_id == tender.id,
+            Objection.company_id == actor.company_id,
+            Objection.status == ObjectionStatus.OPEN,
+        )
+    )
+    if pending is not None:
+        raise Conflict(
+            _l("Your company's objection is still open: wait for its decision."),
+            code="objection_open",
+        )
+    attachments = store_attachments(uploads, max_files=MAX_OBJECTION_FILES)
+    objection = Objection(
+        tender_id=tender.id,
+        notice_id=notice.id,
+        company_id=actor.company_id,
+        filed_by_id=actor.id,
+        filed_at=now,
+        text=text,
+        attachments=attachments,
+        status=ObjectionStatus.OPEN,
+    )
+    db.session.add(objection)
+    db.session.flush()
+    append_event(
+        "results.objection_filed",
+        actor=actor,
+        object_type="objection",
+        object_id=objection.id,
+        centre_id=tender.centre_id,
+        data={
+            "tender": tender.id,
+            "notice_id": notice.id,
+            "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "attachments": [a["sha256"] for a in attachments],
+        },
+    )
+    publish_after_commit(
+        TENDER_CHANNEL, {"tender": tender.id, "event": "objection", "objection": objection.id}
+    )
+    return objection
+
+
+def decide_objection(actor: User, objection: Objection, outcome: str, reason: str) -> Objection:
+    """Staff uphold or dismiss an open objection, with the reason the bidder is told."""
+    tender = db.session.get(Tender, objection.tender_id)
+    require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    _lock(objection)
+    if objection.status != ObjectionStatus.OPEN:
+        raise Conflict(_l("This objection has already been decided."), code="decided")
+    if outcome not in (ObjectionStatus.UPHELD, ObjectionStatus.DISMISSED):
+        raise OperationError(_l("Choose to uphold or to dismiss the objection."), "outcome")
+    reason = (reason or "").strip()
+    if not reason:
+        raise OperationError(_l("Give the reason for the decision."), code="reason")
+    objection.status = outcome
+    objection.decided_by_id = actor.id
+    objection.decided_at = utcnow()
+    objection.decision_reason = reason[:MAX_OBJECTION_TEXT]
+    append_event(
+        f"results.objection_{outcome}",
+        actor=actor,
+        object_type="objection",
+        object_id=objection.id,
+        centre_id=tender.centre_id,
+        data={"tender": tender.id, "company_id": objection.company_id, "reason": reason},
+    )
+    _notify(
+        tender,
+        [objection.company_id],
+        _l("Your objection on tender %(ref)s is decided", ref=tender.reference),
+        "objection_decided",
+        objection=objection,
+    )
+    return objection
+
+
+def reopen_evaluation(
+    actor: User, tender: Tender, reason: str, stage: str = EvaluationStage.SCORING
+) -> Evaluation:
+    """After an upheld objection: the signed record and the candidates notice are
+    superseded (kept), the evaluation starts a new round at the stage staff choose (review:
+    the panel confirms the review again; scoring: the chair reopens the sheets the objection
+    concerns, with `app.evaluations.scoring.reopen_sheet`), and the panel finalises again,
+    which requests the new signed record."""
+    require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    _lock(tender)
+    if tender.status != TenderStatus.CANDIDATES:
+        raise Conflict(_l("Only a tender with published candidates can go back."), "status")
+    if stage not in REOPEN_STAGES:
+        raise OperationError(_l("Send the tender back to review or to scoring."), "stage")
+    reason = (reason or "").strip()
+    if not reason:
+        raise OperationError(_l("Give the reason for the re-evaluation."), code="reason")
+    notice = current_notice(tender)
+    if notice is None or notice.kind != NoticeKind.CANDIDATES:
+        raise Conflict(_l("There is no candidates notice in force."), code="no_notice")
+    if open_objections(tender):
+        raise Conflict(_l("Decide every open objection first."), code="objection_open")
+    upheld = [
+        o
+        for o in objections_of(tender)
+        if o.notice_id == notice.id and o.status == ObjectionStatus.UPHELD
+    ]
+    if not upheld:
+        raise Conflict(
+            _l("A tender goes back to evaluation only after an objection is upheld."),
+            code="none_upheld",
+        )
+    evaluation = evaluation_of(tender)
+    if evaluation is None:
+        raise Conflict(_l("This tender has no evaluation."), code="no_evaluation")
+    now = utcnow()
+    record = signed_record(tender, evaluation)
+    if record is not None:
+        supersede(record, reason)
+    notice.superseded_at = now
+    old_round = evaluation.round
+    evaluation.round = old_round + 1
+    evaluation.stage = stage
+    evaluation.finalised_at = None
+    evaluation.unblinded_at = None
+    if stage == EvaluationStage.REVIEW:
+        evaluation.review_confirmed_at = None
+        evaluation.review_confirmed_by_id = None
+    tender.status = TenderStatus.EVALUATING
+    append_event(
+        "results.evaluation_reopened",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={
+            "reason": reason,
+            "stage": str(stage),
+            "round": evaluation.round,
+            "previous_round": old_round,
+            "superseded_notice": notice.id,
+            "superseded_record": record.id if record else None,
+            "objections": [o.id for o in upheld],
+        },
+    )
+    _notify(
+        tender,
+        [c.id for c in bidding_companies(tender)],
+        _l("Tender %(ref)s goes back to evaluation", ref=tender.reference),
+        "reopened",
+        reason=reason,
+    )
+    _announce(tender, "evaluation_reopened", round=evaluation.round)
+    return evaluation
+
+
+# --- award ---------------------------------------------------------------------------------
+
+
+def publish_award(actor: User, tender: Tender) -> ResultNotice:
+    """After the objection window, with no objection open: the award notice (rank 1)."""
+    require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    _lock(tender)
+    notice = current_notice(tender)
+    if (
+        tender.status != TenderStatus.CANDIDATES
+        or notice is None
+        or notice.kind != NoticeKind.CANDIDATES
+    ):
+        raise Conflict(_l("Publish the candidates before the award."), code="no_candidates")
+    now = utcnow()
+    if window_open(notice, now):
+        raise Conflict(
+            _l(
+                "The objection period runs until %(deadline)s (UTC); the award comes after it.",
+                deadline=notice.objection_deadline.strftime("%Y-%m-%d %H:%M:%S"),
+            ),
+            code="window_open",
+        )
+    if open_objections(tender):
+        raise Conflict(
+            _l("An objection is still open: decide it before the award."), "objection_open"
+        )
+    candidates = (notice.content or {}).get("candidates") or []
+    if not candidates:
+        raise Conflict(_l("The candidates notice names no candidate."), code="no_candidates")
+    winner = min(candidates, key=lambda c: c["rank"])
+    award = ResultNotice(
+        tender_id=tender.id,
+        kind=NoticeKind.AWARD,
+        record_id=notice.record_id,
+        published_at=now,
+        published_by_id=actor.id,
+        content={"round": notice.content.get("round"), "winner": winner},
+    )
+    db.session.add(award)
+    tender.status = TenderStatus.AWARDED
+    db.session.flush()
+    append_event(
+        "results.award_published",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={
+            "notice_id": award.id,
+            "candidates_notice_id": notice.id,
+            "company_id": winner.get("company_id"),
+            "bid": winner.get("bid"),
+            "price": winner.get("price"),
+        },
+    )
+    _notify(
+        tender,
+        [c.id for c in bidding_companies(tender)],
+        _l("Tender %(ref)s is awarded", ref=tender.reference),
+        "award",
+        winner=winner,
+    )
+    _announce(tender, "awarded", notice=award.id)
+    _letters_after_commit(tender)
+    return award
+
+
+# --- failure and re-tendering --------------------------------------------------------------
+
+
+def declare_failed(actor: User, tender: Tender, reason_code: str, text: str = "") -> ResultNotice:
+    require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    _lock(tender)
+    if tender.status not in FAILABLE:
+        raise Conflict(
+            _l("A tender can be declared failed after its opening and before the award."),
+            code="status",
+        )
+    if reason_code not in FAILURE_CODES:
+        raise OperationError(_l("Choose the reason the tender failed."), code="reason_code")
+    text = (text or "").strip()
+    if reason_code == "other" and not text:
+        raise OperationError(_l("Explain the reason the tender failed."), code="reason")
+    now = utcnow()
+    previous = current_notice(tender)
+    if previous is not None:
+        previous.superseded_at = now
+    public_reason = str(failure_labels()[reason_code]) + (f": {text}" if text else "")
+    notice = ResultNotice(
+        tender_id=tender.id,
+        kind=NoticeKind.FAILED,
+        published_at=now,
+        published_by_id=actor.id,
+        content={"reason_code": reason_code, "text": text},
+        reason=public_reason,
+    )
+    db.session.add(notice)
+    tender.status = TenderStatus.FAILED
+    db.session.flush()
+    append_event(
+        "tender.failed",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={
+            "reason": reason_code,
+            "text": text,
+            "notice_id": notice.id,
+            "superseded_notice": previous.id if previous else None,
+        },
+    )
+    _notify(
+        tender,
+        [c.id for c in bidding_companies(tender)],
+        _l("Tender %(ref)s has failed", ref=tender.reference),
+        "failed",
+        reason=public_reason,
+    )
+    _announce(tender, "failed", notice=notice.id)
+    _letters_after_commit(tender)
+    return notice
+
+
+def _retender_reference(tender: Tender) -> str:
+    base = re.sub(r"-R\d+$", "", tender.reference)
+    number = 1
+    while True:
+        suffix = f"-R{number}"
+        reference = base[: 64 - len(suffix)] + suffix
+        taken = db.session.scalar(
+            select(Tender.id).where(
+                Tender.centre_id == tender.centre_id,
+                func.lower(Tender.reference) == reference.lower(),
+            )
+        )
+        if taken is None:
+            return reference
+        number += 1
+
+
+def retender(actor: User, tender: Tender) -> Tender:
+    """A new draft from a failed tender's data (template version, title, lots, budget,
+    custodians, description), through `create_tender`, with a fresh schedule of the same
+    lengths starting now; staff review and publish it as any draft."""
+    require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    _lock(tender)
+    if tender.status != TenderStatus.FAILED:
+        raise Conflict(_l("Only a failed tender can be re-tendered."), code="status")
+    if retender_links(tender)["successor"] is not None:
+        raise Conflict(_l("This tender has already been re-tendered."), code="retendered")
+    days_min = current_app.config["SUBMISSION_DAYS_MIN"].get(tender.category, 20)
+    try:
+        from app.tenders.operations import template_document
+
+        days_min = template_document(tender.template_version).get("submission_days_min") or (
+            days_min
+        )
+    except Exception:
+        log.warning("template of tender %s does not load", tender.id)
+    now = utcnow().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    bidding = max(tender.submission_deadline - tender.publication_at, timedelta(days=days_min + 1))
+    enquiry_gap = min(
+        max(tender.submission_deadline - tender.enquiry_deadline, timedelta(0)), bidding
+    )
+    opening_gap = max(tender.opening_at - tender.submission_deadline, timedelta(0))
+    deadline = now + bidding
+    data = TenderInput(
+        reference=_retender_reference(tender),
+        title=tender.title,
+        description=tender.description,
+        budget=tender.budget,
+        bid_bond_amount=tender.bid_bond_amount,
+        publication_at=now,
+        enquiry_deadline=deadline - enquiry_gap,
+        submission_deadline=deadline,
+        opening_at=deadline + opening_gap,
+        evaluation_days=tender.evaluation_days,
+        custodian_threshold=tender.custodian_threshold,
+        custodian_ids=[c.user_id for c in tender.custodians],
+        lots=[LotInput(x.title, x.budget, x.ceiling_price, x.reserve_price) for x in tender.lots],
+    )
+    new = create_tender(actor, tender.centre_id, tender.template_version, data)
+    append_event(
+        "tender.retendered",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"retender_id": new.id, "reference": new.reference},
+    )
+    append_event(
+        "tender.retender_of",
+        actor=actor,
+        object_type="tender",
+        object_id=new.id,
+        centre_id=tender.centre_id,
+        data={"original_id": tender.id, "reference": tender.reference},
+    )
+    documents.invalidate_portal_cache()
+    return new
