@@ -1,33 +1,58 @@
-"""OCDS 1.1 `tender` releases of published tenders, and the release package around them.
+"""OCDS 1.1 releases of a public tender, one per stage of its life, and the release
+package around them.
 
-Pure apart from reading the tender's attributes: no Flask, no queries of its own. The
-caller passes the settings (ocid prefix, currency) and how to make a document's URL.
+Pure apart from reading attributes: no Flask, no queries of its own. The caller gathers
+the rows (`app.portal.ocds_facts`) and passes the settings (ocid prefix, currency) and how
+to make a document's URL.
 
-Choices, where the standard leaves room:
+Releases are never edited; each stage that happened is its own release, and what a release
+says depends only on what was true at its date, so the same release comes back with the
+same content on every call (corrections are new releases):
+
+- "<ocid>-tender": publication. tag tender.
+- "<ocid>-update-<n>": the n-th addendum (tag tenderUpdate, an entry in
+  `tender.amendments`); the bid deadline in force moves with it.
+- "<ocid>-opening": the opening completed. tag tenderUpdate; the tenderers (parties with
+  their unified social credit code, scheme CN-USCC) and `bids.statistics` (counts only: no
+  price and no per-bid detail before the award).
+- "<ocid>-candidates-<notice id>": each candidates notice (a re-evaluation publishes a new
+  one). tag award / awardUpdate; one `pending` award per candidate, with its price; an
+  award no longer among the candidates becomes `cancelled`.
+- "<ocid>-award-<notice id>": the award notice. tags tenderUpdate + award / awardUpdate;
+  tender status `complete`; the winner's award `active`, the other candidates'
+  `unsuccessful`; `bids.details` (every opened envelope with its status and price) and the
+  final statistics appear here and not before.
+- "<ocid>-unsuccessful" (opening failed: too few envelopes) or
+  "<ocid>-unsuccessful-<notice id>" (failed notice): tender status `unsuccessful`, the
+  public reason in `tender.amendments`, pending awards `unsuccessful`.
+- "<ocid>-cancellation": tag tenderCancellation, tender status `cancelled`, the reason in
+  `tender.amendments`, pending awards `cancelled`.
+
+Other choices, where the standard leaves room:
 - ocid = "<prefix>-<centre code>-<reference>" (`Tender.ocid_suffix`); a reference is unique
   per centre and frozen at publication.
-- A release id names the state it describes: "<ocid>-tender", "<ocid>-update-<n>" after
-  the n-th addendum, "<ocid>-cancellation"; an award or failure adds "-complete" /
-  "-unsuccessful". Corrections are new releases, never edits of an old one.
-- tender.status (closed codelist): published, closed, opened, evaluating and candidates
-  are all "active" (the process is under way); awarded is "complete"; failed is
-  "unsuccessful"; cancelled is "cancelled".
 - mainProcurementCategory is goods / works / services; an asset or land-use right sale is
   not procurement and has no code in that closed codelist, so the field is omitted and
   procurementMethodDetails says what the process is.
-- OCDS documents have no hash field: the SHA-256 and size go in `description`
+- OCDS 1.1 documents have no hash field: the SHA-256 and size go in `description`
   ("SHA-256: <hex>; <n> bytes"), so a consumer can check the file at `url`.
 - Amounts are JSON numbers (the schema's type): Decimal becomes int when whole, else float,
   which is exact for the 2-decimal amounts of up to 15 significant digits we store.
-- Several lots use the lots extension (`tender.lots`), listed in the package's
-  `extensions`; a one-lot tender has no `lots`, as the extension advises.
+- Several lots use the lots extension (`tender.lots`); a one-lot tender has no `lots`, as
+  the extension advises. `bids` uses the bids extension. Both are listed in the package's
+  `extensions` when used.
+- Party ids: "centre-<code>" for the trading centre (buyer and procuring entity),
+  "CN-USCC-<code>" for a company. Award ids: "award-<company id>" (with "-lot-<n>" when
+  the tender has several lots), stable from the candidates notice to the award.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 OCDS_VERSION = "1.1"
@@ -35,23 +60,77 @@ LOTS_EXTENSION = (
     "https://raw.githubusercontent.com/open-contracting-extensions/ocds_lots_extension/"
     "v1.1.5/extension.json"
 )
+BIDS_EXTENSION = (
+    "https://raw.githubusercontent.com/open-contracting-extensions/ocds_bid_extension/"
+    "master/extension.json"
+)
+USCC_SCHEME = "CN-USCC"
 PROCUREMENT_CATEGORIES = frozenset({"goods", "works", "services"})
-TENDER_STATUS = {
-    "published": "active",
-    "closed": "active",
-    "opened": "active",
-    "evaluating": "active",
-    "candidates": "active",
-    "awarded": "complete",
-    "failed": "unsuccessful",
-    "cancelled": "cancelled",
-}
 DOCUMENT_TYPES = {
     "tender_html": "biddingDocuments",
     "tender_pdf": "biddingDocuments",
     "attachment": "technicalSpecifications",
     "addendum_pdf": "clarifications",
 }
+# Documents of the tender section: the tender document, attachments, addenda. Records,
+# notices and letters are documents of the awards (or private) and never listed here.
+TENDER_DOCUMENT_KINDS = frozenset(DOCUMENT_TYPES)
+# OpeningLine.status -> bid status before the evaluation's verdict.
+LINE_STATUS = {"opened": "valid", "revoked": "disqualified", "withdrawn": "withdrawn"}
+
+
+# -- the facts a caller gathers -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bidder:
+    id: int
+    name: str
+    uscc: str
+
+
+@dataclass(frozen=True)
+class OpenedEnvelope:
+    """One opening line: the envelope's bid id, when it was received, whose it is."""
+
+    bid_id: int
+    received_at: datetime | None
+    company_id: int
+    status: str  # opened | revoked | withdrawn
+    price: str | None
+
+
+@dataclass(frozen=True)
+class OpeningFacts:
+    status: str  # completed | failed (others: no release yet)
+    completed_at: datetime | None
+    reason: str = ""
+    envelopes: tuple[OpenedEnvelope, ...] = ()
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    """A result notice with its public documents as (documentType, TenderDocument)."""
+
+    id: int
+    kind: str  # candidates | award | failed
+    published_at: datetime
+    content: Any
+    reason: str = ""
+    documents: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass
+class TenderFacts:
+    tender: Any
+    opening: OpeningFacts | None = None
+    notices: list[NoticeFacts] = field(default_factory=list)
+    bidders: dict[int, Bidder] = field(default_factory=dict)
+    # The evaluation's verdict per bidder (unified social credit code): compliant or not.
+    compliant: dict[str, bool] = field(default_factory=dict)
+
+
+# -- small helpers ----------------------------------------------------------------------
 
 
 def timestamp(moment: datetime) -> str:
@@ -59,39 +138,491 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def amount(value: Decimal | None) -> int | float | None:
+def amount(value: Decimal | str | None) -> int | float | None:
     if value is None:
         return None
-    value = Decimal(value)
+    try:
+        value = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    if not value.is_finite():
+        return None
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def value_of(money: Decimal | None, currency: str) -> dict[str, Any] | None:
-    if money is None:
+def value_of(money: Decimal | str | None, currency: str) -> dict[str, Any] | None:
+    number = amount(money)
+    if number is None:
         return None
-    return {"amount": amount(money), "currency": currency}
-
-
-def release_state(tender) -> tuple[list[str], str, datetime]:
-    """(tag, id suffix, date) of the release describing the tender as it stands."""
-    addenda = sorted(tender.addenda, key=lambda a: a.number)
-    if tender.status == "cancelled":
-        return ["tenderCancellation"], "cancellation", tender.cancelled_at or changed_at(tender)
-    if addenda:
-        tag, suffix = ["tenderUpdate"], f"update-{addenda[-1].number}"
-    else:
-        tag, suffix = ["tender"], "tender"
-    if TENDER_STATUS.get(tender.status) in ("complete", "unsuccessful"):
-        suffix += "-" + TENDER_STATUS[tender.status]
-    return tag, suffix, changed_at(tender)
+    return {"amount": number, "currency": currency}
 
 
 def changed_at(tender) -> datetime:
+    """When the tender's announcement last changed (publication, addendum, cancellation)."""
     moments = [tender.published_at or tender.publication_at]
     moments += [addendum.published_at for addendum in tender.addenda]
     if tender.cancelled_at:
         moments.append(tender.cancelled_at)
     return max(moments)
+
+
+def party_id(bidder: Bidder) -> str:
+    return f"{USCC_SCHEME}-{bidder.uscc}"
+
+
+def _reference(bidder: Bidder) -> dict[str, Any]:
+    return {"id": party_id(bidder), "name": bidder.name}
+
+
+def _party(bidder: Bidder, roles: list[str]) -> dict[str, Any]:
+    return {
+        "id": party_id(bidder),
+        "name": bidder.name,
+        "identifier": {"scheme": USCC_SCHEME, "id": bidder.uscc, "legalName": bidder.name},
+        "roles": roles,
+    }
+
+
+def notice_entries(notice: NoticeFacts) -> list[dict[str, Any]]:
+    """The ranked candidates (or winners) a notice publishes.
+
+    `content` is {"candidates": [{"rank", "company_id", "company", "price", ...}]}; an award
+    notice may name its winner(s) under "winner" / "winners" instead of (or beside) the list.
+    """
+    content = notice.content
+    if isinstance(content, list):
+        return [e for e in content if isinstance(e, dict)]
+    if not isinstance(content, dict):
+        return []
+    if notice.kind == "award":
+        for key in ("winners", "winner", "award", "awarded"):
+            found = content.get(key)
+            if isinstance(found, dict):
+                return [found]
+            if isinstance(found, list) and found:
+                return [e for e in found if isinstance(e, dict)]
+    for key in ("candidates", "ranking"):
+        found = content.get(key)
+        if isinstance(found, list):
+            entries = [e for e in found if isinstance(e, dict)]
+            if notice.kind == "award" and any("rank" in e for e in entries):
+                return [e for e in entries if _rank(e) == 1]
+            return entries
+    return []
+
+
+def _rank(entry: dict[str, Any]) -> int | None:
+    try:
+        return int(entry.get("rank"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+# -- the builder --------------------------------------------------------------------------
+
+
+class _State:
+    """The contracting process as it stands after each stage, copied into each release."""
+
+    def __init__(self, facts: TenderFacts, ocid: str, currency: str, document_url) -> None:
+        self.facts = facts
+        self.tender = facts.tender
+        self.ocid = ocid
+        self.currency = currency
+        self.document_url = document_url
+        self.multi_lot = len(self.tender.lots) > 1
+        self.addenda_in_force = 0
+        self.status = "active"
+        self.amendments: list[dict[str, Any]] = []
+        self.tenderers: list[Bidder] = []
+        self.suppliers: set[int] = set()
+        self.statistics: list[dict[str, Any]] = []
+        self.details: list[dict[str, Any]] | None = None
+        self.awards: dict[str, dict[str, Any]] = {}
+        self.award_period_start: datetime | None = None
+        self.award_period_end: datetime | None = None
+
+    # Lookups ---------------------------------------------------------------------
+
+    def bidder_of(self, entry: dict[str, Any]) -> Bidder | None:
+        bidders = self.facts.bidders
+        company_id = entry.get("company_id")
+        if isinstance(company_id, int) and company_id in bidders:
+            return bidders[company_id]
+        code = entry.get("uscc") or entry.get("registration_number") or entry.get("bid")
+        for bidder in bidders.values():
+            if code and bidder.uscc == code:
+                return bidder
+        return None
+
+    def envelope_of(self, bidder: Bidder) -> OpenedEnvelope | None:
+        opening = self.facts.opening
+        if opening is None:
+            return None
+        for envelope in opening.envelopes:
+            if envelope.company_id == bidder.id:
+                return envelope
+        return None
+
+    # Sections --------------------------------------------------------------------
+
+    def deadline(self) -> datetime:
+        """The bid deadline in force once `addenda_in_force` addenda were published."""
+        addenda = sorted(self.tender.addenda, key=lambda a: a.number)
+        if not addenda:
+            return self.tender.submission_deadline
+        if self.addenda_in_force == 0:
+            return addenda[0].deadline_before
+        return addenda[self.addenda_in_force - 1].deadline_after
+
+    def tender_section(self, date: datetime) -> dict[str, Any]:
+        tender = self.tender
+        centre = tender.centre
+        deadline = self.deadline()
+        # An addendum moves the opening with the deadline: undo the later shifts.
+        opening_at = tender.opening_at - (tender.submission_deadline - deadline)
+        section: dict[str, Any] = {
+            "id": tender.reference,
+            "title": tender.title,
+            "status": self.status,
+            "procuringEntity": {"id": f"centre-{centre.code}", "name": centre.name},
+            "procurementMethod": "open",
+            "submissionMethod": ["electronicSubmission"],
+            "tenderPeriod": {
+                "startDate": timestamp(tender.publication_at),
+                "endDate": timestamp(deadline),
+            },
+            "enquiryPeriod": {
+                "startDate": timestamp(tender.publication_at),
+                "endDate": timestamp(tender.enquiry_deadline),
+            },
+            "hasEnquiries": any(e.asked_at <= date for e in tender.enquiries),
+            "awardPeriod": {
+                "startDate": timestamp(self.award_period_start or opening_at),
+            },
+        }
+        if self.award_period_end is not None:
+            section["awardPeriod"]["endDate"] = timestamp(self.award_period_end)
+        if tender.description:
+            section["description"] = tender.description
+        value = value_of(tender.budget, self.currency)
+        if value is None and len(tender.lots) == 1:
+            value = value_of(tender.lots[0].ceiling_price, self.currency)
+        if value:
+            section["value"] = value
+        if tender.category in PROCUREMENT_CATEGORIES:
+            section["mainProcurementCategory"] = tender.category
+        else:
+            section["procurementMethodDetails"] = (
+                "Open public sale of assets or land-use rights (highest price wins)"
+            )
+        if self.multi_lot:
+            section["lots"] = [_lot(lot, self.currency) for lot in tender.lots]
+        documents = self.tender_documents(date)
+        if documents:
+            section["documents"] = documents
+        if self.tenderers:
+            section["numberOfTenderers"] = len(self.tenderers)
+            section["tenderers"] = [_reference(b) for b in self.tenderers]
+        if self.amendments:
+            section["amendments"] = copy.deepcopy(self.amendments)
+        return section
+
+    def tender_documents(self, date: datetime) -> list[dict[str, Any]]:
+        addendum_numbers = {a.id: a.number for a in self.tender.addenda}
+        listed = []
+        for document in self.tender.documents:
+            if document.kind not in TENDER_DOCUMENT_KINDS:
+                continue
+            if document.addendum_id is not None:
+                number = addendum_numbers.get(document.addendum_id)
+                if number is None or number > self.addenda_in_force:
+                    continue
+            # Superseded by then (a draft's earlier rendering: before publication).
+            if document.superseded_at is not None and document.superseded_at <= date:
+                continue
+            listed.append(_document(document, self.document_url))
+        return listed
+
+    def parties(self) -> list[dict[str, Any]]:
+        centre = self.tender.centre
+        parties = [
+            {
+                "id": f"centre-{centre.code}",
+                "name": centre.name,
+                "roles": ["buyer", "procuringEntity"],
+            }
+        ]
+        for bidder in self.tenderers:
+            roles = ["tenderer"] + (["supplier"] if bidder.id in self.suppliers else [])
+            parties.append(_party(bidder, roles))
+        return parties
+
+    def release(self, suffix: str, tag: list[str], date: datetime) -> dict[str, Any]:
+        centre = self.tender.centre
+        release: dict[str, Any] = {
+            "ocid": self.ocid,
+            "id": f"{self.ocid}-{suffix}",
+            "date": timestamp(date),
+            "tag": tag,
+            "initiationType": "tender",
+            "parties": self.parties(),
+            "buyer": {"id": f"centre-{centre.code}", "name": centre.name},
+            "tender": self.tender_section(date),
+        }
+        if self.statistics or self.details is not None:
+            bids: dict[str, Any] = {"statistics": copy.deepcopy(self.statistics)}
+            if self.details is not None:
+                bids["details"] = copy.deepcopy(self.details)
+            release["bids"] = bids
+        if self.awards:
+            release["awards"] = copy.deepcopy(list(self.awards.values()))
+        return release
+
+    # Stages ------------------------------------------------------------------------
+
+    def open(self, opening: OpeningFacts, date: datetime) -> None:
+        seen: dict[int, Bidder] = {}
+        for envelope in opening.envelopes:
+            bidder = self.facts.bidders.get(envelope.company_id)
+            if bidder is not None:
+                seen.setdefault(bidder.id, bidder)
+        self.tenderers = sorted(seen.values(), key=lambda b: b.uscc)
+        counts = {"opened": 0, "revoked": 0, "withdrawn": 0}
+        for envelope in opening.envelopes:
+            counts[envelope.status] = counts.get(envelope.status, 0) + 1
+        total = len(opening.envelopes)
+        when = timestamp(date)
+        self.statistics = [
+            _statistic("bids", total, when),
+            _statistic("electronicBids", total, when),
+            _statistic(
+                "disqualifiedBids",
+                counts["revoked"],
+                when,
+                "Envelopes the bidder's fault made unreadable at the opening (revoked)",
+            ),
+            _statistic(
+                "withdrawnBids",
+                counts["withdrawn"],
+                when,
+                "Envelopes the platform could not open; treated as withdrawn",
+            ),
+        ]
+
+    def award_entries(self, notice: NoticeFacts) -> list[tuple[str, dict[str, Any], Bidder]]:
+        """(award id, award, bidder) for each candidate or winner the notice names."""
+        out = []
+        for entry in notice_entries(notice):
+            bidder = self.bidder_of(entry)
+            if bidder is None:
+                continue
+            lot = entry.get("lot")
+            award_id = f"award-{bidder.id}"
+            if self.multi_lot and lot is not None:
+                award_id += f"-lot-{lot}"
+            envelope = self.envelope_of(bidder)
+            price = entry.get("price")
+            if price is None and envelope is not None:
+                price = envelope.price
+            award: dict[str, Any] = {
+                "id": award_id,
+                "date": timestamp(notice.published_at),
+                "suppliers": [_reference(bidder)],
+            }
+            rank = _rank(entry)
+            if rank is not None:
+                award["title"] = f"Candidate ranked {rank}"
+            value = value_of(price, self.currency)
+            if value:
+                award["value"] = value
+            if envelope is not None:
+                award["relatedBids"] = [str(envelope.bid_id)]
+            if self.multi_lot and lot is not None:
+                award["relatedLots"] = [str(lot)]
+            documents = [
+                _document(document, self.document_url, document_type)
+                for document_type, document in notice.documents
+            ]
+            if documents:
+                award["documents"] = documents
+            if bidder not in self.tenderers:  # a party every award refers to
+                self.tenderers.append(bidder)
+            out.append((award_id, award, bidder))
+        return out
+
+    def candidates(self, notice: NoticeFacts) -> None:
+        if self.award_period_start is None:
+            self.award_period_start = notice.published_at
+        named = {award_id: award for award_id, award, _b in self.award_entries(notice)}
+        for award_id, award in self.awards.items():
+            if award_id not in named and award["status"] == "pending":
+                award["status"] = "cancelled"
+                award["date"] = timestamp(notice.published_at)
+        for award_id, award in named.items():
+            award["status"] = "pending"
+            self.awards[award_id] = award
+
+    def award(self, notice: NoticeFacts) -> None:
+        if self.award_period_start is None:
+            self.award_period_start = notice.published_at
+        self.award_period_end = notice.published_at
+        self.status = "complete"
+        entries = self.award_entries(notice)
+        winners = {award_id: award for award_id, award, _b in entries}
+        for award_id, award in self.awards.items():
+            if award_id not in winners and award["status"] == "pending":
+                award["status"] = "unsuccessful"
+                award["date"] = timestamp(notice.published_at)
+        for award_id, award in winners.items():
+            award["status"] = "active"
+            previous = self.awards.get(award_id)
+            if previous is not None and "title" in previous and "title" not in award:
+                award["title"] = previous["title"]
+            self.awards[award_id] = award
+        self.suppliers.update(bidder.id for _id, _award, bidder in entries)
+        self.publish_details(notice.published_at)
+
+    def publish_details(self, date: datetime) -> None:
+        """After the award: every envelope with its final status and price."""
+        opening = self.facts.opening
+        if opening is None:
+            return
+        details = []
+        valid_prices = []
+        disqualified = 0
+        for envelope in sorted(opening.envelopes, key=lambda e: e.bid_id):
+            bidder = self.facts.bidders.get(envelope.company_id)
+            status = LINE_STATUS.get(envelope.status, "disqualified")
+            if status == "valid" and bidder and self.facts.compliant.get(bidder.uscc) is False:
+                status = "disqualified"
+            detail: dict[str, Any] = {"id": str(envelope.bid_id), "status": status}
+            if envelope.received_at is not None:
+                detail["date"] = timestamp(envelope.received_at)
+            if bidder is not None:
+                detail["tenderers"] = [_reference(bidder)]
+            value = value_of(envelope.price, self.currency) if envelope.status == "opened" else None
+            if value:
+                detail["value"] = value
+            if status == "valid" and value:
+                valid_prices.append(value["amount"])
+            disqualified += status == "disqualified"
+            details.append(detail)
+        self.details = details
+        when = timestamp(date)
+        valid = sum(1 for d in details if d["status"] == "valid")
+        statistics = {s["id"]: s for s in self.statistics}
+        statistics["validBids"] = _statistic("validBids", valid, when)
+        statistics["disqualifiedBids"] = _statistic(
+            "disqualifiedBids",
+            disqualified,
+            when,
+            "Revoked at the opening or found non-compliant by the evaluation",
+        )
+        if valid_prices:
+            for measure, number in (
+                ("lowestValidBidValue", min(valid_prices)),
+                ("highestValidBidValue", max(valid_prices)),
+            ):
+                statistics[measure] = _statistic(measure, number, when)
+                statistics[measure]["currency"] = self.currency
+        self.statistics = list(statistics.values())
+
+    def end(self, status: str, amendment_id: str, date: datetime, reason: str) -> None:
+        self.status = status
+        self.amendments.append(
+            {"id": amendment_id, "date": timestamp(date), "rationale": reason or status.title()}
+        )
+        award_status = "cancelled" if status == "cancelled" else "unsuccessful"
+        for award in self.awards.values():
+            if award["status"] == "pending":
+                award["status"] = award_status
+                award["date"] = timestamp(date)
+
+
+def _stages(facts: TenderFacts) -> list[tuple[datetime, int, str, Any]]:
+    """(date, order, kind, payload) of every stage that happened, in order."""
+    tender = facts.tender
+    stages: list[tuple[datetime, int, str, Any]] = [
+        (tender.published_at or tender.publication_at, 0, "tender", None)
+    ]
+    for addendum in sorted(tender.addenda, key=lambda a: a.number):
+        stages.append((addendum.published_at, 1, "addendum", addendum))
+    opening = facts.opening
+    failed = False
+    if opening is not None and opening.completed_at is not None:
+        if opening.status == "completed":
+            stages.append((opening.completed_at, 2, "opening", opening))
+        elif opening.status == "failed":
+            stages.append((opening.completed_at, 2, "opening_failed", opening))
+            failed = True
+    for notice in sorted(facts.notices, key=lambda n: (n.published_at, n.id)):
+        if notice.kind in ("candidates", "award", "failed"):
+            stages.append((notice.published_at, 3, notice.kind, notice))
+            failed = failed or notice.kind == "failed"
+    if tender.status == "cancelled":
+        stages.append((tender.cancelled_at or changed_at(tender), 4, "cancelled", None))
+    elif tender.status == "failed" and not failed:
+        # Failed without a notice on record: say so, dated at the last known stage.
+        stages.append((max(s[0] for s in stages), 4, "failed_unexplained", None))
+    stages.sort(key=lambda s: (s[0], s[1]))
+    return stages
+
+
+def build_releases(
+    facts: TenderFacts | Any,
+    *,
+    prefix: str,
+    currency: str,
+    document_url: Callable[[Any], str],
+) -> list[dict[str, Any]]:
+    """Every release of a public tender, oldest first. `facts` may be a bare tender."""
+    if not isinstance(facts, TenderFacts):
+        facts = TenderFacts(tender=facts)
+    tender = facts.tender
+    if tender.status == "draft":
+        raise ValueError("a draft tender has no public release")
+    ocid = f"{prefix}-{tender.ocid_suffix}"
+    state = _State(facts, ocid, currency, document_url)
+    releases = []
+    awarded_before = False
+    for date, _order, kind, payload in _stages(facts):
+        if kind == "tender":
+            releases.append(state.release("tender", ["tender"], date))
+        elif kind == "addendum":
+            state.addenda_in_force = payload.number
+            state.amendments.append(_amendment(payload, ocid))
+            releases.append(state.release(f"update-{payload.number}", ["tenderUpdate"], date))
+        elif kind == "opening":
+            state.open(payload, date)
+            releases.append(state.release("opening", ["tenderUpdate"], date))
+        elif kind == "opening_failed":
+            if payload.envelopes:
+                state.open(payload, date)
+            state.end("unsuccessful", "unsuccessful", date, payload.reason)
+            releases.append(state.release("unsuccessful", ["tenderUpdate"], date))
+        elif kind == "candidates":
+            state.candidates(payload)
+            tag = ["awardUpdate"] if awarded_before else ["award"]
+            awarded_before = True
+            releases.append(state.release(f"candidates-{payload.id}", tag, date))
+        elif kind == "award":
+            state.award(payload)
+            tag = ["tenderUpdate", "awardUpdate" if awarded_before else "award"]
+            awarded_before = True
+            releases.append(state.release(f"award-{payload.id}", tag, date))
+        elif kind == "failed":
+            had_awards = bool(state.awards)
+            state.end("unsuccessful", f"unsuccessful-{payload.id}", date, payload.reason)
+            tag = ["tenderUpdate", "awardUpdate"] if had_awards else ["tenderUpdate"]
+            releases.append(state.release(f"unsuccessful-{payload.id}", tag, date))
+        elif kind == "failed_unexplained":
+            state.end("unsuccessful", "unsuccessful", date, "")
+            releases.append(state.release("unsuccessful", ["tenderUpdate"], date))
+        elif kind == "cancelled":
+            state.end("cancelled", "cancellation", date, tender.cancel_reason or "Cancelled")
+            releases.append(state.release("cancellation", ["tenderCancellation"], date))
+    return releases
 
 
 def build_release(
@@ -102,72 +633,16 @@ def build_release(
     document_url: Callable[[Any], str],
     documents: list | None = None,
 ) -> dict[str, Any]:
-    """The OCDS release for a public tender. `documents` defaults to those not superseded."""
-    if tender.status == "draft":
-        raise ValueError("a draft tender has no public release")
-    ocid = f"{prefix}-{tender.ocid_suffix}"
-    tag, suffix, date = release_state(tender)
-    centre = tender.centre
-    party_id = f"centre-{centre.code}"
-    if documents is None:
-        documents = [d for d in tender.documents if d.superseded_at is None]
+    """The latest release of a public tender (kept for older callers)."""
+    releases = build_releases(tender, prefix=prefix, currency=currency, document_url=document_url)
+    return releases[-1]
 
-    section: dict[str, Any] = {
-        "id": tender.reference,
-        "title": tender.title,
-        "status": TENDER_STATUS[tender.status],
-        "procuringEntity": {"id": party_id, "name": centre.name},
-        "procurementMethod": "open",
-        "submissionMethod": ["electronicSubmission"],
-        "tenderPeriod": {
-            "startDate": timestamp(tender.publication_at),
-            "endDate": timestamp(tender.submission_deadline),
-        },
-        "enquiryPeriod": {
-            "startDate": timestamp(tender.publication_at),
-            "endDate": timestamp(tender.enquiry_deadline),
-        },
-        "hasEnquiries": bool(tender.enquiries),
-    }
-    if tender.description:
-        section["description"] = tender.description
-    value = value_of(tender.budget, currency)
-    if value:
-        section["value"] = value
-    if tender.category in PROCUREMENT_CATEGORIES:
-        section["mainProcurementCategory"] = tender.category
-    else:
-        section["procurementMethodDetails"] = (
-            "Open public sale of assets or land-use rights (highest price wins)"
-        )
-    if len(tender.lots) > 1:
-        section["lots"] = [_lot(lot, currency) for lot in tender.lots]
-    if documents:
-        section["documents"] = [_document(d, document_url) for d in documents]
-    amendments = [
-        _amendment(addendum, ocid) for addendum in sorted(tender.addenda, key=lambda a: a.number)
-    ]
-    if tender.status == "cancelled":
-        amendments.append(
-            {
-                "id": "cancellation",
-                "date": timestamp(date),
-                "rationale": tender.cancel_reason or "Cancelled",
-            }
-        )
-    if amendments:
-        section["amendments"] = amendments
 
-    return {
-        "ocid": ocid,
-        "id": f"{ocid}-{suffix}",
-        "date": timestamp(date),
-        "tag": tag,
-        "initiationType": "tender",
-        "parties": [{"id": party_id, "name": centre.name, "roles": ["buyer", "procuringEntity"]}],
-        "buyer": {"id": party_id, "name": centre.name},
-        "tender": section,
-    }
+def _statistic(measure: str, value: int | float, date: str, notes: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"id": measure, "measure": measure, "value": value, "date": date}
+    if notes:
+        out["notes"] = notes
+    return out
 
 
 def _lot(lot, currency: str) -> dict[str, Any]:
@@ -178,10 +653,12 @@ def _lot(lot, currency: str) -> dict[str, Any]:
     return out
 
 
-def _document(document, document_url: Callable[[Any], str]) -> dict[str, Any]:
+def _document(
+    document, document_url: Callable[[Any], str], document_type: str | None = None
+) -> dict[str, Any]:
     return {
         "id": str(document.id),
-        "documentType": DOCUMENT_TYPES.get(document.kind, "biddingDocuments"),
+        "documentType": document_type or DOCUMENT_TYPES.get(document.kind, "biddingDocuments"),
         "title": document.title,
         "description": f"SHA-256: {document.sha256}; {document.size} bytes",
         "url": document_url(document),
@@ -204,24 +681,34 @@ def _amendment(addendum, ocid: str) -> dict[str, Any]:
 
 
 def build_package(
-    releases: list[dict[str, Any]],
+    releases: Iterable[dict[str, Any]],
     *,
     uri: str,
     publisher: dict[str, str],
     license_url: str | None = None,
     publication_policy: str | None = None,
+    published_date: datetime | None = None,
 ) -> dict[str, Any]:
-    """A release package. publishedDate is the latest release's date: the package is made
-    on demand, so it dates from the last change of what it holds."""
+    """A release package. publishedDate is the latest release's date (the package is made
+    on demand, so it dates from the last change of what it holds), or `published_date`
+    for an empty package."""
+    releases = list(releases)
+    dates = [release["date"] for release in releases]
+    published = max(dates) if dates else timestamp(published_date or datetime.now(UTC))
     package: dict[str, Any] = {
         "uri": uri,
         "version": OCDS_VERSION,
-        "publishedDate": max(release["date"] for release in releases),
+        "publishedDate": published,
         "publisher": publisher,
         "releases": releases,
     }
+    extensions = []
     if any("lots" in release.get("tender", {}) for release in releases):
-        package["extensions"] = [LOTS_EXTENSION]
+        extensions.append(LOTS_EXTENSION)
+    if any("bids" in release for release in releases):
+        extensions.append(BIDS_EXTENSION)
+    if extensions:
+        package["extensions"] = extensions
     if license_url:
         package["license"] = license_url
     if publication_policy:

@@ -1,5 +1,5 @@
 """The public portal: announcement search (cached in Redis), tender pages, document
-downloads, Atom feeds and OCDS releases."""
+downloads and Atom feeds (OCDS open data: tests/app/test_ocds.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,6 @@ from zoneinfo import ZoneInfo
 
 import flask_babel
 import pytest
-from jsonschema import Draft4Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
 from sqlalchemy import func, select
 
 from app.accounts.models import Role
@@ -34,7 +31,6 @@ from app.tenders.models import (
 )
 
 ATOM = "{http://www.w3.org/2005/Atom}"
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "ocds"
 COUNTDOWN_JS = Path(__file__).resolve().parents[2] / "app" / "static" / "js" / "countdown.js"
 
 
@@ -466,84 +462,6 @@ def test_feed_cache_is_keyed_on_the_host(client, make_tender):
     client.get(url, headers={"Host": "evil.example"})
     honest = client.get(url).get_data(as_text=True)
     assert "evil.example" not in honest
-
-
-@pytest.fixture(scope="module")
-def package_validator():
-    package_schema = json.loads((SCHEMAS / "release-package-schema.json").read_text())
-    release_schema = json.loads((SCHEMAS / "release-schema.json").read_text())
-    registry = Registry().with_resource(
-        release_schema["id"], Resource.from_contents(release_schema, default_specification=DRAFT4)
-    )
-    return Draft4Validator(
-        package_schema, registry=registry, format_checker=Draft4Validator.FORMAT_CHECKER
-    )
-
-
-def assert_valid(validator, package: dict) -> None:
-    errors = sorted(validator.iter_errors(package), key=lambda e: list(e.absolute_path))
-    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
-
-
-def test_ocds_release_package_validates_through_the_lifecycle(
-    client, package_validator, rich_tender, stored_document
-):
-    tender, document, _data = stored_document
-    response = client.get(f"/api/v1/ocds/tenders/{tender.id}")
-    assert response.status_code == 200 and response.mimetype == "application/json"
-    package = response.json
-    assert_valid(package_validator, package)
-    assert package["version"] == "1.1"
-    assert package["uri"] == f"http://localhost/api/v1/ocds/tenders/{tender.id}"
-    [release] = package["releases"]
-    assert release["ocid"] == f"ocds-fairbid-{tender.centre.code}-{tender.reference}"
-    assert release["tag"] == ["tender"] and release["initiationType"] == "tender"
-    assert release["parties"][0]["roles"] == ["buyer", "procuringEntity"]
-    section = release["tender"]
-    assert section["status"] == "active" and section["procurementMethod"] == "open"
-    assert section["mainProcurementCategory"] == "goods"
-    assert section["value"] == {"amount": 1000000, "currency": "CNY"}
-    assert "lots" not in section  # one lot
-    [doc] = section["documents"]
-    assert document.sha256 in doc["description"]
-    assert doc["url"].endswith(f"/tenders/{tender.id}/documents/{document.id}")
-    assert doc["format"] == "application/pdf"
-
-    updated = client.get(f"/api/v1/ocds/tenders/{rich_tender.id}").json
-    assert_valid(package_validator, updated)
-    [release] = updated["releases"]
-    assert release["tag"] == ["tenderUpdate"]
-    assert release["id"].endswith("-update-1")
-    assert [lot["title"] for lot in release["tender"]["lots"]] == ["Lot 1", "Mattresses"]
-    assert updated["extensions"]
-    assert release["tender"]["amendments"][0]["rationale"] == "Longer warranty"
-    assert release["tender"]["hasEnquiries"] is True
-
-    rich_tender.status = "cancelled"
-    rich_tender.cancelled_at = datetime.now(UTC)
-    rich_tender.cancel_reason = "Funding withdrawn"
-    db.session.commit()
-    cancelled = client.get(f"/api/v1/ocds/tenders/{rich_tender.id}").json
-    assert_valid(package_validator, cancelled)
-    [release] = cancelled["releases"]
-    assert release["tag"] == ["tenderCancellation"]
-    assert release["tender"]["status"] == "cancelled"
-    assert release["tender"]["amendments"][-1]["rationale"] == "Funding withdrawn"
-
-
-def test_ocds_prefix_is_configurable_and_asset_sales_have_no_procurement_category(
-    app, client, package_validator, make_tender
-):
-    tender = make_tender(category="asset_sale", reference="LAND-9")
-    app.config["OCDS_PREFIX"] = "ocds-abc123"
-    try:
-        package = client.get(f"/api/v1/ocds/tenders/{tender.id}").json
-    finally:
-        app.config.pop("OCDS_PREFIX")
-    assert_valid(package_validator, package)
-    [release] = package["releases"]
-    assert release["ocid"] == f"ocds-abc123-{tender.centre.code}-LAND-9"
-    assert "mainProcurementCategory" not in release["tender"]
 
 
 def test_downloads_count_stays_zero_for_page_views(client, stored_document):

@@ -12,5 +12,4 @@ EXPECTED = {
     "portal.download_document": DOCUMENT_READERS,
     "portal.centre_feed": PUBLIC,
     "portal.category_feed": PUBLIC,
-    "api.ocds_tender": PUBLIC,
 }
