@@ -172,3 +172,7 @@ def init_app(app: Flask) -> None:
     from app.bids.operations import bids_cli
 
     app.cli.add_command(bids_cli)
+
+    from app.scenario.cli import scenario_cli
+
+    app.cli.add_command(scenario_cli)

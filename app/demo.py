@@ -1,12 +1,18 @@
 """The demo data `make run` seeds: two centres, staff, custodians, a supervisor, an admin,
 experts and four bidder companies. Passwords, TOTP secrets and the custodians' key
 passphrases are generated on the first seed, kept only in `instance/demo-credentials.txt`
-(never in the repository) and printed."""
+(never in the repository) and printed.
+
+Then tenders in every stage of the lifecycle, each run by the end-to-end drill
+(app.scenario) through the real operations up to its stage: open for bids (live countdown),
+awaiting opening (the demo custodians hold its key), under evaluation, candidates published,
+awarded, failed. The seed is idempotent: a tender whose reference exists is not made again."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pyotp
@@ -78,6 +84,7 @@ def seed(echo: Callable[[str], None] = print) -> None:
         )
     lines = ["Demo accounts (development only):", ""]
     now = utcnow()
+    custodian_keys: list[tuple[User, str]] = []
     for email, name, role, centre_code in PEOPLE:
         password = secrets.token_urlsafe(9)
         totp = pyotp.random_base32()
@@ -104,6 +111,7 @@ def seed(echo: Callable[[str], None] = print) -> None:
             # Publication needs every named custodian's own key.
             passphrase = secrets.token_urlsafe(12)
             create_custodian_key(user, passphrase)
+            custodian_keys.append((user, passphrase))
             lines.append(f"  {'':<10} {'':<34} custodian key passphrase {passphrase}")
     for name, prefix, email, status in COMPANIES:
         company = Company(
@@ -145,11 +153,19 @@ def seed(echo: Callable[[str], None] = print) -> None:
     db.session.commit()
     with current_app.test_request_context(base_url="http://127.0.0.1:5000/"):
         lines += seed_tenders(centres["HZ"])
+        db.session.commit()
+        # The accounts are committed: keep their credentials before the longer drill runs.
+        _write_credentials(credentials_file, lines)
+        lines += seed_stages(custodian_keys, echo)
     db.session.commit()
+    echo(_write_credentials(credentials_file, lines))
+
+
+def _write_credentials(path: Path, lines: list[str]) -> str:
     text = "\n".join(lines) + "\n"
-    credentials_file.write_text(text)
-    credentials_file.chmod(0o600)
-    echo(text)
+    path.write_text(text)
+    path.chmod(0o600)
+    return text
 
 
 def seed_tenders(centre: TradingCentre) -> list[str]:
@@ -212,3 +228,62 @@ def seed_tenders(centre: TradingCentre) -> list[str]:
         "Demo tenders: HZ-G-2026-001 (goods, published, open for bids),",
         "              HZ-W-2026-002 (works, draft).",
     ]
+
+
+# reference, template, last stage, bidders, incidents, how long before now the stage ended,
+# what a newcomer finds.
+DEMO_STAGES = [
+    ("HZ-DEMO-OPEN", "goods", "bids", 4, True, timedelta(minutes=5), "open for bids"),
+    ("HZ-DEMO-CLOSED", "services", "deadline", 4, True, timedelta(hours=2), "awaiting opening"),
+    ("HZ-DEMO-EVAL", "works", "review", 4, True, timedelta(minutes=5), "under evaluation"),
+    ("HZ-DEMO-CAND", "goods", "candidates", 5, True, timedelta(hours=1), "candidates published"),
+    ("HZ-DEMO-AWARD", "goods", "award", 5, True, timedelta(minutes=5), "awarded"),
+    ("HZ-DEMO-FAIL", "goods", "opening", 2, False, timedelta(minutes=5), "failed (too few bids)"),
+]
+
+
+def seed_stages(
+    custodian_keys: list[tuple[User, str]], echo: Callable[[str], None] = print
+) -> list[str]:
+    """A tender in every stage, each run by the drill up to its stage in the HZ centre, with
+    the demo custodians as key holders. Tenders already there (by reference) are kept."""
+    from app.scenario import Custodian, Options, run
+    from app.tenders.models import Tender
+
+    centre = db.session.scalar(select(TradingCentre).where(TradingCentre.code == "HZ"))
+    admin = db.session.scalar(select(User).where(User.email == PEOPLE[0][0]))
+    custodians = [Custodian(user, passphrase) for user, passphrase in custodian_keys]
+    lines = ["", "Tenders in every stage (run by the drill, `flask scenario run`):"]
+    for reference, template, stop_after, bidders, incidents, ago, label in DEMO_STAGES:
+        if db.session.scalar(
+            select(Tender.id).where(Tender.centre_id == centre.id, Tender.reference == reference)
+        ):
+            continue
+        options = Options(
+            template=template,
+            bidders=bidders,
+            experts=5,
+            seed=sum(map(ord, reference)),
+            centre_code=centre.code,
+            reference=reference,
+            title=f"Demo tender: {label}",
+            end_at=utcnow() - ago,
+            incidents=incidents,
+            custodians=custodians or None,
+            admin=admin,
+            echo=lambda _line: None,
+        )
+        try:
+            result = run(options, stop_after=stop_after)
+        except Exception as error:  # the other stages still get their tender
+            db.session.rollback()
+            state = f"not seeded: {error}"
+        else:
+            tender = db.session.get(Tender, result.tender_id)
+            state = f"{tender.status}, drill reached {result.reached}"
+            if result.stopped and not result.failed:
+                state += f" (stopped: {result.stopped})"
+        line = f"  {reference:<15} {label:<22} {state}"
+        echo(line)
+        lines.append(line)
+    return lines

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
+# The drill (`flask scenario run`, app/scenario) rehearses a tender's weeks in seconds by
+# shifting the clock of its own execution context (see app.scenario.clock). Nothing else sets
+# it: requests and workers always read the real clock.
+CLOCK_OFFSET: ContextVar[timedelta | None] = ContextVar("fairbid_clock_offset", default=None)
+
 
 def utcnow() -> datetime:
     """The server clock: the only clock the platform trusts."""
-    return datetime.now(UTC)
+    offset = CLOCK_OFFSET.get()
+    now = datetime.now(UTC)
+    return now if offset is None else now + offset
 
 
 class UTCDateTime(TypeDecorator):

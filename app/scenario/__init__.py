@@ -1,0 +1,208 @@
+"""The end-to-end drill: one whole tender through the real operations and storage, as its
+real actors, in seconds (`flask scenario run`; the `make run` demo seed; the tests).
+
+    from app.scenario import Options, run
+    result = run(Options(template="goods", bidders=5, experts=5, seed=7), out=Path("drill"))
+    result = run(Options(...), stop_after="opening")   # a tender left awaiting evaluation
+
+Stages are listed in `STAGES` (app/scenario/stages.py). The run is backdated on a simulated
+clock (app/scenario/clock.py): its last stage ends shortly before the real now, so whatever
+it leaves behind is consistent with the real clock. Needs an app context; the caller applies
+migrations first (`flask scenario run` does).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from flask import current_app, has_request_context
+
+from app.core.errors import OperationError
+from app.core.types import utcnow
+from app.extensions import db
+from app.scenario import output
+from app.scenario.cast import Custodian, new_run_id
+from app.scenario.clock import SimulatedClock
+from app.scenario.stages import (
+    STAGE_FUNCTIONS,
+    STAGES,
+    Drill,
+    Options,
+    StageTime,
+    StageUnavailable,
+    TenderFailed,
+    ranking_of,
+)
+
+__all__ = ["STAGES", "Custodian", "Options", "Result", "StageUnavailable", "run"]
+
+END_MARGIN = timedelta(minutes=5)
+
+
+@dataclass
+class Result:
+    tender_id: int | None
+    reference: str | None
+    reached: str | None  # the last stage completed
+    stopped: str | None  # why the run stopped before the requested stage (None: it did not)
+    failed: bool
+    timings: list[StageTime]
+    summary: dict
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def _check(options: Options, stop_after: str) -> None:
+    from app import tender_templates
+
+    if stop_after not in STAGES:
+        raise ValueError(f"stop_after must be one of {', '.join(STAGES)}")
+    if options.template not in tender_templates.BUILTIN_KEYS:
+        raise ValueError(f"template must be one of {', '.join(tender_templates.BUILTIN_KEYS)}")
+    if options.bidders < 1:
+        raise ValueError("the drill needs at least one bidder")
+    if STAGES.index(stop_after) >= STAGES.index("panel"):
+        from app.panels.operations import MIN_PANEL_SIZE
+
+        doc = tender_templates.load_template(tender_templates.builtin_template(options.template))
+        smallest = doc.get("panel_min_size")
+        if not (isinstance(smallest, int) and smallest >= 3 and smallest % 2):
+            smallest = MIN_PANEL_SIZE
+        if options.experts < smallest or options.experts % 2 == 0:
+            raise ValueError(
+                f"the {options.template} template's panel needs an odd number of experts, "
+                f"at least {smallest}"
+            )
+
+
+def run(options: Options, *, stop_after: str = "award", out: Path | None = None) -> Result:
+    """Run the stages up to and including `stop_after`; write the artefacts to `out`."""
+    _check(options, stop_after)
+    if not has_request_context():
+        # Operations translate lazily and mail links are absolute URLs: give them a request.
+        with current_app.test_request_context(base_url="http://127.0.0.1:5000/"):
+            return run(options, stop_after=stop_after, out=out)
+    seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
+    # Not for secrets: the seed makes the prices and scores reproducible.
+    rng = random.Random(seed)  # noqa: S311
+    drill = Drill(options=options, rng=rng, run_id=new_run_id())
+    drill.notes["seed"] = str(seed)
+    # Lay the timeline out backwards from its end: publication such that `stop_after` ends
+    # at end_at (by default a few minutes ago).
+    end_at = options.end_at or utcnow() - END_MARGIN
+    from app.scenario.stages import _template_version
+    from app.tenders.operations import template_document
+    from app.tenders.template_ops import sync_builtin_templates
+
+    sync_builtin_templates()
+    db.session.commit()
+    drill.template = template_document(_template_version(options.template))
+    zero = end_at  # any moment: only differences matter here
+    moments = drill.moments(zero)
+    drill.publication = end_at - (moments[stop_after] - zero)
+    start = drill.moments(drill.publication)["setup"] - timedelta(minutes=30)
+    drill.say(
+        f"Drill {drill.run_id}: template {options.template}, {options.bidders} bidders, "
+        f"{options.experts} experts, seed {seed}; simulated time from {start:%Y-%m-%d %H:%M} UTC"
+    )
+    stopped = None
+    failed = False
+    reached = None
+    with SimulatedClock(start) as clock:
+        drill.clock = clock
+        for stage in STAGES[: STAGES.index(stop_after) + 1]:
+            began = time.perf_counter()
+            try:
+                note = STAGE_FUNCTIONS[stage](drill)
+            except StageUnavailable as missing:
+                db.session.rollback()
+                stopped = f"stage {stage!r} is not available yet: {missing}"
+                drill.say(f"  {stage:<11} STOPPED: {stopped}")
+                break
+            except TenderFailed as failure:
+                db.session.rollback()
+                failed = True
+                stopped = f"the tender failed at stage {stage!r}: {failure}"
+                reached = stage
+                seconds = time.perf_counter() - began
+                drill.timings.append(StageTime(stage, seconds, f"tender failed: {failure}"))
+                drill.say(f"  {stage:<11} {seconds:7.2f} s  tender FAILED: {failure}")
+                break
+            except OperationError as refusal:
+                db.session.rollback()
+                raise RuntimeError(
+                    f"stage {stage!r} was refused: {refusal.message} ({refusal.code})"
+                ) from refusal
+            seconds = time.perf_counter() - began
+            drill.timings.append(StageTime(stage, seconds, note))
+            clock.travel_to(drill.at(stage))
+            reached = stage
+            drill.say(f"  {stage:<11} {seconds:7.2f} s  {note}")
+    summary = _summary(drill, reached, stopped)
+    result = Result(
+        tender_id=drill.tender.id if drill.tender else None,
+        reference=drill.tender.reference if drill.tender else None,
+        reached=reached,
+        stopped=stopped,
+        failed=failed,
+        timings=drill.timings,
+        summary=summary,
+    )
+    if out is not None:
+        began = time.perf_counter()
+        result.files = output.write_all(Path(out), drill)
+        (Path(out) / "summary.json").write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        result.files["summary.json"] = str(Path(out) / "summary.json")
+        drill.say(
+            f"  {'output':<11} {time.perf_counter() - began:7.2f} s  "
+            f"{len(result.files)} files in {out}"
+        )
+    total = sum(t.seconds for t in drill.timings)
+    drill.say(
+        f"Drill {drill.run_id}: reached {reached or 'nothing'} in {total:.2f} s"
+        + (f" ({stopped})" if stopped else "")
+    )
+    return result
+
+
+def _summary(drill: Drill, reached: str | None, stopped: str | None) -> dict:
+    tender = drill.tender
+    ranking: list[dict] = []
+    if tender is not None:
+        db.session.expire_all()
+        from app.evaluations.models import Evaluation
+
+        evaluation = db.session.get(Evaluation, tender.id)
+        if evaluation is not None and evaluation.unblinded_at is not None:
+            ranking = ranking_of(evaluation.scoring_json)
+        bidders = drill.cast.bidders if drill.cast else []
+        names = {b.company.registration_number: b.company.name for b in bidders}
+        for row in ranking:
+            row["company"] = names.get(row["bidder"])
+    winner = ranking[0]["bidder"] if ranking and reached == "award" else None
+    return {
+        "tender_id": tender.id if tender else None,
+        "reference": tender.reference if tender else None,
+        "envelope_tender_id": f"T{tender.id}" if tender else None,
+        "template": drill.options.template,
+        "status": str(tender.status) if tender else None,
+        "seed": int(drill.notes["seed"]),
+        "bidders": drill.options.bidders,
+        "experts": drill.options.experts,
+        "reached": reached,
+        "stopped": stopped,
+        "winner": winner,
+        "winner_company": ranking[0]["company"] if winner else None,
+        "ranking": ranking,
+        "refusals": drill.refusals,
+        "stages": [
+            {"stage": t.stage, "seconds": round(t.seconds, 3), "note": t.note}
+            for t in drill.timings
+        ],
+    }

@@ -1,0 +1,158 @@
+"""What the drill leaves in its output directory: every public artefact of the tender, as a
+bidder, an auditor or a journalist would fetch it, and a summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, has_request_context, request
+from sqlalchemy import or_, select
+
+from app.audit.models import AuditEvent, chain_dict
+from app.bids.models import Bid
+from app.bids.operations import bidder_id, sealing_record_of
+from app.bids.receipts import platform_public_key_pem
+from app.extensions import db
+from app.tenders.documents import blob_store
+from app.tenders.models import Tender, TenderRegistration
+
+
+def _blob(sha256: str) -> bytes:
+    with blob_store().open(sha256) as stream:
+        return stream.read()
+
+
+def _write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path.write_bytes(data)
+    return path
+
+
+def _company_code(bid: Bid) -> str:
+    from app.companies.models import Company
+
+    return bidder_id(db.session.get(Company, bid.company_id))
+
+
+def write_envelope_receipts(out: Path, tender: Tender, envelopes: dict[int, bytes]) -> list[Path]:
+    written = []
+    bids = db.session.scalars(select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.id))
+    for bid in bids:
+        stem = f"bid-{bid.id:06d}-{_company_code(bid)}"
+        written.append(_write(out / "receipts" / f"{stem}.json", bid.receipt))
+        if bid.id in envelopes:
+            _write(out / "envelopes" / f"{stem}.env", envelopes[bid.id])
+    return written
+
+
+def audit_events(tender: Tender) -> list[dict[str, Any]]:
+    """The tender's events: about the tender itself, its bids and its registrations."""
+    bid_ids = [str(i) for i in db.session.scalars(select(Bid.id).where(Bid.tender_id == tender.id))]
+    registration_ids = [
+        str(i)
+        for i in db.session.scalars(
+            select(TenderRegistration.id).where(TenderRegistration.tender_id == tender.id)
+        )
+    ]
+    rows = db.session.scalars(
+        select(AuditEvent)
+        .where(
+            or_(
+                (AuditEvent.object_type == "tender") & (AuditEvent.object_id == str(tender.id)),
+                (AuditEvent.object_type == "bid") & AuditEvent.object_id.in_(bid_ids or ["-"]),
+                (AuditEvent.object_type == "registration")
+                & AuditEvent.object_id.in_(registration_ids or ["-"]),
+            )
+        )
+        .order_by(AuditEvent.seq)
+    )
+    events = []
+    for row in rows:
+        events.append(chain_dict(row))
+    return events
+
+
+def ocds_package(tender: Tender) -> dict | None:
+    """The OCDS release package exactly as the public API serves it."""
+    client = current_app.test_client()
+    base_url = request.host_url if has_request_context() else None
+    response = client.get(f"/api/v1/ocds/tenders/{tender.id}", base_url=base_url)
+    if response.status_code != 200:
+        return None
+    return response.get_json()
+
+
+def signing_certificate_pem() -> bytes | None:
+    """The platform's document-signing certificate, then the trust anchors (the platform CA
+    that also issues the panel members' certificates): what a verifier of the record trusts."""
+    try:
+        from app.records import signing
+    except ImportError:
+        return None
+    return signing.platform_signer().certificate_pem + signing.trust_roots_pem()
+
+
+def record_pdf(tender: Tender) -> bytes | None:
+    try:
+        from app.results.operations import evaluation_of, signed_record
+    except ImportError:
+        return None
+    from app.tenders.models import TenderDocument
+
+    record = signed_record(tender, evaluation_of(tender))
+    if record is None or record.document_id is None:
+        return None
+    document = db.session.get(TenderDocument, record.document_id)
+    return _blob(document.sha256)
+
+
+def write_all(out: Path, drill) -> dict[str, str]:
+    """Write every artefact that exists so far; returns name -> path."""
+    from app.opening.operations import record_of
+
+    tender = drill.tender
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, str] = {}
+
+    def put(name: str, data: bytes | str | None) -> None:
+        if data is not None:
+            written[name] = str(_write(out / name, data))
+
+    put("platform-receipt-key.pem", platform_public_key_pem())
+    if tender is None:
+        return written
+    receipts = write_envelope_receipts(out, tender, drill.envelopes)
+    if receipts:
+        written["receipts/"] = str(out / "receipts")
+    sealing = sealing_record_of(tender)
+    put("sealing-record.json", _blob(sealing.sha256) if sealing else None)
+    opening = record_of(tender)
+    put("opening-record.json", _blob(opening.sha256) if opening else None)
+    evaluation = _evaluation(tender)
+    if evaluation is not None and evaluation.scoring_json and evaluation.unblinded_at:
+        put("scoring.json", evaluation.scoring_json)
+    put("evaluation-record.pdf", record_pdf(tender))
+    put(
+        "platform-signing-cert.pem",
+        signing_certificate_pem() if "evaluation-record.pdf" in written else None,
+    )
+    package = ocds_package(tender)
+    put("ocds.json", json.dumps(package, indent=2, ensure_ascii=False) if package else None)
+    events = audit_events(tender)
+    put(
+        "audit.jsonl",
+        "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in events),
+    )
+    return written
+
+
+def _evaluation(tender: Tender):
+    try:
+        from app.evaluations.models import Evaluation
+    except ImportError:
+        return None
+    return db.session.get(Evaluation, tender.id)

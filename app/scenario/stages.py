@@ -1,0 +1,691 @@
+"""The drill's stages: one whole tender through the real operations, as its real actors.
+
+Each stage is a function of the running `Drill`; it acts as staff, custodians, bidders or
+experts by calling the operations the views call, commits as a view or job does, and moves
+the simulated clock (app.scenario.clock) to the moment of the timeline where it happens.
+A stage whose service does not exist yet raises `StageUnavailable`: the drill stops there
+and says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.accounts.models import User
+from app.bids import operations as bid_ops
+from app.bids.models import Bid, BidStatus
+from app.core.errors import OperationError
+from app.custody.models import TenderKey
+from app.custody.operations import envelope_tender_id
+from app.extensions import db, get_queue
+from app.scenario import cast as casting
+from app.scenario import documents
+from app.scenario.clock import SimulatedClock
+from app.tenders import operations as tender_ops
+from app.tenders import participation
+from app.tenders.models import Tender, TenderDocument, TenderStatus
+from bidding import envelope as envelopes
+
+# In order. `run(options, stop_after=...)` stops after the named one.
+STAGES = (
+    "setup",  # the centre, staff, custodians, experts
+    "create",  # the draft from the built-in template
+    "publish",  # TOTP re-asked; the key ceremony
+    "companies",  # sign-up, approval, registration, bid bonds
+    "bids",  # sealed envelopes: replaced, withdrawn, non-compliant
+    "deadline",  # a late envelope refused; the sealing record
+    "opening",  # k of n custodians; the opening job
+    "panel",  # the draw; experts accept and declare
+    "review",  # automatic compliance and commercial scores; the panel confirms
+    "scoring",  # blind technical scores (seeded random); sheets locked
+    "unblinded",  # identities revealed, ranking
+    "record",  # finalised; the signed evaluation record
+    "candidates",  # the candidates notice; the objection window
+    "award",  # the award notice
+)
+
+
+class StageUnavailable(RuntimeError):
+    """A stage's service is not (yet) part of the platform."""
+
+
+class TenderFailed(RuntimeError):
+    """The tender failed on the way (e.g. fewer bids than the template's minimum)."""
+
+
+@dataclass
+class Options:
+    template: str = "goods"
+    bidders: int = 5
+    experts: int = 5
+    seed: int | None = None
+    centre_code: str | None = None  # an existing centre; default: a fresh one per run
+    reference: str | None = None
+    title: str | None = None
+    # The real moment the last stage run ends at (default: five minutes ago); the whole
+    # timeline is laid out backwards from it.
+    end_at: datetime | None = None
+    # One late, one replaced, one withdrawn and one non-compliant bid (needs 4 bidders).
+    incidents: bool = True
+    custodians: list[casting.Custodian] | None = None  # default: three of the run's own
+    admin: User | None = None  # the administrator who creates the accounts (default: new)
+    countersign: bool = True  # every panel member countersigns the evaluation record
+    echo: Callable[[str], None] = print
+
+
+@dataclass
+class StageTime:
+    stage: str
+    seconds: float
+    note: str = ""
+
+
+@dataclass
+class Drill:
+    options: Options
+    rng: random.Random
+    run_id: str
+    template: dict = field(default_factory=dict)
+    cast: casting.Cast | None = None
+    tender: Tender | None = None
+    clock: SimulatedClock | None = None
+    publication: datetime | None = None
+    envelopes: dict[int, bytes] = field(default_factory=dict)  # bid id -> envelope
+    refusals: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    timings: list[StageTime] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.options.echo(text)
+
+    # --- the timeline --------------------------------------------------------------------
+
+    def submission_days(self) -> int:
+        days = self.template.get("submission_days_min")
+        return int(
+            days or current_app.config["SUBMISSION_DAYS_MIN"].get(self.template["category"], 20)
+        )
+
+    def moments(self, publication: datetime) -> dict[str, datetime]:
+        """When each stage ends, from the publication time."""
+        deadline = publication + timedelta(days=self.submission_days() + 1)
+        grace = timedelta(seconds=current_app.config["SEALING_GRACE_SECONDS"])
+        opening = deadline + timedelta(hours=1)
+        evaluation = opening + timedelta(days=1)
+        candidates = evaluation + timedelta(days=1)
+        objection_days = _objection_days()
+        return {
+            "setup": publication - timedelta(hours=3),
+            "create": publication - timedelta(hours=1),
+            "publish": publication,
+            "companies": publication + timedelta(hours=2),
+            "bids": publication + timedelta(days=3),
+            "deadline": deadline + grace + timedelta(minutes=1),
+            "opening": opening + timedelta(minutes=15),
+            "panel": opening + timedelta(hours=3),
+            "review": evaluation,
+            "scoring": evaluation + timedelta(hours=3),
+            "unblinded": evaluation + timedelta(hours=4),
+            "record": evaluation + timedelta(hours=5),
+            "candidates": candidates,
+            "award": candidates + timedelta(days=objection_days, hours=1),
+        }
+
+    def at(self, stage: str, delta: timedelta = timedelta(0)) -> datetime:
+        return self.moments(self.publication)[stage] + delta
+
+    def travel(self, stage: str, delta: timedelta = timedelta(0)) -> datetime:
+        return self.clock.travel_to(self.at(stage, delta))
+
+    @property
+    def deadline(self) -> datetime:
+        return self.tender.submission_deadline
+
+
+def _objection_days() -> int:
+    try:
+        from app.results.operations import objection_days
+    except ImportError:
+        return 3
+    return objection_days()
+
+
+def _module(name: str, *attributes: str):
+    """The module of a stage's service, or StageUnavailable naming what is missing."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError as error:
+        raise StageUnavailable(f"{name} does not exist yet ({error})") from None
+    missing = [a for a in attributes if not hasattr(module, a)]
+    if missing:
+        raise StageUnavailable(f"{name} has no {', '.join(missing)} yet")
+    return module
+
+
+def commit() -> None:
+    db.session.commit()
+
+
+def run_queued_jobs() -> None:
+    """With Redis, work the queue here in a burst worker (in this process and context, so
+    the jobs see the drill's clock); without Redis the jobs already ran inline."""
+    if current_app.config["REDIS_URL"]:
+        from rq import SimpleWorker
+
+        queue = get_queue()
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+# --- stages ----------------------------------------------------------------------------------
+
+
+def stage_setup(drill: Drill) -> str:
+    from app.tenders.template_ops import sync_builtin_templates
+
+    sync_builtin_templates()
+    drill.cast = casting.make_cast(
+        drill.run_id,
+        centre_code=drill.options.centre_code,
+        experts=drill.options.experts,
+        custodians=drill.options.custodians,
+        admin=drill.options.admin,
+    )
+    commit()
+    cast = drill.cast
+    return (
+        f"centre {cast.centre.code}, staff {cast.staff.email}, "
+        f"{len(cast.custodians)} custodians, {len(cast.experts)} experts"
+    )
+
+
+def _template_version(key: str):
+    from app.tenders.models import TenderTemplate
+
+    template = db.session.scalar(
+        select(TenderTemplate).where(TenderTemplate.key == key, TenderTemplate.centre_id.is_(None))
+    )
+    if template is None:
+        raise OperationError(f"no built-in template {key!r}")
+    return template.latest
+
+
+def reference_amount(drill: Drill) -> Decimal:
+    return Decimal("500000.00") + Decimal(drill.rng.randint(0, 400)) * 1000
+
+
+def stage_create(drill: Drill) -> str:
+    cast, opts = drill.cast, drill.options
+    version = _template_version(opts.template)
+    drill.template = tender_ops.template_document(version)
+    compliance = drill.template.get("compliance") or {}
+    amount = reference_amount(drill)
+    drill.notes["reference_amount"] = str(amount)
+    lot = tender_ops.LotInput(
+        opts.title or f"Drill lot ({opts.template})",
+        ceiling_price=amount if compliance.get("ceiling_price_required") else None,
+        reserve_price=amount if compliance.get("reserve_price_required") else None,
+    )
+    deadline = drill.publication + timedelta(days=drill.submission_days() + 1)
+    custodians = [c.user.id for c in cast.custodians]
+    data = tender_ops.TenderInput(
+        reference=opts.reference or f"DRILL-{drill.run_id.upper()}",
+        title=opts.title or f"Drill tender ({opts.template}, {drill.run_id})",
+        description="A rehearsal tender run by `flask scenario run`.",
+        budget=amount + Decimal("10000.00"),
+        bid_bond_amount=(amount / 100).quantize(Decimal("1.00")),
+        publication_at=drill.publication,
+        enquiry_deadline=deadline - timedelta(days=5),
+        submission_deadline=deadline,
+        opening_at=deadline + timedelta(hours=1),
+        lots=[lot],
+        custodian_ids=custodians,
+        custodian_threshold=2,
+    )
+    drill.tender = tender_ops.create_tender(cast.staff, cast.centre.id, version, data)
+    commit()
+    return f"tender {drill.tender.id} {drill.tender.reference} (draft)"
+
+
+def stage_publish(drill: Drill) -> str:
+    staff = drill.cast.staff
+    drill.travel("publish")
+    tender_ops.publish_tender(staff, drill.tender, casting.totp_code(staff))
+    commit()
+    key = db.session.get(TenderKey, drill.tender.id)
+    return (
+        f"published; key {key.fingerprint} split {key.threshold} of "
+        f"{len(drill.cast.custodians)}; deadline {drill.deadline:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def stage_companies(drill: Drill) -> str:
+    cast = drill.cast
+    for n in range(1, drill.options.bidders + 1):
+        cast.bidders.append(casting.sign_up_company(drill.run_id, n, cast.centre))
+    commit()
+    drill.clock.advance(timedelta(hours=1))
+    for bidder in cast.bidders:
+        casting.approve(cast.staff, bidder)
+    commit()
+    drill.clock.advance(timedelta(minutes=30))
+    for bidder in cast.bidders:
+        registration = participation.register_for_tender(bidder, drill.tender)
+        if drill.tender.bid_bond_amount:
+            participation.record_bond(
+                cast.staff,
+                registration,
+                "payment",
+                drill.tender.bid_bond_amount,
+                f"BOND-{drill.run_id}-{bidder.company_id}",
+            )
+    commit()
+    return f"{len(cast.bidders)} companies signed up, approved, registered, bonds recorded"
+
+
+def _seal(drill: Drill, bidder: User, *, compliant: bool = True, variant: int = 1) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    key = db.session.get(TenderKey, drill.tender.id)
+    public = X25519PublicKey.from_public_bytes(bytes.fromhex(key.public_key))
+    fields = documents.commercial_fields(
+        drill.template,
+        reference_price=Decimal(drill.notes["reference_amount"]),
+        rng=drill.rng,
+        deadline=drill.deadline.date(),
+        compliant=compliant,
+    )
+    technical = documents.technical_proposal(drill.template, variant, drill.rng)
+    company = bidder.company
+    qualifications = documents.qualification_documents(
+        drill.template, company.name, company.registration_number
+    )
+    parts = envelopes.bid_parts(
+        fields, io.BytesIO(technical), [io.BytesIO(q) for q in qualifications]
+    )
+    out = io.BytesIO()
+    envelopes.seal(
+        out,
+        public,
+        envelope_tender_id(drill.tender),
+        bid_ops.bidder_id(company),
+        parts,
+        chunk_size=64 * 1024,
+    )
+    return out.getvalue()
+
+
+def _submit(drill: Drill, bidder: User, body: bytes) -> Bid:
+    bid = bid_ops.submit_envelope(bidder, drill.tender, io.BytesIO(body), user_agent="drill")
+    commit()
+    drill.envelopes[bid.id] = body
+    return bid
+
+
+def incident_roles(drill: Drill) -> dict[str, User]:
+    """Who does what: the first bidder replaces its bid, the second withdraws, the third
+    bids above the ceiling (below the reserve, for a sale), the fourth also tries a late
+    envelope after the deadline."""
+    bidders = drill.cast.bidders
+    if not drill.options.incidents or len(bidders) < 4:
+        return {}
+    return {
+        "replaced": bidders[0],
+        "withdrawn": bidders[1],
+        "noncompliant": bidders[2],
+        "late": bidders[3],
+    }
+
+
+def stage_bids(drill: Drill) -> str:
+    roles = incident_roles(drill)
+    drill.travel("publish", timedelta(days=1))
+    for number, bidder in enumerate(drill.cast.bidders, start=1):
+        compliant = bidder is not roles.get("noncompliant")
+        _submit(drill, bidder, _seal(drill, bidder, compliant=compliant, variant=number))
+        drill.clock.advance(timedelta(minutes=7))
+    lines = [f"{len(drill.cast.bidders)} sealed envelopes accepted"]
+    if "replaced" in roles:
+        drill.travel("publish", timedelta(days=2))
+        bidder = roles["replaced"]
+        bid = _submit(drill, bidder, _seal(drill, bidder, variant=100))
+        lines.append(f"bid {bid.supersedes_id} replaced by bid {bid.id}")
+    if "withdrawn" in roles:
+        drill.travel("publish", timedelta(days=3) - timedelta(hours=1))
+        bidder = roles["withdrawn"]
+        current = next(
+            b for b in bid_ops.company_bids(bidder, drill.tender) if b.status == BidStatus.SUBMITTED
+        )
+        bid_ops.withdraw_bid(bidder, current)
+        commit()
+        lines.append(f"bid {current.id} withdrawn")
+    if "noncompliant" in roles:
+        lines.append(f"{roles['noncompliant'].company.name}: priced on the wrong side of the limit")
+    return "; ".join(lines)
+
+
+def stage_deadline(drill: Drill) -> str:
+    roles = incident_roles(drill)
+    lines = []
+    drill.clock.travel_to(drill.deadline + timedelta(minutes=1))
+    if "late" in roles:
+        bidder = roles["late"]
+        body = _seal(drill, bidder, variant=200)
+        try:
+            bid_ops.submit_envelope(bidder, drill.tender, io.BytesIO(body), user_agent="drill")
+        except OperationError as refusal:
+            db.session.rollback()
+            message = str(refusal.message)
+            drill.refusals.append(message)
+            lines.append(f"late envelope refused: {message}")
+        else:  # never expected: the deadline is the server's
+            db.session.rollback()
+            raise RuntimeError("a late envelope was accepted")
+    drill.travel("deadline")
+    tender_id = drill.tender.id
+    commit()  # the sealing job has a session of its own: end this one's transaction first
+    record_id = bid_ops.seal_tender(tender_id)
+    sealing = db.session.get(TenderDocument, record_id)
+    lines.append(f"sealing record {sealing.sha256[:16]}…")
+    return "; ".join(lines)
+
+
+def stage_opening(drill: Drill) -> str:
+    from app.opening import jobs
+    from app.opening import operations as opening
+
+    tender = drill.tender
+    drill.clock.travel_to(tender.opening_at + timedelta(minutes=1))
+    session = opening.start_opening(drill.cast.staff, tender)
+    tender_id = tender.id
+    commit()
+    bid_ops.seal_tender(tender_id)
+    db.session.refresh(tender)
+    if tender.status == TenderStatus.FAILED:
+        raise TenderFailed(f"the opening found too few bids: {session.reason}")
+    drill.travel("opening", -timedelta(minutes=10))
+    threshold = db.session.get(TenderKey, tender.id).threshold
+    custodians = [c for c in drill.cast.custodians if opening.is_custodian_of(c.user, tender)]
+    for custodian in custodians[:threshold]:
+        ready = opening.unlock_share(custodian.user, tender, custodian.passphrase)
+        commit()
+        drill.clock.advance(timedelta(minutes=2))
+        if ready:
+            jobs.enqueue_opening(tender_id)
+            run_queued_jobs()
+    _wait_for(lambda: _status(tender) == TenderStatus.OPENED, "the opening job")
+    lines = opening.lines_of(tender)
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[str(line.status)] = counts.get(str(line.status), 0) + 1
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{threshold} of {len(drill.cast.custodians)} custodians unlocked; {summary}"
+
+
+def _status(tender: Tender) -> str:
+    db.session.expire(tender)
+    return db.session.get(Tender, tender.id).status
+
+
+def _settled(condition: Callable[[], bool]) -> bool:
+    """Check, then end the read transaction (SQLite: a reader blocks the job's commit)."""
+    try:
+        return condition()
+    finally:
+        db.session.commit()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 120) -> None:
+    """A job that an outside worker picked up: wait for its result."""
+    give_up = time.monotonic() + seconds
+    while not _settled(condition):
+        if time.monotonic() > give_up:
+            raise RuntimeError(f"{what} did not finish within {seconds:.0f} seconds")
+        time.sleep(0.5)
+        run_queued_jobs()
+
+
+def stage_panel(drill: Drill) -> str:
+    from app.panels import operations as panels
+
+    tender = drill.tender
+    drill.travel("opening", timedelta(hours=1))
+    panels.draw_tender_panel(drill.cast.staff, tender, size=drill.options.experts)
+    commit()
+    drill.clock.advance(timedelta(minutes=30))
+    members = panels.members_of(tender)
+    for member in members:
+        expert = db.session.get(User, member.user_id)
+        panels.accept_invitation(expert, tender)
+        panels.declare_conflict(expert, tender, True, "No relationship with any bidder.")
+        commit()
+        drill.clock.advance(timedelta(minutes=3))
+    return f"panel of {len(members)} drawn; all accepted and declared no conflict"
+
+
+def _members(drill: Drill) -> list[User]:
+    from app.panels import operations as panels
+
+    return [db.session.get(User, m.user_id) for m in panels.members_of(drill.tender)]
+
+
+def stage_review(drill: Drill) -> str:
+    review = _module(
+        "app.evaluations.review",
+        "start_evaluation",
+        "record_check",
+        "decide_anonymity",
+        "confirm_review",
+    )
+    from app.evaluations.models import AnonymityDecision
+
+    tender = drill.tender
+    drill.travel("review", -timedelta(hours=2))
+    evaluation = review.start_evaluation(drill.cast.staff, tender)
+    commit()
+    chair = db.session.get(User, evaluation.chair_id)
+    drill.travel("review", -timedelta(hours=1))
+    recorded = 0
+    for evaluated in review.evaluated_bids(tender):
+        for check in review.manual_checks(tender):
+            review.record_check(chair, tender, evaluated.bid_id, check, True, "Checked (drill).")
+            recorded += 1
+        if evaluated.anonymity_decision == AnonymityDecision.PENDING:
+            review.decide_anonymity(chair, tender, evaluated.code, True, "Harmless (drill).")
+    commit()
+    drill.travel("review")
+    review.confirm_review(chair, tender)
+    commit()
+    result = review.review_result(tender) or {}
+    bids = (result.get("result") or {}).get("bids") or []
+    compliant = sum(1 for b in bids if b.get("compliant"))
+    return (
+        f"chair seat {_seat_of(drill, chair)}; {recorded} checks recorded; "
+        f"{compliant} of {len(bids)} bids compliant"
+    )
+
+
+def _seat_of(drill: Drill, user: User) -> int | None:
+    from app.panels import operations as panels
+
+    member = panels.member_of(user, drill.tender)
+    return member.position if member else None
+
+
+def _random_score(rng: random.Random, maximum: Decimal, step: Decimal) -> Decimal:
+    """A score between 50 % and 90 % of the maximum, in the criterion's step."""
+    steps = int(maximum / step)
+    low, high = max(1, int(steps * 0.5)), max(1, int(steps * 0.9))
+    return step * rng.randint(low, min(high, steps - 1) if steps > 1 else 1)
+
+
+def stage_scoring(drill: Drill) -> str:
+    scoring = _module(
+        "app.evaluations.scoring", "my_sheet", "save_scores", "lock_sheet", "ScoreEntry"
+    )
+    tender = drill.tender
+    drill.travel("review", timedelta(minutes=30))
+    experts = _members(drill)
+    codes = 0
+    for expert in experts:
+        sheet = scoring.my_sheet(expert, tender)
+        entries = []
+        for bid in sheet.bids:
+            for criterion in sheet.criteria:
+                value = _random_score(drill.rng, criterion.max_points, criterion.step)
+                reason = "Complete answer." if value in (0, criterion.max_points) else ""
+                entries.append(scoring.ScoreEntry(bid.code, criterion.key, str(value), reason))
+        codes = len(sheet.bids)
+        scoring.save_scores(expert, tender, entries)
+        commit()
+        scoring.lock_sheet(expert, tender)
+        commit()
+        drill.clock.advance(timedelta(minutes=20))
+    reasons = 0
+    for code, criterion, _expert in scoring.open_outliers(tender):
+        for expert in experts:
+            try:
+                scoring.give_outlier_reason(
+                    expert, tender, code, criterion, "My reading of the proposal (drill)."
+                )
+                reasons += 1
+            except OperationError:
+                db.session.rollback()
+    commit()
+    return f"{len(experts)} experts scored {codes} bids blind and locked; {reasons} outlier reasons"
+
+
+def _chair(drill: Drill) -> User:
+    review = _module("app.evaluations.review", "evaluation_of")
+    return db.session.get(User, review.evaluation_of(drill.tender).chair_id)
+
+
+def stage_unblinded(drill: Drill) -> str:
+    scoring = _module("app.evaluations.scoring", "unblind")
+    drill.travel("unblinded")
+    evaluation = scoring.unblind(_chair(drill), drill.tender)
+    commit()
+    ranking = ranking_of(evaluation.scoring_json)
+    if not ranking:
+        # What staff do when the panel found no compliant bid: declare the tender failed.
+        results = _module("app.results.operations", "declare_failed")
+        reasons = _first_reasons(evaluation.scoring_json)
+        results.declare_failed(drill.cast.staff, drill.tender, "no_compliant_bid")
+        commit()
+        raise TenderFailed(f"no compliant bid ({reasons})")
+    return f"identities revealed; rank 1: {ranking[0]['bidder']}"
+
+
+def _first_reasons(scoring_json: str | None) -> str:
+    import json
+
+    bids = (json.loads(scoring_json or "{}").get("result") or {}).get("bids") or []
+    reasons = {r.get("code", "?") for b in bids for r in b.get("reasons") or []}
+    return ", ".join(sorted(reasons)) or "no reasons given"
+
+
+def ranking_of(scoring_json: str | None) -> list[dict]:
+    import json
+
+    if not scoring_json:
+        return []
+    result = json.loads(scoring_json).get("result") or {}
+    rows = [b for b in result.get("bids") or [] if b.get("rank") is not None]
+    rows.sort(key=lambda b: b["rank"])
+    return [
+        {
+            "rank": b["rank"],
+            "bidder": b["id"],
+            "total": b.get("total"),
+            "compliant": b.get("compliant"),
+        }
+        for b in rows
+    ]
+
+
+def stage_record(drill: Drill) -> str:
+    scoring = _module("app.evaluations.scoring", "finalise")
+    records = _module("app.records.operations", "current_record", "countersign")
+    from app.evaluations.review import FINALISE_HOOKS
+    from app.records.models import RecordStatus
+
+    if not FINALISE_HOOKS:
+        raise StageUnavailable("no finalise hook makes the signed evaluation record yet")
+    tender = drill.tender
+    drill.travel("record", -timedelta(minutes=50))
+    scoring.finalise(_chair(drill), tender)
+    commit()
+    run_queued_jobs()
+    done = (RecordStatus.SIGNED, RecordStatus.COMPLETE, RecordStatus.FAILED)
+
+    def finished() -> bool:
+        db.session.expire_all()
+        record = records.current_record(tender)
+        return record is not None and record.status in done
+
+    _wait_for(finished, "the evaluation record job", seconds=600)
+    record = records.current_record(tender)
+    if record.status == RecordStatus.FAILED:
+        raise RuntimeError(f"the evaluation record job failed: {record.error}")
+    signed = 0
+    if drill.options.countersign:
+        # Each panel member countersigns with their own certificate, a fresh TOTP code each.
+        for member in records.signing_members(tender):
+            drill.clock.advance(timedelta(minutes=5))
+            expert = db.session.get(User, member.user_id)
+            records.countersign(expert, record, casting.totp_code(expert))
+            commit()
+            signed += 1
+    db.session.refresh(record)
+    pages = record.pages or "?"
+    return f"evaluation record {record.status} ({pages} pages, {signed} countersignatures)"
+
+
+def stage_candidates(drill: Drill) -> str:
+    results = _module("app.results.operations", "publish_candidates")
+    drill.travel("candidates")
+    notice = results.publish_candidates(drill.cast.staff, drill.tender)
+    commit()
+    run_queued_jobs()
+    deadline = getattr(notice, "objection_deadline", None)
+    return (
+        f"candidates published; objections until {deadline:%Y-%m-%d %H:%M} UTC"
+        if deadline
+        else "candidates published"
+    )
+
+
+def stage_award(drill: Drill) -> str:
+    results = _module("app.results.operations", "publish_award")
+    drill.travel("award")
+    results.publish_award(drill.cast.staff, drill.tender)
+    commit()
+    run_queued_jobs()
+    return "award notice published"
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[Drill], str]] = {
+    "setup": stage_setup,
+    "create": stage_create,
+    "publish": stage_publish,
+    "companies": stage_companies,
+    "bids": stage_bids,
+    "deadline": stage_deadline,
+    "opening": stage_opening,
+    "panel": stage_panel,
+    "review": stage_review,
+    "scoring": stage_scoring,
+    "unblinded": stage_unblinded,
+    "record": stage_record,
+    "candidates": stage_candidates,
+    "award": stage_award,
+}
