@@ -110,6 +110,9 @@ class Config:
     SUBMISSION_DAYS_MIN = {"works": 20, "goods": 15, "services": 15, "asset_sale": 20}
     ADDENDUM_MIN_DAYS = int(os.environ.get("FAIRBID_ADDENDUM_MIN_DAYS", 3))
     BID_BOND_MAX_PERCENT = int(os.environ.get("FAIRBID_BID_BOND_MAX_PERCENT", 2))
+    # An expert who sat on a panel for a procuring entity is not drawn for it again within
+    # this many days (counted from that panel's draw).
+    PANEL_COOLDOWN_DAYS = int(os.environ.get("FAIRBID_PANEL_COOLDOWN_DAYS", 180))
     MAX_ATTACHMENT_SIZE = int(os.environ.get("FAIRBID_MAX_ATTACHMENT_SIZE", 50 * 1024 * 1024))
     BLOB_DIR = os.environ.get("FAIRBID_BLOB_DIR", "")  # default: <instance>/blobs
 
@@ -121,6 +124,16 @@ class Config:
     # and tests generated on first use under PLATFORM_KEY_DIR (default <instance>/keys).
     FAIRBID_PLATFORM_KEY = os.environ.get("FAIRBID_PLATFORM_KEY", "")
     PLATFORM_KEY_DIR = os.environ.get("FAIRBID_PLATFORM_KEY_DIR", "")
+    # PDF signing (app/records/signing.py): the platform's document-signing key, certificate
+    # and chain, and the CA that issues panel members' certificates (PEM files). Development
+    # and tests generate a development CA and certificate under PLATFORM_KEY_DIR instead.
+    # FAIRBID_TSA_URL: an RFC 3161 time-stamping authority (optional, any environment).
+    FAIRBID_SIGNING_KEY = os.environ.get("FAIRBID_SIGNING_KEY", "")
+    FAIRBID_SIGNING_CERT = os.environ.get("FAIRBID_SIGNING_CERT", "")
+    FAIRBID_SIGNING_CHAIN = os.environ.get("FAIRBID_SIGNING_CHAIN", "")
+    FAIRBID_SIGNING_CA_CERT = os.environ.get("FAIRBID_SIGNING_CA_CERT", "")
+    FAIRBID_SIGNING_CA_KEY = os.environ.get("FAIRBID_SIGNING_CA_KEY", "")
+    FAIRBID_TSA_URL = os.environ.get("FAIRBID_TSA_URL", "")
     # An envelope received before the deadline may still be checked and committed for a
     # moment after it; the sealing record waits this long, and later acceptance is refused.
     SEALING_GRACE_SECONDS = int(os.environ.get("FAIRBID_SEALING_GRACE_SECONDS", 120))
@@ -130,8 +143,21 @@ class Config:
     OPENING_OBJECTION_MINUTES = int(os.environ.get("FAIRBID_OPENING_OBJECTION_MINUTES", 30))
     OPENING_EVENTS_SECONDS = int(os.environ.get("FAIRBID_OPENING_EVENTS_SECONDS", 25))
 
+    # Evaluation: days a bidder has to justify an abnormally low price; technical PDFs
+    # larger than this are kept as sent (not rewritten without metadata) and flagged.
+    LOW_PRICE_JUSTIFICATION_DAYS = int(os.environ.get("FAIRBID_LOW_PRICE_JUSTIFICATION_DAYS", 3))
+    EVALUATION_PDF_REWRITE_MAX = int(
+        os.environ.get("FAIRBID_EVALUATION_PDF_REWRITE_MAX", 200 * 1024 * 1024)
+    )
+
+    # Results: days bidders have to object to the candidates notice.
+    FAIRBID_OBJECTION_DAYS = int(os.environ.get("FAIRBID_OBJECTION_DAYS", 3))
+
     # Open data (OCDS).
-    OCDS_PREFIX = os.environ.get("FAIRBID_OCDS_PREFIX", "ocds-fairbid")
+    # ocid = "<prefix>-<centre code>-<reference>"; register a real prefix with the OCP.
+    OCDS_PREFIX = os.environ.get(
+        "FAIRBID_OCID_PREFIX", os.environ.get("FAIRBID_OCDS_PREFIX", "ocds-fairbid")
+    )
     OCDS_PUBLISHER_NAME = os.environ.get("FAIRBID_OCDS_PUBLISHER", "Fairbid")
 
     # API (APIFlask).

@@ -6,6 +6,12 @@ from app.bids.models import Bid, UploadSession  # noqa: F401
 from app.centres.models import TradingCentre  # noqa: F401
 from app.companies.models import Company, CompanyAlias, CompanyCertificate  # noqa: F401
 from app.custody.models import CustodianKey, KeyShare, TenderKey  # noqa: F401
+from app.evaluations.models import (  # noqa: F401
+    EvaluatedBid,
+    Evaluation,
+    ScoreSheet,
+    TechnicalScore,
+)
 from app.opening.models import OpeningLine, OpeningSession, ShareUnlock  # noqa: F401
 from app.panels.models import (  # noqa: F401
     ExpertProfile,
@@ -13,6 +19,8 @@ from app.panels.models import (  # noqa: F401
     PanelDraw,
     PanelMember,
 )
+from app.records.models import EvaluationRecord, RecordSignature, SigningCertificate  # noqa: F401
+from app.results.models import Objection, ResultLetter, ResultNotice  # noqa: F401
 from app.tenders.models import (  # noqa: F401
     Addendum,
     BondRecord,
@@ -27,11 +35,3 @@ from app.tenders.models import (  # noqa: F401
     TenderRegistration,
     TenderTemplate,
 )
-from app.evaluations.models import (  # noqa: F401
-    EvaluatedBid,
-    Evaluation,
-    ScoreSheet,
-    TechnicalScore,
-)
-from app.records.models import EvaluationRecord, RecordSignature, SigningCertificate  # noqa: F401
-from app.results.models import Objection, ResultLetter, ResultNotice  # noqa: F401

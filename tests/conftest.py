@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from contextlib import nullcontext
 
 import pyotp
@@ -185,6 +186,25 @@ class Outbox:
 
     def clear(self) -> None:
         self.messages().clear()
+
+
+def run_queued_jobs() -> None:
+    """With a real Redis, jobs sit in the queue: a burst worker runs them here, in this
+    process and app context (with the in-process stand-in they already ran inline)."""
+    from flask import current_app
+    from rq import SimpleWorker
+
+    from app.extensions import get_queue
+
+    if not current_app.config["REDIS_URL"]:
+        return
+    queue = get_queue()
+    if threading.current_thread() is threading.main_thread():
+        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        return
+    # A worker installs signal handlers, which only the main thread may do.
+    while (job := queue.dequeue_any([queue], None, connection=queue.connection)) is not None:
+        job[0].perform()
 
 
 @pytest.fixture

@@ -40,4 +40,17 @@ def roles_required(*roles: str):
     return decorator
 
 
-from app.api import accounts, audit, bids, centres, companies, custody, ocds, tenders  # noqa: E402, F401
+from app.api import (  # noqa: E402, F401
+    accounts,
+    audit,
+    bids,
+    centres,
+    companies,
+    custody,
+    evaluations,
+    ocds,
+    records,
+    results,
+    scoring,
+    tenders,
+)

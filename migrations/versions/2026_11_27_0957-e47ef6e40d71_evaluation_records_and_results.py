@@ -84,12 +84,14 @@ def upgrade():
     sa.Column('anonymity_reason', sa.Text(), nullable=False),
     sa.Column('override_compliant', sa.Boolean(), nullable=True),
     sa.Column('override_reason', sa.Text(), nullable=False),
+    sa.Column('checks', sa.JSON(), nullable=False),
     sa.Column('low_price_status', sa.String(length=16), nullable=False),
     sa.Column('low_price_due_at', app.core.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('low_price_justification', sa.Text(), nullable=False),
     sa.Column('low_price_attachments', sa.JSON(), nullable=False),
     sa.Column('low_price_submitted_at', app.core.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('low_price_reason', sa.Text(), nullable=False),
+    sa.Column('lot_draw', sa.Integer(), nullable=True),
     sa.Column('created_at', app.core.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['bid_id'], ['bid.id'], name=op.f('fk_evaluated_bid_bid_id_bid')),
     sa.ForeignKeyConstraint(['tender_id'], ['tender.id'], name=op.f('fk_evaluated_bid_tender_id_tender')),
@@ -228,6 +230,12 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_objection_tender_id'), ['tender_id'], unique=False)
 
     # ### end Alembic commands ###
+    # The panel draw: the tender's procuring entity (recent-service exclusion) and the
+    # draw's exclusion reasons.
+    with op.batch_alter_table('tender', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('procuring_entity', sa.String(length=300), nullable=False, server_default=sa.text("''")))
+    with op.batch_alter_table('panel_draw', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('excluded', sa.JSON(), nullable=True))
 
 
 def downgrade():
@@ -275,3 +283,7 @@ def downgrade():
 
     op.drop_table('signing_certificate')
     # ### end Alembic commands ###
+    with op.batch_alter_table('panel_draw', schema=None) as batch_op:
+        batch_op.drop_column('excluded')
+    with op.batch_alter_table('tender', schema=None) as batch_op:
+        batch_op.drop_column('procuring_entity')

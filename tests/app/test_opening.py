@@ -11,8 +11,6 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from flask import current_app
-from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from app.accounts.models import User
@@ -23,7 +21,7 @@ from app.bids.models import Bid
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.custody.models import KeyShare
-from app.extensions import db, get_queue, redis_client
+from app.extensions import db, redis_client
 from app.opening import jobs
 from app.opening import operations as ops
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
@@ -31,6 +29,7 @@ from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from bidding import keys
 from tests.app.test_bids import lib_seal, registered_bidder, tid, uscc
+from tests.conftest import run_queued_jobs
 from tests.factories import CUSTODIAN_PASSPHRASE
 
 
@@ -81,14 +80,6 @@ def start(tender):
     db.session.commit()
     bid_ops.seal_tender(tender.id)
     return session
-
-
-def run_queued_jobs() -> None:
-    """With a real Redis the opening job sits in the queue: a burst worker runs it here
-    (with the in-process stand-in it already ran inline)."""
-    if current_app.config["REDIS_URL"]:
-        queue = get_queue()
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
 def unlock(tender, custodian, passphrase=CUSTODIAN_PASSPHRASE) -> bool:

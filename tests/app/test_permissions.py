@@ -87,7 +87,18 @@ def world(app, make_centre, make_company, make_user, make_tender):
         user_id=users["bidder"].id,
         declared_size=1,
     )
-    db.session.add_all([bid, upload])
+    # A second submitted bid of the same company: the walk withdraws the first one (bid
+    # routes sort before the results routes), and objecting needs a submitted bid.
+    kept_bid = Bid(
+        tender_id=tender.id,
+        company_id=bidder_company.id,
+        submitted_by_id=users["bidder"].id,
+        envelope_sha256="c" * 64,
+        size=1,
+        received_at=utcnow(),
+        receipt="{}",
+    )
+    db.session.add_all([bid, kept_bid, upload])
     db.session.commit()
     return {
         "centre": centre_a,
@@ -126,7 +137,9 @@ def url_args(rule, world) -> dict:
         "notification_id": world["notification"].id,
         "bid_id": world["bid"].id,
         "session_id": world["upload"].id,
+        "objection_id": 0,  # results: no objection in the world; the role gate comes first
         "centre_code": world["centre"].code,
+        "month": "2026-01",
         "category": "goods",
         "filename": "css/app.css" if rule.endpoint == "static" else "pico.min.css",
     }
