@@ -23,7 +23,7 @@ from app.records.models import EvaluationRecord, RecordStatus
 from app.results.models import ResultNotice
 from app.tenders.models import Tender, TenderDocument
 
-SCHEMAS = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "ocds"
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "ocds"
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
