@@ -116,6 +116,13 @@ _FONT_CANDIDATES = (
     "/usr/share/fonts/noto/NotoSans-Regular.ttf",
     "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
 )
+# For stamps with Korean or Chinese text (signers' names): Noto Sans CJK from fonts-noto-cjk,
+# a collection; "#n" names the face (1: KR, 2: SC).
+_CJK_COLLECTIONS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+)
+_CJK_FACE_KR, _CJK_FACE_SC = 1, 2
 
 
 class SigningNotConfigured(RuntimeError):
@@ -508,10 +515,16 @@ def _font_bytes(path: str) -> bytes:
     writes the glyph widths (/W) in font units, which PDF reads as thousandths of an em, so
     a 2048-unit font like DejaVu Sans would come out letter-spaced and with widths that
     disagree with the embedded program (a PDF/A violation)."""
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import TTCollection, TTFont
     from fontTools.ttLib.scaleUpem import scale_upem
 
-    data = Path(path).read_bytes()
+    if "#" in path:  # one face of a collection, as a font file of its own
+        collection, face = path.rsplit("#", 1)
+        out = io.BytesIO()
+        TTCollection(collection).fonts[int(face)].save(out)
+        data = out.getvalue()
+    else:
+        data = Path(path).read_bytes()
     with TTFont(io.BytesIO(data)) as font:
         if font["head"].unitsPerEm == 1000:
             return data
@@ -540,14 +553,32 @@ class _InMemoryFontFactory(GlyphAccumulatorFactory):
 def _font_coverage(path: str) -> frozenset[int]:
     from fontTools.ttLib import TTFont
 
+    if "#" in path:
+        collection, face = path.rsplit("#", 1)
+        with TTFont(collection, fontNumber=int(face), lazy=True) as font:
+            return frozenset(font.getBestCmap())
     with TTFont(path, lazy=True) as font:
         return frozenset(font.getBestCmap())
 
 
-def _printable(text: str) -> str:
-    """Characters the stamp font lacks are replaced (a CJK name in a Latin font would
-    otherwise be drawn as empty boxes)."""
-    covered = _font_coverage(stamp_font_path())
+def _stamp_font_for(text: str) -> str:
+    """The Latin stamp font when it covers the text; otherwise a Noto Sans CJK face (Korean
+    when the text has Hangul, Simplified Chinese else) when fonts-noto-cjk is installed."""
+    latin = stamp_font_path()
+    needed = {ord(c) for c in text if c != "\n"}
+    if needed <= _font_coverage(latin):
+        return latin
+    collection = next((c for c in _CJK_COLLECTIONS if Path(c).is_file()), None)
+    if collection is None:
+        return latin
+    hangul = any(0xAC00 <= code <= 0xD7A3 or 0x1100 <= code <= 0x11FF for code in needed)
+    return f"{collection}#{_CJK_FACE_KR if hangul else _CJK_FACE_SC}"
+
+
+def _printable(text: str, font: str) -> str:
+    """Characters the stamp font lacks are replaced (they would otherwise be drawn as
+    empty boxes)."""
+    covered = _font_coverage(font)
     return "".join(c if ord(c) in covered or c == "\n" else "?" for c in text)
 
 
@@ -656,11 +687,10 @@ def sign_pdf(
         )
         text = stamp_text or "%(signer)s\n%(reason)s\n%(ts)s"
         text = text.replace("%(signer)s", signer_name).replace("%(reason)s", reason)
+        font = _stamp_font_for(text.replace("%(ts)s", ""))
         stamp_style = TextStampStyle(
-            stamp_text=_printable(text),
-            text_box_style=TextBoxStyle(
-                font=_InMemoryFontFactory(stamp_font_path(), font_size=8), font_size=8
-            ),
+            stamp_text=_printable(text, font),
+            text_box_style=TextBoxStyle(font=_InMemoryFontFactory(font, font_size=8), font_size=8),
             border_width=1,
         )
     else:

@@ -80,6 +80,7 @@ import hashlib  # noqa: E402
 import io  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pyotp  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
@@ -421,3 +422,18 @@ def test_the_chair_finalising_makes_the_signed_record(app, finalised):
     assert record is not None and record.requested_by_id == chair.id
     assert record.status == RecordStatus.SIGNED, record.error
     assert signing.signatures_ok(operations.record_pdf(record), expected=1)
+
+
+def test_a_korean_signer_name_is_stamped_in_an_embedded_cjk_font(app, make_user, small_pdf):
+    from app.extensions import db
+
+    member = make_user(Role.EXPERT, full_name="김철수")
+    signed = signing.sign_pdf(small_pdf, signer=member, field_name="member-1", reason="연서명")
+    db.session.commit()
+    assert signing.signatures_ok(signed, expected=1)
+    path = Path(app.instance_path) / "stamp.pdf"
+    path.write_bytes(signed)
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True).stdout
+    assert "NotoSansCJKkr" in fonts, fonts
+    cjk = next(line for line in fonts.splitlines() if "NotoSansCJKkr" in line)
+    assert cjk.split()[-5:-2] == ["yes", "yes", "yes"], cjk  # embedded, subset, unicode
