@@ -437,3 +437,40 @@ def test_a_korean_signer_name_is_stamped_in_an_embedded_cjk_font(app, make_user,
     assert "NotoSansCJKkr" in fonts, fonts
     cjk = next(line for line in fonts.splitlines() if "NotoSansCJKkr" in line)
     assert cjk.split()[-5:-2] == ["yes", "yes", "yes"], cjk  # embedded, subset, unicode
+
+
+def test_a_job_killed_mid_render_is_queued_again_once_stale(app, finalised):
+    """A worker killed while rendering leaves the row RENDERING: asking again within the
+    stale period changes nothing (the job may still be running); after it, the record is
+    queued again and made once."""
+    from datetime import timedelta
+
+    from app.extensions import db
+    from app.records import operations
+    from app.records.models import EvaluationRecord, RecordStatus
+
+    stuck = EvaluationRecord(
+        tender_id=finalised.tender.id,
+        round=1,
+        status=RecordStatus.RENDERING,
+        progress=40,
+        step="render",
+        requested_by_id=finalised.staff.id,
+    )
+    db.session.add(stuck)
+    db.session.commit()
+    stuck.started_at = stuck.requested_at
+    db.session.commit()
+    assert operations.request_record(finalised.staff, finalised.tender).id == stuck.id
+    db.session.commit()
+    run_queued_jobs()
+    db.session.refresh(stuck)
+    assert stuck.status == RecordStatus.RENDERING  # still within the stale period
+    stuck.started_at = stuck.started_at - operations.STALE_AFTER - timedelta(seconds=1)
+    db.session.commit()
+    again = operations.request_record(finalised.staff, finalised.tender)
+    db.session.commit()
+    run_queued_jobs()
+    db.session.refresh(again)
+    assert again.id == stuck.id and again.status == RecordStatus.SIGNED, again.error
+    assert signing.signatures_ok(operations.record_pdf(again), expected=1)
