@@ -56,11 +56,11 @@ from app.tenders.documents import Upload, store_attachments
 from app.tenders.models import (
     BondRecord,
     Lot,
-    Notification,
     Tender,
     TenderRegistration,
     TenderStatus,
 )
+from app.tenders.notify import notify_users
 from app.tenders.operations import template_document
 
 # Called with (actor, tender, evaluation) when the chair finalises (stage FINALISED).
@@ -713,32 +713,15 @@ def request_justification(
 
 def _notify_bidder(tender: Tender, company: Company, due: datetime, link: str) -> None:
     """An in-app notification and an e-mail to each bidder account of the company."""
-    from flask import render_template
-    from flask_babel import force_locale
-
-    from app.tasks import enqueue_after_commit, send_email
 
     when = due.strftime("%Y-%m-%d %H:%M")
-    for user in db.session.scalars(
+    users = db.session.scalars(
         select(User).where(User.company_id == company.id, User.role == Role.BIDDER)
-    ):
-        with force_locale(user.locale or "en"):
-            title = str(
-                _l(
-                    "Justify your price for %(reference)s by %(due)s UTC",
-                    reference=tender.reference,
-                    due=when,
-                )
-            )
-            body = render_template(
-                "evaluations/email_justification.txt",
-                user=user,
-                tender=tender,
-                due=when,
-                link=link,
-            )
-        db.session.add(Notification(user_id=user.id, title=title, body=tender.title, link=link))
-        enqueue_after_commit(send_email, user.email, title, body)
+    )
+    subject = _l(
+        "Justify your price for %(reference)s by %(due)s UTC", reference=tender.reference, due=when
+    )
+    notify_users(users, tender, subject, "evaluation_justification", link, due=when)
 
 
 def own_evaluated_bid(actor: User, tender: Tender) -> EvaluatedBid | None:

@@ -29,7 +29,6 @@ from app.bids.models import Bid, BidStatus
 from app.bids.operations import bidder_id
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
-from app.core.mail import send_after_commit
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation, EvaluationStage
 from app.events import publish_after_commit
@@ -40,7 +39,8 @@ from app.records.operations import supersede
 from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNotice
 from app.tenders import documents
 from app.tenders.documents import Upload, store_attachments
-from app.tenders.models import Notification, Tender, TenderStatus
+from app.tenders.models import Tender, TenderStatus
+from app.tenders.notify import notify_users
 from app.tenders.operations import TENDER_CHANNEL, LotInput, TenderInput, create_tender
 
 log = logging.getLogger(__name__)
@@ -296,22 +296,9 @@ def _notify(tender: Tender, company_ids: Iterable[int], subject, template: str, 
         if has_request_context()
         else ""
     )
-    users = _bidder_users(company_ids)
-    for user in users:
-        db.session.add(
-            Notification(user_id=user.id, title=str(subject), link=link, body=tender.title)
-        )
-        send_after_commit(
-            user.email,
-            subject,
-            f"result_{template}",
-            locale=user.locale,
-            user=user,
-            tender=tender,
-            link=link,
-            **context,
-        )
-    return len(users)
+    return notify_users(
+        _bidder_users(company_ids), tender, subject, f"result_{template}", link, **context
+    )
 
 
 def _announce(tender: Tender, event: str, **payload) -> None:

@@ -1,8 +1,11 @@
-"""Tell every registered bidder of a tender: an in-app notification and an e-mail."""
+"""Tell bidders: an in-app notification and an e-mail, each in the person's own language."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import url_for
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from app.accounts.models import Role, User
@@ -22,21 +25,32 @@ def registered_bidders(tender: Tender) -> list[User]:
     )
 
 
-def notify_registered(tender: Tender, subject, template: str, **context) -> int:
-    link = url_for("portal.tender", tender_id=tender.id, _external=True)
-    users = registered_bidders(tender)
+def notify_users(
+    users: Iterable[User], tender: Tender, subject, template: str, link: str, **context
+) -> int:
+    """For each user, a notification (titled `subject`, which may be a lazy string, in the
+    user's language) and the e-mail `templates/email/<template>.txt`. Sent after commit."""
+    count = 0
     for user in users:
-        db.session.add(
-            Notification(user_id=user.id, title=str(subject), link=link, body=tender.title)
-        )
+        with force_locale(user.locale or "en"):
+            title = str(subject)
+        db.session.add(Notification(user_id=user.id, title=title, link=link, body=tender.title))
         send_after_commit(
             user.email,
             subject,
-            f"tender_{template}",
+            template,
             locale=user.locale,
             user=user,
             tender=tender,
             link=link,
             **context,
         )
-    return len(users)
+        count += 1
+    return count
+
+
+def notify_registered(tender: Tender, subject, template: str, **context) -> int:
+    link = url_for("portal.tender", tender_id=tender.id, _external=True)
+    return notify_users(
+        registered_bidders(tender), tender, subject, f"tender_{template}", link, **context
+    )
