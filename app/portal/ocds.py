@@ -128,6 +128,8 @@ class TenderFacts:
     bidders: dict[int, Bidder] = field(default_factory=dict)
     # The evaluation's verdict per bidder (unified social credit code): compliant or not.
     compliant: dict[str, bool] = field(default_factory=dict)
+    # The tender this one re-tenders after it failed: (ocid suffix, title), or None.
+    prior: tuple[str, str] | None = None
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -377,6 +379,18 @@ class _State:
             release["bids"] = bids
         if self.awards:
             release["awards"] = copy.deepcopy(list(self.awards.values()))
+        if self.facts.prior is not None:
+            suffix, title = self.facts.prior
+            prior_ocid = f"{self.ocid.removesuffix(self.tender.ocid_suffix)}{suffix}"
+            release["relatedProcesses"] = [
+                {
+                    "id": "prior",
+                    "relationship": ["unsuccessfulProcess"],
+                    "title": title,
+                    "scheme": "ocid",
+                    "identifier": prior_ocid,
+                }
+            ]
         return release
 
     # Stages ------------------------------------------------------------------------

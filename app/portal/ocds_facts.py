@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, union_all
 from sqlalchemy.orm import joinedload, selectinload
 
+from app.audit.models import AuditEvent
 from app.bids.models import Bid
 from app.centres.models import TradingCentre
 from app.companies.models import Company
@@ -111,6 +112,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
     documents = _notice_documents(tenders, [n for found in notices.values() for n in found])
     awarded = [tid for tid, found in notices.items() if any(n.kind == "award" for n in found)]
     verdicts = _verdicts(awarded)
+    priors = _priors(ids)
 
     out = []
     for tender in tenders:
@@ -155,9 +157,39 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 notices=tender_notices,
                 bidders={cid: companies[cid] for cid in involved if cid in companies},
                 compliant=verdicts.get(tender.id, {}),
+                prior=priors.get(tender.id),
             )
         )
     return out
+
+
+def _priors(ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Re-tenders: tender id -> (ocid suffix, title) of the failed tender it replaces, from
+    the audit event that linked them (`tender.retender_of`)."""
+    originals: dict[int, int] = {}
+    for event in db.session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == "tender.retender_of",
+            AuditEvent.object_type == "tender",
+            AuditEvent.object_id.in_([str(i) for i in ids]),
+        )
+        .order_by(AuditEvent.seq)
+    ):
+        original = json.loads(event.data).get("original_id")
+        if isinstance(original, int):
+            originals[int(event.object_id)] = original
+    if not originals:
+        return {}
+    found = {
+        t.id: t
+        for t in db.session.scalars(select(Tender).where(Tender.id.in_(set(originals.values()))))
+    }
+    return {
+        tid: (found[oid].ocid_suffix, found[oid].title)
+        for tid, oid in originals.items()
+        if oid in found
+    }
 
 
 def _bare(notice: ResultNotice) -> NoticeFacts:

@@ -607,3 +607,36 @@ def test_the_award_names_the_record_version_of_its_notice_not_a_later_one(client
     db.session.expire_all()
     after = package_of(client, db.session.get(Tender, tender.id))["releases"][-1]
     assert after == before
+
+
+def test_a_re_tender_points_back_to_the_failed_tender(app, client, validator, story, make_user):
+    """The new tender made by `retender` (the real service) names the failed one as a prior
+    unsuccessful process; the failed tender's own releases stay as they were."""
+    from app.results import operations as results
+    from app.tenders.template_ops import sync_builtin_templates
+
+    told = story("failed")
+    old = told.tender
+    before = package_of(client, old)
+    goods = next(t for t in sync_builtin_templates() if t.key == "goods")
+    old.template_version_id = goods.latest.id
+    db.session.commit()
+    staff = make_user(Role.STAFF, centre=old.centre)
+    with app.test_request_context():
+        new = results.retender(staff, old)
+    db.session.commit()
+    new.status = "published"
+    schedule(new, PUBLISHED + timedelta(days=60))
+    package = package_of(client, new)
+    assert_valid(validator, package)
+    related = package["releases"][0]["relatedProcesses"]
+    assert related == [
+        {
+            "id": "prior",
+            "relationship": ["unsuccessfulProcess"],
+            "title": old.title,
+            "scheme": "ocid",
+            "identifier": before["releases"][0]["ocid"],
+        }
+    ]
+    assert package_of(client, old)["releases"] == before["releases"]
