@@ -187,6 +187,17 @@ class TestingConfig(Config):
     RATELIMIT_LOGIN_ACCOUNT = "5 per minute"
 
 
+# PDF signing in production: the platform's key, certificate and chain, and the CA that
+# issues panel members' certificates (app/records/signing.py).
+SIGNING_SETTINGS = (
+    "FAIRBID_SIGNING_KEY",
+    "FAIRBID_SIGNING_CERT",
+    "FAIRBID_SIGNING_CHAIN",
+    "FAIRBID_SIGNING_CA_CERT",
+    "FAIRBID_SIGNING_CA_KEY",
+)
+
+
 class ProductionConfig(Config):
     ENV_NAME = "production"
     SESSION_COOKIE_SECURE = True
@@ -204,6 +215,12 @@ class ProductionConfig(Config):
             problems.append("REDIS_URL must point at a Redis server")
         if not os.environ.get("FAIRBID_PLATFORM_KEY"):
             problems.append("FAIRBID_PLATFORM_KEY must name the Ed25519 key that signs receipts")
+        missing = [name for name in SIGNING_SETTINGS if not os.environ.get(name)]
+        if missing:
+            problems.append(
+                f"{', '.join(missing)} must name the PEM files that sign evaluation records "
+                "and issue panel members' certificates"
+            )
         if problems:
             raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
 

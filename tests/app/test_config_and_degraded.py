@@ -17,10 +17,14 @@ def test_production_refuses_development_secrets(monkeypatch):
     monkeypatch.setattr(config.ProductionConfig, "REDIS_URL", "")
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("FAIRBID_PLATFORM_KEY", raising=False)
+    for name in config.SIGNING_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(RuntimeError) as error:
         config.ProductionConfig.check()
     message = str(error.value)
     for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "FAIRBID_PLATFORM_KEY"):
+        assert name in message
+    for name in config.SIGNING_SETTINGS:
         assert name in message
 
 
@@ -31,7 +35,23 @@ def test_production_accepts_real_settings(monkeypatch):
     monkeypatch.setattr(config.ProductionConfig, "REDIS_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("DATABASE_URL", "postgresql://fairbid@db/fairbid")
     monkeypatch.setenv("FAIRBID_PLATFORM_KEY", "/etc/fairbid/receipt-key.pem")
+    for name in config.SIGNING_SETTINGS:
+        monkeypatch.setenv(name, f"/etc/fairbid/{name.lower()}.pem")
     config.ProductionConfig.check()
+
+
+def test_production_refuses_to_start_without_a_signing_certificate(monkeypatch):
+    import config
+
+    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "k" * 48)
+    monkeypatch.setattr(config.ProductionConfig, "REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://fairbid@db/fairbid")
+    monkeypatch.setenv("FAIRBID_PLATFORM_KEY", "/etc/fairbid/receipt-key.pem")
+    for name in config.SIGNING_SETTINGS:
+        monkeypatch.setenv(name, f"/etc/fairbid/{name.lower()}.pem")
+    monkeypatch.delenv("FAIRBID_SIGNING_CERT")
+    with pytest.raises(RuntimeError, match="FAIRBID_SIGNING_CERT must name the PEM files"):
+        config.ProductionConfig.check()
 
 
 def test_database_url_uses_psycopg3():
