@@ -14,9 +14,9 @@ discard everything otherwise). Then:
 - qualification parts are stored as they came (they carry the bidder's name by nature and
   are never shown to the experts scoring blind).
 
-`record_evaluated_bid` creates the `EvaluatedBid` of an opened bid with a random code
-`T-XXX` drawn with `secrets` from an unambiguous alphabet, unique within the tender: the
-order of the codes says nothing about the order of submission.
+`record_evaluated_bid` creates the `EvaluatedBid` of an opened bid with a random code such
+as `T-7QK` (three characters drawn with `secrets` from an unambiguous alphabet), unique
+within the tender: the order of the codes says nothing about the order of submission.
 """
 
 from __future__ import annotations

@@ -329,17 +329,13 @@ def unblind(tender_id: int):
     tender = _tender(tender_id)
     if not UnblindForm().validate_on_submit():
         abort(400)
-    try:
-        scoring.unblind(current_user, tender)
-    except OperationError as error:
-        db.session.rollback()
-        if error.status == 404:
-            abort(404)
-        flash(str(error.message), "error")
-        return redirect(url_for(".panel", tender_id=tender.id), code=303)
-    db.session.commit()
-    flash(_("The identities are revealed and the bids ranked."), "success")
-    return redirect(url_for(".results", tender_id=tender.id))
+    return _run(
+        scoring.unblind,
+        tender,
+        success=_("The identities are revealed and the bids ranked."),
+        back=url_for(".results", tender_id=tender.id),
+        refused_back=url_for(".panel", tender_id=tender.id),
+    )
 
 
 @bp.route("/tenders/<int:tender_id>/results")

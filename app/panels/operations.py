@@ -438,6 +438,13 @@ def scoring_locked(tender: Tender) -> bool:
     )
 
 
+def _vacate(tender: Tender, member: PanelMember, reason: str, cause: str) -> dict:
+    """Take `member` off the panel for `reason` and refill the seat (see `_refill`)."""
+    member.status = MemberStatus.REMOVED
+    member.removed_reason = reason
+    return _refill(tender, member, cause)
+
+
 def _refill(tender: Tender, vacated: PanelMember, cause: str) -> dict:
     """Refill the seat `vacated` just left, continuing the same seed's stream from the
     published eligible list (so the refill is replayable), for the same kind of seat.
@@ -550,11 +557,7 @@ def declare_conflict(actor: User, tender: Tender, no_conflict: bool, statement: 
         raise Conflict(_l("You have already signed your declaration."), code="declared")
     member.conflict_declared_at = utcnow()
     member.conflict_statement = statement
-    refill: dict = {}
-    if not no_conflict:
-        member.status = MemberStatus.REMOVED
-        member.removed_reason = statement
-        refill = _refill(tender, member, "conflict")
+    refill = {} if no_conflict else _vacate(tender, member, statement, "conflict")
     db.session.flush()
     append_event(
         "panel.conflict_declared",
@@ -600,9 +603,7 @@ def remove_member(actor: User, tender: Tender, member: PanelMember, reason: str)
     if not reason.strip():
         raise OperationError(_l("Give the reason for the removal."), code="no_reason")
     previous = member.status
-    member.status = MemberStatus.REMOVED
-    member.removed_reason = reason
-    refill = _refill(tender, member, "removed")
+    refill = _vacate(tender, member, reason, "removed")
     db.session.flush()
     append_event(
         "panel.member_removed",

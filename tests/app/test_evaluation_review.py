@@ -80,7 +80,7 @@ def test_opening_keeps_stripped_technical_parts_and_scans_them(make_tender, make
     rows = by_bid(opened)
     assert len(rows) == 3
     first, second, third = (rows[b.id] for b in opened.bids)
-    # Codes: T-XXX from the unambiguous alphabet, unique; no order with submission.
+    # Codes like T-7QK from the unambiguous alphabet, unique; no order with submission.
     codes = [r.code for r in rows.values()]
     assert all(re.fullmatch(r"T-[2-9A-HJ-NP-Z]{3}", c) for c in codes)
     assert len(set(codes)) == 3
