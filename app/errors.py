@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.core.boundary import settle
 from app.core.errors import OperationError
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,11 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def error_response(status: int, message=None, code: str | None = None):
+def error_response(status: int, message=None, code: str | None = None, detail=None):
     message = str(message or MESSAGES.get(status, ""))
     if wants_json():
         error = code or str(TITLES.get(status, status))
-        response = jsonify({"status": status, "error": error, "message": message})
+        response = jsonify({"status": status, "error": error, "message": message, **(detail or {})})
     else:
         title = TITLES.get(status, str(status))
         response = make_response(
@@ -94,7 +95,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(OperationError)
     def operation_error(error: OperationError):
-        return error_response(error.status, error.message, code=error.code)
+        # A refusal that reached the handler ends the request's transaction here too.
+        settle(error)
+        return error_response(error.status, error.message, code=error.code, detail=error.detail())
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -79,9 +79,3 @@ class NewPasswordForm(FlaskForm):
 class ApiTokenForm(FlaskForm):
     name = StringField(_l("Token name"), validators=[DataRequired(), Length(max=100)])
     submit = SubmitField(_l("Create token"))
-
-
-class ButtonForm(FlaskForm):
-    """An empty form: CSRF protection for button-only actions."""
-
-    submit = SubmitField()

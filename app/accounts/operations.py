@@ -139,7 +139,10 @@ def confirm_email(token: str) -> User:
 
 
 class SignInFailed(OperationError):
+    """A wrong password or second-factor code: refused, and the audited attempt is kept."""
+
     status = 401
+    keeps_audit = True
 
 
 def authenticate(email: str, password: str) -> User:

@@ -23,7 +23,6 @@ from wtforms import SelectChoice
 from app.accounts import operations, security
 from app.accounts.forms import (
     ApiTokenForm,
-    ButtonForm,
     EmailForm,
     NewPasswordForm,
     SignInForm,
@@ -33,6 +32,7 @@ from app.accounts.forms import (
 from app.accounts.models import ApiToken, User
 from app.centres.operations import all_centres
 from app.core.errors import OperationError
+from app.core.forms import ButtonForm
 from app.core.urls import safe_next
 from app.extensions import db, limiter
 from app.web import SECOND_FACTOR_KEY

@@ -9,12 +9,12 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from app.accounts import operations as account_ops
-from app.accounts.forms import ButtonForm
 from app.accounts.models import Role, User
 from app.admin.forms import ROLE_LABELS, CentreForm, RoleForm, UserForm
 from app.centres import operations as centre_ops
 from app.core.access import restrict_blueprint
 from app.core.errors import OperationError
+from app.core.forms import ButtonForm
 from app.extensions import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -11,9 +11,10 @@ from flask import Response, current_app, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from app.api import bp
+from app.core import cache
 from app.core.types import utcnow
 from app.errors import abort_with
-from app.portal import cache, ocds, ocds_facts
+from app.portal import ocds, ocds_facts
 from app.portal.queries import centre_by_code, public_tender
 from app.web import redis_available
 

@@ -2,25 +2,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, StringField, SubmitField, TextAreaField
+from wtforms import DateField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
-
-from app.tenders.participation import MAX_QUESTION
-
-
-class ButtonForm(FlaskForm):
-    """An empty form: CSRF protection for button-only actions."""
-
-    submit = SubmitField()
-
-
-class EnquiryForm(FlaskForm):
-    question = TextAreaField(
-        _l("Your question"),
-        description=_l("Answered publicly; your company's name is not shown."),
-        validators=[DataRequired(), Length(max=MAX_QUESTION)],
-    )
-    submit = SubmitField(_l("Ask"))
 
 
 class CertificateForm(FlaskForm):

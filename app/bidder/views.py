@@ -10,15 +10,17 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.accounts.models import Role
-from app.bidder.forms import AliasForm, ButtonForm, CertificateForm, EnquiryForm
+from app.bidder.forms import AliasForm, CertificateForm
 from app.companies import profile as company_profile
 from app.companies.models import CompanyAlias, CompanyCertificate
 from app.core.access import restrict_blueprint
 from app.core.errors import OperationError
+from app.core.forms import ButtonForm
 from app.core.types import utcnow
 from app.errors import TITLES
 from app.extensions import db
 from app.tenders import participation
+from app.tenders.forms import EnquiryForm
 from app.tenders.models import Notification, Tender
 from app.tenders.participation import MAX_QUESTION
 

@@ -67,13 +67,13 @@ from app.bids.models import Bid, BidStatus, UploadSession
 from app.bids.receipts import platform_signing_key
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
+from app.core.formatting import centre_timezone
 from app.core.transaction import after_commit, own_session
 from app.core.types import utcnow
 from app.custody.operations import envelope_tender_id
 from app.events import publish_after_commit
 from app.extensions import db
 from app.permissions import Permission, require
-from app.portal.queries import centre_timezone
 from app.storage import BlobStore, BlobTooLarge, StoredBlob
 from app.tasks import in_app_context
 from app.tenders.documents import blob_store

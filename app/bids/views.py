@@ -29,13 +29,11 @@ from app.bids.forms import EnvelopeForm, WithdrawForm
 from app.bids.models import BidStatus
 from app.core.access import restrict_blueprint
 from app.core.errors import OperationError
-from app.core.types import utcnow
+from app.core.formatting import centre_time, centre_timezone, file_size
+from app.core.types import timestamp, utcnow
 from app.custody.operations import envelope_tender_id, tender_key_of
 from app.errors import TITLES
 from app.extensions import csrf, db, limiter
-from app.portal.ocds import timestamp
-from app.portal.queries import centre_timezone
-from app.portal.views import centre_time, file_size
 from app.tender_templates.errors import TemplateValidationError
 from app.tender_templates.rendering import localized
 from app.tenders import participation

@@ -21,6 +21,11 @@ def utcnow() -> datetime:
     return now if offset is None else now + offset
 
 
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC, to the second."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 class UTCDateTime(TypeDecorator):
     """Timezone-aware UTC datetimes on every database (SQLite stores them naive)."""
 

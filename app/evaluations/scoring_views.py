@@ -18,8 +18,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from app.accounts.models import Role
+from app.core.boundary import run_operation as _run
 from app.core.errors import OperationError
-from app.core.views import run_operation as _run
 from app.evaluations import charts, scoring
 from app.evaluations.models import Evaluation, EvaluationStage
 from app.evaluations.scoring_forms import (

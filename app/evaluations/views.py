@@ -21,8 +21,8 @@ from flask_login import current_user, login_required
 from wtforms import SelectChoice
 
 from app.accounts.models import Role
+from app.core.boundary import run_operation as _run
 from app.core.types import utcnow
-from app.core.views import run_operation as _run
 from app.evaluations import review
 from app.evaluations.forms import (
     AnonymityForm,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from wtforms import SelectChoice
 
 from app.accounts.models import Role, User
-from app.core.views import run_operation as _run
+from app.core.boundary import run_operation as _run
 from app.extensions import db
 from app.panels import operations
 from app.panels.forms import (

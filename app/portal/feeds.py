@@ -10,9 +10,11 @@ from feedgen.feed import FeedGenerator
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from app.core.formatting import centre_timezone
 from app.core.types import utcnow
 from app.portal.ocds import changed_at
-from app.portal.queries import CATEGORIES, STATUS_LABELS, centre_timezone
+from app.portal.queries import CATEGORIES
+from app.tenders.labels import STATUS_LABELS
 from app.tenders.models import Tender
 
 

@@ -55,6 +55,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from app.core.types import timestamp
+
 OCDS_VERSION = "1.1"
 LOTS_EXTENSION = (
     "https://raw.githubusercontent.com/open-contracting-extensions/ocds_lots_extension/"
@@ -133,11 +135,6 @@ class TenderFacts:
 
 
 # -- small helpers ----------------------------------------------------------------------
-
-
-def timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC, to the second."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def amount(value: Decimal | str | None) -> int | float | None:

@@ -23,6 +23,7 @@ from app.audit.models import AuditEvent
 from app.bids.models import Bid
 from app.centres.models import TradingCentre
 from app.companies.models import Company
+from app.core.types import timestamp
 from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.opening.models import OpeningLine, OpeningSession, OpeningStatus
@@ -33,7 +34,6 @@ from app.portal.ocds import (
     OpeningFacts,
     TenderFacts,
     notice_entries,
-    timestamp,
 )
 from app.records.models import EvaluationRecord, RecordSignature
 from app.results.models import NoticeKind, ResultNotice

@@ -10,14 +10,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.centres.models import TradingCentre
+from app.core.formatting import platform_timezone
 from app.extensions import db
 from app.tenders.models import PUBLIC_STATUSES, DocumentKind, Tender, TenderStatus
 
@@ -32,16 +31,6 @@ CATEGORIES = {
     "works": _l("Works"),
     "services": _l("Services"),
     "asset_sale": _l("Asset and land-use right sale"),
-}
-STATUS_LABELS = {
-    TenderStatus.PUBLISHED: _l("Open for bids"),
-    TenderStatus.CLOSED: _l("Bidding closed"),
-    TenderStatus.OPENED: _l("Bids opened"),
-    TenderStatus.EVALUATING: _l("Under evaluation"),
-    TenderStatus.CANDIDATES: _l("Candidates published"),
-    TenderStatus.AWARDED: _l("Awarded"),
-    TenderStatus.FAILED: _l("Failed"),
-    TenderStatus.CANCELLED: _l("Cancelled"),
 }
 # Public statuses in lifecycle order, for the search form.
 PUBLIC_STATUS_ORDER = [status for status in TenderStatus if status in PUBLIC_STATUSES]
@@ -148,19 +137,8 @@ def _parse_date(value: str | None, label) -> date | None:
         ) from None
 
 
-def portal_timezone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
-
-
-def centre_timezone(centre: TradingCentre) -> ZoneInfo:
-    """Centres have no time zone of their own yet: the platform's zone (Asia/Shanghai by
-    default) is every centre's until one is added to the model."""
-    name = getattr(centre, "timezone", None)
-    return ZoneInfo(name) if name else portal_timezone()
-
-
 def _start_of_day(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=portal_timezone()).astimezone(UTC)
+    return datetime.combine(day, time(0), tzinfo=platform_timezone()).astimezone(UTC)
 
 
 @dataclass

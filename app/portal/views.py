@@ -9,10 +9,7 @@ layout, with the signed-in navigation, is rendered on every request.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
-from babel.dates import format_datetime
-from babel.units import format_unit
 from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
@@ -20,23 +17,22 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from app.accounts.models import Role
-from app.bidder.forms import ButtonForm, EnquiryForm
 from app.bids import sealing_script
 from app.centres.operations import all_centres
+from app.core import cache
 from app.core.errors import OperationError
-from app.core.types import utcnow
+from app.core.formatting import centre_time, centre_timezone, file_size
+from app.core.forms import ButtonForm
+from app.core.types import timestamp, utcnow
 from app.errors import abort_with
 from app.extensions import db, login_manager
-from app.portal import cache, feeds
-from app.portal.ocds import timestamp
+from app.portal import feeds
 from app.portal.queries import (
     CATEGORIES,
     PUBLIC_STATUS_ORDER,
-    STATUS_LABELS,
     BadQuery,
     answered_enquiries,
     centre_by_code,
-    centre_timezone,
     current_documents,
     feed_tenders,
     parse_query,
@@ -44,6 +40,8 @@ from app.portal.queries import (
     search_tenders,
 )
 from app.tenders.documents import open_document, send_document
+from app.tenders.forms import EnquiryForm
+from app.tenders.labels import STATUS_LABELS
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from app.tenders.participation import (
     bond_status,
@@ -69,21 +67,6 @@ def portal_helpers():
         "iso": timestamp,
         "file_size": file_size,
     }
-
-
-def centre_time(moment: datetime | None, centre, form: str = "long") -> str:
-    """A moment in the centre's time zone, in the viewer's language, zone shown."""
-    if moment is None:
-        return ""
-    return format_datetime(moment, form, tzinfo=centre_timezone(centre), locale=get_locale())
-
-
-def file_size(size: int) -> str:
-    locale = get_locale()
-    for unit, factor in (("digital-megabyte", 10**6), ("digital-kilobyte", 10**3)):
-        if size >= factor:
-            return format_unit(round(size / factor, 1), unit, "short", locale=locale)
-    return format_unit(size, "digital-byte", "short", locale=locale)
 
 
 @bp.route("/tenders/")

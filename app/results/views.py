@@ -16,11 +16,10 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.companies.models import Company
-from app.core.views import perform as _run
+from app.core.boundary import perform as _run
 from app.evaluations.models import EvaluationStage
 from app.extensions import db
 from app.permissions import Permission, can
-from app.portal.queries import STATUS_LABELS
 from app.records.models import RecordStatus
 from app.results import letters, operations
 from app.results.forms import (
@@ -35,6 +34,7 @@ from app.results.forms import (
 from app.results.models import Objection, ObjectionStatus
 from app.storage import BlobNotFound, InvalidBlobId
 from app.tenders.documents import blob_store, open_document, send_document
+from app.tenders.labels import STATUS_LABELS
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 
 bp = Blueprint("results", __name__, url_prefix="/results")

@@ -22,12 +22,12 @@ from sqlalchemy import func, select, update
 from app import tender_templates
 from app.accounts.models import User
 from app.audit import append_event
+from app.core.cache import invalidate_after_commit
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.extensions import db
 from app.pdf import TEMPLATES_DIR, ResourceRefused, render_pdf
 from app.permissions import Permission, require
-from app.portal.cache import invalidate_after_commit
 from app.storage import BlobNotFound, BlobStore, BlobTooLarge, InvalidBlobId
 from app.tender_templates.errors import TemplateValidationError
 from app.tenders.models import (

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -26,18 +24,15 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app import tender_templates
 from app.core.errors import OperationError
+from app.core.formatting import centre_timezone
 from app.tenders.operations import parse_money
+from app.tenders.participation import MAX_QUESTION
 
 MAX_TEMPLATE_TEXT = tender_templates.MAX_TEMPLATE_CHARS
 LOT_ROWS = 5
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 # What browsers send for datetime-local (seconds when the input has a step below 60).
 DATETIME_FORMATS = [DATETIME_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-
-
-def centre_timezone() -> ZoneInfo:
-    """Schedules are typed and shown in the trading centre's time zone, stored in UTC."""
-    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
 
 
 def to_local_input(moment: datetime | None) -> datetime | None:
@@ -236,3 +231,12 @@ class AttachmentForm(FlaskForm):
         validators=[Optional(), Length(max=300)],
     )
     submit = SubmitField(_l("Upload"))
+
+
+class EnquiryForm(FlaskForm):
+    question = TextAreaField(
+        _l("Your question"),
+        description=_l("Answered publicly; your company's name is not shown."),
+        validators=[DataRequired(), Length(max=MAX_QUESTION)],
+    )
+    submit = SubmitField(_l("Ask"))

@@ -31,6 +31,7 @@ from app.accounts.models import Role, User
 from app.centres.operations import all_centres
 from app.core.access import restrict_blueprint
 from app.core.errors import OperationError
+from app.core.formatting import centre_timezone
 from app.core.types import utcnow
 from app.extensions import db, limiter
 from app.permissions import Permission, can, require
@@ -46,7 +47,6 @@ from app.tenders.forms import (
     PublishForm,
     TemplateTextForm,
     TenderForm,
-    centre_timezone,
 )
 from app.tenders.models import (
     Enquiry,

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.accounts.models import Role
+from app.core import cache
 from app.extensions import db, redis_client
-from app.portal import cache
 from app.tenders.documents import blob_store
 from app.tenders.models import (
     Addendum,

@@ -169,8 +169,8 @@ def test_candidates_wait_for_the_signed_record_and_the_right_staff(app, results_
 
 
 def test_transitions_are_announced_after_commit_and_bump_the_portal_cache(app, results_world):
+    from app.core.cache import GENERATION_KEY
     from app.extensions import redis_client
-    from app.portal.cache import GENERATION_KEY
     from app.tenders.operations import TENDER_CHANNEL
 
     w = results_world
