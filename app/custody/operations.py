@@ -9,6 +9,7 @@ Neither passphrases nor share words ever reach the database, the audit log or a 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app.accounts import security
 from app.accounts.models import Role, User
 from app.audit import append_event
 from app.core.errors import Conflict, OperationError
@@ -29,6 +31,8 @@ from app.tenders.operations import PUBLICATION_HOOKS
 from bidding import keys
 from bidding.canonical import canonical_json, parse_json
 from bidding.errors import KeyCeremonyError, WrongPassphrase
+
+log = logging.getLogger(__name__)
 
 # Who may hold a key share (the tenders domain names them; see CUSTODIAN_ROLES there).
 KEY_HOLDER_ROLES = frozenset({Role.CUSTODIAN, Role.STAFF, Role.SUPERVISOR})
@@ -150,8 +154,6 @@ def check_passphrase(user: User, passphrase: str) -> None:
         )
     if not passphrase.strip():
         raise OperationError(_l("The passphrase cannot be only spaces."), code="passphrase")
-    from app.accounts import security
-
     # Someone who learns the sign-in password must not also hold the key.
     if security.check_password(user.password_hash, passphrase):
         raise OperationError(
@@ -308,6 +310,64 @@ if run_key_ceremony not in PUBLICATION_HOOKS:
     PUBLICATION_HOOKS.append(run_key_ceremony)
 
 
+# --- unlocking a share ------------------------------------------------------------------------
+
+
+class WrongKeyPassphrase(OperationError):
+    """A wrong custodian key passphrase: refused, and the audited failed attempt is kept."""
+
+    keeps_audit = True
+
+
+def unseal_share(
+    actor: User, share: KeyShare, tender: Tender, passphrase: str, *, purpose: str | None = None
+) -> tuple[keys.EncryptedShare, str]:
+    """Unlock the custodian key the share was sealed to (even if retired since) with the
+    actor's passphrase and decrypt the share: returns it and its SLIP-39 mnemonic. A wrong
+    passphrase appends `key_share.unlock_failed` (with `purpose` when given) and raises
+    `WrongKeyPassphrase`. Callers check first that `share` is the actor's."""
+    custodian_key = db.session.get(CustodianKey, share.custodian_key_id)
+    try:
+        private_key = keys.unlock_custodian_key(
+            custodian_key.locked_private_key.encode("utf-8"), passphrase
+        )
+    except (WrongPassphrase, ValueError):
+        data = {"custodian_key": custodian_key.fingerprint}
+        if purpose is not None:
+            data["purpose"] = purpose
+        append_event(
+            "key_share.unlock_failed",
+            actor=actor,
+            object_type="tender",
+            object_id=tender.id,
+            centre_id=tender.centre_id,
+            data=data,
+        )
+        raise WrongKeyPassphrase(
+            _l("Wrong passphrase: your share stays locked."), code="wrong_passphrase"
+        ) from None
+    except KeyCeremonyError:
+        log.error("custodian key %s does not parse", custodian_key.id)
+        raise OperationError(
+            _l("Your stored key is damaged; tell the trading centre."),
+            code="key_damaged",
+            status=500,
+        ) from None
+    try:
+        sealed = keys.EncryptedShare.from_json(parse_json(share.encrypted_share.encode("utf-8")))
+        mnemonic = keys.decrypt_share(sealed, private_key)
+    except KeyCeremonyError:
+        log.error("key share %s of tender %s does not decrypt", share.id, tender.id)
+        raise OperationError(
+            _l("Your share of this tender cannot be decrypted; tell the trading centre."),
+            code="share_damaged",
+            status=500,
+        ) from None
+    finally:
+        del private_key
+    return sealed, mnemonic
+
+
 # --- paper backup ----------------------------------------------------------------------------
 
 
@@ -334,8 +394,7 @@ def share_of(user: User, tender_id: int) -> KeyShare | None:
 
 def unlock_share_backup(actor: User, share: KeyShare, passphrase: str) -> ShareBackup:
     """Unlock the actor's share with their passphrase and return its SLIP-39 words; records
-    the download. A wrong passphrase is audited (the caller commits that event) and raises
-    OperationError(code="wrong_passphrase")."""
+    the download. A wrong passphrase is audited and refused (`WrongKeyPassphrase`)."""
     _require_key_holder(actor)
     if share.custodian_id != actor.id:
         raise PermissionDenied()
@@ -345,43 +404,7 @@ def unlock_share_backup(actor: User, share: KeyShare, passphrase: str) -> ShareB
             _l("Paper backups are for tenders whose bids are still sealed."),
             code="tender_not_sealed",
         )
-    # The key the share was sealed to, even if retired since.
-    custodian_key = db.session.get(CustodianKey, share.custodian_key_id)
-    try:
-        private_key = keys.unlock_custodian_key(
-            custodian_key.locked_private_key.encode("utf-8"), passphrase
-        )
-    except (WrongPassphrase, ValueError):
-        append_event(
-            "key_share.unlock_failed",
-            actor=actor,
-            object_type="tender",
-            object_id=tender.id,
-            centre_id=tender.centre_id,
-            data={"custodian_key": custodian_key.fingerprint},
-        )
-        raise OperationError(
-            _l("Wrong passphrase: your share stays locked."), code="wrong_passphrase"
-        ) from None
-    except KeyCeremonyError:
-        current_app.logger.error("custodian key %s does not parse", custodian_key.id)
-        raise OperationError(
-            _l("Your stored key is damaged; tell the trading centre."),
-            code="key_damaged",
-            status=500,
-        ) from None
-    sealed = keys.EncryptedShare.from_json(parse_json(share.encrypted_share.encode("utf-8")))
-    try:
-        mnemonic = keys.decrypt_share(sealed, private_key)
-    except KeyCeremonyError:
-        current_app.logger.error("key share %s of tender %s does not decrypt", share.id, tender.id)
-        raise OperationError(
-            _l("Your share of this tender cannot be decrypted; tell the trading centre."),
-            code="share_damaged",
-            status=500,
-        ) from None
-    finally:
-        del private_key
+    sealed, mnemonic = unseal_share(actor, share, tender, passphrase)
     tender_key = tender_key_of(tender)
     now = utcnow()
     share.backup_downloaded_at = now
