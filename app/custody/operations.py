@@ -48,7 +48,7 @@ def envelope_tender_id(tender: Tender) -> str:
     return f"T{tender.id}"
 
 
-def _require_key_holder(actor: User) -> None:
+def require_key_holder(actor: User) -> None:
     """The custody domain's one access check: custodians, staff and supervisors, active."""
     if actor is None or not actor.is_authenticated or not actor.is_active:
         raise PermissionDenied()
@@ -97,7 +97,7 @@ class ShareRow:
 
 def shares_of(user: User) -> list[ShareRow]:
     """The user's shares, the tenders still to open first, then by opening time."""
-    _require_key_holder(user)
+    require_key_holder(user)
     rows = db.session.execute(
         select(KeyShare, Tender, TenderKey)
         .join(TenderKey, TenderKey.tender_id == KeyShare.tender_id)
@@ -115,7 +115,7 @@ def shares_of(user: User) -> list[ShareRow]:
 def tenders_awaiting_key(user: User) -> list[Tender]:
     """Draft tenders that name the user as custodian: they cannot be published until the
     user has a key."""
-    _require_key_holder(user)
+    require_key_holder(user)
     return list(
         db.session.scalars(
             select(Tender)
@@ -166,7 +166,7 @@ def create_custodian_key(actor: User, passphrase: str) -> CustodianKey:
     """Generate the actor's key pair; store the public key and the passphrase-locked private
     key. An existing key is retired, unless an unopened tender holds a share sealed to it:
     that share could then only be unlocked with the old key, so re-keying waits."""
-    _require_key_holder(actor)
+    require_key_holder(actor)
     check_passphrase(actor, passphrase)
     # One key operation per person at a time (PostgreSQL; SQLite serialises writers).
     db.session.execute(select(User.id).where(User.id == actor.id).with_for_update())
@@ -395,7 +395,7 @@ def share_of(user: User, tender_id: int) -> KeyShare | None:
 def unlock_share_backup(actor: User, share: KeyShare, passphrase: str) -> ShareBackup:
     """Unlock the actor's share with their passphrase and return its SLIP-39 words; records
     the download. A wrong passphrase is audited and refused (`WrongKeyPassphrase`)."""
-    _require_key_holder(actor)
+    require_key_holder(actor)
     if share.custodian_id != actor.id:
         raise PermissionDenied()
     tender = db.session.get(Tender, share.tender_id)

@@ -63,12 +63,12 @@ from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.custody.models import KeyShare, TenderKey
-from app.custody.operations import KEY_HOLDER_ROLES, envelope_tender_id, unseal_share
+from app.custody.operations import envelope_tender_id, require_key_holder, unseal_share
 from app.evaluations import parts as evaluation_parts
 from app.events import CHANNEL_PREFIX, publish_after_commit
 from app.extensions import db, redis_client
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
-from app.permissions import Permission, PermissionDenied, require
+from app.permissions import Permission, require
 from app.storage import StorageError
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
@@ -119,6 +119,12 @@ def lines_of(tender: Tender) -> list[OpeningLine]:
             .order_by(OpeningLine.bid_id)
         )
     )
+
+
+def companies_of(lines: list[OpeningLine]) -> dict[int, Company]:
+    """The companies of the opening lines, by id."""
+    ids = [line.company_id for line in lines]
+    return {c.id: c for c in db.session.scalars(select(Company).where(Company.id.in_(ids)))}
 
 
 def submitted_count(tender: Tender) -> int:
@@ -325,8 +331,7 @@ def unlock_share(actor: User, tender: Tender, passphrase: str) -> bool:
     """A custodian of the tender unlocks their share for the opening. Returns True when this
     was the k-th share (the caller commits, then enqueues the opening job). A wrong passphrase
     is audited and refused (`WrongKeyPassphrase`, whose audited attempt is kept)."""
-    if actor.role not in KEY_HOLDER_ROLES or not actor.is_active:
-        raise PermissionDenied()
+    require_key_holder(actor)
     share = db.session.scalar(
         select(KeyShare).where(KeyShare.tender_id == tender.id, KeyShare.custodian_id == actor.id)
     )

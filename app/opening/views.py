@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from flask import (
     Blueprint,
@@ -24,13 +24,11 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 
 from app.bids.jobs import seal_tender
-from app.companies.models import Company
 from app.core.boundary import attempt, perform, run_operation, transactional
 from app.custody.operations import KEY_HOLDER_ROLES
-from app.extensions import db, limiter, redis_client
+from app.extensions import limiter, redis_client
 from app.opening import operations
 from app.opening.forms import (
     ConfirmLineForm,
@@ -39,7 +37,7 @@ from app.opening.forms import (
     UnlockForOpeningForm,
 )
 from app.opening.jobs import enqueue_opening
-from app.opening.models import LineStatus, OpeningLine, OpeningStatus
+from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus
 from app.permissions import Permission, can
 from app.tenders.access import public_tender
 from app.tenders.documents import blob_store
@@ -56,7 +54,7 @@ def _back(tender: Tender) -> Response:
     return redirect(_page(tender))
 
 
-def _progress(tender: Tender, session) -> dict:
+def _progress(tender: Tender, session: OpeningSession | None) -> dict:
     total = operations.submitted_count(tender)
     done = total if session is not None and session.status == OpeningStatus.COMPLETED else 0
     return {"done": done, "total": total}
@@ -80,12 +78,7 @@ def tender(tender_id: int) -> str:
         tender=tender,
         session=session,
         lines=lines,
-        companies={
-            c.id: c
-            for c in db.session.scalars(
-                select(Company).where(Company.id.in_([line.company_id for line in lines]))
-            )
-        },
+        companies=operations.companies_of(lines),
         own_line=own_line,
         fields=operations.commercial_fields,
         state=state,
@@ -211,7 +204,7 @@ def events(tender_id: int) -> Response:
     seconds = current_app.config.get("OPENING_EVENTS_SECONDS", 25)
     channel = operations.opening_channel(tender.id)
 
-    def stream():
+    def stream() -> Iterator[str]:
         pubsub = redis_client.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(channel)
