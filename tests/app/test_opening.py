@@ -17,6 +17,7 @@ from app.accounts.models import User
 from app.audit import verify_chain
 from app.audit.models import AuditEvent
 from app.bids import operations as bid_ops
+from app.bids.jobs import seal_tender
 from app.bids.models import Bid
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
@@ -78,7 +79,7 @@ def staff_of(tender) -> User:
 def start(tender):
     session = ops.start_opening(staff_of(tender), tender)
     db.session.commit()
-    bid_ops.seal_tender(tender.id)
+    seal_tender(tender.id)
     return session
 
 
