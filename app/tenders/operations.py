@@ -443,14 +443,6 @@ def tenders_visible_to(user: User, status: str | None = None) -> Select:
     return query
 
 
-def get_tender_for(user: User, tender_id: int) -> Tender | None:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None:
-        return None
-    require(user, Permission.VIEW_TENDERS, centre_id=tender.centre_id)
-    return tender
-
-
 def custodian_candidates(centre_id: int) -> list[User]:
     """Who may hold a key share: the centre's custodians and staff, and supervisors."""
     return list(
