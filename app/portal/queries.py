@@ -251,7 +251,9 @@ def current_documents(tender: Tender) -> list:
     ]
 
 
-def feed_tenders(*, centre: TradingCentre | None = None, category: str | None = None):
+def feed_tenders(
+    *, centre: TradingCentre | None = None, category: str | None = None
+) -> list[Tender]:
     stmt = select(Tender).where(Tender.status.in_(sorted(PUBLIC_STATUSES)))
     if centre is not None:
         stmt = stmt.where(Tender.centre_id == centre.id)
