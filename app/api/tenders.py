@@ -55,7 +55,7 @@ from app.core.errors import OperationError
 from app.extensions import db, limiter
 from app.permissions import Permission, require
 from app.tenders import documents, operations, participation, template_ops
-from app.tenders.access import visible_tender
+from app.tenders.access import staff_template, visible_tender
 from app.tenders.models import (
     PUBLIC_STATUSES,
     Addendum,
@@ -126,14 +126,10 @@ def template_scope(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _template(kwargs["template_id"])
+        staff_template(auth.current_user, kwargs["template_id"])
         return view(*args, **kwargs)
 
     return wrapper
-
-
-def _template(template_id: int) -> TenderTemplate:
-    return template_ops.get_template_for(auth.current_user, template_id) or abort(404)
 
 
 def reconfirmed(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -478,7 +474,7 @@ def list_templates() -> list[TenderTemplate]:
     responses=_errors(403, 404),
 )
 def get_template(template_id: int) -> TenderTemplate:
-    return _template(template_id)
+    return staff_template(auth.current_user, template_id)
 
 
 @bp.post("/templates/<int:template_id>/copy")
@@ -494,7 +490,7 @@ def get_template(template_id: int) -> TenderTemplate:
 )
 @transactional
 def copy_template(template_id: int, body: dict) -> TenderTemplate:
-    source = _template(template_id)
+    source = staff_template(auth.current_user, template_id)
     return template_ops.copy_template(
         auth.current_user, source, _centre_of_caller(body["centre_id"]), body["key"]
     )
@@ -525,7 +521,7 @@ def copy_template(template_id: int, body: dict) -> TenderTemplate:
 @transactional
 def save_template_version(template_id: int, body: dict) -> tuple[TemplateVersion, int]:
     # An invalid text is refused: TemplateInvalid, 422, with every error in `errors`.
-    template = _template(template_id)
+    template = staff_template(auth.current_user, template_id)
     latest_id = template.latest.id if template.latest else None
     version = template_ops.save_template(auth.current_user, template, body["yaml"])
     return version, 200 if version.id == latest_id else 201

@@ -119,14 +119,6 @@ def templates_visible_to(user: User) -> list[TenderTemplate]:
     return list(db.session.scalars(query))
 
 
-def get_template_for(user: User, template_id: int) -> TenderTemplate | None:
-    template = db.session.get(TenderTemplate, template_id)
-    if template is None:
-        return None
-    require(user, Permission.VIEW_TENDERS, centre_id=template.centre_id)
-    return template
-
-
 def copy_template(
     actor: User, template: TenderTemplate, centre_id: int, key: str
 ) -> TenderTemplate:

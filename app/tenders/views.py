@@ -41,7 +41,7 @@ from app.core.types import utcnow
 from app.extensions import db, limiter
 from app.permissions import Permission, can, require
 from app.tenders import documents, operations, participation, template_ops
-from app.tenders.access import staff_tender
+from app.tenders.access import staff_template, staff_tender
 from app.tenders.forms import (
     AddendumForm,
     AnswerForm,
@@ -61,7 +61,6 @@ from app.tenders.models import (
     TenderDocument,
     TenderRegistration,
     TenderStatus,
-    TenderTemplate,
 )
 from app.tenders.operations import LotInput, TenderInput
 from app.tenders.template_ops import TemplateInvalid
@@ -94,10 +93,6 @@ def _flat(errors: Any) -> Iterator[str]:
 # --- templates ---------------------------------------------------------------------------
 
 
-def _template(template_id: int) -> TenderTemplate:
-    return template_ops.get_template_for(current_user, template_id) or abort(404)
-
-
 def _copy_form() -> CopyTemplateForm:
     form = CopyTemplateForm()
     if current_user.role == Role.ADMIN:
@@ -119,7 +114,7 @@ def templates() -> str:
 
 @bp.route("/templates/<int:template_id>")
 def template(template_id: int) -> str:
-    template = _template(template_id)
+    template = staff_template(current_user, template_id)
     number = request.args.get("version", type=int)
     version = next((v for v in template.versions if v.number == number), template.latest)
     if version is None:
@@ -139,7 +134,7 @@ def template(template_id: int) -> str:
 
 @bp.route("/templates/<int:template_id>/copy", methods=["POST"])
 def copy_template(template_id: int) -> Response:
-    template = _template(template_id)
+    template = staff_template(current_user, template_id)
     require(current_user, Permission.MANAGE_TEMPLATES)
     form = _copy_form()
     if not form.validate_on_submit():
@@ -155,7 +150,7 @@ def copy_template(template_id: int) -> Response:
 
 @bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
 def edit_template(template_id: int) -> Response | Page:
-    template = _template(template_id)
+    template = staff_template(current_user, template_id)
     require(current_user, Permission.MANAGE_TEMPLATES, centre_id=template.centre_id)
     if template.centre_id is None:
         flash(_("Built-in templates are read-only: copy one first."), "info")
@@ -327,7 +322,7 @@ def new_tender() -> str | Response | Page:
             templates=template_ops.templates_visible_to(current_user),
         )
     version = db.session.get(TemplateVersion, version_id) or abort(404)
-    template = _template(version.template_id)
+    template = staff_template(current_user, version.template_id)
     if tender_templates.validate_text(version.yaml_text):
         flash(_("This template version cannot be used: its text is not valid."), "error")
         return redirect(url_for(".template", template_id=template.id))
