@@ -239,22 +239,9 @@ def _prepare_tender_form(form: TenderForm, centre_id: int | None) -> None:
         form.centre_id.choices = [SelectChoice(c.id, f"{c.name} ({c.code})") for c in all_centres()]
     else:
         del form.centre_id
-    candidates = (
-        operations.custodian_candidates(centre_id)
-        if centre_id is not None
-        else list(
-            db.session.scalars(
-                select(User)
-                .where(
-                    User.is_enabled.is_(True),
-                    User.role.in_(list(operations.CUSTODIAN_ROLES)),
-                )
-                .order_by(User.role, User.full_name)
-            )
-        )
-    )
     form.custodian_ids.choices = [
-        SelectChoice(u.id, f"{u.full_name} ({u.email}, {_role_label(u.role)})") for u in candidates
+        SelectChoice(u.id, f"{u.full_name} ({u.email}, {_role_label(u.role)})")
+        for u in operations.custodian_candidates(centre_id)
     ]
 
 
