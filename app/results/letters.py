@@ -15,6 +15,7 @@ from app.accounts.models import User
 from app.audit import append_event
 from app.companies.models import Company
 from app.core.types import utcnow
+from app.evaluations.review import evaluation_of
 from app.extensions import db
 from app.opening.models import OpeningLine
 from app.pdf import render_pdf
@@ -25,7 +26,6 @@ from app.results.reading import (
     bidding_companies,
     company_result,
     current_notice,
-    evaluation_of,
     scoring_file,
 )
 from app.tenders import documents

@@ -26,6 +26,7 @@ from app.audit import append_event
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation, EvaluationStage
+from app.evaluations.review import evaluation_of
 from app.events import publish_after_commit
 from app.extensions import db
 from app.permissions import Permission, require
@@ -35,7 +36,6 @@ from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNot
 from app.results.reading import (
     bidding_companies,
     current_notice,
-    evaluation_of,
     objections_of,
     open_objections,
     ranked_candidates,

@@ -96,20 +96,6 @@ def took_part(company_id: int | None, tender: Tender) -> bool:
     )
 
 
-def evaluation_of(tender: Tender) -> Evaluation | None:
-    return db.session.get(Evaluation, tender.id)
-
-
-def records_of(tender: Tender) -> list[EvaluationRecord]:
-    return list(
-        db.session.scalars(
-            select(EvaluationRecord)
-            .where(EvaluationRecord.tender_id == tender.id)
-            .order_by(EvaluationRecord.round, EvaluationRecord.id)
-        )
-    )
-
-
 def signed_record(tender: Tender, evaluation: Evaluation | None) -> EvaluationRecord | None:
     """The signed record of the evaluation's current round, if there is one."""
     if evaluation is None:

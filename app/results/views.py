@@ -19,9 +19,11 @@ from werkzeug.wrappers import Response
 from app.companies.models import Company
 from app.core.boundary import perform, run_operation
 from app.evaluations.models import EvaluationStage
+from app.evaluations.review import evaluation_of
 from app.extensions import db
 from app.permissions import Permission, can
 from app.records.models import RecordStatus
+from app.records.operations import records_of
 from app.results import letters, operations, reading
 from app.results.access import letter_document, tender_objection
 from app.results.forms import (
@@ -130,7 +132,7 @@ def notice(tender_id: int) -> str:
 @login_required
 def manage(tender_id: int) -> str:
     tender = staff_tender(current_user, tender_id, Permission.VIEW_TENDERS)
-    evaluation = reading.evaluation_of(tender)
+    evaluation = evaluation_of(tender)
     objections = reading.objections_of(tender)
     ids = {c.id for c in reading.bidding_companies(tender)} | {o.company_id for o in objections}
     companies = {c.id: c for c in db.session.scalars(select(Company).where(Company.id.in_(ids)))}
@@ -140,7 +142,7 @@ def manage(tender_id: int) -> str:
         tender=tender,
         evaluation=evaluation,
         record=reading.signed_record(tender, evaluation),
-        records=reading.records_of(tender),
+        records=list(reversed(records_of(tender))),
         notices=reading.notices_of(tender),
         current=current,
         window_open=reading.window_open(current),
