@@ -1,7 +1,7 @@
 """Reading the results of a tender: its notices and objections, the companies that took
-part, the evaluation and its signed record, and the lines of the scoring file that notices
-and letters show. Below both the operations and the letters (which the operations' job
-makes), so that neither imports the other.
+part, the signed record of the evaluation's round, and the lines of the scoring file that
+notices and letters show. Below both the operations and the letters (which the operations'
+job makes), so that neither imports the other.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ log = logging.getLogger(__name__)
 
 CANDIDATE_COUNT = 3
 SIGNED_RECORD = frozenset({RecordStatus.SIGNED, RecordStatus.COMPLETE})
-
-
-# --- reading -------------------------------------------------------------------------------
 
 
 def notices_of(tender: Tender) -> list[ResultNotice]:
