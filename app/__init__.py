@@ -62,7 +62,17 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     web.init_app(app)
     cli.init_app(app)
     _register_blueprints(app)
+    _connect_stages()
     return app
+
+
+def _connect_stages() -> None:
+    """Link each lifecycle stage to the next one explicitly: finalising an evaluation
+    requests its signed record."""
+    from app.evaluations.signals import evaluation_finalised
+    from app.records.operations import request_record_on_finalise
+
+    evaluation_finalised.connect(request_record_on_finalise)
 
 
 def _configure_database(app: Flask) -> None:

@@ -232,6 +232,7 @@ def test_superseded_record_refuses_signatures(app, finalised):
     from app.extensions import db
     from app.records import operations
     from app.records.models import RecordStatus
+    from app.records.versions import record_document
 
     record = _make_record(finalised)
     operations.supersede(record, "Objection upheld")
@@ -243,7 +244,7 @@ def test_superseded_record_refuses_signatures(app, finalised):
     db.session.refresh(record)
     assert record.status == RecordStatus.SUPERSEDED
     assert len(operations.signatures_of(record)) == 1
-    assert operations.record_document(record) is not None  # the file is kept
+    assert record_document(record) is not None  # the file is kept
 
 
 def test_job_failure_shows_failed_and_retry_succeeds(app, finalised, client, auth):
@@ -300,10 +301,12 @@ def test_request_refused_before_finalisation_and_for_others(app, finalised, make
 
 
 def test_finalise_hook_is_registered(app):
-    from app.evaluations.review import FINALISE_HOOKS
-    from app.records.operations import finalise_hook
+    from blinker import ANY
 
-    assert finalise_hook in FINALISE_HOOKS
+    from app.evaluations.signals import evaluation_finalised
+    from app.records.operations import request_record_on_finalise
+
+    assert request_record_on_finalise in evaluation_finalised.receivers_for(ANY)
 
 
 def test_korean_record_uses_cjk_fonts(app, make_tender, make_user, make_company, tmp_path):
