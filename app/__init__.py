@@ -62,7 +62,19 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     web.init_app(app)
     cli.init_app(app)
     _register_blueprints(app)
+    _connect_signals()
     return app
+
+
+def _connect_signals() -> None:
+    """The lifecycle's forward links: a later stage answers an earlier stage's signal
+    (connecting the same receiver again is a no-op)."""
+    from app.evaluations.operations import follow_vacated_seat
+    from app.evaluations.queries import scoring_has_locked
+    from app.panels.signals import scoring_lock_asked, seat_vacated
+
+    scoring_lock_asked.connect(scoring_has_locked)
+    seat_vacated.connect(follow_vacated_seat)
 
 
 def _configure_database(app: Flask) -> None:

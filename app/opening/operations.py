@@ -62,9 +62,9 @@ from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.custody.models import CustodianKey, KeyShare, TenderKey
 from app.custody.operations import KEY_HOLDER_ROLES, envelope_tender_id
-from app.evaluations import parts as evaluation_parts
 from app.events import CHANNEL_PREFIX, publish_after_commit
 from app.extensions import db, redis_client
+from app.opening import parts as evaluation_parts
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
 from app.permissions import Permission, PermissionDenied, require
 from app.storage import StorageError

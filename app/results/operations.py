@@ -253,7 +253,7 @@ def ranked_candidates(doc: dict, companies: Iterable[Company]) -> list[dict]:
 def company_result(doc: dict | None, company: Company) -> dict | None:
     """One company's line of the scored file (its own scores, verdict with reasons in the
     current language, rank)."""
-    from app.evaluations.review import reason_text
+    from app.evaluations.presentation import reason_text
 
     row = _result_rows(doc).get(bidder_id(company))
     if row is None:
