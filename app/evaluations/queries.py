@@ -39,7 +39,6 @@ from app.evaluations.scoring_file import (
 from app.extensions import db
 from app.panels.models import MemberStatus, PanelMember
 from app.panels.operations import may_see_tender
-from app.permissions import Permission, can
 from app.tenders.models import Tender
 
 DEFAULT_JUSTIFICATION_DAYS = 3
@@ -98,15 +97,6 @@ def is_chair(user: User, tender: Tender) -> bool:
         return False
     current = evaluation_of(tender)
     return current is not None and current.chair_id == user.id and may_see_tender(user, tender)
-
-
-def may_view_review(user: User, tender: Tender) -> bool:
-    """Panel members (accepted, no conflict) and the centre's staff / supervisors."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    if user.role == Role.EXPERT:
-        return may_see_tender(user, tender)
-    return can(user, Permission.VIEW_TENDERS, tender.centre_id) and user.role != Role.BIDDER
 
 
 def expert_evaluations(user: User) -> list[tuple[Tender, Evaluation]]:
