@@ -22,7 +22,7 @@ from app.api.tenders import _errors
 from app.core.boundary import transactional
 from app.core.errors import OperationError
 from app.evaluations import operations, presentation, queries
-from app.evaluations.models import EvaluatedBid
+from app.opening.models import EvaluatedBid
 from app.panels.access import panel_or_overseer_tender, panel_tender
 from app.tenders.access import public_tender, staff_tender
 from app.tenders.documents import Upload

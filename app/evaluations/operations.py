@@ -38,8 +38,6 @@ from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.evaluations import scoring_file
 from app.evaluations.models import (
-    AnonymityDecision,
-    EvaluatedBid,
     Evaluation,
     EvaluationStage,
     LowPriceStatus,
@@ -77,6 +75,7 @@ from app.evaluations.queries import (
 from app.evaluations.scoring_file import Criterion, criteria_of, expert_id, outlier_pct_of
 from app.evaluations.signals import evaluation_finalised
 from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.opening.parts import record_evaluated_bid
 from app.panels.models import PanelDraw, PanelMember
 from app.panels.operations import may_see_tender, members_of

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from app.accounts.models import User
 from app.bids.operations import bidder_id
 from app.evaluations import charts
-from app.evaluations.models import AnonymityDecision, EvaluatedBid, EvaluationStage, LowPriceStatus
+from app.evaluations.models import EvaluationStage, LowPriceStatus
 from app.evaluations.queries import (
     PanelScores,
     evaluated_bids,
@@ -35,6 +35,7 @@ from app.evaluations.scoring_file import (
     template_of,
 )
 from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.opening.parts import masked_excerpt
 from app.tender_templates import price_method_text
 from app.tender_templates.rendering import localized

@@ -18,7 +18,6 @@ from app.bids.models import Bid
 from app.bids.operations import bidder_id
 from app.companies.models import Company
 from app.evaluations.models import (
-    EvaluatedBid,
     Evaluation,
     EvaluationStage,
     LowPriceStatus,
@@ -37,6 +36,7 @@ from app.evaluations.scoring_file import (
     stored_result,
 )
 from app.extensions import db
+from app.opening.models import EvaluatedBid
 from app.panels.models import MemberStatus, PanelMember
 from app.panels.operations import may_see_tender
 from app.tenders.models import Tender

@@ -24,9 +24,9 @@ import evaluation as evaluation_lib
 from app.bids.operations import bidder_id
 from app.companies.models import Company
 from app.custody.operations import envelope_tender_id
-from app.evaluations.models import AnonymityDecision, EvaluatedBid, Evaluation, ScoreSheet
+from app.evaluations.models import Evaluation, ScoreSheet
 from app.extensions import db
-from app.opening.models import LineStatus, OpeningLine
+from app.opening.models import AnonymityDecision, EvaluatedBid, LineStatus, OpeningLine
 from app.panels.models import PanelMember
 from app.tender_templates import normalize_locale, to_scoring_config
 from app.tender_templates.rendering import localized

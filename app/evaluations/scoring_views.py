@@ -18,7 +18,7 @@ from app.accounts.models import Role
 from app.core.boundary import attempt
 from app.core.boundary import run_operation as _run
 from app.evaluations import operations, presentation, queries, scoring_file
-from app.evaluations.models import EvaluatedBid, EvaluationStage
+from app.evaluations.models import EvaluationStage
 from app.evaluations.operations import MemberProgress, SheetBid, SheetView
 from app.evaluations.scoring_forms import (
     DrawLotsForm,
@@ -30,6 +30,7 @@ from app.evaluations.scoring_forms import (
     bid_scores_form,
 )
 from app.extensions import talisman
+from app.opening.models import EvaluatedBid
 from app.storage import BlobNotFound, InvalidBlobId
 from app.tenders.access import public_tender
 from app.tenders.documents import blob_store

@@ -38,8 +38,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.companies.models import Company, CompanyAlias
-from app.evaluations.models import AnonymityDecision, EvaluatedBid
 from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.storage import BlobStore
 from evaluation.anonymity import Identity, bidder_identities, normalise, scan_text, variants
 

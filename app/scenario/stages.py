@@ -483,7 +483,7 @@ def _members(drill: Drill) -> list[User]:
 
 
 def stage_review(drill: Drill) -> str:
-    from app.evaluations.models import AnonymityDecision
+    from app.opening.models import AnonymityDecision
 
     tender = drill.tender
     drill.travel("review", -timedelta(hours=2))

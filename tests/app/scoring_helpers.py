@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from app.accounts.models import User
 from app.evaluations import operations, queries, scoring_file
-from app.evaluations.models import AnonymityDecision, EvaluatedBid
 from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.tenders.models import Tender
 from tests.app.evaluation_helpers import Opened, opened_tender, seat_panel, staff_of
 

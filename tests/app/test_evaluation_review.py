@@ -17,13 +17,9 @@ from app.audit.models import AuditEvent
 from app.companies.models import CompanyAlias
 from app.core.errors import Conflict, OperationError
 from app.evaluations import operations, queries, scoring_file
-from app.evaluations.models import (
-    AnonymityDecision,
-    EvaluatedBid,
-    EvaluationStage,
-    LowPriceStatus,
-)
+from app.evaluations.models import EvaluationStage, LowPriceStatus
 from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.permissions import PermissionDenied
 from app.tenders.documents import blob_store
 from app.tenders.models import Notification, TenderStatus
