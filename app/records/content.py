@@ -24,9 +24,9 @@ from app.bids.models import Bid
 from app.bids.operations import bidder_id, sealing_record_of
 from app.companies.models import Company
 from app.evaluations.charts import price_chart_svg, score_spread_svg
-from app.evaluations.models import EvaluatedBid, Evaluation
+from app.evaluations.models import Evaluation
 from app.extensions import db
-from app.opening.models import OpeningLine
+from app.opening.models import EvaluatedBid, OpeningLine
 from app.opening.operations import record_of
 from app.panels.models import PanelMember
 from app.tenders.documents import blob_store

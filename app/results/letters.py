@@ -15,7 +15,7 @@ from app.accounts.models import User
 from app.audit import append_event
 from app.companies.models import Company
 from app.core.types import utcnow
-from app.evaluations.review import evaluation_of
+from app.evaluations.queries import evaluation_of
 from app.extensions import db
 from app.opening.models import OpeningLine
 from app.pdf import render_pdf

@@ -26,7 +26,7 @@ from app.audit import append_event
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation, EvaluationStage
-from app.evaluations.review import evaluation_of
+from app.evaluations.queries import evaluation_of
 from app.events import publish_after_commit
 from app.extensions import db
 from app.permissions import Permission, require

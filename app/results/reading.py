@@ -19,7 +19,7 @@ from app.bids.operations import bidder_id
 from app.companies.models import Company
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation
-from app.evaluations.review import reason_text
+from app.evaluations.presentation import reason_text
 from app.extensions import db
 from app.permissions import Permission, can
 from app.records.models import EvaluationRecord, RecordStatus

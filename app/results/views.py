@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from app.companies.models import Company
 from app.core.boundary import perform, run_operation
 from app.evaluations.models import EvaluationStage
-from app.evaluations.review import evaluation_of
+from app.evaluations.queries import evaluation_of
 from app.extensions import db
 from app.permissions import Permission, can
 from app.records.models import RecordStatus

@@ -406,7 +406,7 @@ def test_private_keys_are_never_stored_in_clear(app, make_user):
 def test_the_chair_finalising_makes_the_signed_record(app, finalised):
     """The evaluation area's finalise runs the finalise hooks: the record is requested by
     the chair, rendered, signed and stored once the chair's transaction commits."""
-    from app.evaluations import scoring
+    from app.evaluations import operations as evaluation_ops
     from app.evaluations.models import Evaluation, EvaluationStage
     from app.extensions import db
     from app.records import operations
@@ -417,7 +417,7 @@ def test_the_chair_finalising_makes_the_signed_record(app, finalised):
     db.session.commit()
     chair = finalised.experts[0]
     with app.test_request_context():
-        scoring.finalise(chair, finalised.tender)
+        evaluation_ops.finalise(chair, finalised.tender)
     db.session.commit()
     run_queued_jobs()
     record = operations.current_record(finalised.tender)
