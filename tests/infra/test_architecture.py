@@ -7,6 +7,7 @@
 3. Views and API modules never commit or roll back: app/core/boundary.py does, once per request.
 4. One loader per audience for a tender (app/tenders/access.py, app/panels/access.py): no
    two packages define their own `_tender`-style loader.
+5. The libraries bidding/ and evaluation/ stay pure: no app, Flask or SQLAlchemy.
 
 Each exception is in an allow-list below with the reason. An entry that no longer matches
 anything fails too (test_allow_lists_are_current): delete it.
@@ -27,7 +28,7 @@ APP = ROOT / "app"
 FOUNDATION = {
     "core", "extensions", "errors", "i18n", "web", "events", "tasks", "storage", "uploads",
     "pdf", "permissions", "audit", "accounts", "centres", "companies", "tender_templates",
-    "security_headers",
+    "security_headers",  # the response headers, installed by the factory
 }  # fmt: skip
 STAGES = [
     "tenders", "custody", "bids", "opening", "panels", "evaluations", "records", "results",
@@ -477,4 +478,26 @@ def test_allow_lists_are_current():
     ]
     assert not stale, "Allow-list entries that match nothing any more; delete them:\n  " + (
         "\n  ".join(stale)
+    )
+
+
+def test_libraries_stay_pure():
+    impure = []
+    for library in ("bidding", "evaluation"):
+        for path in sorted((ROOT / library).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                else:
+                    continue
+                impure += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: imports {name}"
+                    for name in names
+                    if name.split(".")[0] in ("app", "flask", "sqlalchemy")
+                    or name.startswith("flask_")
+                ]
+    assert not impure, "The pure libraries import the app or its frameworks:\n  " + (
+        "\n  ".join(impure)
     )
