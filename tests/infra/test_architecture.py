@@ -3,11 +3,14 @@
 1. The lifecycle only looks backward: at module level a package imports only from itself,
    the foundation and earlier stages (STAGES, in ARCHITECTURE.md's order).
 2. No function-level `from app... import` / `import app...` (the usual way to dodge an
-   import cycle): fix the cycle by moving the shared piece below both.
+   import cycle): fix the cycle by moving the shared piece below both. No module looked up
+   by name either (`importlib.import_module`, `__import__`).
 3. Views and API modules never commit or roll back: app/core/boundary.py does, once per request.
 4. One loader per audience for a tender (app/tenders/access.py, app/panels/access.py): no
    two packages define their own `_tender`-style loader.
 5. The libraries bidding/ and evaluation/ stay pure: no app, Flask or SQLAlchemy.
+6. Test modules stand alone: no file under tests/ imports a test_*.py module (shared
+   builders live in tests/factories/).
 
 Each exception is in an allow-list below with the reason. An entry that no longer matches
 anything fails too (test_allow_lists_are_current): delete it.
@@ -500,4 +503,38 @@ def test_libraries_stay_pure():
                 ]
     assert not impure, "The pure libraries import the app or its frameworks:\n  " + (
         "\n  ".join(impure)
+    )
+
+
+def test_no_modules_looked_up_by_name():
+    found = []
+    for module in modules():
+        for node in ast.walk(tree(module)):
+            if isinstance(node, ast.Call) and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                or (isinstance(node.func, ast.Name) and node.func.id == "__import__")
+            ):
+                found.append(f"{path_of(module)}:{node.lineno}")
+    assert not found, "Modules looked up by name; import them:\n  " + "\n  ".join(found)
+
+
+def test_test_modules_stand_alone():
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            else:
+                continue
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: imports {name}"
+                for name in names
+                if name.rsplit(".", 1)[-1].startswith("test_")
+            ]
+    assert not found, (
+        "Test modules importing other test modules; move the shared builder to "
+        "tests/factories/ (or a fixture in conftest.py):\n  " + "\n  ".join(found)
     )
