@@ -9,6 +9,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.bids.cli import bids_cli
 from app.extensions import db
 
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
@@ -168,8 +169,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(centres_cli)
     app.cli.add_command(templates_cli)
     app.cli.add_command(seed_demo)
-
-    from app.bids.operations import bids_cli
 
     app.cli.add_command(bids_cli)
 

@@ -1,7 +1,8 @@
 """Background jobs (RQ). Jobs take plain values, run in an app context, and are enqueued
 only after the transaction that motivates them commits.
 
-Queue names are constants; `rq worker fairbid --url $REDIS_URL` runs them in production.
+The queue is named by the `RQ_QUEUE` setting (default `fairbid`); `rq worker fairbid --url
+$REDIS_URL` runs them in production.
 With the embedded defaults (no REDIS_URL) the queue is synchronous and jobs run inline.
 """
 
@@ -13,7 +14,7 @@ from functools import wraps
 from typing import Any
 
 import redis
-from flask import Flask, current_app, has_app_context
+from flask import Flask, has_app_context
 from flask_mailman import EmailMessage
 
 from app.core.transaction import after_commit, own_session
@@ -21,7 +22,6 @@ from app.extensions import db, get_queue
 
 log = logging.getLogger(__name__)
 
-QUEUE_DEFAULT = "fairbid"
 _worker_app: Flask | None = None
 
 
@@ -79,7 +79,3 @@ def enqueue_after_commit(job: Callable, *args: Any, **kwargs: Any) -> None:
 def send_email(to: str, subject: str, body: str) -> None:
     EmailMessage(subject=subject, body=body, to=[to]).send()
     log.info("mail sent to %s: %s", to.split("@")[-1], subject)
-
-
-def queue_name() -> str:
-    return current_app.config["RQ_QUEUE"]

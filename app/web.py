@@ -8,6 +8,7 @@ import time
 from flask import Flask, flash, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
+from werkzeug.wrappers import Response
 
 from app.accounts.models import User
 from app.errors import abort_with
@@ -35,7 +36,7 @@ def load_user(user_id: str) -> User | None:
 
 
 @login_manager.unauthorized_handler
-def unauthorized():
+def unauthorized() -> Response:
     if request.path.startswith("/api/"):
         abort_with(401, _l("Sign in to continue."))
     flash(_l("Sign in to continue."), "info")
@@ -52,7 +53,7 @@ def _reject_undecodable_forms() -> None:
         abort_with(400, _l("The form was not sent as UTF-8 text."))
 
 
-def _enforce_second_factor():
+def _enforce_second_factor() -> Response | None:
     """A privileged user whose session did not pass TOTP is signed out (e.g. a role that
     became privileged while signed in)."""
     if (
@@ -72,11 +73,11 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @app.before_request
-    def before_request():
+    def before_request() -> Response | None:
         if request.method in {"POST", "PUT", "PATCH"}:
             _reject_undecodable_forms()
         return _enforce_second_factor()
 
     @app.context_processor
-    def template_context():
+    def template_context() -> dict[str, bool]:
         return {"redis_ok": redis_available()}

@@ -87,9 +87,9 @@ def seed(database: Path, instance: Path, redis_url: str, count: int) -> None:
     from app.accounts import security
     from app.accounts.models import Role, User
     from app.centres.models import TradingCentre
+    from app.core.cache import GENERATION_KEY
     from app.core.types import utcnow
     from app.extensions import db, redis_client
-    from app.portal.cache import GENERATION_KEY
     from app.tenders.models import Lot, TemplateVersion, Tender, TenderTemplate
     from config import DevelopmentConfig
 

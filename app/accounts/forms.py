@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from stdnum.cn import uscc
-from wtforms import EmailField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import EmailField, Field, PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp, ValidationError
 
 from app.accounts.operations import MIN_PASSWORD_LENGTH
@@ -42,7 +42,7 @@ class SignUpForm(FlaskForm):
     )
     submit = SubmitField(_l("Create account"))
 
-    def validate_registration_number(self, field):
+    def validate_registration_number(self, field: Field) -> None:
         if not uscc.is_valid(uscc.compact(field.data or "")):
             raise ValidationError(_l("This is not a valid unified social credit code."))
 

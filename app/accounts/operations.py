@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask import current_app, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 from stdnum.cn import uscc
 
 from app.accounts import security
@@ -369,7 +369,3 @@ def set_enabled(actor: User, user: User, enabled: bool) -> None:
         object_type="user",
         object_id=user.id,
     )
-
-
-def count_users() -> int:
-    return db.session.scalar(select(func.count(User.id))) or 0

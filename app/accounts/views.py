@@ -18,6 +18,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app.accounts import operations, security
@@ -31,7 +32,7 @@ from app.accounts.forms import (
 )
 from app.accounts.models import ApiToken, User
 from app.centres.operations import all_centres
-from app.core.errors import OperationError
+from app.core.boundary import attempt, commit, transactional
 from app.core.forms import ButtonForm
 from app.core.urls import safe_next
 from app.extensions import db, limiter
@@ -63,54 +64,45 @@ def _account_key() -> str:
 
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP"], methods=["POST"])
-def signup():
+def signup() -> str | tuple[str, int]:
     form = SignUpForm()
     form.home_centre_id.choices = [
         SelectChoice(c.id, f"{c.name} ({c.code})") for c in all_centres()
     ]
     if form.validate_on_submit():
-        try:
-            operations.register_company(
-                company_name=form.company_name.data,
-                registration_number=form.registration_number.data,
-                legal_representative=form.legal_representative.data,
-                contact_name=form.contact_name.data,
-                contact_phone=form.contact_phone.data,
-                home_centre_id=form.home_centre_id.data,
-                email=form.email.data,
-                password=form.password.data,
-            )
-        except OperationError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-        else:
-            db.session.commit()
+        outcome = attempt(
+            operations.register_company,
+            company_name=form.company_name.data,
+            registration_number=form.registration_number.data,
+            legal_representative=form.legal_representative.data,
+            contact_name=form.contact_name.data,
+            contact_phone=form.contact_phone.data,
+            home_centre_id=form.home_centre_id.data,
+            email=form.email.data,
+            password=form.password.data,
+        )
+        if outcome.ok:
             return render_template("accounts/signup_done.html", email=form.email.data)
     return render_template("accounts/signup.html", form=form), 400 if form.errors else 200
 
 
 @bp.route("/confirm/<token>")
-def confirm_email(token: str):
-    try:
-        operations.confirm_email(token)
-    except OperationError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
+def confirm_email(token: str) -> Response | tuple[str, int]:
+    if not attempt(operations.confirm_email, token).ok:
         return render_template("accounts/confirm_failed.html", form=EmailForm()), 400
-    db.session.commit()
     flash(_("Your e-mail address is confirmed. You can sign in now."), "success")
     return redirect(url_for("accounts.login"))
 
 
 @bp.route("/confirm", methods=["POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_RESET"])
-def resend_confirmation():
+@transactional
+def resend_confirmation() -> Response:
     form = EmailForm()
     if form.validate_on_submit():
         user = operations.user_by_email(form.email.data)
         if user is not None and user.email_confirmed_at is None:
             operations.send_confirmation(user)
-            db.session.commit()
     flash(_("If that address has an unconfirmed account, a new link is on its way."), "info")
     return redirect(url_for("accounts.login"))
 
@@ -118,27 +110,25 @@ def resend_confirmation():
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 @limiter.limit(_account_limit, methods=["POST"], key_func=_account_key)
-def login():
+def login() -> Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
     form = SignInForm()
     next_url = safe_next(request.args.get("next"), url_for("main.home"))
     if form.validate_on_submit():
-        try:
-            user = operations.authenticate(form.email.data, form.password.data)
-        except OperationError as error:
-            db.session.commit()  # keep the audited failure
-            flash(str(error.message), "error")
+        # A refusal (SignInFailed) keeps its audited failure; a success keeps a rehash.
+        outcome = attempt(operations.authenticate, form.email.data, form.password.data)
+        if not outcome.ok:
             return render_template("accounts/login.html", form=form), 401
+        user = outcome.value
         if user.needs_totp:
-            db.session.commit()
             session[PENDING_KEY] = {"uid": user.id, "at": time.time(), "next": next_url}
             return redirect(url_for("accounts.two_factor"))
         return _complete_sign_in(user, next_url)
     return render_template("accounts/login.html", form=form), 400 if form.errors else 200
 
 
-def _complete_sign_in(user: User, next_url: str, second_factor: bool = False):
+def _complete_sign_in(user: User, next_url: str, second_factor: bool = False) -> Response:
     # A fresh session on privilege change: nothing from before sign-in survives.
     language = session.get("_language")
     session.clear()
@@ -147,7 +137,7 @@ def _complete_sign_in(user: User, next_url: str, second_factor: bool = False):
     login_user(user)
     session[SECOND_FACTOR_KEY] = second_factor
     operations.record_sign_in(user)
-    db.session.commit()
+    commit()
     return redirect(next_url)
 
 
@@ -161,7 +151,7 @@ def _pending_user() -> tuple[User | None, str]:
 @bp.route("/two-factor", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 @limiter.limit(_account_limit, methods=["POST"], key_func=_account_key)
-def two_factor():
+def two_factor() -> Response | str | tuple[str, int]:
     user, next_url = _pending_user()
     if user is None:
         flash(_("Sign in again to continue."), "info")
@@ -169,11 +159,8 @@ def two_factor():
     form = TotpForm()
     if user.has_totp:
         if form.validate_on_submit():
-            try:
-                operations.check_second_factor(user, form.code.data)
-            except OperationError as error:
-                db.session.commit()
-                flash(str(error.message), "error")
+            # A wrong code (SignInFailed) keeps its audited failure.
+            if not attempt(operations.check_second_factor, user, form.code.data).ok:
                 return render_template("accounts/two_factor.html", form=form), 401
             return _complete_sign_in(user, next_url, second_factor=True)
         return render_template("accounts/two_factor.html", form=form)
@@ -181,26 +168,24 @@ def two_factor():
     secret = session.get(ENROL_KEY) or security.new_totp_secret()
     session[ENROL_KEY] = secret
     uri = security.totp_uri(secret, user.email)
-    if form.validate_on_submit():
-        try:
-            operations.enrol_second_factor(user, secret, form.code.data)
-        except OperationError as error:
-            flash(str(error.message), "error")
-        else:
-            session.pop(ENROL_KEY, None)
-            flash(_("Your authenticator app is set up."), "success")
-            return _complete_sign_in(user, next_url, second_factor=True)
+    if (
+        form.validate_on_submit()
+        and attempt(operations.enrol_second_factor, user, secret, form.code.data).ok
+    ):
+        session.pop(ENROL_KEY, None)
+        flash(_("Your authenticator app is set up."), "success")
+        return _complete_sign_in(user, next_url, second_factor=True)
     return render_template(
         "accounts/enrol_totp.html", form=form, secret=secret, qr_svg=security.totp_qr_svg(uri)
     )
 
 
 @bp.route("/logout", methods=["POST"])
-def logout():
+def logout() -> Response:
     form = ButtonForm()
     if form.validate_on_submit() and current_user.is_authenticated:
         operations.record_sign_out(current_user)
-        db.session.commit()
+        commit()
         logout_user()
         session.clear()
         flash(_("You are signed out."), "info")
@@ -209,27 +194,22 @@ def logout():
 
 @bp.route("/reset", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_RESET"], methods=["POST"])
-def request_reset():
+@transactional
+def request_reset() -> Response | tuple[str, int]:
     form = EmailForm()
     if form.validate_on_submit():
         operations.request_password_reset(form.email.data)
-        db.session.commit()
         flash(_("If the address has an account, a reset link is on its way."), "info")
         return redirect(url_for("accounts.login"))
     return render_template("accounts/reset_request.html", form=form), 400 if form.errors else 200
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
-def reset_password(token: str):
+def reset_password(token: str) -> Response | tuple[str, int]:
     form = NewPasswordForm()
     if form.validate_on_submit():
-        try:
-            operations.reset_password(token, form.password.data)
-        except OperationError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
+        if not attempt(operations.reset_password, token, form.password.data).ok:
             return render_template("accounts/reset_password.html", form=form), 400
-        db.session.commit()
         flash(_("Your password is changed. Sign in with it now."), "success")
         return redirect(url_for("accounts.login"))
     return render_template("accounts/reset_password.html", form=form), 400 if form.errors else 200
@@ -237,7 +217,7 @@ def reset_password(token: str):
 
 @bp.route("/profile")
 @login_required
-def profile():
+def profile() -> str:
     tokens = db.session.scalars(
         select(ApiToken)
         .where(ApiToken.user_id == current_user.id, ApiToken.revoked_at.is_(None))
@@ -250,25 +230,25 @@ def profile():
 
 @bp.route("/tokens", methods=["POST"])
 @login_required
-def create_token():
+@transactional
+def create_token() -> Response | str:
     form = ApiTokenForm()
     if not form.validate_on_submit():
         flash(_("Give the token a name of at most 100 characters."), "error")
         return redirect(url_for("accounts.profile"))
     token = operations.create_api_token(current_user, form.name.data)
-    db.session.commit()
     # Shown once, never stored in clear.
     return render_template("accounts/token_created.html", token=token, name=form.name.data)
 
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
 @login_required
-def revoke_token(token_id: int):
+@transactional
+def revoke_token(token_id: int) -> Response:
     api_token = db.session.get(ApiToken, token_id)
     if api_token is None or api_token.user_id != current_user.id:
         abort(404)
     if ButtonForm().validate_on_submit():
         operations.revoke_api_token(current_user, api_token)
-        db.session.commit()
         flash(_("The token is revoked."), "info")
     return redirect(url_for("accounts.profile"))

@@ -21,7 +21,7 @@ LEVEL_LABELS = {"city": _l("City"), "county": _l("County"), "township": _l("Town
 ROLE_CHOICES = [SelectChoice(r.value, label) for r, label in ROLE_LABELS.items() if r != "bidder"]
 
 
-def _optional_int(value):
+def _optional_int(value: object) -> int | None:
     return int(value) if value not in (None, "", "None") else None
 
 

@@ -7,6 +7,7 @@ from functools import wraps
 
 from apiflask import APIBlueprint, HTTPTokenAuth
 
+from app.accounts.models import User
 from app.accounts.operations import user_for_api_token
 from app.errors import api_error
 from app.permissions import PermissionDenied
@@ -19,7 +20,7 @@ auth.error_processor(api_error)
 
 
 @auth.verify_token
-def verify_token(token: str):
+def verify_token(token: str) -> User | None:
     return user_for_api_token(token) if token else None
 
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, request
 
 from app.accounts import operations
+from app.accounts.models import User
 from app.api import auth, bp
 from app.api.schemas import TokenOut, TokenRequest, UserOut
-from app.core.errors import OperationError
-from app.extensions import db, limiter
+from app.core.boundary import transactional
+from app.extensions import limiter
 
 
 @bp.post("/tokens")
@@ -14,17 +17,14 @@ from app.extensions import db, limiter
 @bp.input(TokenRequest, arg_name="body")
 @bp.output(TokenOut, status_code=201)
 @bp.doc(summary="Create an API token", description="Privileged roles must send `totp_code`.")
-def create_token(body):
-    try:
-        user = operations.authenticate(body["email"], body["password"])
-        if user.needs_totp:
-            operations.check_second_factor(user, body["totp_code"])
-    except OperationError:
-        db.session.commit()  # keep the audited failure
-        raise
+@transactional
+def create_token(body: dict[str, Any]) -> dict[str, Any]:
+    # A wrong password or code (SignInFailed) keeps its audited failure.
+    user = operations.authenticate(body["email"], body["password"])
+    if user.needs_totp:
+        operations.check_second_factor(user, body["totp_code"])
     token = operations.create_api_token(user, body["name"])
     expires_at = operations.api_token_record(token).expires_at
-    db.session.commit()
     return {"token": token, "expires_at": expires_at}
 
 
@@ -32,10 +32,10 @@ def create_token(body):
 @bp.auth_required(auth)
 @bp.output({}, status_code=204)
 @bp.doc(summary="Revoke the token used for this request")
-def revoke_current_token():
+@transactional
+def revoke_current_token() -> str:
     token = request.headers.get("Authorization", "").split(" ", 1)[-1]
     operations.revoke_api_token(auth.current_user, operations.api_token_record(token))
-    db.session.commit()
     return ""
 
 
@@ -43,5 +43,5 @@ def revoke_current_token():
 @bp.auth_required(auth)
 @bp.output(UserOut)
 @bp.doc(summary="The authenticated user")
-def me():
+def me() -> User:
     return auth.current_user

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from app.api import auth, bp, roles_required
 from app.api.roles import SUPERVISION
 from app.api.schemas import AuditHead, AuditVerifyOut
@@ -12,7 +14,7 @@ from app.permissions import Permission, require
 @roles_required(*SUPERVISION)
 @bp.output(AuditHead)
 @bp.doc(summary="The newest event of the audit chain (supervisors, administrators)")
-def audit_head():
+def audit_head() -> dict[str, Any]:
     require(auth.current_user, Permission.VIEW_AUDIT)
     seq, head = chain_head()
     return {"seq": seq, "hash": head}
@@ -23,7 +25,7 @@ def audit_head():
 @roles_required(*SUPERVISION)
 @bp.output(AuditVerifyOut)
 @bp.doc(summary="Recompute the audit chain and name the first broken event")
-def audit_verify():
+def audit_verify() -> dict[str, Any]:
     require(auth.current_user, Permission.VIEW_AUDIT)
     broken = verify_chain()
     seq, head = chain_head()

@@ -15,17 +15,25 @@ import io
 from apiflask import Schema
 from apiflask.fields import Integer
 from apiflask.validators import Range
-from flask import Response, abort, current_app, jsonify, request, url_for
+from flask import Response, abort, current_app, request
 
 from app.api import auth, bp, roles_required
 from app.api.roles import BIDDERS
 from app.bids import operations
+from app.bids.access import own_bid, own_upload
+from app.bids.models import Bid, UploadSession
 from app.bids.receipts import platform_public_key_pem
-from app.core.errors import OperationError
-from app.extensions import db, limiter
-from app.tenders import participation
+from app.bids.responses import (
+    client_info,
+    receipt_download,
+    upload_limit,
+    upload_state,
+    upload_status_response,
+)
+from app.core.boundary import transactional
+from app.extensions import limiter
+from app.tenders.access import visible_tender
 from app.tenders.documents import open_document, send_document
-from app.tenders.models import Tender
 
 _ERRORS = {
     400: "Refused: `error` says why (e.g. `wrong_tender`, `wrong_bidder`, "
@@ -43,10 +51,6 @@ def _errors(*codes: int) -> dict:
     return {code: _ERRORS[code] for code in codes}
 
 
-def _upload_limit() -> str:
-    return current_app.config["RATELIMIT_BID_UPLOAD"]
-
-
 def _token_key() -> str:
     # Per bearer token: every bidder of an office may share one address.
     header = request.headers.get("Authorization", "") or request.remote_addr or ""
@@ -61,32 +65,13 @@ class UploadIn(Schema):
     )
 
 
-def _tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not participation.can_see_tender(auth.current_user, tender):
-        abort(404)
-    return tender
-
-
-def _client() -> dict:
-    return {"ip": request.remote_addr, "user_agent": request.user_agent.string or ""}
-
-
-def _error(error: OperationError):
-    db.session.rollback()
-    body = {"status": error.status, "error": error.code, "message": str(error.message)}
-    if isinstance(error, operations.OffsetMismatch):
-        body["offset"] = error.offset
-    return jsonify(body), error.status
-
-
 @bp.get("/platform/receipt-key.pem")
 @bp.doc(
     summary="The platform's receipt key (public)",
     description="Ed25519 public key (PEM) that signs receipts and sealing records: "
     "`python -m bidding verify-receipt RECEIPT.json --platform-key receipt-key.pem`.",
 )
-def platform_receipt_key():
+def platform_receipt_key() -> Response:
     response = Response(platform_public_key_pem(), mimetype="application/x-pem-file")
     response.headers["Content-Disposition"] = 'attachment; filename="receipt-key.pem"'
     return response
@@ -95,7 +80,7 @@ def platform_receipt_key():
 @bp.post("/tenders/<int:tender_id>/bids")
 @bp.auth_required(auth)
 @roles_required(*BIDDERS)
-@limiter.limit(_upload_limit, key_func=_token_key)
+@limiter.limit(upload_limit, key_func=_token_key)
 @bp.doc(
     summary="Submit a sealed envelope (bidders registered for the tender)",
     description="The body is the envelope file made by `python -m bidding seal` (or the "
@@ -105,17 +90,14 @@ def platform_receipt_key():
     "A previous current bid of the company is replaced (kept, marked superseded).",
     responses=_errors(400, 403, 404, 409, 413),
 )
-def submit_bid(tender_id: int):
-    tender = _tender(tender_id)
+@transactional
+def submit_bid(tender_id: int) -> tuple[dict, int]:
+    tender = visible_tender(auth.current_user, tender_id)
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
     request.max_content_length = limit + 1  # the blob store enforces the exact cap
-    try:
-        if (request.content_length or 0) > limit:
-            raise operations.too_large(limit)
-        bid = operations.submit_envelope(auth.current_user, tender, request.stream, **_client())
-    except OperationError as error:
-        return _error(error)
-    db.session.commit()
+    if (request.content_length or 0) > limit:
+        raise operations.too_large(limit)
+    bid = operations.submit_envelope(auth.current_user, tender, request.stream, **client_info())
     data = operations.bid_data(bid)
     return {"bid": data, "receipt": data["receipt"]}, 201
 
@@ -128,17 +110,10 @@ def submit_bid(tender_id: int):
     description="Newest first, every status (submitted, superseded, withdrawn).",
     responses=_errors(403, 404),
 )
-def my_bids(tender_id: int):
-    tender = _tender(tender_id)
+def my_bids(tender_id: int) -> dict:
+    tender = visible_tender(auth.current_user, tender_id)
     bids = operations.company_bids(auth.current_user, tender)
     return {"bids": [operations.bid_data(bid) for bid in bids]}
-
-
-def _own_bid(bid_id: int):
-    bid = operations.bid_of_company(auth.current_user, bid_id)
-    if bid is None:
-        abort(404)
-    return bid
 
 
 @bp.post("/bids/<int:bid_id>/withdraw")
@@ -148,13 +123,10 @@ def _own_bid(bid_id: int):
     summary="Withdraw the company's current bid (before the deadline)",
     responses=_errors(403, 404, 409),
 )
-def withdraw_bid(bid_id: int):
-    bid = _own_bid(bid_id)
-    try:
-        operations.withdraw_bid(auth.current_user, bid)
-    except OperationError as error:
-        return _error(error)
-    db.session.commit()
+@transactional
+def withdraw_bid(bid_id: int) -> dict:
+    bid = own_bid(auth.current_user, bid_id)
+    operations.withdraw_bid(auth.current_user, bid)
     return {"bid": operations.bid_data(bid)}
 
 
@@ -165,13 +137,8 @@ def withdraw_bid(bid_id: int):
     summary="A bid's signed receipt, as the file a bidder keeps",
     responses=_errors(403, 404),
 )
-def bid_receipt(bid_id: int):
-    bid = _own_bid(bid_id)
-    response = Response(bid.receipt, mimetype="application/json")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="receipt-T{bid.tender_id}-{bid.id}.json"'
-    )
-    return response
+def bid_receipt(bid_id: int) -> Response:
+    return receipt_download(own_bid(auth.current_user, bid_id))
 
 
 @bp.get("/tenders/<int:tender_id>/sealing-record")
@@ -181,8 +148,8 @@ def bid_receipt(bid_id: int):
     "`python -m bidding verify-inclusion RECEIPT.json SEALING_RECORD.json`.",
     responses={404: "Not sealed yet, or no such published tender."},
 )
-def sealing_record(tender_id: int):
-    tender = _tender(tender_id)
+def sealing_record(tender_id: int) -> Response:
+    tender = visible_tender(auth.current_user, tender_id)
     document = operations.sealing_record_of(tender)
     if document is None:
         abort(404)
@@ -194,25 +161,14 @@ def sealing_record(tender_id: int):
 # Resumable uploads ------------------------------------------------------------------------
 
 
-def _session_json(upload, offset: int, bid=None) -> dict:
-    data = {
-        "id": upload.id,
-        "url": url_for("api.upload_chunk", session_id=upload.id),
-        "offset": offset,
-        "size": upload.declared_size,
-        "chunk_size": current_app.config["UPLOAD_CHUNK_SIZE"],
-        "complete": bid is not None,
-    }
-    if bid is not None:
-        data["bid"] = operations.bid_data(bid)
-        data["receipt"] = data["bid"]["receipt"]
-    return data
+def _upload_state(upload: UploadSession, offset: int = 0, bid: Bid | None = None) -> dict:
+    return upload_state(upload, "api.upload_chunk", offset, bid)
 
 
 @bp.post("/tenders/<int:tender_id>/uploads")
 @bp.auth_required(auth)
 @roles_required(*BIDDERS)
-@limiter.limit(_upload_limit, key_func=_token_key)
+@limiter.limit(upload_limit, key_func=_token_key)
 @bp.input(UploadIn, arg_name="body")
 @bp.doc(
     summary="Start a resumable envelope upload",
@@ -221,21 +177,11 @@ def _session_json(upload, offset: int, bid=None) -> dict:
     "resume from. The last chunk's response carries the receipt.",
     responses=_errors(400, 403, 404, 409, 413),
 )
-def start_upload(tender_id: int, body):
-    tender = _tender(tender_id)
-    try:
-        upload = operations.start_upload(auth.current_user, tender, body["size"])
-    except OperationError as error:
-        return _error(error)
-    db.session.commit()
-    return _session_json(upload, 0), 201
-
-
-def _own_upload(session_id: str):
-    upload = operations.upload_of_company(auth.current_user, session_id)
-    if upload is None:
-        abort(404)
-    return upload
+@transactional
+def start_upload(tender_id: int, body: dict) -> tuple[dict, int]:
+    tender = visible_tender(auth.current_user, tender_id)
+    upload = operations.start_upload(auth.current_user, tender, body["size"])
+    return _upload_state(upload), 201
 
 
 @bp.put("/bids/uploads/<session_id>")
@@ -245,33 +191,25 @@ def _own_upload(session_id: str):
     summary="Append a chunk to a resumable upload",
     responses=_errors(400, 403, 404, 409, 410, 413),
 )
-def upload_chunk(session_id: str):
-    upload = _own_upload(session_id)
-    try:
-        progress = operations.append_chunk(
-            auth.current_user,
-            upload,
-            request.headers.get("Content-Range"),
-            request.stream,
-            **_client(),
-        )
-    except OperationError as error:
-        return _error(error)
-    db.session.commit()
-    return _session_json(upload, progress.offset, progress.bid)
+# Committed before the answer leaves: the last chunk's receipt is for a stored bid.
+@transactional
+def upload_chunk(session_id: str) -> dict:
+    upload = own_upload(auth.current_user, session_id)
+    progress = operations.append_chunk(
+        auth.current_user,
+        upload,
+        request.headers.get("Content-Range"),
+        request.stream,
+        **client_info(),
+    )
+    return _upload_state(upload, progress.offset, progress.bid)
 
 
 @bp.get("/bids/uploads/<session_id>")
 @bp.auth_required(auth)
 @roles_required(*BIDDERS)
 @bp.doc(summary="Where a resumable upload stands", responses=_errors(403, 404, 410))
-def upload_status(session_id: str):
-    upload = _own_upload(session_id)
-    try:
-        progress = operations.upload_progress(auth.current_user, upload)
-    except OperationError as error:
-        return _error(error)
-    response = jsonify(_session_json(upload, progress.offset, progress.bid))
-    response.headers["Upload-Offset"] = str(progress.offset)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+def upload_status(session_id: str) -> Response:
+    upload = own_upload(auth.current_user, session_id)
+    progress = operations.upload_progress(auth.current_user, upload)
+    return upload_status_response(_upload_state(upload, progress.offset, progress.bid))

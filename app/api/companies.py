@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from flask import abort, current_app
 
 from app.accounts.operations import register_company
@@ -7,6 +9,8 @@ from app.api import auth, bp, roles_required
 from app.api.roles import DECIDERS, VIEWERS
 from app.api.schemas import CompanyOut, CompanyPage, CompanyQuery, DecisionIn, SignUpIn
 from app.companies import operations
+from app.companies.models import Company
+from app.core.boundary import transactional
 from app.extensions import db, limiter
 
 
@@ -15,10 +19,9 @@ from app.extensions import db, limiter
 @bp.input(SignUpIn, arg_name="body")
 @bp.output(CompanyOut, status_code=201)
 @bp.doc(summary="Register a bidder company", description="Sends an e-mail confirmation link.")
-def sign_up(body):
-    user = register_company(**body)
-    db.session.commit()
-    return user.company
+@transactional
+def sign_up(body: dict[str, Any]) -> Company:
+    return register_company(**body).company
 
 
 @bp.get("/companies")
@@ -27,7 +30,7 @@ def sign_up(body):
 @bp.input(CompanyQuery, location="query", arg_name="query")
 @bp.output(CompanyPage)
 @bp.doc(summary="Company registrations visible to the caller (staff: own centre)")
-def list_companies(query):
+def list_companies(query: dict[str, Any]) -> dict[str, Any]:
     select_ = operations.companies_visible_to(auth.current_user, query["status"])
     per_page = max(1, min(query["per_page"], 200))
     page = db.paginate(select_, page=max(query["page"], 1), per_page=per_page, error_out=False)
@@ -39,7 +42,7 @@ def list_companies(query):
 @roles_required(*VIEWERS)
 @bp.output(CompanyOut)
 @bp.doc(summary="One company registration")
-def get_company(company_id: int):
+def get_company(company_id: int) -> Company:
     return operations.get_company_for(auth.current_user, company_id) or abort(404)
 
 
@@ -49,10 +52,10 @@ def get_company(company_id: int):
 @bp.input(DecisionIn, arg_name="body")
 @bp.output(CompanyOut)
 @bp.doc(summary="Approve a pending registration (staff of its centre)")
-def approve_company(company_id: int, body):
+@transactional
+def approve_company(company_id: int, body: dict[str, Any]) -> Company:
     company = operations.get_company_for(auth.current_user, company_id) or abort(404)
     operations.approve_company(auth.current_user, company, body["reason"])
-    db.session.commit()
     return company
 
 
@@ -62,8 +65,8 @@ def approve_company(company_id: int, body):
 @bp.input(DecisionIn, arg_name="body")
 @bp.output(CompanyOut)
 @bp.doc(summary="Reject a pending registration with a reason (staff of its centre)")
-def reject_company(company_id: int, body):
+@transactional
+def reject_company(company_id: int, body: dict[str, Any]) -> Company:
     company = operations.get_company_for(auth.current_user, company_id) or abort(404)
     operations.reject_company(auth.current_user, company, body["reason"])
-    db.session.commit()
     return company

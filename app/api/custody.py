@@ -10,8 +10,7 @@ from flask import abort
 from app.api import bp
 from app.api.tender_schemas import ErrorOut
 from app.custody.operations import envelope_tender_id, tender_key_of
-from app.extensions import db
-from app.tenders.models import Tender
+from app.tenders.access import public_tender
 
 
 class TenderPublicKeyOut(Schema):
@@ -39,11 +38,9 @@ class TenderPublicKeyOut(Schema):
         }
     },
 )
-def get_tender_public_key(tender_id: int):
-    tender = db.session.get(Tender, tender_id)
-    tender_key = tender_key_of(tender) if tender is not None and tender.is_public else None
-    if tender_key is None:
-        abort(404)
+def get_tender_public_key(tender_id: int) -> dict:
+    tender = public_tender(tender_id)
+    tender_key = tender_key_of(tender) or abort(404)
     return {
         "tender_envelope_id": envelope_tender_id(tender),
         "public_key_hex": tender_key.public_key,

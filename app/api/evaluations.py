@@ -18,7 +18,8 @@ from flask_babel import lazy_gettext as _l
 from app.accounts.models import Role
 from app.api import auth, bp, roles_required
 from app.api.roles import BIDDERS, TENDER_MANAGERS
-from app.api.tenders import _errors, _transaction
+from app.api.tenders import _errors
+from app.core.boundary import transactional
 from app.core.errors import OperationError
 from app.evaluations import review
 from app.evaluations.models import LowPriceStatus
@@ -136,6 +137,7 @@ def evaluation_anonymity(tender_id: int):
     description="The panel must be complete (every seat accepted and declared no conflict).",
     responses=_errors(400, 403, 404, 409),
 )
+@transactional
 def evaluation_start(tender_id: int, body):
     tender = _tender(tender_id)
     require(auth.current_user, Permission.MANAGE_TENDERS, tender.centre_id)
@@ -149,8 +151,7 @@ def evaluation_start(tender_id: int, body):
                 _l("The chair must be a member of the panel who declared no conflict."),
                 code="chair_not_member",
             )
-    with _transaction():
-        review.start_evaluation(auth.current_user, tender, chair)
+    review.start_evaluation(auth.current_user, tender, chair)
     return _review(tender), 201
 
 
@@ -159,10 +160,10 @@ def evaluation_start(tender_id: int, body):
 @roles_required(*PANEL)
 @bp.input(OverruleIn, arg_name="body")
 @bp.doc(summary="Overrule a compliance verdict (chair)", responses=_errors(400, 403, 404, 409))
+@transactional
 def evaluation_overrule(tender_id: int, bid_id: int, body):
     tender = _panel_tender(tender_id)
-    with _transaction():
-        review.overrule(auth.current_user, tender, bid_id, body["compliant"], body["reason"])
+    review.overrule(auth.current_user, tender, bid_id, body["compliant"], body["reason"])
     return _review(tender)
 
 
@@ -171,12 +172,12 @@ def evaluation_overrule(tender_id: int, bid_id: int, body):
 @roles_required(*PANEL)
 @bp.input(CheckIn, arg_name="body")
 @bp.doc(summary="Record a required check (chair)", responses=_errors(400, 403, 404, 409))
+@transactional
 def evaluation_check(tender_id: int, bid_id: int, body):
     tender = _panel_tender(tender_id)
-    with _transaction():
-        review.record_check(
-            auth.current_user, tender, bid_id, body["check"], body["passed"], body["reason"]
-        )
+    review.record_check(
+        auth.current_user, tender, bid_id, body["check"], body["passed"], body["reason"]
+    )
     return _review(tender)
 
 
@@ -188,16 +189,16 @@ def evaluation_check(tender_id: int, bid_id: int, body):
     summary="Ask the bidder of an abnormally low price to justify it (chair)",
     responses=_errors(400, 403, 404, 409),
 )
+@transactional
 def evaluation_request_justification(tender_id: int, bid_id: int, body):
     tender = _panel_tender(tender_id)
-    with _transaction():
-        review.request_justification(
-            auth.current_user,
-            tender,
-            bid_id,
-            body.get("days"),
-            link=url_for("evaluations.justification", tender_id=tender.id, _external=True),
-        )
+    review.request_justification(
+        auth.current_user,
+        tender,
+        bid_id,
+        body.get("days"),
+        link=url_for("evaluations.justification", tender_id=tender.id, _external=True),
+    )
     return _review(tender)
 
 
@@ -210,12 +211,10 @@ def evaluation_request_justification(tender_id: int, bid_id: int, body):
     description="Rejected (or unanswered after the window): the bid is non-compliant.",
     responses=_errors(400, 403, 404, 409),
 )
+@transactional
 def evaluation_decide_justification(tender_id: int, bid_id: int, body):
     tender = _panel_tender(tender_id)
-    with _transaction():
-        review.decide_justification(
-            auth.current_user, tender, bid_id, body["accepted"], body["reason"]
-        )
+    review.decide_justification(auth.current_user, tender, bid_id, body["accepted"], body["reason"])
     return _review(tender)
 
 
@@ -224,12 +223,12 @@ def evaluation_decide_justification(tender_id: int, bid_id: int, body):
 @roles_required(*PANEL)
 @bp.input(AnonymityIn, arg_name="body")
 @bp.doc(summary="Decide an anonymity question (chair)", responses=_errors(400, 403, 404, 409))
+@transactional
 def evaluation_decide_anonymity(tender_id: int, body):
     tender = _panel_tender(tender_id)
-    with _transaction():
-        review.decide_anonymity(
-            auth.current_user, tender, body["code"], body["accepted"], body["reason"]
-        )
+    review.decide_anonymity(
+        auth.current_user, tender, body["code"], body["accepted"], body["reason"]
+    )
     return review.anonymity_data(tender)
 
 
@@ -242,10 +241,10 @@ def evaluation_decide_anonymity(tender_id: int, body):
     "abnormally low price is open.",
     responses=_errors(403, 404, 409),
 )
+@transactional
 def evaluation_confirm(tender_id: int):
     tender = _panel_tender(tender_id)
-    with _transaction():
-        review.confirm_review(auth.current_user, tender)
+    review.confirm_review(auth.current_user, tender)
     return _review(tender)
 
 
@@ -292,6 +291,7 @@ def evaluation_justification(tender_id: int):
     "(409 `late`): nothing is stored.",
     responses=_errors(400, 403, 404, 409),
 )
+@transactional
 def evaluation_submit_justification(tender_id: int):
     tender = _tender(tender_id)
     _own_request(tender)
@@ -300,8 +300,7 @@ def evaluation_submit_justification(tender_id: int):
         for f in request.files.getlist("files")
         if f and f.filename
     ]
-    with _transaction():
-        evaluated = review.submit_justification(
-            auth.current_user, tender, request.form.get("text", ""), uploads
-        )
+    evaluated = review.submit_justification(
+        auth.current_user, tender, request.form.get("text", ""), uploads
+    )
     return _justification_out(evaluated), 201

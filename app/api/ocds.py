@@ -15,7 +15,8 @@ from app.core import cache
 from app.core.types import utcnow
 from app.errors import abort_with
 from app.portal import ocds, ocds_facts
-from app.portal.queries import centre_by_code, public_tender
+from app.portal.queries import centre_by_code, portal_tender
+from app.tenders.models import Tender, TenderDocument
 from app.web import redis_available
 
 DEFAULT_PREFIX = "ocds-fairbid"
@@ -23,7 +24,7 @@ _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 NO_CENTRE = _l("There is no trading centre with this code.")
 
 
-def _document_url(document) -> str:
+def _document_url(document: TenderDocument) -> str:
     return url_for(
         "portal.download_document",
         tender_id=document.tender_id,
@@ -42,13 +43,7 @@ def releases_for(facts: ocds.TenderFacts) -> list[dict]:
     )
 
 
-def release_for(tender) -> dict:
-    """The latest release of a tender (kept for older callers)."""
-    [facts] = ocds_facts.gather([tender])
-    return releases_for(facts)[-1]
-
-
-def tender_package(tender) -> dict:
+def tender_package(tender: Tender) -> dict:
     """The release package of a public tender (needs a request context for its URLs, e.g.
     `app.test_request_context()` in a command)."""
     [facts] = ocds_facts.gather([tender])
@@ -89,11 +84,8 @@ def _json(body: dict | str) -> Response:
     ),
     responses={200: "An OCDS release package", 404: "No published tender with this id"},
 )
-def ocds_tender(tender_id: int):
-    tender = public_tender(tender_id)
-    if tender is None:
-        abort_with(404, _l("There is no published tender with this number."))
-    return _json(tender_package(tender))
+def ocds_tender(tender_id: int) -> Response:
+    return _json(tender_package(portal_tender(tender_id)))
 
 
 @bp.get("/ocds/centres/<centre_code>")
@@ -102,7 +94,7 @@ def ocds_tender(tender_id: int):
     description="Each month (UTC) in which the centre published a release, with its URL.",
     responses={200: "The centre and its months", 404: "No trading centre with this code"},
 )
-def ocds_centre(centre_code: str):
+def ocds_centre(centre_code: str) -> Response:
     centre = centre_by_code(centre_code) or abort_with(404, NO_CENTRE)
     months = ocds_facts.release_months(centre)
     return _json(
@@ -137,7 +129,7 @@ def ocds_centre(centre_code: str):
         404: "No trading centre with this code, or no release in that month",
     },
 )
-def ocds_centre_month(centre_code: str, month: str):
+def ocds_centre_month(centre_code: str, month: str) -> Response:
     centre = centre_by_code(centre_code) or abort_with(404, NO_CENTRE)
     start, end = _month_bounds(month)
     now = utcnow()

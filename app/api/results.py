@@ -15,13 +15,15 @@ from flask_babel import lazy_gettext as _l
 
 from app.api import auth, bp, roles_required
 from app.api.roles import BIDDERS, TENDER_MANAGERS, VIEWERS
-from app.api.tenders import _errors, _tender, _transaction, tender_scope
+from app.api.tenders import _errors, tender_scope
+from app.core.boundary import transactional
 from app.core.errors import OperationError
 from app.evaluations.models import EvaluationStage
 from app.extensions import db
 from app.permissions import Permission, can
 from app.results import letters, operations
 from app.results.models import Objection, ObjectionStatus, ResultNotice
+from app.tenders.access import visible_tender
 from app.tenders.documents import open_document, send_document
 from app.tenders.models import Tender, TenderDocument
 
@@ -44,10 +46,6 @@ class ReopenIn(Schema):
         load_default=EvaluationStage.SCORING.value,
         validate=OneOf([stage.value for stage in operations.REOPEN_STAGES]),
     )
-
-
-def _scoped_tender(tender_id: int, **_other) -> Tender:
-    return _tender(tender_id)
 
 
 def _time(moment) -> str | None:
@@ -96,10 +94,10 @@ def _results(tender: Tender) -> dict:
     }
 
 
+@transactional
 def _staff_call(tender_id: int, operation, *args):
-    tender = _tender(tender_id)
-    with _transaction():
-        operation(auth.current_user, tender, *args)
+    tender = visible_tender(auth.current_user, tender_id)
+    operation(auth.current_user, tender, *args)
     return _results(tender)
 
 
@@ -120,7 +118,7 @@ def get_results(tender_id: int):
 @bp.post("/tenders/<int:tender_id>/results/candidates")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.doc(
     summary="Publish the candidates (staff of the centre)",
     description="Once the panel has finalised and the record of the round is signed; the "
@@ -134,7 +132,7 @@ def publish_candidates(tender_id: int):
 @bp.post("/tenders/<int:tender_id>/results/award")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.doc(
     summary="Publish the award (staff of the centre)",
     description="After the objection period, with no objection open; the result letters "
@@ -148,7 +146,7 @@ def publish_award(tender_id: int):
 @bp.post("/tenders/<int:tender_id>/results/failure")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.input(FailureIn, arg_name="body")
 @bp.doc(
     summary="Declare the tender failed (staff of the centre)",
@@ -163,24 +161,24 @@ def declare_failed(tender_id: int, body):
 @bp.post("/tenders/<int:tender_id>/results/retender")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.doc(
     summary="Re-tender a failed tender as a new draft (staff of the centre)",
     description="Copies the template version, title, lots, budget, custodians and "
     "description; the reference is `<old>-R<n>`.",
     responses=_errors(403, 404, 409),
 )
+@transactional
 def retender(tender_id: int):
-    tender = _tender(tender_id)
-    with _transaction():
-        new = operations.retender(auth.current_user, tender)
+    tender = visible_tender(auth.current_user, tender_id)
+    new = operations.retender(auth.current_user, tender)
     return {"id": new.id, "reference": new.reference, "status": new.status}, 201
 
 
 @bp.post("/tenders/<int:tender_id>/results/reopen")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.input(ReopenIn, arg_name="body")
 @bp.doc(
     summary="Send the tender back to evaluation after an upheld objection (staff)",
@@ -204,7 +202,7 @@ def reopen_evaluation(tender_id: int, body):
     responses=_errors(403, 404),
 )
 def list_objections(tender_id: int):
-    tender = _tender(tender_id)
+    tender = visible_tender(auth.current_user, tender_id)
     user = auth.current_user
     if can(user, Permission.VIEW_TENDERS, tender.centre_id):
         objections = operations.objections_of(tender)
@@ -225,8 +223,9 @@ def list_objections(tender_id: int):
     "objection per company at a time.",
     responses=_errors(400, 403, 404, 409),
 )
+@transactional
 def file_objection(tender_id: int):
-    tender = _tender(tender_id)
+    tender = visible_tender(auth.current_user, tender_id)
     if request.is_json:
         body = request.get_json(silent=True)
         text = body.get("text", "") if isinstance(body, dict) else ""
@@ -240,27 +239,26 @@ def file_objection(tender_id: int):
         ]
     if not isinstance(text, str):
         raise OperationError(_l("Say what the objection is about and why."), code="text")
-    with _transaction():
-        objection = operations.file_objection(auth.current_user, tender, text, uploads)
+    objection = operations.file_objection(auth.current_user, tender, text, uploads)
     return objection_data(objection), 201
 
 
 @bp.post("/tenders/<int:tender_id>/objections/<int:objection_id>/decision")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_scoped_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.input(DecisionIn, arg_name="body")
 @bp.doc(
     summary="Uphold or dismiss an objection, with the reason (staff of the centre)",
     responses=_errors(400, 403, 404, 409),
 )
+@transactional
 def decide_objection(tender_id: int, objection_id: int, body):
-    tender = _tender(tender_id)
+    tender = visible_tender(auth.current_user, tender_id)
     objection = db.session.get(Objection, objection_id)
     if objection is None or objection.tender_id != tender.id:
         abort(404)
-    with _transaction():
-        operations.decide_objection(auth.current_user, objection, body["outcome"], body["reason"])
+    operations.decide_objection(auth.current_user, objection, body["outcome"], body["reason"])
     return objection_data(objection)
 
 
@@ -273,7 +271,7 @@ def decide_objection(tender_id: int, objection_id: int, body):
     responses=_errors(403, 404),
 )
 def result_letter(tender_id: int):
-    tender = _tender(tender_id)
+    tender = visible_tender(auth.current_user, tender_id)
     letter = letters.letter_of(tender, auth.current_user.company_id)
     if letter is None:
         abort(404)

@@ -4,7 +4,6 @@ from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Email, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Regexp
 
-from app.accounts.models import Role
 from app.centres.models import CentreLevel
 from app.companies.models import CompanyStatus
 
@@ -97,6 +96,3 @@ class AuditVerifyOut(Schema):
     seq = Integer(allow_none=True)
     reason = String(allow_none=True)
     head = Nested(AuditHead)
-
-
-ROLE_VALUES = [role.value for role in Role]

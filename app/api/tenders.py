@@ -3,15 +3,17 @@
 Each endpoint checks the caller's role, and for an existing object the centre scope, before
 the body is validated (a caller of another centre gets 403, a hidden draft 404, never a 422
 that tells them the object is there); the operation's own permission check still runs.
+Endpoints that write are `transactional`: one commit when the operation succeeds, a refusal
+settled by the boundary and answered in the uniform JSON error shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
-from flask import abort, current_app, jsonify
+from flask import Response, abort, current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -48,20 +50,24 @@ from app.api.tender_schemas import (
     TenderQuery,
 )
 from app.centres.models import TradingCentre
+from app.core.boundary import transactional
 from app.core.errors import OperationError
 from app.extensions import db, limiter
 from app.permissions import Permission, require
 from app.tenders import documents, operations, participation, template_ops
+from app.tenders.access import staff_template, visible_tender
 from app.tenders.models import (
     PUBLIC_STATUSES,
+    Addendum,
+    BondRecord,
     Enquiry,
     TemplateVersion,
     Tender,
     TenderDocument,
     TenderRegistration,
+    TenderTemplate,
 )
 from app.tenders.operations import LotInput, TenderInput
-from app.tenders.template_ops import TemplateInvalid
 
 _ERROR_TEXT = {
     400: "The operation refused the request; `error` says why.",
@@ -71,7 +77,7 @@ _ERROR_TEXT = {
 }
 
 
-def _errors(*codes: int, **overrides) -> dict:
+def _errors(*codes: int, **overrides: dict) -> dict:
     """OpenAPI responses in the JSON shape of every Fairbid error."""
     responses = {}
     for code in codes:
@@ -83,45 +89,29 @@ def _errors(*codes: int, **overrides) -> dict:
     return responses
 
 
-@contextmanager
-def _transaction() -> Iterator[None]:
-    """Commit once when the operation succeeds; a refusal leaves nothing behind."""
-    try:
-        yield
-    except BaseException:
-        db.session.rollback()
-        raise
-    db.session.commit()
+def _route_tender_id(tender_id: int, **_other: int) -> int:
+    return tender_id
 
 
-def _visible(tender: Tender | None) -> Tender:
-    if tender is None or not participation.can_see_tender(auth.current_user, tender):
-        abort(404)
-    return tender
+def _enquiry_tender_id(enquiry_id: int) -> int:
+    return db.get_or_404(Enquiry, enquiry_id).tender_id
 
 
-def _tender(tender_id: int) -> Tender:
-    return _visible(db.session.get(Tender, tender_id))
+def _registration_tender_id(registration_id: int) -> int:
+    return db.get_or_404(TenderRegistration, registration_id).tender_id
 
 
-def _tender_of_enquiry(enquiry_id: int) -> Tender:
-    enquiry = db.session.get(Enquiry, enquiry_id) or abort(404)
-    return _visible(db.session.get(Tender, enquiry.tender_id))
+def tender_scope(
+    permission: Permission, tender_id_of: Callable[..., int] = _route_tender_id
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Before the body is read: the route's tender (its `tender_id`, or the tender of the
+    object the route names, by `tender_id_of(**route arguments)`) exists and is visible to
+    the caller (else 404), and the caller holds `permission` for its centre (else 403)."""
 
-
-def _tender_of_registration(registration_id: int) -> Tender:
-    registration = db.session.get(TenderRegistration, registration_id) or abort(404)
-    return _visible(registration.tender)
-
-
-def tender_scope(load: Callable[..., Tender], permission: Permission):
-    """Before the body is read: the object exists and is visible (else 404), and the caller
-    holds `permission` for its tender's centre (else 403)."""
-
-    def decorator(view):
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
-        def wrapper(*args, **kwargs):
-            tender = load(**kwargs)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            tender = visible_tender(auth.current_user, tender_id_of(**kwargs))
             require(auth.current_user, permission, centre_id=tender.centre_id)
             return view(*args, **kwargs)
 
@@ -130,14 +120,30 @@ def tender_scope(load: Callable[..., Tender], permission: Permission):
     return decorator
 
 
-def template_scope(view):
+def template_scope(view: Callable[..., Any]) -> Callable[..., Any]:
     """Before the body is read: the template exists (404) and the caller may edit templates
     of its centre (403; built-ins are readable by every centre)."""
 
     @wraps(view)
-    def wrapper(*args, **kwargs):
-        template_ops.get_template_for(auth.current_user, kwargs["template_id"]) or abort(404)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        staff_template(auth.current_user, kwargs["template_id"])
         return view(*args, **kwargs)
+
+    return wrapper
+
+
+def reconfirmed(view: Callable[..., Any]) -> Callable[..., Any]:
+    """For an action re-confirmed with a second-factor code: a wrong code answers 403, not
+    SignInFailed's 401, which would tell the client that its bearer token is bad. The
+    refusal still reaches the boundary, which keeps its audited attempt."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except SignInFailed as error:
+            error.status = 403
+            raise
 
     return wrapper
 
@@ -174,7 +180,7 @@ _TENDER_FIELDS = tuple(name for name in TenderFields().fields if name != "lots")
     summary="Published tenders (public)",
     description="Every tender past its publication, newest first; drafts are never listed.",
 )
-def list_tenders(query):
+def list_tenders(query: dict) -> dict:
     select_ = select(Tender).where(Tender.status.in_(PUBLIC_STATUSES))
     if query["status"]:
         select_ = select_.where(Tender.status == query["status"])
@@ -201,8 +207,8 @@ def list_tenders(query):
     "administrators (send a token).",
     responses=_errors(404),
 )
-def get_tender(tender_id: int):
-    return _tender(tender_id)
+def get_tender(tender_id: int) -> Tender:
+    return visible_tender(auth.current_user, tender_id)
 
 
 @bp.post("/tenders")
@@ -216,25 +222,23 @@ def get_tender(tender_id: int):
     "is checked against the server clock and the category's minimum bidding period.",
     responses=_errors(400, 403, 409),
 )
-def create_tender(body):
-    actor = auth.current_user
-    with _transaction():
-        centre_id = _centre_of_caller(body["centre_id"])
-        version = db.session.get(TemplateVersion, body["template_version_id"])
-        if version is None:
-            raise OperationError(_l("Unknown template version."), code="template_version")
-        data = TenderInput(
-            **{name: body[name] for name in _TENDER_FIELDS},
-            lots=_lots(body["lots"]),
-        )
-        tender = operations.create_tender(actor, centre_id, version, data)
-    return tender
+@transactional
+def create_tender(body: dict) -> Tender:
+    centre_id = _centre_of_caller(body["centre_id"])
+    version = db.session.get(TemplateVersion, body["template_version_id"])
+    if version is None:
+        raise OperationError(_l("Unknown template version."), code="template_version")
+    data = TenderInput(
+        **{name: body[name] for name in _TENDER_FIELDS},
+        lots=_lots(body["lots"]),
+    )
+    return operations.create_tender(auth.current_user, centre_id, version, data)
 
 
 @bp.patch("/tenders/<int:tender_id>")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.input(TenderFields, arg_name="body")
 @bp.output(TenderOut)
 @bp.doc(
@@ -243,23 +247,23 @@ def create_tender(body):
     "A published tender changes only through addenda (409).",
     responses=_errors(400, 403, 404, 409),
 )
-def update_tender(tender_id: int, body):
-    tender = _tender(tender_id)
+@transactional
+def update_tender(tender_id: int, body: dict) -> Tender:
+    tender = visible_tender(auth.current_user, tender_id)
     data = operations.input_from_tender(tender)
     for name in _TENDER_FIELDS:
         if name in body:
             setattr(data, name, body[name])
     if "lots" in body:
         data.lots = _lots(body["lots"])
-    with _transaction():
-        operations.update_tender(auth.current_user, tender, data)
+    operations.update_tender(auth.current_user, tender, data)
     return tender
 
 
 @bp.post("/tenders/<int:tender_id>/publish")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"])
 @bp.input(PublishIn, arg_name="body")
 @bp.output(TenderOut)
@@ -269,26 +273,18 @@ def update_tender(tender_id: int, body):
     "the announcement public. A wrong code is refused (403 `bad_totp`) and changes nothing.",
     responses=_errors(400, 403, 404, 409),
 )
-def publish_tender(tender_id: int, body):
-    tender = _tender(tender_id)
-    try:
-        operations.publish_tender(auth.current_user, tender, body["totp_code"])
-    except SignInFailed as error:
-        # The code is checked before anything changes: keep only the audited failure. Not
-        # a 401, which would tell the client that its bearer token is bad.
-        db.session.commit()
-        raise OperationError(error.message, code=error.code, status=403) from None
-    except BaseException:
-        db.session.rollback()
-        raise
-    db.session.commit()
+@transactional
+@reconfirmed
+def publish_tender(tender_id: int, body: dict) -> Tender:
+    tender = visible_tender(auth.current_user, tender_id)
+    operations.publish_tender(auth.current_user, tender, body["totp_code"])
     return tender
 
 
 @bp.post("/tenders/<int:tender_id>/cancel")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.input(CancelIn, arg_name="body")
 @bp.output(TenderOut)
 @bp.doc(
@@ -296,17 +292,17 @@ def publish_tender(tender_id: int, body):
     description="Any time before the award; registered bidders are notified.",
     responses=_errors(400, 403, 404, 409),
 )
-def cancel_tender(tender_id: int, body):
-    tender = _tender(tender_id)
-    with _transaction():
-        operations.cancel_tender(auth.current_user, tender, body["reason"])
+@transactional
+def cancel_tender(tender_id: int, body: dict) -> Tender:
+    tender = visible_tender(auth.current_user, tender_id)
+    operations.cancel_tender(auth.current_user, tender, body["reason"])
     return tender
 
 
 @bp.post("/tenders/<int:tender_id>/addenda")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS)
 @bp.input(AddendumIn, arg_name="body")
 @bp.output(AddendumPublishedOut, status_code=201)
 @bp.doc(
@@ -315,12 +311,12 @@ def cancel_tender(tender_id: int, body):
     "too close to the bid deadline extends it (see `deadline_after`).",
     responses=_errors(400, 403, 404, 409),
 )
-def publish_addendum(tender_id: int, body):
-    tender = _tender(tender_id)
-    with _transaction():
-        addendum = operations.publish_addendum(
-            auth.current_user, tender, body["title"], body["body"], body["new_deadline"]
-        )
+@transactional
+def publish_addendum(tender_id: int, body: dict) -> dict[str, Addendum | Tender]:
+    tender = visible_tender(auth.current_user, tender_id)
+    addendum = operations.publish_addendum(
+        auth.current_user, tender, body["title"], body["body"], body["new_deadline"]
+    )
     return {"addendum": addendum, "tender": tender}
 
 
@@ -343,15 +339,15 @@ def publish_addendum(tender_id: int, body):
         },
     ),
 )
-def download_document(tender_id: int, document_id: int):
-    tender = _tender(tender_id)
+@transactional
+def download_document(tender_id: int, document_id: int) -> Response:
+    # A GET that writes: the download is recorded, and only when the file opens.
+    tender = visible_tender(auth.current_user, tender_id)
     document = db.session.get(TenderDocument, document_id)
     if document is None or document.tender_id != tender.id:
         abort(404)
-    with _transaction():
-        participation.record_download(auth.current_user, document)
-        stream = documents.open_document(document)
-    return documents.send_document(document, stream)
+    participation.record_download(auth.current_user, document)
+    return documents.send_document(document, documents.open_document(document))
 
 
 # Enquiries -----------------------------------------------------------------------------
@@ -366,8 +362,9 @@ def download_document(tender_id: int, document_id: int):
     "also sees its own unanswered ones, staff of the centre all.",
     responses=_errors(404),
 )
-def list_enquiries(tender_id: int):
-    return participation.enquiries_visible_to(auth.current_user, _tender(tender_id))
+def list_enquiries(tender_id: int) -> list[Enquiry]:
+    tender = visible_tender(auth.current_user, tender_id)
+    return participation.enquiries_visible_to(auth.current_user, tender)
 
 
 @bp.post("/tenders/<int:tender_id>/enquiries")
@@ -380,17 +377,16 @@ def list_enquiries(tender_id: int):
     description="Within the enquiry period. The answer is published without the company.",
     responses=_errors(400, 403, 404, 409),
 )
-def ask_enquiry(tender_id: int, body):
-    tender = _tender(tender_id)
-    with _transaction():
-        enquiry = participation.ask_enquiry(auth.current_user, tender, body["question"])
-    return enquiry
+@transactional
+def ask_enquiry(tender_id: int, body: dict) -> Enquiry:
+    tender = visible_tender(auth.current_user, tender_id)
+    return participation.ask_enquiry(auth.current_user, tender, body["question"])
 
 
 @bp.post("/enquiries/<int:enquiry_id>/answer")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender_of_enquiry, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS, _enquiry_tender_id)
 @bp.input(AnswerIn, arg_name="body")
 @bp.output(EnquiryOut)
 @bp.doc(
@@ -398,10 +394,10 @@ def ask_enquiry(tender_id: int, body):
     description="Registered bidders are notified.",
     responses=_errors(400, 403, 404, 409),
 )
-def answer_enquiry(enquiry_id: int, body):
+@transactional
+def answer_enquiry(enquiry_id: int, body: dict) -> Enquiry:
     enquiry = db.session.get(Enquiry, enquiry_id)
-    with _transaction():
-        participation.answer_enquiry(auth.current_user, enquiry, body["answer"])
+    participation.answer_enquiry(auth.current_user, enquiry, body["answer"])
     return enquiry
 
 
@@ -417,11 +413,10 @@ def answer_enquiry(enquiry_id: int, body):
     description="Approved companies only, before the bid deadline; once per company (409).",
     responses=_errors(403, 404, 409),
 )
-def register_for_tender(tender_id: int):
-    tender = _tender(tender_id)
-    with _transaction():
-        registration = participation.register_for_tender(auth.current_user, tender)
-    return registration
+@transactional
+def register_for_tender(tender_id: int) -> TenderRegistration:
+    tender = visible_tender(auth.current_user, tender_id)
+    return participation.register_for_tender(auth.current_user, tender)
 
 
 @bp.get("/tenders/<int:tender_id>/registrations")
@@ -434,26 +429,27 @@ def register_for_tender(tender_id: int):
     "registration; a bidder only its own company's.",
     responses=_errors(403, 404),
 )
-def list_registrations(tender_id: int):
-    return participation.registrations_visible_to(auth.current_user, _tender(tender_id))
+def list_registrations(tender_id: int) -> list[TenderRegistration]:
+    tender = visible_tender(auth.current_user, tender_id)
+    return participation.registrations_visible_to(auth.current_user, tender)
 
 
 @bp.post("/registrations/<int:registration_id>/bonds")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@tender_scope(_tender_of_registration, Permission.MANAGE_TENDERS)
+@tender_scope(Permission.MANAGE_TENDERS, _registration_tender_id)
 @bp.input(BondIn, arg_name="body")
 @bp.output(BondRecordedOut, status_code=201)
 @bp.doc(
     summary="Record a bid-bond payment or guarantee (staff of the tender's centre)",
     responses=_errors(400, 403, 404),
 )
-def record_bond(registration_id: int, body):
+@transactional
+def record_bond(registration_id: int, body: dict) -> dict[str, BondRecord | TenderRegistration]:
     registration = db.session.get(TenderRegistration, registration_id)
-    with _transaction():
-        bond = participation.record_bond(
-            auth.current_user, registration, body["kind"], body["amount"], body["reference"]
-        )
+    bond = participation.record_bond(
+        auth.current_user, registration, body["kind"], body["amount"], body["reference"]
+    )
     return {"bond": bond, "registration": registration}
 
 
@@ -465,7 +461,7 @@ def record_bond(registration_id: int, body):
 @roles_required(*TEMPLATE_EDITORS)
 @bp.output(TemplateOut(many=True))
 @bp.doc(summary="Templates: the built-ins and the caller's centre's own (staff)")
-def list_templates():
+def list_templates() -> list[TenderTemplate]:
     return template_ops.templates_visible_to(auth.current_user)
 
 
@@ -477,8 +473,8 @@ def list_templates():
     summary="One template with its versions and latest text (staff)",
     responses=_errors(403, 404),
 )
-def get_template(template_id: int):
-    return template_ops.get_template_for(auth.current_user, template_id) or abort(404)
+def get_template(template_id: int) -> TenderTemplate:
+    return staff_template(auth.current_user, template_id)
 
 
 @bp.post("/templates/<int:template_id>/copy")
@@ -492,13 +488,12 @@ def get_template(template_id: int):
     description="The copy starts with the latest version of the source and records it.",
     responses=_errors(400, 403, 404, 409),
 )
-def copy_template(template_id: int, body):
-    source = template_ops.get_template_for(auth.current_user, template_id)
-    with _transaction():
-        copy = template_ops.copy_template(
-            auth.current_user, source, _centre_of_caller(body["centre_id"]), body["key"]
-        )
-    return copy
+@transactional
+def copy_template(template_id: int, body: dict) -> TenderTemplate:
+    source = staff_template(auth.current_user, template_id)
+    return template_ops.copy_template(
+        auth.current_user, source, _centre_of_caller(body["centre_id"]), body["key"]
+    )
 
 
 @bp.post("/templates/<int:template_id>/versions")
@@ -523,32 +518,10 @@ def copy_template(template_id: int, body):
         },
     ),
 )
-def save_template_version(template_id: int, body):
-    template = template_ops.get_template_for(auth.current_user, template_id)
+@transactional
+def save_template_version(template_id: int, body: dict) -> tuple[TemplateVersion, int]:
+    # An invalid text is refused: TemplateInvalid, 422, with every error in `errors`.
+    template = staff_template(auth.current_user, template_id)
     latest_id = template.latest.id if template.latest else None
-    try:
-        with _transaction():
-            version = template_ops.save_template(auth.current_user, template, body["yaml"])
-    except TemplateInvalid as error:
-        return _template_errors(error)
+    version = template_ops.save_template(auth.current_user, template, body["yaml"])
     return version, 200 if version.id == latest_id else 201
-
-
-def _template_errors(error: TemplateInvalid):
-    response = jsonify(
-        {
-            "status": 422,
-            "error": error.code,
-            "message": str(error.message),
-            "errors": [
-                {
-                    "path": getattr(item, "path", ""),
-                    "message": str(getattr(item, "message", item)),
-                    "line": getattr(item, "line", None),
-                }
-                for item in error.errors
-            ],
-        }
-    )
-    response.status_code = 422
-    return response

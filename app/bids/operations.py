@@ -15,8 +15,8 @@ is durably stored (`received_at`, also on the receipt), and is refused if that i
 `Tender.submission_deadline`. The refusal states the server time in UTC and in the
 centre's time zone. An envelope received in time whose checks end more than
 `SEALING_GRACE_SECONDS` after the deadline is refused too, and the sealing record
-(`seal_tender`) is made only after that grace period: no bid can join the tender after its
-sealing record exists.
+(`seal_bids`, run by the job `app.bids.jobs.seal_tender`) is made only after that grace
+period: no bid can join the tender after its sealing record exists.
 
 Why acceptance writes its audit event in a second transaction
 -------------------------------------------------------------
@@ -53,9 +53,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-import click
 from flask import current_app
-from flask.cli import AppGroup
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import String, cast, exists, select, text
 from werkzeug.exceptions import ClientDisconnected
@@ -63,6 +61,7 @@ from werkzeug.exceptions import ClientDisconnected
 from app.accounts.models import User
 from app.audit import _PG_LOCK_KEY, append_event
 from app.audit.models import AuditEvent
+from app.bids.documents import record_of, store_record
 from app.bids.models import Bid, BidStatus, UploadSession
 from app.bids.receipts import platform_signing_key
 from app.companies.models import Company
@@ -75,7 +74,6 @@ from app.events import publish_after_commit
 from app.extensions import db
 from app.permissions import Permission, require
 from app.storage import BlobStore, BlobTooLarge, StoredBlob
-from app.tasks import in_app_context
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderRegistration, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL
@@ -128,6 +126,16 @@ def bidding_company(actor: User, tender: Tender) -> Company:
     return company
 
 
+def bidding_refusal(actor: User, tender: Tender) -> str | None:
+    """Why the actor's company cannot bid for this tender (`bidding_company`'s refusal), or
+    None: the bid page says it before anyone tries."""
+    try:
+        bidding_company(actor, tender)
+    except OperationError as error:
+        return str(error.message)
+    return None
+
+
 def _server_time(tender: Tender, moment: datetime) -> tuple[str, str]:
     zone = centre_timezone(tender.centre)
     utc = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -177,7 +185,7 @@ def is_open(tender: Tender) -> bool:
     return tender.status == TenderStatus.PUBLISHED and utcnow() < tender.submission_deadline
 
 
-def _sealing_grace() -> timedelta:
+def sealing_grace() -> timedelta:
     return timedelta(seconds=current_app.config["SEALING_GRACE_SECONDS"])
 
 
@@ -291,7 +299,7 @@ def _accept_stored(
         _inspect(store, stored, tender, company)
         deadline = check_open(tender, received_at)
         now = utcnow()
-        if now >= deadline + _sealing_grace():
+        if now >= deadline + sealing_grace():
             # Received in time but checked so late that the sealing record may exist already.
             raise deadline_passed(tender, now, deadline)
     except OperationError:
@@ -499,6 +507,9 @@ class OffsetMismatch(Conflict):
         )
         self.offset = offset
 
+    def detail(self) -> dict[str, int]:
+        return {"offset": self.offset}
+
 
 def _session_dir(store: BlobStore) -> Path:
     return store.root / "tmp"
@@ -698,33 +709,16 @@ def _remove_file(path: Path) -> None:
 
 
 def sealing_record_of(tender: Tender) -> TenderDocument | None:
-    return db.session.scalar(
-        select(TenderDocument)
-        .where(TenderDocument.tender_id == tender.id, TenderDocument.kind == SEALING_RECORD_KIND)
-        .order_by(TenderDocument.id)
-        .limit(1)
-    )
+    return record_of(tender, SEALING_RECORD_KIND)
 
 
-@in_app_context
-def seal_tender(tender_id: int) -> int:
-    """RQ job: sign and publish the tender's sealing record, the Merkle root over its
-    SUBMITTED bids' envelope hashes in receipt order. Idempotent: a tender is sealed once;
-    returns the record's TenderDocument id. Reads the bids, never changes them. Commits."""
-    tender = db.session.scalar(
-        select(Tender)
-        .where(Tender.id == tender_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if tender is None:
-        raise OperationError(_l("There is no such tender."), code="not_found", status=404)
-    existing = sealing_record_of(tender)
-    if existing is not None:
-        db.session.rollback()
-        return existing.id
+def seal_bids(tender: Tender) -> TenderDocument:
+    """Sign and publish the tender's sealing record, the Merkle root over its SUBMITTED bids'
+    envelope hashes in receipt order, once the deadline and its grace period have passed.
+    Reads the bids, never changes them. The caller holds the tender's row lock and has made
+    sure it has no sealing record yet (`app.bids.jobs.seal_tender`)."""
     now = utcnow()
-    if now < tender.submission_deadline + _sealing_grace():
+    if now < tender.submission_deadline + sealing_grace():
         raise Conflict(
             _l("A tender is sealed only after its bid deadline (and a short grace period)."),
             code="before_deadline",
@@ -737,20 +731,9 @@ def seal_tender(tender_id: int) -> int:
         )
     )
     document = make_sealing_record(envelope_tender_id(tender), hashes, now, platform_signing_key())
-    data = dump_document(document)
-    stored = blob_store().put_bytes(data)
-    record = TenderDocument(
-        tender_id=tender.id,
-        kind=SEALING_RECORD_KIND,
-        title="Sealing record",
-        filename=f"sealing-record-{envelope_tender_id(tender)}.json",
-        content_type="application/json",
-        size=stored.size,
-        sha256=stored.sha256,
-        created_at=now,
+    record = store_record(
+        tender, SEALING_RECORD_KIND, "Sealing record", dump_document(document), now
     )
-    db.session.add(record)
-    db.session.flush()
     append_event(
         "tender.sealed",
         object_type="tender",
@@ -760,37 +743,8 @@ def seal_tender(tender_id: int) -> int:
             "document_id": record.id,
             "root": document["record"]["root"],
             "size": len(hashes),
-            "sha256": stored.sha256,
+            "sha256": record.sha256,
         },
     )
     publish_after_commit(TENDER_CHANNEL, {"tender": tender.id, "event": "sealed"})
-    db.session.commit()
-    return record.id
-
-
-# --- command line ---------------------------------------------------------------------------
-
-bids_cli = AppGroup("bids", help="Sealed bids: audit reconciliation, sealing records.")
-
-
-@bids_cli.command("reconcile-audit")
-def reconcile_audit_command() -> None:
-    """Append the bid.received audit events a crash left out."""
-    appended = reconcile_audit()
-    db.session.commit()
-    click.echo(f"appended {len(appended)} missing bid.received event(s)")
-    for bid_id in appended:
-        click.echo(f"  bid {bid_id}")
-
-
-@bids_cli.command("seal-tender")
-@click.argument("tender_id", type=int)
-def seal_tender_command(tender_id: int) -> None:
-    """Publish TENDER_ID's sealing record (after its deadline; idempotent)."""
-    try:
-        document_id = seal_tender(tender_id)
-    except OperationError as error:
-        db.session.rollback()
-        raise click.ClickException(str(error.message)) from None
-    document = db.session.get(TenderDocument, document_id)
-    click.echo(f"sealing record of tender {tender_id}: document {document_id} {document.sha256}")
+    return record

@@ -63,10 +63,6 @@ def platform_public_key_pem() -> bytes:
     return keys.public_key_to_pem(platform_signing_key().public_key())
 
 
-def platform_key_id() -> str:
-    return keys.key_fingerprint(platform_signing_key().public_key())
-
-
 def _load_or_create(path: Path) -> Ed25519PrivateKey:
     if not path.exists():
         configured = bool(current_app.config.get("FAIRBID_PLATFORM_KEY"))

@@ -25,27 +25,37 @@ from flask_login import current_user
 
 from app.accounts.models import Role
 from app.bids import operations, sealing_script
+from app.bids.access import own_bid, own_upload
 from app.bids.forms import EnvelopeForm, WithdrawForm
-from app.bids.models import BidStatus
+from app.bids.models import Bid, BidStatus, UploadSession
+from app.bids.responses import (
+    client_info,
+    receipt_download,
+    upload_limit,
+    upload_state,
+    upload_status_response,
+)
 from app.core.access import restrict_blueprint
+from app.core.boundary import attempt, settle, transactional
 from app.core.errors import OperationError
 from app.core.formatting import centre_time, centre_timezone, file_size
 from app.core.types import timestamp, utcnow
 from app.custody.operations import envelope_tender_id, tender_key_of
-from app.errors import TITLES
-from app.extensions import csrf, db, limiter
+from app.errors import TITLES, error_response
+from app.extensions import csrf, limiter
 from app.tender_templates.errors import TemplateValidationError
 from app.tender_templates.rendering import localized
 from app.tenders import participation
+from app.tenders.access import visible_tender
 from app.tenders.models import Tender
 from app.tenders.operations import template_document
 
 bp = Blueprint("bids", __name__, url_prefix="/bids")
 restrict_blueprint(bp, Role.BIDDER)
 
-
-def upload_limit() -> str:
-    return current_app.config["RATELIMIT_BID_UPLOAD"]
+# The resumable upload endpoints answer in JSON, refusals included (upload.js reads `error`
+# and `offset`).
+_JSON_ENDPOINTS = frozenset({"bids.start_upload", "bids.upload_chunk", "bids.upload_status"})
 
 
 def uploader_key() -> str:
@@ -54,7 +64,7 @@ def uploader_key() -> str:
 
 
 @bp.context_processor
-def bid_helpers():
+def bid_helpers() -> dict:
     return {
         "centre_time": centre_time,
         "iso": timestamp,
@@ -63,32 +73,16 @@ def bid_helpers():
     }
 
 
-def _visible_tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not participation.can_see_tender(current_user, tender):
-        abort(404)
-    return tender
-
-
-def _client() -> dict:
-    return {"ip": request.remote_addr, "user_agent": request.user_agent.string or ""}
-
-
-def _json_error(error: OperationError):
-    db.session.rollback()
+@bp.errorhandler(OperationError)
+def refused(error: OperationError) -> Response | tuple[Response, int]:
+    """A refusal that reached the boundary: the upload endpoints answer it in the API's JSON
+    shape (they are not under /api/, where the app's handler would do so); any other route
+    gets the app's error page."""
+    settle(error)
+    if request.endpoint not in _JSON_ENDPOINTS:
+        return error_response(error.status, error.message, code=error.code, detail=error.detail())
     body = {"status": error.status, "error": error.code, "message": str(error.message)}
-    if isinstance(error, operations.OffsetMismatch):
-        body["offset"] = error.offset
-    return jsonify(body), error.status
-
-
-def _refusal(tender: Tender) -> str | None:
-    """Why the signed-in bidder's company cannot bid for this tender, or None."""
-    try:
-        operations.bidding_company(current_user, tender)
-    except OperationError as error:
-        return str(error.message)
-    return None
+    return jsonify({**body, **error.detail()}), error.status
 
 
 def _seal_form_data(tender: Tender) -> dict:
@@ -136,7 +130,9 @@ def _seal_form_data(tender: Tender) -> dict:
     }
 
 
-def _render_page(tender: Tender, form: EnvelopeForm | None = None, status: int = 200):
+def _render_page(
+    tender: Tender, form: EnvelopeForm | None = None, status: int = 200
+) -> tuple[str, int]:
     company = current_user.company
     now = utcnow()
     bids = operations.company_bids(current_user, tender)
@@ -150,7 +146,7 @@ def _render_page(tender: Tender, form: EnvelopeForm | None = None, status: int =
         tender_key=tender_key_of(tender),
         bids=bids,
         open=operations.is_open(tender),
-        refusal=_refusal(tender),
+        refusal=operations.bidding_refusal(current_user, tender),
         form=form or EnvelopeForm(formdata=None),
         withdraw_form=WithdrawForm(formdata=None),
         sealing_record=sealing_record,
@@ -164,14 +160,14 @@ def _render_page(tender: Tender, form: EnvelopeForm | None = None, status: int =
 
 
 @bp.route("/")
-def index():
+def index() -> str:
     registrations = participation.company_registrations(current_user)
     return render_template("bids/index.html", registrations=registrations, now=utcnow())
 
 
 @bp.route("/tenders/<int:tender_id>")
-def tender(tender_id: int):
-    return _render_page(_visible_tender(tender_id))
+def tender(tender_id: int) -> tuple[str, int]:
+    return _render_page(visible_tender(current_user, tender_id))
 
 
 @bp.route("/tenders/<int:tender_id>/envelope", methods=["POST"])
@@ -179,115 +175,81 @@ def tender(tender_id: int):
 # this view can raise it to the envelope limit; EnvelopeForm checks the token instead.
 @csrf.exempt
 @limiter.limit(upload_limit, key_func=uploader_key)
-def submit_envelope(tender_id: int):
-    tender = _visible_tender(tender_id)
+def submit_envelope(tender_id: int) -> Response | tuple[str, int]:
+    tender = visible_tender(current_user, tender_id)
     request.max_content_length = current_app.config["MAX_ENVELOPE_SIZE"] + 64 * 1024
     form = EnvelopeForm()
     if not form.validate_on_submit():
         return _render_page(tender, form=form, status=400)
-    try:
-        bid = operations.submit_envelope(
-            current_user, tender, form.envelope.data.stream, **_client()
-        )
-    except OperationError as error:
-        db.session.rollback()
-        form.envelope.errors = [str(error.message)]
-        return _render_page(tender, form=form, status=error.status)
-    db.session.commit()
+    outcome = attempt(
+        operations.submit_envelope,
+        current_user,
+        tender,
+        form.envelope.data.stream,
+        flash_refusal=False,
+        **client_info(),
+    )
+    if not outcome.ok:
+        form.envelope.errors = [str(outcome.error.message)]
+        return _render_page(tender, form=form, status=outcome.error.status)
     flash(
         _(
             "Your sealed bid is received: sequence %(sequence)d. Keep the receipt.",
-            sequence=bid.id,
+            sequence=outcome.value.id,
         ),
         "success",
     )
     return redirect(url_for("bids.tender", tender_id=tender.id))
 
 
-@bp.route("/tenders/<int:tender_id>/uploads", methods=["POST"])
-@limiter.limit(upload_limit, key_func=uploader_key)
-def start_upload(tender_id: int):
-    tender = _visible_tender(tender_id)
-    body = request.get_json(silent=True) or {}
-    try:
-        upload = operations.start_upload(current_user, tender, body.get("size"))
-    except OperationError as error:
-        return _json_error(error)
-    db.session.commit()
-    return jsonify(_session_json(upload, 0)), 201
-
-
-def _session_json(upload, offset: int, bid=None) -> dict:
-    data = {
-        "id": upload.id,
-        "url": url_for("bids.upload_chunk", session_id=upload.id),
-        "offset": offset,
-        "size": upload.declared_size,
-        "chunk_size": current_app.config["UPLOAD_CHUNK_SIZE"],
-        "complete": bid is not None,
-    }
+def _upload_state(upload: UploadSession, offset: int = 0, bid: Bid | None = None) -> dict:
+    data = upload_state(upload, "bids.upload_chunk", offset, bid)
     if bid is not None:
-        data["bid"] = operations.bid_data(bid)
-        data["receipt"] = data["bid"]["receipt"]
         data["page"] = url_for("bids.tender", tender_id=bid.tender_id)
     return data
 
 
-def _own_upload(session_id: str):
-    upload = operations.upload_of_company(current_user, session_id)
-    if upload is None:
-        abort(404)
-    return upload
+@bp.route("/tenders/<int:tender_id>/uploads", methods=["POST"])
+@limiter.limit(upload_limit, key_func=uploader_key)
+@transactional
+def start_upload(tender_id: int) -> tuple[Response, int]:
+    tender = visible_tender(current_user, tender_id)
+    body = request.get_json(silent=True) or {}
+    upload = operations.start_upload(current_user, tender, body.get("size"))
+    return jsonify(_upload_state(upload)), 201
 
 
 @bp.route("/uploads/<session_id>", methods=["PUT"])
-def upload_chunk(session_id: str):
-    upload = _own_upload(session_id)
-    try:
-        progress = operations.append_chunk(
-            current_user,
-            upload,
-            request.headers.get("Content-Range"),
-            request.stream,
-            **_client(),
-        )
-    except OperationError as error:
-        return _json_error(error)
-    db.session.commit()
-    return jsonify(_session_json(upload, progress.offset, progress.bid))
+# Committed before the answer leaves: the last chunk's receipt is for a stored bid.
+@transactional
+def upload_chunk(session_id: str) -> Response:
+    upload = own_upload(current_user, session_id)
+    progress = operations.append_chunk(
+        current_user,
+        upload,
+        request.headers.get("Content-Range"),
+        request.stream,
+        **client_info(),
+    )
+    return jsonify(_upload_state(upload, progress.offset, progress.bid))
 
 
 @bp.route("/uploads/<session_id>", methods=["GET"])
-def upload_status(session_id: str):
+def upload_status(session_id: str) -> Response:
     """The offset to resume from (also as `Upload-Offset` for HEAD requests)."""
-    upload = _own_upload(session_id)
-    try:
-        progress = operations.upload_progress(current_user, upload)
-    except OperationError as error:
-        return _json_error(error)
-    response = jsonify(_session_json(upload, progress.offset, progress.bid))
-    response.headers["Upload-Offset"] = str(progress.offset)
-    response.headers["Upload-Length"] = str(upload.declared_size)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _own_bid(bid_id: int):
-    bid = operations.bid_of_company(current_user, bid_id)
-    if bid is None:
-        abort(404)
-    return bid
+    upload = own_upload(current_user, session_id)
+    progress = operations.upload_progress(current_user, upload)
+    return upload_status_response(_upload_state(upload, progress.offset, progress.bid))
 
 
 @bp.route("/<int:bid_id>/withdraw", methods=["POST"])
-def withdraw(bid_id: int):
-    bid = _own_bid(bid_id)
+def withdraw(bid_id: int) -> Response | tuple[str, int]:
+    bid = own_bid(current_user, bid_id)
     if not WithdrawForm().validate_on_submit():
         abort(400)
-    try:
-        operations.withdraw_bid(current_user, bid)
-    except OperationError as error:
-        db.session.rollback()
+    outcome = attempt(operations.withdraw_bid, current_user, bid, flash_refusal=False)
+    if not outcome.ok:
+        error = outcome.error
         page = render_template(
             "bids/refused.html",
             status=error.status,
@@ -296,17 +258,11 @@ def withdraw(bid_id: int):
             tender_id=bid.tender_id,
         )
         return page, error.status
-    db.session.commit()
     flash(_("Your bid is withdrawn. You may submit a new one before the deadline."), "success")
     return redirect(url_for("bids.tender", tender_id=bid.tender_id))
 
 
 @bp.route("/<int:bid_id>/receipt")
-def receipt(bid_id: int):
+def receipt(bid_id: int) -> Response:
     """The signed receipt as the bidder keeps it (verify with python -m bidding)."""
-    bid = _own_bid(bid_id)
-    response = Response(bid.receipt, mimetype="application/json")
-    name = f"receipt-T{bid.tender_id}-{bid.id}.json"
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return receipt_download(own_bid(current_user, bid_id))

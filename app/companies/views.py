@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
-from app.accounts.models import Role
+from app.accounts.models import Role, User
 from app.companies import operations
 from app.companies.forms import ApproveForm, RejectForm
-from app.companies.models import CompanyStatus
+from app.companies.models import Company, CompanyStatus
 from app.core.access import restrict_blueprint
-from app.core.errors import OperationError
+from app.core.boundary import attempt
 from app.extensions import db
 from app.permissions import Permission, require
 
@@ -20,7 +23,7 @@ restrict_blueprint(bp, Role.STAFF, Role.SUPERVISOR, Role.ADMIN)
 
 
 @bp.route("/")
-def index():
+def index() -> str:
     status = request.args.get("status", CompanyStatus.PENDING)
     if status not in {*CompanyStatus, "all"}:
         abort(400)
@@ -30,14 +33,14 @@ def index():
 
 
 @bp.route("/<int:company_id>")
-def show(company_id: int):
+def show(company_id: int) -> str:
     company = operations.get_company_for(current_user, company_id) or abort(404)
     return render_template(
         "companies/show.html", company=company, approve=ApproveForm(), reject=RejectForm()
     )
 
 
-def _company_to_decide(company_id: int):
+def _company_to_decide(company_id: int) -> Company:
     """The company, if the user may decide on it: refused before the form is even read."""
     company = operations.get_company_for(current_user, company_id) or abort(404)
     require(current_user, Permission.DECIDE_COMPANY, centre_id=company.home_centre_id)
@@ -45,7 +48,7 @@ def _company_to_decide(company_id: int):
 
 
 @bp.route("/<int:company_id>/approve", methods=["POST"])
-def approve(company_id: int):
+def approve(company_id: int) -> Response:
     company = _company_to_decide(company_id)
     form = ApproveForm()
     if form.validate_on_submit():
@@ -55,7 +58,7 @@ def approve(company_id: int):
 
 
 @bp.route("/<int:company_id>/reject", methods=["POST"])
-def reject(company_id: int):
+def reject(company_id: int) -> Response:
     company = _company_to_decide(company_id)
     form = RejectForm()
     if form.validate_on_submit():
@@ -64,13 +67,10 @@ def reject(company_id: int):
     return redirect(url_for(".show", company_id=company.id))
 
 
-def _decide(company, decide, reason: str):
-    try:
-        decide(current_user, company, reason)
-    except OperationError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
+def _decide(
+    company: Company, decide: Callable[[User, Company, str], None], reason: str
+) -> Response:
+    if not attempt(decide, current_user, company, reason).ok:
         return redirect(url_for(".show", company_id=company.id))
-    db.session.commit()
     flash(_("The decision is recorded and the company is notified."), "success")
     return redirect(url_for(".index"))

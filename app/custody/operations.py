@@ -9,6 +9,7 @@ Neither passphrases nor share words ever reach the database, the audit log or a 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app.accounts import security
 from app.accounts.models import Role, User
 from app.audit import append_event
 from app.core.errors import Conflict, OperationError
@@ -29,6 +31,8 @@ from app.tenders.operations import PUBLICATION_HOOKS
 from bidding import keys
 from bidding.canonical import canonical_json, parse_json
 from bidding.errors import KeyCeremonyError, WrongPassphrase
+
+log = logging.getLogger(__name__)
 
 # Who may hold a key share (the tenders domain names them; see CUSTODIAN_ROLES there).
 KEY_HOLDER_ROLES = frozenset({Role.CUSTODIAN, Role.STAFF, Role.SUPERVISOR})
@@ -44,7 +48,7 @@ def envelope_tender_id(tender: Tender) -> str:
     return f"T{tender.id}"
 
 
-def _require_key_holder(actor: User) -> None:
+def require_key_holder(actor: User) -> None:
     """The custody domain's one access check: custodians, staff and supervisors, active."""
     if actor is None or not actor.is_authenticated or not actor.is_active:
         raise PermissionDenied()
@@ -93,7 +97,7 @@ class ShareRow:
 
 def shares_of(user: User) -> list[ShareRow]:
     """The user's shares, the tenders still to open first, then by opening time."""
-    _require_key_holder(user)
+    require_key_holder(user)
     rows = db.session.execute(
         select(KeyShare, Tender, TenderKey)
         .join(TenderKey, TenderKey.tender_id == KeyShare.tender_id)
@@ -111,7 +115,7 @@ def shares_of(user: User) -> list[ShareRow]:
 def tenders_awaiting_key(user: User) -> list[Tender]:
     """Draft tenders that name the user as custodian: they cannot be published until the
     user has a key."""
-    _require_key_holder(user)
+    require_key_holder(user)
     return list(
         db.session.scalars(
             select(Tender)
@@ -150,8 +154,6 @@ def check_passphrase(user: User, passphrase: str) -> None:
         )
     if not passphrase.strip():
         raise OperationError(_l("The passphrase cannot be only spaces."), code="passphrase")
-    from app.accounts import security
-
     # Someone who learns the sign-in password must not also hold the key.
     if security.check_password(user.password_hash, passphrase):
         raise OperationError(
@@ -164,7 +166,7 @@ def create_custodian_key(actor: User, passphrase: str) -> CustodianKey:
     """Generate the actor's key pair; store the public key and the passphrase-locked private
     key. An existing key is retired, unless an unopened tender holds a share sealed to it:
     that share could then only be unlocked with the old key, so re-keying waits."""
-    _require_key_holder(actor)
+    require_key_holder(actor)
     check_passphrase(actor, passphrase)
     # One key operation per person at a time (PostgreSQL; SQLite serialises writers).
     db.session.execute(select(User.id).where(User.id == actor.id).with_for_update())
@@ -308,6 +310,64 @@ if run_key_ceremony not in PUBLICATION_HOOKS:
     PUBLICATION_HOOKS.append(run_key_ceremony)
 
 
+# --- unlocking a share ------------------------------------------------------------------------
+
+
+class WrongKeyPassphrase(OperationError):
+    """A wrong custodian key passphrase: refused, and the audited failed attempt is kept."""
+
+    keeps_audit = True
+
+
+def unseal_share(
+    actor: User, share: KeyShare, tender: Tender, passphrase: str, *, purpose: str | None = None
+) -> tuple[keys.EncryptedShare, str]:
+    """Unlock the custodian key the share was sealed to (even if retired since) with the
+    actor's passphrase and decrypt the share: returns it and its SLIP-39 mnemonic. A wrong
+    passphrase appends `key_share.unlock_failed` (with `purpose` when given) and raises
+    `WrongKeyPassphrase`. Callers check first that `share` is the actor's."""
+    custodian_key = db.session.get(CustodianKey, share.custodian_key_id)
+    try:
+        private_key = keys.unlock_custodian_key(
+            custodian_key.locked_private_key.encode("utf-8"), passphrase
+        )
+    except (WrongPassphrase, ValueError):
+        data = {"custodian_key": custodian_key.fingerprint}
+        if purpose is not None:
+            data["purpose"] = purpose
+        append_event(
+            "key_share.unlock_failed",
+            actor=actor,
+            object_type="tender",
+            object_id=tender.id,
+            centre_id=tender.centre_id,
+            data=data,
+        )
+        raise WrongKeyPassphrase(
+            _l("Wrong passphrase: your share stays locked."), code="wrong_passphrase"
+        ) from None
+    except KeyCeremonyError:
+        log.error("custodian key %s does not parse", custodian_key.id)
+        raise OperationError(
+            _l("Your stored key is damaged; tell the trading centre."),
+            code="key_damaged",
+            status=500,
+        ) from None
+    try:
+        sealed = keys.EncryptedShare.from_json(parse_json(share.encrypted_share.encode("utf-8")))
+        mnemonic = keys.decrypt_share(sealed, private_key)
+    except KeyCeremonyError:
+        log.error("key share %s of tender %s does not decrypt", share.id, tender.id)
+        raise OperationError(
+            _l("Your share of this tender cannot be decrypted; tell the trading centre."),
+            code="share_damaged",
+            status=500,
+        ) from None
+    finally:
+        del private_key
+    return sealed, mnemonic
+
+
 # --- paper backup ----------------------------------------------------------------------------
 
 
@@ -334,9 +394,8 @@ def share_of(user: User, tender_id: int) -> KeyShare | None:
 
 def unlock_share_backup(actor: User, share: KeyShare, passphrase: str) -> ShareBackup:
     """Unlock the actor's share with their passphrase and return its SLIP-39 words; records
-    the download. A wrong passphrase is audited (the caller commits that event) and raises
-    OperationError(code="wrong_passphrase")."""
-    _require_key_holder(actor)
+    the download. A wrong passphrase is audited and refused (`WrongKeyPassphrase`)."""
+    require_key_holder(actor)
     if share.custodian_id != actor.id:
         raise PermissionDenied()
     tender = db.session.get(Tender, share.tender_id)
@@ -345,43 +404,7 @@ def unlock_share_backup(actor: User, share: KeyShare, passphrase: str) -> ShareB
             _l("Paper backups are for tenders whose bids are still sealed."),
             code="tender_not_sealed",
         )
-    # The key the share was sealed to, even if retired since.
-    custodian_key = db.session.get(CustodianKey, share.custodian_key_id)
-    try:
-        private_key = keys.unlock_custodian_key(
-            custodian_key.locked_private_key.encode("utf-8"), passphrase
-        )
-    except (WrongPassphrase, ValueError):
-        append_event(
-            "key_share.unlock_failed",
-            actor=actor,
-            object_type="tender",
-            object_id=tender.id,
-            centre_id=tender.centre_id,
-            data={"custodian_key": custodian_key.fingerprint},
-        )
-        raise OperationError(
-            _l("Wrong passphrase: your share stays locked."), code="wrong_passphrase"
-        ) from None
-    except KeyCeremonyError:
-        current_app.logger.error("custodian key %s does not parse", custodian_key.id)
-        raise OperationError(
-            _l("Your stored key is damaged; tell the trading centre."),
-            code="key_damaged",
-            status=500,
-        ) from None
-    sealed = keys.EncryptedShare.from_json(parse_json(share.encrypted_share.encode("utf-8")))
-    try:
-        mnemonic = keys.decrypt_share(sealed, private_key)
-    except KeyCeremonyError:
-        current_app.logger.error("key share %s of tender %s does not decrypt", share.id, tender.id)
-        raise OperationError(
-            _l("Your share of this tender cannot be decrypted; tell the trading centre."),
-            code="share_damaged",
-            status=500,
-        ) from None
-    finally:
-        del private_key
+    sealed, mnemonic = unseal_share(actor, share, tender, passphrase)
     tender_key = tender_key_of(tender)
     now = utcnow()
     share.backup_downloaded_at = now

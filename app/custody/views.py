@@ -11,10 +11,10 @@ from flask_login import current_user
 
 from app.accounts.models import Role
 from app.core.access import restrict_blueprint
-from app.core.errors import OperationError
+from app.core.boundary import attempt
 from app.custody import operations
 from app.custody.forms import CustodianKeyForm, UnlockShareForm
-from app.extensions import db, limiter
+from app.extensions import limiter
 
 bp = Blueprint("custody", __name__, url_prefix="/custody")
 restrict_blueprint(bp, Role.CUSTODIAN, Role.STAFF, Role.SUPERVISOR)
@@ -29,7 +29,7 @@ def _unlock_key() -> str:
     return f"custody-unlock:{current_user.get_id()}"
 
 
-def _render_index(status: int = 200):
+def _render_index(status: int = 200) -> tuple[str, int]:
     key = operations.active_key_of(current_user)
     return render_template(
         "custody/index.html",
@@ -42,26 +42,21 @@ def _render_index(status: int = 200):
 
 
 @bp.route("/")
-def index():
+def index() -> tuple[str, int]:
     return _render_index()
 
 
 @bp.route("/key", methods=["GET", "POST"])
-def create_key():
+def create_key() -> Response | tuple[str, int]:
     form = CustodianKeyForm()
     status = 400 if form.is_submitted() else 200
     if form.validate_on_submit():
-        try:
-            key = operations.create_custodian_key(current_user, form.passphrase.data)
-        except OperationError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-            status = error.status
-        else:
-            db.session.commit()
-            message = _("Your key is set up. Its fingerprint: %(fp)s", fp=key.fingerprint)
+        outcome = attempt(operations.create_custodian_key, current_user, form.passphrase.data)
+        if outcome.ok:
+            message = _("Your key is set up. Its fingerprint: %(fp)s", fp=outcome.value.fingerprint)
             flash(message, "success")
             return redirect(url_for(".index"))
+        status = outcome.error.status
     key = operations.active_key_of(current_user)
     return render_template(
         "custody/key.html",
@@ -73,22 +68,17 @@ def create_key():
 
 @bp.route("/shares/<int:tender_id>/backup", methods=["POST"])
 @limiter.limit(_unlock_limit, key_func=_unlock_key)
-def download_backup(tender_id: int):
+def download_backup(tender_id: int) -> Response | tuple[str, int]:
     share = operations.share_of(current_user, tender_id) or abort(404)
     form = UnlockShareForm()
     if not form.validate_on_submit():
         flash(_("Enter your key passphrase to unlock your share."), "error")
         return _render_index(400)
-    try:
-        backup = operations.unlock_share_backup(current_user, share, form.passphrase.data)
-    except OperationError as error:
-        if error.code == "wrong_passphrase":
-            db.session.commit()  # keep the audited failed attempt
-        else:
-            db.session.rollback()
-        flash(str(error.message), "error")
-        return _render_index(error.status)
-    db.session.commit()
+    # A wrong passphrase keeps its audited failed attempt (WrongKeyPassphrase.keeps_audit).
+    outcome = attempt(operations.unlock_share_backup, current_user, share, form.passphrase.data)
+    if not outcome.ok:
+        return _render_index(outcome.error.status)
+    backup = outcome.value
     text = render_template("custody/backup.txt", backup=backup, custodian=current_user)
     response = Response(text, mimetype="text/plain")
     filename = f"fairbid-share-{backup.envelope_tender_id}-{backup.index}.txt"

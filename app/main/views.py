@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import text
+from werkzeug.wrappers import Response
 
 from app.centres.operations import all_centres
 from app.core.urls import safe_next
@@ -17,12 +18,12 @@ bp = Blueprint("main", __name__)
 
 
 @bp.route("/")
-def home():
+def home() -> str:
     return render_template("main/home.html", centres=all_centres())
 
 
 @bp.route("/language/<code>")
-def set_language(code: str):
+def set_language(code: str) -> Response:
     language = normalise_language(code)
     if language is None:
         abort_with(404, _("This language is not available. Choose English, 한국어 or 简体中文."))
@@ -34,7 +35,7 @@ def set_language(code: str):
 
 
 @bp.route("/healthz")
-def health():
+def health() -> Response:
     """Liveness for load balancers: the database must answer; Redis may be degraded."""
     db.session.execute(text("SELECT 1"))
     return jsonify(database="ok", redis="ok" if redis_available() else "degraded")

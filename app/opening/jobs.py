@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from app.bids.operations import seal_tender
+from app.bids.jobs import seal_tender
 from app.core.errors import OperationError
 from app.extensions import db
 from app.opening import operations

@@ -55,26 +55,28 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.audit import append_event
+from app.bids.documents import record_of as document_of
+from app.bids.documents import store_record
 from app.bids.models import Bid, BidStatus
-from app.bids.operations import bidder_id, deadline_passed, sealing_record_of
+from app.bids.operations import bidder_id, deadline_passed, sealing_grace, sealing_record_of
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
-from app.custody.models import CustodianKey, KeyShare, TenderKey
-from app.custody.operations import KEY_HOLDER_ROLES, envelope_tender_id
+from app.custody.models import KeyShare, TenderKey
+from app.custody.operations import envelope_tender_id, require_key_holder, unseal_share
 from app.evaluations import parts as evaluation_parts
 from app.events import CHANNEL_PREFIX, publish_after_commit
 from app.extensions import db, redis_client
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
-from app.permissions import Permission, PermissionDenied, require
+from app.permissions import Permission, require
 from app.storage import StorageError
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL, template_document
 from bidding import envelope as envelopes
 from bidding import keys
-from bidding.canonical import canonical_json, parse_json
-from bidding.errors import EnvelopeError, EnvelopeHashMismatch, KeyCeremonyError, WrongPassphrase
+from bidding.canonical import canonical_json
+from bidding.errors import EnvelopeError, EnvelopeHashMismatch, KeyCeremonyError
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +87,6 @@ _WRAP_INFO = b"fairbid-opening-share-wrap-v1\x00"
 
 def opening_channel(tender_id: int) -> str:
     return f"{CHANNEL_PREFIX}opening:{tender_id}"
-
-
-def _sealing_grace() -> timedelta:
-    return timedelta(seconds=current_app.config["SEALING_GRACE_SECONDS"])
 
 
 def objection_window() -> timedelta:
@@ -121,6 +119,12 @@ def lines_of(tender: Tender) -> list[OpeningLine]:
             .order_by(OpeningLine.bid_id)
         )
     )
+
+
+def companies_of(lines: list[OpeningLine]) -> dict[int, Company]:
+    """The companies of the opening lines, by id."""
+    ids = [line.company_id for line in lines]
+    return {c.id: c for c in db.session.scalars(select(Company).where(Company.id.in_(ids)))}
 
 
 def submitted_count(tender: Tender) -> int:
@@ -225,7 +229,7 @@ def start_opening(actor: User, tender: Tender) -> OpeningSession:
     close_if_due(tender, now)
     if tender.status == TenderStatus.PUBLISHED:
         raise deadline_passed(tender, now)  # never expected: the opening follows the deadline
-    if now < tender.submission_deadline + _sealing_grace():
+    if now < tender.submission_deadline + sealing_grace():
         raise Conflict(
             _l("The bids are being sealed; start the opening in a few minutes."),
             code="sealing",
@@ -326,9 +330,8 @@ def _unwrap_share(session: OpeningSession, unlock: ShareUnlock) -> str:
 def unlock_share(actor: User, tender: Tender, passphrase: str) -> bool:
     """A custodian of the tender unlocks their share for the opening. Returns True when this
     was the k-th share (the caller commits, then enqueues the opening job). A wrong passphrase
-    is audited (the caller commits that) and raises OperationError(code="wrong_passphrase")."""
-    if actor.role not in KEY_HOLDER_ROLES or not actor.is_active:
-        raise PermissionDenied()
+    is audited and refused (`WrongKeyPassphrase`, whose audited attempt is kept)."""
+    require_key_holder(actor)
     share = db.session.scalar(
         select(KeyShare).where(KeyShare.tender_id == tender.id, KeyShare.custodian_id == actor.id)
     )
@@ -344,41 +347,7 @@ def unlock_share(actor: User, tender: Tender, passphrase: str) -> bool:
     )
     if existing is not None:
         raise Conflict(_l("You have already unlocked your share."), code="already_unlocked")
-    custodian_key = db.session.get(CustodianKey, share.custodian_key_id)
-    try:
-        private_key = keys.unlock_custodian_key(
-            custodian_key.locked_private_key.encode("utf-8"), passphrase
-        )
-    except (WrongPassphrase, ValueError):
-        append_event(
-            "key_share.unlock_failed",
-            actor=actor,
-            object_type="tender",
-            object_id=tender.id,
-            centre_id=tender.centre_id,
-            data={"custodian_key": custodian_key.fingerprint, "purpose": "opening"},
-        )
-        raise OperationError(
-            _l("Wrong passphrase: your share stays locked."), code="wrong_passphrase"
-        ) from None
-    except KeyCeremonyError:
-        raise OperationError(
-            _l("Your stored key is damaged; tell the trading centre."),
-            code="key_damaged",
-            status=500,
-        ) from None
-    try:
-        mnemonic = keys.decrypt_share(
-            parse_json(share.encrypted_share.encode("utf-8")), private_key
-        )
-    except KeyCeremonyError:
-        raise OperationError(
-            _l("Your share of this tender cannot be decrypted; tell the trading centre."),
-            code="share_damaged",
-            status=500,
-        ) from None
-    finally:
-        del private_key
+    _, mnemonic = unseal_share(actor, share, tender, passphrase, purpose="opening")
     sealed = _wrap_share(session, actor.id, mnemonic)
     del mnemonic  # best effort; str cannot be wiped
     db.session.add(ShareUnlock(tender_id=tender.id, custodian_id=actor.id, sealed_share=sealed))
@@ -571,19 +540,9 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
         "sealing_record_sha256": sealing.sha256 if sealing else None,
         "lines": lines,
     }
-    stored = blob_store().put_bytes(canonical_json(record))
-    document = TenderDocument(
-        tender_id=tender.id,
-        kind=OPENING_RECORD_KIND,
-        title="Opening record",
-        filename=f"opening-record-{envelope_tender_id(tender)}.json",
-        content_type="application/json",
-        size=stored.size,
-        sha256=stored.sha256,
-        created_at=now,
+    document = store_record(
+        tender, OPENING_RECORD_KIND, "Opening record", canonical_json(record), now
     )
-    db.session.add(document)
-    db.session.flush()
     for unlock in db.session.scalars(select(ShareUnlock).where(ShareUnlock.tender_id == tender.id)):
         unlock.sealed_share = None
     session.status = OpeningStatus.COMPLETED
@@ -598,7 +557,7 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
         object_type="tender",
         object_id=tender.id,
         centre_id=tender.centre_id,
-        data={"document_id": document.id, "sha256": stored.sha256, **counts},
+        data={"document_id": document.id, "sha256": document.sha256, **counts},
     )
     _publish(tender.id, {"event": "opened", "done": len(outcomes), "total": len(outcomes)})
     publish_after_commit(TENDER_CHANNEL, {"tender": tender.id, "event": "opened"})
@@ -658,11 +617,7 @@ def object_to_line(actor: User, tender: Tender, objection: str) -> OpeningLine:
 
 
 def record_of(tender: Tender) -> TenderDocument | None:
-    return db.session.scalar(
-        select(TenderDocument)
-        .where(TenderDocument.tender_id == tender.id, TenderDocument.kind == OPENING_RECORD_KIND)
-        .limit(1)
-    )
+    return document_of(tender, OPENING_RECORD_KIND)
 
 
 def commercial_fields(line: OpeningLine) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 
 from flask import (
     Blueprint,
@@ -22,13 +23,12 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from flask_wtf import FlaskForm
 
-from app.bids.operations import seal_tender
-from app.companies.models import Company
-from app.core.errors import OperationError
+from app.bids.jobs import seal_tender
+from app.core.boundary import attempt, perform, run_operation, transactional
 from app.custody.operations import KEY_HOLDER_ROLES
-from app.extensions import db, limiter, redis_client
+from app.extensions import limiter, redis_client
 from app.opening import operations
 from app.opening.forms import (
     ConfirmLineForm,
@@ -37,36 +37,36 @@ from app.opening.forms import (
     UnlockForOpeningForm,
 )
 from app.opening.jobs import enqueue_opening
-from app.opening.models import LineStatus, OpeningStatus
+from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus
 from app.permissions import Permission, can
+from app.tenders.access import public_tender
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender
 
 bp = Blueprint("opening", __name__, url_prefix="/opening")
 
 
-def _public_tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
-    return tender
+def _page(tender: Tender) -> str:
+    return url_for(".tender", tender_id=tender.id)
 
 
-def _back(tender: Tender):
-    return redirect(url_for(".tender", tender_id=tender.id))
+def _back(tender: Tender) -> Response:
+    return redirect(_page(tender))
 
 
-def _progress(tender: Tender, session) -> dict:
+def _progress(tender: Tender, session: OpeningSession | None) -> dict:
     total = operations.submitted_count(tender)
     done = total if session is not None and session.status == OpeningStatus.COMPLETED else 0
     return {"done": done, "total": total}
 
 
 @bp.route("/tenders/<int:tender_id>")
-def tender(tender_id: int):
-    tender = _public_tender(tender_id)
-    if operations.close_if_due(tender):
-        db.session.commit()
+# A GET that writes: the tender closes lazily when someone first looks after its deadline
+# (`close_if_due`), committed here until a clock closes tenders on time.
+@transactional
+def tender(tender_id: int) -> str:
+    tender = public_tender(tender_id)
+    operations.close_if_due(tender)
     session = operations.session_of(tender)
     lines = operations.lines_of(tender)
     own_line = operations.line_of_company(current_user, tender)
@@ -78,12 +78,7 @@ def tender(tender_id: int):
         tender=tender,
         session=session,
         lines=lines,
-        companies={
-            c.id: c
-            for c in db.session.scalars(
-                select(Company).where(Company.id.in_([line.company_id for line in lines]))
-            )
-        },
+        companies=operations.companies_of(lines),
         own_line=own_line,
         fields=operations.commercial_fields,
         state=state,
@@ -108,8 +103,8 @@ def tender(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/start", methods=["POST"])
 @login_required
-def start(tender_id: int):
-    tender = _public_tender(tender_id)
+def start(tender_id: int) -> Response | tuple[Response, int]:
+    tender = public_tender(tender_id)
     if not can(current_user, Permission.MANAGE_TENDERS, tender.centre_id):
         abort(403)
     if not StartOpeningForm().validate_on_submit():
@@ -120,15 +115,11 @@ def start(tender_id: int):
         enqueue_opening(tender.id)
         flash(_("The opening has been queued again."), "success")
         return _back(tender)
-    try:
-        session = operations.start_opening(current_user, tender)
-    except OperationError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
+    outcome = attempt(operations.start_opening, current_user, tender)
+    if not outcome.ok:
         return _back(tender), 303
-    db.session.commit()
     seal_tender(tender.id)  # the sealing record comes before any opening (idempotent)
-    if session.status == OpeningStatus.FAILED:
+    if outcome.value.status == OpeningStatus.FAILED:
         flash(_("Too few bids: the bids are not opened and the tender has failed."), "error")
     else:
         flash(_("The ceremony is open: the custodians can unlock their shares."), "success")
@@ -146,66 +137,53 @@ def _unlock_key() -> str:
 @bp.route("/tenders/<int:tender_id>/unlock", methods=["POST"])
 @login_required
 @limiter.limit(_unlock_limit, key_func=_unlock_key)
-def unlock(tender_id: int):
-    tender = _public_tender(tender_id)
+def unlock(tender_id: int) -> Response:
+    tender = public_tender(tender_id)
     form = UnlockForOpeningForm()
     if current_user.role not in KEY_HOLDER_ROLES:
         abort(403)
     if not form.validate_on_submit():
         flash(_("Enter your key passphrase to unlock your share."), "error")
-        return redirect(url_for(".tender", tender_id=tender.id), 303)
-    try:
-        ready = operations.unlock_share(current_user, tender, form.passphrase.data)
-    except OperationError as error:
-        if error.code == "wrong_passphrase":
-            db.session.commit()  # keep the audited failed attempt
-        else:
-            db.session.rollback()
-        if error.status == 404:
-            abort(404)
-        flash(str(error.message), "error")
-        return redirect(url_for(".tender", tender_id=tender.id), 303)
-    db.session.commit()
-    flash(_("Your share is in for the opening."), "success")
+        return redirect(_page(tender), 303)
+    # A wrong passphrase keeps its audited failed attempt (WrongKeyPassphrase.keeps_audit).
+    response, ready = perform(
+        operations.unlock_share,
+        tender,
+        form.passphrase.data,
+        success=_("Your share is in for the opening."),
+        back=_page(tender),
+    )
     if ready:
         enqueue_opening(tender.id)
-    return _back(tender)
+    return response
 
 
-def _answer(tender_id: int, form, apply):
-    tender = _public_tender(tender_id)
+def _answer(
+    tender_id: int, form: FlaskForm, operation: Callable[..., OpeningLine], *args: str
+) -> Response:
+    """A bidder confirms or objects to their company's line of the opening record."""
+    tender = public_tender(tender_id)
     if not can(current_user, Permission.TAKE_PART):
         abort(403)
-    try:
-        if not form.validate_on_submit():
-            raise OperationError(_("Say what is wrong with the line."), code="form")
-        apply(tender)
-    except OperationError as error:
-        db.session.rollback()
-        if error.status == 404:
-            abort(404)
-        flash(str(error.message), "error")
-        return redirect(url_for(".tender", tender_id=tender.id), 303)
-    db.session.commit()
-    flash(_("Your answer is recorded."), "success")
-    return _back(tender)
+    if not form.validate_on_submit():
+        flash(_("Say what is wrong with the line."), "error")
+        return redirect(_page(tender), 303)
+    return run_operation(
+        operation, tender, *args, success=_("Your answer is recorded."), back=_page(tender)
+    )
 
 
 @bp.route("/tenders/<int:tender_id>/confirm", methods=["POST"])
 @login_required
-def confirm(tender_id: int):
-    return _answer(tender_id, ConfirmLineForm(), lambda t: operations.confirm_line(current_user, t))
+def confirm(tender_id: int) -> Response:
+    return _answer(tender_id, ConfirmLineForm(), operations.confirm_line)
 
 
 @bp.route("/tenders/<int:tender_id>/object", methods=["POST"])
 @login_required
-def object_line(tender_id: int):
+def object_line(tender_id: int) -> Response:
     form = ObjectLineForm()
-    return _answer(
-        tender_id,
-        form,
-        lambda t: operations.object_to_line(current_user, t, form.objection.data),
-    )
+    return _answer(tender_id, form, operations.object_to_line, form.objection.data)
 
 
 def _sse(event: str, data: dict) -> str:
@@ -213,10 +191,10 @@ def _sse(event: str, data: dict) -> str:
 
 
 @bp.route("/tenders/<int:tender_id>/events")
-def events(tender_id: int):
+def events(tender_id: int) -> Response:
     """Server-sent events: the current state, then what the per-tender Redis channel says,
     until the opening is over or the stream times out (the browser reconnects)."""
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     session = operations.session_of(tender)
     state = {
         "status": tender.status,
@@ -226,7 +204,7 @@ def events(tender_id: int):
     seconds = current_app.config.get("OPENING_EVENTS_SECONDS", 25)
     channel = operations.opening_channel(tender.id)
 
-    def stream():
+    def stream() -> Iterator[str]:
         pubsub = redis_client.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(channel)
@@ -255,10 +233,10 @@ def events(tender_id: int):
 
 
 @bp.route("/tenders/<int:tender_id>/record.json")
-def record(tender_id: int):
+def record(tender_id: int) -> Response:
     """The published opening record (JSON, canonical; its SHA-256 is on the page and in the
     audit log): public, like the opening itself."""
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     document = operations.record_of(tender) or abort(404)
     with blob_store().open(document.sha256) as handle:
         data = handle.read()
@@ -268,9 +246,9 @@ def record(tender_id: int):
 
 
 @bp.route("/tenders/<int:tender_id>/progress")
-def progress(tender_id: int):
+def progress(tender_id: int) -> dict:
     """The same state as JSON, for the refresh fallback and scripts."""
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     session = operations.session_of(tender)
     return {
         "status": tender.status,

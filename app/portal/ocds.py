@@ -636,19 +636,6 @@ def build_releases(
     return releases
 
 
-def build_release(
-    tender,
-    *,
-    prefix: str,
-    currency: str,
-    document_url: Callable[[Any], str],
-    documents: list | None = None,
-) -> dict[str, Any]:
-    """The latest release of a public tender (kept for older callers)."""
-    releases = build_releases(tender, prefix=prefix, currency=currency, document_url=document_url)
-    return releases[-1]
-
-
 def _statistic(measure: str, value: int | float, date: str, notes: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {"id": measure, "measure": measure, "value": value, "date": date}
     if notes:

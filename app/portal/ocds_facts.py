@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select, union_all
+from sqlalchemy import CompoundSelect, Select, and_, func, select, union_all
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.audit.models import AuditEvent
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 _DONE = (OpeningStatus.COMPLETED, OpeningStatus.FAILED)
 
 
-def _public_tenders():
+def _public_tenders() -> Select:
     return select(Tender).where(Tender.status.in_(sorted(PUBLIC_STATUSES)))
 
 
@@ -268,7 +268,7 @@ def _verdicts(tender_ids: list[int]) -> dict[int, dict[str, bool]]:
     return out
 
 
-def _event_dates(centre: TradingCentre):
+def _event_dates(centre: TradingCentre) -> CompoundSelect:
     """(tender id, moment) of every event that makes a release, for the centre's public
     tenders: publication, addenda, the opening's end, result notices, cancellation."""
     public = and_(Tender.centre_id == centre.id, Tender.status.in_(sorted(PUBLIC_STATUSES)))

@@ -17,9 +17,11 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app.centres.models import TradingCentre
 from app.core.formatting import platform_timezone
+from app.errors import abort_with
 from app.extensions import db
 from app.tenders.models import PUBLIC_STATUSES, DocumentKind, Tender, TenderStatus
 
+NO_TENDER = _l("There is no published tender with this number.")
 PER_PAGE = 20
 MAX_PAGE = 10_000
 MAX_TEXT = 200
@@ -213,8 +215,10 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def public_tender(tender_id: int) -> Tender | None:
-    """A tender the public may see, with what its page shows loaded; None for drafts."""
+def portal_tender(tender_id: int) -> Tender:
+    """A tender the public may see, with what its portal page shows loaded (the audience of
+    `app.tenders.access.public_tender`, eagerly loaded); a draft or an unknown id is a 404
+    that says so."""
     tender = db.session.scalar(
         select(Tender)
         .where(Tender.id == tender_id, Tender.status.in_(sorted(PUBLIC_STATUSES)))
@@ -226,6 +230,8 @@ def public_tender(tender_id: int) -> Tender | None:
             selectinload(Tender.addenda),
         )
     )
+    if tender is None:
+        abort_with(404, NO_TENDER)
     return tender
 
 
@@ -245,7 +251,9 @@ def current_documents(tender: Tender) -> list:
     ]
 
 
-def feed_tenders(*, centre: TradingCentre | None = None, category: str | None = None):
+def feed_tenders(
+    *, centre: TradingCentre | None = None, category: str | None = None
+) -> list[Tender]:
     stmt = select(Tender).where(Tender.status.in_(sorted(PUBLIC_STATUSES)))
     if centre is not None:
         stmt = stmt.where(Tender.centre_id == centre.id)

@@ -1,7 +1,7 @@
 """The public portal: announcements, tender pages, document downloads, feeds. No sign-in
 needed except to download documents.
 
-The announcement list is served from Redis (app.portal.cache): only the public fragment
+The announcement list is served from Redis (app.core.cache): only the public fragment
 (search form and results) is cached, keyed on the locale and the normalised query; the
 layout, with the signed-in navigation, is rendered on every request.
 """
@@ -9,6 +9,8 @@ layout, with the signed-in navigation, is rendered on every request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, render_template, request, url_for
 from flask_babel import get_locale
@@ -20,7 +22,7 @@ from app.accounts.models import Role
 from app.bids import sealing_script
 from app.centres.operations import all_centres
 from app.core import cache
-from app.core.errors import OperationError
+from app.core.boundary import transactional
 from app.core.formatting import centre_time, centre_timezone, file_size
 from app.core.forms import ButtonForm
 from app.core.types import timestamp, utcnow
@@ -36,7 +38,7 @@ from app.portal.queries import (
     current_documents,
     feed_tenders,
     parse_query,
-    public_tender,
+    portal_tender,
     search_tenders,
 )
 from app.tenders.documents import open_document, send_document
@@ -55,11 +57,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__)
 
 ATOM = "application/atom+xml; charset=utf-8"
-NO_TENDER = _l("There is no published tender with this number.")
 
 
 @bp.context_processor
-def portal_helpers():
+def portal_helpers() -> dict[str, Any]:
     return {
         "CATEGORIES": CATEGORIES,
         "STATUS_LABELS": STATUS_LABELS,
@@ -70,7 +71,7 @@ def portal_helpers():
 
 
 @bp.route("/tenders/")
-def tenders():
+def tenders() -> Response:
     try:
         query = parse_query(request.args)
     except BadQuery as error:
@@ -101,8 +102,8 @@ def tenders():
 
 
 @bp.route("/tenders/<int:tender_id>")
-def tender(tender_id: int):
-    tender = public_tender(tender_id) or abort_with(404, NO_TENDER)
+def tender(tender_id: int) -> str:
+    tender = portal_tender(tender_id)
     now = utcnow()
     participation = None
     if current_user.is_authenticated and current_user.role == Role.BIDDER:
@@ -144,8 +145,11 @@ def _sealing_integrity() -> str | None:
 
 
 @bp.route("/tenders/<int:tender_id>/documents/<int:document_id>")
-def download_document(tender_id: int, document_id: int):
-    tender = public_tender(tender_id) or abort_with(404, NO_TENDER)
+@transactional
+def download_document(tender_id: int, document_id: int) -> Response:
+    """A GET that writes: the download is recorded (committed once the file opens; a file
+    that does not open records nothing)."""
+    tender = portal_tender(tender_id)
     document = db.session.get(TenderDocument, document_id)
     if document is None or document.tender_id != tender.id:
         abort_with(404, _l("This tender has no such document."))
@@ -160,17 +164,11 @@ def download_document(tender_id: int, document_id: int):
             ),
         )
     record_download(current_user, document)  # the access check: 403 with its reason
-    try:
-        stream = open_document(document)
-    except OperationError:
-        db.session.rollback()  # nothing was downloaded: record nothing
-        raise
-    db.session.commit()
-    return send_document(document, stream)
+    return send_document(document, open_document(document))
 
 
 @bp.route("/feeds/centre/<centre_code>.atom")
-def centre_feed(centre_code: str):
+def centre_feed(centre_code: str) -> Response:
     centre = centre_by_code(centre_code) or abort_with(
         404, _l("There is no trading centre with this code.")
     )
@@ -189,7 +187,7 @@ def centre_feed(centre_code: str):
 
 
 @bp.route("/feeds/category/<category>.atom")
-def category_feed(category: str):
+def category_feed(category: str) -> Response:
     if category not in CATEGORIES:
         abort_with(404, _l("There is no such tender category."))
 
@@ -218,7 +216,7 @@ def _tender_url(tender: Tender) -> str:
     return url_for(".tender", tender_id=tender.id, _external=True)
 
 
-def _cached_feed(parts: tuple[str, ...], build) -> Response:
+def _cached_feed(parts: tuple[str, ...], build: Callable[[], bytes]) -> Response:
     # Feeds hold absolute URLs: the host is part of the key, so a forged Host header
     # cannot plant its links in what other readers get.
     cached, key = cache_lookup(("feed", *parts, str(get_locale()), request.host_url))

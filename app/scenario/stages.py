@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.bids import operations as bid_ops
+from app.bids.jobs import seal_tender
 from app.bids.models import Bid, BidStatus
 from app.core.errors import OperationError
 from app.custody.models import TenderKey
@@ -378,7 +379,7 @@ def stage_deadline(drill: Drill) -> str:
     drill.travel("deadline")
     tender_id = drill.tender.id
     commit()  # the sealing job has a session of its own: end this one's transaction first
-    record_id = bid_ops.seal_tender(tender_id)
+    record_id = seal_tender(tender_id)
     sealing = db.session.get(TenderDocument, record_id)
     lines.append(f"sealing record {sealing.sha256[:16]}…")
     return "; ".join(lines)
@@ -390,7 +391,7 @@ def stage_opening(drill: Drill) -> str:
     session = opening_ops.start_opening(drill.cast.staff, tender)
     tender_id = tender.id
     commit()
-    bid_ops.seal_tender(tender_id)
+    seal_tender(tender_id)
     db.session.refresh(tender)
     if tender.status == TenderStatus.FAILED:
         raise TenderFailed(f"the opening found too few bids: {session.reason}")

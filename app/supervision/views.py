@@ -19,7 +19,7 @@ restrict_blueprint(bp, Role.SUPERVISOR, Role.ADMIN)
 
 
 @bp.route("/")
-def dashboard():
+def dashboard() -> str:
     require(current_user, Permission.VIEW_ALL_CENTRES)
     counts = dict(
         db.session.execute(
@@ -31,7 +31,7 @@ def dashboard():
 
 
 @bp.route("/audit")
-def audit():
+def audit() -> str:
     require(current_user, Permission.VIEW_AUDIT)
     query = select(AuditEvent).order_by(AuditEvent.seq.desc())
     action = request.args.get("action", "").strip()[:64]
@@ -47,7 +47,7 @@ def audit():
 
 
 @bp.route("/audit/verify", methods=["POST"])
-def audit_verify():
+def audit_verify() -> str:
     require(current_user, Permission.VIEW_AUDIT)
     broken = verify_chain()
     return render_template("supervision/audit_verify.html", broken=broken, head=chain_head())

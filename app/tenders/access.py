@@ -13,8 +13,8 @@ from flask import abort
 
 from app.accounts.models import User
 from app.extensions import db
-from app.permissions import Permission, PermissionDenied, can
-from app.tenders.models import Tender
+from app.permissions import Permission, PermissionDenied, can, require
+from app.tenders.models import Tender, TenderTemplate
 from app.tenders.participation import can_see_tender
 
 
@@ -55,3 +55,13 @@ def staff_tender(
     if not can(user, permission, tender.centre_id):
         raise PermissionDenied()
     return tender
+
+
+def staff_template(user: User | None, template_id: int) -> TenderTemplate:
+    """A tender template for staff: 404 if there is none; 403 unless the user may view
+    tenders (a built-in template) or tenders of the copy's centre."""
+    template = db.session.get(TenderTemplate, template_id)
+    if template is None:
+        abort(404)
+    require(user, Permission.VIEW_TENDERS, centre_id=template.centre_id)
+    return template

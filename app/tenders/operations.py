@@ -443,24 +443,14 @@ def tenders_visible_to(user: User, status: str | None = None) -> Select:
     return query
 
 
-def get_tender_for(user: User, tender_id: int) -> Tender | None:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None:
-        return None
-    require(user, Permission.VIEW_TENDERS, centre_id=tender.centre_id)
-    return tender
-
-
-def custodian_candidates(centre_id: int) -> list[User]:
-    """Who may hold a key share: the centre's custodians and staff, and supervisors."""
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(
-                User.is_enabled.is_(True),
-                ((User.centre_id == centre_id) & User.role.in_([Role.CUSTODIAN, Role.STAFF]))
-                | (User.role == Role.SUPERVISOR),
-            )
-            .order_by(User.role, User.full_name, User.id)
+def custodian_candidates(centre_id: int | None) -> list[User]:
+    """Who may hold a key share: the centre's custodians and staff, and supervisors; with no
+    centre yet (an administrator picks it on the same form), everyone of those roles."""
+    if centre_id is None:
+        who = User.role.in_(list(CUSTODIAN_ROLES))
+    else:
+        who = ((User.centre_id == centre_id) & User.role.in_([Role.CUSTODIAN, Role.STAFF])) | (
+            User.role == Role.SUPERVISOR
         )
-    )
+    query = select(User).where(User.is_enabled.is_(True), who)
+    return list(db.session.scalars(query.order_by(User.role, User.full_name, User.id)))

@@ -4,6 +4,7 @@ the template schema; a tender records the exact version it used."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -26,6 +27,19 @@ class TemplateInvalid(OperationError):
         self.errors = errors
         summary = "; ".join(str(e) for e in errors[:5])
         super().__init__(_l("The template is not valid: %(errors)s", errors=summary), "template")
+
+    def detail(self) -> dict[str, Any]:
+        """Every error for API clients, with its path (and line, when known)."""
+        return {
+            "errors": [
+                {
+                    "path": getattr(item, "path", ""),
+                    "message": str(getattr(item, "message", item)),
+                    "line": getattr(item, "line", None),
+                }
+                for item in self.errors
+            ]
+        }
 
 
 def _sha256(text: str) -> str:
@@ -103,14 +117,6 @@ def templates_visible_to(user: User) -> list[TenderTemplate]:
             (TenderTemplate.centre_id.is_(None)) | (TenderTemplate.centre_id == user.centre_id)
         )
     return list(db.session.scalars(query))
-
-
-def get_template_for(user: User, template_id: int) -> TenderTemplate | None:
-    template = db.session.get(TenderTemplate, template_id)
-    if template is None:
-        return None
-    require(user, Permission.VIEW_TENDERS, centre_id=template.centre_id)
-    return template
 
 
 def copy_template(

@@ -1,13 +1,15 @@
 """Staff: templates and tenders of their centre. Supervisors read; admins do everything.
 
 Each view loads its object (404), checks access before reading any form (403), validates
-the form, calls one operation, commits once and redirects; a refused operation is rolled
-back and its message shown.
+the form and calls one operation through the transaction boundary (`app.core.boundary`):
+committed once and redirected, or refused, settled and shown again with its message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -22,20 +24,24 @@ from flask import (
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app import tender_templates
 from app.accounts.models import Role, User
 from app.centres.operations import all_centres
 from app.core.access import restrict_blueprint
+from app.core.boundary import attempt
 from app.core.errors import OperationError
 from app.core.formatting import centre_timezone
 from app.core.types import utcnow
 from app.extensions import db, limiter
 from app.permissions import Permission, can, require
 from app.tenders import documents, operations, participation, template_ops
+from app.tenders.access import staff_template, staff_tender
 from app.tenders.forms import (
     AddendumForm,
     AnswerForm,
@@ -55,21 +61,24 @@ from app.tenders.models import (
     TenderDocument,
     TenderRegistration,
     TenderStatus,
-    TenderTemplate,
 )
 from app.tenders.operations import LotInput, TenderInput
+from app.tenders.template_ops import TemplateInvalid
 
 bp = Blueprint("tenders", __name__, url_prefix="/centre")
 restrict_blueprint(bp, Role.STAFF, Role.ADMIN, Role.SUPERVISOR)
 
 
-def _flash_form_errors(form) -> None:
+Page = tuple[str, int]
+
+
+def _flash_form_errors(form: FlaskForm) -> None:
     for name, errors in form.errors.items():
         label = form[name].label.text if name in form._fields else name
         flash(f"{label}: {' '.join(str(e) for e in _flat(errors))}", "error")
 
 
-def _flat(errors):
+def _flat(errors: Any) -> Iterator[str]:
     """FieldList / FormField errors nest; show them flat."""
     if isinstance(errors, dict):
         for value in errors.values():
@@ -84,10 +93,6 @@ def _flat(errors):
 # --- templates ---------------------------------------------------------------------------
 
 
-def _template(template_id: int) -> TenderTemplate:
-    return template_ops.get_template_for(current_user, template_id) or abort(404)
-
-
 def _copy_form() -> CopyTemplateForm:
     form = CopyTemplateForm()
     if current_user.role == Role.ADMIN:
@@ -98,7 +103,7 @@ def _copy_form() -> CopyTemplateForm:
 
 
 @bp.route("/templates/")
-def templates():
+def templates() -> str:
     items = template_ops.templates_visible_to(current_user)
     return render_template(
         "tenders/templates.html",
@@ -108,8 +113,8 @@ def templates():
 
 
 @bp.route("/templates/<int:template_id>")
-def template(template_id: int):
-    template = _template(template_id)
+def template(template_id: int) -> str:
+    template = staff_template(current_user, template_id)
     number = request.args.get("version", type=int)
     version = next((v for v in template.versions if v.number == number), template.latest)
     if version is None:
@@ -128,28 +133,24 @@ def template(template_id: int):
 
 
 @bp.route("/templates/<int:template_id>/copy", methods=["POST"])
-def copy_template(template_id: int):
-    template = _template(template_id)
+def copy_template(template_id: int) -> Response:
+    template = staff_template(current_user, template_id)
     require(current_user, Permission.MANAGE_TEMPLATES)
     form = _copy_form()
     if not form.validate_on_submit():
         _flash_form_errors(form)
         return redirect(url_for(".template", template_id=template.id))
     centre_id = form.centre_id.data if "centre_id" in form else current_user.centre_id
-    try:
-        copy = template_ops.copy_template(current_user, template, centre_id, form.key.data)
-    except OperationError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
+    outcome = attempt(template_ops.copy_template, current_user, template, centre_id, form.key.data)
+    if not outcome.ok:
         return redirect(url_for(".template", template_id=template_id))
-    db.session.commit()
     flash(_("The template is copied into your centre. Edit it here."), "success")
-    return redirect(url_for(".edit_template", template_id=copy.id))
+    return redirect(url_for(".edit_template", template_id=outcome.value.id))
 
 
 @bp.route("/templates/<int:template_id>/edit", methods=["GET", "POST"])
-def edit_template(template_id: int):
-    template = _template(template_id)
+def edit_template(template_id: int) -> Response | Page:
+    template = staff_template(current_user, template_id)
     require(current_user, Permission.MANAGE_TEMPLATES, centre_id=template.centre_id)
     if template.centre_id is None:
         flash(_("Built-in templates are read-only: copy one first."), "info")
@@ -159,20 +160,23 @@ def edit_template(template_id: int):
     if request.method == "GET" and template.latest is not None:
         form.yaml_text.data = template.latest.yaml_text
     if form.validate_on_submit():
-        try:
-            version = template_ops.save_template(current_user, template, form.yaml_text.data)
-        except template_ops.TemplateInvalid as invalid:
-            db.session.rollback()
-            errors, status = invalid.errors, invalid.status
+        outcome = attempt(
+            template_ops.save_template,
+            current_user,
+            template,
+            form.yaml_text.data,
+            flash_refusal=False,
+        )
+        if outcome.ok:
+            number = outcome.value.number
+            flash(_("Version %(n)d is saved.", n=number), "success")
+            return redirect(url_for(".template", template_id=template_id, version=number))
+        status = outcome.error.status
+        if isinstance(outcome.error, TemplateInvalid):
+            errors = outcome.error.errors
             flash(_("The template is not valid; nothing was saved."), "error")
-        except OperationError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-            status = error.status
         else:
-            db.session.commit()
-            flash(_("Version %(n)d is saved.", n=version.number), "success")
-            return redirect(url_for(".template", template_id=template_id, version=version.number))
+            flash(str(outcome.error.message), "error")
     elif form.errors:
         status = 400
     return render_template(
@@ -181,7 +185,7 @@ def edit_template(template_id: int):
 
 
 @bp.route("/templates/preview", methods=["POST"])
-def preview_template():
+def preview_template() -> Page:
     """The rendered tender-document body for a template text (sample tender data), or its
     errors: an HTML fragment for the editor's live preview."""
     require(current_user, Permission.MANAGE_TEMPLATES)
@@ -203,18 +207,7 @@ def preview_template():
 # --- tenders -----------------------------------------------------------------------------
 
 
-def _tender(tender_id: int) -> Tender:
-    return operations.get_tender_for(current_user, tender_id) or abort(404)
-
-
-def _tender_to_manage(tender_id: int) -> Tender:
-    """The tender, if the user may act on it: refused before any form is read."""
-    tender = _tender(tender_id)
-    require(current_user, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
-    return tender
-
-
-def _names(user_ids) -> dict[int, str]:
+def _names(user_ids: Iterable[int | None]) -> dict[int, str]:
     ids = [i for i in user_ids if i is not None]
     if not ids:
         return {}
@@ -225,7 +218,7 @@ STATUS_FILTERS = ("all", *TenderStatus)
 
 
 @bp.route("/tenders/")
-def index():
+def index() -> str:
     status = request.args.get("status", "all")
     if status not in STATUS_FILTERS:
         abort(400)
@@ -246,22 +239,9 @@ def _prepare_tender_form(form: TenderForm, centre_id: int | None) -> None:
         form.centre_id.choices = [SelectChoice(c.id, f"{c.name} ({c.code})") for c in all_centres()]
     else:
         del form.centre_id
-    candidates = (
-        operations.custodian_candidates(centre_id)
-        if centre_id is not None
-        else list(
-            db.session.scalars(
-                select(User)
-                .where(
-                    User.is_enabled.is_(True),
-                    User.role.in_(list(operations.CUSTODIAN_ROLES)),
-                )
-                .order_by(User.role, User.full_name)
-            )
-        )
-    )
     form.custodian_ids.choices = [
-        SelectChoice(u.id, f"{u.full_name} ({u.email}, {_role_label(u.role)})") for u in candidates
+        SelectChoice(u.id, f"{u.full_name} ({u.email}, {_role_label(u.role)})")
+        for u in operations.custodian_candidates(centre_id)
     ]
 
 
@@ -320,7 +300,7 @@ def _default_schedule(doc: dict, category: str) -> dict:
 
 
 @bp.route("/tenders/new", methods=["GET", "POST"])
-def new_tender():
+def new_tender() -> str | Response | Page:
     require(current_user, Permission.MANAGE_TENDERS)
     version_id = request.args.get("version", type=int)
     if version_id is None:
@@ -329,7 +309,7 @@ def new_tender():
             templates=template_ops.templates_visible_to(current_user),
         )
     version = db.session.get(TemplateVersion, version_id) or abort(404)
-    template = _template(version.template_id)
+    template = staff_template(current_user, version.template_id)
     if tender_templates.validate_text(version.yaml_text):
         flash(_("This template version cannot be used: its text is not valid."), "error")
         return redirect(url_for(".template", template_id=template.id))
@@ -341,7 +321,7 @@ def new_tender():
         form = TenderForm()
     _prepare_tender_form(form, centre_id)
 
-    def save():
+    def save() -> Tender:
         target = form.centre_id.data if "centre_id" in form else centre_id
         return operations.create_tender(current_user, target, version, _tender_input(form))
 
@@ -350,20 +330,15 @@ def new_tender():
     )
 
 
-def _save_tender_form(form: TenderForm, save, **page):
-    """The create and edit pages: validate, call the operation, commit or show why not."""
+def _save_tender_form(form: TenderForm, save: Callable[[], Tender], **page: Any) -> Response | Page:
+    """The create and edit pages: validate, save through the boundary, or show why not."""
     status = 200
     if form.validate_on_submit():
-        try:
-            tender = save()
-        except OperationError as error:
-            db.session.rollback()
-            flash(str(error.message), "error")
-            status = error.status
-        else:
-            db.session.commit()
+        outcome = attempt(save)
+        if outcome.ok:
             flash(_("The draft tender is saved."), "success")
-            return redirect(url_for(".show", tender_id=tender.id))
+            return redirect(url_for(".show", tender_id=outcome.value.id))
+        status = outcome.error.status
     elif form.errors:
         status = 400
     return render_template("tenders/tender_form.html", form=form, **page), status
@@ -397,15 +372,15 @@ def _form_data(tender: Tender) -> dict:
 
 
 @bp.route("/tenders/<int:tender_id>/edit", methods=["GET", "POST"])
-def edit(tender_id: int):
-    tender = _tender_to_manage(tender_id)
+def edit(tender_id: int) -> Response | Page:
+    tender = staff_tender(current_user, tender_id)
     if tender.status != TenderStatus.DRAFT:
         flash(_("A published tender changes only through addenda."), "info")
         return redirect(url_for(".show", tender_id=tender.id))
     form = TenderForm(data=_form_data(tender)) if request.method == "GET" else TenderForm()
     _prepare_tender_form(form, tender.centre_id)
 
-    def save():
+    def save() -> Tender:
         operations.update_tender(current_user, tender, _tender_input(form))
         return tender
 
@@ -419,7 +394,7 @@ def edit(tender_id: int):
     )
 
 
-def _render_show(tender: Tender, status: int = 200, **failed):
+def _render_show(tender: Tender, status: int = 200, **failed: Any) -> Page:
     """The tender page; `failed` holds a submitted form to show again with its errors."""
     manage = can(current_user, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
     registrations = operations.registrations_of(tender)
@@ -458,13 +433,12 @@ def _render_show(tender: Tender, status: int = 200, **failed):
 
 
 @bp.route("/tenders/<int:tender_id>")
-def show(tender_id: int):
-    return _render_show(_tender(tender_id))
+def show(tender_id: int) -> Page:
+    return _render_show(staff_tender(current_user, tender_id, Permission.VIEW_TENDERS))
 
 
-def _refused(tender: Tender, error: OperationError, **failed):
-    db.session.rollback()
-    flash(str(error.message), "error")
+def _refused(tender: Tender, error: OperationError, **failed: Any) -> Page:
+    """The tender page again after a refusal (`attempt` settled it and flashed why)."""
     return _render_show(db.session.get(Tender, tender.id), error.status, **failed)
 
 
@@ -474,39 +448,37 @@ def _publish_key() -> str:
 
 @bp.route("/tenders/<int:tender_id>/publish", methods=["POST"])
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_ACCOUNT"], key_func=_publish_key)
-def publish(tender_id: int):
-    tender = _tender_to_manage(tender_id)
+def publish(tender_id: int) -> Response | Page:
+    tender = staff_tender(current_user, tender_id)
     form = PublishForm()
     if not form.validate_on_submit():
         return _render_show(tender, 400, publish_form=form)
-    try:
-        operations.publish_tender(current_user, tender, form.code.data)
-    except OperationError as error:
-        if error.code == "bad_totp":
-            # The code is checked before anything changes: keep the audited failed attempt.
-            db.session.commit()
-            flash(str(error.message), "error")
-            return _render_show(db.session.get(Tender, tender_id), error.status)
-        return _refused(tender, error)
-    db.session.commit()
+    # A wrong code (SignInFailed) keeps its audited attempt: the boundary commits it.
+    outcome = attempt(operations.publish_tender, current_user, tender, form.code.data)
+    if not outcome.ok:
+        return _refused(tender, outcome.error)
     flash(_("The tender is published and its announcement is public."), "success")
     return redirect(url_for(".show", tender_id=tender_id))
 
 
 @bp.route("/tenders/<int:tender_id>/addenda", methods=["POST"])
-def addendum(tender_id: int):
-    tender = _tender_to_manage(tender_id)
+def addendum(tender_id: int) -> Response | Page:
+    tender = staff_tender(current_user, tender_id)
     form = AddendumForm()
     if not form.validate_on_submit():
         return _render_show(tender, 400, addendum_form=form)
-    try:
-        added = operations.publish_addendum(
-            current_user, tender, form.title.data, form.body.data, form.new_deadline.data
-        )
-    except OperationError as error:
-        return _refused(tender, error, addendum_form=form)
+    outcome = attempt(
+        operations.publish_addendum,
+        current_user,
+        tender,
+        form.title.data,
+        form.body.data,
+        form.new_deadline.data,
+    )
+    if not outcome.ok:
+        return _refused(tender, outcome.error, addendum_form=form)
+    added = outcome.value
     moved = added.deadline_after != added.deadline_before
-    db.session.commit()
     flash(
         _("Addendum %(n)d is published; registered bidders are notified.", n=added.number),
         "success",
@@ -517,82 +489,80 @@ def addendum(tender_id: int):
 
 
 @bp.route("/tenders/<int:tender_id>/cancel", methods=["POST"])
-def cancel(tender_id: int):
-    tender = _tender_to_manage(tender_id)
+def cancel(tender_id: int) -> Response | Page:
+    tender = staff_tender(current_user, tender_id)
     form = CancelForm()
     if not form.validate_on_submit():
         return _render_show(tender, 400, cancel_form=form)
-    try:
-        operations.cancel_tender(current_user, tender, form.reason.data)
-    except OperationError as error:
-        return _refused(tender, error, cancel_form=form)
-    db.session.commit()
+    outcome = attempt(operations.cancel_tender, current_user, tender, form.reason.data)
+    if not outcome.ok:
+        return _refused(tender, outcome.error, cancel_form=form)
     flash(_("The tender is cancelled."), "success")
     return redirect(url_for(".show", tender_id=tender_id))
 
 
 @bp.route("/tenders/<int:tender_id>/attachments", methods=["POST"])
 @limiter.limit(lambda: current_app.config.get("RATELIMIT_UPLOAD", "30 per minute"))
-def upload_attachment(tender_id: int):
-    tender = _tender_to_manage(tender_id)
+def upload_attachment(tender_id: int) -> Response | Page:
+    tender = staff_tender(current_user, tender_id)
     form = AttachmentForm()
     if not form.validate_on_submit():
         return _render_show(tender, 400, attachment_form=form)
     upload = form.file.data
-    try:
-        document = documents.add_attachment(
-            current_user,
-            tender,
-            upload.filename or "",
-            upload.content_type,
-            upload.stream,
-            form.title.data or "",
-        )
-    except OperationError as error:
-        return _refused(tender, error, attachment_form=form)
-    db.session.commit()
-    flash(_("%(name)s is attached.", name=document.filename), "success")
+    outcome = attempt(
+        documents.add_attachment,
+        current_user,
+        tender,
+        upload.filename or "",
+        upload.content_type,
+        upload.stream,
+        form.title.data or "",
+    )
+    if not outcome.ok:
+        return _refused(tender, outcome.error, attachment_form=form)
+    flash(_("%(name)s is attached.", name=outcome.value.filename), "success")
     return redirect(url_for(".show", tender_id=tender_id))
 
 
 @bp.route("/enquiries/<int:enquiry_id>/answer", methods=["POST"])
-def answer_enquiry(enquiry_id: int):
-    enquiry = db.session.get(Enquiry, enquiry_id) or abort(404)
-    tender = _tender_to_manage(enquiry.tender_id)
+def answer_enquiry(enquiry_id: int) -> Response | Page:
+    enquiry = db.get_or_404(Enquiry, enquiry_id)
+    tender = staff_tender(current_user, enquiry.tender_id)
     form = AnswerForm(prefix=f"enquiry-{enquiry.id}")
     if not form.validate_on_submit():
         return _render_show(tender, 400, answer_forms={enquiry.id: form})
-    try:
-        participation.answer_enquiry(current_user, enquiry, form.answer.data)
-    except OperationError as error:
-        return _refused(tender, error, answer_forms={enquiry.id: form})
-    db.session.commit()
+    outcome = attempt(participation.answer_enquiry, current_user, enquiry, form.answer.data)
+    if not outcome.ok:
+        return _refused(tender, outcome.error, answer_forms={enquiry_id: form})
     flash(_("The answer is published."), "success")
     return redirect(url_for(".show", tender_id=tender.id, _anchor="enquiries"))
 
 
 @bp.route("/registrations/<int:registration_id>/bonds", methods=["POST"])
-def record_bond(registration_id: int):
-    registration = db.session.get(TenderRegistration, registration_id) or abort(404)
-    tender = _tender_to_manage(registration.tender_id)
+def record_bond(registration_id: int) -> Response | Page:
+    registration = db.get_or_404(TenderRegistration, registration_id)
+    tender = staff_tender(current_user, registration.tender_id)
     form = BondForm(prefix=f"registration-{registration.id}")
     if not form.validate_on_submit():
         return _render_show(tender, 400, bond_forms={registration.id: form})
-    try:
-        participation.record_bond(
-            current_user, registration, form.kind.data, form.amount.data, form.reference.data
-        )
-    except OperationError as error:
-        return _refused(tender, error, bond_forms={registration.id: form})
-    db.session.commit()
+    outcome = attempt(
+        participation.record_bond,
+        current_user,
+        registration,
+        form.kind.data,
+        form.amount.data,
+        form.reference.data,
+    )
+    if not outcome.ok:
+        return _refused(tender, outcome.error, bond_forms={registration_id: form})
     flash(_("The bond is recorded."), "success")
     return redirect(url_for(".show", tender_id=tender.id, _anchor="registrations"))
 
 
 @bp.route("/documents/<int:document_id>")
-def document(document_id: int):
+def document(document_id: int) -> Response:
     """Staff's own copy of a document (drafts included); bidders' downloads, which are
     counted, go through the portal."""
-    document = db.session.get(TenderDocument, document_id) or abort(404)
-    _tender(document.tender_id)
+    document = db.get_or_404(TenderDocument, document_id)
+    staff_tender(current_user, document.tender_id, Permission.VIEW_TENDERS)
     return documents.send_document(document, documents.open_document(document))

@@ -25,6 +25,7 @@ from app.accounts.models import Role
 from app.audit import verify_chain
 from app.audit.models import AuditEvent
 from app.bids import operations
+from app.bids.jobs import seal_tender
 from app.bids.models import Bid, BidStatus, UploadSession
 from app.bids.receipts import PlatformKeyMissing, platform_key_path, platform_signing_key
 from app.companies.models import CompanyStatus
@@ -661,7 +662,7 @@ def test_a_canary_in_a_sealed_bid_appears_nowhere_before_the_opening(
     # After the deadline, sealed: still nowhere.
     tender.submission_deadline = utcnow() - timedelta(hours=1)
     db.session.commit()
-    operations.seal_tender(tender.id)
+    seal_tender(tender.id)
     absent()
     # The envelopes do hold it, for the tender key's holders only.
     opened = envelopes.open_envelope(io.BytesIO(by_cli), tender_private_key, tmp_path / "opened")

@@ -11,7 +11,7 @@ import pyotp
 from playwright.sync_api import expect
 
 from app.accounts.models import User
-from app.bids import operations as bid_ops
+from app.bids.jobs import seal_tender
 from app.evaluations import review, scoring
 from app.extensions import db
 from app.opening import operations as opening_ops
@@ -48,7 +48,7 @@ def _opened(make_tender, make_user) -> tuple[int, list]:
     past_opening(tender)
     opening_ops.start_opening(staff_of(tender), tender)
     _fresh()
-    bid_ops.seal_tender(tender_id)
+    seal_tender(tender_id)
     _fresh()
     for custodian in custodians(db.session.get(Tender, tender_id)):
         ready = opening_ops.unlock_share(

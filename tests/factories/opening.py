@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.accounts.models import User
-from app.bids import operations as bid_ops
+from app.bids.jobs import seal_tender
 from app.core.types import utcnow
 from app.custody.models import KeyShare
 from app.extensions import db
@@ -41,7 +41,7 @@ def staff_of(tender) -> User:
 def start(tender):
     session = ops.start_opening(staff_of(tender), tender)
     db.session.commit()
-    bid_ops.seal_tender(tender.id)
+    seal_tender(tender.id)
     return session
 
 

@@ -56,7 +56,6 @@ FUNCTION_IMPORTS_ALLOWED: set[tuple[str, str]] = {
     ("app.cli", "app.accounts.operations"),  # being removed (issue 11)
     ("app.cli", "app.accounts.security"),  # being removed (issue 11)
     ("app.cli", "app.audit"),  # being removed (issue 11)
-    ("app.cli", "app.bids.operations"),  # being removed (issue 11)
     ("app.cli", "app.centres.models"),  # being removed (issue 11)
     ("app.cli", "app.centres.operations"),  # being removed (issue 11)
     ("app.cli", "app.core.errors"),  # being removed (issue 11)
@@ -67,7 +66,6 @@ FUNCTION_IMPORTS_ALLOWED: set[tuple[str, str]] = {
     ("app.cli", "app.tenders.template_ops"),  # being removed (issue 11)
     ("app.core.mail", "app.tasks"),  # being removed (issue 11)
     ("app.core.transaction", "app.extensions"),  # being removed (issue 11)
-    ("app.custody.operations", "app.accounts.security"),  # being removed (issue 11)
     ("app.demo", "app.scenario"),  # being removed (issue 11)
     ("app.demo", "app.tenders.models"),  # being removed (issue 11)
     ("app.demo", "app.tenders.operations"),  # being removed (issue 11)
@@ -110,72 +108,13 @@ FUNCTION_IMPORT_MODULES_ALLOWED: set[str] = {
 
 # (3) Commit / rollback calls in view and API modules: (module, function).
 COMMITS_ALLOWED: set[tuple[str, str]] = {
-    ("app.accounts.views", "_complete_sign_in"),  # being removed (issue 11)
-    ("app.accounts.views", "confirm_email"),  # being removed (issue 11)
-    ("app.accounts.views", "create_token"),  # being removed (issue 11)
-    ("app.accounts.views", "login"),  # being removed (issue 11)
-    ("app.accounts.views", "logout"),  # being removed (issue 11)
-    ("app.accounts.views", "request_reset"),  # being removed (issue 11)
-    ("app.accounts.views", "resend_confirmation"),  # being removed (issue 11)
-    ("app.accounts.views", "reset_password"),  # being removed (issue 11)
-    ("app.accounts.views", "revoke_token"),  # being removed (issue 11)
-    ("app.accounts.views", "signup"),  # being removed (issue 11)
-    ("app.accounts.views", "two_factor"),  # being removed (issue 11)
-    ("app.admin.views", "centres"),  # being removed (issue 11)
-    ("app.admin.views", "toggle_user"),  # being removed (issue 11)
-    ("app.admin.views", "user"),  # being removed (issue 11)
-    ("app.admin.views", "users"),  # being removed (issue 11)
-    ("app.api.accounts", "create_token"),  # being removed (issue 11)
-    ("app.api.accounts", "revoke_current_token"),  # being removed (issue 11)
-    ("app.api.bids", "_error"),  # being removed (issue 11)
-    ("app.api.bids", "start_upload"),  # being removed (issue 11)
-    ("app.api.bids", "submit_bid"),  # being removed (issue 11)
-    ("app.api.bids", "upload_chunk"),  # being removed (issue 11)
-    ("app.api.bids", "withdraw_bid"),  # being removed (issue 11)
-    ("app.api.centres", "create_centre"),  # being removed (issue 11)
-    ("app.api.companies", "approve_company"),  # being removed (issue 11)
-    ("app.api.companies", "reject_company"),  # being removed (issue 11)
-    ("app.api.companies", "sign_up"),  # being removed (issue 11)
     ("app.api.scoring", "_fail"),  # being removed (issue 11)
     ("app.api.scoring", "_run"),  # being removed (issue 11)
     ("app.api.scoring", "scoring_progress"),  # being removed (issue 11)
-    ("app.api.tenders", "_transaction"),  # being removed (issue 11)
-    ("app.api.tenders", "publish_tender"),  # being removed (issue 11)
-    ("app.bidder.views", "_refused"),  # being removed (issue 11)
-    ("app.bidder.views", "add_alias"),  # being removed (issue 11)
-    ("app.bidder.views", "add_certificate"),  # being removed (issue 11)
-    ("app.bidder.views", "ask_enquiry"),  # being removed (issue 11)
-    ("app.bidder.views", "read_notification"),  # being removed (issue 11)
-    ("app.bidder.views", "register"),  # being removed (issue 11)
-    ("app.bidder.views", "remove_alias"),  # being removed (issue 11)
-    ("app.bidder.views", "remove_certificate"),  # being removed (issue 11)
-    ("app.bids.views", "_json_error"),  # being removed (issue 11)
-    ("app.bids.views", "start_upload"),  # being removed (issue 11)
-    ("app.bids.views", "submit_envelope"),  # being removed (issue 11)
-    ("app.bids.views", "upload_chunk"),  # being removed (issue 11)
-    ("app.bids.views", "withdraw"),  # being removed (issue 11)
-    ("app.companies.views", "_decide"),  # being removed (issue 11)
-    ("app.custody.views", "create_key"),  # being removed (issue 11)
-    ("app.custody.views", "download_backup"),  # being removed (issue 11)
     ("app.evaluations.scoring_views", "_call"),  # being removed (issue 11)
     ("app.evaluations.scoring_views", "bid"),  # being removed (issue 11)
-    ("app.opening.views", "_answer"),  # being removed (issue 11)
-    ("app.opening.views", "start"),  # being removed (issue 11)
-    ("app.opening.views", "tender"),  # being removed (issue 11)
-    ("app.opening.views", "unlock"),  # being removed (issue 11)
-    ("app.portal.views", "download_document"),  # being removed (issue 11)
     ("app.records.views", "countersign"),  # being removed (issue 11)
     ("app.records.views", "request_record"),  # being removed (issue 11)
-    ("app.tenders.views", "_refused"),  # being removed (issue 11)
-    ("app.tenders.views", "_save_tender_form"),  # being removed (issue 11)
-    ("app.tenders.views", "addendum"),  # being removed (issue 11)
-    ("app.tenders.views", "answer_enquiry"),  # being removed (issue 11)
-    ("app.tenders.views", "cancel"),  # being removed (issue 11)
-    ("app.tenders.views", "copy_template"),  # being removed (issue 11)
-    ("app.tenders.views", "edit_template"),  # being removed (issue 11)
-    ("app.tenders.views", "publish"),  # being removed (issue 11)
-    ("app.tenders.views", "record_bond"),  # being removed (issue 11)
-    ("app.tenders.views", "upload_attachment"),  # being removed (issue 11)
 }
 
 # (4) Per-package tender loaders, replaced by the access helpers.
@@ -190,26 +129,20 @@ TENDER_LOADERS = {
 }
 # (module, function name).
 TENDER_LOADERS_ALLOWED: set[tuple[str, str]] = {
-    ("app.api.bids", "_tender"),  # being removed (issue 11)
     ("app.api.evaluations", "_panel_tender"),  # being removed (issue 11)
     ("app.api.evaluations", "_tender"),  # being removed (issue 11)
     ("app.api.evaluations", "_viewer_tender"),  # being removed (issue 11)
     ("app.api.records", "_tender"),  # being removed (issue 11)
     ("app.api.scoring", "_tender"),  # being removed (issue 11)
-    ("app.api.tenders", "_tender"),  # being removed (issue 11)
-    ("app.bidder.views", "_visible_tender"),  # being removed (issue 11)
-    ("app.bids.views", "_visible_tender"),  # being removed (issue 11)
     ("app.evaluations.scoring_views", "_tender"),  # being removed (issue 11)
     ("app.evaluations.views", "_panel_tender"),  # being removed (issue 11)
     ("app.evaluations.views", "_tender"),  # being removed (issue 11)
     ("app.evaluations.views", "_viewer_tender"),  # being removed (issue 11)
-    ("app.opening.views", "_public_tender"),  # being removed (issue 11)
     ("app.panels.views", "_public_tender"),  # being removed (issue 11)
     ("app.panels.views", "_staff_tender"),  # being removed (issue 11)
     ("app.records.views", "_tender"),  # being removed (issue 11)
     ("app.results.views", "_public_tender"),  # being removed (issue 11)
     ("app.results.views", "_staff_tender"),  # being removed (issue 11)
-    ("app.tenders.views", "_tender"),  # being removed (issue 11)
 }
 
 
@@ -472,7 +405,7 @@ def test_allow_lists_are_current():
         ("COMMITS_ALLOWED", COMMITS_ALLOWED, view_commits()),
         ("TENDER_LOADERS_ALLOWED", TENDER_LOADERS_ALLOWED, tender_loaders()),
     ):
-        stale += [f"{name}: {key!r}" for key in allowed if key not in found]
+        stale += [f"{name}: {key!r}" for key in sorted(allowed) if key not in found]
     used = {item.module for item in imports() if item.in_function}
     stale += [
         f"FUNCTION_IMPORT_MODULES_ALLOWED: {module!r}"
