@@ -6,13 +6,13 @@ from app.bids.models import Bid, UploadSession  # noqa: F401
 from app.centres.models import TradingCentre  # noqa: F401
 from app.companies.models import Company, CompanyAlias, CompanyCertificate  # noqa: F401
 from app.custody.models import CustodianKey, KeyShare, TenderKey  # noqa: F401
-from app.evaluations.models import (  # noqa: F401
+from app.evaluations.models import Evaluation, ScoreSheet, TechnicalScore  # noqa: F401
+from app.opening.models import (  # noqa: F401
     EvaluatedBid,
-    Evaluation,
-    ScoreSheet,
-    TechnicalScore,
+    OpeningLine,
+    OpeningSession,
+    ShareUnlock,
 )
-from app.opening.models import OpeningLine, OpeningSession, ShareUnlock  # noqa: F401
 from app.panels.models import (  # noqa: F401
     ExpertProfile,
     ExpertRelationship,

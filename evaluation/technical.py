@@ -93,6 +93,22 @@ def aggregate(
     )
 
 
+def score_problem(score: Decimal, criterion: TechnicalCriterion) -> str | None:
+    """Why `score` is not a valid score for `criterion`: ``score_out_of_range`` (outside
+    [0, max]) or ``score_not_multiple_of_step``; None when it is valid."""
+    if score < 0 or score > criterion.max_points:
+        # One problem per score is enough; and the step test is only safe in range.
+        return "score_out_of_range"
+    if score % criterion.step != 0:
+        return "score_not_multiple_of_step"
+    return None
+
+
+def is_extreme(score: Decimal, criterion: TechnicalCriterion) -> bool:
+    """A score at 0 or at the criterion's maximum: it needs a written reason."""
+    return score == 0 or score == criterion.max_points
+
+
 def score_errors(bid_id: str, sheets: Sheets, criteria: Sequence[TechnicalCriterion]) -> list[Flag]:
     """``error`` flags: scores outside [0, max] or not a multiple of the step."""
     flags = []
@@ -103,13 +119,13 @@ def score_errors(bid_id: str, sheets: Sheets, criteria: Sequence[TechnicalCriter
                 score = sheet.get(c.key)
                 if score is None:
                     continue
-                if score < 0 or score > c.max_points:
-                    # One error per score is enough; and the step test is only safe in range.
-                    code, extra = "score_out_of_range", {"max_points": fmt(c.max_points)}
-                elif score % c.step != 0:
-                    code, extra = "score_not_multiple_of_step", {"step": fmt(c.step)}
-                else:
+                code = score_problem(score, c)
+                if code is None:
                     continue
+                if code == "score_out_of_range":
+                    extra = {"max_points": fmt(c.max_points)}
+                else:
+                    extra = {"step": fmt(c.step)}
                 params = {"bid": bid_id, "expert": expert, "criterion": c.key}
                 flags.append(Flag(code, Severity.ERROR, {**params, "score": fmt(score), **extra}))
     return flags
@@ -134,7 +150,7 @@ def reason_flags(
             panel_mean = sum(scores.values(), ZERO) / len(scores)
             threshold = c.max_points * outlier_pct / HUNDRED
             for expert, score in scores.items():
-                extreme = score == 0 or score == c.max_points
+                extreme = is_extreme(score, c)
                 distance = abs(score - panel_mean)
                 if not extreme and distance <= threshold:
                     continue

@@ -21,40 +21,15 @@ from app.api.roles import BIDDERS, TENDER_MANAGERS
 from app.api.tenders import _errors
 from app.core.boundary import transactional
 from app.core.errors import OperationError
-from app.evaluations import review
-from app.evaluations.models import LowPriceStatus
-from app.extensions import db
-from app.panels.operations import may_see_tender
-from app.permissions import Permission, PermissionDenied, can, require
+from app.evaluations import operations, presentation, queries
+from app.opening.models import EvaluatedBid
+from app.panels.access import panel_or_overseer_tender, panel_tender
+from app.tenders.access import public_tender, staff_tender
+from app.tenders.documents import Upload
 from app.tenders.models import Tender
 
 PANEL_AND_VIEWERS = (Role.EXPERT, Role.STAFF, Role.SUPERVISOR, Role.ADMIN)
 PANEL = (Role.EXPERT,)
-
-
-def _tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
-    return tender
-
-
-def _viewer_tender(tender_id: int) -> Tender:
-    tender = _tender(tender_id)
-    user = auth.current_user
-    if user.role == Role.EXPERT:
-        if not may_see_tender(user, tender):
-            abort(404)
-    elif not can(user, Permission.VIEW_TENDERS, tender.centre_id):
-        raise PermissionDenied()
-    return tender
-
-
-def _panel_tender(tender_id: int) -> Tender:
-    tender = _tender(tender_id)
-    if not may_see_tender(auth.current_user, tender):
-        abort(404)
-    return tender
 
 
 class StartIn(Schema):
@@ -93,7 +68,15 @@ class RequestIn(Schema):
 
 
 def _review(tender: Tender) -> dict:
-    return review.review_data(tender)
+    return presentation.review_data(tender)
+
+
+def _started_tender(tender_id: int) -> Tender:
+    """A tender whose evaluation has started, for its panel and overseers (404 before)."""
+    tender = panel_or_overseer_tender(auth.current_user, tender_id)
+    if queries.evaluation_of(tender) is None:
+        abort(404)
+    return tender
 
 
 @bp.get("/tenders/<int:tender_id>/evaluation/review")
@@ -107,11 +90,8 @@ def _review(tender: Tender) -> dict:
     "open, checks not yet recorded count as passed (`provisional`).",
     responses=_errors(403, 404),
 )
-def evaluation_review(tender_id: int):
-    tender = _viewer_tender(tender_id)
-    if review.evaluation_of(tender) is None:
-        abort(404)
-    return _review(tender)
+def evaluation_review(tender_id: int) -> dict:
+    return _review(_started_tender(tender_id))
 
 
 @bp.get("/tenders/<int:tender_id>/evaluation/anonymity")
@@ -121,11 +101,8 @@ def evaluation_review(tender_id: int):
     summary="Anonymity questions by technical code (no names, no prices)",
     responses=_errors(403, 404),
 )
-def evaluation_anonymity(tender_id: int):
-    tender = _viewer_tender(tender_id)
-    if review.evaluation_of(tender) is None:
-        abort(404)
-    return review.anonymity_data(tender)
+def evaluation_anonymity(tender_id: int) -> dict:
+    return presentation.anonymity_data(_started_tender(tender_id))
 
 
 @bp.post("/tenders/<int:tender_id>/evaluation/start")
@@ -138,20 +115,19 @@ def evaluation_anonymity(tender_id: int):
     responses=_errors(400, 403, 404, 409),
 )
 @transactional
-def evaluation_start(tender_id: int, body):
-    tender = _tender(tender_id)
-    require(auth.current_user, Permission.MANAGE_TENDERS, tender.centre_id)
+def evaluation_start(tender_id: int, body: dict) -> tuple[dict, int]:
+    tender = staff_tender(auth.current_user, tender_id, public_only=True)
     chair = None
     if body.get("chair_id") is not None:
         chair = next(
-            (m.user for m in review.panel_experts(tender) if m.user_id == body["chair_id"]), None
+            (m.user for m in queries.panel_experts(tender) if m.user_id == body["chair_id"]), None
         )
         if chair is None:
             raise OperationError(
                 _l("The chair must be a member of the panel who declared no conflict."),
                 code="chair_not_member",
             )
-    review.start_evaluation(auth.current_user, tender, chair)
+    operations.start_evaluation(auth.current_user, tender, chair)
     return _review(tender), 201
 
 
@@ -161,9 +137,9 @@ def evaluation_start(tender_id: int, body):
 @bp.input(OverruleIn, arg_name="body")
 @bp.doc(summary="Overrule a compliance verdict (chair)", responses=_errors(400, 403, 404, 409))
 @transactional
-def evaluation_overrule(tender_id: int, bid_id: int, body):
-    tender = _panel_tender(tender_id)
-    review.overrule(auth.current_user, tender, bid_id, body["compliant"], body["reason"])
+def evaluation_overrule(tender_id: int, bid_id: int, body: dict) -> dict:
+    tender = panel_tender(auth.current_user, tender_id)
+    operations.overrule(auth.current_user, tender, bid_id, body["compliant"], body["reason"])
     return _review(tender)
 
 
@@ -173,9 +149,9 @@ def evaluation_overrule(tender_id: int, bid_id: int, body):
 @bp.input(CheckIn, arg_name="body")
 @bp.doc(summary="Record a required check (chair)", responses=_errors(400, 403, 404, 409))
 @transactional
-def evaluation_check(tender_id: int, bid_id: int, body):
-    tender = _panel_tender(tender_id)
-    review.record_check(
+def evaluation_check(tender_id: int, bid_id: int, body: dict) -> dict:
+    tender = panel_tender(auth.current_user, tender_id)
+    operations.record_check(
         auth.current_user, tender, bid_id, body["check"], body["passed"], body["reason"]
     )
     return _review(tender)
@@ -190,9 +166,9 @@ def evaluation_check(tender_id: int, bid_id: int, body):
     responses=_errors(400, 403, 404, 409),
 )
 @transactional
-def evaluation_request_justification(tender_id: int, bid_id: int, body):
-    tender = _panel_tender(tender_id)
-    review.request_justification(
+def evaluation_request_justification(tender_id: int, bid_id: int, body: dict) -> dict:
+    tender = panel_tender(auth.current_user, tender_id)
+    operations.request_justification(
         auth.current_user,
         tender,
         bid_id,
@@ -212,9 +188,11 @@ def evaluation_request_justification(tender_id: int, bid_id: int, body):
     responses=_errors(400, 403, 404, 409),
 )
 @transactional
-def evaluation_decide_justification(tender_id: int, bid_id: int, body):
-    tender = _panel_tender(tender_id)
-    review.decide_justification(auth.current_user, tender, bid_id, body["accepted"], body["reason"])
+def evaluation_decide_justification(tender_id: int, bid_id: int, body: dict) -> dict:
+    tender = panel_tender(auth.current_user, tender_id)
+    operations.decide_justification(
+        auth.current_user, tender, bid_id, body["accepted"], body["reason"]
+    )
     return _review(tender)
 
 
@@ -224,12 +202,12 @@ def evaluation_decide_justification(tender_id: int, bid_id: int, body):
 @bp.input(AnonymityIn, arg_name="body")
 @bp.doc(summary="Decide an anonymity question (chair)", responses=_errors(400, 403, 404, 409))
 @transactional
-def evaluation_decide_anonymity(tender_id: int, body):
-    tender = _panel_tender(tender_id)
-    review.decide_anonymity(
+def evaluation_decide_anonymity(tender_id: int, body: dict) -> dict:
+    tender = panel_tender(auth.current_user, tender_id)
+    operations.decide_anonymity(
         auth.current_user, tender, body["code"], body["accepted"], body["reason"]
     )
-    return review.anonymity_data(tender)
+    return presentation.anonymity_data(tender)
 
 
 @bp.post("/tenders/<int:tender_id>/evaluation/confirm")
@@ -242,13 +220,13 @@ def evaluation_decide_anonymity(tender_id: int, body):
     responses=_errors(403, 404, 409),
 )
 @transactional
-def evaluation_confirm(tender_id: int):
-    tender = _panel_tender(tender_id)
-    review.confirm_review(auth.current_user, tender)
+def evaluation_confirm(tender_id: int) -> dict:
+    tender = panel_tender(auth.current_user, tender_id)
+    operations.confirm_review(auth.current_user, tender)
     return _review(tender)
 
 
-def _justification_out(evaluated) -> dict:
+def _justification_out(evaluated: EvaluatedBid) -> dict:
     return {
         "status": evaluated.low_price_status,
         "due_at": evaluated.low_price_due_at.isoformat() if evaluated.low_price_due_at else None,
@@ -263,9 +241,9 @@ def _justification_out(evaluated) -> dict:
     }
 
 
-def _own_request(tender: Tender):
-    evaluated = review.own_evaluated_bid(auth.current_user, tender)
-    if evaluated is None or evaluated.low_price_status == LowPriceStatus.NONE:
+def _own_request(tender: Tender) -> EvaluatedBid:
+    evaluated = queries.justification_request(auth.current_user, tender)
+    if evaluated is None:
         abort(404)
     return evaluated
 
@@ -277,8 +255,8 @@ def _own_request(tender: Tender):
     summary="The price-justification request to the caller's company (bidders)",
     responses=_errors(403, 404),
 )
-def evaluation_justification(tender_id: int):
-    return _justification_out(_own_request(_tender(tender_id)))
+def evaluation_justification(tender_id: int) -> dict:
+    return _justification_out(_own_request(public_tender(tender_id)))
 
 
 @bp.post("/tenders/<int:tender_id>/evaluation/justification")
@@ -292,15 +270,15 @@ def evaluation_justification(tender_id: int):
     responses=_errors(400, 403, 404, 409),
 )
 @transactional
-def evaluation_submit_justification(tender_id: int):
-    tender = _tender(tender_id)
+def evaluation_submit_justification(tender_id: int) -> tuple[dict, int]:
+    tender = public_tender(tender_id)
     _own_request(tender)
     uploads = [
-        review.Upload(f.filename or "", f.mimetype, f.stream)
+        Upload(f.filename or "", f.mimetype, f.stream)
         for f in request.files.getlist("files")
         if f and f.filename
     ]
-    evaluated = review.submit_justification(
+    evaluated = operations.submit_justification(
         auth.current_user, tender, request.form.get("text", ""), uploads
     )
     return _justification_out(evaluated), 201

@@ -4,30 +4,22 @@ trust root, which anyone needs to check the records' signatures offline (e.g. wi
 
 from __future__ import annotations
 
-from flask import Response, abort
+from flask import Response
 
 from app.accounts.models import Role
 from app.api import auth, bp, roles_required
 from app.api.roles import VIEWERS
-from app.core.errors import OperationError
-from app.extensions import db
 from app.records import operations, signing
+from app.records.access import record_tender
 from app.records.models import EvaluationRecord
+from app.records.versions import record_document
 from app.tenders.documents import open_document, send_document
-from app.tenders.models import Tender
 
 RECORD_VIEWERS = (*VIEWERS, Role.EXPERT)
 
 
-def _tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not operations.may_view(auth.current_user, tender):
-        abort(404)
-    return tender
-
-
 def record_data(record: EvaluationRecord) -> dict:
-    document = operations.record_document(record)
+    document = record_document(record)
     return {
         "id": record.id,
         "round": record.round,
@@ -67,7 +59,7 @@ def record_data(record: EvaluationRecord) -> dict:
     "document-signing certificates: trust it to validate evaluation records and result "
     "letters.",
 )
-def platform_signing_ca():
+def platform_signing_ca() -> Response:
     response = Response(signing.trust_roots_pem(), mimetype="application/x-pem-file")
     response.headers["Content-Disposition"] = 'attachment; filename="signing-ca.pem"'
     return response
@@ -82,8 +74,8 @@ def platform_signing_ca():
     "signature (staff of the centre, supervisors, admins, the tender's panel members).",
     responses={403: "Not a viewer role.", 404: "No such tender, or not yours to see."},
 )
-def tender_records(tender_id: int):
-    tender = _tender(tender_id)
+def tender_records(tender_id: int) -> dict:
+    tender = record_tender(auth.current_user, tender_id, conceal=True)
     return {"records": [record_data(r) for r in operations.records_of(tender)]}
 
 
@@ -96,13 +88,7 @@ def tender_records(tender_id: int):
     "`python -m evaluation verify record.pdf` recomputes it from the attached scoring file.",
     responses={403: "Not a viewer role.", 404: "No signed record (yet)."},
 )
-def tender_record_pdf(tender_id: int):
-    tender = _tender(tender_id)
-    record = operations.current_record(tender)
-    document = operations.record_document(record) if record else None
-    if document is None:
-        abort(404)
-    try:
-        return send_document(document, open_document(document))
-    except OperationError as error:
-        abort(error.status)
+def tender_record_pdf(tender_id: int) -> Response:
+    tender = record_tender(auth.current_user, tender_id, conceal=True)
+    document = operations.current_document(tender)
+    return send_document(document, open_document(document))

@@ -7,11 +7,16 @@ centre scope and the state; a refusal changes nothing and answers in the usual e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from apiflask import Schema
 from apiflask.fields import String
 from apiflask.validators import Length, OneOf
 from flask import abort, request
 from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
 
 from app.api import auth, bp, roles_required
 from app.api.roles import BIDDERS, TENDER_MANAGERS, VIEWERS
@@ -19,13 +24,13 @@ from app.api.tenders import _errors, tender_scope
 from app.core.boundary import transactional
 from app.core.errors import OperationError
 from app.evaluations.models import EvaluationStage
-from app.extensions import db
 from app.permissions import Permission, can
-from app.results import letters, operations
+from app.results import operations, reading
+from app.results.access import letter_document, tender_objection
 from app.results.models import Objection, ObjectionStatus, ResultNotice
-from app.tenders.access import visible_tender
-from app.tenders.documents import open_document, send_document
-from app.tenders.models import Tender, TenderDocument
+from app.tenders.access import public_tender, visible_tender
+from app.tenders.documents import Upload, open_document, send_document
+from app.tenders.models import Tender
 
 
 class FailureIn(Schema):
@@ -48,7 +53,7 @@ class ReopenIn(Schema):
     )
 
 
-def _time(moment) -> str | None:
+def _time(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
@@ -81,21 +86,21 @@ def objection_data(objection: Objection, with_company: bool = True) -> dict:
 
 
 def _results(tender: Tender) -> dict:
-    current = operations.current_notice(tender)
-    links = operations.retender_links(tender)
+    current = reading.current_notice(tender)
+    links = reading.retender_links(tender)
     return {
         "tender": tender.id,
         "status": tender.status,
         "current": notice_data(current) if current else None,
-        "notices": [notice_data(n) for n in operations.notices_of(tender)],
+        "notices": [notice_data(n) for n in reading.notices_of(tender)],
         "retender": {
             k: {"id": v["id"], "reference": v["reference"]} if v else None for k, v in links.items()
         },
     }
 
 
-@transactional
-def _staff_call(tender_id: int, operation, *args):
+def _staff_call(tender_id: int, operation: Callable[..., Any], *args: Any) -> dict:
+    """One staff action on the tender; the answer is its results as they now stand."""
     tender = visible_tender(auth.current_user, tender_id)
     operation(auth.current_user, tender, *args)
     return _results(tender)
@@ -108,11 +113,8 @@ def _staff_call(tender_id: int, operation, *args):
     "award, or failure); `notices` lists every notice, superseded ones marked.",
     responses=_errors(404),
 )
-def get_results(tender_id: int):
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
-    return _results(tender)
+def get_results(tender_id: int) -> dict:
+    return _results(public_tender(tender_id))
 
 
 @bp.post("/tenders/<int:tender_id>/results/candidates")
@@ -125,7 +127,8 @@ def get_results(tender_id: int):
     "objection period starts now.",
     responses=_errors(400, 403, 404, 409),
 )
-def publish_candidates(tender_id: int):
+@transactional
+def publish_candidates(tender_id: int) -> tuple[dict, int]:
     return _staff_call(tender_id, operations.publish_candidates), 201
 
 
@@ -139,7 +142,8 @@ def publish_candidates(tender_id: int):
     "are made by a job.",
     responses=_errors(400, 403, 404, 409),
 )
-def publish_award(tender_id: int):
+@transactional
+def publish_award(tender_id: int) -> tuple[dict, int]:
     return _staff_call(tender_id, operations.publish_award), 201
 
 
@@ -154,7 +158,8 @@ def publish_award(tender_id: int):
     "(`text` required). From opened, evaluating or candidates.",
     responses=_errors(400, 403, 404, 409),
 )
-def declare_failed(tender_id: int, body):
+@transactional
+def declare_failed(tender_id: int, body: dict) -> dict:
     return _staff_call(tender_id, operations.declare_failed, body["reason_code"], body["text"])
 
 
@@ -169,9 +174,8 @@ def declare_failed(tender_id: int, body):
     responses=_errors(403, 404, 409),
 )
 @transactional
-def retender(tender_id: int):
-    tender = visible_tender(auth.current_user, tender_id)
-    new = operations.retender(auth.current_user, tender)
+def retender(tender_id: int) -> tuple[dict, int]:
+    new = operations.retender(auth.current_user, visible_tender(auth.current_user, tender_id))
     return {"id": new.id, "reference": new.reference, "status": new.status}, 201
 
 
@@ -186,7 +190,8 @@ def retender(tender_id: int):
     "starts a new round at `stage` (scoring or review).",
     responses=_errors(400, 403, 404, 409),
 )
-def reopen_evaluation(tender_id: int, body):
+@transactional
+def reopen_evaluation(tender_id: int, body: dict) -> dict:
     return _staff_call(
         tender_id, operations.reopen_evaluation, body["reason"], EvaluationStage(body["stage"])
     )
@@ -201,13 +206,13 @@ def reopen_evaluation(tender_id: int, body):
     "its own company's.",
     responses=_errors(403, 404),
 )
-def list_objections(tender_id: int):
+def list_objections(tender_id: int) -> dict:
     tender = visible_tender(auth.current_user, tender_id)
     user = auth.current_user
     if can(user, Permission.VIEW_TENDERS, tender.centre_id):
-        objections = operations.objections_of(tender)
+        objections = reading.objections_of(tender)
     elif can(user, Permission.TAKE_PART):
-        objections = operations.objections_of(tender, user.company_id)
+        objections = reading.objections_of(tender, user.company_id)
     else:
         abort(403)
     return {"objections": [objection_data(o) for o in objections]}
@@ -224,7 +229,7 @@ def list_objections(tender_id: int):
     responses=_errors(400, 403, 404, 409),
 )
 @transactional
-def file_objection(tender_id: int):
+def file_objection(tender_id: int) -> tuple[dict, int]:
     tender = visible_tender(auth.current_user, tender_id)
     if request.is_json:
         body = request.get_json(silent=True)
@@ -233,7 +238,7 @@ def file_objection(tender_id: int):
     else:
         text = request.form.get("text", "")
         uploads = [
-            operations.Upload(f.filename or "", f.mimetype, f.stream)
+            Upload(f.filename or "", f.mimetype, f.stream)
             for f in request.files.getlist("attachments")
             if f and f.filename
         ]
@@ -253,11 +258,9 @@ def file_objection(tender_id: int):
     responses=_errors(400, 403, 404, 409),
 )
 @transactional
-def decide_objection(tender_id: int, objection_id: int, body):
+def decide_objection(tender_id: int, objection_id: int, body: dict) -> dict:
     tender = visible_tender(auth.current_user, tender_id)
-    objection = db.session.get(Objection, objection_id)
-    if objection is None or objection.tender_id != tender.id:
-        abort(404)
+    objection = tender_objection(tender, objection_id)
     operations.decide_objection(auth.current_user, objection, body["outcome"], body["reason"])
     return objection_data(objection)
 
@@ -270,10 +273,8 @@ def decide_objection(tender_id: int, objection_id: int, body):
     description="404 until the letters job has made it.",
     responses=_errors(403, 404),
 )
-def result_letter(tender_id: int):
-    tender = visible_tender(auth.current_user, tender_id)
-    letter = letters.letter_of(tender, auth.current_user.company_id)
-    if letter is None:
-        abort(404)
-    document = db.session.get(TenderDocument, letter.document_id)
+def result_letter(tender_id: int) -> Response:
+    document = letter_document(
+        visible_tender(auth.current_user, tender_id), auth.current_user.company_id
+    )
     return send_document(document, open_document(document))

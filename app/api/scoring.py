@@ -6,18 +6,23 @@ scores only once every sheet is locked. Scores are decimal strings."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from apiflask import Schema
 from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import Length, Range
-from flask import abort, jsonify, url_for
+from flask import Response, url_for
 
 from app.accounts.models import Role
 from app.api import auth, bp, roles_required
 from app.api.roles import VIEWERS
-from app.core.errors import OperationError
-from app.evaluations import scoring
+from app.core.boundary import transactional
+from app.evaluations import operations, queries
+from app.evaluations.queries import ResultLine, Results
+from app.evaluations.scoring_file import expert_id
 from app.evaluations.scoring_views import PDF_CSP, send_technical_part
-from app.extensions import db, talisman
+from app.extensions import talisman
+from app.tenders.access import public_tender
 from app.tenders.models import Tender
 
 EXPERTS = (Role.EXPERT,)
@@ -61,32 +66,11 @@ class ReopenIn(Schema):
     reason = String(required=True, validate=Length(min=1, max=4000))
 
 
-def _tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
-    return tender
-
-
-def _iso(moment) -> str | None:
+def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _fail(error: OperationError):
-    """Roll back and answer with the refusal (its `detail` per field for scores)."""
-    db.session.rollback()
-    body = {"status": error.status, "error": error.code, "message": str(error.message)}
-    if isinstance(error, scoring.ScoresRefused):
-        body["detail"] = [
-            {"code": code, "criterion": criterion, "message": str(message)}
-            for (code, criterion), message in error.problems.items()
-        ]
-    response = jsonify(body)
-    response.status_code = error.status
-    abort(response)
-
-
-def _sheet_json(view: scoring.SheetView) -> dict:
+def _sheet_json(view: operations.SheetView) -> dict:
     tender = view.tender
     return {
         "tender": {"id": tender.id, "reference": tender.reference, "title": tender.title},
@@ -127,19 +111,9 @@ def _sheet_json(view: scoring.SheetView) -> dict:
     }
 
 
-def _run(tender_id: int, operation, *args):
-    tender = _tender(tender_id)
-    try:
-        outcome = operation(auth.current_user, tender, *args)
-    except OperationError as error:
-        _fail(error)
-    db.session.commit()
-    return tender, outcome
-
-
-def _sheet_response(tender_id: int, operation, *args):
-    tender, _ = _run(tender_id, operation, *args)
-    return _sheet_json(scoring.my_sheet(auth.current_user, tender))
+def _sheet_after(tender: Tender) -> dict:
+    """The caller's sheet after an action on it."""
+    return _sheet_json(operations.my_sheet(auth.current_user, tender))
 
 
 @bp.get("/tenders/<int:tender_id>/scoring/sheet")
@@ -151,9 +125,8 @@ def _sheet_response(tender_id: int, operation, *args):
     "outlier flags once every sheet is locked.",
     responses=_errors(403, 404),
 )
-def scoring_get_sheet(tender_id: int):
-    _, view = _run(tender_id, scoring.my_sheet)
-    return _sheet_json(view)
+def scoring_get_sheet(tender_id: int) -> dict:
+    return _sheet_json(operations.my_sheet(auth.current_user, public_tender(tender_id)))
 
 
 @bp.get("/tenders/<int:tender_id>/scoring/bids/<code>/document")
@@ -165,13 +138,9 @@ def scoring_get_sheet(tender_id: int):
     description="A PDF inline under the neutral name `<code>.pdf`, from the scoring stage on.",
     responses=_errors(403, 404),
 )
-def scoring_document(tender_id: int, code: str):
-    tender = _tender(tender_id)
-    try:
-        row = scoring.technical_part(auth.current_user, tender, code)
-    except OperationError as error:
-        _fail(error)
-    return send_technical_part(row)
+def scoring_document(tender_id: int, code: str) -> Response:
+    tender = public_tender(tender_id)
+    return send_technical_part(operations.technical_part(auth.current_user, tender, code))
 
 
 @bp.put("/tenders/<int:tender_id>/scoring/sheet")
@@ -185,12 +154,15 @@ def scoring_document(tender_id: int, code: str):
     "(400 `invalid_score`, `detail` per field).",
     responses=_errors(400, 403, 404, 409),
 )
-def scoring_put_sheet(tender_id: int, body):
+@transactional
+def scoring_put_sheet(tender_id: int, body: dict) -> dict:
+    tender = public_tender(tender_id)
     entries = [
-        scoring.ScoreEntry(s["code"], s["criterion"], s["score"], s.get("reason", ""))
+        operations.ScoreEntry(s["code"], s["criterion"], s["score"], s.get("reason", ""))
         for s in body["scores"]
     ]
-    return _sheet_response(tender_id, scoring.save_scores, entries)
+    operations.save_scores(auth.current_user, tender, entries)
+    return _sheet_after(tender)
 
 
 @bp.post("/tenders/<int:tender_id>/scoring/sheet/lock")
@@ -201,8 +173,11 @@ def scoring_put_sheet(tender_id: int, body):
     description="Every criterion of every bid scored, reasons present. Audited.",
     responses=_errors(400, 403, 404, 409),
 )
-def scoring_lock_sheet(tender_id: int):
-    return _sheet_response(tender_id, scoring.lock_sheet)
+@transactional
+def scoring_lock_sheet(tender_id: int) -> dict:
+    tender = public_tender(tender_id)
+    operations.lock_sheet(auth.current_user, tender)
+    return _sheet_after(tender)
 
 
 @bp.post("/tenders/<int:tender_id>/scoring/outlier-reasons")
@@ -213,22 +188,25 @@ def scoring_lock_sheet(tender_id: int):
     summary="Give the reason for one of my flagged scores (panel members)",
     responses=_errors(400, 403, 404, 409),
 )
-def scoring_outlier_reason(tender_id: int, body):
-    return _sheet_response(
-        tender_id, scoring.give_outlier_reason, body["code"], body["criterion"], body["reason"]
+@transactional
+def scoring_outlier_reason(tender_id: int, body: dict) -> dict:
+    tender = public_tender(tender_id)
+    operations.give_outlier_reason(
+        auth.current_user, tender, body["code"], body["criterion"], body["reason"]
     )
+    return _sheet_after(tender)
 
 
 def _progress_json(tender: Tender) -> dict:
     actor = auth.current_user
-    members = scoring.progress(actor, tender)
+    members = operations.progress(actor, tender)
     out = {
-        "stage": scoring.review.evaluation_of(tender).stage,
-        "all_locked": scoring.all_locked(tender),
+        "stage": queries.evaluation_of(tender).stage,
+        "all_locked": queries.all_locked(tender),
         "members": [
             {
                 "seat": p.member.position,
-                "expert": scoring.expert_id(p.member),
+                "expert": expert_id(p.member),
                 "name": p.member.user.full_name,
                 "filled": p.filled,
                 "total": p.total,
@@ -239,7 +217,7 @@ def _progress_json(tender: Tender) -> dict:
         ],
     }
     if out["all_locked"]:
-        data = scoring.panel_scores(actor, tender)
+        data = operations.panel_scores(actor, tender)
         out["scores"] = {
             code: {
                 key: {
@@ -256,7 +234,7 @@ def _progress_json(tender: Tender) -> dict:
             for code, by_criterion in data.scores.items()
         }
         out["open_outliers"] = [
-            {"expert": e, "code": c, "criterion": k} for e, c, k in scoring.open_outliers(tender)
+            {"expert": e, "code": c, "criterion": k} for e, c, k in queries.open_outliers(tender)
         ]
     return out
 
@@ -270,14 +248,8 @@ def _progress_json(tender: Tender) -> dict:
     "criterion and expert id) appears only once every sheet is locked.",
     responses=_errors(403, 404),
 )
-def scoring_progress(tender_id: int):
-    tender = _tender(tender_id)
-    try:
-        out = _progress_json(tender)
-    except OperationError as error:
-        _fail(error)
-    db.session.commit()  # the outlier flags, when brought up to date
-    return out
+def scoring_progress(tender_id: int) -> dict:
+    return _progress_json(public_tender(tender_id))
 
 
 @bp.post("/tenders/<int:tender_id>/scoring/reopen")
@@ -290,15 +262,17 @@ def scoring_progress(tender_id: int):
     "scores and must lock again.",
     responses=_errors(400, 403, 404, 409),
 )
-def scoring_reopen(tender_id: int, body):
-    tender, _ = _run(tender_id, scoring.reopen_sheet, body["seat"], body["reason"])
+@transactional
+def scoring_reopen(tender_id: int, body: dict) -> dict:
+    tender = public_tender(tender_id)
+    operations.reopen_sheet(auth.current_user, tender, body["seat"], body["reason"])
     return _progress_json(tender)
 
 
-def _results_json(outcome: scoring.Results) -> dict:
+def _results_json(outcome: Results) -> dict:
     evaluation = outcome.evaluation
 
-    def line_json(line: scoring.ResultLine) -> dict:
+    def line_json(line: ResultLine) -> dict:
         d = line.data
         return {
             "rank": line.rank,
@@ -333,9 +307,11 @@ def _results_json(outcome: scoring.Results) -> dict:
     "event, the complete scoring file stored, the ranking and top three proposed.",
     responses=_errors(403, 404, 409),
 )
-def scoring_unblind(tender_id: int):
-    tender, _ = _run(tender_id, scoring.unblind)
-    return _results_json(scoring.results(auth.current_user, tender))
+@transactional
+def scoring_unblind(tender_id: int) -> dict:
+    tender = public_tender(tender_id)
+    operations.unblind(auth.current_user, tender)
+    return _results_json(operations.results(auth.current_user, tender))
 
 
 @bp.post("/tenders/<int:tender_id>/scoring/draw-lots")
@@ -347,9 +323,11 @@ def scoring_unblind(tender_id: int):
     "hash, message = bidder id); the ranking is recomputed and the draw audited.",
     responses=_errors(403, 404, 409),
 )
-def scoring_draw_lots(tender_id: int):
-    tender, _ = _run(tender_id, scoring.draw_lots)
-    return _results_json(scoring.results(auth.current_user, tender))
+@transactional
+def scoring_draw_lots(tender_id: int) -> dict:
+    tender = public_tender(tender_id)
+    operations.draw_lots(auth.current_user, tender)
+    return _results_json(operations.results(auth.current_user, tender))
 
 
 @bp.post("/tenders/<int:tender_id>/scoring/finalise")
@@ -360,9 +338,11 @@ def scoring_draw_lots(tender_id: int):
     description="Stage FINALISED; the signed evaluation record is requested.",
     responses=_errors(403, 404, 409),
 )
-def scoring_finalise(tender_id: int):
-    tender, _ = _run(tender_id, scoring.finalise)
-    return _results_json(scoring.results(auth.current_user, tender))
+@transactional
+def scoring_finalise(tender_id: int) -> dict:
+    tender = public_tender(tender_id)
+    operations.finalise(auth.current_user, tender)
+    return _results_json(operations.results(auth.current_user, tender))
 
 
 @bp.get("/tenders/<int:tender_id>/scoring/results")
@@ -372,14 +352,9 @@ def scoring_finalise(tender_id: int):
     summary="The ranking after unblinding (panel members; staff of the centre)",
     responses=_errors(403, 404, 409),
 )
-def scoring_results(tender_id: int):
-    tender = _tender(tender_id)
+def scoring_results(tender_id: int) -> dict:
+    tender = public_tender(tender_id)
     actor = auth.current_user
-    try:
-        if actor.role == Role.EXPERT:
-            outcome = scoring.results(actor, tender)
-        else:
-            outcome = scoring.results_for_staff(actor, tender)
-    except OperationError as error:
-        _fail(error)
-    return _results_json(outcome)
+    if actor.role == Role.EXPERT:
+        return _results_json(operations.results(actor, tender))
+    return _results_json(operations.results_for_staff(actor, tender))

@@ -1,20 +1,14 @@
-"""Evaluation rows. One `Evaluation` per tender; one `EvaluatedBid` per opened bid, carrying
-the random technical code experts see instead of a name; one `ScoreSheet` per panel member
-with a `TechnicalScore` per (bid, criterion).
-
-The blind rule lives in the data too: `EvaluatedBid.code` is drawn at random when the bid is
-opened (its order says nothing about submission order), and pages for experts only ever
-query by code."""
+"""Evaluation rows. One `Evaluation` per tender; one `ScoreSheet` per panel member with a
+`TechnicalScore` per (evaluated bid, criterion). The evaluated bids themselves (one per
+opened bid, under the random technical code experts see instead of a name) are made when
+the bids are opened: `app.opening.models.EvaluatedBid`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    BigInteger,
     Boolean,
     ForeignKey,
     Integer,
@@ -33,13 +27,6 @@ class EvaluationStage(StrEnum):
     SCORING = "scoring"  # technical score sheets open
     UNBLINDED = "unblinded"  # every sheet locked, identities revealed, ranking proposed
     FINALISED = "finalised"  # the panel finalised: the record is (being) made
-
-
-class AnonymityDecision(StrEnum):
-    PENDING = "pending"  # hits found, the panel has not decided
-    CLEAN = "clean"  # no hit
-    ACCEPTED = "accepted"  # hits judged harmless (e.g. a product name), reason recorded
-    REJECTED = "rejected"  # the bid breaks the dark-bid rule: non-compliant
 
 
 class LowPriceStatus(StrEnum):
@@ -66,43 +53,6 @@ class Evaluation(db.Model):
     # The last complete scoring file (canonical JSON, input and result) and its input hash.
     scoring_json: Mapped[str | None] = mapped_column(Text)
     scoring_sha256: Mapped[str | None] = mapped_column(String(64))
-
-
-class EvaluatedBid(db.Model):
-    __tablename__ = "evaluated_bid"
-    __table_args__ = (UniqueConstraint("tender_id", "code"), UniqueConstraint("bid_id"))
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    tender_id: Mapped[int] = mapped_column(ForeignKey("tender.id"), index=True)
-    bid_id: Mapped[int] = mapped_column(ForeignKey("bid.id"))
-    code: Mapped[str] = mapped_column(String(16))  # e.g. "T-7QK", random
-    # The technical part with its PDF metadata stripped, in the blob store (NULL: none).
-    technical_sha256: Mapped[str | None] = mapped_column(String(64))
-    technical_size: Mapped[int | None] = mapped_column(BigInteger)
-    technical_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
-    # [{"name": "qualification-1", "sha256", "size", "content_type"}]
-    qualification: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # Anonymity scan: [{"kind": "name"|"credit_code"|"alias", "term", "excerpt"}]
-    anonymity_hits: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    anonymity_decision: Mapped[str] = mapped_column(String(16), default=AnonymityDecision.CLEAN)
-    anonymity_reason: Mapped[str] = mapped_column(Text, default="")
-    # The panel's overrule of the automatic compliance verdict (NULL: none).
-    override_compliant: Mapped[bool | None] = mapped_column(Boolean)
-    override_reason: Mapped[str] = mapped_column(Text, default="")
-    # The chair's record of the template's required checks other than the automatic ones:
-    # {check: {"passed": bool, "reason": str, "by": user id, "at": ISO 8601}}.
-    checks: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Abnormally low price: request, the bidder's justification, the panel's decision.
-    low_price_status: Mapped[str] = mapped_column(String(16), default=LowPriceStatus.NONE)
-    low_price_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    low_price_justification: Mapped[str] = mapped_column(Text, default="")
-    # [{"filename", "sha256", "size", "content_type"}]
-    low_price_attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    low_price_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    low_price_reason: Mapped[str] = mapped_column(Text, default="")  # the panel's decision
-    # Position drawn by lot for a tie the tie-breaks could not separate (lower wins).
-    lot_draw: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ScoreSheet(db.Model):

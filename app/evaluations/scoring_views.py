@@ -9,19 +9,17 @@ results are also shown to staff of the tender's centre and supervisors (VIEW_TEN
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from markupsafe import Markup
-from sqlalchemy import select
+from flask_wtf import FlaskForm
 
 from app.accounts.models import Role
+from app.core.boundary import attempt
 from app.core.boundary import run_operation as _run
-from app.core.errors import OperationError
-from app.evaluations import charts, scoring
-from app.evaluations.models import Evaluation, EvaluationStage
+from app.evaluations import operations, presentation, queries, scoring_file
+from app.evaluations.models import EvaluationStage
+from app.evaluations.operations import MemberProgress, SheetBid, SheetView
 from app.evaluations.scoring_forms import (
     DrawLotsForm,
     FinaliseForm,
@@ -31,36 +29,22 @@ from app.evaluations.scoring_forms import (
     UnblindForm,
     bid_scores_form,
 )
-from app.extensions import db, talisman
-from app.panels.models import MemberStatus, PanelMember
+from app.extensions import talisman
+from app.opening.models import EvaluatedBid
 from app.storage import BlobNotFound, InvalidBlobId
+from app.tenders.access import public_tender
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender
 
 bp = Blueprint("scoring", __name__, url_prefix="/scoring")
 
 
-def _tender(tender_id: int) -> Tender:
+def _expert_tender(tender_id: int) -> Tender:
+    """Experts only (403 for the other roles), then any public tender (404): the
+    operation checks the seat (404 for everyone off the panel)."""
     if current_user.role != Role.EXPERT:
         abort(403)
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
-    return tender
-
-
-def _call(function, *args):
-    """Run a reading operation; its 404 is a plain 404, other refusals go back up. A read
-    may bring the outlier flags up to date (every sheet locked): that is committed."""
-    try:
-        outcome = function(current_user, *args)
-    except OperationError as error:
-        db.session.rollback()
-        if error.status == 404:
-            abort(404)
-        raise
-    db.session.commit()
-    return outcome
+    return public_tender(tender_id)
 
 
 def _sheet_url(tender: Tender) -> str:
@@ -69,41 +53,33 @@ def _sheet_url(tender: Tender) -> str:
 
 @bp.route("/")
 @login_required
-def index():
+def index() -> str:
     if current_user.role != Role.EXPERT:
         abort(403)
-    members = db.session.scalars(
-        select(PanelMember).where(
-            PanelMember.user_id == current_user.id,
-            PanelMember.status == MemberStatus.ACCEPTED,
-            PanelMember.conflict_declared_at.is_not(None),
-        )
-    ).all()
-    items = []
-    for member in members:
-        evaluation = db.session.get(Evaluation, member.tender_id)
-        if evaluation is not None and evaluation.stage in scoring.READABLE_STAGES:
-            items.append((db.session.get(Tender, member.tender_id), evaluation))
-    return render_template("scoring/index.html", items=items, stages=EvaluationStage)
+    return render_template(
+        "scoring/index.html",
+        items=queries.expert_evaluations(current_user),
+        stages=EvaluationStage,
+    )
 
 
 @bp.route("/tenders/<int:tender_id>")
 @login_required
-def sheet(tender_id: int):
-    tender = _tender(tender_id)
-    view = _call(scoring.my_sheet, tender)
+def sheet(tender_id: int) -> str:
+    tender = _expert_tender(tender_id)
+    view = operations.my_sheet(current_user, tender)
     return render_template(
         "scoring/sheet.html",
         tender=tender,
         view=view,
-        chair=scoring.is_panel_chair(current_user, tender),
+        chair=queries.is_panel_chair(current_user, tender),
         stages=EvaluationStage,
         lock_form=LockSheetForm(),
         outlier_form=OutlierReasonForm(),
     )
 
 
-def _bid_form(view, entry):
+def _bid_form(view: SheetView, entry: SheetBid) -> FlaskForm:
     data = {}
     for c in view.criteria:
         score = entry.scores.get(c.key)
@@ -114,45 +90,41 @@ def _bid_form(view, entry):
 
 @bp.route("/tenders/<int:tender_id>/bids/<code>", methods=["GET", "POST"])
 @login_required
-def bid(tender_id: int, code: str):
-    tender = _tender(tender_id)
-    view = _call(scoring.my_sheet, tender)
-    try:
-        entry = view.bid(code)
-    except OperationError:
-        abort(404)
+def bid(tender_id: int, code: str) -> Response | tuple[str, int]:
+    tender = _expert_tender(tender_id)
+    view = operations.my_sheet(current_user, tender)
+    entry = view.bid(code)
     form = bid_scores_form(view.criteria)
-    if form.is_submitted():
-        if not form.validate():
-            flash(_("Check the fields marked below."), "error")
-            return _render_bid(tender, view, entry, form, 400)
-        entries = [
-            scoring.ScoreEntry(code, key, score, reason)
-            for key, score, reason in form.entries(view.criteria)
-        ]
-        try:
-            scoring.save_scores(current_user, tender, entries)
-        except scoring.ScoresRefused as refused:
-            db.session.rollback()
-            for (_code, key), message in refused.problems.items():
-                field = getattr(form, f"score_{key}", None)
-                if field is not None:
-                    field.errors = [*field.errors, str(message)]
-            flash(_("Nothing was saved: correct the scores marked below."), "error")
-            return _render_bid(tender, view, entry, form, 400)
-        except OperationError as error:
-            db.session.rollback()
-            if error.status == 404:
-                abort(404)
-            flash(str(error.message), "error")
-            return redirect(url_for(".bid", tender_id=tender.id, code=code), code=303)
-        db.session.commit()
-        flash(_("Your draft scores for %(code)s are saved.", code=code), "success")
-        return redirect(url_for(".bid", tender_id=tender.id, code=code))
-    return _render_bid(tender, view, entry, _bid_form(view, entry))
+    if not form.is_submitted():
+        return _render_bid(tender, view, entry, _bid_form(view, entry))
+    if not form.validate():
+        flash(_("Check the fields marked below."), "error")
+        return _render_bid(tender, view, entry, form, 400)
+    entries = [
+        operations.ScoreEntry(code, key, score, reason)
+        for key, score, reason in form.entries(view.criteria)
+    ]
+    here = url_for(".bid", tender_id=tender.id, code=code)
+    outcome = attempt(operations.save_scores, current_user, tender, entries, flash_refusal=False)
+    if isinstance(outcome.error, operations.ScoresRefused):
+        for (_code, key), message in outcome.error.problems.items():
+            field = getattr(form, f"score_{key}", None)
+            if field is not None:
+                field.errors = [*field.errors, str(message)]
+        flash(_("Nothing was saved: correct the scores marked below."), "error")
+        return _render_bid(tender, view, entry, form, 400)
+    if not outcome.ok:
+        if outcome.error.status == 404:
+            abort(404)
+        flash(str(outcome.error.message), "error")
+        return redirect(here, code=303)
+    flash(_("Your draft scores for %(code)s are saved.", code=code), "success")
+    return redirect(here)
 
 
-def _render_bid(tender, view, entry, form, status: int = 200):
+def _render_bid(
+    tender: Tender, view: SheetView, entry: SheetBid, form: FlaskForm, status: int = 200
+) -> tuple[str, int]:
     codes = [b.code for b in view.bids]
     index = codes.index(entry.code)
     return (
@@ -184,13 +156,13 @@ PDF_CSP = {
 @bp.route("/tenders/<int:tender_id>/bids/<code>/document")
 @talisman(content_security_policy=PDF_CSP)
 @login_required
-def document(tender_id: int, code: str):
+def document(tender_id: int, code: str) -> Response:
     """The stripped technical part, inline, under a neutral name (the code), never cached."""
-    tender = _tender(tender_id)
-    return send_technical_part(_call(scoring.technical_part, tender, code))
+    tender = _expert_tender(tender_id)
+    return send_technical_part(operations.technical_part(current_user, tender, code))
 
 
-def send_technical_part(row) -> Response:
+def send_technical_part(row: EvaluatedBid) -> Response:
     """The stripped technical part of `row` under its code: a PDF inline, anything else as
     a download; never cached. Shared with the API."""
     try:
@@ -209,12 +181,12 @@ def send_technical_part(row) -> Response:
 
 @bp.route("/tenders/<int:tender_id>/lock", methods=["POST"])
 @login_required
-def lock(tender_id: int):
-    tender = _tender(tender_id)
+def lock(tender_id: int) -> Response:
+    tender = _expert_tender(tender_id)
     if not LockSheetForm().validate_on_submit():
         abort(400)
     return _run(
-        scoring.lock_sheet,
+        operations.lock_sheet,
         tender,
         success=_("Your sheet is submitted and locked."),
         back=_sheet_url(tender),
@@ -223,14 +195,14 @@ def lock(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/outliers", methods=["POST"])
 @login_required
-def outlier_reason(tender_id: int):
-    tender = _tender(tender_id)
+def outlier_reason(tender_id: int) -> Response:
+    tender = _expert_tender(tender_id)
     form = OutlierReasonForm()
     if not form.validate_on_submit():
         flash(_("Write the reason for this score."), "error")
         return redirect(_sheet_url(tender), code=303)
     return _run(
-        lambda actor, t: scoring.give_outlier_reason(
+        lambda actor, t: operations.give_outlier_reason(
             actor, t, form.code.data, form.criterion.data, form.reason.data
         ),
         tender,
@@ -239,7 +211,7 @@ def outlier_reason(tender_id: int):
     )
 
 
-def _reopen_form(progress) -> ReopenSheetForm:
+def _reopen_form(progress: list[MemberProgress]) -> ReopenSheetForm:
     form = ReopenSheetForm()
     form.seat.choices = [
         (p.member.position, f"{p.member.position}. {p.member.user.full_name}")
@@ -249,56 +221,27 @@ def _reopen_form(progress) -> ReopenSheetForm:
     return form
 
 
-def spread_charts(data, pct, labels=None) -> list[tuple[str, Markup]]:
-    """One spread chart per criterion; rows labelled by code (or `labels[code]`)."""
-    out = []
-    for c in data.criteria:
-        rows = []
-        for code in data.codes:
-            scores = data.scores[code][c.key]
-            rows.append(
-                (
-                    (labels or {}).get(code, code),
-                    {e: Decimal(s.score) for e, s in scores.items()},
-                    frozenset(e for e, s in scores.items() if s.outlier),
-                )
-            )
-        svg = charts.score_spread_svg(
-            rows,
-            c.max_points,
-            title=_(
-                "Expert scores for %(criterion)s (max %(max)s)", criterion=c.title, max=c.max_points
-            ),
-            outlier_pct=pct,
-            mean_label=_("panel mean"),
-            outlier_label=_("outlier"),
-        )
-        out.append((c.title, Markup(svg)))  # noqa: S704 - built by charts.py, text escaped
-    return out
-
-
 @bp.route("/tenders/<int:tender_id>/panel")
 @login_required
-def panel(tender_id: int):
-    tender = _tender(tender_id)
-    progress = _call(scoring.progress, tender)
-    evaluation = scoring.review.evaluation_of(tender)
-    everyone_locked = scoring.all_locked(tender)
-    data = charts_ = None
+def panel(tender_id: int) -> str:
+    tender = _expert_tender(tender_id)
+    progress = operations.progress(current_user, tender)
+    everyone_locked = queries.all_locked(tender)
+    data = charts = None
     open_outliers = []
     if everyone_locked:
-        data = _call(scoring.panel_scores, tender)
-        charts_ = spread_charts(data, scoring.outlier_pct_of(tender))
-        open_outliers = scoring.open_outliers(tender)
+        data = operations.panel_scores(current_user, tender)
+        charts = presentation.spread_charts(data, scoring_file.outlier_pct_of(tender))
+        open_outliers = queries.open_outliers(tender)
     return render_template(
         "scoring/panel.html",
         tender=tender,
-        evaluation=evaluation,
+        evaluation=queries.evaluation_of(tender),
         stages=EvaluationStage,
         progress=progress,
         everyone_locked=everyone_locked,
         data=data,
-        charts=charts_,
+        charts=charts,
         open_outliers=open_outliers,
         reopen_form=_reopen_form(progress),
         unblind_form=UnblindForm(),
@@ -307,16 +250,15 @@ def panel(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/reopen", methods=["POST"])
 @login_required
-def reopen(tender_id: int):
-    tender = _tender(tender_id)
-    progress = _call(scoring.progress, tender)
-    form = _reopen_form(progress)
+def reopen(tender_id: int) -> Response:
+    tender = _expert_tender(tender_id)
+    form = _reopen_form(operations.progress(current_user, tender))
     back = url_for(".panel", tender_id=tender.id)
     if not form.validate_on_submit():
         flash(_("Choose a locked sheet and give the reason."), "error")
         return redirect(back, code=303)
     return _run(
-        lambda actor, t: scoring.reopen_sheet(actor, t, form.seat.data, form.reason.data),
+        lambda actor, t: operations.reopen_sheet(actor, t, form.seat.data, form.reason.data),
         tender,
         success=_("The sheet is reopened; its author can change the scores and lock again."),
         back=back,
@@ -325,12 +267,12 @@ def reopen(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/unblind", methods=["POST"])
 @login_required
-def unblind(tender_id: int):
-    tender = _tender(tender_id)
+def unblind(tender_id: int) -> Response:
+    tender = _expert_tender(tender_id)
     if not UnblindForm().validate_on_submit():
         abort(400)
     return _run(
-        scoring.unblind,
+        operations.unblind,
         tender,
         success=_("The identities are revealed and the bids ranked."),
         back=url_for(".results", tender_id=tender.id),
@@ -340,60 +282,40 @@ def unblind(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/results")
 @login_required
-def results(tender_id: int):
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
+def results(tender_id: int) -> str:
+    tender = public_tender(tender_id)
     if current_user.role == Role.EXPERT:
-        outcome = _call(scoring.results, tender)
+        outcome = operations.results(current_user, tender)
     else:
-        try:
-            outcome = scoring.results_for_staff(current_user, tender)
-        except OperationError as error:
-            if error.status == 404:
-                abort(404)
-            raise
+        outcome = operations.results_for_staff(current_user, tender)
     result = outcome.document["result"]
     names = {line.bidder: line.company.name for line in outcome.lines}
-    price = result.get("price") or {}
-    price_svg = None
-    if price.get("valid_prices"):
-        price_svg = Markup(  # noqa: S704 - built by charts.py, text escaped
-            charts.price_chart_svg(
-                [
-                    (names.get(p["bid"], p["bid"]), Decimal(p["price"]))
-                    for p in price["valid_prices"]
-                ],
-                Decimal(price["benchmark"]) if price.get("benchmark") else None,
-                title=_("Prices of the compliant bids"),
-                benchmark_label=_("Benchmark"),
-            )
-        )
-    data = scoring.panel_data(tender)
     labels = {line.code: f"{line.code} · {line.company.name}" for line in outcome.lines}
     return render_template(
         "scoring/results.html",
         tender=tender,
         outcome=outcome,
         result=result,
-        price_svg=price_svg,
-        charts=spread_charts(data, scoring.outlier_pct_of(tender), labels=labels),
-        chair=scoring.is_panel_chair(current_user, tender),
+        price_svg=presentation.price_chart(result, names),
+        charts=presentation.spread_charts(
+            queries.panel_data(tender), scoring_file.outlier_pct_of(tender), labels=labels
+        ),
+        chair=queries.is_panel_chair(current_user, tender),
         stages=EvaluationStage,
         finalise_form=FinaliseForm(),
         draw_form=DrawLotsForm(),
-        needs_draw=scoring.needs_lot_draw(outcome.evaluation),
+        needs_draw=queries.needs_lot_draw(outcome.evaluation),
     )
 
 
 @bp.route("/tenders/<int:tender_id>/draw-lots", methods=["POST"])
 @login_required
-def draw_lots(tender_id: int):
-    tender = _tender(tender_id)
+def draw_lots(tender_id: int) -> Response:
+    tender = _expert_tender(tender_id)
     if not DrawLotsForm().validate_on_submit():
         abort(400)
     return _run(
-        scoring.draw_lots,
+        operations.draw_lots,
         tender,
         success=_("Lots were drawn for the tied bids; the ranking is recomputed."),
         back=url_for(".results", tender_id=tender.id),
@@ -402,12 +324,12 @@ def draw_lots(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/finalise", methods=["POST"])
 @login_required
-def finalise(tender_id: int):
-    tender = _tender(tender_id)
+def finalise(tender_id: int) -> Response:
+    tender = _expert_tender(tender_id)
     if not FinaliseForm().validate_on_submit():
         abort(400)
     return _run(
-        scoring.finalise,
+        operations.finalise,
         tender,
         success=_("The evaluation is finalised; its record is being made."),
         back=url_for(".results", tender_id=tender.id),

@@ -15,15 +15,20 @@ then the operation's own check (the chair)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app.accounts.models import Role
 from app.core.boundary import run_operation as _run
 from app.core.types import utcnow
-from app.evaluations import review
+from app.evaluations import operations, presentation, queries, scoring_file
 from app.evaluations.forms import (
     AnonymityForm,
     CheckForm,
@@ -35,11 +40,11 @@ from app.evaluations.forms import (
     StartEvaluationForm,
 )
 from app.evaluations.models import LowPriceStatus
-from app.extensions import db
-from app.panels.operations import may_see_tender
+from app.panels.access import panel_or_overseer_tender, panel_tender
 from app.permissions import Permission, can
 from app.tender_templates import TemplateValidationError
-from app.tenders.documents import blob_store
+from app.tenders.access import public_tender, staff_tender
+from app.tenders.documents import Upload, blob_store
 from app.tenders.models import Tender, TenderStatus
 
 bp = Blueprint("evaluations", __name__, url_prefix="/evaluations")
@@ -47,41 +52,29 @@ bp = Blueprint("evaluations", __name__, url_prefix="/evaluations")
 VIEWER_ROLES = (Role.EXPERT, Role.STAFF, Role.SUPERVISOR, Role.ADMIN)
 
 
-def _tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
-    return tender
+def _require_role(*roles: str) -> None:
+    """The role gate comes first: 403 before anything about the tender is said."""
+    if current_user.role not in roles:
+        abort(403)
 
 
 def _viewer_tender(tender_id: int) -> Tender:
     """Panel members and the centre's staff / supervisors / admins."""
-    if current_user.role not in VIEWER_ROLES:
-        abort(403)
-    tender = _tender(tender_id)
-    if current_user.role == Role.EXPERT:
-        if not may_see_tender(current_user, tender):
-            abort(404)
-    elif not can(current_user, Permission.VIEW_TENDERS, tender.centre_id):
-        abort(403)
-    return tender
+    _require_role(*VIEWER_ROLES)
+    return panel_or_overseer_tender(current_user, tender_id)
 
 
-def _panel_tender(tender_id: int) -> Tender:
+def _chair_tender(tender_id: int) -> Tender:
     """The chair's POSTs: experts on the panel (the operation checks the chair)."""
-    if current_user.role != Role.EXPERT:
-        abort(403)
-    tender = _tender(tender_id)
-    if not may_see_tender(current_user, tender):
-        abort(404)
-    return tender
+    _require_role(Role.EXPERT)
+    return panel_tender(current_user, tender_id)
 
 
 def _back(tender: Tender, anchor: str = "") -> str:
     return url_for(".review_page", tender_id=tender.id) + (f"#{anchor}" if anchor else "")
 
 
-def _form_errors(form) -> None:
+def _form_errors(form: FlaskForm) -> None:
     for errors in form.errors.values():
         for error in errors:
             flash(str(error), "error")
@@ -91,23 +84,23 @@ def _start_form(tender: Tender) -> StartEvaluationForm:
     form = StartEvaluationForm()
     form.chair.choices = [
         SelectChoice(m.user_id, f"{m.position}. {m.user.full_name}")
-        for m in review.panel_experts(tender)
+        for m in queries.panel_experts(tender)
     ]
     return form
 
 
 @bp.route("/tenders/<int:tender_id>")
 @login_required
-def review_page(tender_id: int):
+def review_page(tender_id: int) -> str:
     tender = _viewer_tender(tender_id)
-    current = review.evaluation_of(tender)
+    current = queries.evaluation_of(tender)
     data, problem = None, None
     if current is not None or tender.status == TenderStatus.OPENED:
         try:
-            data = review.review_data(tender)
+            data = presentation.review_data(tender)
         except TemplateValidationError:
             problem = _("The tender's template does not load: nothing can be computed.")
-    chair = review.is_chair(current_user, tender)
+    chair = queries.is_chair(current_user, tender)
     check_form = CheckForm()
     check_form.check.choices = [
         SelectChoice(c["check"], c["label"]) for c in (data or {}).get("manual_checks", [])
@@ -125,7 +118,7 @@ def review_page(tender_id: int):
         start_form=_start_form(tender) if current is None else None,
         overrule_form=OverruleForm(),
         check_form=check_form,
-        request_form=RequestJustificationForm(days=review._justification_days()),
+        request_form=RequestJustificationForm(days=queries.justification_days()),
         decision_form=DecisionForm(),
         confirm_form=ConfirmForm(),
         statuses=LowPriceStatus,
@@ -134,28 +127,29 @@ def review_page(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/start", methods=["POST"])
 @login_required
-def start(tender_id: int):
-    tender = _tender(tender_id)
-    if not can(current_user, Permission.MANAGE_TENDERS, tender.centre_id):
-        abort(403)
+def start(tender_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, public_only=True)
     form = _start_form(tender)
-    back = _back(tender)
-    if not form.validate_on_submit():
-        chair = None
-    else:
+    chair = None
+    if form.validate_on_submit():
         chair = next(
-            (m.user for m in review.panel_experts(tender) if m.user_id == form.chair.data), None
+            (m.user for m in queries.panel_experts(tender) if m.user_id == form.chair.data), None
         )
     return _run(
-        lambda actor, t: review.start_evaluation(actor, t, chair),
+        lambda actor, t: operations.start_evaluation(actor, t, chair),
         tender,
         success=_("The evaluation has started: the panel sees the review."),
-        back=back,
+        back=_back(tender),
     )
 
 
-def _bid_action(tender_id: int, bid_id: int, form, operation, success: str):
-    tender = _panel_tender(tender_id)
+def _bid_action(
+    tender: Tender,
+    bid_id: int,
+    form: FlaskForm,
+    operation: Callable[[Any, Tender, Any], object],
+    success: str,
+) -> Response:
     back = _back(tender, f"bid-{bid_id}")
     if not form.validate_on_submit():
         _form_errors(form)
@@ -165,13 +159,13 @@ def _bid_action(tender_id: int, bid_id: int, form, operation, success: str):
 
 @bp.route("/tenders/<int:tender_id>/bids/<int:bid_id>/overrule", methods=["POST"])
 @login_required
-def overrule(tender_id: int, bid_id: int):
+def overrule(tender_id: int, bid_id: int) -> Response:
     choice = {"compliant": True, "non_compliant": False, "withdraw": None}
     return _bid_action(
-        tender_id,
+        _chair_tender(tender_id),
         bid_id,
         OverruleForm(),
-        lambda actor, t, form: review.overrule(
+        lambda actor, t, form: operations.overrule(
             actor, t, bid_id, choice[form.decision.data], form.reason.data
         ),
         _("The panel's decision is recorded and the scores are computed again."),
@@ -180,38 +174,36 @@ def overrule(tender_id: int, bid_id: int):
 
 @bp.route("/tenders/<int:tender_id>/bids/<int:bid_id>/check", methods=["POST"])
 @login_required
-def record_check(tender_id: int, bid_id: int):
+def record_check(tender_id: int, bid_id: int) -> Response:
+    tender = _chair_tender(tender_id)
     form = CheckForm()
-    form.check.choices = [SelectChoice(c, c) for c in _manual_checks(tender_id)]
+    form.check.choices = [SelectChoice(c, c) for c in _manual_checks(tender)]
     return _bid_action(
-        tender_id,
+        tender,
         bid_id,
         form,
-        lambda actor, t, f: review.record_check(
+        lambda actor, t, f: operations.record_check(
             actor, t, bid_id, f.check.data, f.result.data == "pass", f.reason.data
         ),
         _("The check is recorded and the scores are computed again."),
     )
 
 
-def _manual_checks(tender_id: int) -> list[str]:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None:
-        return []
+def _manual_checks(tender: Tender) -> list[str]:
     try:
-        return review.manual_checks(tender)
+        return scoring_file.manual_checks(tender)
     except TemplateValidationError:
         return []
 
 
 @bp.route("/tenders/<int:tender_id>/bids/<int:bid_id>/justification/request", methods=["POST"])
 @login_required
-def request_justification(tender_id: int, bid_id: int):
+def request_justification(tender_id: int, bid_id: int) -> Response:
     return _bid_action(
-        tender_id,
+        _chair_tender(tender_id),
         bid_id,
         RequestJustificationForm(),
-        lambda actor, t, f: review.request_justification(
+        lambda actor, t, f: operations.request_justification(
             actor,
             t,
             bid_id,
@@ -224,12 +216,12 @@ def request_justification(tender_id: int, bid_id: int):
 
 @bp.route("/tenders/<int:tender_id>/bids/<int:bid_id>/justification/decide", methods=["POST"])
 @login_required
-def decide_justification(tender_id: int, bid_id: int):
+def decide_justification(tender_id: int, bid_id: int) -> Response:
     return _bid_action(
-        tender_id,
+        _chair_tender(tender_id),
         bid_id,
         DecisionForm(),
-        lambda actor, t, f: review.decide_justification(
+        lambda actor, t, f: operations.decide_justification(
             actor, t, bid_id, f.decision.data == "accept", f.reason.data
         ),
         _("The decision on the price is recorded and the scores are computed again."),
@@ -238,10 +230,10 @@ def decide_justification(tender_id: int, bid_id: int):
 
 @bp.route("/tenders/<int:tender_id>/bids/<int:bid_id>/justification/file")
 @login_required
-def justification_file(tender_id: int, bid_id: int):
+def justification_file(tender_id: int, bid_id: int) -> Response:
     tender = _viewer_tender(tender_id)
     sha = request.args.get("sha", "")
-    evaluated = review.evaluated_for_bid(tender, bid_id)
+    evaluated = queries.evaluated_for_bid(tender, bid_id)
     found = next(
         (a for a in (evaluated.low_price_attachments if evaluated else []) if a["sha256"] == sha),
         None,
@@ -258,13 +250,12 @@ def justification_file(tender_id: int, bid_id: int):
 
 @bp.route("/tenders/<int:tender_id>/confirm", methods=["POST"])
 @login_required
-def confirm(tender_id: int):
-    tender = _panel_tender(tender_id)
-    form = ConfirmForm()
-    if not form.validate_on_submit():
+def confirm(tender_id: int) -> Response:
+    tender = _chair_tender(tender_id)
+    if not ConfirmForm().validate_on_submit():
         abort(400)
     return _run(
-        review.confirm_review,
+        operations.confirm_review,
         tender,
         success=_("The review is confirmed: technical scoring is open."),
         back=_back(tender),
@@ -273,14 +264,14 @@ def confirm(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/anonymity")
 @login_required
-def anonymity(tender_id: int):
+def anonymity(tender_id: int) -> str:
     tender = _viewer_tender(tender_id)
-    current = review.evaluation_of(tender)
+    current = queries.evaluation_of(tender)
     return render_template(
         "evaluations/anonymity.html",
         tender=tender,
-        data=review.anonymity_data(tender) if current is not None else None,
-        chair=review.is_chair(current_user, tender),
+        data=presentation.anonymity_data(tender) if current is not None else None,
+        chair=queries.is_chair(current_user, tender),
         in_review=current is not None and current.stage == "review",
         form=AnonymityForm(),
     )
@@ -288,15 +279,15 @@ def anonymity(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/anonymity", methods=["POST"])
 @login_required
-def decide_anonymity(tender_id: int):
-    tender = _panel_tender(tender_id)
+def decide_anonymity(tender_id: int) -> Response:
+    tender = _chair_tender(tender_id)
     form = AnonymityForm()
     back = url_for(".anonymity", tender_id=tender.id)
     if not form.validate_on_submit():
         _form_errors(form)
         return redirect(back, code=303)
     return _run(
-        lambda actor, t: review.decide_anonymity(
+        lambda actor, t: operations.decide_anonymity(
             actor, t, form.code.data, form.decision.data == "accept", form.reason.data
         ),
         tender,
@@ -307,12 +298,11 @@ def decide_anonymity(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/justification", methods=["GET", "POST"])
 @login_required
-def justification(tender_id: int):
-    if current_user.role != Role.BIDDER:
-        abort(403)
-    tender = _tender(tender_id)
-    evaluated = review.own_evaluated_bid(current_user, tender)
-    if evaluated is None or evaluated.low_price_status == LowPriceStatus.NONE:
+def justification(tender_id: int) -> Response | str:
+    _require_role(Role.BIDDER)
+    tender = public_tender(tender_id)
+    evaluated = queries.justification_request(current_user, tender)
+    if evaluated is None:
         abort(404)
     form = JustificationForm()
     back = url_for(".justification", tender_id=tender.id)
@@ -321,12 +311,12 @@ def justification(tender_id: int):
             _form_errors(form)
             return redirect(back, code=303)
         uploads = [
-            review.Upload(f.filename or "", f.mimetype, f.stream)
+            Upload(f.filename or "", f.mimetype, f.stream)
             for f in (form.files.data or [])
             if f and f.filename
         ]
         return _run(
-            lambda actor, t: review.submit_justification(actor, t, form.text.data, uploads),
+            lambda actor, t: operations.submit_justification(actor, t, form.text.data, uploads),
             tender,
             success=_("Your justification has been submitted to the evaluation panel."),
             back=back,

@@ -30,7 +30,7 @@ the others go on.
 
 The commercial part's fields are kept in `OpeningLine`; the technical part (metadata
 stripped, scanned for the bidder's identity) and the qualification parts go to the blob
-store and each opened bid gets an `EvaluatedBid` with a random code (app/evaluations/parts.py).
+store and each opened bid gets an `EvaluatedBid` with a random code (app/opening/parts.py).
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.custody.models import KeyShare, TenderKey
 from app.custody.operations import envelope_tender_id, require_key_holder, unseal_share
-from app.evaluations import parts as evaluation_parts
 from app.events import CHANNEL_PREFIX, publish_after_commit
 from app.extensions import db, redis_client
+from app.opening import parts as opened_parts
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
 from app.permissions import Permission, require
 from app.storage import StorageError
@@ -381,12 +381,12 @@ class _Outcome:
     status: str
     commercial: dict | None = None
     reason: str = ""
-    kept: evaluation_parts.KeptParts | None = None
+    kept: opened_parts.KeptParts | None = None
 
 
 def _open_one(bid: Bid, company: Company, tender: Tender, private_key) -> _Outcome:
     commercial = io.BytesIO()
-    parts = evaluation_parts.PartSinks(blob_store())
+    parts = opened_parts.PartSinks(blob_store())
 
     def sink_for(name: str):
         return commercial if name == envelopes.COMMERCIAL else parts.sink_for(name)
@@ -493,7 +493,7 @@ def open_bids(tender_id: int) -> str:
 def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], now: datetime):
     sealing = sealing_record_of(tender)
     lines = []
-    evaluation_parts.record_opened_bids(
+    opened_parts.record_opened_bids(
         tender.id,
         [(o.bid.id, o.kept) for o in outcomes if o.status == LineStatus.OPENED],
     )

@@ -32,14 +32,6 @@ SPECIALTIES = (
 )
 
 
-class RelationshipKind(StrEnum):
-    EMPLOYEE = "employee"
-    DIRECTOR = "director"
-    SHAREHOLDER = "shareholder"
-    RELATIVE = "relative"  # near relative of the legal representative
-    ECONOMIC_INTEREST = "economic_interest"
-
-
 class MemberStatus(StrEnum):
     INVITED = "invited"
     ACCEPTED = "accepted"
@@ -72,6 +64,8 @@ class ExpertRelationship(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    # employee, director, shareholder, relative (of the legal representative),
+    # economic_interest
     kind: Mapped[str] = mapped_column(String(32))
     declared_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -47,6 +47,7 @@ from app.panels.models import (
     PanelDraw,
     PanelMember,
 )
+from app.panels.signals import scoring_lock_asked, seat_vacated
 from app.permissions import Permission, require
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderRegistration, TenderStatus
@@ -427,22 +428,20 @@ def draw_tender_panel(
 
 
 def scoring_locked(tender: Tender) -> bool:
-    """Whether technical scoring has locked: the evaluation is unblinded (or finalised).
-    Until then an emptied seat is refilled."""
-    from app.evaluations.models import Evaluation, EvaluationStage
-
-    evaluation = db.session.get(Evaluation, tender.id)
-    return evaluation is not None and evaluation.stage in (
-        EvaluationStage.UNBLINDED,
-        EvaluationStage.FINALISED,
-    )
+    """Whether technical scoring has locked (the evaluation stage answers: unblinded or
+    finalised). Until then an emptied seat is refilled."""
+    return any(locked for _receiver, locked in scoring_lock_asked.send(tender))
 
 
 def _vacate(tender: Tender, member: PanelMember, reason: str, cause: str) -> dict:
-    """Take `member` off the panel for `reason` and refill the seat (see `_refill`)."""
+    """Take `member` off the panel for `reason` and refill the seat (see `_refill`); the
+    evaluation stage follows (`seat_vacated`: its sheets no longer count)."""
     member.status = MemberStatus.REMOVED
     member.removed_reason = reason
-    return _refill(tender, member, cause)
+    refill = _refill(tender, member, cause)
+    db.session.flush()
+    seat_vacated.send(tender, member=member)
+    return refill
 
 
 def _refill(tender: Tender, vacated: PanelMember, cause: str) -> dict:

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, render_template, u
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app.accounts.models import Role, User
@@ -32,23 +33,10 @@ from app.panels.forms import (
 )
 from app.panels.models import MemberStatus, PanelMember
 from app.permissions import Permission, can
+from app.tenders.access import public_tender, staff_tender
 from app.tenders.models import Tender
 
 bp = Blueprint("panels", __name__, url_prefix="/panels")
-
-
-def _public_tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
-    return tender
-
-
-def _staff_tender(tender_id: int, permission: Permission) -> Tender:
-    tender = _public_tender(tender_id)
-    if not can(current_user, permission, tender.centre_id):
-        abort(403)
-    return tender
 
 
 def _expert_only() -> None:
@@ -77,8 +65,8 @@ def _remove_form(tender: Tender) -> RemoveMemberForm:
 
 @bp.route("/tenders/<int:tender_id>")
 @login_required
-def tender(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.VIEW_TENDERS)
+def tender(tender_id: int) -> str:
+    tender = staff_tender(current_user, tender_id, Permission.VIEW_TENDERS, public_only=True)
     draw = operations.draw_of(tender)
     min_size, default_size = operations.panel_size_rule(tender)
     eligible_now, excluded_now = (None, None) if draw else operations.screen_experts(tender)
@@ -113,8 +101,8 @@ def tender(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/draw", methods=["POST"])
 @login_required
-def draw(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+def draw(tender_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, public_only=True)
     form = DrawPanelForm()
     back = url_for(".tender", tender_id=tender.id)
     if not form.validate_on_submit():
@@ -130,8 +118,8 @@ def draw(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/remove", methods=["POST"])
 @login_required
-def remove(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+def remove(tender_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, public_only=True)
     form = _remove_form(tender)
     if not form.validate_on_submit():
         abort(400)
@@ -150,7 +138,7 @@ def remove(tender_id: int):
 
 @bp.route("/pool", methods=["GET", "POST"])
 @login_required
-def pool():
+def pool() -> Response | str:
     if not can(current_user, Permission.MANAGE_TENDERS, current_user.centre_id):
         abort(403)
     form = ExpertProfileForm()
@@ -181,8 +169,8 @@ def pool():
 
 
 @bp.route("/tenders/<int:tender_id>/draw.json")
-def draw_json(tender_id: int):
-    tender = _public_tender(tender_id)
+def draw_json(tender_id: int) -> Response:
+    tender = public_tender(tender_id)
     draw = operations.draw_of(tender)
     if draw is None:
         abort(404)
@@ -191,7 +179,7 @@ def draw_json(tender_id: int):
 
 @bp.route("/invitations")
 @login_required
-def invitations():
+def invitations() -> str:
     _expert_only()
     members = operations.invitations_of(current_user)
     return render_template(
@@ -205,15 +193,15 @@ def invitations():
     )
 
 
-def _back_to_invitations():
+def _back_to_invitations() -> str:
     return url_for(".invitations")
 
 
 @bp.route("/tenders/<int:tender_id>/accept", methods=["POST"])
 @login_required
-def accept(tender_id: int):
+def accept(tender_id: int) -> Response:
     _expert_only()
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     if not AcceptInvitationForm().validate_on_submit():
         abort(400)
     return _run(
@@ -226,9 +214,9 @@ def accept(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/decline", methods=["POST"])
 @login_required
-def decline(tender_id: int):
+def decline(tender_id: int) -> Response:
     _expert_only()
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     form = DeclineInvitationForm()
     if not form.validate_on_submit():
         abort(400)
@@ -242,9 +230,9 @@ def decline(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/declare", methods=["POST"])
 @login_required
-def declare(tender_id: int):
+def declare(tender_id: int) -> Response:
     _expert_only()
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     form = ConflictDeclarationForm()
     if not form.validate_on_submit():
         flash(_("Tick the declaration or describe your conflict."), "error")

@@ -24,9 +24,10 @@ from app.bids.models import Bid
 from app.bids.operations import bidder_id, sealing_record_of
 from app.companies.models import Company
 from app.evaluations.charts import price_chart_svg, score_spread_svg
-from app.evaluations.models import EvaluatedBid, Evaluation
+from app.evaluations.models import Evaluation
 from app.extensions import db
-from app.opening.models import OpeningLine
+from app.opening.models import EvaluatedBid, OpeningLine
+from app.opening.operations import record_of
 from app.panels.models import PanelMember
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender
@@ -111,8 +112,6 @@ def _sealing(tender: Tender) -> dict[str, Any] | None:
 
 
 def _opening(tender: Tender) -> tuple[list[dict[str, Any]], str | None]:
-    from app.opening.operations import record_of
-
     rows = db.session.execute(
         select(OpeningLine, Company)
         .join(Company, Company.id == OpeningLine.company_id)

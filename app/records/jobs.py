@@ -9,6 +9,7 @@ alone; a failure marks the record FAILED with the error, and staff can request i
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import time
@@ -24,8 +25,10 @@ from app.core.types import utcnow
 from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.pdf import TEMPLATES_DIR, PdfAttachment, render_pdf
-from app.records import operations
+from app.records import signing
+from app.records.content import RecordContent, record_content
 from app.records.models import EvaluationRecord, RecordSignature, RecordStatus
+from app.records.versions import PLATFORM_FIELD, record_title, store_version
 from app.tasks import in_app_context
 from app.tender_templates import normalize_locale
 from app.tenders.models import Tender
@@ -53,24 +56,26 @@ def record_locale(record: EvaluationRecord) -> str:
 
 def render_record_html(tender: Tender, evaluation: Evaluation, locale: str) -> tuple[str, dict]:
     """The record's HTML and the audit head it shows (for tests and the benchmark too)."""
-    from app.records.content import record_content
-
     with force_locale(locale):
         content = record_content(tender, evaluation)
         html = record_html(content, locale)
     return html, {"audit_head": content.audit_head, "audit_seq": content.audit_seq}
 
 
-def record_html(content, locale: str) -> str:
-    """The template rendered with `content` (app.records.content.RecordContent)."""
+def record_html(content: RecordContent, locale: str) -> str:
+    """The template rendered with `content`."""
     with force_locale(locale):
         return render_template(
             RECORD_TEMPLATE,
             lang=locale.replace("_", "-"),
             issued_at=utcnow(),
-            document_hash=operations.scoring_sha256(content.scoring_text),
+            document_hash=scoring_sha256(content.scoring_text),
             **content.as_context(),
         )
+
+
+def scoring_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def render_record_pdf(html: str, scoring_json: str) -> bytes:
@@ -140,8 +145,6 @@ def render_record(record_id: int) -> str:
 
 
 def _make(record: EvaluationRecord) -> str:
-    from app.records import signing
-
     tender = db.session.get(Tender, record.tender_id)
     evaluation = db.session.get(Evaluation, record.tender_id)
     if tender is None or evaluation is None or not evaluation.scoring_json:
@@ -161,7 +164,7 @@ def _make(record: EvaluationRecord) -> str:
     signed = signing.sign_pdf(
         pdf,
         signer="platform",
-        field_name=operations.PLATFORM_FIELD,
+        field_name=PLATFORM_FIELD,
         reason=f"Evaluation record {tender.reference}, round {record.round}",
         stamp_text=f"Fairbid platform\n{tender.reference}\n%(ts)s",
     )
@@ -171,20 +174,20 @@ def _make(record: EvaluationRecord) -> str:
     if record.status == RecordStatus.SUPERSEDED:
         return "superseded"
     certificate = signing.platform_certificate()
-    document = operations.store_version(record, tender, signed, operations._title(tender, record))
+    document = store_version(record, tender, signed, record_title(tender, record))
     db.session.add(
         RecordSignature(
             record_id=record.id,
             signer_id=None,
             certificate_id=certificate.id,
-            field_name=operations.PLATFORM_FIELD,
+            field_name=PLATFORM_FIELD,
             signed_at=utcnow(),
             sha256=document.sha256,
             size=document.size,
         )
     )
     record.status = RecordStatus.SIGNED
-    record.scoring_sha256 = operations.scoring_sha256(scoring_json)
+    record.scoring_sha256 = scoring_sha256(scoring_json)
     record.audit_head = facts["audit_head"]
     record.pages = pages
     record.progress = 100

@@ -1,17 +1,16 @@
-"""The evaluation record's life: requested when the panel finalises (or by staff, again
-after a failure), rendered and signed by the platform in a job (app/records/jobs.py),
-countersigned by each panel member, superseded by a re-evaluation's record.
+"""The evaluation record's life: requested when the panel finalises (the receiver of
+`app.evaluations.signals.evaluation_finalised`, connected in the app factory) or by staff,
+again after a failure; rendered and signed by the platform in a job (app/records/jobs.py);
+countersigned by each panel member; superseded by a re-evaluation's record.
 
-Every signature makes a new version of the PDF (an incremental update): each version is a
-`TenderDocument` (kind "eval_record"; the earlier ones marked superseded) and a
-`RecordSignature` row names the version it made; `EvaluationRecord.document_id` is the
-current one. Operations never commit; views and jobs do.
+Every signature makes a new version of the PDF (an incremental update, stored by
+`app.records.versions`); a `RecordSignature` row names the version it made;
+`EvaluationRecord.document_id` is the current one. Operations never commit; the request
+boundary and the job do.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
@@ -26,22 +25,22 @@ from app.evaluations.models import Evaluation, EvaluationStage
 from app.extensions import db
 from app.panels.models import MemberStatus, PanelMember
 from app.permissions import Permission, PermissionDenied, can
+from app.records import signing
+from app.records.jobs import render_record
 from app.records.models import EvaluationRecord, RecordSignature, RecordStatus
+from app.records.versions import (
+    member_field,
+    record_pdf,
+    record_title,
+    signed_version,
+    store_version,
+)
 from app.tasks import enqueue_after_commit
-from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument
 
-log = logging.getLogger(__name__)
-
-RECORD_KIND = "eval_record"
-PLATFORM_FIELD = "platform"
 # A queued or rendering record untouched this long may be requested again (worker lost).
 STALE_AFTER = timedelta(minutes=15)
 ACTIVE = (RecordStatus.QUEUED, RecordStatus.RENDERING)
-
-
-def member_field(seat: int) -> str:
-    return f"member-{seat}"
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -103,16 +102,10 @@ def may_view(user: User, tender: Tender) -> bool:
     return can(user, Permission.VIEW_TENDERS, tender.centre_id) or seat_of(user, tender) is not None
 
 
-def record_document(record: EvaluationRecord) -> TenderDocument | None:
-    return db.session.get(TenderDocument, record.document_id) if record.document_id else None
-
-
-def record_pdf(record: EvaluationRecord) -> bytes:
-    document = record_document(record)
-    if document is None:
-        raise OperationError(_l("The record has no signed file yet."), code="not_ready", status=404)
-    with blob_store().open(document.sha256) as handle:
-        return handle.read()
+def current_document(tender: Tender) -> TenderDocument:
+    """The current version of the tender's latest record (404 while there is none): what
+    the record's download, on the web and in the API, sends."""
+    return signed_version(current_record(tender))
 
 
 # --- requesting ----------------------------------------------------------------------------
@@ -186,54 +179,23 @@ def request_record(actor: User, tender: Tender) -> EvaluationRecord:
         centre_id=tender.centre_id,
         data={"record": record.id, "round": record.round},
     )
-    from app.records.jobs import render_record
-
     enqueue_after_commit(render_record, record.id)
     return record
 
 
-def finalise_hook(actor: User, tender: Tender, evaluation: Evaluation) -> None:
-    """Registered in `app.evaluations.review.FINALISE_HOOKS`: the chair's finalisation
-    requests the record."""
+def request_record_on_finalise(tender: Tender, *, actor: User, evaluation: Evaluation) -> None:
+    """Receiver of `evaluation_finalised` (connected in the app factory): the chair's
+    finalisation requests the record, in the same transaction."""
     request_record(actor, tender)
 
 
 # --- countersigning ------------------------------------------------------------------------
 
 
-def store_version(
-    record: EvaluationRecord, tender: Tender, pdf: bytes, title: str
-) -> TenderDocument:
-    """Store a new version of the record's PDF and make it the current one."""
-    stored = blob_store().put_bytes(pdf)
-    now = utcnow()
-    previous = record_document(record)
-    if previous is not None and previous.superseded_at is None:
-        previous.superseded_at = now
-    document = TenderDocument(
-        tender_id=tender.id,
-        kind=RECORD_KIND,
-        title=title[:300],
-        filename=f"evaluation-record-{_safe(tender.reference)}-r{record.round}.pdf",
-        content_type="application/pdf",
-        size=stored.size,
-        sha256=stored.sha256,
-        created_at=now,
-    )
-    db.session.add(document)
-    db.session.flush()
-    record.document_id = document.id
-    return document
-
-
-def _safe(reference: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in reference)[:80] or "tender"
-
-
 def countersign(actor: User, record: EvaluationRecord, totp: str) -> RecordSignature:
     """A panel member countersigns the current version with their own certificate, after
     confirming with a fresh code from their authenticator app (a wrong code changes nothing
-    but the audited failure, which the caller commits)."""
+    but the audited failure: `SignInFailed` keeps it)."""
     tender = db.session.get(Tender, record.tender_id)
     member = seat_of(actor, tender) if tender is not None else None
     if member is None:
@@ -260,8 +222,6 @@ def countersign(actor: User, record: EvaluationRecord, totp: str) -> RecordSigna
     )
     if already is not None:
         raise Conflict(_l("You have already signed this record."), code="already_signed")
-    from app.records import signing
-
     current = record_pdf(record)
     field = member_field(member.position)
     signed = signing.sign_pdf(
@@ -272,7 +232,7 @@ def countersign(actor: User, record: EvaluationRecord, totp: str) -> RecordSigna
         stamp_text=f"%(signer)s (E{member.position})\n{tender.reference}\n%(ts)s",
     )
     certificate = signing.member_certificate(actor)
-    document = store_version(record, tender, signed, _title(tender, record))
+    document = store_version(record, tender, signed, record_title(tender, record))
     signature = RecordSignature(
         record_id=record.id,
         signer_id=actor.id,
@@ -311,10 +271,6 @@ def countersign(actor: User, record: EvaluationRecord, totp: str) -> RecordSigna
     return signature
 
 
-def _title(tender: Tender, record: EvaluationRecord) -> str:
-    return f"Evaluation record {tender.reference} (round {record.round})"
-
-
 # --- superseding ---------------------------------------------------------------------------
 
 
@@ -340,7 +296,3 @@ def supersede(record: EvaluationRecord, reason: str) -> EvaluationRecord:
         data={"record": record.id, "round": record.round, "reason": record.superseded_reason},
     )
     return record
-
-
-def scoring_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -2,52 +2,37 @@
 download, the signatures), staff's retry, and panel members' countersignature.
 
 Access: staff of the tender's centre, supervisors and admins, and the tender's panel
-members (others: 403 by role, 404 for an expert not on the panel). Importing this module
-registers the record request in the evaluation's finalise hooks.
+members (others: 403 by role, 404 for an expert not on the panel; `app.records.access`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
 
 from app.accounts.models import Role
-from app.core.errors import OperationError
-from app.extensions import db, limiter
+from app.core.boundary import attempt
+from app.extensions import limiter
 from app.permissions import Permission, can
 from app.records import operations
+from app.records.access import record_tender
 from app.records.forms import CountersignForm, RequestRecordForm
 from app.records.models import RecordStatus
+from app.records.versions import record_document
+from app.tenders.access import existing_tender
 from app.tenders.documents import open_document, send_document
 from app.tenders.models import Tender
 
 bp = Blueprint("records", __name__, url_prefix="/records")
 
-VIEW_ROLES = frozenset({Role.STAFF, Role.SUPERVISOR, Role.ADMIN, Role.EXPERT})
-
-
-def _register_hook() -> None:
-    try:
-        from app.evaluations.review import FINALISE_HOOKS
-    except ImportError:  # the evaluation area is not there yet
-        return
-    if operations.finalise_hook not in FINALISE_HOOKS:
-        FINALISE_HOOKS.append(operations.finalise_hook)
-
-
-_register_hook()
-
-
-def _tender(tender_id: int) -> Tender:
-    if current_user.role not in VIEW_ROLES:
-        abort(403)
-    tender = db.session.get(Tender, tender_id)
-    if tender is None:
-        abort(404)
-    if not operations.may_view(current_user, tender):
-        abort(404 if current_user.role == Role.EXPERT else 403)
-    return tender
+# Staff of the centre and admins request the record again; the chair too (the operation
+# tells the chair from the other experts).
+REQUESTERS = frozenset({Role.STAFF, Role.ADMIN, Role.EXPERT})
 
 
 def _status(tender: Tender) -> dict:
@@ -69,8 +54,8 @@ def _status(tender: Tender) -> dict:
 
 @bp.route("/tenders/<int:tender_id>")
 @login_required
-def show(tender_id: int):
-    tender = _tender(tender_id)
+def show(tender_id: int) -> str:
+    tender = record_tender(current_user, tender_id)
     records = operations.records_of(tender)
     record = records[0] if records else None
     seat = operations.seat_of(current_user, tender)
@@ -81,7 +66,7 @@ def show(tender_id: int):
         tender=tender,
         record=record,
         older=records[1:],
-        document=operations.record_document(record) if record else None,
+        document=record_document(record) if record else None,
         signatures=signatures,
         members=operations.signing_members(tender),
         seat=seat,
@@ -102,45 +87,39 @@ def show(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/status.json")
 @login_required
-def status(tender_id: int):
+def status(tender_id: int) -> dict:
     """The record's progress, polled by the page (static/js/record_progress.js)."""
-    return _status(_tender(tender_id))
+    return _status(record_tender(current_user, tender_id))
 
 
 @bp.route("/tenders/<int:tender_id>/record.pdf")
 @login_required
-def download(tender_id: int):
-    tender = _tender(tender_id)
-    record = operations.current_record(tender)
-    document = operations.record_document(record) if record else None
-    if document is None:
-        abort(404)
-    try:
-        return send_document(document, open_document(document))
-    except OperationError as error:
-        abort(error.status)
+def download(tender_id: int) -> Response:
+    document = operations.current_document(record_tender(current_user, tender_id))
+    return send_document(document, open_document(document))
+
+
+def _record_action(
+    tender: Tender, operation: Callable[..., Any], *args: Any, success: str
+) -> Response:
+    """Call the operation as the signed-in user: its success or its refusal is flashed on
+    the record page (a failed second factor stays in the audit log)."""
+    if attempt(operation, current_user, *args).ok:
+        flash(success, "success")
+    return redirect(url_for(".show", tender_id=tender.id), code=303)
 
 
 @bp.route("/tenders/<int:tender_id>/request", methods=["POST"])
 @login_required
-def request_record(tender_id: int):
-    if current_user.role not in (Role.STAFF, Role.ADMIN, Role.EXPERT):
+def request_record(tender_id: int) -> Response:
+    if current_user.role not in REQUESTERS:
         abort(403)
-    tender = db.session.get(Tender, tender_id)
-    if tender is None:
-        abort(404)
-    form = RequestRecordForm()
-    if not form.validate_on_submit():
+    tender = existing_tender(tender_id)
+    if not RequestRecordForm().validate_on_submit():
         abort(400)
-    try:
-        operations.request_record(current_user, tender)
-    except OperationError as error:
-        db.session.rollback()
-        flash(str(error.message), "error")
-        return redirect(url_for(".show", tender_id=tender_id)), 303
-    db.session.commit()
-    flash(_("The record is being made."), "success")
-    return redirect(url_for(".show", tender_id=tender_id)), 303
+    return _record_action(
+        tender, operations.request_record, tender, success=_("The record is being made.")
+    )
 
 
 def _sign_key() -> str:
@@ -150,28 +129,21 @@ def _sign_key() -> str:
 @bp.route("/tenders/<int:tender_id>/countersign", methods=["POST"])
 @login_required
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_ACCOUNT"], key_func=_sign_key)
-def countersign(tender_id: int):
+def countersign(tender_id: int) -> Response:
     if current_user.role != Role.EXPERT:
         abort(403)
-    tender = db.session.get(Tender, tender_id)
-    if tender is None:
-        abort(404)
+    tender = existing_tender(tender_id)
     record = operations.current_record(tender)
     if record is None or operations.seat_of(current_user, tender) is None:
         abort(404)
     form = CountersignForm()
     if not form.validate_on_submit():
         flash(_("Enter the six-digit code from your authenticator app."), "error")
-        return redirect(url_for(".show", tender_id=tender_id)), 303
-    try:
-        operations.countersign(current_user, record, form.code.data.replace(" ", ""))
-    except OperationError as error:
-        if error.code == "bad_totp":
-            db.session.commit()  # keep the audited failed attempt; nothing else changed
-        else:
-            db.session.rollback()
-        flash(str(error.message), "error")
-        return redirect(url_for(".show", tender_id=tender_id)), 303
-    db.session.commit()
-    flash(_("You have countersigned the record."), "success")
-    return redirect(url_for(".show", tender_id=tender_id)), 303
+        return redirect(url_for(".show", tender_id=tender_id), code=303)
+    return _record_action(
+        tender,
+        operations.countersign,
+        record,
+        form.code.data.replace(" ", ""),
+        success=_("You have countersigned the record."),
+    )

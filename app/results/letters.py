@@ -1,38 +1,42 @@
 """Result letters: one signed PDF per company that took part, after the award or the
 failure of a tender, with that company's own price, compliance verdict and reasons, scores
-per part and rank. Rendering takes seconds (WeasyPrint), so a job makes them; it is
-idempotent (one letter per tender, company and evaluation round) and commits its own work.
-Only the company itself and the centre's staff and supervisors may download a letter."""
+per part and rank. Rendering takes seconds (WeasyPrint), so a job (`app.results.jobs`)
+makes them; it is idempotent (one letter per tender, company and evaluation round) and
+commits its own work. Only the company itself and the centre's staff and supervisors may
+download a letter."""
 
 from __future__ import annotations
 
-import logging
-
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import force_locale
 from sqlalchemy import select
 
+from app.accounts.models import User
 from app.audit import append_event
 from app.companies.models import Company
 from app.core.types import utcnow
+from app.evaluations.queries import evaluation_of
 from app.extensions import db
 from app.opening.models import OpeningLine
 from app.pdf import render_pdf
 from app.permissions import Permission, can
-from app.results import operations
+from app.records.signing import sign_pdf
 from app.results.models import ResultLetter
-from app.tasks import enqueue_after_commit, in_app_context
+from app.results.reading import (
+    bidding_companies,
+    company_result,
+    current_notice,
+    scoring_file,
+)
 from app.tenders import documents
 from app.tenders.models import Tender, TenderDocument, TenderStatus
-
-log = logging.getLogger(__name__)
 
 LETTER_KIND = "result_letter"
 LETTER_STATUSES = frozenset({TenderStatus.AWARDED, TenderStatus.FAILED})
 
 
 def letter_round(tender: Tender) -> int:
-    evaluation = operations.evaluation_of(tender)
+    evaluation = evaluation_of(tender)
     return evaluation.round if evaluation is not None else 1
 
 
@@ -58,7 +62,7 @@ def letters_of(tender: Tender) -> list[ResultLetter]:
     )
 
 
-def may_read_letter(user, tender: Tender, company_id: int) -> bool:
+def may_read_letter(user: User, tender: Tender, company_id: int) -> bool:
     """The company's own bidders, and whoever oversees the tender's centre."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
@@ -77,9 +81,9 @@ def _opening_price(tender: Tender, company: Company) -> str | None:
 
 
 def letter_context(tender: Tender, company: Company) -> dict:
-    doc = operations.scoring_file(operations.evaluation_of(tender))
-    line = operations.company_result(doc, company)
-    notice = operations.current_notice(tender)
+    doc = scoring_file(evaluation_of(tender))
+    line = company_result(doc, company)
+    notice = current_notice(tender)
     winner = (notice.content or {}).get("winner") if notice is not None else None
     return {
         "tender": tender,
@@ -102,8 +106,6 @@ def render_letter(tender: Tender, company: Company, locale: str) -> bytes:
             **letter_context(tender, company),
         )
     pdf = render_pdf(html)
-    from app.records.signing import sign_pdf
-
     return sign_pdf(
         pdf,
         signer="platform",
@@ -128,7 +130,7 @@ def make_letters(tender_id: int, locale: str, after_each=None) -> int:
         )
     )
     made = 0
-    for company in operations.bidding_companies(tender):
+    for company in bidding_companies(tender):
         if company.id in done:
             continue
         data = render_letter(tender, company, locale)
@@ -166,26 +168,3 @@ def make_letters(tender_id: int, locale: str, after_each=None) -> int:
         if after_each is not None:
             after_each()
     return made
-
-
-@in_app_context
-def generate_result_letters(tender_id: int, locale: str = "en") -> int:
-    """RQ job: the result letters of an awarded or failed tender."""
-    try:
-        made = make_letters(tender_id, locale, after_each=db.session.commit)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        log.exception("result letters of tender %s failed; the job can be rerun", tender_id)
-        raise
-    log.info("tender %s: %d result letter(s) made", tender_id, made)
-    return made
-
-
-def enqueue_letters(tender_id: int, locale: str | None = None) -> None:
-    """Queue the letters once the transaction that awarded or failed the tender commits."""
-    enqueue_after_commit(
-        generate_result_letters,
-        tender_id,
-        locale or current_app.config["BABEL_DEFAULT_LOCALE"],
-    )

@@ -10,7 +10,6 @@ superseded. The server clock alone decides whether an objection is in time.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -24,33 +23,46 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Role, User
 from app.audit import append_event
-from app.audit.models import AuditEvent
-from app.bids.models import Bid, BidStatus
-from app.bids.operations import bidder_id
-from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation, EvaluationStage
+from app.evaluations.queries import evaluation_of
 from app.events import publish_after_commit
 from app.extensions import db
-from app.permissions import Permission, can, require
-from app.records.models import EvaluationRecord, RecordStatus
+from app.permissions import Permission, require
 from app.records.operations import supersede
+from app.results.jobs import enqueue_letters
 from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNotice
+from app.results.reading import (
+    bidding_companies,
+    current_notice,
+    objections_of,
+    open_objections,
+    ranked_candidates,
+    retender_links,
+    scoring_file,
+    signed_record,
+    took_part,
+    window_open,
+)
 from app.tenders import documents
 from app.tenders.documents import Upload, store_attachments
 from app.tenders.models import Tender, TenderStatus
 from app.tenders.notify import notify_users
-from app.tenders.operations import TENDER_CHANNEL, LotInput, TenderInput, create_tender
+from app.tenders.operations import (
+    TENDER_CHANNEL,
+    LotInput,
+    TenderInput,
+    create_tender,
+    template_document,
+)
 
 log = logging.getLogger(__name__)
 
-CANDIDATE_COUNT = 3
 MAX_OBJECTION_TEXT = 20_000
 MAX_OBJECTION_FILES = 5
 FAILURE_CODES = ("no_compliant_bid", "too_few_bids", "all_over_ceiling", "other")
 FAILABLE = frozenset({TenderStatus.OPENED, TenderStatus.EVALUATING, TenderStatus.CANDIDATES})
-SIGNED_RECORD = frozenset({RecordStatus.SIGNED, RecordStatus.COMPLETE})
 REOPEN_STAGES = (EvaluationStage.REVIEW, EvaluationStage.SCORING)
 
 
@@ -65,212 +77,6 @@ def failure_labels() -> dict[str, Any]:
 
 def objection_days() -> int:
     return int(current_app.config.get("FAIRBID_OBJECTION_DAYS", 3))
-
-
-# --- reading -------------------------------------------------------------------------------
-
-
-def notices_of(tender: Tender) -> list[ResultNotice]:
-    return list(
-        db.session.scalars(
-            select(ResultNotice)
-            .where(ResultNotice.tender_id == tender.id)
-            .order_by(ResultNotice.published_at, ResultNotice.id)
-        )
-    )
-
-
-def current_notice(tender: Tender) -> ResultNotice | None:
-    """The latest notice still in force (None before the candidates are published)."""
-    return db.session.scalar(
-        select(ResultNotice)
-        .where(ResultNotice.tender_id == tender.id, ResultNotice.superseded_at.is_(None))
-        .order_by(ResultNotice.published_at.desc(), ResultNotice.id.desc())
-        .limit(1)
-    )
-
-
-def objections_of(tender: Tender, company_id: int | None = None) -> list[Objection]:
-    query = select(Objection).where(Objection.tender_id == tender.id)
-    if company_id is not None:
-        query = query.where(Objection.company_id == company_id)
-    return list(db.session.scalars(query.order_by(Objection.filed_at, Objection.id)))
-
-
-def open_objections(tender: Tender) -> list[Objection]:
-    return [o for o in objections_of(tender) if o.status == ObjectionStatus.OPEN]
-
-
-def bidding_companies(tender: Tender) -> list[Company]:
-    """Companies with a submitted (current) bid for the tender: those who took part."""
-    return list(
-        db.session.scalars(
-            select(Company)
-            .join(Bid, Bid.company_id == Company.id)
-            .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
-            .distinct()
-            .order_by(Company.id)
-        )
-    )
-
-
-def took_part(company_id: int | None, tender: Tender) -> bool:
-    if company_id is None:
-        return False
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(Bid)
-            .where(
-                Bid.tender_id == tender.id,
-                Bid.company_id == company_id,
-                Bid.status == BidStatus.SUBMITTED,
-            )
-        )
-        > 0
-    )
-
-
-def evaluation_of(tender: Tender) -> Evaluation | None:
-    return db.session.get(Evaluation, tender.id)
-
-
-def records_of(tender: Tender) -> list[EvaluationRecord]:
-    return list(
-        db.session.scalars(
-            select(EvaluationRecord)
-            .where(EvaluationRecord.tender_id == tender.id)
-            .order_by(EvaluationRecord.round, EvaluationRecord.id)
-        )
-    )
-
-
-def signed_record(tender: Tender, evaluation: Evaluation | None) -> EvaluationRecord | None:
-    """The signed record of the evaluation's current round, if there is one."""
-    if evaluation is None:
-        return None
-    return db.session.scalar(
-        select(EvaluationRecord).where(
-            EvaluationRecord.tender_id == tender.id,
-            EvaluationRecord.round == evaluation.round,
-            EvaluationRecord.status.in_(list(SIGNED_RECORD)),
-        )
-    )
-
-
-def scoring_file(evaluation: Evaluation | None) -> dict | None:
-    if evaluation is None or not evaluation.scoring_json:
-        return None
-    try:
-        return json.loads(evaluation.scoring_json)
-    except ValueError:
-        log.error("evaluation of tender %s: scoring file is not JSON", evaluation.tender_id)
-        return None
-
-
-def window_open(notice: ResultNotice | None, now=None) -> bool:
-    return (
-        notice is not None
-        and notice.kind == NoticeKind.CANDIDATES
-        and notice.objection_deadline is not None
-        and (now or utcnow()) <= notice.objection_deadline
-    )
-
-
-def is_staff_of(user: Any, tender: Tender) -> bool:
-    return can(user, Permission.VIEW_TENDERS, tender.centre_id)
-
-
-def retender_links(tender: Tender) -> dict[str, dict | None]:
-    """{"successor": {...}, "predecessor": {...}} from the audit events that link them."""
-    links: dict[str, dict | None] = {"successor": None, "predecessor": None}
-    for action, key, field in (
-        ("tender.retendered", "successor", "retender_id"),
-        ("tender.retender_of", "predecessor", "original_id"),
-    ):
-        event = db.session.scalar(
-            select(AuditEvent)
-            .where(
-                AuditEvent.action == action,
-                AuditEvent.object_type == "tender",
-                AuditEvent.object_id == str(tender.id),
-            )
-            .order_by(AuditEvent.seq.desc())
-            .limit(1)
-        )
-        if event is not None:
-            data = json.loads(event.data)
-            other = db.session.get(Tender, data.get(field))
-            if other is not None:
-                links[key] = {"id": other.id, "reference": other.reference, "tender": other}
-    return links
-
-
-# --- the scoring file, for notices and letters ---------------------------------------------
-
-
-def _result_rows(doc: dict | None) -> dict[str, dict]:
-    """Scored bids of the scoring file by bid id."""
-    if not doc:
-        return {}
-    return {row["id"]: row for row in (doc.get("result") or {}).get("bids", [])}
-
-
-def _part_scores(row: dict) -> dict[str, str | None]:
-    commercial = row.get("commercial_score") or {}
-    technical = row.get("technical_score") or {}
-    return {
-        "price": row.get("price_score"),
-        "commercial": commercial.get("total"),
-        "technical": technical.get("total"),
-    }
-
-
-def ranked_candidates(doc: dict, companies: Iterable[Company]) -> list[dict]:
-    """Up to three ranked candidates from the scoring file's ranking, named."""
-    by_bidder = {bidder_id(company): company for company in companies}
-    rows = _result_rows(doc)
-    result = doc.get("result") or {}
-    ranking = sorted(result.get("ranking") or [], key=lambda item: item["rank"])
-    candidates = []
-    for item in ranking[:CANDIDATE_COUNT]:
-        row = rows.get(item["bid"], {})
-        company = by_bidder.get(item["bid"])
-        candidates.append(
-            {
-                "rank": item["rank"],
-                "bid": item["bid"],
-                "company_id": company.id if company else None,
-                "company": company.name if company else item["bid"],
-                "price": row.get("price"),
-                "total": row.get("total"),
-                "scores": _part_scores(row),
-            }
-        )
-    return candidates
-
-
-def company_result(doc: dict | None, company: Company) -> dict | None:
-    """One company's line of the scored file (its own scores, verdict with reasons in the
-    current language, rank)."""
-    from app.evaluations.review import reason_text
-
-    row = _result_rows(doc).get(bidder_id(company))
-    if row is None:
-        return None
-    return {
-        "price": row.get("price"),
-        "compliant": row.get("compliant"),
-        "reasons": [
-            reason_text(
-                reason.get("code", ""), reason.get("params") or {}, reason.get("message", "")
-            )
-            for reason in row.get("reasons") or []
-        ],
-        "scores": _part_scores(row),
-        "total": row.get("total"),
-        "rank": row.get("rank"),
-    }
 
 
 # --- notifications -------------------------------------------------------------------------
@@ -307,8 +113,6 @@ def _announce(tender: Tender, event: str, **payload) -> None:
 
 
 def _letters_after_commit(tender: Tender) -> None:
-    from app.results.letters import enqueue_letters
-
     locale = str(get_locale() or current_app.config["BABEL_DEFAULT_LOCALE"])
     enqueue_letters(tender.id, locale)
 
@@ -737,8 +541,6 @@ def retender(actor: User, tender: Tender) -> Tender:
         raise Conflict(_l("This tender has already been re-tendered."), code="retendered")
     days_min = current_app.config["SUBMISSION_DAYS_MIN"].get(tender.category, 20)
     try:
-        from app.tenders.operations import template_document
-
         days_min = template_document(tender.template_version).get("submission_days_min") or (
             days_min
         )

@@ -14,14 +14,18 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from app.companies.models import Company
-from app.core.boundary import perform as _run
+from app.core.boundary import perform, run_operation
 from app.evaluations.models import EvaluationStage
+from app.evaluations.queries import evaluation_of
 from app.extensions import db
 from app.permissions import Permission, can
 from app.records.models import RecordStatus
-from app.results import letters, operations
+from app.records.operations import records_of
+from app.results import letters, operations, reading
+from app.results.access import letter_document, tender_objection
 from app.results.forms import (
     DecideObjectionForm,
     DeclareFailedForm,
@@ -31,9 +35,10 @@ from app.results.forms import (
     ReopenEvaluationForm,
     RetenderForm,
 )
-from app.results.models import Objection, ObjectionStatus
+from app.results.models import ObjectionStatus
 from app.storage import BlobNotFound, InvalidBlobId
-from app.tenders.documents import blob_store, open_document, send_document
+from app.tenders.access import public_tender, staff_tender
+from app.tenders.documents import Upload, blob_store, open_document, send_document
 from app.tenders.labels import STATUS_LABELS
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 
@@ -70,7 +75,7 @@ RESULT_STATUSES = frozenset(
 
 
 @bp.context_processor
-def result_labels():
+def result_labels() -> dict:
     return {
         "TENDER_LABELS": STATUS_LABELS,
         "RECORD_LABELS": RECORD_LABELS,
@@ -86,33 +91,17 @@ def failure_label(code: str | None) -> str:
 
 
 @bp.app_template_global()
-def result_notice_of(tender: Tender):
+def result_notice_of(tender: Tender) -> dict:
     """For the public tender page's notice section: the notice in force and the links of a
     re-tender."""
     return {
-        "notice": operations.current_notice(tender),
-        "links": operations.retender_links(tender),
-        "staff": tender.status in RESULT_STATUSES and operations.is_staff_of(current_user, tender),
+        "notice": reading.current_notice(tender),
+        "links": reading.retender_links(tender),
+        "staff": tender.status in RESULT_STATUSES and reading.is_staff_of(current_user, tender),
         "bidder": getattr(current_user, "is_authenticated", False)
         and can(current_user, Permission.TAKE_PART)
-        and operations.took_part(current_user.company_id, tender),
+        and reading.took_part(current_user.company_id, tender),
     }
-
-
-def _public_tender(tender_id: int) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None or not tender.is_public:
-        abort(404)
-    return tender
-
-
-def _staff_tender(tender_id: int, permission: Permission) -> Tender:
-    tender = db.session.get(Tender, tender_id)
-    if tender is None:
-        abort(404)
-    if not can(current_user, permission, tender.centre_id):
-        abort(403)
-    return tender
 
 
 def _bidder_only() -> None:
@@ -124,15 +113,15 @@ def _bidder_only() -> None:
 
 
 @bp.route("/tenders/<int:tender_id>")
-def notice(tender_id: int):
-    tender = _public_tender(tender_id)
+def notice(tender_id: int) -> str:
+    tender = public_tender(tender_id)
     return render_template(
         "results/notice.html",
         tender=tender,
-        notices=operations.notices_of(tender),
-        current=operations.current_notice(tender),
-        links=operations.retender_links(tender),
-        staff=operations.is_staff_of(current_user, tender),
+        notices=reading.notices_of(tender),
+        current=reading.current_notice(tender),
+        links=reading.retender_links(tender),
+        staff=reading.is_staff_of(current_user, tender),
     )
 
 
@@ -141,22 +130,22 @@ def notice(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/manage")
 @login_required
-def manage(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.VIEW_TENDERS)
-    evaluation = operations.evaluation_of(tender)
-    objections = operations.objections_of(tender)
-    ids = {c.id for c in operations.bidding_companies(tender)} | {o.company_id for o in objections}
+def manage(tender_id: int) -> str:
+    tender = staff_tender(current_user, tender_id, Permission.VIEW_TENDERS)
+    evaluation = evaluation_of(tender)
+    objections = reading.objections_of(tender)
+    ids = {c.id for c in reading.bidding_companies(tender)} | {o.company_id for o in objections}
     companies = {c.id: c for c in db.session.scalars(select(Company).where(Company.id.in_(ids)))}
-    current = operations.current_notice(tender)
+    current = reading.current_notice(tender)
     return render_template(
         "results/manage.html",
         tender=tender,
         evaluation=evaluation,
-        record=operations.signed_record(tender, evaluation),
-        records=operations.records_of(tender),
-        notices=operations.notices_of(tender),
+        record=reading.signed_record(tender, evaluation),
+        records=list(reversed(records_of(tender))),
+        notices=reading.notices_of(tender),
         current=current,
-        window_open=operations.window_open(current),
+        window_open=reading.window_open(current),
         reopenable=tender.status == TenderStatus.CANDIDATES
         and current is not None
         and any(
@@ -165,7 +154,7 @@ def manage(tender_id: int):
         objections=objections,
         companies=companies,
         letters=letters.letters_of(tender),
-        links=operations.retender_links(tender),
+        links=reading.retender_links(tender),
         manage=can(current_user, Permission.MANAGE_TENDERS, tender.centre_id),
         statuses=TenderStatus,
         failable=tender.status in operations.FAILABLE,
@@ -184,48 +173,44 @@ def _manage_url(tender: Tender) -> str:
 
 @bp.route("/tenders/<int:tender_id>/candidates", methods=["POST"])
 @login_required
-def publish_candidates(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+def publish_candidates(tender_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, Permission.MANAGE_TENDERS)
     if not PublishCandidatesForm().validate_on_submit():
         abort(400)
-    response, _notice = _run(
+    return run_operation(
         operations.publish_candidates,
         tender,
         success=_("The candidates are published; the objection period has begun."),
         back=_manage_url(tender),
     )
-    return response
 
 
 @bp.route("/tenders/<int:tender_id>/objections/<int:objection_id>/decide", methods=["POST"])
 @login_required
-def decide(tender_id: int, objection_id: int):
-    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
-    objection = db.session.get(Objection, objection_id)
-    if objection is None or objection.tender_id != tender.id:
-        abort(404)
+def decide(tender_id: int, objection_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, Permission.MANAGE_TENDERS)
+    objection = tender_objection(tender, objection_id)
     form = DecideObjectionForm()
     if not form.validate_on_submit():
         flash(_("Choose a decision and give its reason."), "error")
         return redirect(_manage_url(tender), code=303)
-    response, _objection = _run(
+    return run_operation(
         lambda actor, o: operations.decide_objection(actor, o, form.outcome.data, form.reason.data),
         objection,
         success=_("The decision is recorded and the bidder is told."),
         back=_manage_url(tender),
     )
-    return response
 
 
 @bp.route("/tenders/<int:tender_id>/reopen", methods=["POST"])
 @login_required
-def reopen(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+def reopen(tender_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, Permission.MANAGE_TENDERS)
     form = ReopenEvaluationForm()
     if not form.validate_on_submit():
         flash(_("Choose the stage and give the reason."), "error")
         return redirect(_manage_url(tender), code=303)
-    response, _evaluation = _run(
+    return run_operation(
         lambda actor, t: operations.reopen_evaluation(
             actor, t, form.reason.data, EvaluationStage(form.stage.data)
         ),
@@ -233,33 +218,31 @@ def reopen(tender_id: int):
         success=_("The tender is back in evaluation; the old record is superseded."),
         back=_manage_url(tender),
     )
-    return response
 
 
 @bp.route("/tenders/<int:tender_id>/award", methods=["POST"])
 @login_required
-def award(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+def award(tender_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, Permission.MANAGE_TENDERS)
     if not PublishAwardForm().validate_on_submit():
         abort(400)
-    response, _notice = _run(
+    return run_operation(
         operations.publish_award,
         tender,
         success=_("The award is published; the result letters are being made."),
         back=_manage_url(tender),
     )
-    return response
 
 
 @bp.route("/tenders/<int:tender_id>/fail", methods=["POST"])
 @login_required
-def fail(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+def fail(tender_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, Permission.MANAGE_TENDERS)
     form = DeclareFailedForm()
     if not form.validate_on_submit():
         flash(_("Choose the reason the tender failed."), "error")
         return redirect(_manage_url(tender), code=303)
-    response, _notice = _run(
+    return run_operation(
         lambda actor, t: operations.declare_failed(
             actor, t, form.reason_code.data, form.text.data or ""
         ),
@@ -267,16 +250,15 @@ def fail(tender_id: int):
         success=_("The tender is declared failed; the notice is public."),
         back=_manage_url(tender),
     )
-    return response
 
 
 @bp.route("/tenders/<int:tender_id>/retender", methods=["POST"])
 @login_required
-def retender(tender_id: int):
-    tender = _staff_tender(tender_id, Permission.MANAGE_TENDERS)
+def retender(tender_id: int) -> Response:
+    tender = staff_tender(current_user, tender_id, Permission.MANAGE_TENDERS)
     if not RetenderForm().validate_on_submit():
         abort(400)
-    response, new = _run(
+    response, new = perform(
         operations.retender,
         tender,
         success=_("A new draft is ready: check its schedule, then publish it."),
@@ -292,16 +274,16 @@ def retender(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/bidder")
 @login_required
-def bidder(tender_id: int):
+def bidder(tender_id: int) -> str:
     _bidder_only()
-    tender = _public_tender(tender_id)
-    current = operations.current_notice(tender)
-    took_part = operations.took_part(current_user.company_id, tender)
-    objections = operations.objections_of(tender, current_user.company_id) if took_part else []
+    tender = public_tender(tender_id)
+    current = reading.current_notice(tender)
+    took_part = reading.took_part(current_user.company_id, tender)
+    objections = reading.objections_of(tender, current_user.company_id) if took_part else []
     may_object = (
         took_part
         and tender.status == TenderStatus.CANDIDATES
-        and operations.window_open(current)
+        and reading.window_open(current)
         and not any(o.status == ObjectionStatus.OPEN for o in objections)
     )
     return render_template(
@@ -311,7 +293,7 @@ def bidder(tender_id: int):
         took_part=took_part,
         objections=objections,
         may_object=may_object,
-        window_open=operations.window_open(current),
+        window_open=reading.window_open(current),
         form=ObjectionForm(formdata=None),
         letter=letters.letter_of(tender, current_user.company_id) if took_part else None,
     )
@@ -319,40 +301,37 @@ def bidder(tender_id: int):
 
 @bp.route("/tenders/<int:tender_id>/objections", methods=["POST"])
 @login_required
-def file_objection(tender_id: int):
+def file_objection(tender_id: int) -> Response:
     _bidder_only()
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     back = url_for(".bidder", tender_id=tender.id)
     form = ObjectionForm()
     if not form.validate_on_submit():
         flash(_("Say what the objection is about and why."), "error")
         return redirect(back, code=303)
     uploads = [
-        operations.Upload(f.filename or "", f.mimetype, f.stream)
+        Upload(f.filename or "", f.mimetype, f.stream)
         for f in request.files.getlist(form.attachments.name)
         if f and f.filename
     ]
-    response, _objection = _run(
+    return run_operation(
         lambda actor, t: operations.file_objection(actor, t, form.text.data, uploads),
         tender,
         success=_("Your objection is filed; the trading centre will answer it."),
         back=back,
     )
-    return response
 
 
 @bp.route("/tenders/<int:tender_id>/objections/<int:objection_id>/attachment")
 @login_required
-def attachment(tender_id: int, objection_id: int):
+def attachment(tender_id: int, objection_id: int) -> Response:
     """One attachment (`?n=` its position) of an objection: the filing company and the
     staff overseeing the centre."""
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     staff = can(current_user, Permission.VIEW_TENDERS, tender.centre_id)
     if not staff and not can(current_user, Permission.TAKE_PART):
         abort(403)
-    objection = db.session.get(Objection, objection_id)
-    if objection is None or objection.tender_id != tender.id:
-        abort(404)
+    objection = tender_objection(tender, objection_id)
     if not staff and objection.company_id != current_user.company_id:
         abort(404)
     index = request.args.get("n", 0, type=int)
@@ -372,28 +351,25 @@ def attachment(tender_id: int, objection_id: int):
     return send_document(document, stream)
 
 
-def _send_letter(tender: Tender, company_id: int):
-    letter = letters.letter_of(tender, company_id)
-    if letter is None:
-        abort(404)
-    document = db.session.get(TenderDocument, letter.document_id)
+def _send_letter(tender: Tender, company_id: int) -> Response:
+    document = letter_document(tender, company_id)
     return send_document(document, open_document(document))
 
 
 @bp.route("/tenders/<int:tender_id>/letter")
 @login_required
-def letter(tender_id: int):
+def letter(tender_id: int) -> Response:
     """The signed-in bidder's own company's result letter."""
     _bidder_only()
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     return _send_letter(tender, current_user.company_id)
 
 
 @bp.route("/tenders/<int:tender_id>/companies/<int:company_id>/letter")
 @login_required
-def company_letter(tender_id: int, company_id: int):
+def company_letter(tender_id: int, company_id: int) -> Response:
     """A company's letter: its own bidders, and the staff and supervisors of the centre."""
-    tender = _public_tender(tender_id)
+    tender = public_tender(tender_id)
     if not letters.may_read_letter(current_user, tender, company_id):
         abort(403)
     return _send_letter(tender, company_id)

@@ -28,11 +28,14 @@ from app.bids.models import Bid, BidStatus
 from app.core.errors import OperationError
 from app.custody.models import TenderKey
 from app.custody.operations import envelope_tender_id
-from app.evaluations import review, scoring
-from app.evaluations.models import AnonymityDecision
+from app.evaluations import operations as evaluation_ops
+from app.evaluations import queries as evaluation_queries
+from app.evaluations import scoring_file
+from app.evaluations.signals import evaluation_finalised
 from app.extensions import db, get_queue
 from app.opening import jobs as opening_jobs
 from app.opening import operations as opening_ops
+from app.opening.models import AnonymityDecision
 from app.panels import operations as panels
 from app.records import operations as records
 from app.records.models import RecordStatus
@@ -460,22 +463,26 @@ def _members(drill: Drill) -> list[User]:
 def stage_review(drill: Drill) -> str:
     tender = drill.tender
     drill.travel("review", -timedelta(hours=2))
-    evaluation = review.start_evaluation(drill.cast.staff, tender)
+    evaluation = evaluation_ops.start_evaluation(drill.cast.staff, tender)
     commit()
     chair = db.session.get(User, evaluation.chair_id)
     drill.travel("review", -timedelta(hours=1))
     recorded = 0
-    for evaluated in review.evaluated_bids(tender):
-        for check in review.manual_checks(tender):
-            review.record_check(chair, tender, evaluated.bid_id, check, True, "Checked (drill).")
+    for evaluated in evaluation_queries.evaluated_bids(tender):
+        for check in scoring_file.manual_checks(tender):
+            evaluation_ops.record_check(
+                chair, tender, evaluated.bid_id, check, True, "Checked (drill)."
+            )
             recorded += 1
         if evaluated.anonymity_decision == AnonymityDecision.PENDING:
-            review.decide_anonymity(chair, tender, evaluated.code, True, "Harmless (drill).")
+            evaluation_ops.decide_anonymity(
+                chair, tender, evaluated.code, True, "Harmless (drill)."
+            )
     commit()
     drill.travel("review")
-    review.confirm_review(chair, tender)
+    evaluation_ops.confirm_review(chair, tender)
     commit()
-    result = review.review_result(tender) or {}
+    result = evaluation_queries.review_result(tender) or {}
     bids = (result.get("result") or {}).get("bids") or []
     compliant = sum(1 for b in bids if b.get("compliant"))
     return (
@@ -502,24 +509,26 @@ def stage_scoring(drill: Drill) -> str:
     experts = _members(drill)
     codes = 0
     for expert in experts:
-        sheet = scoring.my_sheet(expert, tender)
+        sheet = evaluation_ops.my_sheet(expert, tender)
         entries = []
         for bid in sheet.bids:
             for criterion in sheet.criteria:
                 value = _random_score(drill.rng, criterion.max_points, criterion.step)
                 reason = "Complete answer." if value in (0, criterion.max_points) else ""
-                entries.append(scoring.ScoreEntry(bid.code, criterion.key, str(value), reason))
+                entries.append(
+                    evaluation_ops.ScoreEntry(bid.code, criterion.key, str(value), reason)
+                )
         codes = len(sheet.bids)
-        scoring.save_scores(expert, tender, entries)
+        evaluation_ops.save_scores(expert, tender, entries)
         commit()
-        scoring.lock_sheet(expert, tender)
+        evaluation_ops.lock_sheet(expert, tender)
         commit()
         drill.clock.advance(timedelta(minutes=20))
     reasons = 0
-    for code, criterion, _expert in scoring.open_outliers(tender):
+    for code, criterion, _expert in evaluation_queries.open_outliers(tender):
         for expert in experts:
             try:
-                scoring.give_outlier_reason(
+                evaluation_ops.give_outlier_reason(
                     expert, tender, code, criterion, "My reading of the proposal (drill)."
                 )
                 reasons += 1
@@ -530,12 +539,12 @@ def stage_scoring(drill: Drill) -> str:
 
 
 def _chair(drill: Drill) -> User:
-    return db.session.get(User, review.evaluation_of(drill.tender).chair_id)
+    return db.session.get(User, evaluation_queries.evaluation_of(drill.tender).chair_id)
 
 
 def stage_unblinded(drill: Drill) -> str:
     drill.travel("unblinded")
-    evaluation = scoring.unblind(_chair(drill), drill.tender)
+    evaluation = evaluation_ops.unblind(_chair(drill), drill.tender)
     commit()
     ranking = ranking_of(evaluation.scoring_json)
     if not ranking:
@@ -571,13 +580,11 @@ def ranking_of(scoring_json: str | None) -> list[dict]:
 
 
 def stage_record(drill: Drill) -> str:
-    from app.evaluations.review import FINALISE_HOOKS
-
-    if not FINALISE_HOOKS:
+    if not evaluation_finalised.receivers:
         raise StageUnavailable("no finalise hook makes the signed evaluation record yet")
     tender = drill.tender
     drill.travel("record", -timedelta(minutes=50))
-    scoring.finalise(_chair(drill), tender)
+    evaluation_ops.finalise(_chair(drill), tender)
     commit()
     run_queued_jobs()
     done = (RecordStatus.SIGNED, RecordStatus.COMPLETE, RecordStatus.FAILED)

@@ -21,9 +21,9 @@ from app.accounts.operations import create_api_token
 from app.bids.models import Bid
 from app.companies.models import CompanyAlias
 from app.core.types import utcnow
-from app.evaluations import review, scoring
-from app.evaluations.parts import record_evaluated_bid
+from app.evaluations import operations, queries, scoring_file
 from app.extensions import db
+from app.opening.parts import record_evaluated_bid
 from tests.conftest import AuthActions
 from tests.factories.evaluations import opened_tender, seat_panel, text_pdf
 from tests.factories.opening import staff_of
@@ -95,7 +95,7 @@ def blind(make_tender, make_user):
         db.session.add(CompanyAlias(company_id=bidder.company_id, alias=alias))
     db.session.commit()
     experts = seat_panel(make_user, tender, 3)
-    review.start_evaluation(staff_of(tender), tender, chair=experts[0])
+    operations.start_evaluation(staff_of(tender), tender, chair=experts[0])
     db.session.commit()
     confirm_review(tender, experts[0])
     forbidden = set()
@@ -269,8 +269,8 @@ class Sessions:
 def test_experts_never_meet_an_identity(app, blind):
     tender, experts, forbidden = blind
     chair, second, third = experts
-    codes = [b.code for b in review.evaluated_bids(tender)]
-    criteria = scoring.criteria_of(tender)
+    codes = [b.code for b in queries.evaluated_bids(tender)]
+    criteria = scoring_file.criteria_of(tender)
 
     sessions = Sessions(app, tender, forbidden)
     crawl_as = sessions.crawl
@@ -302,7 +302,7 @@ def test_experts_never_meet_an_identity(app, blind):
     lock(chair, tender)
     fill_sheet(third, tender, {(codes[2], "specification_compliance"): "25"})
     lock(third, tender)
-    assert scoring.open_outliers(tender)
+    assert queries.open_outliers(tender)
     for user in experts:
         crawl_as(user)
     # 4. The outlier's reason, a reopened sheet, locked again: still nothing.
@@ -321,7 +321,7 @@ def test_experts_never_meet_an_identity(app, blind):
     crawl_as(chair)
 
     # The identities do appear once the chair unblinds (the check above can fail).
-    scoring.unblind(chair, tender)
+    operations.unblind(chair, tender)
     db.session.commit()
     client = sessions.clients[second.id][0]
     text = client.get(f"/scoring/tenders/{tender.id}/results").get_data(as_text=True)
@@ -355,7 +355,7 @@ def test_codes_do_not_follow_the_submission_order(make_tender, make_user):
         db.session.flush()
         codes = [row.code for row in rows]
         assert len(set(codes)) == 5 and all(re.fullmatch(r"T-[0-9A-Z]{3}", c) for c in codes)
-        by_code = [row.bid_id for row in review.evaluated_bids(tender)]
+        by_code = [row.bid_id for row in queries.evaluated_bids(tender)]
         in_order += by_code == [b.id for b in bids]
         first_positions.add(by_code.index(bids[0].id))
         all_codes += codes
@@ -370,7 +370,7 @@ def test_no_page_of_the_panel_links_a_code_to_an_identity(app, blind):
     """The review pages name the bidders (compliance is not blind) and the anonymity page
     names codes: no page the panel reaches in stage SCORING shows both."""
     tender, experts, forbidden = blind
-    codes = [b.code for b in review.evaluated_bids(tender)]
+    codes = [b.code for b in queries.evaluated_bids(tender)]
     client = app.test_client()
     AuthActions(client).login(experts[0])  # the chair sees the most
     queue, seen, pages = (

@@ -16,14 +16,10 @@ from app.audit import verify_chain
 from app.audit.models import AuditEvent
 from app.companies.models import CompanyAlias
 from app.core.errors import Conflict, OperationError
-from app.evaluations import review
-from app.evaluations.models import (
-    AnonymityDecision,
-    EvaluatedBid,
-    EvaluationStage,
-    LowPriceStatus,
-)
+from app.evaluations import operations, queries, scoring_file
+from app.evaluations.models import EvaluationStage, LowPriceStatus
 from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.permissions import PermissionDenied
 from app.tenders.documents import blob_store
 from app.tenders.models import Notification, TenderStatus
@@ -44,13 +40,13 @@ def actions() -> list[str]:
 
 
 def by_bid(opened):
-    return {e.bid_id: e for e in review.evaluated_bids(opened.tender)}
+    return {e.bid_id: e for e in queries.evaluated_bids(opened.tender)}
 
 
 def started(make_tender, make_user, prices, **kw):
     opened = opened_tender(make_tender, make_user, prices, **kw)
     experts = seat_panel(make_user, opened.tender, 3)
-    review.start_evaluation(staff_of(opened.tender), opened.tender)
+    operations.start_evaluation(staff_of(opened.tender), opened.tender)
     db.session.commit()
     return opened, experts
 
@@ -135,7 +131,7 @@ class _Lazy:
 
 
 def test_alias_and_credit_code_are_found_and_masked(make_company):
-    from app.evaluations import parts
+    from app.opening import parts
 
     company = make_company(name="Bright Star Engineering Co., Ltd.")
     db.session.add(CompanyAlias(company_id=company.id, alias="Bright Star Works"))
@@ -165,7 +161,7 @@ def test_unreadable_pdf_does_not_fail_the_opening(make_tender, make_user):
 
 
 def test_codes_are_random_unique_and_unordered():
-    from app.evaluations import parts
+    from app.opening import parts
 
     taken: set[str] = set()
     drawn = [parts.new_code(taken) for _ in range(300)]
@@ -200,31 +196,31 @@ def test_start_needs_a_complete_panel_and_staff(make_tender, make_user):
     opened = opened_tender(make_tender, make_user, ["500000.00", "520000.00", "510000.00"])
     tender = opened.tender
     with pytest.raises(Conflict) as refused:
-        review.start_evaluation(staff_of(tender), tender)
+        operations.start_evaluation(staff_of(tender), tender)
     assert refused.value.code == "no_panel"
     db.session.rollback()
     experts = seat_panel(make_user, tender, 3, declared=False)
     with pytest.raises(Conflict) as refused:
-        review.start_evaluation(staff_of(tender), tender)
+        operations.start_evaluation(staff_of(tender), tender)
     assert refused.value.code == "panel_incomplete"
     db.session.rollback()
     with pytest.raises(PermissionDenied):
-        review.start_evaluation(experts[0], tender)
+        operations.start_evaluation(experts[0], tender)
     other_staff = make_user(Role.STAFF)  # another centre
     with pytest.raises(PermissionDenied):
-        review.start_evaluation(other_staff, tender)
+        operations.start_evaluation(other_staff, tender)
     db.session.rollback()
-    assert review.evaluation_of(tender) is None
+    assert queries.evaluation_of(tender) is None
     assert db.session.get(type(tender), tender.id).status == TenderStatus.OPENED
 
 
 def test_start_computes_once_and_audits(make_tender, make_user):
     opened, experts = started(make_tender, make_user, ["500000.00", "520000.00", "510000.00"])
     tender = opened.tender
-    current = review.evaluation_of(tender)
+    current = queries.evaluation_of(tender)
     assert tender.status == TenderStatus.EVALUATING
     assert current.stage == EvaluationStage.REVIEW and current.chair_id == experts[0].id
-    assert review.is_chair(experts[0], tender) and not review.is_chair(experts[1], tender)
+    assert queries.is_chair(experts[0], tender) and not queries.is_chair(experts[1], tender)
     scored = json.loads(current.scoring_json)
     assert [b["id"] for b in scored["bids"]] == sorted(
         u.company.registration_number for u in opened.bidders
@@ -243,7 +239,7 @@ def test_start_computes_once_and_audits(make_tender, make_user):
     }
     assert "evaluation.started" in actions() and verify_chain() is None
     with pytest.raises(Conflict):
-        review.start_evaluation(staff_of(tender), tender)
+        operations.start_evaluation(staff_of(tender), tender)
 
 
 # --- the chair's actions --------------------------------------------------------------------
@@ -253,20 +249,20 @@ def test_overrule_reruns_and_audits_and_wrong_roles_are_refused(make_tender, mak
     opened, experts = started(make_tender, make_user, ["500000.00", "520000.00", "510000.00"])
     tender, chair = opened.tender, experts[0]
     bid = opened.bids[0]
-    review.record_check(chair, tender, bid.id, "essential_specifications_met", True, "Met.")
+    operations.record_check(chair, tender, bid.id, "essential_specifications_met", True, "Met.")
     db.session.commit()
-    before = review.evaluation_of(tender).scoring_sha256
+    before = queries.evaluation_of(tender).scoring_sha256
     for outsider in (experts[1], staff_of(tender), opened.bidders[0]):
         with pytest.raises(PermissionDenied):
-            review.overrule(outsider, tender, bid.id, False, "no")
+            operations.overrule(outsider, tender, bid.id, False, "no")
     with pytest.raises(OperationError) as refused:
-        review.overrule(chair, tender, bid.id, False, "   ")
+        operations.overrule(chair, tender, bid.id, False, "   ")
     assert refused.value.code == "no_reason"
     db.session.rollback()
     assert by_bid(opened)[bid.id].override_compliant is None
-    review.overrule(chair, tender, bid.id, False, "The signature page is a scan of a copy.")
+    operations.overrule(chair, tender, bid.id, False, "The signature page is a scan of a copy.")
     db.session.commit()
-    current = review.evaluation_of(tender)
+    current = queries.evaluation_of(tender)
     assert current.scoring_sha256 != before
     scored = json.loads(current.scoring_json)
     mine = next(b for b in scored["result"]["bids"] if b["id"] == bidder_of(opened, 0))
@@ -288,24 +284,24 @@ def test_confirm_is_refused_while_questions_are_open(make_tender, make_user):
     opened, experts = started(make_tender, make_user, ["500000.00", "520000.00", "510000.00"])
     tender, chair = opened.tender, experts[0]
     with pytest.raises(Conflict) as refused:
-        review.confirm_review(chair, tender)
+        operations.confirm_review(chair, tender)
     assert refused.value.code == "checks_open"
     db.session.rollback()
     for bid in opened.bids[:2]:
-        review.record_check(chair, tender, bid.id, "essential_specifications_met", True, "Met.")
+        operations.record_check(chair, tender, bid.id, "essential_specifications_met", True, "Met.")
     db.session.commit()
     with pytest.raises(Conflict):
-        review.confirm_review(chair, tender)
+        operations.confirm_review(chair, tender)
     db.session.rollback()
     with pytest.raises(OperationError) as refused:
-        review.record_check(chair, tender, opened.bids[2].id, "signed_and_sealed", True, "ok")
+        operations.record_check(chair, tender, opened.bids[2].id, "signed_and_sealed", True, "ok")
     assert refused.value.code == "bad_check"
     db.session.rollback()
-    review.record_check(
+    operations.record_check(
         chair, tender, opened.bids[2].id, "essential_specifications_met", False, "Item 3 ★ unmet."
     )
     db.session.commit()
-    current = review.confirm_review(chair, tender)
+    current = operations.confirm_review(chair, tender)
     db.session.commit()
     assert current.stage == EvaluationStage.SCORING
     scored = json.loads(current.scoring_json)
@@ -313,7 +309,7 @@ def test_confirm_is_refused_while_questions_are_open(make_tender, make_user):
     assert third["compliant"] is False
     assert third["reasons"][0]["params"]["reason"] == "Item 3 ★ unmet."
     with pytest.raises(Conflict):
-        review.overrule(chair, tender, opened.bids[0].id, True, "late")
+        operations.overrule(chair, tender, opened.bids[0].id, True, "late")
 
 
 def test_anonymity_question_blocks_confirmation_until_decided(make_tender, make_user):
@@ -325,22 +321,22 @@ def test_anonymity_question_blocks_confirmation_until_decided(make_tender, make_
     )
     tender, chair = opened.tender, experts[0]
     for bid in opened.bids:
-        review.record_check(chair, tender, bid.id, "essential_specifications_met", True, "Met.")
+        operations.record_check(chair, tender, bid.id, "essential_specifications_met", True, "Met.")
     db.session.commit()
     with pytest.raises(Conflict) as refused:
-        review.confirm_review(chair, tender)
+        operations.confirm_review(chair, tender)
     assert refused.value.code == "anonymity_open"
     db.session.rollback()
     code = by_bid(opened)[opened.bids[0].id].code
-    review.decide_anonymity(chair, tender, code, False, "A Word file with the logo.")
+    operations.decide_anonymity(chair, tender, code, False, "A Word file with the logo.")
     db.session.commit()
     with pytest.raises(Conflict):
-        review.decide_anonymity(chair, tender, code, True, "again")
+        operations.decide_anonymity(chair, tender, code, True, "again")
     db.session.rollback()
-    scored = review.review_result(tender)
+    scored = queries.review_result(tender)
     first = next(b for b in scored["result"]["bids"] if b["id"] == bidder_of(opened, 0))
     assert first["compliant"] is False
-    review.confirm_review(chair, tender)
+    operations.confirm_review(chair, tender)
     db.session.commit()
     assert "evaluation.anonymity_decided" in actions()
 
@@ -354,7 +350,7 @@ def low_tender(make_tender, make_user):
         make_tender, make_user, ["500000.00", "200000.00", "510000.00", "520000.00"]
     )
     for bid in opened.bids:
-        review.record_check(
+        operations.record_check(
             experts[0], opened.tender, bid.id, "essential_specifications_met", True, "Met."
         )
     db.session.commit()
@@ -364,16 +360,16 @@ def low_tender(make_tender, make_user):
 def test_abnormally_low_justification_flow(make_tender, make_user, outbox):
     opened, experts = low_tender(make_tender, make_user)
     tender, chair, low = opened.tender, experts[0], opened.bids[1]
-    flags = review.low_price_flags(review.provisional(tender))
+    flags = queries.low_price_flags(scoring_file.provisional(tender))
     assert list(flags) == [bidder_of(opened, 1)]
     with pytest.raises(Conflict) as refused:
-        review.confirm_review(chair, tender)
+        operations.confirm_review(chair, tender)
     assert refused.value.code == "low_price_open"
     db.session.rollback()
     with pytest.raises(Conflict):
-        review.request_justification(chair, tender, opened.bids[0].id)
+        operations.request_justification(chair, tender, opened.bids[0].id)
     db.session.rollback()
-    review.request_justification(chair, tender, low.id)
+    operations.request_justification(chair, tender, low.id)
     db.session.commit()
     row = by_bid(opened)[low.id]
     assert row.low_price_status == LowPriceStatus.REQUESTED
@@ -386,20 +382,22 @@ def test_abnormally_low_justification_flow(make_tender, make_user, outbox):
     assert "abnormally low" in mail[0].body
     # Only the bidder concerned may answer.
     with pytest.raises(OperationError):
-        review.submit_justification(opened.bidders[0], tender, "we are cheap")
+        operations.submit_justification(opened.bidders[0], tender, "we are cheap")
     db.session.rollback()
-    pdf = review.Upload("costs.pdf", "application/pdf", io.BytesIO(text_pdf(["Costs"])))
-    review.submit_justification(opened.bidders[1], tender, "Our own factory.", [pdf])
+    pdf = operations.Upload("costs.pdf", "application/pdf", io.BytesIO(text_pdf(["Costs"])))
+    operations.submit_justification(opened.bidders[1], tender, "Our own factory.", [pdf])
     db.session.commit()
     row = by_bid(opened)[low.id]
     assert row.low_price_status == LowPriceStatus.SUBMITTED
     assert row.low_price_attachments[0]["content_type"] == "application/pdf"
     assert blob_store().exists(row.low_price_attachments[0]["sha256"])
-    review.decide_justification(chair, tender, low.id, False, "The cost breakdown omits labour.")
+    operations.decide_justification(
+        chair, tender, low.id, False, "The cost breakdown omits labour."
+    )
     db.session.commit()
     row = by_bid(opened)[low.id]
     assert row.low_price_status == LowPriceStatus.REJECTED and row.override_compliant is False
-    review.confirm_review(chair, tender)
+    operations.confirm_review(chair, tender)
     db.session.commit()
     assert {"evaluation.justification_requested", "evaluation.justification_submitted"} <= set(
         actions()
@@ -409,15 +407,15 @@ def test_abnormally_low_justification_flow(make_tender, make_user, outbox):
 def test_late_justification_is_refused_and_nothing_stored(make_tender, make_user):
     opened, experts = low_tender(make_tender, make_user)
     tender, chair, low = opened.tender, experts[0], opened.bids[1]
-    review.request_justification(chair, tender, low.id, days=1)
+    operations.request_justification(chair, tender, low.id, days=1)
     db.session.commit()
     row = by_bid(opened)[low.id]
     row.low_price_due_at = row.low_price_due_at - timedelta(days=2)
     db.session.commit()
     content = text_pdf(["late costs " + tender.reference])
-    upload = review.Upload("late.pdf", "application/pdf", io.BytesIO(content))
+    upload = operations.Upload("late.pdf", "application/pdf", io.BytesIO(content))
     with pytest.raises(Conflict) as refused:
-        review.submit_justification(opened.bidders[1], tender, "Too late.", [upload])
+        operations.submit_justification(opened.bidders[1], tender, "Too late.", [upload])
     assert refused.value.code == "late"
     db.session.rollback()
     row = by_bid(opened)[low.id]
@@ -429,9 +427,9 @@ def test_late_justification_is_refused_and_nothing_stored(make_tender, make_user
     # A refused file type stores nothing either.
     row.low_price_due_at = row.low_price_due_at + timedelta(days=5)
     db.session.commit()
-    bad = review.Upload("x.exe", "application/octet-stream", io.BytesIO(b"MZ\x90\x00binary"))
+    bad = operations.Upload("x.exe", "application/octet-stream", io.BytesIO(b"MZ\x90\x00binary"))
     with pytest.raises(OperationError):
-        review.submit_justification(opened.bidders[1], tender, "ok", [bad])
+        operations.submit_justification(opened.bidders[1], tender, "ok", [bad])
     db.session.rollback()
     assert by_bid(opened)[low.id].low_price_status == LowPriceStatus.REQUESTED
     assert (
@@ -492,7 +490,7 @@ def test_the_review_through_the_web(app, make_tender, make_user):
     response = staff.post(f"/evaluations/tenders/{tender.id}/start", data={"chair": experts[1].id})
     assert response.status_code == 302
     db.session.expire_all()
-    assert review.evaluation_of(tender).chair_id == experts[1].id
+    assert queries.evaluation_of(tender).chair_id == experts[1].id
     chair = signed_in(app, experts[1])
     page = chair.get(f"/evaluations/tenders/{tender.id}").get_data(as_text=True)
     # Every bid by name with its reasons; never a technical code on this page.
@@ -500,7 +498,7 @@ def test_the_review_through_the_web(app, make_tender, make_user):
         assert bidder.company.name in page
     assert "No bid bond was recorded; 10000.00 is required." in page
     assert "Essential (★) specifications met" in page and "provisional" in page
-    for row in review.evaluated_bids(tender):
+    for row in queries.evaluated_bids(tender):
         assert row.code not in page
     # The anonymity page: codes and masked hits only.
     anonymity = chair.get(f"/evaluations/tenders/{tender.id}/anonymity").get_data(as_text=True)
@@ -512,7 +510,7 @@ def test_the_review_through_the_web(app, make_tender, make_user):
     for price in ("500000", "520000", "510000", "500,000", "520,000", "510,000"):
         assert price not in anonymity
     # Overrule through the form: audited, recomputed.
-    before = review.evaluation_of(tender).scoring_sha256
+    before = queries.evaluation_of(tender).scoring_sha256
     bid = opened.bids[0]
     response = chair.post(
         f"/evaluations/tenders/{tender.id}/bids/{bid.id}/overrule",
@@ -520,7 +518,7 @@ def test_the_review_through_the_web(app, make_tender, make_user):
     )
     assert response.status_code == 302
     db.session.expire_all()
-    assert review.evaluation_of(tender).scoring_sha256 != before
+    assert queries.evaluation_of(tender).scoring_sha256 != before
     page = chair.get(f"/evaluations/tenders/{tender.id}").get_data(as_text=True)
     assert "found the bid non-compliant: Forged licence." in page
     # A member who is not the chair: refused, nothing changes.
@@ -558,7 +556,7 @@ def test_the_review_through_the_api(app, make_tender, make_user):
     flagged = next(b for b in data["bids"] if b["bid_id"] == low.id)
     assert flagged["low_price"]["flags"] and "code" not in json.dumps(flagged["low_price"])
     assert data["price"]["benchmark"] == "200000.00"
-    for row in review.evaluated_bids(tender):
+    for row in queries.evaluated_bids(tender):
         assert row.code not in json.dumps(data)
     # Wrong roles.
     bidder = token_headers(opened.bidders[0])
@@ -630,13 +628,13 @@ def test_confirm_through_the_api_is_refused_with_open_questions(app, make_tender
     )
     assert response.status_code == 409 and response.json["error"] == "checks_open"
     db.session.expire_all()
-    assert review.evaluation_of(opened.tender).stage == EvaluationStage.REVIEW
+    assert queries.evaluation_of(opened.tender).stage == EvaluationStage.REVIEW
 
 
 def test_late_justification_through_the_web_is_refused(app, make_tender, make_user):
     opened, experts = low_tender(make_tender, make_user)
     tender, low = opened.tender, opened.bids[1]
-    review.request_justification(experts[0], tender, low.id, days=1)
+    operations.request_justification(experts[0], tender, low.id, days=1)
     db.session.commit()
     bidder = signed_in(app, opened.bidders[1])
     page = bidder.get(f"/evaluations/tenders/{tender.id}/justification").get_data(as_text=True)
@@ -659,24 +657,24 @@ def test_late_justification_through_the_web_is_refused(app, make_tender, make_us
 def test_unanswered_justification_is_decided_only_after_the_window(make_tender, make_user):
     opened, experts = low_tender(make_tender, make_user)
     tender, chair, low = opened.tender, experts[0], opened.bids[1]
-    review.request_justification(chair, tender, low.id, days=2)
+    operations.request_justification(chair, tender, low.id, days=2)
     db.session.commit()
     with pytest.raises(Conflict) as refused:
-        review.decide_justification(chair, tender, low.id, False, "No answer.")
+        operations.decide_justification(chair, tender, low.id, False, "No answer.")
     assert refused.value.code == "not_submitted"
     db.session.rollback()
     row = by_bid(opened)[low.id]
     row.low_price_due_at = row.low_price_due_at - timedelta(days=3)
     db.session.commit()
-    review.decide_justification(chair, tender, low.id, False, "No answer within the window.")
+    operations.decide_justification(chair, tender, low.id, False, "No answer within the window.")
     db.session.commit()
     row = by_bid(opened)[low.id]
     assert row.low_price_status == LowPriceStatus.REJECTED
-    scored = review.review_result(tender)
+    scored = queries.review_result(tender)
     mine = next(b for b in scored["result"]["bids"] if b["id"] == bidder_of(opened, 1))
     assert mine["compliant"] is False
     # The overrule can be withdrawn by the chair (with a reason), and the bid is back.
-    review.overrule(chair, tender, low.id, None, "Decided again after a hearing.")
+    operations.overrule(chair, tender, low.id, None, "Decided again after a hearing.")
     db.session.commit()
     assert by_bid(opened)[low.id].override_compliant is None
 
@@ -684,13 +682,13 @@ def test_unanswered_justification_is_decided_only_after_the_window(make_tender, 
 def test_start_creates_missing_evaluated_bids(make_tender, make_user):
     """A tender opened before technical parts were kept still gets its random codes."""
     opened = opened_tender(make_tender, make_user, ["500000.00", "520000.00", "510000.00"])
-    for row in review.evaluated_bids(opened.tender):
+    for row in queries.evaluated_bids(opened.tender):
         db.session.delete(row)
     db.session.commit()
     seat_panel(make_user, opened.tender, 3)
-    review.start_evaluation(staff_of(opened.tender), opened.tender)
+    operations.start_evaluation(staff_of(opened.tender), opened.tender)
     db.session.commit()
-    rows = review.evaluated_bids(opened.tender)
+    rows = queries.evaluated_bids(opened.tender)
     assert sorted(r.bid_id for r in rows) == sorted(b.id for b in opened.bids)
     assert len({r.code for r in rows}) == 3
     assert all(r.technical_sha256 is None for r in rows)

@@ -232,6 +232,7 @@ def test_superseded_record_refuses_signatures(app, finalised):
     from app.extensions import db
     from app.records import operations
     from app.records.models import RecordStatus
+    from app.records.versions import record_document
 
     record = _make_record(finalised)
     operations.supersede(record, "Objection upheld")
@@ -243,7 +244,7 @@ def test_superseded_record_refuses_signatures(app, finalised):
     db.session.refresh(record)
     assert record.status == RecordStatus.SUPERSEDED
     assert len(operations.signatures_of(record)) == 1
-    assert operations.record_document(record) is not None  # the file is kept
+    assert record_document(record) is not None  # the file is kept
 
 
 def test_job_failure_shows_failed_and_retry_succeeds(app, finalised, client, auth):
@@ -300,10 +301,12 @@ def test_request_refused_before_finalisation_and_for_others(app, finalised, make
 
 
 def test_finalise_hook_is_registered(app):
-    from app.evaluations.review import FINALISE_HOOKS
-    from app.records.operations import finalise_hook
+    from blinker import ANY
 
-    assert finalise_hook in FINALISE_HOOKS
+    from app.evaluations.signals import evaluation_finalised
+    from app.records.operations import request_record_on_finalise
+
+    assert request_record_on_finalise in evaluation_finalised.receivers_for(ANY)
 
 
 def test_korean_record_uses_cjk_fonts(app, make_tender, make_user, make_company, tmp_path):
@@ -403,7 +406,7 @@ def test_private_keys_are_never_stored_in_clear(app, make_user):
 def test_the_chair_finalising_makes_the_signed_record(app, finalised):
     """The evaluation area's finalise runs the finalise hooks: the record is requested by
     the chair, rendered, signed and stored once the chair's transaction commits."""
-    from app.evaluations import scoring
+    from app.evaluations import operations as evaluation_ops
     from app.evaluations.models import Evaluation, EvaluationStage
     from app.extensions import db
     from app.records import operations
@@ -414,7 +417,7 @@ def test_the_chair_finalising_makes_the_signed_record(app, finalised):
     db.session.commit()
     chair = finalised.experts[0]
     with app.test_request_context():
-        scoring.finalise(chair, finalised.tender)
+        evaluation_ops.finalise(chair, finalised.tender)
     db.session.commit()
     run_queued_jobs()
     record = operations.current_record(finalised.tender)

@@ -273,7 +273,7 @@ def test_objection_dismissed_then_award_and_letters(app, results_world, outbox):
     by_company = {letter.company_id: letter for letter in letters}
     assert set(by_company) == {c.id for c in w.companies}
     assert len(events("results.letter_issued", tender.id)) == 4
-    from app.results.letters import generate_result_letters
+    from app.results.jobs import generate_result_letters
 
     assert generate_result_letters(tender.id, "en") == 0  # idempotent: none made twice
 

@@ -17,8 +17,9 @@ from app.accounts.operations import create_api_token
 from app.audit import verify_chain
 from app.audit.models import AuditEvent
 from app.core.errors import Conflict, OperationError
-from app.evaluations import charts, review, scoring
+from app.evaluations import charts, operations, queries, scoring_file
 from app.evaluations.models import EvaluationStage, ScoreSheet, TechnicalScore
+from app.evaluations.signals import evaluation_finalised
 from app.extensions import db
 from app.panels.operations import member_of, remove_member
 from app.tenders.models import TenderStatus
@@ -49,8 +50,8 @@ def score_count() -> int:
     return db.session.scalar(select(func.count()).select_from(TechnicalScore))
 
 
-def criteria(setup) -> dict[str, scoring.Criterion]:
-    return {c.key: c for c in scoring.criteria_of(setup.tender)}
+def criteria(setup) -> dict[str, scoring_file.Criterion]:
+    return {c.key: c for c in scoring_file.criteria_of(setup.tender)}
 
 
 # --- the sheet ------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def test_scores_outside_bounds_or_step_or_without_reason_are_refused(setup):
     tender, expert = setup.tender, setup.experts[1]
     code = setup.codes()[0]
     spec = criteria(setup)["specification_compliance"]  # max 25, step 0.5
-    good = scoring.ScoreEntry(code, "quality_assurance", "5")
+    good = operations.ScoreEntry(code, "quality_assurance", "5")
     for bad, fragment in [
         ("25.5", "from 0 to 25"),
         ("-1", "from 0 to 25"),
@@ -68,21 +69,23 @@ def test_scores_outside_bounds_or_step_or_without_reason_are_refused(setup):
         ("1e1", "from 0 to 25"),
         ("twelve", "from 0 to 25"),
     ]:
-        with pytest.raises(scoring.ScoresRefused) as refused:
-            scoring.save_scores(expert, tender, [good, scoring.ScoreEntry(code, spec.key, bad)])
+        with pytest.raises(operations.ScoresRefused) as refused:
+            operations.save_scores(
+                expert, tender, [good, operations.ScoreEntry(code, spec.key, bad)]
+            )
         assert fragment in str(refused.value.message)
         assert (code, spec.key) in refused.value.problems
         db.session.rollback()
     for extreme in ("0", "25"):
-        with pytest.raises(scoring.ScoresRefused) as refused:
-            scoring.save_scores(expert, tender, [scoring.ScoreEntry(code, spec.key, extreme)])
+        with pytest.raises(operations.ScoresRefused) as refused:
+            operations.save_scores(expert, tender, [operations.ScoreEntry(code, spec.key, extreme)])
         assert "needs a written reason" in str(refused.value.message)
         db.session.rollback()
-    with pytest.raises(scoring.ScoresRefused):
-        scoring.save_scores(expert, tender, [scoring.ScoreEntry("T-ZZZ", spec.key, "1")])
+    with pytest.raises(operations.ScoresRefused):
+        operations.save_scores(expert, tender, [operations.ScoreEntry("T-ZZZ", spec.key, "1")])
     db.session.rollback()
-    with pytest.raises(scoring.ScoresRefused) as refused:
-        scoring.save_scores(expert, tender, [good, good])
+    with pytest.raises(operations.ScoresRefused) as refused:
+        operations.save_scores(expert, tender, [good, good])
     assert "given twice" in str(refused.value.message)
     db.session.rollback()
     # Nothing of a refused batch was stored, not even its good entries.
@@ -95,39 +98,39 @@ def test_drafts_save_partially_then_lock_once(setup):
     tender, expert = setup.tender, setup.experts[1]
     code = setup.codes()[0]
     spec = criteria(setup)["specification_compliance"]
-    scoring.save_scores(
+    operations.save_scores(
         expert,
         tender,
         [
-            scoring.ScoreEntry(code, spec.key, "12,5"),  # a decimal comma is accepted
-            scoring.ScoreEntry(code, "training", "5", "Full programme with manuals."),
+            operations.ScoreEntry(code, spec.key, "12,5"),  # a decimal comma is accepted
+            operations.ScoreEntry(code, "training", "5", "Full programme with manuals."),
         ],
     )
     db.session.commit()
-    view = scoring.my_sheet(expert, tender)
+    view = operations.my_sheet(expert, tender)
     assert view.filled == 2 and view.total == 3 * 5
     assert view.bid(code).scores[spec.key].score == "12.5"
     # Incomplete: refused, nothing locked.
     with pytest.raises(OperationError) as refused:
-        scoring.lock_sheet(expert, tender)
+        operations.lock_sheet(expert, tender)
     assert refused.value.code == "incomplete"
     db.session.rollback()
     # Clearing a draft score: an empty field.
-    scoring.save_scores(expert, tender, [scoring.ScoreEntry(code, spec.key, "")])
+    operations.save_scores(expert, tender, [operations.ScoreEntry(code, spec.key, "")])
     db.session.commit()
-    assert scoring.my_sheet(expert, tender).filled == 1
+    assert operations.my_sheet(expert, tender).filled == 1
     fill_sheet(expert, tender)
     lock(expert, tender)
-    assert scoring.sheet_of(expert, tender).locked_at is not None
+    assert queries.sheet_of(expert, tender).locked_at is not None
     with pytest.raises(Conflict) as refused:
-        scoring.lock_sheet(expert, tender)
+        operations.lock_sheet(expert, tender)
     assert refused.value.code == "sheet_locked"
     db.session.rollback()
-    before = [(s.criterion, s.score) for s in scoring.sheet_of(expert, tender).scores]
+    before = [(s.criterion, s.score) for s in queries.sheet_of(expert, tender).scores]
     with pytest.raises(Conflict):
-        scoring.save_scores(expert, tender, [scoring.ScoreEntry(code, spec.key, "1")])
+        operations.save_scores(expert, tender, [operations.ScoreEntry(code, spec.key, "1")])
     db.session.rollback()
-    assert [(s.criterion, s.score) for s in scoring.sheet_of(expert, tender).scores] == before
+    assert [(s.criterion, s.score) for s in queries.sheet_of(expert, tender).scores] == before
     assert actions().count("scoring.sheet_locked") == 1
     assert verify_chain() is None
 
@@ -138,14 +141,14 @@ def test_lock_needs_reasons_at_zero_and_max(setup):
     fill_sheet(expert, tender, {(code, "training"): "0"})
     # Remove the reason behind the storage's back is impossible through save: check lock
     # refuses a sheet whose extreme score somehow lacks one (e.g. written before the rule).
-    score = next(s for s in scoring.sheet_of(expert, tender).scores if s.score == "0")
+    score = next(s for s in queries.sheet_of(expert, tender).scores if s.score == "0")
     score.reason = ""
     db.session.commit()
     with pytest.raises(OperationError) as refused:
-        scoring.lock_sheet(expert, tender)
+        operations.lock_sheet(expert, tender)
     assert refused.value.code == "reason_missing"
     db.session.rollback()
-    assert scoring.sheet_of(expert, tender).locked_at is None
+    assert queries.sheet_of(expert, tender).locked_at is None
 
 
 def test_outsiders_get_404_and_only_the_chair_sees_progress(setup, make_user):
@@ -154,21 +157,21 @@ def test_outsiders_get_404_and_only_the_chair_sees_progress(setup, make_user):
     staff = staff_of(tender)
     for user in (stranger, staff):
         for call in (
-            lambda u: scoring.my_sheet(u, tender),
-            lambda u: scoring.save_scores(u, tender, []),
-            lambda u: scoring.lock_sheet(u, tender),
-            lambda u: scoring.technical_part(u, tender, setup.codes()[0]),
+            lambda u: operations.my_sheet(u, tender),
+            lambda u: operations.save_scores(u, tender, []),
+            lambda u: operations.lock_sheet(u, tender),
+            lambda u: operations.technical_part(u, tender, setup.codes()[0]),
         ):
             with pytest.raises(OperationError) as refused:
                 call(user)
             assert refused.value.status == 404
             db.session.rollback()
     with pytest.raises(OperationError) as refused:
-        scoring.progress(setup.experts[1], tender)
+        operations.progress(setup.experts[1], tender)
     assert refused.value.status == 403
     db.session.rollback()
     with pytest.raises(OperationError):
-        scoring.unblind(setup.experts[1], tender)
+        operations.unblind(setup.experts[1], tender)
     db.session.rollback()
 
 
@@ -177,27 +180,27 @@ def test_chair_sees_progress_but_no_scores_until_all_lock(setup):
     fill_sheet(setup.experts[1], tender)
     lock(setup.experts[1], tender)
     fill_sheet(chair, tender)
-    progress = scoring.progress(chair, tender)
+    progress = operations.progress(chair, tender)
     assert [(p.member.position, p.filled, p.locked_at is not None) for p in progress] == [
         (1, 15, False),
         (2, 15, True),
         (3, 0, False),
     ]
     with pytest.raises(Conflict) as refused:
-        scoring.panel_scores(chair, tender)
+        operations.panel_scores(chair, tender)
     assert refused.value.code == "not_all_locked"
     db.session.rollback()
     with pytest.raises(Conflict):
-        scoring.unblind(chair, tender)
+        operations.unblind(chair, tender)
     db.session.rollback()
 
 
 def test_review_stage_shows_nothing(make_tender, make_user):
     opened = opened_tender(make_tender, make_user, PRICES)
     experts = seat_panel(make_user, opened.tender, 3)
-    review.start_evaluation(staff_of(opened.tender), opened.tender)
+    operations.start_evaluation(staff_of(opened.tender), opened.tender)
     db.session.commit()
-    for call in (scoring.my_sheet, scoring.lock_sheet):
+    for call in (operations.my_sheet, operations.lock_sheet):
         with pytest.raises(OperationError) as refused:
             call(experts[1], opened.tender)
         assert refused.value.status == 404
@@ -219,7 +222,7 @@ def test_outliers_are_flagged_and_need_reasons_before_unblinding(setup):
     # Spec: middle is 12.5; seat 3 gives 22 (mean 15.67, 6.33 > 30 % of 25 = 7.5? no) ->
     # give 25 (mean 16.67, distance 8.33 > 7.5): an outlier, and a maximum (reason given).
     lock_all(setup, {3: {(code, "specification_compliance"): "25"}})
-    data = scoring.panel_scores(chair, tender)
+    data = operations.panel_scores(chair, tender)
     flagged = [
         (e, c, k)
         for c, by in data.scores.items()
@@ -228,31 +231,33 @@ def test_outliers_are_flagged_and_need_reasons_before_unblinding(setup):
         if s.outlier
     ]
     assert flagged == [("E3", code, "specification_compliance")]
-    assert scoring.open_outliers(tender) == [("E3", code, "specification_compliance")]
+    assert queries.open_outliers(tender) == [("E3", code, "specification_compliance")]
     with pytest.raises(Conflict) as refused:
-        scoring.unblind(chair, tender)
+        operations.unblind(chair, tender)
     assert refused.value.code == "outlier_reasons"
     db.session.rollback()
     # Only the author, only for a flagged score, and a reason is needed.
     with pytest.raises(Conflict):
-        scoring.give_outlier_reason(
+        operations.give_outlier_reason(
             setup.experts[1], tender, code, "specification_compliance", "Because."
         )
     db.session.rollback()
     with pytest.raises(OperationError) as refused:
-        scoring.give_outlier_reason(setup.experts[2], tender, code, "specification_compliance", " ")
+        operations.give_outlier_reason(
+            setup.experts[2], tender, code, "specification_compliance", " "
+        )
     assert refused.value.code == "no_reason"
     db.session.rollback()
-    scoring.give_outlier_reason(
+    operations.give_outlier_reason(
         setup.experts[2], tender, code, "specification_compliance", "Exceeds every item."
     )
     db.session.commit()
-    score = scoring.panel_scores(chair, tender).scores[code]["specification_compliance"]["E3"]
+    score = operations.panel_scores(chair, tender).scores[code]["specification_compliance"]["E3"]
     assert score.score == "25" and score.outlier_reason == "Exceeds every item."
     assert "scoring.outlier_reason" in actions()
-    scoring.unblind(chair, tender)
+    operations.unblind(chair, tender)
     db.session.commit()
-    scored = json.loads(review.evaluation_of(tender).scoring_json)
+    scored = json.loads(queries.evaluation_of(tender).scoring_json)
     # The outlier's reason went into the scoring file with the extreme score's reason.
     flags = [f for f in scored["result"]["flags"] if f["code"] == "outlier_score"]
     assert flags and flags[0]["reason"] == "Reasoned. / Exceeds every item."
@@ -262,18 +267,18 @@ def test_reopen_is_audited_and_flags_recomputed(setup):
     tender, chair = setup.tender, setup.chair
     code = setup.codes()[0]
     lock_all(setup, {2: {(code, "quality_assurance"): "10"}})  # mean 6.67, 10: distance 3.33 > 3
-    assert scoring.open_outliers(tender) == [("E2", code, "quality_assurance")]
+    assert queries.open_outliers(tender) == [("E2", code, "quality_assurance")]
     with pytest.raises(OperationError) as refused:
-        scoring.reopen_sheet(chair, tender, 2, "  ")
+        operations.reopen_sheet(chair, tender, 2, "  ")
     assert refused.value.code == "no_reason"
     db.session.rollback()
     with pytest.raises(OperationError) as refused:
-        scoring.reopen_sheet(setup.experts[1], tender, 2, "Please reconsider.")
+        operations.reopen_sheet(setup.experts[1], tender, 2, "Please reconsider.")
     assert refused.value.status == 403
     db.session.rollback()
-    scoring.reopen_sheet(chair, tender, 2, "E2 asked to correct a typing error.")
+    operations.reopen_sheet(chair, tender, 2, "E2 asked to correct a typing error.")
     db.session.commit()
-    sheet = scoring.sheet_of(setup.experts[1], tender)
+    sheet = queries.sheet_of(setup.experts[1], tender)
     assert sheet.locked_at is None and sheet.reopened_count == 1
     event = db.session.scalars(
         select(AuditEvent).where(AuditEvent.action == "scoring.sheet_reopened")
@@ -281,20 +286,20 @@ def test_reopen_is_audited_and_flags_recomputed(setup):
     assert json.loads(event.data)["reason"] == "E2 asked to correct a typing error."
     assert json.loads(event.data)["seat"] == 2
     with pytest.raises(Conflict):  # not every sheet is locked any more
-        scoring.panel_scores(chair, tender)
+        operations.panel_scores(chair, tender)
     db.session.rollback()
-    scoring.save_scores(
-        setup.experts[1], tender, [scoring.ScoreEntry(code, "quality_assurance", "5")]
+    operations.save_scores(
+        setup.experts[1], tender, [operations.ScoreEntry(code, "quality_assurance", "5")]
     )
     db.session.commit()
     lock(setup.experts[1], tender)
-    assert scoring.open_outliers(tender) == []
+    assert queries.open_outliers(tender) == []
     with pytest.raises(Conflict):  # an open sheet cannot be reopened
-        scoring.reopen_sheet(chair, tender, 9, "No such seat.")
+        operations.reopen_sheet(chair, tender, 9, "No such seat.")
     db.session.rollback()
-    scoring.unblind(chair, tender)
+    operations.unblind(chair, tender)
     db.session.commit()
-    assert review.evaluation_of(tender).stage == EvaluationStage.UNBLINDED
+    assert queries.evaluation_of(tender).stage == EvaluationStage.UNBLINDED
 
 
 def test_removed_members_scores_are_excluded(make_tender, make_user):
@@ -308,7 +313,7 @@ def test_removed_members_scores_are_excluded(make_tender, make_user):
         fill_sheet(expert, tender, {(code, spec): "25"} if seat >= 4 else None)
         if seat != 5:
             lock(expert, tender)
-    assert not scoring.all_locked(tender)
+    assert not queries.all_locked(tender)
     remove_member(
         staff_of(tender),
         tender,
@@ -318,22 +323,22 @@ def test_removed_members_scores_are_excluded(make_tender, make_user):
     db.session.commit()
     # The removed member sees nothing any more, and the four others are complete.
     with pytest.raises(OperationError) as refused:
-        scoring.my_sheet(setup.experts[4], tender)
+        operations.my_sheet(setup.experts[4], tender)
     assert refused.value.status == 404
     db.session.rollback()
-    assert scoring.all_locked(tender)
-    data = scoring.panel_scores(chair, tender)
+    assert queries.all_locked(tender)
+    data = operations.panel_scores(chair, tender)
     db.session.commit()
     assert [e for e, _ in data.experts] == ["E1", "E2", "E3", "E4"]
-    assert scoring.open_outliers(tender) == [("E4", code, spec)]
+    assert queries.open_outliers(tender) == [("E4", code, spec)]
     with pytest.raises(Conflict):
-        scoring.unblind(chair, tender)
+        operations.unblind(chair, tender)
     db.session.rollback()
-    scoring.give_outlier_reason(setup.experts[3], tender, code, spec, "Meets every item.")
+    operations.give_outlier_reason(setup.experts[3], tender, code, spec, "Meets every item.")
     db.session.commit()
-    scoring.unblind(chair, tender)
+    operations.unblind(chair, tender)
     db.session.commit()
-    scored = json.loads(review.evaluation_of(tender).scoring_json)
+    scored = json.loads(queries.evaluation_of(tender).scoring_json)
     assert scored["result"]["panel"] == ["E1", "E2", "E3", "E4"]
     assert all("E5" not in (b.get("technical") or {}) for b in scored["bids"])
 
@@ -341,17 +346,17 @@ def test_removed_members_scores_are_excluded(make_tender, make_user):
 # --- unblinding and finalising --------------------------------------------------------------
 
 
-def test_unblind_ranks_audits_once_and_finalise_runs_hooks(setup, monkeypatch):
+def test_unblind_ranks_audits_once_and_finalise_runs_hooks(setup):
     tender, chair = setup.tender, setup.chair
     lock_all(setup)
     with pytest.raises(OperationError) as refused:
-        scoring.unblind(setup.experts[1], tender)
+        operations.unblind(setup.experts[1], tender)
     assert refused.value.status == 403
     db.session.rollback()
     with pytest.raises(Conflict):  # not before unblinding
-        scoring.finalise(chair, tender)
+        operations.finalise(chair, tender)
     db.session.rollback()
-    evaluation = scoring.unblind(chair, tender)
+    evaluation = operations.unblind(chair, tender)
     db.session.commit()
     assert evaluation.stage == EvaluationStage.UNBLINDED and evaluation.unblinded_at
     scored = evaluation_lib.parse_json(evaluation.scoring_json)
@@ -368,25 +373,29 @@ def test_unblind_ranks_audits_once_and_finalise_runs_hooks(setup, monkeypatch):
     ).all()
     assert len(events) == 1
     data = json.loads(events[0].data)
-    assert data["mapping_sha256"] == scoring.mapping_digest(tender)
+    assert data["mapping_sha256"] == queries.mapping_digest(tender)
     assert data["scoring_sha256"] == evaluation.scoring_sha256
     with pytest.raises(Conflict):
-        scoring.unblind(chair, tender)
+        operations.unblind(chair, tender)
     db.session.rollback()
-    outcome = scoring.results(setup.experts[2], tender)
+    outcome = operations.results(setup.experts[2], tender)
     assert len(outcome.candidates) == 3
     assert [line.rank for line in outcome.lines] == [1, 2, 3]
     # The lowest price wins here (equal technical scores).
     assert outcome.candidates[0].data["price"] == "500000.00"
 
     calls = []
-    monkeypatch.setattr(review, "FINALISE_HOOKS", [lambda *args: calls.append(args)])
-    with pytest.raises(OperationError):
-        scoring.finalise(setup.experts[1], tender)
-    db.session.rollback()
-    scoring.finalise(chair, tender)
-    db.session.commit()
-    assert review.evaluation_of(tender).stage == EvaluationStage.FINALISED
+
+    def receiver(sender, actor, evaluation):
+        calls.append((actor, sender, evaluation))
+
+    with evaluation_finalised.connected_to(receiver):
+        with pytest.raises(OperationError):
+            operations.finalise(setup.experts[1], tender)
+        db.session.rollback()
+        operations.finalise(chair, tender)
+        db.session.commit()
+    assert queries.evaluation_of(tender).stage == EvaluationStage.FINALISED
     assert len(calls) == 1 and calls[0][0].id == chair.id and calls[0][1].id == tender.id
     assert actions()[-1] == "evaluation.finalised"
     assert db.session.get(type(tender), tender.id).status == TenderStatus.EVALUATING
@@ -401,9 +410,9 @@ def test_codes_decide_nothing_scores_follow_the_code(setup):
     strong = evaluated[setup.opened.bids[2].id]
     overrides = {(strong, "specification_compliance"): "24"}
     lock_all(setup, {1: overrides, 2: overrides, 3: overrides})
-    scoring.unblind(setup.chair, tender)
+    operations.unblind(setup.chair, tender)
     db.session.commit()
-    outcome = scoring.results(setup.chair, tender)
+    outcome = operations.results(setup.chair, tender)
     assert outcome.candidates[0].code == strong
 
 
@@ -419,7 +428,7 @@ def test_pages_save_refuse_and_lock(setup, app):
     assert page.status_code == 200 and code in page.get_data(as_text=True)
     page = client.get(f"/scoring/tenders/{tender.id}/bids/{code}")
     assert page.status_code == 200
-    fields = {f"score_{c.key}": middle(c) for c in scoring.criteria_of(tender)}
+    fields = {f"score_{c.key}": middle(c) for c in scoring_file.criteria_of(tender)}
     fields["score_training"] = "5"  # the maximum, without a reason
     response = client.post(f"/scoring/tenders/{tender.id}/bids/{code}", data=fields)
     assert response.status_code == 400
@@ -438,10 +447,10 @@ def test_pages_save_refuse_and_lock(setup, app):
     assert client.get(f"/scoring/tenders/{tender.id}/panel").status_code == 403
     response = client.post(f"/scoring/tenders/{tender.id}/lock")
     assert response.status_code == 303  # incomplete: refused with a message
-    assert scoring.sheet_of(expert, tender).locked_at is None
+    assert queries.sheet_of(expert, tender).locked_at is None
     fill_sheet(expert, tender)
     assert client.post(f"/scoring/tenders/{tender.id}/lock").status_code == 302
-    assert scoring.sheet_of(expert, tender).locked_at is not None
+    assert queries.sheet_of(expert, tender).locked_at is not None
     page = client.get(f"/scoring/tenders/{tender.id}/bids/{code}")
     assert 'name="score_training"' not in page.get_data(as_text=True)  # read-only now
     assert client.get(f"/scoring/tenders/{tender.id}/results").status_code == 409
@@ -469,7 +478,7 @@ def test_chair_pages_unblind_and_results(setup, app):
     AuthActions(staff).login(staff_of(tender))
     assert staff.get(f"/scoring/tenders/{tender.id}/results").status_code == 200
     assert client.post(f"/scoring/tenders/{tender.id}/finalise").status_code == 302
-    assert review.evaluation_of(tender).stage == EvaluationStage.FINALISED
+    assert queries.evaluation_of(tender).stage == EvaluationStage.FINALISED
 
 
 def test_api_mirrors_the_sheet(setup, app):
@@ -504,7 +513,7 @@ def test_api_mirrors_the_sheet(setup, app):
     entries = [
         {"code": c, "criterion": k.key, "score": middle(k)}
         for c in setup.codes()
-        for k in scoring.criteria_of(tender)
+        for k in scoring_file.criteria_of(tender)
     ]
     saved = client.put(f"{base}/sheet", headers=mine, json={"scores": entries})
     assert saved.status_code == 200 and saved.get_json()["filled"] == 15
@@ -571,15 +580,15 @@ def test_a_full_tie_is_separated_by_a_replayable_lot_draw(make_tender, make_user
     tied = scoring_tender(make_tender, make_user, [PRICES[0], PRICES[0], PRICES[1]])
     tender, chair = tied.tender, tied.chair
     lock_all(tied)
-    evaluation = scoring.unblind(chair, tender)
+    evaluation = operations.unblind(chair, tender)
     db.session.commit()
-    assert scoring.needs_lot_draw(evaluation)
+    assert queries.needs_lot_draw(evaluation)
     with pytest.raises(Conflict) as refused:
-        scoring.finalise(chair, tender)
+        operations.finalise(chair, tender)
     assert refused.value.code == "needs_draw"
     db.session.rollback()
     with pytest.raises(OperationError):
-        scoring.draw_lots(tied.experts[1], tender)  # the chair only
+        operations.draw_lots(tied.experts[1], tender)  # the chair only
     db.session.rollback()
     seed = evaluation.scoring_sha256
     group = next(
@@ -587,18 +596,18 @@ def test_a_full_tie_is_separated_by_a_replayable_lot_draw(make_tender, make_user
         for tie in json.loads(evaluation.scoring_json)["result"]["ties"]
         for g in tie["needs_draw"]
     )
-    scoring.draw_lots(chair, tender)
+    operations.draw_lots(chair, tender)
     db.session.commit()
-    assert not scoring.needs_lot_draw(evaluation)
+    assert not queries.needs_lot_draw(evaluation)
     scored = evaluation_lib.parse_json(evaluation.scoring_json)
     assert evaluation_lib.verify(scored) == []
     ranks = {r["bid"]: r["rank"] for r in scored["result"]["ranking"]}
-    winner, second = scoring.lot_draw_order(seed, group)
+    winner, second = queries.lot_draw_order(seed, group)
     assert ranks[winner] < ranks[second]
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "evaluation.lot_drawn"))
     assert json.loads(event.data)["groups"] == [[winner, second]]
     with pytest.raises(Conflict):
-        scoring.draw_lots(chair, tender)  # nothing left to draw
+        operations.draw_lots(chair, tender)  # nothing left to draw
     db.session.rollback()
-    scoring.finalise(chair, tender)
+    operations.finalise(chair, tender)
     db.session.commit()

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from app.accounts.models import User
 from app.bids.jobs import seal_tender
-from app.evaluations import review, scoring
+from app.evaluations import operations, queries
 from app.extensions import db
 from app.opening import operations as opening_ops
 from app.opening.jobs import enqueue_opening
@@ -96,11 +96,11 @@ def _start_scoring(live_app, tender_id: int) -> list[str]:
             .join(PanelMember, PanelMember.user_id == User.id)
             .where(PanelMember.tender_id == tender_id, PanelMember.position == 1)
         ).one()
-        review.start_evaluation(staff_of(tender), tender, chair=chair)
+        operations.start_evaluation(staff_of(tender), tender, chair=chair)
         _fresh()
         confirm_review(db.session.get(Tender, tender_id), chair)
         _fresh()
-        return [b.code for b in review.evaluated_bids(db.session.get(Tender, tender_id))]
+        return [b.code for b in queries.evaluated_bids(db.session.get(Tender, tender_id))]
 
 
 def _service(live_app, tender_id: int, action) -> None:
@@ -229,5 +229,5 @@ def test_blind_scoring_in_the_browser(live_app, live_server, browser):
 
     with live_app.app_context():
         tender = db.session.get(Tender, tender_id)
-        assert review.evaluation_of(tender).stage == "unblinded"
-        assert scoring.all_locked(tender)
+        assert queries.evaluation_of(tender).stage == "unblinded"
+        assert queries.all_locked(tender)

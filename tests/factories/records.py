@@ -31,9 +31,9 @@ def build_finalised(
     from app.bids.models import Bid, BidStatus
     from app.bids.operations import bidder_id
     from app.core.types import utcnow
-    from app.evaluations.models import EvaluatedBid, Evaluation, EvaluationStage
+    from app.evaluations.models import Evaluation, EvaluationStage
     from app.extensions import db
-    from app.opening.models import LineStatus, OpeningLine
+    from app.opening.models import EvaluatedBid, LineStatus, OpeningLine
     from app.panels.models import MemberStatus, PanelMember
 
     tender = make_tender(status="evaluating")

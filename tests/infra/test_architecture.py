@@ -44,9 +44,7 @@ TOP_MODULES = {"app", "app.models"}
 # "being removed (issue 11)" are violations other branches are removing right now.
 
 # (1) Module-level imports from an earlier stage to a later one: (importing, imported module).
-BACKWARD_ALLOWED: set[tuple[str, str]] = {
-    ("app.opening.operations", "app.evaluations.parts"),  # being removed (issue 11)
-}
+BACKWARD_ALLOWED: set[tuple[str, str]] = set()
 
 # (2) Function-level imports of app modules: (importing module, imported module).
 FUNCTION_IMPORTS_ALLOWED: set[tuple[str, str]] = {
@@ -71,18 +69,6 @@ FUNCTION_IMPORTS_ALLOWED: set[tuple[str, str]] = {
     ("app.demo", "app.tenders.operations"),  # being removed (issue 11)
     ("app.demo", "app.tenders.participation"),  # being removed (issue 11)
     ("app.demo", "app.tenders.template_ops"),  # being removed (issue 11)
-    ("app.evaluations.review", "app.evaluations.parts"),  # being removed (issue 11)
-    ("app.panels.operations", "app.evaluations.models"),  # being removed (issue 11)
-    ("app.records.content", "app.opening.operations"),  # being removed (issue 11)
-    ("app.records.jobs", "app.records.content"),  # being removed (issue 11)
-    ("app.records.jobs", "app.records.signing"),  # being removed (issue 11)
-    ("app.records.operations", "app.records.jobs"),  # being removed (issue 11)
-    ("app.records.operations", "app.records.signing"),  # being removed (issue 11)
-    ("app.records.views", "app.evaluations.review"),  # being removed (issue 11)
-    ("app.results.letters", "app.records.signing"),  # being removed (issue 11)
-    ("app.results.operations", "app.evaluations.review"),  # being removed (issue 11)
-    ("app.results.operations", "app.results.letters"),  # being removed (issue 11)
-    ("app.results.operations", "app.tenders.operations"),  # being removed (issue 11)
     ("app.scenario", "app.evaluations.models"),  # being removed (issue 11)
     ("app.scenario", "app.panels.operations"),  # being removed (issue 11)
     ("app.scenario", "app.scenario.stages"),  # being removed (issue 11)
@@ -97,7 +83,6 @@ FUNCTION_IMPORTS_ALLOWED: set[tuple[str, str]] = {
     ("app.scenario.output", "app.records.signing"),  # being removed (issue 11)
     ("app.scenario.output", "app.results.operations"),  # being removed (issue 11)
     ("app.scenario.output", "app.tenders.models"),  # being removed (issue 11)
-    ("app.scenario.stages", "app.evaluations.review"),  # being removed (issue 11)
 }
 # Whole modules whose function-level imports are their design, not a dodge.
 FUNCTION_IMPORT_MODULES_ALLOWED: set[str] = {
@@ -107,15 +92,7 @@ FUNCTION_IMPORT_MODULES_ALLOWED: set[str] = {
 }
 
 # (3) Commit / rollback calls in view and API modules: (module, function).
-COMMITS_ALLOWED: set[tuple[str, str]] = {
-    ("app.api.scoring", "_fail"),  # being removed (issue 11)
-    ("app.api.scoring", "_run"),  # being removed (issue 11)
-    ("app.api.scoring", "scoring_progress"),  # being removed (issue 11)
-    ("app.evaluations.scoring_views", "_call"),  # being removed (issue 11)
-    ("app.evaluations.scoring_views", "bid"),  # being removed (issue 11)
-    ("app.records.views", "countersign"),  # being removed (issue 11)
-    ("app.records.views", "request_record"),  # being removed (issue 11)
-}
+COMMITS_ALLOWED: set[tuple[str, str]] = set()
 
 # (4) Per-package tender loaders, replaced by the access helpers.
 TENDER_LOADERS = {
@@ -128,22 +105,7 @@ TENDER_LOADERS = {
     "_scoped_tender",
 }
 # (module, function name).
-TENDER_LOADERS_ALLOWED: set[tuple[str, str]] = {
-    ("app.api.evaluations", "_panel_tender"),  # being removed (issue 11)
-    ("app.api.evaluations", "_tender"),  # being removed (issue 11)
-    ("app.api.evaluations", "_viewer_tender"),  # being removed (issue 11)
-    ("app.api.records", "_tender"),  # being removed (issue 11)
-    ("app.api.scoring", "_tender"),  # being removed (issue 11)
-    ("app.evaluations.scoring_views", "_tender"),  # being removed (issue 11)
-    ("app.evaluations.views", "_panel_tender"),  # being removed (issue 11)
-    ("app.evaluations.views", "_tender"),  # being removed (issue 11)
-    ("app.evaluations.views", "_viewer_tender"),  # being removed (issue 11)
-    ("app.panels.views", "_public_tender"),  # being removed (issue 11)
-    ("app.panels.views", "_staff_tender"),  # being removed (issue 11)
-    ("app.records.views", "_tender"),  # being removed (issue 11)
-    ("app.results.views", "_public_tender"),  # being removed (issue 11)
-    ("app.results.views", "_staff_tender"),  # being removed (issue 11)
-}
+TENDER_LOADERS_ALLOWED: set[tuple[str, str]] = set()
 
 
 # --- the walk ---------------------------------------------------------------------------------

@@ -1,28 +1,34 @@
-"""Blind technical scoring: the experts' score sheets, the chair's view of progress, outlier
-reasons, reopening a sheet, unblinding and finalising.
+"""Operations of the evaluation: the review stage, blind technical scoring, unblinding and
+finalising.
 
-Experts only ever address a bid by its random technical code: nothing here returns a bid
-id, a bidder, a price or an evaluated-bid row id to an expert. Every function that changes
-something takes the acting user, checks access first, flushes, audits and never commits.
+Every function that changes something takes the acting user, checks access first (staff
+through `require`; the chair through `require_chair` / `_chair`; experts through `_seat`, a
+member of the tender's panel who may see it, else 404), flushes, audits and never commits.
 
-Experts hold no role permission (their reach is their seat on a panel), so the access check
-of the expert functions is `_seat` (a panel member who may see the tender, else 404), as in
-the panel's own expert operations; the chair's functions add `_chair`.
+Review (`start_evaluation`, the chair's `overrule`, `record_check`, `decide_anonymity`,
+`request_justification`, `decide_justification`, `confirm_review`; the bidder's
+`submit_justification`): every chair action re-runs the computation and stores it in
+`Evaluation.scoring_json` (the review file has no technical scores; blind scoring replaces
+it at unblinding).
+
+Blind scoring: experts only ever address a bid by its random technical code; nothing here
+returns a bid id, a bidder, a price or an evaluated-bid row id to an expert. Finalising
+sends `evaluation_finalised` (the records stage makes the signed evaluation record).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-import evaluation as evaluation_lib
 from app.accounts.models import Role, User
 from app.audit import append_event
 from app.bids.models import Bid
@@ -30,95 +36,430 @@ from app.bids.operations import bidder_id
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
-from app.evaluations import review
+from app.evaluations import scoring_file
 from app.evaluations.models import (
-    EvaluatedBid,
     Evaluation,
     EvaluationStage,
+    LowPriceStatus,
     ScoreSheet,
     TechnicalScore,
 )
-from app.extensions import db
-from app.panels.models import PanelMember
-from app.panels.operations import may_see_tender, members_of
-from app.permissions import Permission, require
-from app.tenders.models import Tender
-from evaluation.decimals import is_decimal_string
-from evaluation.model import TechnicalCriterion
-from evaluation.technical import reason_flags
-
-DEFAULT_OUTLIER_PCT = Decimal(30)
-# Stages from which a panel member may read the technical parts.
-READABLE_STAGES = frozenset(
-    {EvaluationStage.SCORING, EvaluationStage.UNBLINDED, EvaluationStage.FINALISED}
+from app.evaluations.queries import (
+    READABLE_STAGES,
+    PanelScores,
+    Results,
+    all_locked,
+    bids_by_code,
+    evaluated_bids,
+    evaluated_for_bid,
+    evaluated_with_code,
+    evaluation_of,
+    identities,
+    is_chair,
+    justification_days,
+    lot_draw_order,
+    low_price_flags,
+    mapping_digest,
+    needs_lot_draw,
+    open_checks,
+    open_low_price_questions,
+    open_outliers,
+    own_evaluated_bid,
+    panel_data,
+    panel_experts,
+    panel_sheets,
+    results_of,
+    sheet_of,
+    sheets_by_user,
 )
+from app.evaluations.scoring_file import Criterion, criteria_of, expert_id, outlier_pct_of
+from app.evaluations.signals import evaluation_finalised
+from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid
+from app.opening.parts import record_evaluated_bid
+from app.panels.models import PanelDraw, PanelMember
+from app.panels.operations import may_see_tender, members_of
+from app.permissions import Permission, PermissionDenied, require
+from app.tenders.documents import Upload, store_attachments
+from app.tenders.models import Tender, TenderStatus
+from app.tenders.notify import notify_users
+from evaluation.decimals import is_decimal_string
+from evaluation.technical import is_extreme, reason_flags, score_problem
+
+MAX_REASON = 4000
+MAX_JUSTIFICATION = 20000
+MAX_JUSTIFICATION_FILES = 10
 
 
-# --- reading ------------------------------------------------------------------------------
+# --- the review ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Criterion:
-    key: str
-    title: str
-    max_points: Decimal
-    step: Decimal
-
-    def technical(self) -> TechnicalCriterion:
-        return TechnicalCriterion(self.key, self.max_points, self.step)
-
-
-def criteria_of(tender: Tender) -> list[Criterion]:
-    return [
-        Criterion(
-            c["key"],
-            c.get("title") or c["key"],
-            Decimal(str(c["max_points"])),
-            Decimal(str(c["step"])),
+def _reason(reason: str | None, what=None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise OperationError(what or _l("Write the reason."), code="no_reason")
+    if len(text) > MAX_REASON:
+        raise OperationError(
+            _l("The reason is too long (at most %(n)d characters).", n=MAX_REASON),
+            code="reason_too_long",
         )
-        for c in review.technical_criteria(tender)
-    ]
+    return text
 
 
-def outlier_pct_of(tender: Tender) -> Decimal:
-    """The template's `technical_outlier_pct` when it sets one, else 30 %."""
-    value = review.scoring_document(tender).get("technical_outlier_pct")
-    return Decimal(str(value)) if value is not None else DEFAULT_OUTLIER_PCT
-
-
-def scoring_panel(tender: Tender) -> list[PanelMember]:
-    """The members whose sheets count, by seat: accepted and declared no conflict. Members
-    removed for a conflict are left out, and their sheets with them."""
-    return review.panel_experts(tender)
-
-
-# The expert's id in the scoring file: E and the seat number.
-expert_id = review.expert_id
-
-
-def bids_by_code(tender: Tender) -> list[EvaluatedBid]:
-    return sorted(review.evaluated_bids(tender), key=lambda b: b.code)
-
-
-def sheet_of(user: User, tender: Tender) -> ScoreSheet | None:
-    return db.session.scalar(
-        select(ScoreSheet).where(ScoreSheet.tender_id == tender.id, ScoreSheet.user_id == user.id)
+def _audit(action: str, actor: User | None, tender: Tender, **data) -> None:
+    append_event(
+        action,
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data=data,
     )
 
 
-def _sheets(tender: Tender) -> dict[int, ScoreSheet]:
-    return {
-        s.user_id: s
-        for s in db.session.scalars(select(ScoreSheet).where(ScoreSheet.tender_id == tender.id))
+def _ensure_evaluated_bids(tender: Tender) -> None:
+    """An EvaluatedBid for every opened line (tenders opened before parts were kept)."""
+    rows = scoring_file.opened_bids(tender)
+    taken = {row.evaluated.code for row in rows if row.evaluated is not None}
+    for row in rows:
+        if row.evaluated is None:
+            record_evaluated_bid(tender.id, row.line.bid_id, None, taken)
+    db.session.flush()
+
+
+def start_evaluation(actor: User, tender: Tender, chair: User | None = None) -> Evaluation:
+    """Staff start the evaluation of an opened tender whose panel is complete."""
+    require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    if evaluation_of(tender) is not None:
+        raise Conflict(_l("The evaluation of this tender has already started."), "started")
+    if tender.status != TenderStatus.OPENED:
+        raise Conflict(_l("The evaluation starts once the bids are opened."), code="not_opened")
+    draw = db.session.scalar(select(PanelDraw).where(PanelDraw.tender_id == tender.id))
+    if draw is None:
+        raise Conflict(_l("Draw the panel before starting the evaluation."), code="no_panel")
+    experts = panel_experts(tender)
+    if len(experts) != draw.size or draw.size < 3 or draw.size % 2 == 0:
+        raise Conflict(
+            _l(
+                "The panel is not complete: %(ready)d of %(size)d members have accepted and "
+                "declared no conflict (an odd number, at least 3, is needed).",
+                ready=len(experts),
+                size=draw.size,
+            ),
+            code="panel_incomplete",
+        )
+    if chair is None:
+        chair_member = experts[0]
+    else:
+        chair_member = next((m for m in experts if m.user_id == chair.id), None)
+        if chair_member is None:
+            raise OperationError(
+                _l("The chair must be a member of the panel who declared no conflict."),
+                code="chair_not_member",
+            )
+    _ensure_evaluated_bids(tender)
+    tender.status = TenderStatus.EVALUATING
+    current = Evaluation(
+        tender_id=tender.id,
+        stage=EvaluationStage.REVIEW,
+        round=1,
+        chair_id=chair_member.user_id,
+        started_at=utcnow(),
+    )
+    db.session.add(current)
+    db.session.flush()
+    scored = scoring_file.compute(tender)
+    scoring_file.store(current, scored)
+    _audit(
+        "evaluation.started",
+        actor,
+        tender,
+        chair=chair_member.user_id,
+        members=[m.user_id for m in experts],
+        input_sha256=scored["result"]["input_sha256"],
+    )
+    return current
+
+
+def require_chair(actor: User, tender: Tender) -> Evaluation:
+    """The access check of the chair's review actions (and the stage)."""
+    if not is_chair(actor, tender):
+        raise PermissionDenied()
+    current = evaluation_of(tender)
+    if current.stage != EvaluationStage.REVIEW:
+        raise Conflict(_l("The review of this evaluation is closed."), code="not_review")
+    return current
+
+
+def _evaluated_by_bid(tender: Tender, bid_id: int) -> EvaluatedBid:
+    found = evaluated_for_bid(tender, bid_id)
+    if found is None:
+        raise OperationError(_l("There is no such bid in this evaluation."), "not_found", 404)
+    return found
+
+
+def _after_change(tender: Tender, current: Evaluation) -> str:
+    """Score the review file again and store it; its input hash."""
+    return scoring_file.store(current, scoring_file.compute(tender))
+
+
+def overrule(
+    actor: User, tender: Tender, bid_id: int, compliant: bool | None, reason: str
+) -> EvaluatedBid:
+    """The chair overrules the automatic compliance verdict of a bid (None: withdraws the
+    overrule), with a written reason; the computation runs again."""
+    current = require_chair(actor, tender)
+    text = _reason(reason, _l("Write the reason for the panel's decision."))
+    evaluated = _evaluated_by_bid(tender, bid_id)
+    evaluated.override_compliant = compliant
+    evaluated.override_reason = text if compliant is not None else ""
+    db.session.flush()
+    sha = _after_change(tender, current)
+    _audit(
+        "evaluation.compliance_overruled",
+        actor,
+        tender,
+        bid=bid_id,
+        compliant=compliant,
+        reason=text,
+        input_sha256=sha,
+    )
+    return evaluated
+
+
+def record_check(
+    actor: User, tender: Tender, bid_id: int, check: str, passed: bool, reason: str
+) -> EvaluatedBid:
+    """The chair records a required check of the template for a bid."""
+    current = require_chair(actor, tender)
+    if check not in scoring_file.manual_checks(tender):
+        raise OperationError(
+            _l("This check is not one the panel records for this tender."), code="bad_check"
+        )
+    text = _reason(reason, _l("Write the reason for the check's result."))
+    evaluated = _evaluated_by_bid(tender, bid_id)
+    checks = dict(evaluated.checks or {})
+    checks[check] = {
+        "passed": bool(passed),
+        "reason": text,
+        "by": actor.id,
+        "at": utcnow().isoformat(),
     }
-
-
-def all_locked(tender: Tender) -> bool:
-    panel = scoring_panel(tender)
-    sheets = _sheets(tender)
-    return bool(panel) and all(
-        m.user_id in sheets and sheets[m.user_id].locked_at is not None for m in panel
+    evaluated.checks = checks
+    db.session.flush()
+    sha = _after_change(tender, current)
+    _audit(
+        "evaluation.check_recorded",
+        actor,
+        tender,
+        bid=bid_id,
+        check=check,
+        passed=bool(passed),
+        reason=text,
+        input_sha256=sha,
     )
+    return evaluated
+
+
+def _evaluated_by_code(tender: Tender, code: str) -> EvaluatedBid:
+    found = evaluated_with_code(tender, code)
+    if found is None:
+        raise OperationError(_l("There is no such technical code."), "not_found", 404)
+    return found
+
+
+def decide_anonymity(
+    actor: User, tender: Tender, code: str, accepted: bool, reason: str
+) -> EvaluatedBid:
+    """The chair decides an anonymity question (on the code page: no names, no prices).
+    Rejected: the technical part breaks the dark-bid rule and the bid is non-compliant."""
+    current = require_chair(actor, tender)
+    text = _reason(reason, _l("Write the reason for the panel's decision."))
+    evaluated = _evaluated_by_code(tender, code)
+    if evaluated.anonymity_decision != AnonymityDecision.PENDING:
+        raise Conflict(_l("This anonymity question is already decided."), code="decided")
+    evaluated.anonymity_decision = (
+        AnonymityDecision.ACCEPTED if accepted else AnonymityDecision.REJECTED
+    )
+    evaluated.anonymity_reason = text
+    db.session.flush()
+    sha = _after_change(tender, current)
+    _audit(
+        "evaluation.anonymity_decided",
+        actor,
+        tender,
+        code=code,
+        accepted=bool(accepted),
+        reason=text,
+        input_sha256=sha,
+    )
+    return evaluated
+
+
+def request_justification(
+    actor: User, tender: Tender, bid_id: int, days: int | None = None, link: str = ""
+) -> EvaluatedBid:
+    """The chair asks the bidder of a flagged abnormally low price to justify it within a
+    window (default `LOW_PRICE_JUSTIFICATION_DAYS`, 3 days). The bidder is notified."""
+    require_chair(actor, tender)
+    days = justification_days() if days is None else days
+    if not 1 <= days <= 30:
+        raise OperationError(_l("The window is between 1 and 30 days."), code="bad_window")
+    evaluated = _evaluated_by_bid(tender, bid_id)
+    if evaluated.low_price_status != LowPriceStatus.NONE:
+        raise Conflict(_l("A justification was already requested."), code="requested")
+    company = db.session.get(Company, db.session.get(Bid, bid_id).company_id)
+    if bidder_id(company) not in low_price_flags(scoring_file.provisional(tender)):
+        raise Conflict(_l("This bid's price is not flagged as abnormally low."), "not_flagged")
+    due = utcnow() + timedelta(days=days)
+    evaluated.low_price_status = LowPriceStatus.REQUESTED
+    evaluated.low_price_due_at = due
+    _notify_bidder(tender, company, due, link)
+    db.session.flush()
+    _audit(
+        "evaluation.justification_requested",
+        actor,
+        tender,
+        bid=bid_id,
+        due_at=due.isoformat(),
+    )
+    return evaluated
+
+
+def _notify_bidder(tender: Tender, company: Company, due: datetime, link: str) -> None:
+    """An in-app notification and an e-mail to each bidder account of the company."""
+
+    when = due.strftime("%Y-%m-%d %H:%M")
+    users = db.session.scalars(
+        select(User).where(User.company_id == company.id, User.role == Role.BIDDER)
+    )
+    subject = _l(
+        "Justify your price for %(reference)s by %(due)s UTC", reference=tender.reference, due=when
+    )
+    notify_users(users, tender, subject, "evaluation_justification", link, due=when)
+
+
+MAX_JUSTIFICATION_FILES = 10
+
+
+def submit_justification(
+    actor: User, tender: Tender, text: str, uploads: list[Upload] = ()
+) -> EvaluatedBid:
+    """The bidder's written justification of its price, with optional attachments, before
+    the window ends. A late or refused submission stores nothing."""
+    require(actor, Permission.TAKE_PART)
+    evaluated = own_evaluated_bid(actor, tender)
+    if evaluated is None or evaluated.low_price_status == LowPriceStatus.NONE:
+        raise OperationError(_l("No justification of your price was requested."), "not_found", 404)
+    if evaluated.low_price_status != LowPriceStatus.REQUESTED:
+        raise Conflict(_l("Your justification was already submitted."), code="submitted")
+    if utcnow() > evaluated.low_price_due_at:
+        raise Conflict(
+            _l(
+                "The time to justify your price ended on %(due)s UTC: nothing was stored.",
+                due=evaluated.low_price_due_at.strftime("%Y-%m-%d %H:%M"),
+            ),
+            code="late",
+        )
+    body = (text or "").strip()
+    if not body:
+        raise OperationError(_l("Write your justification."), code="no_text")
+    if len(body) > MAX_JUSTIFICATION:
+        raise OperationError(
+            _l("The justification is too long (at most %(n)d characters).", n=MAX_JUSTIFICATION),
+            code="too_long",
+        )
+    attachments = store_attachments(list(uploads), max_files=MAX_JUSTIFICATION_FILES)
+    evaluated.low_price_justification = body
+    evaluated.low_price_attachments = attachments
+    evaluated.low_price_submitted_at = utcnow()
+    evaluated.low_price_status = LowPriceStatus.SUBMITTED
+    db.session.flush()
+    _audit(
+        "evaluation.justification_submitted",
+        actor,
+        tender,
+        bid=evaluated.bid_id,
+        text_sha256=hashlib.sha256(body.encode()).hexdigest(),
+        attachments=[a["sha256"] for a in attachments],
+    )
+    return evaluated
+
+
+def decide_justification(
+    actor: User, tender: Tender, bid_id: int, accepted: bool, reason: str
+) -> EvaluatedBid:
+    """The chair accepts or rejects the price justification (rejected, or unanswered when
+    the window has ended: the bid is non-compliant, as an overrule with this reason)."""
+    current = require_chair(actor, tender)
+    text = _reason(reason, _l("Write the reason for the panel's decision."))
+    evaluated = _evaluated_by_bid(tender, bid_id)
+    status = evaluated.low_price_status
+    late = (
+        status == LowPriceStatus.REQUESTED
+        and evaluated.low_price_due_at is not None
+        and utcnow() > evaluated.low_price_due_at
+    )
+    if not (status == LowPriceStatus.SUBMITTED or late):
+        raise Conflict(
+            _l("Wait for the bidder's justification or the end of its window."),
+            code="not_submitted",
+        )
+    evaluated.low_price_reason = text
+    if accepted:
+        evaluated.low_price_status = LowPriceStatus.ACCEPTED
+    else:
+        evaluated.low_price_status = LowPriceStatus.REJECTED
+        evaluated.override_compliant = False
+        evaluated.override_reason = text
+    db.session.flush()
+    sha = _after_change(tender, current)
+    _audit(
+        "evaluation.justification_decided",
+        actor,
+        tender,
+        bid=bid_id,
+        accepted=bool(accepted),
+        answered=status == LowPriceStatus.SUBMITTED,
+        reason=text,
+        input_sha256=sha,
+    )
+    return evaluated
+
+
+def confirm_review(actor: User, tender: Tender) -> Evaluation:
+    """The chair confirms the review: stage SCORING. Refused while a question is open."""
+    current = require_chair(actor, tender)
+    pending = [
+        e.code for e in evaluated_bids(tender) if e.anonymity_decision == AnonymityDecision.PENDING
+    ]
+    if pending:
+        raise Conflict(
+            _l("Decide the anonymity questions first (%(n)d open).", n=len(pending)),
+            code="anonymity_open",
+        )
+    unrecorded = open_checks(tender)
+    if unrecorded:
+        raise Conflict(
+            _l("Record every required check first (%(n)d bid(s) open).", n=len(unrecorded)),
+            code="checks_open",
+        )
+    low = open_low_price_questions(tender)
+    if low:
+        raise Conflict(
+            _l("Settle the abnormally low prices first (%(n)d open).", n=len(low)),
+            code="low_price_open",
+        )
+    now = utcnow()
+    current.stage = EvaluationStage.SCORING
+    current.review_confirmed_at = now
+    current.review_confirmed_by_id = actor.id
+    sha = _after_change(tender, current)
+    _audit("evaluation.review_confirmed", actor, tender, input_sha256=sha)
+    return current
+
+
+# --- blind technical scoring ---------------------------------------------------------------
 
 
 def _not_found() -> OperationError:
@@ -126,7 +467,7 @@ def _not_found() -> OperationError:
 
 
 def _evaluation(tender: Tender, stages: Iterable[str]) -> Evaluation:
-    evaluation = review.evaluation_of(tender)
+    evaluation = evaluation_of(tender)
     if evaluation is None or evaluation.stage not in set(stages):
         if evaluation is None or evaluation.stage == EvaluationStage.REVIEW:
             # Before scoring opens a panel member sees nothing of the technical parts.
@@ -147,18 +488,11 @@ def _seat(actor: User, tender: Tender) -> PanelMember:
 
 def _chair(actor: User, tender: Tender) -> PanelMember:
     member = _seat(actor, tender)
-    if not review.is_chair(actor, tender):
+    if not is_chair(actor, tender):
         raise OperationError(
             _l("Only the chair of the panel can do this."), code="not_chair", status=403
         )
     return member
-
-
-def is_panel_chair(user: User, tender: Tender) -> bool:
-    return getattr(user, "role", None) == Role.EXPERT and review.is_chair(user, tender)
-
-
-# --- the expert's sheet -------------------------------------------------------------------
 
 
 @dataclass
@@ -209,7 +543,6 @@ def my_sheet(actor: User, tender: Tender) -> SheetView:
     """The actor's own sheet: bids by code only, the criteria and the actor's scores."""
     member = _seat(actor, tender)
     evaluation = _evaluation(tender, READABLE_STAGES)
-    refresh_outliers(tender, evaluation)
     criteria = criteria_of(tender)
     sheet = sheet_of(actor, tender)
     own = {}
@@ -229,7 +562,7 @@ def technical_part(actor: User, tender: Tender, code: str) -> EvaluatedBid:
     members only, from the scoring stage on."""
     _seat(actor, tender)
     _evaluation(tender, READABLE_STAGES)
-    row = next((b for b in review.evaluated_bids(tender) if b.code == code), None)
+    row = next((b for b in evaluated_bids(tender) if b.code == code), None)
     if row is None or row.technical_sha256 is None:
         raise OperationError(
             _l("There is no document under this code."), code="not_found", status=404
@@ -256,12 +589,21 @@ class ScoresRefused(OperationError):
         super().__init__(first, code="invalid_score", status=400)
         self.problems = problems
 
+    def detail(self) -> dict[str, Any]:
+        """A message per refused field."""
+        return {
+            "detail": [
+                {"code": code, "criterion": criterion, "message": str(message)}
+                for (code, criterion), message in self.problems.items()
+            ]
+        }
+
 
 def check_score(text: str, criterion: Criterion) -> Decimal:
     """The score typed for `criterion` as a Decimal, or OperationError saying why not."""
     cleaned = text.strip().replace(",", ".")
     value = Decimal(cleaned) if is_decimal_string(cleaned) else None
-    if value is None or value < 0 or value > criterion.max_points or value % criterion.step != 0:
+    if value is None or score_problem(value, criterion.technical()) is not None:
         raise OperationError(
             _l(
                 "%(criterion)s: give a score from 0 to %(max)s in steps of %(step)s.",
@@ -279,7 +621,7 @@ def _plain(value: Decimal) -> str:
 
 
 def needs_reason(value: Decimal, criterion: Criterion) -> bool:
-    return value == 0 or value == criterion.max_points
+    return is_extreme(value, criterion.technical())
 
 
 def save_scores(actor: User, tender: Tender, entries: Sequence[ScoreEntry]) -> ScoreSheet:
@@ -293,7 +635,7 @@ def save_scores(actor: User, tender: Tender, entries: Sequence[ScoreEntry]) -> S
             _l("Your sheet is locked. Only the chair can reopen it."), code="sheet_locked"
         )
     criteria = {c.key: c for c in criteria_of(tender)}
-    rows = {b.code: b for b in review.evaluated_bids(tender)}
+    rows = {b.code: b for b in evaluated_bids(tender)}
     problems: dict[tuple[str, str], object] = {}
     checked: list[tuple[EvaluatedBid, Criterion, str | None, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -423,16 +765,8 @@ def lock_sheet(actor: User, tender: Tender) -> ScoreSheet:
             "reopened_count": sheet.reopened_count,
         },
     )
-    refresh_outliers(tender, review.evaluation_of(tender))
+    refresh_outliers(tender, evaluation_of(tender))
     return sheet
-
-
-# --- outliers -----------------------------------------------------------------------------
-
-
-def _panel_sheets(tender: Tender) -> list[tuple[PanelMember, ScoreSheet]]:
-    sheets = _sheets(tender)
-    return [(m, sheets[m.user_id]) for m in scoring_panel(tender) if m.user_id in sheets]
 
 
 def flag_outliers(tender: Tender) -> int:
@@ -441,9 +775,9 @@ def flag_outliers(tender: Tender) -> int:
     Scores no longer outliers lose their flag and reason. Returns the number flagged."""
     criteria = criteria_of(tender)
     pct = outlier_pct_of(tender)
-    panel = _panel_sheets(tender)
+    panel = panel_sheets(tender)
     flagged = 0
-    for row in review.evaluated_bids(tender):
+    for row in evaluated_bids(tender):
         by_expert: dict[str, dict[str, TechnicalScore]] = {}
         for member, sheet in panel:
             by_expert[expert_id(member)] = {
@@ -467,11 +801,21 @@ def flag_outliers(tender: Tender) -> int:
     return flagged
 
 
-def refresh_outliers(tender: Tender, evaluation: Evaluation) -> None:
+def refresh_outliers(tender: Tender, evaluation: Evaluation | None) -> None:
     """Flags follow the counted sheets: when every sheet is locked (the last lock, or a
-    member removed for a conflict after the others locked), flag them; the caller commits."""
-    if evaluation.stage == EvaluationStage.SCORING and all_locked(tender):
+    member removed for a conflict after the others locked), flag them."""
+    if (
+        evaluation is not None
+        and evaluation.stage == EvaluationStage.SCORING
+        and all_locked(tender)
+    ):
         flag_outliers(tender)
+
+
+def follow_vacated_seat(tender: Tender, member: PanelMember, **_: object) -> None:
+    """Receiver of the panel's `seat_vacated`: the member's sheet no longer counts, so the
+    others may now all be locked (the outliers are flagged then)."""
+    refresh_outliers(tender, evaluation_of(tender))
 
 
 def give_outlier_reason(
@@ -481,7 +825,7 @@ def give_outlier_reason(
     member = _seat(actor, tender)
     _evaluation(tender, {EvaluationStage.SCORING})
     sheet = sheet_of(actor, tender)
-    row = next((b for b in review.evaluated_bids(tender) if b.code == code), None)
+    row = next((b for b in evaluated_bids(tender) if b.code == code), None)
     score = None
     if sheet is not None and row is not None:
         score = next(
@@ -505,9 +849,6 @@ def give_outlier_reason(
     return score
 
 
-# --- the chair ----------------------------------------------------------------------------
-
-
 @dataclass
 class MemberProgress:
     member: PanelMember
@@ -522,11 +863,11 @@ class MemberProgress:
 def progress(actor: User, tender: Tender) -> list[MemberProgress]:
     """How far each member is: counts and lock state, never the scores themselves."""
     _chair(actor, tender)
-    refresh_outliers(tender, _evaluation(tender, READABLE_STAGES))
-    total = len(criteria_of(tender)) * len(review.evaluated_bids(tender))
-    sheets = _sheets(tender)
+    _evaluation(tender, READABLE_STAGES)
+    total = len(criteria_of(tender)) * len(evaluated_bids(tender))
+    sheets = sheets_by_user(tender)
     out = []
-    for m in scoring_panel(tender):
+    for m in panel_experts(tender):
         sheet = sheets.get(m.user_id)
         scores = sheet.scores if sheet else []
         out.append(
@@ -543,47 +884,16 @@ def progress(actor: User, tender: Tender) -> list[MemberProgress]:
     return out
 
 
-@dataclass
-class PanelScores:
-    criteria: list[Criterion]
-    experts: list[tuple[str, PanelMember]]  # ("E3", member)
-    codes: list[str]
-    # code -> criterion -> expert id -> TechnicalScore
-    scores: dict[str, dict[str, dict[str, TechnicalScore]]]
-
-    def values(self, code: str, criterion: str) -> dict[str, Decimal]:
-        return {e: Decimal(s.score) for e, s in self.scores[code][criterion].items()}
-
-
 def panel_scores(actor: User, tender: Tender) -> PanelScores:
     """Every member's scores by code, for the chair, once every sheet is locked."""
     _chair(actor, tender)
-    evaluation = _evaluation(tender, READABLE_STAGES)
+    _evaluation(tender, READABLE_STAGES)
     if not all_locked(tender):
         raise Conflict(
             _l("The scores are shown once every member has locked their sheet."),
             code="not_all_locked",
         )
-    refresh_outliers(tender, evaluation)
     return panel_data(tender)
-
-
-def panel_data(tender: Tender) -> PanelScores:
-    """Every counted sheet's scores by code (no access check: callers check)."""
-    criteria = criteria_of(tender)
-    panel = _panel_sheets(tender)
-    rows = bids_by_code(tender)
-    codes = {r.id: r.code for r in rows}
-    scores: dict[str, dict[str, dict[str, TechnicalScore]]] = {
-        r.code: {c.key: {} for c in criteria} for r in rows
-    }
-    for member, sheet in panel:
-        for s in sheet.scores:
-            if s.evaluated_bid_id in codes and s.criterion in scores[codes[s.evaluated_bid_id]]:
-                scores[codes[s.evaluated_bid_id]][s.criterion][expert_id(member)] = s
-    return PanelScores(
-        criteria, [(expert_id(m), m) for m, _ in panel], [r.code for r in rows], scores
-    )
 
 
 def reopen_sheet(actor: User, tender: Tender, seat: int, reason: str) -> ScoreSheet:
@@ -591,7 +901,7 @@ def reopen_sheet(actor: User, tender: Tender, seat: int, reason: str) -> ScoreSh
     last sheet locks again."""
     chair = _chair(actor, tender)
     _evaluation(tender, {EvaluationStage.SCORING})
-    member = next((m for m in scoring_panel(tender) if m.position == seat), None)
+    member = next((m for m in panel_experts(tender) if m.position == seat), None)
     sheet = sheet_of(member.user, tender) if member is not None else None
     if sheet is None or sheet.locked_at is None:
         raise Conflict(_l("This member's sheet is not locked."), code="not_locked")
@@ -599,7 +909,7 @@ def reopen_sheet(actor: User, tender: Tender, seat: int, reason: str) -> ScoreSh
         raise OperationError(_l("Give the reason for reopening the sheet."), code="no_reason")
     sheet.locked_at = None
     sheet.reopened_count += 1
-    for _member, other in _panel_sheets(tender):
+    for _member, other in panel_sheets(tender):
         for s in other.scores:
             s.outlier = False  # stale until every sheet is locked again
     db.session.flush()
@@ -617,85 +927,6 @@ def reopen_sheet(actor: User, tender: Tender, seat: int, reason: str) -> ScoreSh
         },
     )
     return sheet
-
-
-def open_outliers(tender: Tender) -> list[tuple[str, str, str]]:
-    """(expert id, code, criterion) of every flagged score still without a reason."""
-    data = panel_data(tender)
-    return [
-        (e, code, key)
-        for code, by_criterion in data.scores.items()
-        for key, by_expert in by_criterion.items()
-        for e, s in by_expert.items()
-        if s.outlier and not s.outlier_reason.strip()
-    ]
-
-
-def mapping_digest(tender: Tender) -> str:
-    """SHA-256 of the code → bidder mapping revealed at unblinding (canonical JSON)."""
-    pairs = [[code, bidder] for code, bidder, _ in identities(tender)]
-    return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()
-
-
-def identities(tender: Tender) -> list[tuple[str, str, Company]]:
-    """(code, bidder id, company) of every evaluated bid, by code. Never for experts before
-    unblinding: only `unblind` and the results read it."""
-    rows = bids_by_code(tender)
-    bids = {
-        b.id: b for b in db.session.scalars(select(Bid).where(Bid.id.in_([r.bid_id for r in rows])))
-    }
-    companies = {
-        c.id: c
-        for c in db.session.scalars(
-            select(Company).where(Company.id.in_([b.company_id for b in bids.values()]))
-        )
-    }
-    out = []
-    for r in rows:
-        company = companies[bids[r.bid_id].company_id]
-        out.append((r.code, bidder_id(company), company))
-    return out
-
-
-def _reason_text(score: TechnicalScore) -> str:
-    parts = [p for p in (score.reason.strip(), score.outlier_reason.strip()) if p]
-    return " / ".join(parts)
-
-
-def _store_final_result(tender: Tender, evaluation: Evaluation) -> dict:
-    """Score the complete file (every locked sheet of the panel) and store it."""
-    technical: dict[int, dict[str, dict[str, str]]] = {}
-    reasons: dict[int, dict[str, dict[str, str]]] = {}
-    for member, sheet in _panel_sheets(tender):
-        expert = expert_id(member)
-        for s in sheet.scores:
-            technical.setdefault(s.evaluated_bid_id, {}).setdefault(expert, {})[s.criterion] = (
-                s.score
-            )
-            text = _reason_text(s)
-            if text:
-                reasons.setdefault(s.evaluated_bid_id, {}).setdefault(expert, {})[s.criterion] = (
-                    text
-                )
-    document = review.scoring_document(tender, technical=technical, technical_reasons=reasons)
-    scored = evaluation_lib.score(document)
-    evaluation.scoring_json = evaluation_lib.dumps(scored)
-    evaluation.scoring_sha256 = evaluation_lib.input_sha256(scored)
-    return scored
-
-
-def lot_draw_order(scoring_sha256: str, group: list[str]) -> list[str]:
-    """The verifiable order of a tied group: by HMAC-SHA256 keyed with the hash of the scoring
-    file's input (fixed before the draw, controlled by nobody alone) over each bidder id.
-    Anyone can recompute it from the published record."""
-    key = bytes.fromhex(scoring_sha256)
-    return sorted(group, key=lambda bid: hmac.new(key, bid.encode(), hashlib.sha256).digest())
-
-
-def needs_lot_draw(evaluation: Evaluation) -> bool:
-    if not evaluation.scoring_json:
-        return False
-    return json.loads(evaluation.scoring_json)["result"]["outcome"]["status"] == "needs_draw"
 
 
 def draw_lots(actor: User, tender: Tender) -> Evaluation:
@@ -717,7 +948,7 @@ def draw_lots(actor: User, tender: Tender) -> Evaluation:
             rows[by_bidder[bidder]].lot_draw = position
         drawn.append(order)
     db.session.flush()
-    _store_final_result(tender, evaluation)
+    scoring_file.store_final_result(tender, evaluation, panel_sheets(tender))
     append_event(
         "evaluation.lot_drawn",
         actor=actor,
@@ -744,7 +975,7 @@ def unblind(actor: User, tender: Tender) -> Evaluation:
             _l("Every flagged score needs its author's reason before the identities are revealed."),
             code="outlier_reasons",
         )
-    _store_final_result(tender, evaluation)
+    scoring_file.store_final_result(tender, evaluation, panel_sheets(tender))
     evaluation.stage = EvaluationStage.UNBLINDED
     evaluation.unblinded_at = utcnow()
     db.session.flush()
@@ -758,15 +989,15 @@ def unblind(actor: User, tender: Tender) -> Evaluation:
             "chair_seat": chair.position,
             "mapping_sha256": mapping_digest(tender),
             "scoring_sha256": evaluation.scoring_sha256,
-            "experts": [expert_id(m) for m, _ in _panel_sheets(tender)],
+            "experts": [expert_id(m) for m, _ in panel_sheets(tender)],
         },
     )
     return evaluation
 
 
 def finalise(actor: User, tender: Tender) -> Evaluation:
-    """The chair finalises the unblinded result; every finalise hook runs (the records
-    helper's signed evaluation record among them)."""
+    """The chair finalises the unblinded result and sends `evaluation_finalised` (the
+    records stage requests the signed evaluation record)."""
     chair = _chair(actor, tender)
     evaluation = _evaluation(tender, {EvaluationStage.UNBLINDED})
     if needs_lot_draw(evaluation):
@@ -785,51 +1016,14 @@ def finalise(actor: User, tender: Tender) -> Evaluation:
         centre_id=tender.centre_id,
         data={"chair_seat": chair.position, "scoring_sha256": evaluation.scoring_sha256},
     )
-    for hook in review.FINALISE_HOOKS:
-        hook(actor, tender, evaluation)
+    evaluation_finalised.send(tender, actor=actor, evaluation=evaluation)
     return evaluation
-
-
-# --- results ------------------------------------------------------------------------------
-
-
-@dataclass
-class ResultLine:
-    rank: int | None
-    code: str
-    bidder: str
-    company: Company
-    data: dict  # the bid's part of the scored file's result
-
-
-@dataclass
-class Results:
-    evaluation: Evaluation
-    document: dict
-    lines: list[ResultLine]
-    candidates: list[ResultLine]
-
-
-def results_of(evaluation: Evaluation, tender: Tender) -> Results:
-    document = json.loads(evaluation.scoring_json)
-    result = document["result"]
-    by_bidder = {r["id"]: r for r in result["bids"]}
-    lines = [
-        ResultLine(
-            by_bidder.get(bidder, {}).get("rank"), code, bidder, company, by_bidder.get(bidder, {})
-        )
-        for code, bidder, company in identities(tender)
-    ]
-    lines.sort(key=lambda line: (line.rank is None, line.rank or 0, line.code))
-    order = {bidder: i for i, bidder in enumerate(result["outcome"].get("candidates", []))}
-    candidates = sorted((x for x in lines if x.bidder in order), key=lambda x: order[x.bidder])
-    return Results(evaluation, document, lines, candidates[:3])
 
 
 def results_for_staff(actor: User, tender: Tender) -> Results:
     """The same results for staff of the tender's centre and supervisors."""
     require(actor, Permission.VIEW_TENDERS, tender.centre_id)
-    evaluation = review.evaluation_of(tender)
+    evaluation = evaluation_of(tender)
     if evaluation is None or evaluation.stage not in (
         EvaluationStage.UNBLINDED,
         EvaluationStage.FINALISED,

@@ -14,6 +14,9 @@ discard everything otherwise). Then:
 - qualification parts are stored as they came (they carry the bidder's name by nature and
   are never shown to the experts scoring blind).
 
+The evaluation stage reads these parts under the codes; it also calls `record_evaluated_bid`
+for tenders opened before parts were kept.
+
 `record_evaluated_bid` creates the `EvaluatedBid` of an opened bid with a random code such
 as `T-7QK` (three characters drawn with `secrets` from an unambiguous alphabet), unique
 within the tender: the order of the codes says nothing about the order of submission.
@@ -31,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import filetype
+from flask import current_app
 from sqlalchemy import select
 
 from app.companies.models import Company, CompanyAlias
-from app.evaluations.models import AnonymityDecision, EvaluatedBid
 from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.storage import BlobStore
 from evaluation.anonymity import Identity, bidder_identities, normalise, scan_text, variants
 
@@ -198,8 +202,6 @@ class _TooLarge(Exception):
 
 
 def _rewrite_max() -> int:
-    from flask import current_app
-
     try:
         return int(current_app.config.get("EVALUATION_PDF_REWRITE_MAX", DEFAULT_REWRITE_MAX))
     except RuntimeError:  # outside an application

@@ -1,0 +1,387 @@
+"""The tender's scoring file: its input built from the database, scored by the pure
+`evaluation` library, and stored on the `Evaluation`.
+
+`scoring_document(tender, technical, technical_reasons)` is the INPUT part of the file (the
+template through `to_scoring_config`, plus one bid per OPENED opening line, keyed by
+`bidder_id(company)`). `compute` scores the review file (no technical scores),
+`provisional` the same with every open check assumed passed, `score_final` the complete file
+from the panel's locked sheets. Nothing here checks access or audits: callers do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from flask_babel import get_locale
+from sqlalchemy import select
+
+import evaluation as evaluation_lib
+from app.bids.operations import bidder_id
+from app.companies.models import Company
+from app.custody.operations import envelope_tender_id
+from app.evaluations.models import Evaluation, ScoreSheet
+from app.extensions import db
+from app.opening.models import AnonymityDecision, EvaluatedBid, LineStatus, OpeningLine
+from app.panels.models import PanelMember
+from app.tender_templates import normalize_locale, to_scoring_config
+from app.tender_templates.rendering import localized
+from app.tenders.models import BondRecord, Lot, Tender, TenderRegistration
+from app.tenders.operations import template_document
+from evaluation.model import TechnicalCriterion
+
+AUTOMATIC_CHECKS = ("signed_and_sealed", "technical_part_anonymous")
+DEFAULT_OUTLIER_PCT = Decimal(30)
+
+
+# --- the template --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Version:
+    yaml_text: str
+
+
+@lru_cache(maxsize=64)
+def _parsed_template(yaml_text: str) -> str:
+    return json.dumps(template_document(_Version(yaml_text)))
+
+
+def template_of(tender: Tender) -> dict:
+    """The tender's template document (parsed once per template text)."""
+    return json.loads(_parsed_template(tender.template_version.yaml_text))
+
+
+@lru_cache(maxsize=64)
+def _scoring_config(yaml_text: str, values_json: str) -> str:
+    template = json.loads(_parsed_template(yaml_text))
+    return json.dumps(to_scoring_config(template, json.loads(values_json)))
+
+
+def current_locale() -> str:
+    try:
+        return normalize_locale(str(get_locale() or "en"))
+    except Exception:  # outside a request
+        return "en"
+
+
+def technical_criteria(tender: Tender) -> list[dict]:
+    """The template's technical criteria: key, max_points and step (Decimal), title."""
+    locale = current_locale()
+    return [
+        {
+            "key": item["key"],
+            "max_points": Decimal(str(item["max_points"])),
+            "step": Decimal(str(item["step"])),
+            "title": localized(item.get("title"), locale) or item["key"],
+        }
+        for item in template_of(tender).get("technical_criteria") or []
+    ]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A technical criterion as the score sheets show it."""
+
+    key: str
+    title: str
+    max_points: Decimal
+    step: Decimal
+
+    def technical(self) -> TechnicalCriterion:
+        return TechnicalCriterion(self.key, self.max_points, self.step)
+
+
+def criteria_of(tender: Tender) -> list[Criterion]:
+    return [
+        Criterion(c["key"], c.get("title") or c["key"], c["max_points"], c["step"])
+        for c in technical_criteria(tender)
+    ]
+
+
+def required_checks(tender: Tender) -> list[str]:
+    """The template's compliance checks (the scoring file's `required_checks`)."""
+    return list(_config(tender).get("compliance_rules", {}).get("required_checks", []))
+
+
+def manual_checks(tender: Tender) -> list[str]:
+    """Required checks the chair records (the automatic ones and technical pass marks,
+    recorded by blind scoring, excluded)."""
+    return [
+        check
+        for check in required_checks(tender)
+        if check not in AUTOMATIC_CHECKS and not check.startswith("technical_pass_")
+    ]
+
+
+def qualification_keys(tender: Tender) -> list[str]:
+    return [item["key"] for item in template_of(tender).get("qualification_documents") or []]
+
+
+def outlier_pct_of(tender: Tender) -> Decimal:
+    """The template's `technical_outlier_pct` when it sets one, else 30 %."""
+    value = _config(tender).get("technical_outlier_pct")
+    return Decimal(str(value)) if value is not None else DEFAULT_OUTLIER_PCT
+
+
+# --- the input -----------------------------------------------------------------------------
+
+
+def expert_id(member: PanelMember) -> str:
+    """The expert's id in the scoring file: E and the seat number."""
+    return f"E{member.position}"
+
+
+def _lot(tender: Tender) -> Lot | None:
+    return min(tender.lots, key=lambda lot: lot.number) if tender.lots else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(Decimal(value), "f")
+
+
+def _config(tender: Tender) -> dict:
+    lot = _lot(tender)
+    values: dict[str, Any] = {
+        "tender": {
+            "id": envelope_tender_id(tender),
+            "reference": tender.reference,
+            "title": tender.title,
+        }
+    }
+    if lot is not None:
+        values["tender"]["lot"] = str(lot.number)
+    if tender.direction == "highest_wins":
+        values["reserve_price"] = _money(lot.reserve_price if lot else None)
+    else:
+        values["ceiling_price"] = _money(lot.ceiling_price if lot else None)
+    values["bid_bond"] = _money(tender.bid_bond_amount)
+    values["budget"] = _money((lot.budget if lot else None) or tender.budget)
+    values = {k: v for k, v in values.items() if v is not None}
+    # Validating a template takes a tenth of a second: once per text and values.
+    text = tender.template_version.yaml_text
+    return json.loads(_scoring_config(text, json.dumps(values, sort_keys=True)))
+
+
+def _field_value(value: Any) -> str | bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | Decimal):
+        return format(Decimal(value), "f")
+    if isinstance(value, str):
+        return value
+    return None  # nested values are not scored
+
+
+def _fields(line: OpeningLine) -> dict:
+    raw = json.loads(line.commercial) if line.commercial else {}
+    out = {}
+    for key, value in raw.items():
+        if key == "price":
+            continue
+        converted = _field_value(value)
+        if converted is not None:
+            out[key] = converted
+    return out
+
+
+def _bond_total(tender: Tender, company_id: int) -> Decimal | None:
+    amounts = list(
+        db.session.scalars(
+            select(BondRecord.amount)
+            .join(TenderRegistration, TenderRegistration.id == BondRecord.registration_id)
+            .where(
+                TenderRegistration.tender_id == tender.id,
+                TenderRegistration.company_id == company_id,
+            )
+        )
+    )
+    return sum(amounts, Decimal(0)) if amounts else None
+
+
+def _documents(keys: list[str], evaluated: EvaluatedBid | None) -> list[str]:
+    if evaluated is None:
+        return []
+    present = []
+    for part in evaluated.qualification or []:
+        name = part.get("name", "")
+        number = name.removeprefix("qualification-")
+        if part.get("size") and number.isdigit() and 1 <= int(number) <= len(keys):
+            present.append(keys[int(number) - 1])
+    return sorted(set(present), key=keys.index)
+
+
+def anonymity_check(evaluated: EvaluatedBid | None) -> bool | str | None:
+    """The `technical_part_anonymous` check: True, a failure reason, or None (open)."""
+    if evaluated is None:
+        return True
+    decision = evaluated.anonymity_decision
+    if decision in (AnonymityDecision.CLEAN, AnonymityDecision.ACCEPTED):
+        return True
+    if decision == AnonymityDecision.REJECTED:
+        return evaluated.anonymity_reason or False
+    return None
+
+
+def _compliance(evaluated: EvaluatedBid | None) -> dict:
+    checks: dict[str, bool | str] = {"signed_and_sealed": True}
+    anonymous = anonymity_check(evaluated)
+    if anonymous is not None:
+        checks["technical_part_anonymous"] = anonymous
+    for name, record in ((evaluated.checks if evaluated else None) or {}).items():
+        if name in AUTOMATIC_CHECKS:
+            continue
+        checks[name] = True if record.get("passed") else (record.get("reason") or False)
+    return checks
+
+
+@dataclass(frozen=True)
+class OpenedBid:
+    """An opened line of the tender with its company and (once made) its evaluated bid."""
+
+    line: OpeningLine
+    company: Company
+    evaluated: EvaluatedBid | None
+
+
+def opened_bids(tender: Tender) -> list[OpenedBid]:
+    """The tender's OPENED lines, by the company's registration number."""
+    rows = db.session.execute(
+        select(OpeningLine, Company, EvaluatedBid)
+        .join(Company, Company.id == OpeningLine.company_id)
+        .outerjoin(EvaluatedBid, EvaluatedBid.bid_id == OpeningLine.bid_id)
+        .where(OpeningLine.tender_id == tender.id, OpeningLine.status == LineStatus.OPENED)
+        .order_by(Company.registration_number)
+    ).all()
+    return [OpenedBid(line, company, evaluated) for line, company, evaluated in rows]
+
+
+def scoring_document(
+    tender: Tender,
+    technical: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
+    technical_reasons: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
+) -> dict:
+    """The input part of the tender's scoring file. `technical` / `technical_reasons` map
+    `EvaluatedBid.id` → expert id ("E<seat>") → criterion → score / reason."""
+    document = _config(tender)
+    keys = qualification_keys(tender)
+    pass_marks = {
+        item["key"]: Decimal(str(item["pass_mark"]))
+        for item in template_of(tender).get("technical_criteria") or []
+        if item.get("pass_mark") is not None
+    }
+    bids = []
+    for row in opened_bids(tender):
+        bid: dict[str, Any] = {
+            "id": bidder_id(row.company),
+            "price": row.line.price,
+            "fields": _fields(row.line),
+            "documents": _documents(keys, row.evaluated),
+            "compliance": _compliance(row.evaluated),
+        }
+        bond = _bond_total(tender, row.company.id)
+        if bond is not None:
+            bid["bid_bond"] = format(bond, "f")
+        evaluated = row.evaluated
+        if evaluated is not None and evaluated.lot_draw is not None:
+            bid["draw"] = evaluated.lot_draw
+        if evaluated is not None and evaluated.override_compliant is not None:
+            bid["compliance_override"] = {
+                "compliant": evaluated.override_compliant,
+                "reason": evaluated.override_reason,
+            }
+        if evaluated is not None and technical and evaluated.id in technical:
+            bid["technical"] = {e: dict(s) for e, s in technical[evaluated.id].items()}
+            bid["compliance"].update(_pass_mark_checks(bid["technical"], pass_marks))
+        if evaluated is not None and technical_reasons and evaluated.id in technical_reasons:
+            bid["technical_reasons"] = {
+                e: dict(r) for e, r in technical_reasons[evaluated.id].items()
+            }
+        bids.append(bid)
+    document["bids"] = bids
+    return document
+
+
+def _pass_mark_checks(
+    sheets: Mapping[str, Mapping[str, str]], pass_marks: Mapping[str, Decimal]
+) -> dict[str, bool | str]:
+    """`technical_pass_<key>` for each criterion with a pass mark (lowest evaluated price):
+    passed when the panel's mean score for the criterion reaches the mark."""
+    checks: dict[str, bool | str] = {}
+    for key, mark in pass_marks.items():
+        scores = [Decimal(sheet[key]) for sheet in sheets.values() if key in sheet]
+        if not scores:
+            continue
+        mean = sum(scores, Decimal(0)) / len(scores)
+        checks[f"technical_pass_{key}"] = (
+            True
+            if mean >= mark
+            else f"panel mean {mean.quantize(Decimal('0.01'))} is below the pass mark {mark}"
+        )
+    return checks
+
+
+# --- scoring and storing -------------------------------------------------------------------
+
+
+def compute(tender: Tender) -> dict:
+    """The scored review file: compliance, price and commercial scores (no technical)."""
+    return evaluation_lib.score(scoring_document(tender))
+
+
+def provisional(tender: Tender) -> dict:
+    """The review computation with every OPEN check (unrecorded check, undecided anonymity
+    question) assumed passed, so that the panel sees price and commercial scores and
+    abnormally-low flags while it still records checks. Never stored."""
+    document = scoring_document(tender)
+    for check in required_checks(tender):
+        for bid in document["bids"]:
+            bid["compliance"].setdefault(check, True)
+    return evaluation_lib.score(document)
+
+
+def store(evaluation: Evaluation, scored: dict) -> str:
+    """Keep the scored review file on the evaluation; its input hash."""
+    evaluation.scoring_json = evaluation_lib.dumps(scored)
+    evaluation.scoring_sha256 = scored["result"]["input_sha256"]
+    return evaluation.scoring_sha256
+
+
+def _reason_text(score: Any) -> str:
+    parts = [p for p in (score.reason.strip(), score.outlier_reason.strip()) if p]
+    return " / ".join(parts)
+
+
+def store_final_result(
+    tender: Tender, evaluation: Evaluation, sheets: Sequence[tuple[PanelMember, ScoreSheet]]
+) -> dict:
+    """Score the complete file (every counted sheet of the panel) and store it."""
+    technical: dict[int, dict[str, dict[str, str]]] = {}
+    reasons: dict[int, dict[str, dict[str, str]]] = {}
+    for member, sheet in sheets:
+        expert = expert_id(member)
+        for s in sheet.scores:
+            technical.setdefault(s.evaluated_bid_id, {}).setdefault(expert, {})[s.criterion] = (
+                s.score
+            )
+            text = _reason_text(s)
+            if text:
+                reasons.setdefault(s.evaluated_bid_id, {}).setdefault(expert, {})[s.criterion] = (
+                    text
+                )
+    document = scoring_document(tender, technical=technical, technical_reasons=reasons)
+    scored = evaluation_lib.score(document)
+    evaluation.scoring_json = evaluation_lib.dumps(scored)
+    evaluation.scoring_sha256 = evaluation_lib.input_sha256(scored)
+    return scored
+
+
+def stored_result(evaluation: Evaluation | None) -> dict | None:
+    """The stored scored file (None before the evaluation started)."""
+    if evaluation is None or not evaluation.scoring_json:
+        return None
+    return evaluation_lib.parse_json(evaluation.scoring_json)
