@@ -22,6 +22,7 @@ from app.evaluations.models import EvaluationStage, ScoreSheet, TechnicalScore
 from app.evaluations.signals import evaluation_finalised
 from app.extensions import db
 from app.panels.operations import member_of, remove_member
+from app.records.operations import request_record_on_finalise
 from app.tenders.models import TenderStatus
 from tests.conftest import AuthActions
 from tests.factories.evaluations import opened_tender, seat_panel
@@ -389,12 +390,18 @@ def test_unblind_ranks_audits_once_and_finalise_runs_hooks(setup):
     def receiver(sender, actor, evaluation):
         calls.append((actor, sender, evaluation))
 
-    with evaluation_finalised.connected_to(receiver):
-        with pytest.raises(OperationError):
-            operations.finalise(setup.experts[1], tender)
-        db.session.rollback()
-        operations.finalise(chair, tender)
-        db.session.commit()
+    # Only this receiver: the record job's own (connected by the app factory) is tested in
+    # tests/app/test_records.py.
+    evaluation_finalised.disconnect(request_record_on_finalise)
+    try:
+        with evaluation_finalised.connected_to(receiver):
+            with pytest.raises(OperationError):
+                operations.finalise(setup.experts[1], tender)
+            db.session.rollback()
+            operations.finalise(chair, tender)
+            db.session.commit()
+    finally:
+        evaluation_finalised.connect(request_record_on_finalise)
     assert queries.evaluation_of(tender).stage == EvaluationStage.FINALISED
     assert len(calls) == 1 and calls[0][0].id == chair.id and calls[0][1].id == tender.id
     assert actions()[-1] == "evaluation.finalised"
