@@ -20,7 +20,7 @@ from sqlalchemy import orm
 
 from config import TestingConfig, normalise_database_url
 
-pytest_plugins = ["tests.factories"]
+pytest_plugins = ["tests.factories", "tests.factories.results"]
 
 # Tests never time things (a loaded CI machine is slow); CI replays the same examples every
 # run, so a red build is reproducible, while local runs keep exploring new ones.

@@ -9,8 +9,8 @@ and says so.
 
 from __future__ import annotations
 
-import importlib
 import io
+import json
 import random
 import time
 from collections.abc import Callable
@@ -33,12 +33,20 @@ from app.evaluations import queries as evaluation_queries
 from app.evaluations import scoring_file
 from app.evaluations.signals import evaluation_finalised
 from app.extensions import db, get_queue
+from app.opening import jobs as opening_jobs
+from app.opening import operations as opening_ops
+from app.opening.models import AnonymityDecision
+from app.panels import operations as panels
+from app.records import operations as records
+from app.records.models import RecordStatus
+from app.results import operations as results
 from app.scenario import cast as casting
 from app.scenario import documents
 from app.scenario.clock import SimulatedClock
 from app.tenders import operations as tender_ops
 from app.tenders import participation
-from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.models import Tender, TenderDocument, TenderStatus, TenderTemplate
+from app.tenders.template_ops import sync_builtin_templates
 from bidding import envelope as envelopes
 
 # In order. `run(options, stop_after=...)` stops after the named one.
@@ -128,7 +136,7 @@ class Drill:
         opening = deadline + timedelta(hours=1)
         evaluation = opening + timedelta(days=1)
         candidates = evaluation + timedelta(days=1)
-        objection_days = _objection_days()
+        objection_days = results.objection_days()
         return {
             "setup": publication - timedelta(hours=3),
             "create": publication - timedelta(hours=1),
@@ -157,26 +165,6 @@ class Drill:
         return self.tender.submission_deadline
 
 
-def _objection_days() -> int:
-    try:
-        from app.results.operations import objection_days
-    except ImportError:
-        return 3
-    return objection_days()
-
-
-def _module(name: str, *attributes: str):
-    """The module of a stage's service, or StageUnavailable naming what is missing."""
-    try:
-        module = importlib.import_module(name)
-    except ImportError as error:
-        raise StageUnavailable(f"{name} does not exist yet ({error})") from None
-    missing = [a for a in attributes if not hasattr(module, a)]
-    if missing:
-        raise StageUnavailable(f"{name} has no {', '.join(missing)} yet")
-    return module
-
-
 def commit() -> None:
     db.session.commit()
 
@@ -195,8 +183,6 @@ def run_queued_jobs() -> None:
 
 
 def stage_setup(drill: Drill) -> str:
-    from app.tenders.template_ops import sync_builtin_templates
-
     sync_builtin_templates()
     drill.cast = casting.make_cast(
         drill.run_id,
@@ -214,8 +200,6 @@ def stage_setup(drill: Drill) -> str:
 
 
 def _template_version(key: str):
-    from app.tenders.models import TenderTemplate
-
     template = db.session.scalar(
         select(TenderTemplate).where(TenderTemplate.key == key, TenderTemplate.centre_id.is_(None))
     )
@@ -405,12 +389,9 @@ def stage_deadline(drill: Drill) -> str:
 
 
 def stage_opening(drill: Drill) -> str:
-    from app.opening import jobs
-    from app.opening import operations as opening
-
     tender = drill.tender
     drill.clock.travel_to(tender.opening_at + timedelta(minutes=1))
-    session = opening.start_opening(drill.cast.staff, tender)
+    session = opening_ops.start_opening(drill.cast.staff, tender)
     tender_id = tender.id
     commit()
     seal_tender(tender_id)
@@ -419,16 +400,16 @@ def stage_opening(drill: Drill) -> str:
         raise TenderFailed(f"the opening found too few bids: {session.reason}")
     drill.travel("opening", -timedelta(minutes=10))
     threshold = db.session.get(TenderKey, tender.id).threshold
-    custodians = [c for c in drill.cast.custodians if opening.is_custodian_of(c.user, tender)]
+    custodians = [c for c in drill.cast.custodians if opening_ops.is_custodian_of(c.user, tender)]
     for custodian in custodians[:threshold]:
-        ready = opening.unlock_share(custodian.user, tender, custodian.passphrase)
+        ready = opening_ops.unlock_share(custodian.user, tender, custodian.passphrase)
         commit()
         drill.clock.advance(timedelta(minutes=2))
         if ready:
-            jobs.enqueue_opening(tender_id)
+            opening_jobs.enqueue_opening(tender_id)
             run_queued_jobs()
     _wait_for(lambda: _status(tender) == TenderStatus.OPENED, "the opening job")
-    lines = opening.lines_of(tender)
+    lines = opening_ops.lines_of(tender)
     counts: dict[str, int] = {}
     for line in lines:
         counts[str(line.status)] = counts.get(str(line.status), 0) + 1
@@ -460,8 +441,6 @@ def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 120) ->
 
 
 def stage_panel(drill: Drill) -> str:
-    from app.panels import operations as panels
-
     tender = drill.tender
     drill.travel("opening", timedelta(hours=1))
     panels.draw_tender_panel(drill.cast.staff, tender, size=drill.options.experts)
@@ -478,14 +457,10 @@ def stage_panel(drill: Drill) -> str:
 
 
 def _members(drill: Drill) -> list[User]:
-    from app.panels import operations as panels
-
     return [db.session.get(User, m.user_id) for m in panels.members_of(drill.tender)]
 
 
 def stage_review(drill: Drill) -> str:
-    from app.opening.models import AnonymityDecision
-
     tender = drill.tender
     drill.travel("review", -timedelta(hours=2))
     evaluation = evaluation_ops.start_evaluation(drill.cast.staff, tender)
@@ -517,8 +492,6 @@ def stage_review(drill: Drill) -> str:
 
 
 def _seat_of(drill: Drill, user: User) -> int | None:
-    from app.panels import operations as panels
-
     member = panels.member_of(user, drill.tender)
     return member.position if member else None
 
@@ -576,7 +549,6 @@ def stage_unblinded(drill: Drill) -> str:
     ranking = ranking_of(evaluation.scoring_json)
     if not ranking:
         # What staff do when the panel found no compliant bid: declare the tender failed.
-        results = _module("app.results.operations", "declare_failed")
         reasons = _first_reasons(evaluation.scoring_json)
         results.declare_failed(drill.cast.staff, drill.tender, "no_compliant_bid")
         commit()
@@ -585,16 +557,12 @@ def stage_unblinded(drill: Drill) -> str:
 
 
 def _first_reasons(scoring_json: str | None) -> str:
-    import json
-
     bids = (json.loads(scoring_json or "{}").get("result") or {}).get("bids") or []
     reasons = {r.get("code", "?") for b in bids for r in b.get("reasons") or []}
     return ", ".join(sorted(reasons)) or "no reasons given"
 
 
 def ranking_of(scoring_json: str | None) -> list[dict]:
-    import json
-
     if not scoring_json:
         return []
     result = json.loads(scoring_json).get("result") or {}
@@ -612,9 +580,6 @@ def ranking_of(scoring_json: str | None) -> list[dict]:
 
 
 def stage_record(drill: Drill) -> str:
-    records = _module("app.records.operations", "current_record", "countersign")
-    from app.records.models import RecordStatus
-
     if not evaluation_finalised.receivers:
         raise StageUnavailable("no finalise hook makes the signed evaluation record yet")
     tender = drill.tender
@@ -648,7 +613,6 @@ def stage_record(drill: Drill) -> str:
 
 
 def stage_candidates(drill: Drill) -> str:
-    results = _module("app.results.operations", "publish_candidates")
     drill.travel("candidates")
     notice = results.publish_candidates(drill.cast.staff, drill.tender)
     commit()
@@ -662,7 +626,6 @@ def stage_candidates(drill: Drill) -> str:
 
 
 def stage_award(drill: Drill) -> str:
-    results = _module("app.results.operations", "publish_award")
     drill.travel("award")
     results.publish_award(drill.cast.staff, drill.tender)
     commit()

@@ -12,23 +12,8 @@ from app.audit import AuditEvent, verify_chain
 from app.companies.models import Company, CompanyStatus
 from app.extensions import db
 from tests.conftest import totp_now
-from tests.factories import PASSWORD, valid_uscc
-
-
-def signup_form(centre, **changes):
-    data = {
-        "company_name": "Hangzhou Bridges Co., Ltd.",
-        "registration_number": valid_uscc(990001),
-        "legal_representative": "Zhang San",
-        "contact_name": "Li Si",
-        "contact_phone": "+86 571 8888 0000",
-        "home_centre_id": str(centre.id),
-        "email": "li.si@bridges.example",
-        "password": PASSWORD,
-        "confirm": PASSWORD,
-    }
-    data.update(changes)
-    return data
+from tests.factories import PASSWORD
+from tests.factories.accounts import signup_form
 
 
 def link_in(message) -> str:

@@ -9,10 +9,7 @@ from app.companies.models import Company, CompanyStatus
 from app.extensions import db
 from tests.conftest import totp_now
 from tests.factories import PASSWORD, valid_uscc
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+from tests.factories.accounts import bearer
 
 
 def get_token(client, user, **extra) -> str:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
 from sqlalchemy import func, select
 
-from app.accounts import operations as account_ops
 from app.accounts.models import Role
 from app.audit.models import AuditEvent
 from app.companies.models import CompanyStatus
@@ -30,23 +29,13 @@ from app.tenders.models import (
     TenderTemplate,
 )
 from app.tenders.template_ops import sync_builtin_templates
-from tests.app.test_api import bearer
 from tests.conftest import totp_now
+from tests.factories.accounts import token_for
+from tests.factories.tenders import create, iso
 
 
 def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
-
-
-def token_for(user) -> dict:
-    """A bearer header made without the TOTP step, so a test's next TOTP code is fresh."""
-    token = account_ops.create_api_token(user, "test")
-    db.session.commit()
-    return bearer(token)
-
-
-def iso(moment: datetime, offset_hours: int = 8) -> str:
-    return moment.astimezone(timezone(timedelta(hours=offset_hours))).isoformat()
 
 
 def wrong_code(user) -> str:
@@ -76,33 +65,6 @@ def staff(make_user, centre):
 @pytest.fixture
 def custodians(make_user, centre):
     return [make_user(Role.CUSTODIAN, centre=centre) for _ in range(3)]
-
-
-def tender_body(version, custodians, **overrides) -> dict:
-    now = utcnow()
-    body = {
-        "template_version_id": version.id,
-        "reference": "HZ-2025-G-001",
-        "title": "Office furniture for the city library",
-        "description": "Desks, chairs and shelving.",
-        "budget": "1000000.00",
-        "bid_bond_amount": "10000.00",
-        "publication_at": iso(now + timedelta(hours=1)),
-        "enquiry_deadline": iso(now + timedelta(days=10)),
-        "submission_deadline": iso(now + timedelta(days=25)),
-        "opening_at": iso(now + timedelta(days=25, hours=1)),
-        "custodian_ids": [c.id for c in custodians],
-        "custodian_threshold": 2,
-        "lots": [{"title": "Furniture", "ceiling_price": "990000.00"}],
-    }
-    body.update(overrides)
-    return body
-
-
-def create(client, headers, version, custodians, **overrides):
-    return client.post(
-        "/api/v1/tenders", json=tender_body(version, custodians, **overrides), headers=headers
-    )
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from app.accounts.models import User
 from app.companies.models import Company
 from app.extensions import db
-from tests.app.test_accounts import signup_form
 from tests.factories import PASSWORD
+from tests.factories.accounts import signup_form
 
 
 def counts():

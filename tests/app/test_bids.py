@@ -33,11 +33,12 @@ from app.core.types import utcnow
 from app.custody.models import TenderKey
 from app.extensions import db, redis_client
 from app.tenders.documents import blob_store
-from app.tenders.models import Tender, TenderDocument, TenderRegistration
+from app.tenders.models import Tender, TenderDocument
 from bidding import envelope as envelopes
 from bidding import keys
 from bidding.receipts import verify_receipt
-from tests.app.test_api_tenders import token_for
+from tests.factories.accounts import token_for
+from tests.factories.bids import lib_seal, registered_bidder, tid, uscc
 
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
@@ -80,28 +81,9 @@ def tender_key_pem(tmp_path, tender_private_key) -> Path:
     return path
 
 
-def registered_bidder(make_user, tender, company=None):
-    user = make_user(Role.BIDDER, company=company)
-    db.session.add(
-        TenderRegistration(
-            tender_id=tender.id, company_id=user.company_id, registered_by_id=user.id
-        )
-    )
-    db.session.commit()
-    return user
-
-
 @pytest.fixture
 def bidder(make_user, tender):
     return registered_bidder(make_user, tender)
-
-
-def tid(tender) -> str:
-    return f"T{tender.id}"
-
-
-def uscc(user) -> str:
-    return user.company.registration_number
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -138,13 +120,6 @@ def cli_seal(tmp_path, pem, tender_id, bidder_id, commercial, technical=b"%PDF-1
     )
     assert result.returncode == 0, result.stderr
     return out.read_bytes()
-
-
-def lib_seal(public_key, tender_id, bidder_id, price="100.00", technical=b"proposal", **extra):
-    out = io.BytesIO()
-    parts = envelopes.bid_parts({"price": price, **extra}, io.BytesIO(technical))
-    envelopes.seal(out, public_key, tender_id, bidder_id, parts)
-    return out.getvalue()
 
 
 def api_submit(client, tender, user, body: bytes, headers=None):

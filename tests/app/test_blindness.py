@@ -24,9 +24,10 @@ from app.core.types import utcnow
 from app.evaluations import operations, queries, scoring_file
 from app.extensions import db
 from app.opening.parts import record_evaluated_bid
-from tests.app.evaluation_helpers import text_pdf
-from tests.app.scoring_helpers import confirm_review, fill_sheet, lock
 from tests.conftest import AuthActions
+from tests.factories.evaluations import opened_tender, seat_panel, text_pdf
+from tests.factories.opening import staff_of
+from tests.factories.scoring import confirm_review, fill_sheet, lock
 
 # Prices nobody would type by chance, each checked in several spellings.
 PRICES = ["487613.27", "503391.58", "512277.91"]
@@ -81,8 +82,6 @@ def blind(make_tender, make_user):
     """The tender in stage SCORING, its bidders made distinctive before anything is
     sealed (their technical PDFs carry the alias as /Author metadata, which the opening
     strips), and the forbidden strings."""
-    from tests.app.evaluation_helpers import opened_tender, seat_panel, staff_of
-
     technicals = [
         text_pdf(["Technical proposal", f"Proposal {n}: on time, in full."], author=alias)
         for n, alias in enumerate(ALIASES, start=1)

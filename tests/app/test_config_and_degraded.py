@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.accounts.models import User
 from app.extensions import db
-from tests.app.test_accounts import signup_form
+from tests.factories.accounts import signup_form
 
 
 def test_production_refuses_development_secrets(monkeypatch):

@@ -31,8 +31,8 @@ from app.tenders.models import Tender
 from app.tenders.template_ops import sync_builtin_templates
 from bidding import keys
 from bidding.errors import KeyMismatch, WrongPassphrase
-from tests.app.test_api import bearer
 from tests.factories import CUSTODIAN_PASSPHRASE, PASSWORD, rebuild_tender_key
+from tests.factories.accounts import bearer
 
 NEW_PASSPHRASE = "a brand new key passphrase"
 

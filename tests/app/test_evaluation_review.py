@@ -23,7 +23,8 @@ from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.permissions import PermissionDenied
 from app.tenders.documents import blob_store
 from app.tenders.models import Notification, TenderStatus
-from tests.app.evaluation_helpers import opened_tender, seat_panel, staff_of, text_pdf
+from tests.factories.evaluations import opened_tender, seat_panel, text_pdf
+from tests.factories.opening import staff_of
 
 XMP = '<x:xmpmeta xmlns:x="adobe:ns:meta/"><dc:creator>Secret Maker</dc:creator></x:xmpmeta>'
 

@@ -18,7 +18,7 @@ from app.extensions import db
 from app.opening.models import OpeningStatus
 from app.records.models import EvaluationRecord, RecordSignature, SigningCertificate
 from app.tenders.models import Addendum, Enquiry, Lot, Tender, TenderDocument
-from tests.app.ocds_helpers import (
+from tests.factories.ocds import (
     add_document,
     assert_valid,
     at,

@@ -4,7 +4,6 @@ bidders' confirmations and objections, and no bid content anywhere before the op
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 from datetime import timedelta
@@ -13,15 +12,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import func, select
 
-from app.accounts.models import User
 from app.audit import verify_chain
 from app.audit.models import AuditEvent
 from app.bids import operations as bid_ops
-from app.bids.jobs import seal_tender
-from app.bids.models import Bid
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
-from app.custody.models import KeyShare
 from app.extensions import db, redis_client
 from app.opening import jobs
 from app.opening import operations as ops
@@ -29,25 +24,14 @@ from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningS
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from bidding import keys
-from tests.app.test_bids import lib_seal, registered_bidder, tid, uscc
 from tests.conftest import run_queued_jobs
 from tests.factories import CUSTODIAN_PASSPHRASE
+from tests.factories.bids import lib_seal, public_key, registered_bidder, submit, tid, uscc
+from tests.factories.opening import custodians, past_opening, staff_of, start, unlock
 
 
 def count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def public_key(tender):
-    from app.custody.models import TenderKey
-
-    return bytes.fromhex(db.session.get(TenderKey, tender.id).public_key)
-
-
-def submit(tender, bidder, body: bytes) -> Bid:
-    bid = bid_ops.submit_envelope(bidder, tender, io.BytesIO(body))
-    db.session.commit()
-    return bid
 
 
 def seal_for(tender, bidder, price, **extra) -> bytes:
@@ -55,41 +39,6 @@ def seal_for(tender, bidder, price, **extra) -> bytes:
 
     key = X25519PublicKey.from_public_bytes(public_key(tender))
     return lib_seal(key, tid(tender), uscc(bidder), price=price, **extra)
-
-
-def past_opening(tender) -> None:
-    """Move the deadline and the opening time into the past (bids went in before)."""
-    now = utcnow()
-    tender.submission_deadline = now - timedelta(hours=2)
-    tender.opening_at = now - timedelta(hours=1)
-    db.session.commit()
-
-
-def custodians(tender) -> list[User]:
-    ids = db.session.scalars(
-        select(KeyShare.custodian_id).where(KeyShare.tender_id == tender.id).order_by(KeyShare.id)
-    )
-    return [db.session.get(User, i) for i in ids]
-
-
-def staff_of(tender) -> User:
-    return db.session.get(User, tender.created_by_id)
-
-
-def start(tender):
-    session = ops.start_opening(staff_of(tender), tender)
-    db.session.commit()
-    seal_tender(tender.id)
-    return session
-
-
-def unlock(tender, custodian, passphrase=CUSTODIAN_PASSPHRASE) -> bool:
-    ready = ops.unlock_share(custodian, tender, passphrase)
-    db.session.commit()
-    if ready:
-        jobs.enqueue_opening(tender.id)
-        run_queued_jobs()
-    return ready
 
 
 @pytest.fixture(autouse=True)

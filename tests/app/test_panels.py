@@ -21,6 +21,8 @@ from app.tenders.documents import blob_store
 from app.tenders.models import TenderDocument, TenderRegistration, TenderStatus
 from evaluation.draw import replay, seed_from
 from tests.conftest import AuthActions
+from tests.factories.accounts import token_for
+from tests.factories.tenders import create, create_tender, tender_data
 
 ROOT = "5e" * 32
 
@@ -710,7 +712,6 @@ def test_bad_removals_change_nothing(pool):
 def test_procuring_entity_through_the_api(client, make_user, make_centre):
     from app.tenders.models import Tender
     from app.tenders.template_ops import sync_builtin_templates
-    from tests.app.test_api_tenders import create, token_for
 
     centre = make_centre()
     staff = make_user(Role.STAFF, centre=centre)
@@ -736,7 +737,6 @@ def test_procuring_entity_through_the_api(client, make_user, make_centre):
 def test_procuring_entity_through_the_staff_form(app, client, make_user, make_centre):
     from app.tenders.models import Tender
     from app.tenders.template_ops import sync_builtin_templates
-    from tests.app.test_tenders_staff import create_tender, tender_data
 
     centre = make_centre()
     staff = make_user(Role.STAFF, centre=centre)

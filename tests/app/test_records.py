@@ -85,7 +85,7 @@ from pathlib import Path  # noqa: E402
 import pyotp  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
-from tests.app.records_helpers import build_finalised  # noqa: E402
+from tests.factories.records import build_finalised  # noqa: E402
 
 
 @pytest.fixture

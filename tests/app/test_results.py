@@ -22,9 +22,8 @@ from app.records.models import EvaluationRecord, RecordStatus
 from app.results import operations
 from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultLetter, ResultNotice
 from app.tenders.models import Notification, Tender, TenderDocument, TenderStatus
-from tests.app import results_helpers
-from tests.app.results_helpers import close_window, finalise_round, scoring_document
 from tests.conftest import AuthActions, run_queued_jobs
+from tests.factories.results import close_window, finalise_round, scoring_document
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -36,7 +35,6 @@ def _request(app):
         yield
 
 
-results_world = results_helpers.results_world  # the fixture
 _CLIENTS: dict = {}
 
 

@@ -23,6 +23,7 @@ from app.extensions import db
 from app.scenario import STAGES, Options, run
 from app.scenario.clock import ClockError, SimulatedClock
 from app.tenders.models import Tender, TenderStatus
+from tests.factories.ocds import assert_valid, package_validator
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every stage's service exists: the drill goes all the way.
@@ -145,8 +146,6 @@ def test_the_drill_runs_a_whole_tender(app, tmp_path, template, bidders, counter
     assert all(len(e["hash"]) == 64 for e in events)
     assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
     # The OCDS package as the public API serves it, valid against the release package schema.
-    from tests.app.ocds_helpers import assert_valid, package_validator
-
     ocds = json.loads((out / "ocds.json").read_text())
     assert_valid(package_validator(), ocds)
     if result.reached == "award":

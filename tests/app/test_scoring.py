@@ -24,9 +24,10 @@ from app.extensions import db
 from app.panels.operations import member_of, remove_member
 from app.records.operations import request_record_on_finalise
 from app.tenders.models import TenderStatus
-from tests.app.evaluation_helpers import staff_of
-from tests.app.scoring_helpers import fill_sheet, lock, middle, scoring_tender
 from tests.conftest import AuthActions
+from tests.factories.evaluations import opened_tender, seat_panel
+from tests.factories.opening import staff_of
+from tests.factories.scoring import fill_sheet, lock, middle, scoring_tender
 
 PRICES = ["500000.00", "520000.00", "510000.00"]
 
@@ -196,8 +197,6 @@ def test_chair_sees_progress_but_no_scores_until_all_lock(setup):
 
 
 def test_review_stage_shows_nothing(make_tender, make_user):
-    from tests.app.evaluation_helpers import opened_tender, seat_panel
-
     opened = opened_tender(make_tender, make_user, PRICES)
     experts = seat_panel(make_user, opened.tender, 3)
     operations.start_evaluation(staff_of(opened.tender), opened.tender)

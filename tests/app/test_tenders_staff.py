@@ -34,6 +34,7 @@ from app.tenders.models import (
     TenderTemplate,
 )
 from app.tenders.template_ops import sync_builtin_templates
+from tests.factories.tenders import create_tender, local, tender_data
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -42,12 +43,6 @@ def next_code(user) -> str:
     """A TOTP code of the next time step: sign-in used the current one, which is never
     accepted twice."""
     return pyotp.TOTP(user.totp_secret).at(time.time() + 30)
-
-
-def local(app, moment: datetime) -> str:
-    """How a datetime-local input sends `moment` in the centre's time zone."""
-    zone = ZoneInfo(app.config["BABEL_DEFAULT_TIMEZONE"])
-    return moment.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
 
 
 def text(response) -> str:
@@ -79,37 +74,6 @@ def staff(make_user, centre):
 @pytest.fixture
 def custodians(make_user, centre):
     return [make_user(Role.CUSTODIAN, centre=centre) for _ in range(3)]
-
-
-def tender_data(app, custodians, **overrides) -> dict:
-    now = utcnow()
-    publication = now + timedelta(days=1)
-    deadline = publication + timedelta(days=20)
-    data = {
-        "reference": "QH-2025-001",
-        "title": "School desks",
-        "description": "Desks and chairs for three schools.",
-        "budget": "1000000.00",
-        "bid_bond_amount": "10000.00",
-        "publication_at": local(app, publication),
-        "enquiry_deadline": local(app, deadline - timedelta(days=5)),
-        "submission_deadline": local(app, deadline),
-        "opening_at": local(app, deadline),
-        "evaluation_days": "10",
-        "lots-0-title": "Desks and chairs",
-        "lots-0-budget": "1000000.00",
-        "lots-0-ceiling_price": "990000.00",
-        "custodian_ids": [str(c.id) for c in custodians],
-        "custodian_threshold": "2",
-    }
-    data.update(overrides)
-    return data
-
-
-def create_tender(client, app, version, custodians, **overrides):
-    return client.post(
-        f"/centre/tenders/new?version={version.id}", data=tender_data(app, custodians, **overrides)
-    )
 
 
 def tender_count() -> int:

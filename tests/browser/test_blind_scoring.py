@@ -19,18 +19,12 @@ from app.opening.jobs import enqueue_opening
 from app.panels.models import PanelMember
 from app.tenders.models import Tender
 from tests import factories
-from tests.app.evaluation_helpers import (
-    record_bond,
-    seal_bid,
-    seat_panel,
-    staff_of,
-    use_goods_template,
-)
-from tests.app.scoring_helpers import confirm_review, fill_sheet, lock
-from tests.app.test_bids import registered_bidder
-from tests.app.test_opening import custodians, past_opening, submit
 from tests.conftest import run_queued_jobs
 from tests.factories import CUSTODIAN_PASSPHRASE, PASSWORD
+from tests.factories.bids import registered_bidder, submit
+from tests.factories.evaluations import record_bond, seal_bid, seat_panel, use_goods_template
+from tests.factories.opening import custodians, past_opening, staff_of
+from tests.factories.scoring import confirm_review, fill_sheet, lock
 
 NAMES = ["Ostrowind Pumps", "Calderby Valves", "Fenwick Meridian Flow"]
 PRICES = ["612000.00", "598500.00", "605250.00"]

@@ -26,9 +26,9 @@ from app.records.models import EvaluationRecord, RecordStatus
 from app.results.models import Objection
 from app.tenders.models import Lot, Tender, TenderStatus
 from app.tenders.template_ops import sync_builtin_templates
-from tests.app.results_helpers import scoring_document, store_record
 from tests.conftest import run_queued_jobs
 from tests.factories import PASSWORD, valid_uscc
+from tests.factories.results import scoring_document, store_record
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 

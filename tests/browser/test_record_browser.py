@@ -14,8 +14,8 @@ from app.records import jobs, operations, signing
 from app.records.models import EvaluationRecord, RecordStatus
 from app.tenders.models import Tender
 from tests import factories
-from tests.app.records_helpers import build_finalised
 from tests.factories import PASSWORD
+from tests.factories.records import build_finalised
 
 
 def _setup(live_app) -> dict:

@@ -21,8 +21,8 @@ from app.panels.models import MemberStatus, PanelDraw, PanelMember
 from app.tender_templates import builtin_template
 from app.tenders.models import BondRecord, Tender, TenderRegistration
 from bidding import envelope as envelopes
-from tests.app.test_bids import registered_bidder, tid, uscc
-from tests.app.test_opening import custodians, past_opening, public_key, start, submit, unlock
+from tests.factories.bids import public_key, registered_bidder, submit, tid, uscc
+from tests.factories.opening import custodians, past_opening, start, unlock
 
 GOODS_FIELDS = {
     "delivery_days": 30,
@@ -191,7 +191,3 @@ def seat_panel(make_user, tender: Tender, size: int = 3, declared: bool = True) 
         experts.append(expert)
     db.session.commit()
     return experts
-
-
-def staff_of(tender: Tender) -> User:
-    return db.session.get(User, tender.created_by_id)

@@ -1,5 +1,10 @@
-"""`make_*` factory fixtures: objects created through the models, committed in the test's
-rolled-back transaction."""
+"""Test factories, a pytest plugin (tests/conftest.py loads it): `make_*` fixtures create
+objects through the models, committed in the test's rolled-back transaction.
+
+The modules beside this one hold the builders several test files share, one per lifecycle
+area (accounts, tenders, bids, opening, evaluations, scoring, records, results, ocds); a
+test module imports them from here, never from another test module. Builders used by one
+test file only stay in that file."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from app.evaluations import operations, queries, scoring_file
 from app.extensions import db
 from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.tenders.models import Tender
-from tests.app.evaluation_helpers import Opened, opened_tender, seat_panel, staff_of
+from tests.factories.evaluations import Opened, opened_tender, seat_panel
+from tests.factories.opening import staff_of
 
 
 @dataclass
