@@ -9,8 +9,20 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app import tender_templates
+from app.accounts import security
+from app.accounts.models import CENTRE_ROLES, User
+from app.accounts.operations import check_password_strength, normalise_email, user_by_email
+from app.audit import append_event, chain_head, verify_chain
 from app.bids.cli import bids_cli
+from app.centres.models import TradingCentre
+from app.centres.operations import create_centre
+from app.core.errors import OperationError
+from app.core.types import utcnow
+from app.demo import seed
 from app.extensions import db
+from app.scenario.cli import scenario_cli
+from app.tenders.template_ops import sync_builtin_templates
 
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
 users_cli = AppGroup("users", help="Privileged accounts.")
@@ -22,8 +34,6 @@ templates_cli = AppGroup("templates", help="Tender templates.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def templates_validate(files: tuple[str, ...]) -> None:
     """Validate template YAML files; print every error with its path; exit 1 if any."""
-    from app import tender_templates
-
     failed = False
     for name in files:
         with open(name, encoding="utf-8") as handle:
@@ -40,8 +50,6 @@ def templates_validate(files: tuple[str, ...]) -> None:
 @templates_cli.command("sync-builtins")
 def templates_sync_builtins() -> None:
     """Install the built-in templates (a new version when a shipped text changed)."""
-    from app.tenders.template_ops import sync_builtin_templates
-
     templates = sync_builtin_templates()
     db.session.commit()
     for template in templates:
@@ -52,8 +60,6 @@ def templates_sync_builtins() -> None:
 @click.option("--expect-head", help="Also require the chain to end at this hash.")
 def audit_verify(expect_head: str | None) -> None:
     """Recompute the hash chain; exit 1 naming the first broken event."""
-    from app.audit import chain_head, verify_chain
-
     broken = verify_chain(expected_head=expect_head)
     seq, head = chain_head()
     if broken is not None:
@@ -65,8 +71,6 @@ def audit_verify(expect_head: str | None) -> None:
 @audit_cli.command("head")
 def audit_head() -> None:
     """Print the sequence number and hash of the newest event."""
-    from app.audit import chain_head
-
     seq, head = chain_head()
     click.echo(f"{seq} {head}")
 
@@ -79,10 +83,6 @@ def audit_head() -> None:
 def centres_create(code: str, name: str, level: str, parent_code: str | None) -> None:
     """Create a trading centre."""
     from sqlalchemy import select
-
-    from app.centres.models import TradingCentre
-    from app.centres.operations import create_centre
-    from app.core.errors import OperationError
 
     parent_id = None
     if parent_code:
@@ -112,14 +112,6 @@ def centres_create(code: str, name: str, level: str, parent_code: str | None) ->
 def users_create(email: str, full_name: str, role: str, centre_code: str | None, password: str):
     """Create a privileged account (the first administrator, typically)."""
     from sqlalchemy import select
-
-    from app.accounts import security
-    from app.accounts.models import CENTRE_ROLES, User
-    from app.accounts.operations import check_password_strength, normalise_email, user_by_email
-    from app.audit import append_event
-    from app.centres.models import TradingCentre
-    from app.core.errors import OperationError
-    from app.core.types import utcnow
 
     centre_id = None
     if role in CENTRE_ROLES:
@@ -158,8 +150,6 @@ def users_create(email: str, full_name: str, role: str, centre_code: str | None,
 @click.command("seed-demo")
 def seed_demo() -> None:
     """Seed demo centres and accounts (idempotent; refused in production)."""
-    from app.demo import seed
-
     seed(echo=click.echo)
 
 
@@ -171,7 +161,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(seed_demo)
 
     app.cli.add_command(bids_cli)
-
-    from app.scenario.cli import scenario_cli
 
     app.cli.add_command(scenario_cli)

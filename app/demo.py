@@ -28,6 +28,10 @@ from app.companies.models import Company, CompanyStatus
 from app.core.types import utcnow
 from app.custody.operations import create_custodian_key
 from app.extensions import db
+from app.scenario import Custodian, Options, run
+from app.tenders import operations, participation
+from app.tenders.models import Tender
+from app.tenders.template_ops import sync_builtin_templates
 
 CENTRES = [
     ("HZ", "Hangzhou Public Resource Trading Centre", "city", None),
@@ -174,9 +178,6 @@ def seed_tenders(centre: TradingCentre) -> list[str]:
     from datetime import timedelta
     from decimal import Decimal
 
-    from app.tenders import operations, participation
-    from app.tenders.template_ops import sync_builtin_templates
-
     templates = {t.key: t for t in sync_builtin_templates()}
     staff = db.session.scalar(select(User).where(User.email == "staff@demo.fairbid.example"))
     custodians = db.session.scalars(
@@ -247,9 +248,6 @@ def seed_stages(
 ) -> list[str]:
     """A tender in every stage, each run by the drill up to its stage in the HZ centre, with
     the demo custodians as key holders. Tenders already there (by reference) are kept."""
-    from app.scenario import Custodian, Options, run
-    from app.tenders.models import Tender
-
     centre = db.session.scalar(select(TradingCentre).where(TradingCentre.code == "HZ"))
     admin = db.session.scalar(select(User).where(User.email == PEOPLE[0][0]))
     custodians = [Custodian(user, passphrase) for user, passphrase in custodian_keys]

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.extensions import db
+
 log = logging.getLogger(__name__)
 _KEY = "fairbid_after_commit"
 
@@ -56,8 +58,6 @@ def own_session() -> Iterator[None]:
     emit no more SQL inside SQLAlchemy's after_commit event, and a job should commit its
     own work exactly as it would in a separate worker process.
     """
-    from app.extensions import db
-
     registry = db.session.registry
     outer = registry() if registry.has() else None
     session = db.session.session_factory()

@@ -22,9 +22,12 @@ from pathlib import Path
 
 from flask import current_app, has_request_context
 
+from app import tender_templates
 from app.core.errors import OperationError
 from app.core.types import utcnow
+from app.evaluations.models import Evaluation
 from app.extensions import db
+from app.panels.operations import MIN_PANEL_SIZE
 from app.scenario import output
 from app.scenario.cast import Custodian, new_run_id
 from app.scenario.clock import SimulatedClock
@@ -36,8 +39,11 @@ from app.scenario.stages import (
     StageTime,
     StageUnavailable,
     TenderFailed,
+    _template_version,
     ranking_of,
 )
+from app.tenders.operations import template_document
+from app.tenders.template_ops import sync_builtin_templates
 
 __all__ = ["STAGES", "Custodian", "Options", "Result", "StageUnavailable", "run"]
 
@@ -57,8 +63,6 @@ class Result:
 
 
 def _check(options: Options, stop_after: str) -> None:
-    from app import tender_templates
-
     if stop_after not in STAGES:
         raise ValueError(f"stop_after must be one of {', '.join(STAGES)}")
     if options.template not in tender_templates.BUILTIN_KEYS:
@@ -66,8 +70,6 @@ def _check(options: Options, stop_after: str) -> None:
     if options.bidders < 1:
         raise ValueError("the drill needs at least one bidder")
     if STAGES.index(stop_after) >= STAGES.index("panel"):
-        from app.panels.operations import MIN_PANEL_SIZE
-
         doc = tender_templates.load_template(tender_templates.builtin_template(options.template))
         smallest = doc.get("panel_min_size")
         if not (isinstance(smallest, int) and smallest >= 3 and smallest % 2):
@@ -94,9 +96,6 @@ def run(options: Options, *, stop_after: str = "award", out: Path | None = None)
     # Lay the timeline out backwards from its end: publication such that `stop_after` ends
     # at end_at (by default a few minutes ago).
     end_at = options.end_at or utcnow() - END_MARGIN
-    from app.scenario.stages import _template_version
-    from app.tenders.operations import template_document
-    from app.tenders.template_ops import sync_builtin_templates
 
     sync_builtin_templates()
     db.session.commit()
@@ -176,7 +175,6 @@ def _summary(drill: Drill, reached: str | None, stopped: str | None) -> dict:
     ranking: list[dict] = []
     if tender is not None:
         db.session.expire_all()
-        from app.evaluations.models import Evaluation
 
         evaluation = db.session.get(Evaluation, tender.id)
         if evaluation is not None and evaluation.unblinded_at is not None:

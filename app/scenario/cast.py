@@ -17,6 +17,7 @@ from stdnum.cn import uscc
 from app.accounts import operations as accounts
 from app.accounts import security
 from app.accounts.models import Role, User
+from app.accounts.operations import CONFIRM_SALT, confirm_email, register_company
 from app.audit import append_event
 from app.centres.models import TradingCentre
 from app.centres.operations import create_centre
@@ -193,8 +194,6 @@ def make_cast(
 
 def sign_up_company(run_id: str, n: int, centre: TradingCentre) -> User:
     """A company signs up and confirms its e-mail address with the link it was sent."""
-    from app.accounts.operations import CONFIRM_SALT, confirm_email, register_company
-
     user = register_company(
         company_name=f"Drill Bidder {n} Co., Ltd. ({run_id})",
         registration_number=random_uscc(),

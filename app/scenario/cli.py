@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from app.scenario import Options, run
+
 scenario_cli = AppGroup("scenario", help="The end-to-end drill (training, rehearsals, tests).")
 
 
@@ -60,8 +62,6 @@ def scenario_run(
     """Run a whole tender through the real services on the configured database and write
     its records, receipts, scoring file, open data and audit events to OUT."""
     from flask import current_app
-
-    from app.scenario import Options, run
 
     if current_app.config["ENV_NAME"] == "production":
         raise click.ClickException("the drill creates accounts and tenders: not in production")

@@ -14,9 +14,14 @@ from app.audit.models import AuditEvent, chain_dict
 from app.bids.models import Bid
 from app.bids.operations import bidder_id, sealing_record_of
 from app.bids.receipts import platform_public_key_pem
+from app.companies.models import Company
+from app.evaluations.models import Evaluation
 from app.extensions import db
+from app.opening.operations import record_of
+from app.records import signing
+from app.results.operations import evaluation_of, signed_record
 from app.tenders.documents import blob_store
-from app.tenders.models import Tender, TenderRegistration
+from app.tenders.models import Tender, TenderDocument, TenderRegistration
 
 
 def _blob(sha256: str) -> bytes:
@@ -33,8 +38,6 @@ def _write(path: Path, data: bytes | str) -> Path:
 
 
 def _company_code(bid: Bid) -> str:
-    from app.companies.models import Company
-
     return bidder_id(db.session.get(Company, bid.company_id))
 
 
@@ -89,20 +92,10 @@ def ocds_package(tender: Tender) -> dict | None:
 def signing_certificate_pem() -> bytes | None:
     """The platform's document-signing certificate, then the trust anchors (the platform CA
     that also issues the panel members' certificates): what a verifier of the record trusts."""
-    try:
-        from app.records import signing
-    except ImportError:
-        return None
     return signing.platform_signer().certificate_pem + signing.trust_roots_pem()
 
 
 def record_pdf(tender: Tender) -> bytes | None:
-    try:
-        from app.results.operations import evaluation_of, signed_record
-    except ImportError:
-        return None
-    from app.tenders.models import TenderDocument
-
     record = signed_record(tender, evaluation_of(tender))
     if record is None or record.document_id is None:
         return None
@@ -112,8 +105,6 @@ def record_pdf(tender: Tender) -> bytes | None:
 
 def write_all(out: Path, drill) -> dict[str, str]:
     """Write every artefact that exists so far; returns name -> path."""
-    from app.opening.operations import record_of
-
     tender = drill.tender
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, str] = {}
@@ -151,8 +142,4 @@ def write_all(out: Path, drill) -> dict[str, str]:
 
 
 def _evaluation(tender: Tender):
-    try:
-        from app.evaluations.models import Evaluation
-    except ImportError:
-        return None
     return db.session.get(Evaluation, tender.id)
