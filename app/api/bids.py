@@ -19,6 +19,7 @@ from flask import Response, abort, current_app, request
 
 from app.api import auth, bp, roles_required
 from app.api.roles import BIDDERS
+from app.api.schemas import error_responses
 from app.bids import operations
 from app.bids.access import own_bid, own_upload
 from app.bids.models import Bid, UploadSession
@@ -48,7 +49,7 @@ _ERRORS = {
 
 
 def _errors(*codes: int) -> dict:
-    return {code: _ERRORS[code] for code in codes}
+    return error_responses(*codes, texts=_ERRORS)
 
 
 def _token_key() -> str:

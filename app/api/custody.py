@@ -8,7 +8,7 @@ from apiflask.fields import Integer, String
 from flask import abort
 
 from app.api import bp
-from app.api.tender_schemas import ErrorOut
+from app.api.schemas import ErrorOut
 from app.custody.operations import envelope_tender_id, tender_key_of
 from app.tenders.access import public_tender
 

@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 from app.accounts.models import Role
 from app.api import auth, bp, roles_required
 from app.api.roles import BIDDERS, TENDER_MANAGERS
-from app.api.tenders import _errors
+from app.api.schemas import error_responses
 from app.core.boundary import transactional
 from app.core.errors import OperationError
 from app.evaluations import operations, presentation, queries
@@ -88,7 +88,7 @@ def _started_tender(tender_id: int) -> Tender:
     "reasons (translated), required checks, price and commercial scores, abnormally-low "
     "flags and justification; the price benchmark and its working. While the review is "
     "open, checks not yet recorded count as passed (`provisional`).",
-    responses=_errors(403, 404),
+    responses=error_responses(403, 404),
 )
 def evaluation_review(tender_id: int) -> dict:
     return _review(_started_tender(tender_id))
@@ -99,7 +99,7 @@ def evaluation_review(tender_id: int) -> dict:
 @roles_required(*PANEL_AND_VIEWERS)
 @bp.doc(
     summary="Anonymity questions by technical code (no names, no prices)",
-    responses=_errors(403, 404),
+    responses=error_responses(403, 404),
 )
 def evaluation_anonymity(tender_id: int) -> dict:
     return presentation.anonymity_data(_started_tender(tender_id))
@@ -112,7 +112,7 @@ def evaluation_anonymity(tender_id: int) -> dict:
 @bp.doc(
     summary="Start the evaluation of an opened tender (staff)",
     description="The panel must be complete (every seat accepted and declared no conflict).",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def evaluation_start(tender_id: int, body: dict) -> tuple[dict, int]:
@@ -135,7 +135,9 @@ def evaluation_start(tender_id: int, body: dict) -> tuple[dict, int]:
 @bp.auth_required(auth)
 @roles_required(*PANEL)
 @bp.input(OverruleIn, arg_name="body")
-@bp.doc(summary="Overrule a compliance verdict (chair)", responses=_errors(400, 403, 404, 409))
+@bp.doc(
+    summary="Overrule a compliance verdict (chair)", responses=error_responses(400, 403, 404, 409)
+)
 @transactional
 def evaluation_overrule(tender_id: int, bid_id: int, body: dict) -> dict:
     tender = panel_tender(auth.current_user, tender_id)
@@ -147,7 +149,7 @@ def evaluation_overrule(tender_id: int, bid_id: int, body: dict) -> dict:
 @bp.auth_required(auth)
 @roles_required(*PANEL)
 @bp.input(CheckIn, arg_name="body")
-@bp.doc(summary="Record a required check (chair)", responses=_errors(400, 403, 404, 409))
+@bp.doc(summary="Record a required check (chair)", responses=error_responses(400, 403, 404, 409))
 @transactional
 def evaluation_check(tender_id: int, bid_id: int, body: dict) -> dict:
     tender = panel_tender(auth.current_user, tender_id)
@@ -163,7 +165,7 @@ def evaluation_check(tender_id: int, bid_id: int, body: dict) -> dict:
 @bp.input(RequestIn, arg_name="body")
 @bp.doc(
     summary="Ask the bidder of an abnormally low price to justify it (chair)",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def evaluation_request_justification(tender_id: int, bid_id: int, body: dict) -> dict:
@@ -185,7 +187,7 @@ def evaluation_request_justification(tender_id: int, bid_id: int, body: dict) ->
 @bp.doc(
     summary="Accept or reject a price justification (chair)",
     description="Rejected (or unanswered after the window): the bid is non-compliant.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def evaluation_decide_justification(tender_id: int, bid_id: int, body: dict) -> dict:
@@ -200,7 +202,9 @@ def evaluation_decide_justification(tender_id: int, bid_id: int, body: dict) -> 
 @bp.auth_required(auth)
 @roles_required(*PANEL)
 @bp.input(AnonymityIn, arg_name="body")
-@bp.doc(summary="Decide an anonymity question (chair)", responses=_errors(400, 403, 404, 409))
+@bp.doc(
+    summary="Decide an anonymity question (chair)", responses=error_responses(400, 403, 404, 409)
+)
 @transactional
 def evaluation_decide_anonymity(tender_id: int, body: dict) -> dict:
     tender = panel_tender(auth.current_user, tender_id)
@@ -217,7 +221,7 @@ def evaluation_decide_anonymity(tender_id: int, body: dict) -> dict:
     summary="Confirm the review: technical scoring opens (chair)",
     description="Refused (409) while an anonymity question, a required check or an "
     "abnormally low price is open.",
-    responses=_errors(403, 404, 409),
+    responses=error_responses(403, 404, 409),
 )
 @transactional
 def evaluation_confirm(tender_id: int) -> dict:
@@ -253,7 +257,7 @@ def _own_request(tender: Tender) -> EvaluatedBid:
 @roles_required(*BIDDERS)
 @bp.doc(
     summary="The price-justification request to the caller's company (bidders)",
-    responses=_errors(403, 404),
+    responses=error_responses(403, 404),
 )
 def evaluation_justification(tender_id: int) -> dict:
     return _justification_out(_own_request(public_tender(tender_id)))
@@ -267,7 +271,7 @@ def evaluation_justification(tender_id: int) -> dict:
     description="`multipart/form-data`: `text` (required) and up to 10 `files` (PDF, Word, "
     "Excel, ZIP, images, text; type checked on the content). Refused after the window "
     "(409 `late`): nothing is stored.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def evaluation_submit_justification(tender_id: int) -> tuple[dict, int]:

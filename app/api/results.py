@@ -20,7 +20,8 @@ from werkzeug.wrappers import Response
 
 from app.api import auth, bp, roles_required
 from app.api.roles import BIDDERS, TENDER_MANAGERS, VIEWERS
-from app.api.tenders import _errors, tender_scope
+from app.api.schemas import error_responses
+from app.api.tenders import tender_scope
 from app.core.boundary import transactional
 from app.core.errors import OperationError
 from app.evaluations.models import EvaluationStage
@@ -111,7 +112,7 @@ def _staff_call(tender_id: int, operation: Callable[..., Any], *args: Any) -> di
     summary="The result notices of a tender (public)",
     description="`current` is the notice in force (candidates with the objection deadline, "
     "award, or failure); `notices` lists every notice, superseded ones marked.",
-    responses=_errors(404),
+    responses=error_responses(404),
 )
 def get_results(tender_id: int) -> dict:
     return _results(public_tender(tender_id))
@@ -125,7 +126,7 @@ def get_results(tender_id: int) -> dict:
     summary="Publish the candidates (staff of the centre)",
     description="Once the panel has finalised and the record of the round is signed; the "
     "objection period starts now.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def publish_candidates(tender_id: int) -> tuple[dict, int]:
@@ -140,7 +141,7 @@ def publish_candidates(tender_id: int) -> tuple[dict, int]:
     summary="Publish the award (staff of the centre)",
     description="After the objection period, with no objection open; the result letters "
     "are made by a job.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def publish_award(tender_id: int) -> tuple[dict, int]:
@@ -156,7 +157,7 @@ def publish_award(tender_id: int) -> tuple[dict, int]:
     summary="Declare the tender failed (staff of the centre)",
     description="`reason_code`: no_compliant_bid, too_few_bids, all_over_ceiling or other "
     "(`text` required). From opened, evaluating or candidates.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def declare_failed(tender_id: int, body: dict) -> dict:
@@ -171,7 +172,7 @@ def declare_failed(tender_id: int, body: dict) -> dict:
     summary="Re-tender a failed tender as a new draft (staff of the centre)",
     description="Copies the template version, title, lots, budget, custodians and "
     "description; the reference is `<old>-R<n>`.",
-    responses=_errors(403, 404, 409),
+    responses=error_responses(403, 404, 409),
 )
 @transactional
 def retender(tender_id: int) -> tuple[dict, int]:
@@ -188,7 +189,7 @@ def retender(tender_id: int) -> tuple[dict, int]:
     summary="Send the tender back to evaluation after an upheld objection (staff)",
     description="Supersedes the signed record and the candidates notice; the evaluation "
     "starts a new round at `stage` (scoring or review).",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def reopen_evaluation(tender_id: int, body: dict) -> dict:
@@ -204,7 +205,7 @@ def reopen_evaluation(tender_id: int, body: dict) -> dict:
     summary="Objections to a tender's candidates",
     description="Staff of the centre and supervisors see every objection; a bidder sees "
     "its own company's.",
-    responses=_errors(403, 404),
+    responses=error_responses(403, 404),
 )
 def list_objections(tender_id: int) -> dict:
     tender = visible_tender(auth.current_user, tender_id)
@@ -226,7 +227,7 @@ def list_objections(tender_id: int) -> dict:
     description="`multipart/form-data` with `text` and up to five `attachments` files, or "
     'JSON `{"text": ...}`. Only within the objection period (server clock), one open '
     "objection per company at a time.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def file_objection(tender_id: int) -> tuple[dict, int]:
@@ -255,7 +256,7 @@ def file_objection(tender_id: int) -> tuple[dict, int]:
 @bp.input(DecisionIn, arg_name="body")
 @bp.doc(
     summary="Uphold or dismiss an objection, with the reason (staff of the centre)",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def decide_objection(tender_id: int, objection_id: int, body: dict) -> dict:
@@ -271,7 +272,7 @@ def decide_objection(tender_id: int, objection_id: int, body: dict) -> dict:
 @bp.doc(
     summary="The caller's company's result letter (signed PDF)",
     description="404 until the letters job has made it.",
-    responses=_errors(403, 404),
+    responses=error_responses(403, 404),
 )
 def result_letter(tender_id: int) -> Response:
     document = letter_document(

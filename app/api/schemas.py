@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Email, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Regexp
@@ -96,3 +98,28 @@ class AuditVerifyOut(Schema):
     seq = Integer(allow_none=True)
     reason = String(allow_none=True)
     head = Nested(AuditHead)
+
+
+class ErrorOut(Schema):
+    status = Integer()
+    error = String(metadata={"description": "A stable code, e.g. `deadline_passed`."})
+    message = String(metadata={"description": "A sentence for people, in their language."})
+
+
+ERROR_TEXTS = {
+    400: "The operation refused the request; `error` says why.",
+    403: "The caller's role or centre may not do this.",
+    404: "No such object, or a draft the caller may not see.",
+    409: "Conflicts with the current state (status, deadline, duplicate).",
+}
+
+
+def error_responses(*codes: int, texts: Mapping[int, str] = ERROR_TEXTS, **overrides: dict) -> dict:
+    """OpenAPI responses for `codes`, described by `texts` (the common ones by default), in
+    the JSON shape of every Fairbid error (`ErrorOut`; an error's `detail()` adds fields)."""
+    responses: dict = {
+        code: {"description": texts[code], "content": {"application/json": {"schema": ErrorOut}}}
+        for code in codes
+    }
+    responses.update(overrides)
+    return responses

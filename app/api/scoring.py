@@ -16,6 +16,7 @@ from flask import Response, url_for
 from app.accounts.models import Role
 from app.api import auth, bp, roles_required
 from app.api.roles import VIEWERS
+from app.api.schemas import error_responses
 from app.core.boundary import transactional
 from app.evaluations import operations, queries
 from app.evaluations.queries import ResultLine, Results
@@ -37,7 +38,7 @@ _ERRORS = {
 
 
 def _errors(*codes: int) -> dict:
-    return {code: _ERRORS[code] for code in codes}
+    return error_responses(*codes, texts=_ERRORS)
 
 
 class ScoreIn(Schema):

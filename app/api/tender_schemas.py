@@ -19,6 +19,7 @@ from apiflask.fields import (
 )
 from apiflask.validators import Length, OneOf, Range, Regexp
 
+from app.api.schemas import ErrorOut
 from app.tenders.models import PUBLIC_STATUSES
 from app.tenders.participation import MAX_QUESTION, bond_status
 
@@ -82,12 +83,6 @@ class Instant(AwareDateTime):
 
 
 # Errors --------------------------------------------------------------------------------
-
-
-class ErrorOut(Schema):
-    status = Integer()
-    error = String(metadata={"description": "A stable code, e.g. `deadline_passed`."})
-    message = String(metadata={"description": "A sentence for people, in their language."})
 
 
 class TemplateErrorItem(Schema):

@@ -25,6 +25,7 @@ from app.api.roles import (
     TEMPLATE_EDITORS,
     TENDER_MANAGERS,
 )
+from app.api.schemas import error_responses
 from app.api.tender_schemas import (
     AddendumIn,
     AddendumPublishedOut,
@@ -34,7 +35,6 @@ from app.api.tender_schemas import (
     CancelIn,
     EnquiryIn,
     EnquiryOut,
-    ErrorOut,
     PublishIn,
     RegistrationOut,
     TemplateCopyIn,
@@ -68,25 +68,6 @@ from app.tenders.models import (
     TenderTemplate,
 )
 from app.tenders.operations import LotInput, TenderInput
-
-_ERROR_TEXT = {
-    400: "The operation refused the request; `error` says why.",
-    403: "The caller's role or centre may not do this.",
-    404: "No such object, or a draft the caller may not see.",
-    409: "Conflicts with the current state (status, deadline, duplicate).",
-}
-
-
-def _errors(*codes: int, **overrides: dict) -> dict:
-    """OpenAPI responses in the JSON shape of every Fairbid error."""
-    responses = {}
-    for code in codes:
-        responses[code] = {
-            "description": _ERROR_TEXT[code],
-            "content": {"application/json": {"schema": ErrorOut}},
-        }
-    responses.update(overrides)
-    return responses
 
 
 def _route_tender_id(tender_id: int, **_other: int) -> int:
@@ -205,7 +186,7 @@ def list_tenders(query: dict) -> dict:
     summary="One tender (public once published)",
     description="A draft is visible only to staff of its centre, supervisors and "
     "administrators (send a token).",
-    responses=_errors(404),
+    responses=error_responses(404),
 )
 def get_tender(tender_id: int) -> Tender:
     return visible_tender(auth.current_user, tender_id)
@@ -220,7 +201,7 @@ def get_tender(tender_id: int) -> Tender:
     summary="Create a draft tender from a template version (staff)",
     description="Money as decimal strings, times as ISO 8601 with their offset. The schedule "
     "is checked against the server clock and the category's minimum bidding period.",
-    responses=_errors(400, 403, 409),
+    responses=error_responses(400, 403, 409),
 )
 @transactional
 def create_tender(body: dict) -> Tender:
@@ -245,7 +226,7 @@ def create_tender(body: dict) -> Tender:
     summary="Edit a draft tender (staff of its centre)",
     description="Fields left out keep their value; `lots`, when sent, replaces every lot. "
     "A published tender changes only through addenda (409).",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def update_tender(tender_id: int, body: dict) -> Tender:
@@ -271,7 +252,7 @@ def update_tender(tender_id: int, body: dict) -> Tender:
     summary="Publish a draft tender (staff of its centre, TOTP re-confirmed)",
     description="Renders and freezes the tender document, writes the audit log and makes "
     "the announcement public. A wrong code is refused (403 `bad_totp`) and changes nothing.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 @reconfirmed
@@ -290,7 +271,7 @@ def publish_tender(tender_id: int, body: dict) -> Tender:
 @bp.doc(
     summary="Cancel a tender with a public reason (staff of its centre)",
     description="Any time before the award; registered bidders are notified.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def cancel_tender(tender_id: int, body: dict) -> Tender:
@@ -309,7 +290,7 @@ def cancel_tender(tender_id: int, body: dict) -> Tender:
     summary="Publish an addendum (staff of its centre)",
     description="A new versioned document; registered bidders are notified. An addendum "
     "too close to the bid deadline extends it (see `deadline_after`).",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def publish_addendum(tender_id: int, body: dict) -> dict[str, Addendum | Tender]:
@@ -326,7 +307,7 @@ def publish_addendum(tender_id: int, body: dict) -> dict[str, Addendum | Tender]
     summary="Download a tender document (registered companies, staff overseeing it)",
     description="The download is recorded. The `Repr-Digest` header carries the SHA-256 "
     "listed with the document in the tender.",
-    responses=_errors(
+    responses=error_responses(
         403,
         404,
         **{
@@ -360,7 +341,7 @@ def download_document(tender_id: int, document_id: int) -> Response:
     summary="Questions and answers of a tender (public)",
     description="Answered questions for everyone, never with the asking company; a bidder "
     "also sees its own unanswered ones, staff of the centre all.",
-    responses=_errors(404),
+    responses=error_responses(404),
 )
 def list_enquiries(tender_id: int) -> list[Enquiry]:
     tender = visible_tender(auth.current_user, tender_id)
@@ -375,7 +356,7 @@ def list_enquiries(tender_id: int) -> list[Enquiry]:
 @bp.doc(
     summary="Ask a question (bidders registered for the tender)",
     description="Within the enquiry period. The answer is published without the company.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def ask_enquiry(tender_id: int, body: dict) -> Enquiry:
@@ -392,7 +373,7 @@ def ask_enquiry(tender_id: int, body: dict) -> Enquiry:
 @bp.doc(
     summary="Answer a question publicly (staff of the tender's centre)",
     description="Registered bidders are notified.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def answer_enquiry(enquiry_id: int, body: dict) -> Enquiry:
@@ -411,7 +392,7 @@ def answer_enquiry(enquiry_id: int, body: dict) -> Enquiry:
 @bp.doc(
     summary="Register the caller's company for a published tender (bidders)",
     description="Approved companies only, before the bid deadline; once per company (409).",
-    responses=_errors(403, 404, 409),
+    responses=error_responses(403, 404, 409),
 )
 @transactional
 def register_for_tender(tender_id: int) -> TenderRegistration:
@@ -427,7 +408,7 @@ def register_for_tender(tender_id: int) -> TenderRegistration:
     summary="Registered companies and their bid-bond status",
     description="Staff of the tender's centre, supervisors and administrators see every "
     "registration; a bidder only its own company's.",
-    responses=_errors(403, 404),
+    responses=error_responses(403, 404),
 )
 def list_registrations(tender_id: int) -> list[TenderRegistration]:
     tender = visible_tender(auth.current_user, tender_id)
@@ -442,7 +423,7 @@ def list_registrations(tender_id: int) -> list[TenderRegistration]:
 @bp.output(BondRecordedOut, status_code=201)
 @bp.doc(
     summary="Record a bid-bond payment or guarantee (staff of the tender's centre)",
-    responses=_errors(400, 403, 404),
+    responses=error_responses(400, 403, 404),
 )
 @transactional
 def record_bond(registration_id: int, body: dict) -> dict[str, BondRecord | TenderRegistration]:
@@ -471,7 +452,7 @@ def list_templates() -> list[TenderTemplate]:
 @bp.output(TemplateDetailOut)
 @bp.doc(
     summary="One template with its versions and latest text (staff)",
-    responses=_errors(403, 404),
+    responses=error_responses(403, 404),
 )
 def get_template(template_id: int) -> TenderTemplate:
     return staff_template(auth.current_user, template_id)
@@ -486,7 +467,7 @@ def get_template(template_id: int) -> TenderTemplate:
 @bp.doc(
     summary="Copy a template into a centre to edit it (staff)",
     description="The copy starts with the latest version of the source and records it.",
-    responses=_errors(400, 403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def copy_template(template_id: int, body: dict) -> TenderTemplate:
@@ -506,7 +487,7 @@ def copy_template(template_id: int, body: dict) -> TenderTemplate:
     summary="Save a new version of a centre's template (staff of its centre)",
     description="Validated against the template schema; when invalid, 422 lists every "
     "error with its path. The same text as the latest version stores nothing (200).",
-    responses=_errors(
+    responses=error_responses(
         400,
         403,
         404,
