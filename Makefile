@@ -29,7 +29,7 @@ PYTEST_WORKERS ?= 2
 run: install
 	$(VENV)/bin/flask db upgrade
 	$(VENV)/bin/flask seed-demo
-	$(VENV)/bin/flask run --host 127.0.0.1 --port 5000
+	FAIRBID_CLOCK_IN_PROCESS=1 $(VENV)/bin/flask run --host 127.0.0.1 --port 5000
 
 test: install lint
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

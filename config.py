@@ -153,6 +153,18 @@ class Config:
     # Results: days bidders have to object to the candidates notice.
     FAIRBID_OBJECTION_DAYS = int(os.environ.get("FAIRBID_OBJECTION_DAYS", 3))
 
+    # The clock (app/clock): `flask clock` ticks every CLOCK_SECONDS; with CLOCK_IN_PROCESS
+    # (`make run`) the web process ticks in a thread. Overdue alerts fire this long after
+    # their step was due; links in its e-mails start with FAIRBID_BASE_URL.
+    CLOCK_SECONDS = float(os.environ.get("FAIRBID_CLOCK_SECONDS", 15))
+    CLOCK_IN_PROCESS = os.environ.get("FAIRBID_CLOCK_IN_PROCESS", "") == "1"
+    CLOCK_SEALING_LATE_SECONDS = int(os.environ.get("FAIRBID_CLOCK_SEALING_LATE_SECONDS", 60))
+    CLOCK_OPENING_OVERDUE_MINUTES = int(os.environ.get("FAIRBID_CLOCK_OPENING_OVERDUE_MINUTES", 30))
+    CLOCK_CANDIDATES_OVERDUE_DAYS = int(os.environ.get("FAIRBID_CLOCK_CANDIDATES_OVERDUE_DAYS", 3))
+    CLOCK_AWARD_OVERDUE_DAYS = int(os.environ.get("FAIRBID_CLOCK_AWARD_OVERDUE_DAYS", 5))
+    CLOCK_OBJECTION_ANSWER_DAYS = int(os.environ.get("FAIRBID_CLOCK_OBJECTION_ANSWER_DAYS", 3))
+    FAIRBID_BASE_URL = os.environ.get("FAIRBID_BASE_URL", "http://127.0.0.1:5000/")
+
     # Open data (OCDS).
     # ocid = "<prefix>-<centre code>-<reference>"; register a real prefix with the OCP.
     OCDS_PREFIX = os.environ.get(
@@ -177,6 +189,7 @@ class TestingConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
     WTF_CSRF_ENABLED = False
+    CLOCK_IN_PROCESS = False  # tests tick explicitly
     MAIL_BACKEND = "locmem"
     # Cheap hashes keep the suite fast; production uses argon2-cffi's defaults.
     ARGON2_TIME_COST = 1

@@ -63,6 +63,11 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     cli.init_app(app)
     _register_blueprints(app)
     _connect_stages()
+    if app.config.get("CLOCK_IN_PROCESS"):
+        # `make run`: the clock ticks in the web process (embedded defaults only).
+        from app.clock.cli import start_in_process
+
+        start_in_process(app)
     return app
 
 
@@ -97,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.api import bp as api_bp
     from app.bidder.views import bp as bidder_bp
     from app.bids.views import bp as bids_bp
+    from app.clock.views import bp as clock_bp
     from app.companies.views import bp as companies_bp
     from app.custody.views import bp as custody_bp
     from app.evaluations.scoring_views import bp as scoring_bp
@@ -138,6 +144,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(scoring_bp)
     app.register_blueprint(records_bp)
     app.register_blueprint(results_bp)
+    app.register_blueprint(clock_bp)
     # The API authenticates with bearer tokens only, never with the session cookie, so
     # cross-site request forgery has nothing to ride on.
     csrf.exempt(api_bp)

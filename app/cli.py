@@ -17,6 +17,7 @@ from app.audit import append_event, chain_head, verify_chain
 from app.bids.cli import bids_cli
 from app.centres.models import TradingCentre
 from app.centres.operations import create_centre
+from app.clock.cli import clock_command
 from app.core.errors import OperationError
 from app.core.types import utcnow
 from app.demo import seed
@@ -163,3 +164,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(bids_cli)
 
     app.cli.add_command(scenario_cli)
+    app.cli.add_command(clock_command)

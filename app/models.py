@@ -4,6 +4,7 @@ from app.accounts.models import ApiToken, User  # noqa: F401
 from app.audit.models import AuditEvent  # noqa: F401
 from app.bids.models import Bid, UploadSession  # noqa: F401
 from app.centres.models import TradingCentre  # noqa: F401
+from app.clock.models import ClockAlert, ClockStep  # noqa: F401
 from app.companies.models import Company, CompanyAlias, CompanyCertificate  # noqa: F401
 from app.custody.models import CustodianKey, KeyShare, TenderKey  # noqa: F401
 from app.evaluations.models import Evaluation, ScoreSheet, TechnicalScore  # noqa: F401

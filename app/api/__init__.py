@@ -46,6 +46,7 @@ from app.api import (  # noqa: E402, F401
     audit,
     bids,
     centres,
+    clock,
     companies,
     custody,
     evaluations,

@@ -173,11 +173,15 @@ def check_open(tender: Tender, moment: datetime | None = None) -> datetime:
     """The tender takes bids at `moment` (default: now, by the server's clock); returns the
     deadline."""
     status, deadline = _fresh_schedule(tender)
-    if status != TenderStatus.PUBLISHED:
+    # Closed by the clock at its deadline: an envelope received before it is still checked
+    # (within the sealing grace), a later one is refused with the server time.
+    if status not in (TenderStatus.PUBLISHED, TenderStatus.CLOSED):
         raise Conflict(_l("This tender is not accepting bids."), code="not_open")
     now = moment or utcnow()
     if now >= deadline:
         raise deadline_passed(tender, now, deadline)
+    if status != TenderStatus.PUBLISHED:
+        raise Conflict(_l("This tender is not accepting bids."), code="not_open")
     return deadline
 
 

@@ -193,7 +193,8 @@ def line_of_company(user: User, tender: Tender) -> OpeningLine | None:
 
 
 def close_if_due(tender: Tender, now: datetime | None = None) -> bool:
-    """published → closed once the bid deadline has passed (lazily, when someone looks).
+    """published → closed once the bid deadline has passed: the clock's deadline step
+    (app/clock), and `start_opening` should the clock be late.
     Returns whether the tender changed (the caller commits)."""
     now = now or utcnow()
     if tender.status != TenderStatus.PUBLISHED or now < tender.submission_deadline:

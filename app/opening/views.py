@@ -26,7 +26,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
 from app.bids.jobs import seal_tender
-from app.core.boundary import attempt, perform, run_operation, transactional
+from app.core.boundary import attempt, perform, run_operation
 from app.custody.operations import KEY_HOLDER_ROLES
 from app.extensions import limiter, redis_client
 from app.opening import operations
@@ -61,12 +61,9 @@ def _progress(tender: Tender, session: OpeningSession | None) -> dict:
 
 
 @bp.route("/tenders/<int:tender_id>")
-# A GET that writes: the tender closes lazily when someone first looks after its deadline
-# (`close_if_due`), committed here until a clock closes tenders on time.
-@transactional
 def tender(tender_id: int) -> str:
+    # Read-only: the clock (app/clock) closes the tender at its deadline.
     tender = public_tender(tender_id)
-    operations.close_if_due(tender)
     session = operations.session_of(tender)
     lines = operations.lines_of(tender)
     own_line = operations.line_of_company(current_user, tender)

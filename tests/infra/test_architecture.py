@@ -36,7 +36,10 @@ FOUNDATION = {
 STAGES = [
     "tenders", "custody", "bids", "opening", "panels", "evaluations", "records", "results",
 ]  # fmt: skip
-TOP = {"portal", "bidder", "supervision", "admin", "main", "api", "scenario", "demo", "cli"}
+TOP = {
+    "portal", "bidder", "supervision", "admin", "main", "api", "scenario", "demo", "cli",
+    "clock",  # the clock drives every stage's time-driven steps (close, seal, notices, alerts)
+}  # fmt: skip
 # app/__init__.py (the factory) and app/models.py (every model, for Alembic) are top as well.
 TOP_MODULES = {"app", "app.models"}
 

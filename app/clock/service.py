@@ -1,0 +1,531 @@
+"""The tick: every time-driven step that is due, performed once, through the normal operations.
+
+`tick(now)` is the source of truth; whatever runs it (`flask clock`, the RQ job, a test) may
+run it late, twice or concurrently:
+
+- each step runs in a transaction of its own that first locks the tender's row
+  (`SELECT … FOR UPDATE`; SQLite serialises writers anyway) and re-checks, under the lock,
+  the state the step changes (a published tender, a tender without a sealing record, no
+  `ClockStep` row for a notification). A second tick waits for the lock, then finds the step
+  done. A tick that was not running for an hour finds every step that became due meanwhile
+  and performs each once.
+- each step is audited (`clock.step`) with the time it was due and the time it ran, in the
+  transaction of its change.
+- a step that raises is rolled back and leaves a `failed_<step>` alert for the centre's staff
+  (attempts, the error); the next tick retries it and resolves the alert when it succeeds.
+- overdue watches (an opening not started, an evaluation past its period, …) raise one alert
+  per (kind, tender) and resolve it when the state shows the step done. Only state resolves
+  an alert, never time, so a clock moving backwards neither undoes nor redoes anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app, has_request_context, url_for
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import exists, false, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts.models import Role, User
+from app.audit import append_event
+from app.bids import operations as bid_ops
+from app.clock.models import ClockAlert, ClockStep
+from app.core.cache import invalidate_after_commit
+from app.core.types import CLOCK_OFFSET, utcnow
+from app.custody.models import KeyShare
+from app.evaluations.models import Evaluation
+from app.extensions import db
+from app.opening import operations as opening_ops
+from app.opening.models import OpeningSession
+from app.records.models import EvaluationRecord, RecordStatus
+from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNotice
+from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.notify import notify_users, registered_bidders
+
+log = logging.getLogger(__name__)
+
+SEALING_KIND = "sealing_record"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A step or a watch not yet done for a tender, and when it is (or was) due."""
+
+    tender_id: int
+    centre_id: int
+    due_at: datetime
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    performed: list[tuple[str, int]] = field(default_factory=list)
+    failed: list[tuple[str, int]] = field(default_factory=list)
+    raised: list[tuple[str, int]] = field(default_factory=list)
+    resolved: list[tuple[str, int]] = field(default_factory=list)
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def _minutes(name: str, default: int) -> timedelta:
+    return timedelta(minutes=int(current_app.config.get(name, default)))
+
+
+def _days(name: str, default: int) -> timedelta:
+    return timedelta(days=int(current_app.config.get(name, default)))
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+def _close_pending(now: datetime) -> list[Pending]:
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Tender.submission_deadline)
+        .where(Tender.status == TenderStatus.PUBLISHED, Tender.submission_deadline <= now)
+        .order_by(Tender.submission_deadline, Tender.id)
+    )
+    return [Pending(*row) for row in rows]
+
+
+def _close(tender: Tender, due_at: datetime, now: datetime) -> bool:
+    """The bid deadline: published → closed (uploads after it are refused by the bids stage)."""
+    if not opening_ops.close_if_due(tender, now):
+        return False
+    invalidate_after_commit()
+    return True
+
+
+_SEALABLE = (
+    TenderStatus.CLOSED,
+    TenderStatus.OPENED,
+    TenderStatus.EVALUATING,
+    TenderStatus.CANDIDATES,
+    TenderStatus.AWARDED,
+    TenderStatus.FAILED,
+)
+
+
+def _has_sealing_record():
+    return exists().where(
+        TenderDocument.tender_id == Tender.id, TenderDocument.kind == SEALING_KIND
+    )
+
+
+def _seal_pending(now: datetime) -> list[Pending]:
+    grace = bid_ops.sealing_grace()
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Tender.submission_deadline)
+        .where(
+            Tender.status.in_(_SEALABLE),
+            Tender.submission_deadline <= now - grace,
+            ~_has_sealing_record(),
+        )
+        .order_by(Tender.submission_deadline, Tender.id)
+    )
+    return [Pending(tid, cid, deadline + grace) for tid, cid, deadline in rows]
+
+
+def _seal(tender: Tender, due_at: datetime, now: datetime) -> bool:
+    """The sealing record (Merkle root of the envelopes), signed and published once the
+    deadline's grace period has passed: what `app.bids.jobs.seal_tender` does, in the
+    tick's transaction so that its `clock.step` event goes with it."""
+    if tender.status not in _SEALABLE or bid_ops.sealing_record_of(tender) is not None:
+        return False
+    bid_ops.seal_bids(tender)
+    invalidate_after_commit()
+    return True
+
+
+def _notice_pending(step: str) -> Callable[[datetime], list[Pending]]:
+    def pending(now: datetime) -> list[Pending]:
+        done = exists().where(ClockStep.tender_id == Tender.id, ClockStep.step == step)
+        rows = db.session.execute(
+            select(Tender.id, Tender.centre_id, Tender.opening_at)
+            .where(Tender.status == TenderStatus.CLOSED, Tender.opening_at <= now, ~done)
+            .order_by(Tender.opening_at, Tender.id)
+        )
+        return [Pending(*row) for row in rows]
+
+    return pending
+
+
+def _opening_people(tender: Tender) -> list[tuple[User, str]]:
+    """Everyone with something to do at the opening, each once, with what they have to do."""
+    people: dict[int, tuple[User, str]] = {}
+    custodians = db.session.scalars(
+        select(User)
+        .join(KeyShare, KeyShare.custodian_id == User.id)
+        .where(KeyShare.tender_id == tender.id, User.is_enabled.is_(True))
+        .order_by(User.id)
+    )
+    for user in custodians:
+        people[user.id] = (user, "custodian")
+    staff = db.session.scalars(
+        select(User)
+        .where(
+            User.role == Role.STAFF,
+            User.centre_id == tender.centre_id,
+            User.is_enabled.is_(True),
+        )
+        .order_by(User.id)
+    )
+    for user in staff:
+        people.setdefault(user.id, (user, "staff"))
+    for user in registered_bidders(tender):
+        people.setdefault(user.id, (user, "bidder"))
+    return list(people.values())
+
+
+def _opening_notice(tender: Tender, due_at: datetime, now: datetime) -> bool:
+    """The opening time: custodians, the centre's staff and registered bidders are told (in
+    the app and by e-mail) what each has to do. Guarded by its `ClockStep` row."""
+    if tender.status != TenderStatus.CLOSED or _step_done("opening_notice", tender.id):
+        return False
+    db.session.add(ClockStep(step="opening_notice", tender_id=tender.id, due_at=due_at, ran_at=now))
+    db.session.flush()
+    link = url_for("opening.tender", tender_id=tender.id, _external=True)
+    by_role: dict[str, list[User]] = {}
+    for user, role in _opening_people(tender):
+        by_role.setdefault(role, []).append(user)
+    for role, users in by_role.items():
+        notify_users(
+            users,
+            tender,
+            _l("The opening of tender %(reference)s has begun", reference=tender.reference),
+            "opening_time",
+            link,
+            role=role,
+        )
+    return True
+
+
+def _step_done(step: str, tender_id: int) -> bool:
+    return (
+        db.session.scalar(
+            select(ClockStep.id).where(ClockStep.step == step, ClockStep.tender_id == tender_id)
+        )
+        is not None
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    pending: Callable[[datetime], list[Pending]]
+    perform: Callable[[Tender, datetime, datetime], bool]
+
+
+# In this order: a tender closes, is sealed and its opening is announced in one tick.
+STEPS: tuple[Step, ...] = (
+    Step("close", _close_pending, _close),
+    Step("seal", _seal_pending, _seal),
+    Step("opening_notice", _notice_pending("opening_notice"), _opening_notice),
+)
+
+
+# --- overdue watches -----------------------------------------------------------------------
+# Each returns every tender whose step is not done (state only), with the time from which it
+# is overdue; the tick raises an alert for those past that time and resolves the others.
+
+
+def _watch_sealing(now: datetime) -> list[Pending]:
+    late = bid_ops.sealing_grace() + timedelta(
+        seconds=int(current_app.config.get("CLOCK_SEALING_LATE_SECONDS", 60))
+    )
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Tender.submission_deadline).where(
+            Tender.status.in_(_SEALABLE), ~_has_sealing_record()
+        )
+    )
+    return [Pending(tid, cid, deadline + late) for tid, cid, deadline in rows]
+
+
+def _watch_opening(now: datetime) -> list[Pending]:
+    late = _minutes("CLOCK_OPENING_OVERDUE_MINUTES", 30)
+    started = exists().where(OpeningSession.tender_id == Tender.id)
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Tender.opening_at).where(
+            Tender.status == TenderStatus.CLOSED, ~started
+        )
+    )
+    return [Pending(tid, cid, opening_at + late) for tid, cid, opening_at in rows]
+
+
+def _watch_evaluation(now: datetime) -> list[Pending]:
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Evaluation.started_at, Tender.evaluation_days)
+        .join(Evaluation, Evaluation.tender_id == Tender.id)
+        .where(Tender.status == TenderStatus.EVALUATING, Evaluation.finalised_at.is_(None))
+    )
+    return [Pending(tid, cid, started + timedelta(days=days)) for tid, cid, started, days in rows]
+
+
+def _watch_candidates(now: datetime) -> list[Pending]:
+    late = _days("CLOCK_CANDIDATES_OVERDUE_DAYS", 3)
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, EvaluationRecord.completed_at)
+        .join(EvaluationRecord, EvaluationRecord.tender_id == Tender.id)
+        .where(
+            Tender.status == TenderStatus.EVALUATING,
+            EvaluationRecord.status.in_((RecordStatus.SIGNED, RecordStatus.COMPLETE)),
+            EvaluationRecord.superseded_at.is_(None),
+            EvaluationRecord.completed_at.is_not(None),
+        )
+    )
+    found: dict[int, Pending] = {}
+    for tid, cid, completed in rows:
+        found.setdefault(tid, Pending(tid, cid, completed + late))
+    return list(found.values())
+
+
+def _watch_award(now: datetime) -> list[Pending]:
+    late = _days("CLOCK_AWARD_OVERDUE_DAYS", 5)
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, ResultNotice.objection_deadline)
+        .join(ResultNotice, ResultNotice.tender_id == Tender.id)
+        .where(
+            Tender.status == TenderStatus.CANDIDATES,
+            ResultNotice.kind == NoticeKind.CANDIDATES,
+            ResultNotice.superseded_at.is_(None),
+            ResultNotice.objection_deadline.is_not(None),
+        )
+    )
+    found: dict[int, Pending] = {}
+    for tid, cid, deadline in rows:
+        found.setdefault(tid, Pending(tid, cid, deadline + late))
+    return list(found.values())
+
+
+def _watch_objections(now: datetime) -> list[Pending]:
+    late = _days("CLOCK_OBJECTION_ANSWER_DAYS", 3)
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Objection.filed_at)
+        .join(Objection, Objection.tender_id == Tender.id)
+        .where(Objection.status == ObjectionStatus.OPEN)
+        .order_by(Objection.filed_at)
+    )
+    found: dict[int, Pending] = {}
+    for tid, cid, filed in rows:
+        found.setdefault(tid, Pending(tid, cid, filed + late))
+    return list(found.values())
+
+
+WATCHES: dict[str, Callable[[datetime], list[Pending]]] = {
+    "sealing_late": _watch_sealing,
+    "opening_not_started": _watch_opening,
+    "evaluation_overdue": _watch_evaluation,
+    "candidates_overdue": _watch_candidates,
+    "award_overdue": _watch_award,
+    "objection_unanswered": _watch_objections,
+}
+ALERT_TITLES = {
+    "sealing_late": _l("Sealing record not made within a minute of the deadline's grace period"),
+    "opening_not_started": _l("Opening not started after its time"),
+    "evaluation_overdue": _l("Evaluation past its period"),
+    "candidates_overdue": _l("Candidates not published after the evaluation record"),
+    "award_overdue": _l("Award not made after the objection window"),
+    "objection_unanswered": _l("Objection unanswered"),
+    "failed_close": _l("Closing at the deadline failed"),
+    "failed_seal": _l("Sealing record failed"),
+    "failed_opening_notice": _l("Opening notifications failed"),
+}
+
+
+# --- the tick ------------------------------------------------------------------------------
+
+
+def tick(now: datetime | None = None) -> TickReport:
+    """Perform every step that is due at `now` (default: the server clock), then raise and
+    resolve overdue alerts. Commits each step on its own; safe to run concurrently."""
+    if now is None:
+        now, token = utcnow(), None
+    else:
+        # The operations the steps call read the server clock: they see `now` too.
+        token = CLOCK_OFFSET.set(now - datetime.now(UTC))
+    report = TickReport(now=now)
+    base = current_app.config.get("FAIRBID_BASE_URL", "http://127.0.0.1:5000/")
+    context = (
+        nullcontext() if has_request_context() else current_app.test_request_context(base_url=base)
+    )
+    try:
+        with context:
+            for step in STEPS:
+                for pending in step.pending(now):
+                    _run(step, pending, now, report)
+                db.session.rollback()
+            _watch(now, report)
+    finally:
+        if token is not None:
+            CLOCK_OFFSET.reset(token)
+    return report
+
+
+def _lock(tender_id: int) -> Tender | None:
+    """The tender, its row locked for this step's transaction. A no-op UPDATE is the first
+    statement: on PostgreSQL it takes the row lock (as FOR UPDATE would), on SQLite the
+    database's write lock, so that a concurrent tick waits here instead of failing later
+    on a stale read (SQLite's WAL refuses to upgrade a read transaction that is behind)."""
+    db.session.execute(update(Tender).where(Tender.id == tender_id).values(status=Tender.status))
+    return db.session.scalar(
+        select(Tender).where(Tender.id == tender_id).execution_options(populate_existing=True)
+    )
+
+
+def _begin_write() -> None:
+    """Start the transaction with a write (SQLite only; see `_lock`)."""
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(update(ClockAlert).where(false()).values(kind=ClockAlert.kind))
+
+
+def _run(step: Step, pending: Pending, now: datetime, report: TickReport) -> None:
+    kind = f"failed_{step.name}"
+    db.session.rollback()  # each step in a transaction of its own
+    try:
+        tender = _lock(pending.tender_id)
+        done = tender is not None and step.perform(tender, pending.due_at, now)
+        if done:
+            append_event(
+                "clock.step",
+                object_type="tender",
+                object_id=pending.tender_id,
+                centre_id=pending.centre_id,
+                data={
+                    "step": step.name,
+                    "due_at": pending.due_at.isoformat(),
+                    "ran_at": now.isoformat(),
+                },
+            )
+        db.session.commit()
+    except IntegrityError:
+        # Another tick inserted the same guard row first: it performed the step.
+        db.session.rollback()
+        return
+    except Exception as error:  # a failing step must not stop the others
+        db.session.rollback()
+        log.exception("clock step %s of tender %s failed", step.name, pending.tender_id)
+        report.failed.append((step.name, pending.tender_id))
+        _begin_write()
+        _raise(kind, pending, now, report, detail=f"{type(error).__name__}: {error}"[:500])
+        db.session.commit()
+        return
+    if done:
+        report.performed.append((step.name, pending.tender_id))
+    _begin_write()
+    if _resolve(kind, pending.tender_id, pending.centre_id, now, report):
+        db.session.commit()
+    else:
+        db.session.rollback()
+
+
+def _raise(
+    kind: str, pending: Pending, now: datetime, report: TickReport, detail: str = ""
+) -> None:
+    """Raise the alert once; a failure raised again counts one more attempt."""
+    alert = db.session.scalar(
+        select(ClockAlert)
+        .where(ClockAlert.kind == kind, ClockAlert.tender_id == pending.tender_id)
+        .with_for_update()
+    )
+    if alert is not None and alert.resolved_at is None:
+        if kind.startswith("failed_"):
+            alert.attempts += 1
+            alert.detail = detail
+        return
+    try:
+        with db.session.begin_nested():
+            if alert is None:
+                alert = ClockAlert(
+                    kind=kind,
+                    tender_id=pending.tender_id,
+                    centre_id=pending.centre_id,
+                    due_at=pending.due_at,
+                    raised_at=now,
+                    attempts=1 if kind.startswith("failed_") else 0,
+                    detail=detail,
+                )
+                db.session.add(alert)
+            else:  # raised before, resolved, late again: the same alert reopens
+                alert.resolved_at = None
+                alert.raised_at = now
+                alert.due_at = pending.due_at
+                alert.attempts = 1 if kind.startswith("failed_") else 0
+                alert.detail = detail
+    except IntegrityError:
+        return  # another tick raised it
+    append_event(
+        "clock.alert_raised",
+        object_type="tender",
+        object_id=pending.tender_id,
+        centre_id=pending.centre_id,
+        data={"kind": kind, "due_at": pending.due_at.isoformat(), "at": now.isoformat()},
+    )
+    report.raised.append((kind, pending.tender_id))
+
+
+def _resolve(kind: str, tender_id: int, centre_id: int, now: datetime, report: TickReport) -> bool:
+    """Resolve the open alert, if any (a conditional UPDATE: resolved once)."""
+    result = db.session.execute(
+        update(ClockAlert)
+        .where(
+            ClockAlert.kind == kind,
+            ClockAlert.tender_id == tender_id,
+            ClockAlert.resolved_at.is_(None),
+        )
+        .values(resolved_at=now)
+    )
+    if result.rowcount != 1:
+        return False
+    append_event(
+        "clock.alert_resolved",
+        object_type="tender",
+        object_id=tender_id,
+        centre_id=centre_id,
+        data={"kind": kind, "at": now.isoformat()},
+    )
+    report.resolved.append((kind, tender_id))
+    return True
+
+
+def _watch(now: datetime, report: TickReport) -> None:
+    for kind, watch in WATCHES.items():
+        db.session.rollback()
+        _begin_write()
+        pending = {p.tender_id: p for p in watch(now)}
+        for item in pending.values():
+            if item.due_at <= now:
+                _raise(kind, item, now, report)
+        open_alerts = db.session.execute(
+            select(ClockAlert.tender_id, ClockAlert.centre_id).where(
+                ClockAlert.kind == kind, ClockAlert.resolved_at.is_(None)
+            )
+        ).all()
+        for tender_id, centre_id in open_alerts:
+            if tender_id not in pending:
+                _resolve(kind, tender_id, centre_id, now, report)
+        db.session.commit()
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def open_alerts(centre_ids: Iterable[int] | None = None, include_resolved: bool = False):
+    """Alerts, newest first; `centre_ids` None means every centre."""
+    query = select(ClockAlert).order_by(ClockAlert.raised_at.desc(), ClockAlert.id.desc())
+    if centre_ids is not None:
+        query = query.where(ClockAlert.centre_id.in_(list(centre_ids)))
+    if not include_resolved:
+        query = query.where(ClockAlert.resolved_at.is_(None))
+    return query
+
+
+def alert_title(kind: str) -> str:
+    return str(ALERT_TITLES.get(kind, kind))
+
+
+__all__ = ["STEPS", "WATCHES", "Pending", "TickReport", "alert_title", "open_alerts", "tick"]

@@ -1,0 +1,413 @@
+"""The clock (app/clock): each time-driven step performed once at its time, through the
+normal operations, audited with the time it was due and the time it ran; two ticks at once,
+a clock down then back, a clock moving backwards and a failing step.
+
+Time is controlled by passing `now` to `tick` (the server clock `utcnow` for the rest);
+nothing sleeps."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.accounts.models import Role
+from app.audit import verify_chain
+from app.audit.models import AuditEvent
+from app.clock.models import ClockAlert, ClockStep
+from app.clock.service import tick
+from app.core.cache import GENERATION_KEY
+from app.core.types import utcnow
+from app.extensions import db, redis_client
+from app.tenders.models import Notification, Tender, TenderDocument, TenderStatus
+from tests.conftest import build_app, dispose
+from tests.factories.bids import lib_seal, public_key, registered_bidder, submit, tid, uscc
+
+
+def count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def events(action: str, tender_id: int) -> list[dict]:
+    rows = db.session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == action, AuditEvent.object_id == str(tender_id))
+        .order_by(AuditEvent.seq)
+    )
+    return [json.loads(row.data) for row in rows]
+
+
+def seal_for(tender, bidder, price: str) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    key = X25519PublicKey.from_public_bytes(public_key(tender))
+    return lib_seal(key, tid(tender), uscc(bidder), price=price)
+
+
+@pytest.fixture
+def tender(make_tender):
+    return make_tender()
+
+
+@pytest.fixture
+def bidder(make_user, tender):
+    return registered_bidder(make_user, tender)
+
+
+def deadline_at(tender, deadline) -> None:
+    tender.submission_deadline = deadline
+    tender.opening_at = deadline + timedelta(hours=1)
+    db.session.commit()
+
+
+def reload(tender) -> Tender:
+    db.session.expire_all()
+    return db.session.get(Tender, tender.id)
+
+
+def sealing_records(tender) -> int:
+    return count(
+        TenderDocument,
+        TenderDocument.tender_id == tender.id,
+        TenderDocument.kind == "sealing_record",
+    )
+
+
+# --- the bid deadline ----------------------------------------------------------------------
+
+
+def test_deadline_closes_then_seals_once_audited_with_due_and_ran_times(
+    app, client, tender, bidder
+):
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline = utcnow() + timedelta(minutes=5)
+    deadline_at(tender, deadline)
+    grace = timedelta(seconds=app.config["SEALING_GRACE_SECONDS"])
+
+    assert tick(deadline - timedelta(seconds=1)).performed == []
+    assert reload(tender).status == TenderStatus.PUBLISHED
+
+    generation = int(redis_client.client.get(GENERATION_KEY) or 0)
+    at_deadline = deadline + timedelta(seconds=3)
+    report = tick(at_deadline)
+    assert report.performed == [("close", tender.id)]
+    assert reload(tender).status == TenderStatus.CLOSED
+    assert sealing_records(tender) == 0  # envelopes received in time may still be committing
+    assert int(redis_client.client.get(GENERATION_KEY)) > generation  # portal cache dropped
+
+    sealed_at = deadline + grace + timedelta(seconds=2)
+    assert tick(sealed_at).performed == [("seal", tender.id)]
+    assert sealing_records(tender) == 1
+    steps = events("clock.step", tender.id)
+    assert steps == [
+        {"step": "close", "due_at": deadline.isoformat(), "ran_at": at_deadline.isoformat()},
+        {"step": "seal", "due_at": (deadline + grace).isoformat(), "ran_at": sealed_at.isoformat()},
+    ]
+    # The sealing record is public at once: the API serves it with the bid's hash.
+    record = client.get(f"/api/v1/tenders/{tender.id}/sealing-record")
+    assert record.status_code == 200
+    assert len(json.loads(record.data)["record"]["leaves"]) == 1
+
+    again = tick(sealed_at + timedelta(minutes=1))
+    assert again.performed == [] and again.failed == []
+    assert sealing_records(tender) == 1 and len(events("tender.closed", tender.id)) == 1
+    assert verify_chain() is None
+
+
+def test_a_late_envelope_is_refused_with_the_server_time_once_closed(app, tender, bidder):
+    from app.core.errors import OperationError
+
+    deadline = utcnow() - timedelta(seconds=1)
+    deadline_at(tender, deadline)
+    tick()
+    with app.test_request_context(), pytest.raises(OperationError) as refused:
+        submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    assert refused.value.code == "deadline_passed"
+    assert "UTC" in str(refused.value.message)
+
+
+# --- the opening time ----------------------------------------------------------------------
+
+
+def test_opening_time_notifies_custodians_staff_and_bidders_once(
+    app, make_user, tender, bidder, outbox
+):
+    staff = make_user(Role.STAFF, centre=tender.centre)
+    other_centre_staff = make_user(Role.STAFF)
+    deadline = utcnow() - timedelta(hours=2)
+    deadline_at(tender, deadline)
+    opening = tender.opening_at
+
+    tick(opening - timedelta(seconds=1))
+    assert count(ClockStep) == 0 and len(outbox) == 0
+
+    report = tick(opening + timedelta(seconds=5))
+    assert ("opening_notice", tender.id) in report.performed
+    notified = set(db.session.scalars(select(Notification.user_id)))
+    custodian_ids = {c.user_id for c in reload(tender).custodians}
+    assert custodian_ids | {staff.id, bidder.id, tender.created_by_id} <= notified
+    assert other_centre_staff.id not in notified
+    recipients = {message.to[0] for message in outbox.messages()}
+    assert bidder.email in recipients and staff.email in recipients
+    bodies = {message.to[0]: message.body for message in outbox.messages()}
+    assert f"/opening/tenders/{tender.id}" in bodies[bidder.email]
+    assert "unlock your share" not in bodies[bidder.email]
+    step = db.session.scalar(select(ClockStep))
+    assert step.due_at == opening and step.ran_at == opening + timedelta(seconds=5)
+
+    sent = len(outbox)
+    tick(opening + timedelta(minutes=1))
+    assert len(outbox) == sent and count(ClockStep) == 1
+
+
+# --- overdue alerts ------------------------------------------------------------------------
+
+
+def test_an_opening_not_started_raises_one_alert_resolved_when_it_starts(
+    app, client, auth, tender, bidder
+):
+    from tests.factories.opening import staff_of
+
+    deadline_at(tender, utcnow() - timedelta(hours=3))
+    opening = reload(tender).opening_at
+    tick(opening + timedelta(minutes=29))
+    assert count(ClockAlert) == 0
+    report = tick(opening + timedelta(minutes=31))
+    assert ("opening_not_started", tender.id) in report.raised
+    tick(opening + timedelta(minutes=40))
+    alert = db.session.scalar(select(ClockAlert).where(ClockAlert.kind == "opening_not_started"))
+    assert alert.resolved_at is None and count(ClockAlert) == 1
+
+    # The centre's staff see it on their page and in the API.
+    staff = staff_of(tender)
+    auth.login(staff)
+    page = client.get("/clock/alerts")
+    assert page.status_code == 200 and b"opening_not_started" in page.data
+    from app.accounts import operations as account_ops
+
+    token = account_ops.create_api_token(staff, "t")
+    db.session.commit()
+    listed = client.get("/api/v1/clock/alerts", headers={"Authorization": f"Bearer {token}"})
+    assert [a["kind"] for a in listed.json["alerts"]] == ["opening_not_started"]
+
+    # The opening starts (the staff action); the next tick resolves the alert.
+    from app.opening import operations as opening_ops
+
+    with app.test_request_context():
+        opening_ops.start_opening(staff, reload(tender))
+    db.session.commit()
+    report = tick(opening + timedelta(minutes=41))
+    assert ("opening_not_started", tender.id) in report.resolved
+    db.session.expire_all()
+    assert db.session.get(ClockAlert, alert.id).resolved_at is not None
+    listed = client.get("/api/v1/clock/alerts", headers={"Authorization": f"Bearer {token}"})
+    assert listed.json["alerts"] == []
+
+
+def test_staff_of_another_centre_do_not_see_the_alert(app, client, auth, make_user, tender):
+    deadline_at(tender, utcnow() - timedelta(hours=3))
+    tick()
+    assert count(ClockAlert, ClockAlert.kind == "opening_not_started") == 1
+    auth.login(make_user(Role.STAFF))
+    assert b"opening_not_started" not in client.get("/clock/alerts").data
+
+
+# --- faults --------------------------------------------------------------------------------
+
+
+def test_a_clock_down_for_hours_catches_up_every_step_exactly_once(app, tender, bidder, outbox):
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline_at(tender, utcnow() - timedelta(hours=3))
+    report = tick()
+    assert report.performed == [
+        ("close", tender.id),
+        ("seal", tender.id),
+        ("opening_notice", tender.id),
+    ]
+    assert report.failed == []
+    # Sealed hours after the deadline: the lateness stays on record as an alert.
+    assert ("sealing_late", tender.id) not in report.raised  # sealed in this very tick
+    later = tick(utcnow() + timedelta(minutes=1))
+    assert later.performed == []
+    assert sealing_records(tender) == 1 and count(ClockStep) == 1
+
+
+def test_a_clock_moving_backwards_neither_undoes_nor_redoes(app, tender, bidder):
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline_at(tender, utcnow() - timedelta(hours=3))
+    now = utcnow()
+    first = tick(now)
+    assert len(first.performed) == 3
+    alerts = {(a.kind, a.resolved_at) for a in db.session.scalars(select(ClockAlert))}
+    backwards = tick(now - timedelta(hours=5))
+    assert backwards.performed == [] and backwards.resolved == [] and backwards.raised == []
+    assert reload(tender).status == TenderStatus.CLOSED and sealing_records(tender) == 1
+    assert {(a.kind, a.resolved_at) for a in db.session.scalars(select(ClockAlert))} == alerts
+
+
+def test_a_failing_seal_is_an_alert_with_retries_until_it_succeeds(
+    app, client, auth, tender, bidder, tmp_path, monkeypatch
+):
+    from tests.factories.opening import staff_of
+
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline_at(tender, utcnow() - timedelta(minutes=10))
+    # A real fault: the blob store's directory is a file, so the record cannot be stored.
+    broken = tmp_path / "not-a-directory"
+    broken.write_text("")
+    monkeypatch.setitem(app.config, "BLOB_DIR", str(broken))
+
+    report = tick()
+    assert ("close", tender.id) in report.performed  # the other steps go on
+    assert report.failed == [("seal", tender.id)]
+    assert sealing_records(tender) == 0
+    alert = db.session.scalar(select(ClockAlert).where(ClockAlert.kind == "failed_seal"))
+    assert alert.attempts == 1 and alert.resolved_at is None and alert.detail
+
+    tick()  # still failing: the same alert, one more attempt
+    db.session.expire_all()
+    assert count(ClockAlert, ClockAlert.kind == "failed_seal") == 1
+    assert db.session.get(ClockAlert, alert.id).attempts == 2
+
+    auth.login(staff_of(tender))
+    page = client.get("/clock/alerts")
+    assert b"failed_seal" in page.data and b"Retry now" in page.data
+
+    # Fixed; the staff's retry queues a tick (inline here), which seals and resolves.
+    monkeypatch.setitem(app.config, "BLOB_DIR", "")
+    retried = client.post(f"/clock/alerts/{alert.id}/retry")
+    assert retried.status_code == 302
+    from tests.conftest import run_queued_jobs
+
+    run_queued_jobs()
+    db.session.expire_all()
+    assert sealing_records(tender) == 1
+    assert db.session.get(ClockAlert, alert.id).resolved_at is not None
+    assert tick().performed == []
+    assert len(events("tender.sealed", tender.id)) == 1
+
+
+def test_a_supervisor_reads_alerts_but_cannot_retry(app, client, auth, make_user, tender):
+    deadline_at(tender, utcnow() - timedelta(hours=3))
+    tick()
+    alert = db.session.scalar(select(ClockAlert))
+    auth.login(make_user(Role.SUPERVISOR))
+    assert b"opening_not_started" in client.get("/clock/alerts").data
+    assert client.post(f"/clock/alerts/{alert.id}/retry").status_code == 403
+
+
+def test_the_opening_page_no_longer_writes(app, client, tender):
+    deadline_at(tender, utcnow() - timedelta(minutes=1))
+    assert client.get(f"/opening/tenders/{tender.id}").status_code == 200
+    assert reload(tender).status == TenderStatus.PUBLISHED  # the clock closes it, not a GET
+    tick()
+    assert reload(tender).status == TenderStatus.CLOSED
+
+
+def test_flask_clock_once_ticks(app, runner, tender):
+    deadline_at(tender, utcnow() - timedelta(minutes=1))
+    result = runner.invoke(args=["clock", "--once"])
+    assert result.exit_code == 0, result.output
+    assert f"close tender {tender.id}" in result.output
+    assert reload(tender).status == TenderStatus.CLOSED
+
+
+# --- two ticks at once, on a database of their own (real connections, real locks) ----------
+
+
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory):
+    app = build_app(tmp_path_factory, "clock")
+    yield app
+    dispose(app)
+
+
+def _minimal_tender(deadline):
+    from decimal import Decimal
+
+    from app.centres.models import TradingCentre
+    from app.tenders.models import TemplateVersion, TenderTemplate
+
+    centre = TradingCentre(code="CLK", name="Clock centre", level="city")
+    db.session.add(centre)
+    db.session.flush()
+    from app.accounts import security
+    from app.accounts.models import User
+
+    staff = User(
+        email="clock-staff@example.com",
+        full_name="Clock Staff",
+        password_hash=security.hash_password("correct horse battery"),
+        role=Role.STAFF,
+        centre_id=centre.id,
+    )
+    db.session.add(staff)
+    template = TenderTemplate(centre_id=centre.id, key="clk", name="T", category="goods")
+    db.session.add(template)
+    db.session.flush()
+    version = TemplateVersion(
+        template_id=template.id, number=1, yaml_text="key: t", sha256="0" * 64
+    )
+    db.session.add(version)
+    db.session.flush()
+    tender = Tender(
+        centre_id=centre.id,
+        template_version_id=version.id,
+        reference="CLK-1",
+        title="Clock tender",
+        category="goods",
+        direction="lowest_wins",
+        status=TenderStatus.PUBLISHED,
+        budget=Decimal("1000.00"),
+        publication_at=deadline - timedelta(days=20),
+        enquiry_deadline=deadline - timedelta(days=5),
+        submission_deadline=deadline,
+        opening_at=deadline + timedelta(hours=1),
+        created_by_id=staff.id,
+        published_at=deadline - timedelta(days=20),
+    )
+    db.session.add(tender)
+    db.session.commit()
+    return tender.id
+
+
+def test_two_ticks_at_once_perform_each_step_once(shared_app):
+    deadline = utcnow() - timedelta(hours=3)
+    with shared_app.app_context():
+        tender_id = _minimal_tender(deadline)
+    barrier = threading.Barrier(2)
+    reports, errors = [], []
+
+    def run():
+        try:
+            with shared_app.app_context():
+                barrier.wait()
+                reports.append(tick())
+                db.session.remove()
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    performed = sorted(step for report in reports for step in report.performed)
+    assert performed == [
+        ("close", tender_id),
+        ("opening_notice", tender_id),
+        ("seal", tender_id),
+    ]
+    assert [r.failed for r in reports] == [[], []]
+    with shared_app.app_context():
+        assert count(TenderDocument, TenderDocument.kind == "sealing_record") == 1
+        assert count(ClockStep) == 1
+        assert count(AuditEvent, AuditEvent.action == "clock.step") == 3
+        assert count(AuditEvent, AuditEvent.action == "tender.closed") == 1
+        assert count(ClockAlert, ClockAlert.kind == "opening_not_started") == 1
+        assert verify_chain() is None
+        db.session.remove()
