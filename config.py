@@ -158,6 +158,7 @@ class Config:
     # their step was due; links in its e-mails start with FAIRBID_BASE_URL.
     CLOCK_SECONDS = float(os.environ.get("FAIRBID_CLOCK_SECONDS", 15))
     CLOCK_IN_PROCESS = os.environ.get("FAIRBID_CLOCK_IN_PROCESS", "") == "1"
+    DEMO_CLOSING_MINUTES = int(os.environ.get("FAIRBID_DEMO_CLOSING_MINUTES", 5))
     CLOCK_SEALING_LATE_SECONDS = int(os.environ.get("FAIRBID_CLOCK_SEALING_LATE_SECONDS", 60))
     CLOCK_OPENING_OVERDUE_MINUTES = int(os.environ.get("FAIRBID_CLOCK_OPENING_OVERDUE_MINUTES", 30))
     CLOCK_CANDIDATES_OVERDUE_DAYS = int(os.environ.get("FAIRBID_CLOCK_CANDIDATES_OVERDUE_DAYS", 3))

@@ -235,12 +235,36 @@ def seed_tenders(centre: TradingCentre) -> list[str]:
 # what a newcomer finds.
 DEMO_STAGES = [
     ("HZ-DEMO-OPEN", "goods", "bids", 4, True, timedelta(minutes=5), "open for bids"),
+    # Its deadline is moved to a few minutes after seeding: `make run`'s clock closes it and
+    # publishes its sealing record while a newcomer watches (CLOSING_DEMO below).
+    ("HZ-DEMO-CLOSING", "goods", "bids", 3, False, timedelta(minutes=5), "closes on its own"),
     ("HZ-DEMO-CLOSED", "services", "deadline", 4, True, timedelta(hours=2), "awaiting opening"),
     ("HZ-DEMO-EVAL", "works", "review", 4, True, timedelta(minutes=5), "under evaluation"),
     ("HZ-DEMO-CAND", "goods", "candidates", 5, True, timedelta(hours=1), "candidates published"),
     ("HZ-DEMO-AWARD", "goods", "award", 5, True, timedelta(minutes=5), "awarded"),
     ("HZ-DEMO-FAIL", "goods", "opening", 2, False, timedelta(minutes=5), "failed (too few bids)"),
 ]
+
+
+CLOSING_DEMO = "HZ-DEMO-CLOSING"
+
+
+def _close_soon(tender: Tender) -> None:
+    """Bring the tender's deadline to FAIRBID_DEMO_CLOSING_MINUTES (default 5) from now (its
+    bids, received minutes ago, stay in time), the opening an hour later."""
+    minutes = int(current_app.config.get("DEMO_CLOSING_MINUTES", 5))
+    deadline = utcnow().replace(microsecond=0) + timedelta(minutes=minutes)
+    tender.submission_deadline = deadline
+    tender.enquiry_deadline = min(tender.enquiry_deadline, deadline)
+    tender.opening_at = deadline + timedelta(hours=1)
+    append_event(
+        "tender.demo_deadline_moved",
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"deadline": deadline.isoformat(), "via": "demo"},
+    )
+    db.session.commit()
 
 
 def seed_stages(
@@ -278,6 +302,8 @@ def seed_stages(
             state = f"not seeded: {error}"
         else:
             tender = db.session.get(Tender, result.tender_id)
+            if reference == CLOSING_DEMO:
+                _close_soon(tender)
             state = f"{tender.status}, drill reached {result.reached}"
             if result.stopped and not result.failed:
                 state += f" (stopped: {result.stopped})"

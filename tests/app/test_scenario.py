@@ -264,6 +264,17 @@ def test_the_demo_seed_leaves_a_tender_in_every_stage(app):
     assert awaiting.submission_deadline < now and awaiting.opening_at < now
     assert awaiting.status in (TenderStatus.PUBLISHED, TenderStatus.CLOSED)
     assert session_of(awaiting) is None  # the demo custodians open it
+    # One tender closes a few minutes after seeding: the clock closes and seals it.
+    closing = tenders["HZ-DEMO-CLOSING"]
+    assert closing.status == TenderStatus.PUBLISHED
+    assert now < closing.submission_deadline <= now + timedelta(minutes=6)
+    from app.clock.service import tick
+
+    report = tick(closing.submission_deadline + timedelta(seconds=5))
+    assert ("close", closing.id) in report.performed
+    grace = timedelta(seconds=app.config["SEALING_GRACE_SECONDS"])
+    report = tick(closing.submission_deadline + grace + timedelta(seconds=5))
+    assert ("seal", closing.id) in report.performed
     assert tenders["HZ-DEMO-EVAL"].status == TenderStatus.EVALUATING
     assert tenders["HZ-DEMO-FAIL"].status == TenderStatus.FAILED
     # Candidates and award need the signed record (app/records): as far as the stages go.
