@@ -74,7 +74,7 @@ from app.events import publish_after_commit
 from app.extensions import db
 from app.permissions import Permission, require
 from app.storage import BlobStore, BlobTooLarge, StoredBlob
-from app.tenders.documents import blob_store
+from app.tenders.documents import blob_store, open_document
 from app.tenders.models import Tender, TenderDocument, TenderRegistration, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL
 from bidding import envelope as envelopes
@@ -714,6 +714,23 @@ def _remove_file(path: Path) -> None:
 
 def sealing_record_of(tender: Tender) -> TenderDocument | None:
     return record_of(tender, SEALING_RECORD_KIND)
+
+
+def sealing_summary(tender: Tender) -> dict | None:
+    """What the portal and OCDS publish of the sealing record: its Merkle root, the number of
+    envelopes, the time it was made and its document's SHA-256 (None before sealing)."""
+    document = sealing_record_of(tender)
+    if document is None:
+        return None
+    with open_document(document) as stream:
+        record = json.loads(stream.read())["record"]
+    return {
+        "root": record["root"],
+        "count": len(record["leaves"]),
+        "sealed_at": record["sealed_at"],
+        "sha256": document.sha256,
+        "document_id": document.id,
+    }
 
 
 def seal_bids(tender: Tender) -> TenderDocument:

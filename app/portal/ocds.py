@@ -111,6 +111,17 @@ class OpeningFacts:
 
 
 @dataclass(frozen=True)
+class SealingFacts:
+    """The signed sealing record made at the deadline: its Merkle root over `count`
+    envelopes, its document and the public URL of the record."""
+
+    root: str
+    count: int
+    document: Any
+    url: str
+
+
+@dataclass(frozen=True)
 class NoticeFacts:
     """A result notice with its public documents as (documentType, TenderDocument)."""
 
@@ -132,6 +143,7 @@ class TenderFacts:
     compliant: dict[str, bool] = field(default_factory=dict)
     # The tender this one re-tenders after it failed: (ocid suffix, title), or None.
     prior: tuple[str, str] | None = None
+    sealing: SealingFacts | None = None
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -240,6 +252,7 @@ class _State:
         self.awards: dict[str, dict[str, Any]] = {}
         self.award_period_start: datetime | None = None
         self.award_period_end: datetime | None = None
+        self.sealed = False
 
     # Lookups ---------------------------------------------------------------------
 
@@ -341,6 +354,15 @@ class _State:
             if document.superseded_at is not None and document.superseded_at <= date:
                 continue
             listed.append(_document(document, self.document_url))
+        sealing = self.facts.sealing
+        if self.sealed and sealing is not None:
+            entry = _document(sealing.document, self.document_url, "submissionDocuments")
+            entry["url"] = sealing.url
+            entry["description"] = (
+                f"Sealing record: Merkle root {sealing.root} over {sealing.count} envelope(s); "
+                + entry["description"]
+            )
+            listed.append(entry)
         return listed
 
     def parties(self) -> list[dict[str, Any]]:
@@ -559,6 +581,8 @@ def _stages(facts: TenderFacts) -> list[tuple[datetime, int, str, Any]]:
     ]
     for addendum in sorted(tender.addenda, key=lambda a: a.number):
         stages.append((addendum.published_at, 1, "addendum", addendum))
+    if facts.sealing is not None:
+        stages.append((facts.sealing.document.created_at, 1, "sealed", facts.sealing))
     opening = facts.opening
     failed = False
     if opening is not None and opening.completed_at is not None:
@@ -604,6 +628,9 @@ def build_releases(
             state.addenda_in_force = payload.number
             state.amendments.append(_amendment(payload, ocid))
             releases.append(state.release(f"update-{payload.number}", ["tenderUpdate"], date))
+        elif kind == "sealed":
+            state.sealed = True
+            releases.append(state.release("sealed", ["tenderUpdate"], date))
         elif kind == "opening":
             state.open(payload, date)
             releases.append(state.release("opening", ["tenderUpdate"], date))

@@ -16,11 +16,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import CompoundSelect, Select, and_, func, select, union_all
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.audit.models import AuditEvent
 from app.bids.models import Bid
+from app.bids.operations import sealing_record_of, sealing_summary
 from app.centres.models import TradingCentre
 from app.companies.models import Company
 from app.core.types import timestamp
@@ -32,6 +34,7 @@ from app.portal.ocds import (
     NoticeFacts,
     OpenedEnvelope,
     OpeningFacts,
+    SealingFacts,
     TenderFacts,
     notice_entries,
 )
@@ -158,9 +161,22 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 bidders={cid: companies[cid] for cid in involved if cid in companies},
                 compliant=verdicts.get(tender.id, {}),
                 prior=priors.get(tender.id),
+                sealing=_sealing(tender),
             )
         )
     return out
+
+
+def _sealing(tender: Tender) -> SealingFacts | None:
+    summary = sealing_summary(tender)
+    if summary is None:
+        return None
+    return SealingFacts(
+        root=summary["root"],
+        count=summary["count"],
+        document=sealing_record_of(tender),
+        url=url_for("api.sealing_record", tender_id=tender.id, _external=True),
+    )
 
 
 def _priors(ids: list[int]) -> dict[int, tuple[str, str]]:

@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from app.accounts.models import Role
 from app.bids import sealing_script
+from app.bids.operations import sealing_summary
 from app.centres.operations import all_centres
 from app.core import cache
 from app.core.boundary import transactional
@@ -132,6 +133,7 @@ def tender(tender_id: int) -> str:
         may_download=current_user.is_authenticated and can_download(current_user, tender),
         bidding_open=tender.status == TenderStatus.PUBLISHED,
         sealing_integrity=_sealing_integrity(),
+        sealing=sealing_summary(tender),
     )
 
 

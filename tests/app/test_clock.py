@@ -129,6 +129,33 @@ def test_a_late_envelope_is_refused_with_the_server_time_once_closed(app, tender
     assert "UTC" in str(refused.value.message)
 
 
+def test_the_portal_list_page_and_ocds_show_the_close_and_the_sealing_record_at_once(
+    app, client, tender, bidder
+):
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline = utcnow() + timedelta(minutes=1)
+    deadline_at(tender, deadline)
+    client.get("/tenders/")
+    assert client.get("/tenders/").headers["X-Portal-Cache"] == "hit"
+
+    tick(deadline + timedelta(seconds=1))
+    listing = client.get("/tenders/")
+    assert listing.headers["X-Portal-Cache"] == "miss"  # dropped by the step, not by age
+
+    grace = timedelta(seconds=app.config["SEALING_GRACE_SECONDS"])
+    tick(deadline + grace + timedelta(seconds=1))
+    root = events("tender.sealed", tender.id)[0]["root"]
+    page = client.get(f"/tenders/{tender.id}")
+    assert page.status_code == 200 and root.encode() in page.data
+    package = client.get(f"/api/v1/ocds/tenders/{tender.id}").json
+    sealed = [r for r in package["releases"] if r["id"].endswith("sealed")]
+    assert len(sealed) == 1 and sealed[0]["tag"] == ["tenderUpdate"]
+    documents = sealed[0]["tender"]["documents"]
+    record = [d for d in documents if d["documentType"] == "submissionDocuments"]
+    assert len(record) == 1 and root in record[0]["description"]
+    assert record[0]["url"].endswith(f"/api/v1/tenders/{tender.id}/sealing-record")
+
+
 # --- the opening time ----------------------------------------------------------------------
 
 
