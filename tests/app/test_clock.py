@@ -352,27 +352,27 @@ def shared_app(tmp_path_factory):
     dispose(app)
 
 
-def _minimal_tender(deadline):
+def _minimal_tender(deadline, name: str = "clk"):
     from decimal import Decimal
 
     from app.centres.models import TradingCentre
     from app.tenders.models import TemplateVersion, TenderTemplate
 
-    centre = TradingCentre(code="CLK", name="Clock centre", level="city")
+    centre = TradingCentre(code=name.upper(), name=f"Centre {name}", level="city")
     db.session.add(centre)
     db.session.flush()
     from app.accounts import security
     from app.accounts.models import User
 
     staff = User(
-        email="clock-staff@example.com",
+        email=f"{name}-staff@example.com",
         full_name="Clock Staff",
         password_hash=security.hash_password("correct horse battery"),
         role=Role.STAFF,
         centre_id=centre.id,
     )
     db.session.add(staff)
-    template = TenderTemplate(centre_id=centre.id, key="clk", name="T", category="goods")
+    template = TenderTemplate(centre_id=centre.id, key=name, name="T", category="goods")
     db.session.add(template)
     db.session.flush()
     version = TemplateVersion(
@@ -383,7 +383,7 @@ def _minimal_tender(deadline):
     tender = Tender(
         centre_id=centre.id,
         template_version_id=version.id,
-        reference="CLK-1",
+        reference=f"{name.upper()}-1",
         title="Clock tender",
         category="goods",
         direction="lowest_wins",
@@ -437,4 +437,30 @@ def test_two_ticks_at_once_perform_each_step_once(shared_app):
         assert count(AuditEvent, AuditEvent.action == "tender.closed") == 1
         assert count(ClockAlert, ClockAlert.kind == "opening_not_started") == 1
         assert verify_chain() is None
+        db.session.remove()
+
+
+def test_the_in_process_clock_and_the_rq_job_tick(shared_app):
+    """`make run`'s thread (`run_forever`) and the RQ job each perform a due step."""
+    from app.clock.cli import run_forever
+    from app.clock.jobs import tick_job
+
+    with shared_app.app_context():
+        tender_id = _minimal_tender(utcnow() - timedelta(seconds=1), "thread")
+        db.session.remove()
+    stop = threading.Event()
+    reports = []
+
+    def first(report):
+        reports.append(report)
+        stop.set()
+
+    thread = threading.Thread(target=run_forever, args=(shared_app, stop, 3600, first))
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    assert ("close", tender_id) in reports[0].performed
+    with shared_app.app_context():
+        assert db.session.get(Tender, tender_id).status == TenderStatus.CLOSED
+        assert tick_job()["performed"] == []  # nothing left: the job ticks idempotently
         db.session.remove()
