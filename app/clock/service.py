@@ -41,7 +41,7 @@ from app.custody.models import KeyShare
 from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.opening import operations as opening_ops
-from app.opening.models import OpeningSession
+from app.opening.models import EvaluatedBid, OpeningSession, OpeningStatus
 from app.records.models import EvaluationRecord, RecordStatus
 from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNotice
 from app.tenders.models import Tender, TenderDocument, TenderStatus
@@ -59,6 +59,7 @@ class Pending:
     tender_id: int
     centre_id: int
     due_at: datetime
+    key: str = ""  # a window of one object of the tender (a notice, a bid): its id
 
 
 @dataclass
@@ -93,7 +94,7 @@ def _close_pending(now: datetime) -> list[Pending]:
     return [Pending(*row) for row in rows]
 
 
-def _close(tender: Tender, due_at: datetime, now: datetime) -> bool:
+def _close(tender: Tender, due_at: datetime, now: datetime, key: str = "") -> bool:
     """The bid deadline: published → closed (uploads after it are refused by the bids stage)."""
     if not opening_ops.close_if_due(tender, now):
         return False
@@ -131,7 +132,7 @@ def _seal_pending(now: datetime) -> list[Pending]:
     return [Pending(tid, cid, deadline + grace) for tid, cid, deadline in rows]
 
 
-def _seal(tender: Tender, due_at: datetime, now: datetime) -> bool:
+def _seal(tender: Tender, due_at: datetime, now: datetime, key: str = "") -> bool:
     """The sealing record (Merkle root of the envelopes), signed and published once the
     deadline's grace period has passed: what `app.bids.jobs.seal_tender` does, in the
     tick's transaction so that its `clock.step` event goes with it."""
@@ -182,7 +183,7 @@ def _opening_people(tender: Tender) -> list[tuple[User, str]]:
     return list(people.values())
 
 
-def _opening_notice(tender: Tender, due_at: datetime, now: datetime) -> bool:
+def _opening_notice(tender: Tender, due_at: datetime, now: datetime, key: str = "") -> bool:
     """The opening time: custodians, the centre's staff and registered bidders are told (in
     the app and by e-mail) what each has to do. Guarded by its `ClockStep` row."""
     if tender.status != TenderStatus.CLOSED or _step_done("opening_notice", tender.id):
@@ -214,11 +215,125 @@ def _step_done(step: str, tender_id: int) -> bool:
     )
 
 
+# --- windows closing ------------------------------------------------------------------------
+# A window closes by itself (the operations compare the server clock with its end); the
+# clock tells the people who act next, once per window (its `ClockStep` row, "<step>:<key>").
+
+
+def _undone(step: str, rows) -> list[Pending]:
+    done = set(db.session.scalars(select(ClockStep.step).where(ClockStep.step.like(f"{step}:%"))))
+    found = (Pending(tid, cid, due, str(key)) for tid, cid, due, key in rows)
+    return [p for p in found if f"{step}:{p.key}" not in done]
+
+
+def _enquiry_pending(now: datetime) -> list[Pending]:
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Tender.enquiry_deadline, Tender.id.label("key"))
+        .where(Tender.status == TenderStatus.PUBLISHED, Tender.enquiry_deadline <= now)
+        .order_by(Tender.enquiry_deadline, Tender.id)
+    )
+    return _undone("enquiry_window", rows)
+
+
+def _opening_window_pending(now: datetime) -> list[Pending]:
+    window = timedelta(minutes=int(current_app.config.get("OPENING_OBJECTION_MINUTES", 30)))
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, OpeningSession.completed_at, Tender.id.label("key"))
+        .join(OpeningSession, OpeningSession.tender_id == Tender.id)
+        .where(
+            OpeningSession.status == OpeningStatus.COMPLETED,
+            OpeningSession.completed_at.is_not(None),
+            OpeningSession.completed_at <= now - window,
+        )
+    )
+    return [
+        Pending(p.tender_id, p.centre_id, p.due_at + window, p.key)
+        for p in _undone("opening_window", rows)
+    ]
+
+
+def _candidates_window_pending(now: datetime) -> list[Pending]:
+    rows = db.session.execute(
+        select(
+            Tender.id,
+            Tender.centre_id,
+            ResultNotice.objection_deadline,
+            ResultNotice.id.label("key"),
+        )
+        .join(ResultNotice, ResultNotice.tender_id == Tender.id)
+        .where(
+            Tender.status == TenderStatus.CANDIDATES,
+            ResultNotice.kind == NoticeKind.CANDIDATES,
+            ResultNotice.superseded_at.is_(None),
+            ResultNotice.objection_deadline <= now,
+        )
+    )
+    return _undone("candidates_window", rows)
+
+
+def _low_price_pending(now: datetime) -> list[Pending]:
+    rows = db.session.execute(
+        select(
+            Tender.id, Tender.centre_id, EvaluatedBid.low_price_due_at, EvaluatedBid.id.label("key")
+        )
+        .join(EvaluatedBid, EvaluatedBid.tender_id == Tender.id)
+        .where(
+            EvaluatedBid.low_price_status == "requested",
+            EvaluatedBid.low_price_due_at <= now,
+        )
+    )
+    return _undone("low_price_window", rows)
+
+
+def _centre_staff(tender: Tender) -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(
+                User.role == Role.STAFF,
+                User.centre_id == tender.centre_id,
+                User.is_enabled.is_(True),
+            )
+            .order_by(User.id)
+        )
+    )
+
+
+def _window_step(step: str, subject, message, still_open: Callable[[Tender], bool]):
+    def perform(tender: Tender, due_at: datetime, now: datetime, key: str) -> bool:
+        name = f"{step}:{key}"
+        if not still_open(tender) or _step_done(name, tender.id):
+            return False
+        db.session.add(ClockStep(step=name, tender_id=tender.id, due_at=due_at, ran_at=now))
+        db.session.flush()
+        people = _centre_staff(tender)
+        if step == "low_price_window":
+            chair = db.session.scalar(
+                select(User)
+                .join(Evaluation, Evaluation.chair_id == User.id)
+                .where(Evaluation.tender_id == tender.id)
+            )
+            if chair is not None and chair not in people:
+                people.append(chair)
+        link = url_for("opening.tender", tender_id=tender.id, _external=True)
+        notify_users(
+            people,
+            tender,
+            subject(tender.reference),
+            "window_closed",
+            link,
+            message=message(tender.reference),
+        )
+        return True
+
+    return perform
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
     pending: Callable[[datetime], list[Pending]]
-    perform: Callable[[Tender, datetime, datetime], bool]
+    perform: Callable[[Tender, datetime, datetime, str], bool]
 
 
 # In this order: a tender closes, is sealed and its opening is announced in one tick.
@@ -226,6 +341,68 @@ STEPS: tuple[Step, ...] = (
     Step("close", _close_pending, _close),
     Step("seal", _seal_pending, _seal),
     Step("opening_notice", _notice_pending("opening_notice"), _opening_notice),
+    Step(
+        "enquiry_window",
+        _enquiry_pending,
+        _window_step(
+            "enquiry_window",
+            lambda ref: _l("Enquiries for tender %(reference)s are closed", reference=ref),
+            lambda ref: _l(
+                "The enquiry deadline of tender %(reference)s has passed: bidders can no "
+                "longer ask; answer the enquiries still open.",
+                reference=ref,
+            ),
+            lambda tender: tender.status == TenderStatus.PUBLISHED,
+        ),
+    ),
+    Step(
+        "opening_window",
+        _opening_window_pending,
+        _window_step(
+            "opening_window",
+            lambda ref: _l(
+                "The opening objection window of tender %(reference)s has closed", reference=ref
+            ),
+            lambda ref: _l(
+                "Bidders can no longer object to their opening lines of tender %(reference)s: "
+                "settle any objection and go on to the evaluation.",
+                reference=ref,
+            ),
+            lambda tender: True,
+        ),
+    ),
+    Step(
+        "candidates_window",
+        _candidates_window_pending,
+        _window_step(
+            "candidates_window",
+            lambda ref: _l(
+                "The objection window of tender %(reference)s has closed", reference=ref
+            ),
+            lambda ref: _l(
+                "The objection period of the candidates notice of tender %(reference)s has "
+                "ended: answer any open objection, then publish the award.",
+                reference=ref,
+            ),
+            lambda tender: tender.status == TenderStatus.CANDIDATES,
+        ),
+    ),
+    Step(
+        "low_price_window",
+        _low_price_pending,
+        _window_step(
+            "low_price_window",
+            lambda ref: _l(
+                "A price justification of tender %(reference)s is overdue", reference=ref
+            ),
+            lambda ref: _l(
+                "A bidder of tender %(reference)s did not justify its abnormally low price "
+                "within the window: the panel decides on the price without it.",
+                reference=ref,
+            ),
+            lambda tender: tender.status == TenderStatus.EVALUATING,
+        ),
+    ),
 )
 
 
@@ -388,7 +565,7 @@ def _run(step: Step, pending: Pending, now: datetime, report: TickReport) -> Non
     db.session.rollback()  # each step in a transaction of its own
     try:
         tender = _lock(pending.tender_id)
-        done = tender is not None and step.perform(tender, pending.due_at, now)
+        done = tender is not None and step.perform(tender, pending.due_at, now, pending.key)
         if done:
             append_event(
                 "clock.step",
@@ -399,6 +576,7 @@ def _run(step: Step, pending: Pending, now: datetime, report: TickReport) -> Non
                     "step": step.name,
                     "due_at": pending.due_at.isoformat(),
                     "ran_at": now.isoformat(),
+                    **({"key": pending.key} if pending.key else {}),
                 },
             )
         db.session.commit()

@@ -464,3 +464,70 @@ def test_the_in_process_clock_and_the_rq_job_tick(shared_app):
         assert db.session.get(Tender, tender_id).status == TenderStatus.CLOSED
         assert tick_job()["performed"] == []  # nothing left: the job ticks idempotently
         db.session.remove()
+
+
+# --- windows and overdue alerts after the evaluation ----------------------------------------
+
+
+def test_results_windows_and_overdue_alerts_follow_the_state(app, results_world, outbox):
+    """The record is signed: candidates are overdue after 3 days until published; the
+    objection window closes and the staff are told once; an objection left unanswered and
+    the award not made are alerts until the staff act."""
+    from app.results import operations as results_ops
+    from tests.factories.results import close_window
+
+    w = results_world
+    signed = w.record.completed_at
+    assert tick(signed + timedelta(days=2, hours=23)).raised == []
+    report = tick(signed + timedelta(days=3, minutes=1))
+    assert ("candidates_overdue", w.tender.id) in report.raised
+
+    with app.test_request_context():
+        results_ops.publish_candidates(w.staff, w.tender)
+    db.session.commit()
+    report = tick()
+    assert ("candidates_overdue", w.tender.id) in report.resolved
+
+    with app.test_request_context():
+        results_ops.file_objection(w.bidders[0], reload(w.tender), "The ranking is wrong.", [])
+    db.session.commit()
+    close_window(w.tender)
+    outbox.clear()
+    now = utcnow()
+    report = tick(now)
+    assert [step for step, _ in report.performed] == ["candidates_window"]
+    recipients = {m.to[0] for m in outbox.messages()}
+    assert w.staff.email in recipients  # the centre's staff act next; bidders are not told
+    assert not recipients & {b.email for b in w.bidders}
+    assert tick(now + timedelta(minutes=1)).performed == []  # told once
+
+    report = tick(now + timedelta(days=6))
+    assert {("award_overdue", w.tender.id), ("objection_unanswered", w.tender.id)} <= set(
+        report.raised
+    )
+    from app.results.models import Objection
+
+    objection = db.session.scalar(select(Objection))
+    with app.test_request_context():
+        results_ops.decide_objection(
+            w.staff, objection, "dismissed", "The ranking follows the rules."
+        )
+        results_ops.publish_award(w.staff, reload(w.tender))
+    db.session.commit()
+    report = tick(now + timedelta(days=6, minutes=1))
+    assert {("award_overdue", w.tender.id), ("objection_unanswered", w.tender.id)} <= set(
+        report.resolved
+    )
+    assert count(ClockAlert, ClockAlert.resolved_at.is_(None)) == 0
+
+
+def test_the_enquiry_deadline_tells_the_staff_once(app, make_user, tender, outbox):
+    staff = make_user(Role.STAFF, centre=tender.centre)
+    enquiry_deadline = utcnow() - timedelta(minutes=1)
+    tender.enquiry_deadline = enquiry_deadline
+    db.session.commit()
+    report = tick()
+    assert report.performed == [("enquiry_window", tender.id)]
+    assert staff.email in {m.to[0] for m in outbox.messages()}
+    assert events("clock.step", tender.id)[0]["due_at"] == enquiry_deadline.isoformat()
+    assert tick().performed == []
