@@ -411,10 +411,12 @@ STEPS: tuple[Step, ...] = (
 # is overdue; the tick raises an alert for those past that time and resolves the others.
 
 
+def _sealing_late_after() -> timedelta:
+    return timedelta(seconds=int(current_app.config.get("CLOCK_SEALING_LATE_SECONDS", 60)))
+
+
 def _watch_sealing(now: datetime) -> list[Pending]:
-    late = bid_ops.sealing_grace() + timedelta(
-        seconds=int(current_app.config.get("CLOCK_SEALING_LATE_SECONDS", 60))
-    )
+    late = bid_ops.sealing_grace() + _sealing_late_after()
     rows = db.session.execute(
         select(Tender.id, Tender.centre_id, Tender.submission_deadline).where(
             Tender.status.in_(_SEALABLE), ~_has_sealing_record()
@@ -594,6 +596,12 @@ def _run(step: Step, pending: Pending, now: datetime, report: TickReport) -> Non
         return
     if done:
         report.performed.append((step.name, pending.tender_id))
+        if step.name == "seal" and now > pending.due_at + _sealing_late_after():
+            # Sealed late (the clock was down): the lateness stays on record, resolved.
+            _begin_write()
+            _raise("sealing_late", pending, now, report, detail=f"sealed at {now.isoformat()}")
+            _resolve("sealing_late", pending.tender_id, pending.centre_id, now, report)
+            db.session.commit()
     _begin_write()
     if _resolve(kind, pending.tender_id, pending.centre_id, now, report):
         db.session.commit()

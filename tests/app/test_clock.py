@@ -201,12 +201,13 @@ def test_an_opening_not_started_raises_one_alert_resolved_when_it_starts(
     deadline_at(tender, utcnow() - timedelta(hours=3))
     opening = reload(tender).opening_at
     tick(opening + timedelta(minutes=29))
-    assert count(ClockAlert) == 0
+    assert count(ClockAlert, ClockAlert.kind == "opening_not_started") == 0
     report = tick(opening + timedelta(minutes=31))
     assert ("opening_not_started", tender.id) in report.raised
     tick(opening + timedelta(minutes=40))
     alert = db.session.scalar(select(ClockAlert).where(ClockAlert.kind == "opening_not_started"))
-    assert alert.resolved_at is None and count(ClockAlert) == 1
+    assert alert.resolved_at is None
+    assert count(ClockAlert, ClockAlert.kind == "opening_not_started") == 1
 
     # The centre's staff see it on their page and in the API.
     staff = staff_of(tender)
@@ -255,8 +256,9 @@ def test_a_clock_down_for_hours_catches_up_every_step_exactly_once(app, tender, 
         ("opening_notice", tender.id),
     ]
     assert report.failed == []
-    # Sealed hours after the deadline: the lateness stays on record as an alert.
-    assert ("sealing_late", tender.id) not in report.raised  # sealed in this very tick
+    # Sealed hours after the deadline: the lateness stays on record, as a resolved alert.
+    late = db.session.scalar(select(ClockAlert).where(ClockAlert.kind == "sealing_late"))
+    assert late is not None and late.resolved_at is not None
     later = tick(utcnow() + timedelta(minutes=1))
     assert later.performed == []
     assert sealing_records(tender) == 1 and count(ClockStep) == 1
@@ -315,6 +317,33 @@ def test_a_failing_seal_is_an_alert_with_retries_until_it_succeeds(
     assert db.session.get(ClockAlert, alert.id).resolved_at is not None
     assert tick().performed == []
     assert len(events("tender.sealed", tender.id)) == 1
+
+
+def test_a_clock_killed_mid_step_leaves_nothing_and_the_next_tick_does_it_once(
+    app, tender, bidder, monkeypatch
+):
+    from app.bids import operations as bid_ops
+
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline_at(tender, utcnow() - timedelta(minutes=10))
+    real_seal = bid_ops.seal_bids
+
+    def killed_after_writing(tender):
+        real_seal(tender)  # the record is written (flushed), then the process dies
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(bid_ops, "seal_bids", killed_after_writing)
+    with pytest.raises(SystemExit):
+        tick()
+    db.session.rollback()  # what the dead process's connection does
+    assert sealing_records(tender) == 0 and events("tender.sealed", tender.id) == []
+    assert reload(tender).status == TenderStatus.CLOSED  # the close step had committed
+
+    monkeypatch.setattr(bid_ops, "seal_bids", real_seal)
+    assert ("seal", tender.id) in tick().performed
+    assert tick().performed == []
+    assert sealing_records(tender) == 1 and len(events("tender.sealed", tender.id)) == 1
+    assert verify_chain() is None
 
 
 def test_a_supervisor_reads_alerts_but_cannot_retry(app, client, auth, make_user, tender):
