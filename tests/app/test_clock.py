@@ -560,3 +560,48 @@ def test_the_enquiry_deadline_tells_the_staff_once(app, make_user, tender, outbo
     assert staff.email in {m.to[0] for m in outbox.messages()}
     assert events("clock.step", tender.id)[0]["due_at"] == enquiry_deadline.isoformat()
     assert tick().performed == []
+
+
+def test_the_low_price_and_opening_windows_tell_the_next_actors_once(
+    app, results_world, make_user, outbox
+):
+    """Rows as the evaluation and the opening leave them: a price justification requested
+    and not answered in time; an opening completed more than its objection window ago."""
+    from app.bids.models import Bid
+    from app.evaluations.models import Evaluation
+    from app.opening.models import EvaluatedBid, OpeningSession, OpeningStatus
+
+    w = results_world
+    chair = make_user(Role.EXPERT)
+    db.session.get(Evaluation, w.tender.id).chair_id = chair.id
+    bid = db.session.scalar(select(Bid).where(Bid.tender_id == w.tender.id))
+    due = utcnow() - timedelta(minutes=2)
+    evaluated = EvaluatedBid(
+        tender_id=w.tender.id,
+        bid_id=bid.id,
+        code="T-LOW",
+        low_price_status="requested",
+        low_price_due_at=due,
+    )
+    completed = utcnow() - timedelta(minutes=app.config["OPENING_OBJECTION_MINUTES"] + 1)
+    db.session.add_all(
+        [
+            evaluated,
+            OpeningSession(
+                tender_id=w.tender.id,
+                started_by_id=w.staff.id,
+                wrap_salt="00" * 32,
+                status=OpeningStatus.COMPLETED,
+                completed_at=completed,
+            ),
+        ]
+    )
+    db.session.commit()
+    report = tick()
+    assert sorted(step for step, _ in report.performed) == ["low_price_window", "opening_window"]
+    recipients = [m.to[0] for m in outbox.messages()]
+    assert chair.email in recipients and w.staff.email in recipients
+    steps = {e["step"]: e for e in events("clock.step", w.tender.id)}
+    assert steps["low_price_window"]["due_at"] == due.isoformat()
+    assert steps["low_price_window"]["key"] == str(evaluated.id)
+    assert tick().performed == []
