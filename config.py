@@ -164,6 +164,8 @@ class Config:
     CLOCK_CANDIDATES_OVERDUE_DAYS = int(os.environ.get("FAIRBID_CLOCK_CANDIDATES_OVERDUE_DAYS", 3))
     CLOCK_AWARD_OVERDUE_DAYS = int(os.environ.get("FAIRBID_CLOCK_AWARD_OVERDUE_DAYS", 5))
     CLOCK_OBJECTION_ANSWER_DAYS = int(os.environ.get("FAIRBID_CLOCK_OBJECTION_ANSWER_DAYS", 3))
+    # Remind registered companies without a bid this many hours before the deadline (0: off).
+    CLOCK_BID_REMINDER_HOURS = int(os.environ.get("FAIRBID_CLOCK_BID_REMINDER_HOURS", 0))
     FAIRBID_BASE_URL = os.environ.get("FAIRBID_BASE_URL", "http://127.0.0.1:5000/")
 
     # Open data (OCDS).

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from app.accounts.models import Role, User
 from app.audit import append_event
 from app.bids import operations as bid_ops
+from app.bids.models import Bid, BidStatus
 from app.clock.models import ClockAlert, ClockStep
 from app.core.cache import invalidate_after_commit
 from app.core.types import CLOCK_OFFSET, utcnow
@@ -329,6 +330,64 @@ def _window_step(step: str, subject, message, still_open: Callable[[Tender], boo
     return perform
 
 
+# --- reminders ----------------------------------------------------------------------------
+
+
+def _reminder_hours() -> int:
+    return int(current_app.config.get("CLOCK_BID_REMINDER_HOURS", 0))
+
+
+def _bid_reminder_pending(now: datetime) -> list[Pending]:
+    hours = _reminder_hours()
+    if hours <= 0:
+        return []  # off by default
+    ahead = timedelta(hours=hours)
+    done = exists().where(ClockStep.tender_id == Tender.id, ClockStep.step == "bid_reminder")
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Tender.submission_deadline)
+        .where(
+            Tender.status == TenderStatus.PUBLISHED,
+            Tender.submission_deadline > now,
+            Tender.submission_deadline <= now + ahead,
+            ~done,
+        )
+        .order_by(Tender.submission_deadline, Tender.id)
+    )
+    return [Pending(tid, cid, deadline - ahead) for tid, cid, deadline in rows]
+
+
+def _bid_reminder(tender: Tender, due_at: datetime, now: datetime, key: str = "") -> bool:
+    """Registered companies without a submitted bid, FAIRBID_CLOCK_BID_REMINDER_HOURS before
+    the deadline (0: off): each of their users is reminded once."""
+    if tender.status != TenderStatus.PUBLISHED or _step_done("bid_reminder", tender.id):
+        return False
+    db.session.add(ClockStep(step="bid_reminder", tender_id=tender.id, due_at=due_at, ran_at=now))
+    db.session.flush()
+    submitted = set(
+        db.session.scalars(
+            select(Bid.company_id).where(
+                Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED
+            )
+        )
+    )
+    people = [u for u in registered_bidders(tender) if u.company_id not in submitted]
+    link = url_for("portal.tender", tender_id=tender.id, _external=True)
+    notify_users(
+        people,
+        tender,
+        _l("Tender %(reference)s closes soon", reference=tender.reference),
+        "window_closed",
+        link,
+        message=_l(
+            "Your company has not submitted a bid for tender %(reference)s; the deadline is "
+            "%(deadline)s UTC.",
+            reference=tender.reference,
+            deadline=tender.submission_deadline.strftime("%Y-%m-%d %H:%M"),
+        ),
+    )
+    return True
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -338,6 +397,7 @@ class Step:
 
 # In this order: a tender closes, is sealed and its opening is announced in one tick.
 STEPS: tuple[Step, ...] = (
+    Step("bid_reminder", _bid_reminder_pending, _bid_reminder),
     Step("close", _close_pending, _close),
     Step("seal", _seal_pending, _seal),
     Step("opening_notice", _notice_pending("opening_notice"), _opening_notice),

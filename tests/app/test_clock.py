@@ -605,3 +605,19 @@ def test_the_low_price_and_opening_windows_tell_the_next_actors_once(
     assert steps["low_price_window"]["due_at"] == due.isoformat()
     assert steps["low_price_window"]["key"] == str(evaluated.id)
     assert tick().performed == []
+
+
+def test_a_bid_reminder_goes_once_to_registered_companies_without_a_bid(
+    app, make_user, tender, bidder, outbox, monkeypatch
+):
+    idle = registered_bidder(make_user, tender)
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline = utcnow() + timedelta(hours=30)
+    deadline_at(tender, deadline)
+    assert tick(deadline - timedelta(hours=23)).performed == []  # off by default
+    monkeypatch.setitem(app.config, "CLOCK_BID_REMINDER_HOURS", 24)
+    assert tick(deadline - timedelta(hours=25)).performed == []
+    report = tick(deadline - timedelta(hours=23))
+    assert report.performed == [("bid_reminder", tender.id)]
+    assert [m.to[0] for m in outbox.messages()] == [idle.email]
+    assert tick(deadline - timedelta(hours=1)).performed == []
