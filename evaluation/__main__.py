@@ -1,8 +1,9 @@
 """``python -m evaluation``: score, verify and validate scoring files.
 
-Exit status: 0 done (verified); 1 ``verify`` found differences; 2 the input could not be
-used (unreadable, not a valid scoring file, a PDF without one, a usage error). A signed
-evaluation record (PDF) is read through its embedded scoring.json (evaluation.pdf).
+Exit status: 0 done (verified); 1 ``verify`` found differences or a bad signature; 2 the
+input could not be used (unreadable, not a valid scoring file, a PDF without one, a usage
+error). A signed evaluation record (PDF) is verified with its signatures (``--trust``), then
+through its embedded scoring.json (evaluation.pdf).
 """
 
 from __future__ import annotations
@@ -58,12 +59,21 @@ def _parser() -> argparse.ArgumentParser:
     p_score.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
     p_verify = sub.add_parser(
         "verify",
-        help="recompute the result and list every difference",
-        description="Recompute the result from the input part of FILE and compare it with "
-        "the recorded one. Exit 0 when identical, 1 listing every difference, 2 when FILE "
-        "cannot be used.",
+        help="check a record's signatures, recompute the result and list every difference",
+        description="For a signed evaluation record (PDF): check every signature against "
+        "the trust root given with --trust (intact, valid, trusted), that the last one "
+        "covers the whole file, and that the embedded scoring.json is the one the platform "
+        "signed. Then recompute the result from the input part of the scoring file and "
+        "compare it with the recorded one. Exit 0 when all holds, 1 naming every problem "
+        "or difference, 2 when FILE cannot be used.",
     )
-    p_verify.add_argument("file", metavar="FILE", help="scored scoring file, or - for stdin")
+    p_verify.add_argument("file", metavar="FILE", help="signed record (PDF), or scored file")
+    p_verify.add_argument(
+        "--trust",
+        metavar="CA.pem",
+        help="the platform CA's certificate (PEM): required for a PDF. Published at "
+        "/api/v1/platform/signing-ca.pem; the drill writes it as platform-ca-cert.pem",
+    )
     p_validate = sub.add_parser(
         "validate",
         help="check FILE against the format and list every problem",
@@ -109,6 +119,35 @@ def _draw_replay(data: bytes) -> int:
     return EXIT_OK if expected == doc["seed"] else EXIT_DIFFERENT
 
 
+def _check_signatures(name: str, data: bytes, trust: str | None) -> int | None:
+    """Print what was checked; an exit status when the record fails (or cannot be checked),
+    None when every signature holds."""
+    from evaluation.pdf import record_problems
+
+    if not trust:
+        print(
+            f"error: {name} is a PDF (a signed record): give the platform CA's certificate with "
+            "--trust CA.pem (published at /api/v1/platform/signing-ca.pem; the drill writes "
+            "platform-ca-cert.pem)",
+            file=sys.stderr,
+        )
+        return EXIT_UNUSABLE
+    try:
+        trust_pem = Path(trust).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {trust}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    checked, problems = record_problems(data, trust_pem)
+    for line in checked:
+        print(f"{name}: {line}")
+    if problems:
+        print(f"{name}: {len(problems)} problem(s) with its signatures:")
+        for problem in problems:
+            print(f"  {problem}")
+        return EXIT_DIFFERENT
+    return None
+
+
 def _read(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read()
@@ -127,19 +166,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
     if args.command == "draw-replay":
         return _draw_replay(data)
+    signatures_failed = False
     if is_pdf(data):
-        from evaluation.pdf import EmbeddedFileError, scoring_file_from_pdf
+        from evaluation.pdf import EmbeddedFileError, has_signatures, scoring_file_from_pdf
 
         try:
-            data = scoring_file_from_pdf(data)
+            embedded, unusable = scoring_file_from_pdf(data), None
         except EmbeddedFileError as exc:
-            print(f"error: {PDF_MESSAGE.format(name=args.file, reason=exc)}", file=sys.stderr)
-            return EXIT_UNUSABLE
-        print(
-            f"{args.file}: reading its embedded scoring.json (its signatures are not checked "
-            "here: use a PDF signature validator)",
-            file=sys.stderr,
-        )
+            embedded, unusable = None, exc
+        trust = getattr(args, "trust", None)
+        if args.command == "verify" and (embedded is not None or (trust and has_signatures(data))):
+            outcome = _check_signatures(args.file, data, trust)
+            if outcome == EXIT_UNUSABLE:
+                return outcome
+            # A bad signature fails the record; the recomputation still runs, to show what
+            # else differs.
+            signatures_failed = outcome is not None
+        if embedded is None:
+            print(f"error: {PDF_MESSAGE.format(name=args.file, reason=unusable)}", file=sys.stderr)
+            # A signed record whose signatures failed is a failed verification (1), not just
+            # an unusable input.
+            return EXIT_DIFFERENT if signatures_failed else EXIT_UNUSABLE
+        data = embedded
+        print(f"{args.file}: reading its embedded scoring.json", file=sys.stderr)
     try:
         doc = parse_json(data)
         if args.command == "score":
@@ -163,6 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.file}: {len(differences)} difference(s) from the recomputed result:")
         for difference in differences:
             print(f"  {difference}")
+        return EXIT_DIFFERENT
+    if signatures_failed:
+        print(
+            f"{args.file}: NOT verified: the result matches the recomputation, but the "
+            "signatures do not hold (above)"
+        )
         return EXIT_DIFFERENT
     print(f"{args.file}: verified, the result matches the recomputation")
     return EXIT_OK
