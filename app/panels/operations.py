@@ -48,7 +48,7 @@ from app.panels.models import (
     PanelMember,
 )
 from app.panels.signals import scoring_lock_asked, seat_vacated
-from app.permissions import Permission, require
+from app.permissions import Permission, can, require
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderRegistration, TenderStatus
 from app.tenders.operations import template_document
@@ -632,19 +632,37 @@ def save_expert_profile(
     employer: str,
     available: bool,
 ) -> ExpertProfile:
-    """Staff put an expert in their centre's pool; only admins manage the city pool."""
+    """Staff put an expert in their centre's pool; only admins manage the city pool.
+
+    Staff edit only experts of their own centre (or not yet in any pool): an expert already
+    in another centre's pool, or in the shared city pool, is that centre's (the
+    administrators') to edit, move or make unavailable."""
     require(actor, Permission.MANAGE_TENDERS, centre_id)
     if centre_id is None:
         require(actor, Permission.MANAGE_USERS)
     if expert.role != Role.EXPERT:
         raise OperationError(_l("Only expert accounts join the pool."), code="not_expert")
+    current = db.session.get(ExpertProfile, expert.id)
+    owner = current.centre_id if current is not None else expert.centre_id
+    if current is not None and owner is None and not can(actor, Permission.MANAGE_USERS):
+        raise OperationError(
+            _l("This expert is in the shared city pool: only administrators edit the profile."),
+            code="city_pool_expert",
+            status=403,
+        )
+    if owner is not None and not can(actor, Permission.MANAGE_TENDERS, owner):
+        raise OperationError(
+            _l("This expert belongs to another centre: only its staff edit the profile."),
+            code="other_centre_expert",
+            status=403,
+        )
     unknown = set(specialties) - set(SPECIALTIES)
     if unknown:
         raise OperationError(
             _l("Unknown specialty: %(name)s.", name=", ".join(sorted(unknown))),
             code="bad_specialty",
         )
-    profile = db.session.get(ExpertProfile, expert.id) or ExpertProfile(user_id=expert.id)
+    profile = current or ExpertProfile(user_id=expert.id)
     profile.centre_id = centre_id
     profile.specialties = ",".join(s for s in SPECIALTIES if s in specialties)
     profile.employer = employer

@@ -297,6 +297,77 @@ def test_staff_put_experts_in_their_centre_pool(app, make_user, make_centre):
     assert db.session.get(ExpertProfile, expert.id).centre_id == centre.id
 
 
+def _profile_state(expert):
+    db.session.expire_all()
+    profile = db.session.get(ExpertProfile, expert.id)
+    return (profile.centre_id, profile.specialties, profile.employer, profile.available)
+
+
+def test_staff_edit_only_their_own_centres_experts(app, make_user, make_centre):
+    """Staff of centre B can neither take an expert of centre A into B's pool nor change
+    their specialty, employer or availability; the city pool is the administrators'."""
+    centre_a, centre_b = make_centre(), make_centre()
+    staff_a = make_user(Role.STAFF, centre=centre_a)
+    staff_b = make_user(Role.STAFF, centre=centre_b)
+    admin = make_user(Role.ADMIN)
+    ours, shared = make_user(Role.EXPERT), make_user(Role.EXPERT)
+    registered_at_a = make_user(Role.EXPERT)
+    registered_at_a.centre_id = centre_a.id
+    ops.save_expert_profile(
+        staff_a, ours, centre_id=centre_a.id, specialties=["civil"], employer="A", available=True
+    )
+    ops.save_expert_profile(
+        admin, shared, centre_id=None, specialties=["economic"], employer="C", available=True
+    )
+    db.session.commit()
+    before = {u.id: _profile_state(u) for u in (ours, shared)}
+
+    client = app.test_client()
+    AuthActions(client).login(staff_b)
+    takeover = {"specialties": ["medical"], "employer": "Centre B Institute"}  # available: off
+    for expert, message in (
+        (ours, b"belongs to another centre"),
+        (shared, b"only administrators edit the profile"),
+        (registered_at_a, b"belongs to another centre"),
+    ):
+        response = client.post("/panels/pool", data={"email": expert.email, **takeover})
+        assert response.status_code == 303
+        assert message in client.get(response.headers["Location"]).data
+    assert {u.id: _profile_state(u) for u in (ours, shared)} == before
+    assert db.session.get(ExpertProfile, registered_at_a.id) is None
+    assert not db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "panel.expert_profile_saved", AuditEvent.actor_id == staff_b.id
+        )
+    ).all()
+    # The operation refuses the same, with stable codes.
+    for expert, code in ((ours, "other_centre_expert"), (shared, "city_pool_expert")):
+        with pytest.raises(OperationError) as refused:
+            ops.save_expert_profile(
+                staff_b, expert, centre_id=centre_b.id, specialties=[], employer="", available=False
+            )
+        assert (refused.value.code, refused.value.status) == (code, 403)
+    db.session.rollback()
+    # Staff of A still edit their own expert; administrators edit anyone's.
+    ops.save_expert_profile(
+        staff_a, ours, centre_id=centre_a.id, specialties=["civil"], employer="A2", available=False
+    )
+    with pytest.raises(OperationError):
+        ops.save_expert_profile(
+            staff_a, shared, centre_id=centre_a.id, specialties=[], employer="", available=True
+        )
+    ops.save_expert_profile(
+        admin, ours, centre_id=None, specialties=["civil"], employer="City", available=True
+    )
+    db.session.commit()
+    assert _profile_state(ours) == (None, "civil", "City", True)
+    # An expert in no pool yet can join any centre's.
+    free = make_user(Role.EXPERT)
+    response = client.post("/panels/pool", data={"email": free.email, "available": "y"})
+    assert response.status_code == 302
+    assert _profile_state(free)[0] == centre_b.id
+
+
 def test_a_decline_with_no_specialist_left_leaves_the_seat_vacant(pool):
     tender, staff = pool["tender"], pool["staff"]
     seal(tender)
