@@ -178,7 +178,7 @@ def test_decline_redraws_and_the_public_json_replays_it(app, pool):
     assert replacement.user_id != expert.id
     assert replacement.drawn_for == first.drawn_for
 
-    public = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json")
+    public = published_in_full(app, tender)
     assert public.status_code == 200
     data = public.get_json()
     assert data["redraws"] == [{"vacated": expert.id, "cause": "declined"}]
@@ -247,6 +247,19 @@ def test_declaration_before_anything_and_removal_with_a_reason(app, pool):
         select(AuditEvent).where(AuditEvent.action == "panel.member_removed")
     )
     assert json.loads(removed.data)["reason"] == "Shareholder of a bidder."
+
+
+def published_in_full(app, tender, status=TenderStatus.AWARDED):
+    """draw.json as it is once the result is decided (the tender's status set for the
+    request only, then put back)."""
+    before = tender.status
+    tender.status = status
+    db.session.commit()
+    try:
+        return app.test_client().get(f"/panels/tenders/{tender.id}/draw.json")
+    finally:
+        tender.status = before
+        db.session.commit()
 
 
 def draw_seed(tender) -> str:
@@ -389,7 +402,7 @@ def test_a_decline_with_no_specialist_left_leaves_the_seat_vacant(pool):
         }
     ]
     assert ops.vacant_positions(tender) == [member.position]
-    replayed = replay(draw.eligible, 5, draw.quotas, draw.seed, ops.public_draw(draw)["redraws"])
+    replayed = replay(draw.eligible, 5, draw.quotas, draw.seed, ops.full_draw(draw)["redraws"])
     assert replayed["panel"][member.position - 1] is None
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.declined"))
     assert json.loads(event.data)["replacement"] is None
@@ -592,7 +605,7 @@ def test_the_draw_records_every_exclusion_with_its_reasons(app, pool, make_tende
     assert eligible[-1].id not in {e["id"] for e in draw.eligible}
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.drawn"))
     assert json.loads(event.data)["excluded"] == draw.excluded
-    public = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json").get_json()
+    public = published_in_full(app, tender).get_json()
     assert public["excluded"] == {
         "bidder_employer": 1,
         "bidder_relationship": 1,
@@ -617,7 +630,7 @@ def current_panel(tender) -> list[int | None]:
 
 
 def replay_published(app, tender) -> dict:
-    data = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json").get_json()
+    data = published_in_full(app, tender).get_json()
     return replay(
         data["eligible"],
         data["size"],
@@ -831,3 +844,124 @@ def test_procuring_entity_through_the_staff_form(app, client, make_user, make_ce
     assert client.post(f"/centre/tenders/{tender.id}/edit", data=data).status_code == 400
     db.session.expire_all()
     assert db.session.get(Tender, tender.id).procuring_entity == "City Museum"
+
+
+def _integers(value, path=""):
+    """Every integer of a JSON value with its path."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _integers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _integers(item, f"{path}[]")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield path, value
+
+
+def test_draw_json_is_a_commitment_until_the_result(app, pool, make_user, tmp_path, capsys):
+    """Before the award or failure notice, anyone (anonymous, a bidder, a member of the
+    panel, the centre's staff) gets only the commitment: no expert id, nothing to replay.
+    With the failure (or award) notice the full draw is published; it replays, and the
+    commitment published earlier (before a refill, too) checks against it."""
+    from app.results import operations as results_ops
+    from evaluation.__main__ import main
+
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 5, {})
+    db.session.commit()
+    members = ops.members_of(tender)
+    callers = {"anonymous": app.test_client()}
+    for name, user in (
+        ("bidder", make_user(Role.BIDDER)),
+        ("expert", members[0].user),
+        ("staff", staff),
+    ):
+        callers[name] = app.test_client()
+        AuthActions(callers[name]).login(user)
+    url = f"/panels/tenders/{tender.id}/draw.json"
+    expert_ids = {u.id for u in pool["eligible"] + pool["excluded"]}
+
+    def commitment_for_everyone() -> dict:
+        answers = [c.get(url) for c in callers.values()]
+        assert all(a.status_code == 200 for a in answers)
+        bodies = [a.get_json() for a in answers]
+        assert all(b == bodies[0] for b in bodies)
+        body = bodies[0]
+        assert body["state"] == "commitment"
+        assert not {"eligible", "redraws", "excluded", "nonce"} & set(body)
+        allowed = {".tender_id", ".size", ".redraw_count"}
+        assert {p for p, _ in _integers(body)} <= allowed | {f".quotas.{k}" for k in body["quotas"]}
+        text = answers[0].get_data(as_text=True)
+        for user_id in expert_ids:
+            assert f'"id": {user_id}' not in text and f'"vacated": {user_id}' not in text
+        return body
+
+    before_refill = commitment_for_everyone()
+    assert before_refill["redraw_count"] == 0
+    # A member declines: the commitment moves on (one refill), still naming nobody.
+    ops.decline_invitation(members[-1].user, tender, "Abroad")
+    db.session.commit()
+    after_refill = commitment_for_everyone()
+    assert after_refill["redraw_count"] == 1
+    assert after_refill["outcome_sha256"] != before_refill["outcome_sha256"]
+    assert after_refill["eligible_sha256"] == before_refill["eligible_sha256"]
+    # The commitment is not a replayable draw.
+    earlier = tmp_path / "commitment.json"
+    earlier.write_text(json.dumps(before_refill))
+    assert main(["draw-replay", str(earlier)]) == 2
+    assert "is a commitment, not the full draw" in capsys.readouterr().err
+
+    # The failure notice publishes the full draw, to every caller alike.
+    tender.status = TenderStatus.OPENED
+    db.session.commit()
+    results_ops.declare_failed(staff, tender, "other", "Every bid was non-compliant.")
+    db.session.commit()
+    answers = [c.get(url).get_json() for c in callers.values()]
+    assert all(a == answers[0] for a in answers)
+    full = answers[0]
+    assert full["state"] == "full" and len(full["nonce"]) == 64
+    assert {e["id"] for e in full["eligible"]} == {u.id for u in pool["eligible"]}
+    assert full["redraws"] == [{"vacated": members[-1].user_id, "cause": "declined"}]
+    path = tmp_path / "draw.json"
+    path.write_text(json.dumps(full))
+    for commitment_file, published in (
+        (earlier, before_refill),
+        (tmp_path / "later.json", after_refill),
+    ):
+        commitment_file.write_text(json.dumps(published))
+        assert main(["draw-replay", str(path), "--commitment", str(commitment_file)]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["seed_matches_inputs"] and out["commitment_matches"]
+        assert out["panel"] == current_panel(tender)
+    # A full file that is not the draw committed to is caught: one eligible expert left out.
+    forged = dict(full, eligible=full["eligible"][1:])
+    path.write_text(json.dumps(forged))
+    assert main(["draw-replay", str(path), "--commitment", str(earlier)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert not out["commitment_matches"]
+    assert any(d.startswith("eligible_sha256") for d in out["commitment_differences"])
+    # And a full file with another salt (as one would need to pass off another draw).
+    path.write_text(json.dumps(dict(full, nonce="00" * 32)))
+    assert main(["draw-replay", str(path), "--commitment", str(earlier)]) == 1
+    capsys.readouterr()
+
+
+def test_draw_json_is_full_with_the_award_notice(app, pool):
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 5, {})
+    db.session.commit()
+    client = app.test_client()
+    url = f"/panels/tenders/{tender.id}/draw.json"
+    assert client.get(url).get_json()["state"] == "commitment"
+    for status in (TenderStatus.OPENED, TenderStatus.EVALUATING, TenderStatus.CANDIDATES):
+        tender.status = status
+        db.session.commit()
+        assert client.get(url).get_json()["state"] == "commitment", status
+    tender.status = TenderStatus.AWARDED  # as publish_award leaves it
+    db.session.commit()
+    full = client.get(url).get_json()
+    assert full["state"] == "full"
+    replayed = replay(full["eligible"], 5, full["quotas"], full["seed"], full["redraws"])
+    assert replayed["panel"] == current_panel(tender)
