@@ -706,8 +706,6 @@ def save_expert_profile(
     require(actor, Permission.MANAGE_TENDERS, centre_id)
     if centre_id is None:
         require(actor, Permission.MANAGE_USERS)
-    if expert.role != Role.EXPERT:
-        raise OperationError(_l("Only expert accounts join the pool."), code="not_expert")
     current = db.session.get(ExpertProfile, expert.id)
     owner = current.centre_id if current is not None else expert.centre_id
     if current is not None and owner is None and not can(actor, Permission.MANAGE_USERS):
@@ -722,6 +720,8 @@ def save_expert_profile(
             code="other_centre_expert",
             status=403,
         )
+    if expert.role != Role.EXPERT:
+        raise OperationError(_l("Only expert accounts join the pool."), code="not_expert")
     unknown = set(specialties) - set(SPECIALTIES)
     if unknown:
         raise OperationError(

@@ -381,6 +381,41 @@ def test_staff_edit_only_their_own_centres_experts(app, make_user, make_centre):
     assert _profile_state(free)[0] == centre_b.id
 
 
+def test_the_pool_through_the_api(app, make_user, make_centre):
+    centre_a, centre_b = make_centre(), make_centre()
+    staff_a = make_user(Role.STAFF, centre=centre_a)
+    staff_b = make_user(Role.STAFF, centre=centre_b)
+    expert = make_user(Role.EXPERT)
+    client = app.test_client()
+    url = f"/api/v1/experts/{expert.id}/profile"
+    body = {"specialties": ["civil"], "employer": "A Institute", "available": True}
+    answer = client.put(url, json=body, headers=token_for(staff_a))
+    assert answer.status_code == 200
+    assert answer.get_json()["centre_id"] == centre_a.id
+    before = _profile_state(expert)
+    # Staff of B: refused with a stable code, nothing changed, not even the availability.
+    takeover = {"specialties": ["medical"], "employer": "B", "available": False}
+    answer = client.put(url, json=takeover, headers=token_for(staff_b))
+    assert answer.status_code == 403
+    assert answer.get_json()["error"] == "other_centre_expert"
+    assert _profile_state(expert) == before
+    answer = client.put(url, json={**takeover, "city_pool": True}, headers=token_for(staff_b))
+    assert answer.status_code == 403 and _profile_state(expert) == before
+    # The pools listed: A's staff see the expert, B's do not.
+    listed = client.get("/api/v1/experts/pool", headers=token_for(staff_a)).get_json()
+    assert [p["user_id"] for p in listed] == [expert.id]
+    assert client.get("/api/v1/experts/pool", headers=token_for(staff_b)).get_json() == []
+    # Bad input: a clear 422 (the API's validation answer), nothing stored.
+    answer = client.put(url, json={"specialties": ["astrology"]}, headers=token_for(staff_a))
+    assert answer.status_code == 422 and _profile_state(expert) == before
+    assert (
+        client.put(
+            "/api/v1/experts/999999/profile", json={}, headers=token_for(staff_a)
+        ).status_code
+        == 404
+    )
+
+
 def test_a_decline_with_no_specialist_left_leaves_the_seat_vacant(pool):
     tender, staff = pool["tender"], pool["staff"]
     seal(tender)
