@@ -88,20 +88,49 @@ def _parser() -> argparse.ArgumentParser:
         description="Recompute a panel draw from the JSON the platform publishes at "
         "/panels/tenders/ID/draw.json: check the seed against its inputs (sealing-record "
         "Merkle root and draw time), then print the initially drawn and the current panel "
-        "(user ids; null for a seat left vacant). `non_technical` lists the specialties that do "
+        "(user ids; null for a seat left vacant) and the commitment the file makes (seed, "
+        "salted hashes of the eligible list and of the outcome). Before the award or failure "
+        "notice draw.json holds only that commitment; with --commitment, check it against "
+        "the full file published with the result. `non_technical` lists the specialties that do "
         "not count toward the two-thirds of technical or economic seats (default: legal). "
-        "Exit 0 when the seed matches its inputs, 1 when it does not, 2 when FILE "
+        "Exit 0 when the seed matches its inputs (and the full file the commitment), 1 when "
+        "it does not, 2 when FILE "
         "cannot be used.",
     )
     p_replay.add_argument("file", metavar="FILE", help="draw JSON, or - for stdin")
+    p_replay.add_argument(
+        "--commitment",
+        metavar="EARLIER",
+        help="the commitment published before the result (draw.json then): check that FILE, "
+        "the full draw published with the award or failure notice, is the draw it committed "
+        "to (exit 1 when it is not)",
+    )
     return parser
 
 
-def _draw_replay(data: bytes) -> int:
-    from evaluation.draw import NON_TECHNICAL, DrawError, replay, seed_from
+COMMITMENT_ONLY = (
+    "{name} is a commitment, not the full draw: until the award or failure notice the "
+    "platform publishes only the seed and the hashes of the eligible list and of the outcome. "
+    "Replay the full draw file published with the result, and give this file with "
+    "--commitment to check that it is the draw committed to."
+)
+
+
+def _draw_replay(data: bytes, name: str, earlier_name: str | None) -> int:
+    from evaluation.draw import (
+        NON_TECHNICAL,
+        DrawError,
+        check_commitment,
+        commitment,
+        replay,
+        seed_from,
+    )
 
     try:
         doc = json.loads(data)
+        if isinstance(doc, dict) and "eligible" not in doc and "eligible_sha256" in doc:
+            print(f"error: {COMMITMENT_ONLY.format(name=name)}", file=sys.stderr)
+            return EXIT_UNUSABLE
         inputs = doc["seed_inputs"]
         expected = seed_from(inputs["merkle_root"], inputs["draw_time"]).hex()
         result = replay(
@@ -112,11 +141,26 @@ def _draw_replay(data: bytes) -> int:
             doc.get("redraws", ()),
             frozenset(doc.get("non_technical", NON_TECHNICAL)),
         )
-    except (ValueError, KeyError, TypeError, DrawError) as exc:
+        committed = commitment(doc)
+    except (ValueError, KeyError, TypeError, AttributeError, DrawError) as exc:
         print(f"error: not a replayable draw: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    sys.stdout.write(json.dumps({"seed_matches_inputs": expected == doc["seed"], **result}) + "\n")
-    return EXIT_OK if expected == doc["seed"] else EXIT_DIFFERENT
+    out = {"seed_matches_inputs": expected == doc["seed"], **result, "commitment": committed}
+    differences: list[str] = []
+    if earlier_name is not None:
+        try:
+            earlier = json.loads(_read(earlier_name))
+            differences = check_commitment(doc, earlier)
+        except OSError as exc:
+            print(f"error: cannot read {earlier_name}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        except (ValueError, KeyError, TypeError, AttributeError, DrawError) as exc:
+            print(f"error: {earlier_name} is not a usable commitment: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        out["commitment_matches"] = not differences
+        out["commitment_differences"] = differences
+    sys.stdout.write(json.dumps(out) + "\n")
+    return EXIT_OK if expected == doc["seed"] and not differences else EXIT_DIFFERENT
 
 
 def _check_signatures(name: str, data: bytes, trust: str | None) -> int | None:
@@ -165,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     if args.command == "draw-replay":
-        return _draw_replay(data)
+        return _draw_replay(data, args.file, args.commitment)
     signatures_failed = False
     if is_pdf(data):
         from evaluation.pdf import EmbeddedFileError, has_signatures, scoring_file_from_pdf

@@ -87,7 +87,10 @@ def _started_tender(tender_id: int) -> Tender:
     description="Each opened bid by opening sequence and company: compliance verdict and "
     "reasons (translated), required checks, price and commercial scores, abnormally-low "
     "flags and justification; the price benchmark and its working. While the review is "
-    "open, checks not yet recorded count as passed (`provisional`).",
+    "open, checks not yet recorded count as passed (`provisional`). Until unblinding the "
+    "`technical_part_anonymous` check reads `blind` on every bid (`failed` only on a bid whose "
+    "technical part was rejected): the anonymity questions are decided by technical code, "
+    "and only their number (`open_questions.anonymity`) shows here.",
     responses=error_responses(403, 404),
 )
 def evaluation_review(tender_id: int) -> dict:
