@@ -8,6 +8,7 @@ import re
 import pytest
 
 from app.core.urls import public_url
+from tests.factories import PASSWORD
 
 
 def link_in(message) -> str:
@@ -192,3 +193,247 @@ def test_a_cookie_signed_with_the_published_key_opens_nothing(app, client, make_
     # The same cookie signed with the app's real key does open it: the probe is real.
     client.set_cookie("fairbid_session", _forged_session_cookie(app, admin, app.secret_key))
     assert client.get("/admin/users", headers=headers).status_code == 200
+
+
+# --- item 10: signing out (and a password reset, a role change, disabling) ends every copy ---
+
+
+def _copy_of_session(client, app):
+    """A second browser holding a copy of `client`'s session cookie."""
+    stolen = app.test_client()
+    stolen.set_cookie("fairbid_session", client.get_cookie("fairbid_session").value)
+    return stolen
+
+
+def _signed_in(client) -> bool:
+    return client.get("/accounts/profile").status_code == 200
+
+
+def test_a_copied_cookie_stops_working_after_sign_out(app, client, auth, make_user):
+    from app.accounts.models import Role
+
+    staff = make_user(Role.STAFF)
+    auth.login(staff)
+    copy = _copy_of_session(client, app)
+    assert _signed_in(copy)
+    auth.logout()
+    assert not _signed_in(client)
+    assert not _signed_in(copy)
+    response = copy.get("/centre/templates/")
+    assert response.status_code == 302 and "/accounts/login" in response.headers["Location"]
+
+
+def test_a_password_reset_ends_other_sessions(app, client, auth, make_user, outbox):
+    user = make_user()
+    auth.login(user)
+    assert _signed_in(client)
+    other = app.test_client()
+    other.post("/accounts/reset", data={"email": user.email})
+    new = "another long password"
+    response = other.post(link_in(outbox[0]), data={"password": new, "confirm": new})
+    assert response.status_code == 302
+    assert not _signed_in(client)
+    auth.login(user, password=new)
+    assert _signed_in(client)
+
+
+def test_a_role_change_or_disabling_ends_the_users_sessions(app, client, auth, make_user):
+    from app.accounts import operations
+    from app.accounts.models import Role
+    from app.core.boundary import commit
+
+    admin = make_user(Role.ADMIN)
+    expert = make_user(Role.EXPERT)
+    auth.login(expert)
+    assert _signed_in(client)
+    operations.change_role(admin, expert, Role.SUPERVISOR, None)
+    commit()
+    assert not _signed_in(client)
+    bidder = make_user()
+    auth.login(bidder)
+    assert _signed_in(client)
+    operations.set_enabled(admin, bidder, False)
+    commit()
+    assert not _signed_in(client)
+
+
+def test_x_forwarded_for_is_ignored_without_a_configured_proxy(app, client, make_user):
+    from sqlalchemy import select
+
+    from app.audit import AuditEvent
+    from app.extensions import db
+
+    assert app.config["PROXY_COUNT"] == 0
+    user = make_user()
+    limit = int(app.config["RATELIMIT_LOGIN"].split()[0])
+    statuses = []
+    for n in range(limit + 1):
+        response = client.post(
+            "/accounts/login",
+            data={"email": f"nobody{n}@example.com", "password": "wrong password"},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        )
+        statuses.append(response.status_code)
+    # One client address, however many it claims: the per-address limit applies.
+    assert statuses[:limit] == [401] * limit and statuses[-1] == 429
+    ips = db.session.scalars(
+        select(AuditEvent.ip).where(AuditEvent.action == "auth.sign_in_failed")
+    ).all()
+    assert ips and set(ips) == {"127.0.0.1"}
+    # Session protection ignores the header too: a copied cookie sent with the victim's
+    # claimed address from another browser is still the same client to it only by UA.
+    assert user.id
+
+
+def test_a_configured_proxy_count_trusts_that_many_hops(tmp_path):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from config import TestingConfig
+
+    app = _bare_app(TestingConfig, tmp_path, PROXY_COUNT=1)
+    assert isinstance(app.wsgi_app, ProxyFix) and app.wsgi_app.x_for == 1
+    seen = {}
+
+    @app.get("/probe-address")
+    def probe():
+        from flask import request
+
+        seen["ip"] = request.remote_addr
+        return "ok"
+
+    app.test_client().get("/probe-address", headers={"X-Forwarded-For": "198.51.100.7"})
+    assert seen["ip"] == "198.51.100.7"
+    assert not isinstance(_bare_app(TestingConfig, tmp_path / "b").wsgi_app, ProxyFix)
+
+
+# --- item 12: TOTP secrets sealed at rest; the pending enrolment stays on the server --------
+
+
+def test_totp_secrets_are_sealed_in_the_database(app, make_user):
+    import sqlalchemy as sa
+
+    from app.accounts.models import Role
+    from app.extensions import db
+
+    staff = make_user(Role.STAFF)
+    secret = staff.totp_secret
+    db.session.commit()
+    stored = db.session.execute(
+        sa.text("SELECT totp_secret_sealed FROM user_account WHERE id = :id"), {"id": staff.id}
+    ).scalar_one()
+    assert stored.startswith("v1:") and secret not in stored
+    columns = {c["name"] for c in sa.inspect(db.session.connection()).get_columns("user_account")}
+    assert "totp_secret" not in columns
+
+
+def test_the_enrolment_secret_never_rides_in_the_cookie(app, client, make_user):
+    import pyotp
+
+    from app.accounts.models import Role
+    from app.extensions import db
+
+    staff = make_user(Role.STAFF, totp=False)
+    client.post("/accounts/login", data={"email": staff.email, "password": PASSWORD})
+    page = client.get("/accounts/two-factor")
+    secret = re.search(rb'id="totp-secret">([A-Z2-7]+)<', page.data).group(1).decode()
+    cookie = client.get_cookie("fairbid_session").value
+    session = app.session_interface.get_signing_serializer(app).loads(cookie)
+    assert secret not in repr(session)
+    db.session.refresh(staff)
+    assert staff.totp_pending_sealed and secret not in staff.totp_pending_sealed
+    # The same enrolment is shown again until it expires (the app is not re-scanned).
+    again = client.get("/accounts/two-factor")
+    assert secret.encode() in again.data
+    response = client.post("/accounts/two-factor", data={"code": pyotp.TOTP(secret).now()})
+    assert response.status_code == 302
+    db.session.refresh(staff)
+    assert staff.has_totp and staff.totp_secret == secret
+    assert staff.totp_pending_sealed is None
+
+
+def test_an_expired_enrolment_is_refused_and_replaced(app, client, make_user):
+    from datetime import timedelta
+
+    import pyotp
+
+    from app.accounts.models import Role
+    from app.extensions import db
+
+    staff = make_user(Role.STAFF, totp=False)
+    client.post("/accounts/login", data={"email": staff.email, "password": PASSWORD})
+    page = client.get("/accounts/two-factor")
+    secret = re.search(rb'id="totp-secret">([A-Z2-7]+)<', page.data).group(1).decode()
+    db.session.refresh(staff)
+    staff.totp_pending_at -= timedelta(seconds=app.config["TOTP_ENROLMENT_SECONDS"] + 1)
+    db.session.commit()
+    response = client.post("/accounts/two-factor", data={"code": pyotp.TOTP(secret).now()})
+    assert response.status_code == 200
+    assert b"This set-up has expired" in response.data
+    assert secret.encode() not in response.data  # a new secret to scan
+    db.session.refresh(staff)
+    assert not staff.has_totp
+
+
+def test_totp_key_rotation(app, runner, make_user):
+    from app.accounts import security
+    from app.accounts.models import Role
+    from app.extensions import db
+
+    staff = make_user(Role.STAFF)
+    secret = staff.totp_secret
+    db.session.commit()
+    old_sealed = staff.totp_secret_sealed
+    app.config["FAIRBID_TOTP_KEY"] = "a new TOTP key of at least thirty-two characters"
+    try:
+        # A new key alone does not open the old secrets: an error, never "not enrolled".
+        with pytest.raises(security.TotpKeyError):
+            security.open_totp_secret(old_sealed)
+        app.config["FAIRBID_TOTP_PREVIOUS_KEYS"] = (app.config["SECRET_KEY"],)
+        assert security.open_totp_secret(old_sealed) == secret
+        result = runner.invoke(args=["users", "reseal-totp"])
+        assert result.exit_code == 0 and "1 users" in result.output
+        db.session.expire_all()
+        staff = db.session.get(type(staff), staff.id)
+        assert staff.totp_secret_sealed != old_sealed
+        app.config["FAIRBID_TOTP_PREVIOUS_KEYS"] = ()
+        assert staff.totp_secret == secret
+    finally:
+        app.config["FAIRBID_TOTP_KEY"] = ""
+        app.config["FAIRBID_TOTP_PREVIOUS_KEYS"] = ()
+
+
+def test_the_migration_seals_existing_secrets_and_the_downgrade_opens_them(tmp_path_factory):
+    import sqlalchemy as sa
+    from flask_migrate import downgrade, upgrade
+
+    from app.accounts import security
+    from app.extensions import db
+    from tests.conftest import build_app, dispose
+
+    app = build_app(tmp_path_factory, "totp_migration")
+    with app.app_context():
+        downgrade(revision="8e76199cd94a")
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO user_account (email, full_name, password_hash, role, "
+                    "is_enabled, totp_secret, totp_last_step, created_at, session_version) "
+                    "VALUES ('s@example.com', 'S', 'x', 'staff', true, 'JBSWY3DPEHPK3PXP', 0, "
+                    "CURRENT_TIMESTAMP, 0)"
+                )
+            )
+        upgrade()
+        with db.engine.connect() as connection:
+            sealed = connection.execute(
+                sa.text("SELECT totp_secret_sealed FROM user_account")
+            ).scalar_one()
+        assert "JBSWY3DPEHPK3PXP" not in sealed
+        assert security.open_totp_secret(sealed) == "JBSWY3DPEHPK3PXP"
+        downgrade(revision="8e76199cd94a")
+        with db.engine.connect() as connection:
+            plain = connection.execute(sa.text("SELECT totp_secret FROM user_account")).scalar_one()
+        assert plain == "JBSWY3DPEHPK3PXP"
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM user_account"))
+        upgrade()
+    dispose(app)
