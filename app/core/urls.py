@@ -8,12 +8,12 @@ from werkzeug.exceptions import BadRequest, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wsgi import get_host
 
+from config import public_url_problem
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-from config import public_url_problem
 
 
 def safe_next(target: str | None, default: str) -> str:

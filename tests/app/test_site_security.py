@@ -257,14 +257,13 @@ def test_a_role_change_or_disabling_ends_the_users_sessions(app, client, auth, m
     assert not _signed_in(client)
 
 
-def test_x_forwarded_for_is_ignored_without_a_configured_proxy(app, client, make_user):
+def test_x_forwarded_for_is_ignored_without_a_configured_proxy(app, client):
     from sqlalchemy import select
 
     from app.audit import AuditEvent
     from app.extensions import db
 
     assert app.config["PROXY_COUNT"] == 0
-    user = make_user()
     limit = int(app.config["RATELIMIT_LOGIN"].split()[0])
     statuses = []
     for n in range(limit + 1):
@@ -280,9 +279,18 @@ def test_x_forwarded_for_is_ignored_without_a_configured_proxy(app, client, make
         select(AuditEvent.ip).where(AuditEvent.action == "auth.sign_in_failed")
     ).all()
     assert ips and set(ips) == {"127.0.0.1"}
-    # Session protection ignores the header too: a copied cookie sent with the victim's
-    # claimed address from another browser is still the same client to it only by UA.
-    assert user.id
+    # Session protection ignores the header too: claiming the victim's address in
+    # X-Forwarded-For does not make another client look like the victim's browser.
+    from app.web import session_identifier
+
+    def identifier(**headers) -> str:
+        with app.test_request_context(
+            "/", headers=headers, environ_base={"REMOTE_ADDR": "192.0.2.1"}
+        ):
+            return session_identifier()
+
+    assert identifier(**{"X-Forwarded-For": "198.51.100.7"}) == identifier()
+    assert identifier(**{"User-Agent": "other"}) != identifier()
 
 
 def test_a_configured_proxy_count_trusts_that_many_hops(tmp_path):
