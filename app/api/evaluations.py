@@ -12,7 +12,7 @@ from __future__ import annotations
 from apiflask import Schema
 from apiflask.fields import Boolean, Integer, String
 from apiflask.validators import Length, Range
-from flask import abort, request, url_for
+from flask import abort, request
 from flask_babel import lazy_gettext as _l
 
 from app.accounts.models import Role
@@ -21,6 +21,7 @@ from app.api.roles import BIDDERS, TENDER_MANAGERS
 from app.api.schemas import error_responses
 from app.core.boundary import transactional
 from app.core.errors import OperationError
+from app.core.urls import public_url
 from app.evaluations import operations, presentation, queries
 from app.opening.models import EvaluatedBid
 from app.panels.access import panel_or_overseer_tender, panel_tender
@@ -178,7 +179,7 @@ def evaluation_request_justification(tender_id: int, bid_id: int, body: dict) ->
         tender,
         bid_id,
         body.get("days"),
-        link=url_for("evaluations.justification", tender_id=tender.id, _external=True),
+        link=public_url("evaluations.justification", tender_id=tender.id),
     )
     return _review(tender)
 
