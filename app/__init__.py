@@ -28,6 +28,11 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     app.config.from_object(config)
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
+    from app.core.instance_secret import ensure_secret_key
+    from app.core.urls import configure_public_url
+
+    ensure_secret_key(app)
+    configure_public_url(app)
     logging.basicConfig(level=logging.INFO)
     for noisy in ("alembic.runtime.plugins", "weasyprint", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,8 +1,8 @@
 """clock steps and alerts
 
-Revision ID: 908228324bb8
-Revises: e47ef6e40d71
-Create Date: 2026-12-04 18:51:49.706984+00:00
+Revision ID: daf3e9fadac0
+Revises: 1216a2a5613e
+Create Date: 2026-12-04 19:21:15.013754+00:00
 
 """
 from alembic import op
@@ -12,8 +12,8 @@ import app.core.types
 
 
 # revision identifiers, used by Alembic.
-revision = '908228324bb8'
-down_revision = 'e47ef6e40d71'
+revision = 'daf3e9fadac0'
+down_revision = '1216a2a5613e'
 branch_labels = None
 depends_on = None
 
