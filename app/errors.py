@@ -104,7 +104,10 @@ def init_app(app: Flask) -> None:
         status = error.code or 500
         # Our own aborts carry a specific description; werkzeug's defaults are English-only.
         custom = error.description if getattr(error, "fairbid_message", False) else None
-        response = error_response(status, custom)
+        # A stable code where clients act on it: a 429 means wait and retry.
+        response = error_response(
+            status, custom, code="too_many_attempts" if status == 429 else None
+        )
         if status == 405 and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response

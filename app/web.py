@@ -3,7 +3,9 @@ what every template can see."""
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Iterator
 
 from flask import Flask, flash, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
@@ -11,6 +13,7 @@ from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.accounts.models import User
+from app.core.errors import OperationError
 from app.errors import abort_with
 from app.extensions import db, login_manager, redis_client
 
@@ -53,6 +56,70 @@ def _reject_undecodable_forms() -> None:
         abort_with(400, _l("The form was not sent as UTF-8 text."))
 
 
+# Integers the databases can hold (SQLite and PostgreSQL: 64-bit at most).
+MAX_INT = 2**63 - 1
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _unstorable(value: object) -> str | None:
+    """Why a value of the request cannot reach the database, or None."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+            return "invalid_character"
+        if len(value) > 18 and _INTEGER.fullmatch(value):
+            digits = value.strip().lstrip("+-").lstrip("0")
+            # Compared as text first: int() refuses strings of thousands of digits.
+            if len(digits) > 19 or (len(digits) == 19 and int(digits) > MAX_INT):
+                return "number_out_of_range"
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return "number_out_of_range"
+    return None
+
+
+def _request_values() -> Iterator[object]:
+    """Every key and value the request carries: path, query, form, file names, JSON."""
+    yield request.path
+    for multi in (request.args, request.form):
+        for key, values in multi.lists():
+            yield key
+            yield from values
+    for key, storage in request.files.items(multi=True):
+        yield key
+        yield storage.filename or ""
+    if request.is_json:
+        stack = [request.get_json(silent=True)]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                yield from item.keys()
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+            else:
+                yield item
+
+
+def _reject_unstorable_input() -> None:
+    """One check for every route, before any view reads the request: a NUL byte or a lone
+    surrogate (PostgreSQL refuses both) or an integer beyond 64 bits (an OverflowError in
+    SQLite, an out-of-range error in PostgreSQL) answers 400 with a stable code."""
+    for value in _request_values():
+        problem = _unstorable(value)
+        if problem == "invalid_character":
+            raise OperationError(
+                _l(
+                    "The request contains a character that cannot be stored (a NUL byte or "
+                    "an unpaired surrogate). Remove it and try again."
+                ),
+                code=problem,
+            )
+        if problem == "number_out_of_range":
+            raise OperationError(
+                _l("A number in the request is too large. Check what you sent and try again."),
+                code=problem,
+            )
+
+
 def _enforce_second_factor() -> Response | None:
     """A privileged user whose session did not pass TOTP is signed out (e.g. a role that
     became privileged while signed in)."""
@@ -76,6 +143,7 @@ def init_app(app: Flask) -> None:
     def before_request() -> Response | None:
         if request.method in {"POST", "PUT", "PATCH"}:
             _reject_undecodable_forms()
+        _reject_unstorable_input()
         return _enforce_second_factor()
 
     @app.context_processor

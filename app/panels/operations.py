@@ -37,6 +37,7 @@ from app.bids.models import Bid
 from app.bids.operations import sealing_record_of
 from app.companies.models import Company, CompanyAlias
 from app.core.errors import Conflict, OperationError
+from app.core.text import clean_name
 from app.core.types import utcnow
 from app.extensions import db
 from app.panels.models import (
@@ -638,6 +639,7 @@ def save_expert_profile(
         require(actor, Permission.MANAGE_USERS)
     if expert.role != Role.EXPERT:
         raise OperationError(_l("Only expert accounts join the pool."), code="not_expert")
+    employer = clean_name(employer, _l("Employer"))
     unknown = set(specialties) - set(SPECIALTIES)
     if unknown:
         raise OperationError(
