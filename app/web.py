@@ -14,7 +14,8 @@ from werkzeug.wrappers import Response
 
 from app.accounts.models import User
 from app.core.errors import OperationError
-from app.errors import abort_with
+from app.core.urls import MAX_ROUTE_INT
+from app.errors import NUMBER_TOO_LARGE, abort_with
 from app.extensions import db, login_manager, redis_client
 
 SECOND_FACTOR_KEY = "second_factor_ok"
@@ -56,55 +57,73 @@ def _reject_undecodable_forms() -> None:
         abort_with(400, _l("The form was not sent as UTF-8 text."))
 
 
-# Integers the databases can hold (SQLite and PostgreSQL: 64-bit at most).
+# Integers the databases can hold (SQLite and PostgreSQL: 64-bit at most), and ids: every
+# field named `id`, `..._id` or `..._ids` refers to an INTEGER column, 32-bit on PostgreSQL
+# (the same bound as `<int:...>` routes).
 MAX_INT = 2**63 - 1
 _INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
-def _unstorable(value: object) -> str | None:
+def _is_id(key: str | None) -> bool:
+    return key is not None and (key == "id" or key.endswith(("_id", "_ids")))
+
+
+def _too_large(number: int | str, bound: int) -> bool:
+    if isinstance(number, str):
+        digits = number.strip().lstrip("+-").lstrip("0")
+        # Compared as text first: int() refuses strings of thousands of digits.
+        if len(digits) > len(str(bound)):
+            return True
+        number = int(digits or "0")
+    return abs(number) > bound
+
+
+def _unstorable(key: str | None, value: object) -> str | None:
     """Why a value of the request cannot reach the database, or None."""
+    bound = MAX_ROUTE_INT if _is_id(key) else MAX_INT
     if isinstance(value, str):
         if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
             return "invalid_character"
-        if len(value) > 18 and _INTEGER.fullmatch(value):
-            digits = value.strip().lstrip("+-").lstrip("0")
-            # Compared as text first: int() refuses strings of thousands of digits.
-            if len(digits) > 19 or (len(digits) == 19 and int(digits) > MAX_INT):
-                return "number_out_of_range"
-    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        if len(value) >= len(str(bound)) and _INTEGER.fullmatch(value) and _too_large(value, bound):
+            return "number_out_of_range"
+    elif isinstance(value, int) and not isinstance(value, bool) and _too_large(value, bound):
         return "number_out_of_range"
     return None
 
 
-def _request_values() -> Iterator[object]:
-    """Every key and value the request carries: path, query, form, file names, JSON."""
-    yield request.path
+def _request_items() -> Iterator[tuple[str | None, object]]:
+    """Every key and value the request carries (path, query, form, file names, JSON), each
+    value with the name it came under."""
+    yield None, request.path
     for multi in (request.args, request.form):
         for key, values in multi.lists():
-            yield key
-            yield from values
+            yield None, key
+            for value in values:
+                yield key, value
     for key, storage in request.files.items(multi=True):
-        yield key
-        yield storage.filename or ""
+        yield None, key
+        yield None, storage.filename or ""
     if request.is_json:
-        stack = [request.get_json(silent=True)]
+        stack: list[tuple[str | None, object]] = [(None, request.get_json(silent=True))]
         while stack:
-            item = stack.pop()
+            name, item = stack.pop()
             if isinstance(item, dict):
-                yield from item.keys()
-                stack.extend(item.values())
+                for key, value in item.items():
+                    yield None, key
+                    stack.append((key, value))
             elif isinstance(item, list):
-                stack.extend(item)
+                stack.extend((name, value) for value in item)
             else:
-                yield item
+                yield name, item
 
 
 def _reject_unstorable_input() -> None:
     """One check for every route, before any view reads the request: a NUL byte or a lone
-    surrogate (PostgreSQL refuses both) or an integer beyond 64 bits (an OverflowError in
-    SQLite, an out-of-range error in PostgreSQL) answers 400 with a stable code."""
-    for value in _request_values():
-        problem = _unstorable(value)
+    surrogate (PostgreSQL refuses both), an integer beyond 64 bits (an OverflowError in
+    SQLite, out of range in PostgreSQL) or an id beyond 32 bits answers 400 with a stable
+    code. (Numbers made from valid ones, e.g. a page's offset, meet app.errors' net.)"""
+    for key, value in _request_items():
+        problem = _unstorable(key, value)
         if problem == "invalid_character":
             raise OperationError(
                 _l(
@@ -114,10 +133,7 @@ def _reject_unstorable_input() -> None:
                 code=problem,
             )
         if problem == "number_out_of_range":
-            raise OperationError(
-                _l("A number in the request is too large. Check what you sent and try again."),
-                code=problem,
-            )
+            raise OperationError(NUMBER_TOO_LARGE, code=problem)
 
 
 def _enforce_second_factor() -> Response | None:

@@ -18,14 +18,16 @@ def safe_next(target: str | None, default: str) -> str:
     return target
 
 
-# The largest id any route takes: SQLite and PostgreSQL integers are at most 64-bit, and a
-# larger number reached the database as an OverflowError (500) instead of a 404.
-MAX_ROUTE_INT = 2**63 - 1
+# The largest id any route takes: ids are INTEGER columns, 32-bit on PostgreSQL (bids'
+# BigInteger ids will not pass it for a long time). A larger number reached the database as
+# an OverflowError (SQLite, beyond 64 bits) or "integer out of range" (PostgreSQL): a 500.
+MAX_ROUTE_INT = 2**31 - 1
 
 
 class BoundedIntConverter(IntegerConverter):
-    """`<int:...>` for every route: like werkzeug's, but a number beyond 64 bits does not
-    match, so the address answers 404 (registered as `int` in the app factory)."""
+    """`<int:...>` for every route: like werkzeug's, but a number beyond what an id column
+    holds does not match, so the address answers 404 (registered as `int` in the app
+    factory)."""
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", MAX_ROUTE_INT)

@@ -185,6 +185,65 @@ PROBES = [
     Probe(8, "public tender id", "GET", f"/tenders/{BIG}", 404),
     Probe(8, "public document ids", "GET", f"/tenders/{HUGE}/documents/{BIG}", 404),
     Probe(8, "API tender id", "GET", f"/api/v1/tenders/{BIG}", 404),
+    # Within 64 bits but beyond the 32-bit id columns of PostgreSQL.
+    Probe(8, "API tender id beyond 32 bits", "GET", f"/api/v1/tenders/{2**40}", 404),
+    Probe(
+        8, "staff tender id beyond 32 bits", "GET", f"/centre/tenders/{2**31}", 404, as_="web:staff"
+    ),
+    Probe(
+        8,
+        "API sign-up home centre beyond 32 bits",
+        "POST",
+        "/api/v1/companies",
+        400,
+        error="number_out_of_range",
+        json=signup_json(home_centre_id=2**40),
+    ),
+    Probe(
+        8,
+        "API tender update, custodian ids beyond 32 bits",
+        "PATCH",
+        "/api/v1/tenders/{draft}",
+        400,
+        error="number_out_of_range",
+        json={"custodian_ids": [1, 2**31]},
+        as_="bearer:staff",
+    ),
+    Probe(
+        8,
+        "API tenders centre_id beyond 32 bits",
+        "GET",
+        f"/api/v1/tenders?centre_id={2**40}",
+        400,
+        error="number_out_of_range",
+    ),
+    Probe(
+        8,
+        "sign-up home centre beyond 32 bits",
+        "POST",
+        "/accounts/signup",
+        400,
+        says="too large",
+        form=signup_form(home_centre_id=str(2**40)),
+    ),
+    # A page within 64 bits whose offset is not.
+    Probe(
+        8,
+        "API tenders page with an offset beyond 64 bits",
+        "GET",
+        f"/api/v1/tenders?page={2**62}",
+        400,
+        error="number_out_of_range",
+    ),
+    Probe(
+        8,
+        "notifications page with an offset beyond 64 bits",
+        "GET",
+        f"/bidder/notifications?page={2**62}",
+        400,
+        says="too large",
+        as_="web:bidder",
+    ),
     Probe(8, "API public key", "GET", f"/api/v1/tenders/{HUGE}/public-key", 404),
     Probe(8, "staff tender id", "GET", f"/centre/tenders/{BIG}", 404, as_="web:staff"),
     Probe(8, "staff company id", "GET", f"/centre/companies/{BIG}", 404, as_="web:staff"),
@@ -594,3 +653,55 @@ def test_names_are_stored_nfc_normalised(app, client, world):
     assert response.status_code == 200, response.get_data(as_text=True)[:1000]
     company = db.session.scalar(select(Company).where(Company.name.like("Caf%")))
     assert company.name == "Caf\u00e9 Ltd"
+
+
+def test_attempts_add_up_across_entry_points(app, world):
+    """The limit is one per account: guesses spread over sign-in, the API token request and
+    publication from several addresses count together, and the next try anywhere is a 429
+    that stores nothing."""
+    from app.tenders.models import Tender
+
+    users, names = world
+    staff = users["staff"]
+    api = app.test_client()
+    headers = token_for(staff)
+    limiter.reset()
+    allowed = int(app.config["RATELIMIT_LOGIN_ACCOUNT"].split()[0])
+    attempts = [
+        ("/accounts/login", {"data": {"email": staff.email, "password": "wrong password 1"}}),
+        ("/api/v1/tokens", {"json": {"email": staff.email, "password": "wrong password 2"}}),
+        (f"/api/v1/tenders/{names['draft']}/publish", {"json": {"totp_code": "000000"}}),
+    ]
+    for n in range(allowed):
+        url, body = attempts[n % len(attempts)]
+        response = api.post(
+            url,
+            headers=headers if "publish" in url else {},
+            environ_base={"REMOTE_ADDR": f"10.0.7.{n}"},
+            **body,
+        )
+        assert response.status_code in (401, 403), (url, response.status_code)
+    before = stored()
+    response = app.test_client().post(
+        "/accounts/login",
+        data={"email": staff.email.upper(), "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.0.7.200"},
+    )
+    assert response.status_code == 429
+    assert "Too many attempts" in response.get_data(as_text=True)
+    response = api.post(
+        f"/api/v1/tenders/{names['draft']}/publish",
+        json={"totp_code": "000000"},
+        headers=headers,
+        environ_base={"REMOTE_ADDR": "10.0.7.201"},
+    )
+    assert response.status_code == 429 and response.json["error"] == "too_many_attempts"
+    db.session.expire_all()
+    assert stored() == before
+    assert db.session.get(Tender, names["draft"]).status == "draft"
+    # Another account is not affected.
+    other = users["unenrolled"]
+    response = app.test_client().post(
+        "/accounts/login", data={"email": other.email, "password": "wrong password 1"}
+    )
+    assert response.status_code == 401
