@@ -44,11 +44,19 @@ def account_key(account: Account) -> str:
     return f"address:{request.remote_addr}"
 
 
-def account_limit(account: Callable[[], Account]) -> RouteLimit:
+def account_limit(
+    account: Callable[[], Account], *, unless: Callable[[], bool] | None = None
+) -> RouteLimit:
     """Decorator: the shared per-account limit on a route's POSTs. `account` names the
-    account the request tries (one of the functions below, or the route's own)."""
+    account the request tries (one of the functions below, or the route's own); `unless`
+    exempts requests that the route refuses before any secret is checked (e.g. a role
+    that may not countersign), so they do not spend the account's attempts."""
     return limiter.shared_limit(
-        _limit, scope=SCOPE, key_func=lambda: account_key(account()), methods=["POST"]
+        _limit,
+        scope=SCOPE,
+        key_func=lambda: account_key(account()),
+        methods=["POST"],
+        exempt_when=unless,
     )
 
 

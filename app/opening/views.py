@@ -129,7 +129,7 @@ def start(tender_id: int) -> Response | tuple[Response, int]:
 
 @bp.route("/tenders/<int:tender_id>/unlock", methods=["POST"])
 @login_required
-@account_limit(signed_in_account)
+@account_limit(signed_in_account, unless=lambda: current_user.role not in KEY_HOLDER_ROLES)
 def unlock(tender_id: int) -> Response:
     tender = public_tender(tender_id)
     form = UnlockForOpeningForm()

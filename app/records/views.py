@@ -124,7 +124,7 @@ def request_record(tender_id: int) -> Response:
 
 @bp.route("/tenders/<int:tender_id>/countersign", methods=["POST"])
 @login_required
-@account_limit(signed_in_account)
+@account_limit(signed_in_account, unless=lambda: current_user.role != Role.EXPERT)
 def countersign(tender_id: int) -> Response:
     if current_user.role != Role.EXPERT:
         abort(403)

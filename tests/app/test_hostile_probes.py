@@ -705,3 +705,13 @@ def test_attempts_add_up_across_entry_points(app, world):
         "/accounts/login", data={"email": other.email, "password": "wrong password 1"}
     )
     assert response.status_code == 401
+
+
+def test_cli_refuses_a_name_with_a_bidi_override(runner):
+    from app.accounts.models import User
+
+    name = f"Root {RLO}Admin"
+    args = ["users", "create", "--email", "root@probe.example", "--name", name, "--role", "admin"]
+    result = runner.invoke(args=[*args, "--password", PASSWORD])
+    assert result.exit_code != 0 and "U+202E" in result.output
+    assert db.session.scalar(select(User).where(User.email == "root@probe.example")) is None
