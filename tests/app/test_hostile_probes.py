@@ -12,7 +12,7 @@ from other addresses, so the probe itself is the attempt one past the limit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -43,7 +43,6 @@ class Probe:
     raw: bytes | None = None  # a JSON body as bytes, for what json.dumps cannot write
     as_: str | None = None
     after_limit: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"{self.item}-{self.name}"
@@ -326,6 +325,15 @@ PROBES = [
         400,
         error="number_out_of_range",
         json=signup_json(home_centre_id=2**64),
+    ),
+    Probe(
+        8,
+        "API sign-up home centre as a float (marshmallow makes it an integer)",
+        "POST",
+        "/api/v1/companies",
+        400,
+        error="number_out_of_range",
+        json=signup_json(home_centre_id=1e30),
     ),
     Probe(
         8,
