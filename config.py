@@ -7,13 +7,28 @@ e-mail written to files under `instance/mail/`. Production refuses to start with
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("FAIRBID_INSTANCE_DIR", BASE_DIR / "instance"))
 
-DEV_SECRET_KEY = "dev-only-secret-key-never-use-in-production"  # noqa: S105 (refused in production)
+# SHA-256 of secret keys that were published in this repository (the former development
+# and testing defaults): a key anyone can read signs sessions anyone can forge, so no mode
+# accepts one.
+PUBLISHED_SECRET_KEYS = frozenset(
+    {
+        "3ca0cf5437e8f9a9486d99fa5c213e42aacc452dd0253f35ec37b485665ac679",
+        "58b55a68b5a8fb0bec4c2e18c6253f680dc889a4a825e2d970e523d0692ce94b",
+    }
+)
+
+
+def is_published_secret(value: str | bytes) -> bool:
+    raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+    return hashlib.sha256(raw).hexdigest() in PUBLISHED_SECRET_KEYS
 
 
 def normalise_database_url(url: str) -> str:
@@ -22,6 +37,20 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def public_url_problem(url: str) -> str | None:
+    """Why `url` cannot be the site's public address (None when it can)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return "it must be an http(s) URL with a host name"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return "it must have no query, fragment or credentials"
+    return None
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
 
 def _database_url(default: str) -> str:
@@ -37,7 +66,9 @@ def _bool(name: str, default: bool) -> bool:
 
 class Config:
     ENV_NAME = "base"
-    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
+    # Empty outside production: a random key is generated on first run into
+    # <instance>/secret_key (mode 0600) and reused after (app/core/instance_secret.py).
+    SECRET_KEY = os.environ.get("SECRET_KEY", "")
     INSTANCE_DIR = INSTANCE_DIR
     SQLALCHEMY_DATABASE_URI = _database_url(f"sqlite:///{INSTANCE_DIR / 'fairbid.db'}")
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
@@ -52,6 +83,15 @@ class Config:
 
     # Sessions and cookies.
     SESSION_COOKIE_NAME = "fairbid_session"
+    # The site's public address: every link in mail, PDFs, feeds and OCDS is built on it,
+    # never on the request's Host header; requests for any other host are refused (400),
+    # except for FAIRBID_TRUSTED_HOSTS (comma-separated; ".example.gov" takes subdomains).
+    PUBLIC_URL = os.environ.get("FAIRBID_PUBLIC_URL", "")
+    EXTRA_TRUSTED_HOSTS = _list("FAIRBID_TRUSTED_HOSTS")
+    DEFAULT_TRUSTED_HOSTS: tuple[str, ...] = ()
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (ProxyFix).
+    # 0: the headers are ignored and the client address is the connection's.
+    PROXY_COUNT = int(os.environ.get("FAIRBID_PROXY_COUNT", 0))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("FAIRBID_SECURE_COOKIES", False)
@@ -101,6 +141,12 @@ class Config:
     RESET_TOKEN_MAX_AGE = 3600
     API_TOKEN_DAYS = int(os.environ.get("FAIRBID_API_TOKEN_DAYS", 90))
     TOTP_ISSUER = os.environ.get("FAIRBID_TOTP_ISSUER", "Fairbid")
+    # TOTP secrets are stored under AES-256-GCM with a key derived (HKDF) from this, or from
+    # SECRET_KEY when it is unset; the previous keys still open secrets during a rotation.
+    FAIRBID_TOTP_KEY = os.environ.get("FAIRBID_TOTP_KEY", "")
+    FAIRBID_TOTP_PREVIOUS_KEYS = _list("FAIRBID_TOTP_PREVIOUS_KEYS")
+    # A TOTP enrolment started at first sign-in stays open this long (kept in the database).
+    TOTP_ENROLMENT_SECONDS = 900
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536  # KiB
     # Argon2id locking each custodian's private key (bidding.keys.KdfParams; RFC 9106's
@@ -173,18 +219,21 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    PUBLIC_URL = os.environ.get("FAIRBID_PUBLIC_URL", "http://127.0.0.1:5000")
+    DEFAULT_TRUSTED_HOSTS = ("127.0.0.1", "localhost")
 
 
 class TestingConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
+    PUBLIC_URL = os.environ.get("FAIRBID_PUBLIC_URL", "http://localhost")
+    DEFAULT_TRUSTED_HOSTS = ("localhost", "127.0.0.1")
     WTF_CSRF_ENABLED = False
     MAIL_BACKEND = "locmem"
     # Cheap hashes keep the suite fast; production uses argon2-cffi's defaults.
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
     CUSTODIAN_KEY_KDF = {"iterations": 1, "lanes": 1, "memory_cost": 64}
-    SECRET_KEY = "testing-secret-key"  # noqa: S105
     RATELIMIT_LOGIN = "20 per minute"
     RATELIMIT_LOGIN_ACCOUNT = "5 per minute"
 
@@ -209,8 +258,12 @@ class ProductionConfig(Config):
     @classmethod
     def check(cls) -> None:
         problems = []
-        if cls.SECRET_KEY in {DEV_SECRET_KEY, ""} or len(cls.SECRET_KEY) < 32:
+        if len(cls.SECRET_KEY) < 32 or is_published_secret(cls.SECRET_KEY):
             problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if not cls.PUBLIC_URL or public_url_problem(cls.PUBLIC_URL):
+            problems.append(
+                "FAIRBID_PUBLIC_URL must be the site's public address, e.g. https://bids.example.gov"
+            )
         if not os.environ.get("DATABASE_URL"):
             problems.append("DATABASE_URL must point at PostgreSQL")
         if not cls.REDIS_URL:

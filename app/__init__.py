@@ -25,13 +25,18 @@ def create_app(config: type | None = None, **overrides) -> Flask:
         static_folder=str(config_module.BASE_DIR / "app" / "static"),
         instance_path=str(overrides.get("INSTANCE_DIR", config.INSTANCE_DIR)),
     )
-    # Before any blueprint adds its rules: every `<int:...>` route is bounded to 64 bits.
+    # Before any blueprint adds its rules: every `<int:...>` route is bounded to what an id holds.
     from app.core.urls import BoundedIntConverter
 
     app.url_map.converters["int"] = BoundedIntConverter
     app.config.from_object(config)
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
+    from app.core.instance_secret import ensure_secret_key
+    from app.core.urls import configure_public_url
+
+    ensure_secret_key(app)
+    configure_public_url(app)
     logging.basicConfig(level=logging.INFO)
     for noisy in ("alembic.runtime.plugins", "weasyprint", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -12,7 +12,12 @@ from flask.cli import AppGroup
 from app import tender_templates
 from app.accounts import security
 from app.accounts.models import CENTRE_ROLES, User
-from app.accounts.operations import check_password_strength, normalise_email, user_by_email
+from app.accounts.operations import (
+    check_password_strength,
+    normalise_email,
+    reseal_totp_secrets,
+    user_by_email,
+)
 from app.audit import append_event, chain_head, verify_chain
 from app.bids.cli import bids_cli
 from app.centres.models import TradingCentre
@@ -74,6 +79,14 @@ def audit_head() -> None:
     """Print the sequence number and hash of the newest event."""
     seq, head = chain_head()
     click.echo(f"{seq} {head}")
+
+
+@users_cli.command("reseal-totp")
+def users_reseal_totp() -> None:
+    """Seal every TOTP secret again under the current FAIRBID_TOTP_KEY (key rotation)."""
+    count = reseal_totp_secrets()
+    db.session.commit()
+    click.echo(f"resealed the TOTP secrets of {count} users")
 
 
 @centres_cli.command("create")

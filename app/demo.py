@@ -155,7 +155,7 @@ def seed(echo: Callable[[str], None] = print) -> None:
         "  .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"",
     ]
     db.session.commit()
-    with current_app.test_request_context(base_url="http://127.0.0.1:5000/"):
+    with current_app.test_request_context(base_url=current_app.config["PUBLIC_URL"]):
         lines += seed_tenders(centres["HZ"])
         db.session.commit()
         # The accounts are committed: keep their credentials before the longer drill runs.

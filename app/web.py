@@ -3,6 +3,7 @@ what every template can see."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from app.errors import NUMBER_TOO_LARGE, abort_with
 from app.extensions import db, login_manager, redis_client
 
 SECOND_FACTOR_KEY = "second_factor_ok"
+# The user's session version at sign-in; a session from before a bump is no session.
+SESSION_VERSION_KEY = "session_version"
 _REDIS_CHECK_SECONDS = 10
 _redis_state = {"checked": 0.0, "ok": True}
 
@@ -34,9 +37,21 @@ def redis_available() -> bool:
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     try:
-        return db.session.get(User, int(user_id))
+        user = db.session.get(User, int(user_id))
     except ValueError:
         return None
+    if user is None or session.get(SESSION_VERSION_KEY) != user.session_version:
+        return None
+    return user
+
+
+def session_identifier() -> str:
+    """Flask-Login's "strong" session protection ties a session to the client's address and
+    browser. Its own version takes the address from X-Forwarded-For, which any client can
+    send; this one uses the connection's address (the proxy's view of it only when
+    FAIRBID_PROXY_COUNT configures ProxyFix)."""
+    user_agent = request.headers.get("User-Agent", "")
+    return hashlib.sha512(f"{request.remote_addr}|{user_agent}".encode()).hexdigest()
 
 
 @login_manager.unauthorized_handler
@@ -154,6 +169,7 @@ def _enforce_second_factor() -> Response | None:
 def init_app(app: Flask) -> None:
     login_manager.login_view = "accounts.login"
     login_manager.session_protection = "strong"
+    login_manager._session_identifier_generator = session_identifier
 
     @app.before_request
     def before_request() -> Response | None:

@@ -1,8 +1,9 @@
 """``python -m evaluation``: score, verify and validate scoring files.
 
-Exit status: 0 done (verified); 1 ``verify`` found differences; 2 the input could not be
-used (unreadable, not a valid scoring file, a PDF without one, a usage error). A signed
-evaluation record (PDF) is read through its embedded scoring.json (evaluation.pdf).
+Exit status: 0 done (verified); 1 ``verify`` found differences or a bad signature; 2 the
+input could not be used (unreadable, not a valid scoring file, a PDF without one, a usage
+error). A signed evaluation record (PDF) is verified with its signatures (``--trust``), then
+through its embedded scoring.json (evaluation.pdf).
 """
 
 from __future__ import annotations
@@ -58,12 +59,21 @@ def _parser() -> argparse.ArgumentParser:
     p_score.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
     p_verify = sub.add_parser(
         "verify",
-        help="recompute the result and list every difference",
-        description="Recompute the result from the input part of FILE and compare it with "
-        "the recorded one. Exit 0 when identical, 1 listing every difference, 2 when FILE "
-        "cannot be used.",
+        help="check a record's signatures, recompute the result and list every difference",
+        description="For a signed evaluation record (PDF): check every signature against "
+        "the trust root given with --trust (intact, valid, trusted), that the last one "
+        "covers the whole file, and that the embedded scoring.json is the one the platform "
+        "signed. Then recompute the result from the input part of the scoring file and "
+        "compare it with the recorded one. Exit 0 when all holds, 1 naming every problem "
+        "or difference, 2 when FILE cannot be used.",
     )
-    p_verify.add_argument("file", metavar="FILE", help="scored scoring file, or - for stdin")
+    p_verify.add_argument("file", metavar="FILE", help="signed record (PDF), or scored file")
+    p_verify.add_argument(
+        "--trust",
+        metavar="CA.pem",
+        help="the platform CA's certificate (PEM): required for a PDF. Published at "
+        "/api/v1/platform/signing-ca.pem; the drill writes it as platform-ca-cert.pem",
+    )
     p_validate = sub.add_parser(
         "validate",
         help="check FILE against the format and list every problem",
@@ -78,20 +88,49 @@ def _parser() -> argparse.ArgumentParser:
         description="Recompute a panel draw from the JSON the platform publishes at "
         "/panels/tenders/ID/draw.json: check the seed against its inputs (sealing-record "
         "Merkle root and draw time), then print the initially drawn and the current panel "
-        "(user ids; null for a seat left vacant). `non_technical` lists the specialties that do "
+        "(user ids; null for a seat left vacant) and the commitment the file makes (seed, "
+        "salted hashes of the eligible list and of the outcome). Before the award or failure "
+        "notice draw.json holds only that commitment; with --commitment, check it against "
+        "the full file published with the result. `non_technical` lists the specialties that do "
         "not count toward the two-thirds of technical or economic seats (default: legal). "
-        "Exit 0 when the seed matches its inputs, 1 when it does not, 2 when FILE "
+        "Exit 0 when the seed matches its inputs (and the full file the commitment), 1 when "
+        "it does not, 2 when FILE "
         "cannot be used.",
     )
     p_replay.add_argument("file", metavar="FILE", help="draw JSON, or - for stdin")
+    p_replay.add_argument(
+        "--commitment",
+        metavar="EARLIER",
+        help="the commitment published before the result (draw.json then): check that FILE, "
+        "the full draw published with the award or failure notice, is the draw it committed "
+        "to (exit 1 when it is not)",
+    )
     return parser
 
 
-def _draw_replay(data: bytes) -> int:
-    from evaluation.draw import NON_TECHNICAL, DrawError, replay, seed_from
+COMMITMENT_ONLY = (
+    "{name} is a commitment, not the full draw: until the award or failure notice the "
+    "platform publishes only the seed and the hashes of the eligible list and of the outcome. "
+    "Replay the full draw file published with the result, and give this file with "
+    "--commitment to check that it is the draw committed to."
+)
+
+
+def _draw_replay(data: bytes, name: str, earlier_name: str | None) -> int:
+    from evaluation.draw import (
+        NON_TECHNICAL,
+        DrawError,
+        check_commitment,
+        commitment,
+        replay,
+        seed_from,
+    )
 
     try:
         doc = json.loads(data)
+        if isinstance(doc, dict) and "eligible" not in doc and "eligible_sha256" in doc:
+            print(f"error: {COMMITMENT_ONLY.format(name=name)}", file=sys.stderr)
+            return EXIT_UNUSABLE
         inputs = doc["seed_inputs"]
         expected = seed_from(inputs["merkle_root"], inputs["draw_time"]).hex()
         result = replay(
@@ -102,11 +141,55 @@ def _draw_replay(data: bytes) -> int:
             doc.get("redraws", ()),
             frozenset(doc.get("non_technical", NON_TECHNICAL)),
         )
-    except (ValueError, KeyError, TypeError, DrawError) as exc:
+        committed = commitment(doc)
+    except (ValueError, KeyError, TypeError, AttributeError, DrawError) as exc:
         print(f"error: not a replayable draw: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    sys.stdout.write(json.dumps({"seed_matches_inputs": expected == doc["seed"], **result}) + "\n")
-    return EXIT_OK if expected == doc["seed"] else EXIT_DIFFERENT
+    out = {"seed_matches_inputs": expected == doc["seed"], **result, "commitment": committed}
+    differences: list[str] = []
+    if earlier_name is not None:
+        try:
+            earlier = json.loads(_read(earlier_name))
+            differences = check_commitment(doc, earlier)
+        except OSError as exc:
+            print(f"error: cannot read {earlier_name}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        except (ValueError, KeyError, TypeError, AttributeError, DrawError) as exc:
+            print(f"error: {earlier_name} is not a usable commitment: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        out["commitment_matches"] = not differences
+        out["commitment_differences"] = differences
+    sys.stdout.write(json.dumps(out) + "\n")
+    return EXIT_OK if expected == doc["seed"] and not differences else EXIT_DIFFERENT
+
+
+def _check_signatures(name: str, data: bytes, trust: str | None) -> int | None:
+    """Print what was checked; an exit status when the record fails (or cannot be checked),
+    None when every signature holds."""
+    from evaluation.pdf import record_problems
+
+    if not trust:
+        print(
+            f"error: {name} is a PDF (a signed record): give the platform CA's certificate with "
+            "--trust CA.pem (published at /api/v1/platform/signing-ca.pem; the drill writes "
+            "platform-ca-cert.pem)",
+            file=sys.stderr,
+        )
+        return EXIT_UNUSABLE
+    try:
+        trust_pem = Path(trust).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {trust}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    checked, problems = record_problems(data, trust_pem)
+    for line in checked:
+        print(f"{name}: {line}")
+    if problems:
+        print(f"{name}: {len(problems)} problem(s) with its signatures:")
+        for problem in problems:
+            print(f"  {problem}")
+        return EXIT_DIFFERENT
+    return None
 
 
 def _read(name: str) -> bytes:
@@ -126,20 +209,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     if args.command == "draw-replay":
-        return _draw_replay(data)
+        return _draw_replay(data, args.file, args.commitment)
+    signatures_failed = False
     if is_pdf(data):
-        from evaluation.pdf import EmbeddedFileError, scoring_file_from_pdf
+        from evaluation.pdf import EmbeddedFileError, has_signatures, scoring_file_from_pdf
 
         try:
-            data = scoring_file_from_pdf(data)
+            embedded, unusable = scoring_file_from_pdf(data), None
         except EmbeddedFileError as exc:
-            print(f"error: {PDF_MESSAGE.format(name=args.file, reason=exc)}", file=sys.stderr)
-            return EXIT_UNUSABLE
-        print(
-            f"{args.file}: reading its embedded scoring.json (its signatures are not checked "
-            "here: use a PDF signature validator)",
-            file=sys.stderr,
-        )
+            embedded, unusable = None, exc
+        trust = getattr(args, "trust", None)
+        if args.command == "verify" and (embedded is not None or (trust and has_signatures(data))):
+            outcome = _check_signatures(args.file, data, trust)
+            if outcome == EXIT_UNUSABLE:
+                return outcome
+            # A bad signature fails the record; the recomputation still runs, to show what
+            # else differs.
+            signatures_failed = outcome is not None
+        if embedded is None:
+            print(f"error: {PDF_MESSAGE.format(name=args.file, reason=unusable)}", file=sys.stderr)
+            # A signed record whose signatures failed is a failed verification (1), not just
+            # an unusable input.
+            return EXIT_DIFFERENT if signatures_failed else EXIT_UNUSABLE
+        data = embedded
+        print(f"{args.file}: reading its embedded scoring.json", file=sys.stderr)
     try:
         doc = parse_json(data)
         if args.command == "score":
@@ -163,6 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.file}: {len(differences)} difference(s) from the recomputed result:")
         for difference in differences:
             print(f"  {difference}")
+        return EXIT_DIFFERENT
+    if signatures_failed:
+        print(
+            f"{args.file}: NOT verified: the result matches the recomputation, but the "
+            "signatures do not hold (above)"
+        )
         return EXIT_DIFFERENT
     print(f"{args.file}: verified, the result matches the recomputation")
     return EXIT_OK

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -293,3 +294,73 @@ def replay(
 def seed_from(merkle_root_hex: str, draw_time_iso: str) -> bytes:
     """The draw seed: SHA-256(Merkle root bytes ‖ draw time as UTF-8 ISO 8601)."""
     return hashlib.sha256(bytes.fromhex(merkle_root_hex) + draw_time_iso.encode()).digest()
+
+
+# --- the commitment published before the result ---------------------------------------------
+#
+# Until the award or failure notice the platform publishes only a commitment to the draw: the
+# seed (and its public inputs), and salted SHA-256 hashes of the canonical eligible list and
+# of the outcome (the replay's initial panel, seats and current panel). The salt (`nonce`,
+# random, kept with the draw) is published with the full draw file, so that nobody can
+# confirm a guessed eligible list or panel against the hashes before the result, and anyone
+# can check afterwards that the full file is the one committed to.
+
+COMMITMENT_RULE = "sha256(bytes.fromhex(nonce) + canonical_json(value)).hexdigest()"
+CANONICAL_JSON = 'json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)'
+
+
+def canonical_json(value: Any) -> bytes:
+    """The bytes a commitment hashes: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def committed_sha256(nonce_hex: str, value: Any) -> str:
+    return hashlib.sha256(bytes.fromhex(nonce_hex) + canonical_json(value)).hexdigest()
+
+
+def canonical_eligible(eligible: Sequence[Mapping]) -> list[dict]:
+    """The eligible list as committed: by id, each with its sorted specialties."""
+    return sorted(
+        ({"id": int(c["id"]), "specialties": sorted(c.get("specialties", ()))} for c in eligible),
+        key=lambda c: c["id"],
+    )
+
+
+def commitment(full: Mapping, redraw_count: int | None = None) -> dict:
+    """The commitment to a full draw document (the file published with the result): its
+    seed and the hashes of its eligible list and of its outcome after the first
+    `redraw_count` refills (all of them by default)."""
+    redraws = list(full.get("redraws", ()))
+    if redraw_count is not None:
+        if not 0 <= redraw_count <= len(redraws):
+            raise DrawError(
+                f"the commitment counts {redraw_count} refills; the draw has {len(redraws)}",
+                code="redraw_count",
+            )
+        redraws = redraws[:redraw_count]
+    nonce = str(full.get("nonce", ""))
+    outcome = replay(
+        full["eligible"],
+        int(full["size"]),
+        full["quotas"],
+        full["seed"],
+        redraws,
+        frozenset(full.get("non_technical", NON_TECHNICAL)),
+    )
+    return {
+        "seed": full["seed"],
+        "redraw_count": len(redraws),
+        "eligible_sha256": committed_sha256(nonce, canonical_eligible(full["eligible"])),
+        "outcome_sha256": committed_sha256(nonce, outcome),
+    }
+
+
+def check_commitment(full: Mapping, earlier: Mapping) -> list[str]:
+    """How a commitment published earlier differs from what the full draw file commits to
+    (empty: the full file is the one committed to)."""
+    recomputed = commitment(full, int(earlier["redraw_count"]))
+    return [
+        f"{key}: committed {earlier[key]}, the full draw gives {recomputed[key]}"
+        for key in ("seed", "eligible_sha256", "outcome_sha256")
+        if earlier.get(key) != recomputed[key]
+    ]

@@ -1,18 +1,35 @@
-"""The scoring file embedded in a signed evaluation record (PDF/A-3 associated file
-``scoring.json``), read with pypdf: no Flask, no database, no network.
+"""The signed evaluation record (PDF/A-3 with the associated file ``scoring.json``), checked
+offline: no Flask, no database, no network.
 
-``python -m evaluation verify record.pdf`` uses it to recompute the record's result from the
-document alone. It does not check the PDF's signatures: use a PDF signature validator for
-that (pyHanko, or poppler's ``pdfsig`` with the platform's signing CA trusted).
+``python -m evaluation verify record.pdf --trust platform-ca-cert.pem`` uses it to check every
+signature with pyHanko's validator against the given trust root, that the last signature covers
+the whole file (bytes appended after it are reported), that the embedded scoring file is the one
+the platform signed, and then recomputes the record's result from that file.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import io
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
 
 ATTACHMENT_NAME = "scoring.json"
+T = TypeVar("T")
 
-__all__ = ["ATTACHMENT_NAME", "EmbeddedFileError", "embedded_files", "scoring_file_from_pdf"]
+__all__ = [
+    "ATTACHMENT_NAME",
+    "EmbeddedFileError",
+    "SignatureStatus",
+    "embedded_files",
+    "has_signatures",
+    "record_problems",
+    "scoring_file_from_pdf",
+    "validate_signatures",
+]
 
 
 class EmbeddedFileError(ValueError):
@@ -43,3 +60,197 @@ def scoring_file_from_pdf(data: bytes) -> bytes:
     if len(found) > 1 or len({bytes(x) for x in found}) > 1:
         raise EmbeddedFileError(f"more than one {ATTACHMENT_NAME} attachment")
     return bytes(found[0])
+
+
+# --- signatures ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureStatus:
+    """One embedded signature as pyHanko's validator sees it."""
+
+    field_name: str
+    signer: str  # the signing certificate's subject (human readable)
+    serial: str  # hex
+    intact: bool  # the signed bytes hash to the signed digest
+    valid: bool  # the cryptographic signature checks
+    trusted: bool  # the certificate chains to a given trust root
+    coverage: str  # ENTIRE_FILE for the last one, ENTIRE_REVISION for earlier ones
+    modification_level: str  # changes after this signature: NONE, LTA_UPDATES, FORM_FILLING...
+    docmdp_ok: bool | None
+    signed_at: dt.datetime | None
+    timestamp_ok: bool | None  # None: no signature time-stamp
+    bottom_line: bool  # pyHanko's verdict: all of the above hold
+    signed_end: int = 0  # where the bytes this signature covers end
+
+    @property
+    def ok(self) -> bool:
+        return self.bottom_line and self.intact and self.valid and self.trusted
+
+
+def outside_event_loop(call: Callable[[], T]) -> T:
+    """pyHanko's synchronous API wraps its async one with `asyncio.run`, which refuses to run
+    where an event loop is already running in this thread: there, it runs in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return call()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
+
+
+def validate_signatures(
+    data: bytes, trust_roots: list, other_certs: list | tuple = ()
+) -> list[SignatureStatus]:
+    """Every regular signature of the PDF, validated with pyHanko against `trust_roots`
+    (asn1crypto certificates; nothing fetched from the network). A PDF that cannot be parsed
+    raises `ValueError`; a signature that cannot even be processed comes back not intact."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        embedded = list(reader.embedded_regular_signatures)
+    except Exception as error:  # pyHanko raises various PdfReadError subclasses
+        raise ValueError(f"not a readable PDF: {error}") from error
+    context = ValidationContext(
+        trust_roots=list(trust_roots),
+        other_certs=list(other_certs),
+        allow_fetching=False,
+        revocation_mode="soft-fail",
+    )
+    statuses = []
+    for signature in embedded:
+        end = _signed_end(signature)
+        try:
+            status = outside_event_loop(
+                lambda signature=signature: validate_pdf_signature(signature, context)
+            )
+        except Exception:  # a mangled CMS object or byte range
+            statuses.append(
+                SignatureStatus(
+                    field_name=signature.field_name, signer="", serial="", intact=False,
+                    valid=False, trusted=False, coverage="", modification_level="",
+                    docmdp_ok=None, signed_at=None, timestamp_ok=None, bottom_line=False,
+                    signed_end=end,
+                )
+            )  # fmt: skip
+            continue
+        cert = status.signing_cert
+        ts = status.timestamp_validity
+        statuses.append(
+            SignatureStatus(
+                field_name=signature.field_name,
+                signer=cert.subject.human_friendly,
+                serial=format(cert.serial_number, "x"),
+                intact=bool(status.intact),
+                valid=bool(status.valid),
+                trusted=bool(status.trusted),
+                coverage=status.coverage.name if status.coverage else "",
+                modification_level=(
+                    status.modification_level.name if status.modification_level else ""
+                ),
+                docmdp_ok=status.docmdp_ok,
+                signed_at=status.signer_reported_dt,
+                timestamp_ok=None if ts is None else bool(ts.valid and ts.intact and ts.trusted),
+                bottom_line=bool(status.bottom_line),
+                signed_end=end,
+            )
+        )
+    return statuses
+
+
+def _signed_end(signature) -> int:
+    try:
+        byte_range = [int(x) for x in signature.sig_object["/ByteRange"]]
+        return byte_range[2] + byte_range[3]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return 0
+
+
+def _last_signed_end(data: bytes) -> int:
+    """Where the bytes covered by the file's last signature of any kind (document time-stamps
+    included) end."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    signatures = list(PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures)
+    return max((_signed_end(s) for s in signatures), default=0)
+
+
+def has_signatures(data: bytes) -> bool:
+    """Whether the PDF carries any signature (False when it cannot be parsed)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        return bool(list(PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures))
+    except Exception:  # pyHanko raises various PdfReadError subclasses
+        return False
+
+
+def load_trust_roots(pem: bytes) -> list:
+    """The certificates of a PEM (or DER) file, for `validate_signatures`."""
+    from pyhanko.keys import load_certs_from_pemder_data
+
+    certificates = list(load_certs_from_pemder_data(pem))
+    if not certificates:
+        raise ValueError("no certificate in the trust file")
+    return certificates
+
+
+def record_problems(data: bytes, trust_pem: bytes) -> tuple[list[str], list[str]]:
+    """Check a signed record: (what was checked, one line each; the problems found). No
+    problems means every signature is intact, valid and trusted, the last one covers the
+    whole file, and the embedded scoring file is byte-identical to the one the first (the
+    platform's) signature covers."""
+    try:
+        roots = load_trust_roots(trust_pem)
+    except Exception as error:  # asn1crypto / pyHanko parse errors
+        return [], [f"the trust file cannot be read ({error})"]
+    try:
+        statuses = validate_signatures(data, roots)
+    except ValueError as error:
+        return [], [str(error)]
+    if not statuses:
+        return [], ["the PDF carries no signature"]
+    checked: list[str] = []
+    problems: list[str] = []
+    for number, status in enumerate(statuses, 1):
+        name = f"signature {number} ({status.field_name}, {status.signer or 'unknown signer'})"
+        if not status.intact:
+            problems.append(f"{name}: the signed bytes were changed after signing")
+        elif not status.valid:
+            problems.append(f"{name}: the signature value does not verify")
+        elif not status.trusted:
+            problems.append(f"{name}: its certificate does not chain to the given trust root")
+        elif not status.bottom_line:
+            problems.append(
+                f"{name}: later changes are not allowed by this signature "
+                f"(modification level {status.modification_level or 'unknown'})"
+            )
+        else:
+            checked.append(f"{name}: intact, valid, trusted")
+    end = _last_signed_end(data)
+    if end < len(data):
+        problems.append(
+            f"{len(data) - end} byte(s) were appended after the last signature and are "
+            "covered by no signature"
+        )
+    else:
+        checked.append("the last signature covers the whole file")
+    differs = f"the embedded {ATTACHMENT_NAME} differs from the one the first signature covers"
+    try:
+        signed = scoring_file_from_pdf(data[: statuses[0].signed_end])
+    except EmbeddedFileError as error:
+        problems.append(f"the signed revision carries no usable {ATTACHMENT_NAME} ({error})")
+        return checked, problems
+    try:
+        current = scoring_file_from_pdf(data)
+    except EmbeddedFileError as error:
+        problems.append(f"{differs} ({error})")
+        return checked, problems
+    if signed != current:
+        problems.append(differs)
+    else:
+        checked.append(f"the embedded {ATTACHMENT_NAME} is the one the platform signed")
+    return checked, problems

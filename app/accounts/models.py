@@ -7,6 +7,7 @@ from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.accounts import security
 from app.centres.models import TradingCentre
 from app.companies.models import Company
 from app.core.types import UTCDateTime, utcnow
@@ -40,10 +41,17 @@ class User(UserMixin, db.Model):
     company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), index=True)
     is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     email_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The TOTP secret, sealed (AES-256-GCM; app.accounts.security): read and set it through
+    # `totp_secret`. A started enrolment keeps its secret here too, never in the cookie.
+    totp_secret_sealed: Mapped[str | None] = mapped_column(String(255))
+    totp_pending_sealed: Mapped[str | None] = mapped_column(String(255))
+    totp_pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Last accepted TOTP time step: a code is never accepted twice.
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)
+    # Sessions carry the version they were signed in with: signing out, a password reset, a
+    # role change or disabling the account bumps it, and every copy of an older cookie ends.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locale: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -64,7 +72,16 @@ class User(UserMixin, db.Model):
 
     @property
     def has_totp(self) -> bool:
-        return self.totp_enabled_at is not None and bool(self.totp_secret)
+        return self.totp_enabled_at is not None and bool(self.totp_secret_sealed)
+
+    @property
+    def totp_secret(self) -> str | None:
+        sealed = self.totp_secret_sealed
+        return security.open_totp_secret(sealed) if sealed else None
+
+    @totp_secret.setter
+    def totp_secret(self, secret: str | None) -> None:
+        self.totp_secret_sealed = security.seal_totp_secret(secret) if secret else None
 
     def has_role(self, *roles: str) -> bool:
         return self.role in roles

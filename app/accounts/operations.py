@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -20,6 +20,7 @@ from app.core.errors import Conflict, OperationError
 from app.core.mail import send_after_commit
 from app.core.text import clean_name
 from app.core.types import utcnow
+from app.core.urls import public_url
 from app.extensions import db
 from app.permissions import Permission, require
 
@@ -123,7 +124,7 @@ def send_confirmation(user: User) -> None:
         "confirm_email",
         locale=user.locale,
         user=user,
-        link=url_for("accounts.confirm_email", token=token, _external=True),
+        link=public_url("accounts.confirm_email", token=token),
     )
 
 
@@ -197,7 +198,29 @@ def check_second_factor(user: User, code: str) -> None:
     user.totp_last_step = step
 
 
-def enrol_second_factor(user: User, secret: str, code: str) -> None:
+def start_totp_enrolment(user: User) -> str:
+    """The secret of the user's open enrolment, started now if none is open. It is kept on
+    the server, sealed; the session cookie carries none of it."""
+    window = timedelta(seconds=current_app.config["TOTP_ENROLMENT_SECONDS"])
+    started = user.totp_pending_at
+    if user.totp_pending_sealed and started is not None and utcnow() - started < window:
+        return security.open_totp_secret(user.totp_pending_sealed)
+    secret = security.new_totp_secret()
+    user.totp_pending_sealed = security.seal_totp_secret(secret)
+    user.totp_pending_at = utcnow()
+    return secret
+
+
+def enrol_second_factor(user: User, code: str) -> None:
+    """Finish the open enrolment with a code from the authenticator app."""
+    window = timedelta(seconds=current_app.config["TOTP_ENROLMENT_SECONDS"])
+    started = user.totp_pending_at
+    if not user.totp_pending_sealed or started is None or utcnow() - started >= window:
+        raise OperationError(
+            _l("This set-up has expired. Scan the new code and try again."),
+            code="enrolment_expired",
+        )
+    secret = security.open_totp_secret(user.totp_pending_sealed)
     step = security.match_totp(secret, code, 0)
     if step is None:
         raise OperationError(
@@ -205,9 +228,38 @@ def enrol_second_factor(user: User, secret: str, code: str) -> None:
             code="bad_totp",
         )
     user.totp_secret = secret
+    user.totp_pending_sealed = None
+    user.totp_pending_at = None
     user.totp_enabled_at = utcnow()
     user.totp_last_step = step
     append_event("user.totp_enrolled", actor=user, object_type="user", object_id=user.id)
+
+
+def reseal_totp_secrets() -> int:
+    """Seal every stored TOTP secret (and open enrolment) again under the current key: the
+    middle step of a key rotation (README). Returns how many users were resealed."""
+    count = 0
+    for user in db.session.scalars(
+        select(User).where(
+            (User.totp_secret_sealed.is_not(None)) | (User.totp_pending_sealed.is_not(None))
+        )
+    ):
+        changed = False
+        for column in ("totp_secret_sealed", "totp_pending_sealed"):
+            sealed = getattr(user, column)
+            if sealed and not security.totp_sealed_with_current_key(sealed):
+                setattr(user, column, security.seal_totp_secret(security.open_totp_secret(sealed)))
+                changed = True
+        if changed:
+            count += 1
+            append_event("user.totp_resealed", object_type="user", object_id=user.id)
+    db.session.flush()
+    return count
+
+
+def end_sessions(user: User) -> None:
+    """Every signed-in copy of the user's session stops working (see `User.session_version`)."""
+    user.session_version = (user.session_version or 0) + 1
 
 
 def record_sign_in(user: User) -> None:
@@ -216,6 +268,7 @@ def record_sign_in(user: User) -> None:
 
 
 def record_sign_out(user: User) -> None:
+    end_sessions(user)
     append_event("auth.signed_out", actor=user, object_type="user", object_id=user.id)
 
 
@@ -234,7 +287,7 @@ def request_password_reset(email: str) -> None:
         "reset_password",
         locale=user.locale,
         user=user,
-        link=url_for("accounts.reset_password", token=token, _external=True),
+        link=public_url("accounts.reset_password", token=token),
     )
 
 
@@ -247,6 +300,7 @@ def reset_password(token: str, new_password: str) -> User:
         raise OperationError(_l("This reset link is invalid or has expired."), code="invalid_token")
     check_password_strength(new_password)
     user.password_hash = security.hash_password(new_password)
+    end_sessions(user)
     # Following the link proves control of the mailbox.
     user.email_confirmed_at = user.email_confirmed_at or utcnow()
     append_event("user.password_reset", actor=user, object_type="user", object_id=user.id)
@@ -363,6 +417,7 @@ def change_role(actor: User, user: User, role: str, centre_id: int | None) -> No
     before = {"role": user.role, "centre_id": user.centre_id}
     user.role = role
     user.centre_id = centre_id if role in CENTRE_ROLES else None
+    end_sessions(user)
     append_event(
         "user.role_changed",
         actor=actor,
@@ -378,6 +433,8 @@ def set_enabled(actor: User, user: User, enabled: bool) -> None:
     if user.id == actor.id:
         raise OperationError(_l("You cannot disable your own account."))
     user.is_enabled = enabled
+    if not enabled:
+        end_sessions(user)
     append_event(
         "user.enabled" if enabled else "user.disabled",
         actor=actor,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import os
 import secrets
 import time
 
@@ -11,6 +14,10 @@ import pyotp
 import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -78,6 +85,71 @@ def password_fingerprint(password_hash: str) -> str:
 
 def new_totp_secret() -> str:
     return pyotp.random_base32()
+
+
+# --- TOTP secrets at rest --------------------------------------------------------------------
+# A secret is stored as "v1:<key id>:<base64(nonce || AES-256-GCM ciphertext)>". The key is
+# HKDF-SHA256 of FAIRBID_TOTP_KEY (or, when that is unset, of SECRET_KEY) with its own info
+# label, so it is used for nothing else. Rotation: put the old key material in
+# FAIRBID_TOTP_PREVIOUS_KEYS, the new one in FAIRBID_TOTP_KEY, run `flask users
+# reseal-totp`, then drop the old one (README, "Rotating keys").
+TOTP_SEAL_PREFIX = "v1:"
+_TOTP_INFO = b"fairbid/totp-secret/v1"
+_TOTP_AAD = b"fairbid totp secret"
+
+
+class TotpKeyError(RuntimeError):
+    """A stored TOTP secret that no configured key opens (key lost or row tampered with).
+    Never treated as "not enrolled": that would let a password alone enrol a new device."""
+
+
+def _totp_key(material: str | bytes) -> bytes:
+    ikm = material.encode("utf-8") if isinstance(material, str) else bytes(material)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_TOTP_INFO).derive(ikm)
+
+
+def _key_id(key: bytes) -> str:
+    return hashlib.sha256(b"key id" + key).hexdigest()[:12]
+
+
+def _totp_keys() -> tuple[bytes, dict[str, bytes]]:
+    """The current sealing key and every key that may open a stored secret, by id."""
+    config = current_app.config
+    current = _totp_key(config.get("FAIRBID_TOTP_KEY") or config["SECRET_KEY"])
+    keys = {_key_id(current): current}
+    for material in config.get("FAIRBID_TOTP_PREVIOUS_KEYS") or ():
+        key = _totp_key(material)
+        keys.setdefault(_key_id(key), key)
+    return current, keys
+
+
+def seal_totp_secret(secret: str) -> str:
+    key, _ = _totp_keys()
+    nonce = os.urandom(12)
+    sealed = AESGCM(key).encrypt(nonce, secret.encode("ascii"), _TOTP_AAD)
+    body = base64.b64encode(nonce + sealed).decode("ascii")
+    return f"{TOTP_SEAL_PREFIX}{_key_id(key)}:{body}"
+
+
+def open_totp_secret(sealed: str) -> str:
+    _, keys = _totp_keys()
+    try:
+        version, key_id, body = sealed.split(":", 2)
+        if f"{version}:" != TOTP_SEAL_PREFIX:
+            raise ValueError(version)
+        key = keys[key_id]
+        raw = base64.b64decode(body, validate=True)
+        return AESGCM(key).decrypt(raw[:12], raw[12:], _TOTP_AAD).decode("ascii")
+    except (ValueError, KeyError, InvalidTag, binascii.Error) as error:
+        raise TotpKeyError(
+            "a stored TOTP secret does not open with the configured keys "
+            "(FAIRBID_TOTP_KEY / FAIRBID_TOTP_PREVIOUS_KEYS, or SECRET_KEY)"
+        ) from error
+
+
+def totp_sealed_with_current_key(sealed: str) -> bool:
+    key, _ = _totp_keys()
+    return sealed.startswith(f"{TOTP_SEAL_PREFIX}{_key_id(key)}:")
 
 
 def totp_uri(secret: str, email: str) -> str:

@@ -37,13 +37,12 @@ from app.core.boundary import attempt, commit, transactional
 from app.core.forms import ButtonForm
 from app.core.urls import safe_next
 from app.extensions import db, limiter
-from app.web import SECOND_FACTOR_KEY
+from app.web import SECOND_FACTOR_KEY, SESSION_VERSION_KEY
 
 bp = Blueprint("accounts", __name__, url_prefix="/accounts")
 
 PENDING_KEY = "pending_sign_in"
 PENDING_SECONDS = 300
-ENROL_KEY = "totp_enrol_secret"
 
 
 def _login_limit() -> str:
@@ -130,6 +129,7 @@ def _complete_sign_in(user: User, next_url: str, second_factor: bool = False) ->
     if language:
         session["_language"] = language
     login_user(user)
+    session[SESSION_VERSION_KEY] = user.session_version
     session[SECOND_FACTOR_KEY] = second_factor
     operations.record_sign_in(user)
     commit()
@@ -159,17 +159,17 @@ def two_factor() -> Response | str | tuple[str, int]:
                 return render_template("accounts/two_factor.html", form=form), 401
             return _complete_sign_in(user, next_url, second_factor=True)
         return render_template("accounts/two_factor.html", form=form)
-    # First sign-in of a privileged account: enrol an authenticator app.
-    secret = session.get(ENROL_KEY) or security.new_totp_secret()
-    session[ENROL_KEY] = secret
-    uri = security.totp_uri(secret, user.email)
+    # First sign-in of a privileged account: enrol an authenticator app. The secret waits
+    # in the database (sealed), not in the cookie.
     if (
         form.validate_on_submit()
-        and attempt(operations.enrol_second_factor, user, secret, form.code.data).ok
+        and attempt(operations.enrol_second_factor, user, form.code.data).ok
     ):
-        session.pop(ENROL_KEY, None)
         flash(_("Your authenticator app is set up."), "success")
         return _complete_sign_in(user, next_url, second_factor=True)
+    secret = operations.start_totp_enrolment(user)
+    commit()
+    uri = security.totp_uri(secret, user.email)
     return render_template(
         "accounts/enrol_totp.html", form=form, secret=secret, qr_svg=security.totp_qr_svg(uri)
     )

@@ -49,6 +49,7 @@ from app.api import (  # noqa: E402, F401
     companies,
     custody,
     evaluations,
+    experts,
     ocds,
     records,
     results,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from apiflask import Schema
 from apiflask.fields import Boolean, Integer, String
 from apiflask.validators import Length, Range
-from flask import abort, request, url_for
+from flask import abort, request
 from flask_babel import lazy_gettext as _l
 
 from app.accounts.models import Role
@@ -21,6 +21,7 @@ from app.api.roles import BIDDERS, TENDER_MANAGERS
 from app.api.schemas import error_responses
 from app.core.boundary import transactional
 from app.core.errors import OperationError
+from app.core.urls import public_url
 from app.evaluations import operations, presentation, queries
 from app.opening.models import EvaluatedBid
 from app.panels.access import panel_or_overseer_tender, panel_tender
@@ -87,7 +88,10 @@ def _started_tender(tender_id: int) -> Tender:
     description="Each opened bid by opening sequence and company: compliance verdict and "
     "reasons (translated), required checks, price and commercial scores, abnormally-low "
     "flags and justification; the price benchmark and its working. While the review is "
-    "open, checks not yet recorded count as passed (`provisional`).",
+    "open, checks not yet recorded count as passed (`provisional`). Until unblinding the "
+    "`technical_part_anonymous` check reads `blind` on every bid (`failed` only on a bid whose "
+    "technical part was rejected): the anonymity questions are decided by technical code, "
+    "and only their number (`open_questions.anonymity`) shows here.",
     responses=error_responses(403, 404),
 )
 def evaluation_review(tender_id: int) -> dict:
@@ -175,7 +179,7 @@ def evaluation_request_justification(tender_id: int, bid_id: int, body: dict) ->
         tender,
         bid_id,
         body.get("days"),
-        link=url_for("evaluations.justification", tender_id=tender.id, _external=True),
+        link=public_url("evaluations.justification", tender_id=tender.id),
     )
     return _review(tender)
 

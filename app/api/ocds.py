@@ -7,12 +7,13 @@ import json
 import re
 from datetime import UTC, datetime
 
-from flask import Response, current_app, request, url_for
+from flask import Response, current_app, request
 from flask_babel import lazy_gettext as _l
 
 from app.api import bp
 from app.core import cache
 from app.core.types import utcnow
+from app.core.urls import public_url
 from app.errors import abort_with
 from app.portal import ocds, ocds_facts
 from app.portal.queries import centre_by_code, portal_tender
@@ -25,11 +26,8 @@ NO_CENTRE = _l("There is no trading centre with this code.")
 
 
 def _document_url(document: TenderDocument) -> str:
-    return url_for(
-        "portal.download_document",
-        tender_id=document.tender_id,
-        document_id=document.id,
-        _external=True,
+    return public_url(
+        "portal.download_document", tender_id=document.tender_id, document_id=document.id
     )
 
 
@@ -47,7 +45,7 @@ def tender_package(tender: Tender) -> dict:
     """The release package of a public tender (needs a request context for its URLs, e.g.
     `app.test_request_context()` in a command)."""
     [facts] = ocds_facts.gather([tender])
-    uri = url_for("api.ocds_tender", tender_id=tender.id, _external=True)
+    uri = public_url("api.ocds_tender", tender_id=tender.id)
     return package_of(releases_for(facts), uri)
 
 
@@ -58,7 +56,7 @@ def package_of(releases: list[dict], uri: str) -> dict:
         uri=uri,
         publisher={
             "name": config.get("OCDS_PUBLISHER_NAME") or "Fairbid",
-            "uri": url_for("main.home", _external=True),
+            "uri": public_url("main.home"),
         },
         license_url=config.get("OCDS_LICENSE") or None,
         publication_policy=config.get("OCDS_PUBLICATION_POLICY") or None,
@@ -103,11 +101,8 @@ def ocds_centre(centre_code: str) -> Response:
             "months": [
                 {
                     "month": month,
-                    "url": url_for(
-                        "api.ocds_centre_month",
-                        centre_code=centre.code,
-                        month=month,
-                        _external=True,
+                    "url": public_url(
+                        "api.ocds_centre_month", centre_code=centre.code, month=month
                     ),
                 }
                 for month in reversed(months)
@@ -148,7 +143,7 @@ def ocds_centre_month(centre_code: str, month: str) -> Response:
     if not releases:
         abort_with(404, _l("This trading centre published no release in that month."))
     releases.sort(key=lambda r: (r["date"], r["id"]))
-    uri = url_for("api.ocds_centre_month", centre_code=centre.code, month=month, _external=True)
+    uri = public_url("api.ocds_centre_month", centre_code=centre.code, month=month)
     body = json.dumps(package_of(releases, uri), ensure_ascii=False, separators=(",", ":"))
     cache.store(key, body)
     response = _json(body)

@@ -24,6 +24,7 @@ from app.evaluations.queries import (
     open_checks,
     open_low_price_questions,
     review_result,
+    scoring_has_locked,
 )
 from app.evaluations.scoring_file import (
     anonymity_check,
@@ -124,12 +125,27 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _check_rows(tender: Tender, evaluated: EvaluatedBid | None) -> list[dict]:
+def _check_rows(tender: Tender, evaluated: EvaluatedBid | None, blind: bool) -> list[dict]:
     rows = []
     recorded = (evaluated.checks if evaluated else None) or {}
     for check in required_checks(tender):
         if check == "signed_and_sealed":
             rows.append({"check": check, "status": "passed", "automatic": True, "reason": ""})
+        elif check == "technical_part_anonymous" and blind:
+            # The review names the bidders; the anonymity questions name technical codes.
+            # A per-bid status here (open for one bid only) would join the two, so until
+            # unblinding every bid shows the same status. Only a rejection shows: it makes
+            # the bid non-compliant, and a rejected part is not scored.
+            value = anonymity_check(evaluated)
+            rejected = value not in (None, True)
+            rows.append(
+                {
+                    "check": check,
+                    "status": "failed" if rejected else "blind",
+                    "automatic": True,
+                    "reason": str(value) if rejected else "",
+                }
+            )
         elif check == "technical_part_anonymous":
             value = anonymity_check(evaluated)
             status = "open" if value is None else "passed" if value is True else "failed"
@@ -167,6 +183,7 @@ def review_data(tender: Tender) -> dict:
     result = scored["result"]
     by_id = {b["id"]: b for b in result["bids"]}
     flags = low_price_flags(scored)
+    blind = not scoring_has_locked(tender)
     names = {}
     bids = []
     for row in sorted(opened_bids(tender), key=lambda r: r.line.bid_id):
@@ -174,7 +191,7 @@ def review_data(tender: Tender) -> dict:
         names[key] = row.company.name
         computed = by_id.get(key, {})
         evaluated = row.evaluated
-        checks = _check_rows(tender, evaluated)
+        checks = _check_rows(tender, evaluated, blind)
         low = {
             "flags": [
                 reason_text(f["code"], f["params"], f.get("message", ""))
@@ -275,7 +292,13 @@ def review_data(tender: Tender) -> dict:
         "price": price,
         "open_questions": {
             "anonymity": pending,
-            "checks": len(open_checks(tender)),
+            # Bids with a manual check open; the anonymity questions are counted apart
+            # (by bid, they would tell which bid a pending question is about).
+            "checks": sum(
+                1
+                for missing in open_checks(tender).values()
+                if set(missing) - {"technical_part_anonymous"}
+            ),
             "low_price": len(open_low_price_questions(tender, scored)),
         },
         "manual_checks": [{"check": c, "label": check_label(c)} for c in manual_checks(tender)],
@@ -298,7 +321,7 @@ def anonymity_data(tender: Tender) -> dict:
                     {
                         "kind": hit.get("kind", ""),
                         "label": str(HIT_LABELS.get(hit.get("kind", ""), hit.get("kind", ""))),
-                        "excerpt": masked_excerpt(hit),
+                        "excerpt": masked_excerpt(hit, _("[name removed]")),
                         "page": hit.get("page"),
                     }
                     for hit in evaluated.anonymity_hits

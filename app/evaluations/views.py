@@ -28,6 +28,7 @@ from wtforms import SelectChoice
 from app.accounts.models import Role
 from app.core.boundary import run_operation as _run
 from app.core.types import utcnow
+from app.core.urls import public_url
 from app.evaluations import operations, presentation, queries, scoring_file
 from app.evaluations.forms import (
     AnonymityForm,
@@ -208,7 +209,7 @@ def request_justification(tender_id: int, bid_id: int) -> Response:
             t,
             bid_id,
             f.days.data,
-            link=url_for(".justification", tender_id=t.id, _external=True),
+            link=public_url(".justification", tender_id=t.id),
         ),
         _("The bidder has been asked to justify its price."),
     )

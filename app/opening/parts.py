@@ -278,24 +278,43 @@ def scan_pages(pages: list[str], identities: list[Identity]) -> list[dict]:
     return hits
 
 
-def masked_excerpt(hit: dict, mask: str = "█") -> str:
-    """The hit's excerpt with the identity itself masked: the panel judges the context
-    without learning whose bid it is."""
+_NAME_PUNCTUATION = ".,;:)）]】」'\"’”"
+
+
+def masked_excerpt(hit: dict, replacement: str = "[name removed]") -> str:
+    """The hit's excerpt with each occurrence of the identity replaced by one fixed token:
+    the panel judges the context without learning whose bid it is. A fixed token, not a
+    character-per-character mask, so that the length, the word breaks and the punctuation
+    of the name do not show either."""
     excerpt = hit.get("excerpt") or ""
     term = hit.get("term") or ""
     if not excerpt or not term:
         return excerpt
     haystack, positions = normalise(excerpt)
-    masked = list(excerpt)
     kind = "name" if hit.get("kind") != "registration_number" else "registration_number"
+    # The punctuation that closes the name ("Ltd.") goes with it.
+    closing = term[len(term.rstrip(_NAME_PUNCTUATION)) :]
+    spans: list[tuple[int, int]] = []
     for needle in variants(Identity(kind, term)):
         start = haystack.find(needle)
         while start != -1:
-            for index in range(positions[start], positions[start + len(needle) - 1] + 1):
-                if not masked[index].isspace():
-                    masked[index] = mask
+            end = positions[start + len(needle) - 1] + 1
+            if closing and excerpt.startswith(closing, end):
+                end += len(closing)
+            spans.append((positions[start], end))
             start = haystack.find(needle, start + 1)
-    return "".join(masked)
+    merged: list[list[int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    out, cursor = [], 0
+    for begin, end in merged:
+        out += [excerpt[cursor:begin], replacement]
+        cursor = end
+    out.append(excerpt[cursor:])
+    return "".join(out)
 
 
 def new_code(taken: set[str]) -> str:

@@ -24,6 +24,7 @@ Rules (China's regulations, as configurable defaults):
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
@@ -49,14 +50,17 @@ from app.panels.models import (
     PanelMember,
 )
 from app.panels.signals import scoring_lock_asked, seat_vacated
-from app.permissions import Permission, require
+from app.permissions import Permission, can, require
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderRegistration, TenderStatus
 from app.tenders.operations import template_document
 from evaluation.draw import (
+    CANONICAL_JSON,
+    COMMITMENT_RULE,
     NON_TECHNICAL,
     DrawError,
     ExpertCandidate,
+    commitment,
     draw_panel,
     draw_replacement,
     required_core_seats,
@@ -109,14 +113,20 @@ def invitations_of(user: User) -> list[PanelMember]:
     )
 
 
-def public_draw(draw: PanelDraw) -> dict:
-    """What anyone may see: enough to replay the draw, user ids only, never names."""
+# The result is decided: the panel's membership is no longer confidential.
+RESULT_DECIDED = frozenset({TenderStatus.AWARDED, TenderStatus.FAILED})
+
+
+def full_draw(draw: PanelDraw) -> dict:
+    """The full draw file: enough to replay the draw, user ids only, never names; with the
+    nonce that salts the commitment published before the result."""
     return {
         "tender_id": draw.tender_id,
+        "state": "full",
         "size": draw.size,
         "quotas": draw.quotas,
         "seed": draw.seed,
-        "seed_inputs": draw.seed_inputs,
+        "seed_inputs": _seed_inputs(draw),
         "seed_rule": "sha256(bytes.fromhex(merkle_root) + draw_time.encode('utf-8'))",
         "eligible": draw.eligible,
         "non_technical": sorted(NON_TECHNICAL),
@@ -130,8 +140,59 @@ def public_draw(draw: PanelDraw) -> dict:
             reason: sum(reason in e["reasons"] for e in draw.excluded or [])
             for reason in EXCLUSION_REASONS
         },
+        "nonce": _nonce(draw),
         "replay": "evaluation.draw.replay(eligible, size, quotas, seed, redraws, non_technical)",
+        "commitment_rule": COMMITMENT_RULE,
+        "canonical_json": CANONICAL_JSON,
     }
+
+
+def draw_commitment(draw: PanelDraw) -> dict:
+    """What is published before the result: the seed and its inputs, and salted hashes of
+    the eligible list and of the outcome; no expert id (not even of a declined seat)."""
+    committed = commitment(full_draw(draw))
+    return {
+        "tender_id": draw.tender_id,
+        "state": "commitment",
+        "size": draw.size,
+        "quotas": draw.quotas,
+        "seed": draw.seed,
+        "seed_inputs": _seed_inputs(draw),
+        "seed_rule": "sha256(bytes.fromhex(merkle_root) + draw_time.encode('utf-8'))",
+        "non_technical": sorted(NON_TECHNICAL),
+        "redraw_count": committed["redraw_count"],
+        "eligible_sha256": committed["eligible_sha256"],
+        "outcome_sha256": committed["outcome_sha256"],
+        "commitment_rule": COMMITMENT_RULE,
+        "canonical_json": CANONICAL_JSON,
+        "hashed": {
+            "eligible": "[{id, specialties}] sorted by id, specialties sorted",
+            "outcome": "evaluation.draw.replay(...) after the first redraw_count refills: "
+            "{initial, drawn_for, panel}",
+        },
+        "full_draw": "published here with the award or failure notice; check this "
+        "commitment with: python -m evaluation draw-replay FULL.json --commitment THIS.json",
+    }
+
+
+def public_draw(draw: PanelDraw) -> dict:
+    """The public draw.json: the commitment until the result is decided (award or failure
+    notice), then the full draw file. The panel's membership stays confidential until then."""
+    tender = db.session.get(Tender, draw.tender_id)
+    if tender is not None and tender.status in RESULT_DECIDED:
+        return full_draw(draw)
+    return draw_commitment(draw)
+
+
+def _seed_inputs(draw: PanelDraw) -> dict:
+    inputs = draw.seed_inputs or {}
+    return {"merkle_root": inputs.get("merkle_root"), "draw_time": inputs.get("draw_time")}
+
+
+def _nonce(draw: PanelDraw) -> str:
+    """The commitment's salt, kept with the seed inputs at draw time ("" for draws made
+    before commitments were published)."""
+    return str((draw.seed_inputs or {}).get("commitment_nonce", ""))
 
 
 def _vacated_id(redraw: Mapping) -> int:
@@ -389,7 +450,12 @@ def draw_tender_panel(
         size=size,
         quotas=clean,
         seed=seed.hex(),
-        seed_inputs={"merkle_root": root, "draw_time": draw_time},
+        # The nonce salts the commitment published until the result (see `draw_commitment`).
+        seed_inputs={
+            "merkle_root": root,
+            "draw_time": draw_time,
+            "commitment_nonce": secrets.token_hex(32),
+        },
         eligible=[{"id": c.id, "specialties": sorted(c.specialties)} for c in eligible],
         excluded=excluded,
         redraws=[],
@@ -633,10 +699,28 @@ def save_expert_profile(
     employer: str,
     available: bool,
 ) -> ExpertProfile:
-    """Staff put an expert in their centre's pool; only admins manage the city pool."""
+    """Staff put an expert in their centre's pool; only admins manage the city pool.
+
+    Staff edit only experts of their own centre (or not yet in any pool): an expert already
+    in another centre's pool, or in the shared city pool, is that centre's (the
+    administrators') to edit, move or make unavailable."""
     require(actor, Permission.MANAGE_TENDERS, centre_id)
     if centre_id is None:
         require(actor, Permission.MANAGE_USERS)
+    current = db.session.get(ExpertProfile, expert.id)
+    owner = current.centre_id if current is not None else expert.centre_id
+    if current is not None and owner is None and not can(actor, Permission.MANAGE_USERS):
+        raise OperationError(
+            _l("This expert is in the shared city pool: only administrators edit the profile."),
+            code="city_pool_expert",
+            status=403,
+        )
+    if owner is not None and not can(actor, Permission.MANAGE_TENDERS, owner):
+        raise OperationError(
+            _l("This expert belongs to another centre: only its staff edit the profile."),
+            code="other_centre_expert",
+            status=403,
+        )
     if expert.role != Role.EXPERT:
         raise OperationError(_l("Only expert accounts join the pool."), code="not_expert")
     employer = clean_name(employer, _l("Employer"))
@@ -646,7 +730,7 @@ def save_expert_profile(
             _l("Unknown specialty: %(name)s.", name=", ".join(sorted(unknown))),
             code="bad_specialty",
         )
-    profile = db.session.get(ExpertProfile, expert.id) or ExpertProfile(user_id=expert.id)
+    profile = current or ExpertProfile(user_id=expert.id)
     profile.centre_id = centre_id
     profile.specialties = ",".join(s for s in SPECIALTIES if s in specialties)
     profile.employer = employer

@@ -3,7 +3,9 @@ invitations and sign their conflict declaration; anyone may fetch the replay dat
 
 Access: the staff page needs VIEW_TENDERS in the tender's centre and its POSTs
 MANAGE_TENDERS (checked again by the operations); the expert pages are for Role.EXPERT;
-`draw.json` is public for published tenders and names no one (user ids only)."""
+`draw.json` is public for published tenders and names no one: until the award or failure
+notice it holds only a commitment (the seed, salted hashes of the eligible list and of the
+outcome), then the full draw file to replay (user ids only)."""
 
 from __future__ import annotations
 

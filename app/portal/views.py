@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, render_template, request
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -26,6 +26,7 @@ from app.core.boundary import transactional
 from app.core.formatting import centre_time, centre_timezone, file_size
 from app.core.forms import ButtonForm
 from app.core.types import timestamp, utcnow
+from app.core.urls import public_url
 from app.errors import abort_with
 from app.extensions import db, login_manager
 from app.portal import feeds
@@ -176,8 +177,8 @@ def centre_feed(centre_code: str) -> Response:
     def build() -> bytes:
         return feeds.build_feed(
             title=str(_l("Tenders of %(centre)s", centre=centre.name)),
-            feed_url=url_for(".centre_feed", centre_code=centre.code, _external=True),
-            page_url=url_for(".tenders", centre=centre.code, _external=True),
+            feed_url=public_url(".centre_feed", centre_code=centre.code),
+            page_url=public_url(".tenders", centre=centre.code),
             tenders=feed_tenders(centre=centre),
             tender_url=_tender_url,
             empty_updated=centre.created_at,
@@ -194,8 +195,8 @@ def category_feed(category: str) -> Response:
     def build() -> bytes:
         return feeds.build_feed(
             title=str(_l("Tenders: %(category)s", category=CATEGORIES[category])),
-            feed_url=url_for(".category_feed", category=category, _external=True),
-            page_url=url_for(".tenders", category=category, _external=True),
+            feed_url=public_url(".category_feed", category=category),
+            page_url=public_url(".tenders", category=category),
             tenders=feed_tenders(category=category),
             tender_url=_tender_url,
         )
@@ -213,7 +214,7 @@ def cache_lookup(parts: tuple[str, ...]) -> tuple[str | None, str | None]:
 
 
 def _tender_url(tender: Tender) -> str:
-    return url_for(".tender", tender_id=tender.id, _external=True)
+    return public_url(".tender", tender_id=tender.id)
 
 
 def _cached_feed(parts: tuple[str, ...], build: Callable[[], bytes]) -> Response:

@@ -29,7 +29,6 @@ stamp font is not embedded, which breaks PDF/A).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import datetime as dt
@@ -42,8 +41,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -64,7 +62,6 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
-from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -74,6 +71,7 @@ from app.accounts.models import User
 from app.core.types import utcnow
 from app.extensions import db
 from app.records.models import SigningCertificate
+from evaluation.pdf import SignatureStatus, outside_event_loop, validate_signatures
 
 __all__ = [
     "PdfsigReport",
@@ -139,28 +137,6 @@ class KeyPair:
     @property
     def certificate_pem(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureStatus:
-    """One embedded signature as pyHanko's validator sees it."""
-
-    field_name: str
-    signer: str  # the signing certificate's subject (human readable)
-    serial: str  # hex
-    intact: bool  # the signed bytes hash to the signed digest
-    valid: bool  # the cryptographic signature checks
-    trusted: bool  # the certificate chains to the platform CA
-    coverage: str  # ENTIRE_FILE for the last one, ENTIRE_REVISION for earlier ones
-    modification_level: str  # changes after this signature: NONE, LTA_UPDATES, FORM_FILLING...
-    docmdp_ok: bool | None
-    signed_at: dt.datetime | None
-    timestamp_ok: bool | None  # None: no signature time-stamp
-    bottom_line: bool  # pyHanko's verdict: all of the above hold
-
-    @property
-    def ok(self) -> bool:
-        return self.bottom_line and self.intact and self.valid and self.trusted
 
 
 # --- key files ---------------------------------------------------------------------------
@@ -704,71 +680,22 @@ def sign_pdf(
     )
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes), strict=False)
     out = io.BytesIO()
-    _outside_event_loop(lambda: pdf_signer.sign_pdf(writer, output=out))
+    outside_event_loop(lambda: pdf_signer.sign_pdf(writer, output=out))
     return out.getvalue()
-
-
-def _outside_event_loop(call: Callable[[], T]) -> T:
-    """pyHanko's synchronous API wraps its async one with `asyncio.run`, which refuses to
-    run where an event loop is already running in this thread (an async server, a
-    Playwright test): there, the call runs in a thread of its own."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return call()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call).result()
 
 
 # --- validation ----------------------------------------------------------------------------
 
 
 def validate_pdf(pdf_bytes: bytes) -> list[SignatureStatus]:
-    """Every embedded signature validated with pyHanko, the platform roots as trust anchors.
-    A PDF that cannot be parsed raises `ValueError`."""
-    try:
-        reader = PdfFileReader(io.BytesIO(pdf_bytes), strict=False)
-        embedded = list(reader.embedded_regular_signatures)
-    except Exception as error:  # pyHanko raises various PdfReadError subclasses
-        raise ValueError(f"not a readable PDF: {error}") from error
-    statuses = []
-    context = validation_context()
-    for signature in embedded:
-        try:
-            status = _outside_event_loop(
-                lambda signature=signature: validate_pdf_signature(signature, context)
-            )
-        except Exception as error:  # a mangled CMS object or byte range
-            log.info("signature %s does not validate: %s", signature.field_name, error)
-            statuses.append(
-                SignatureStatus(
-                    field_name=signature.field_name, signer="", serial="", intact=False,
-                    valid=False, trusted=False, coverage="", modification_level="",
-                    docmdp_ok=None, signed_at=None, timestamp_ok=None, bottom_line=False,
-                )
-            )  # fmt: skip
-            continue
-        cert = status.signing_cert
-        ts = status.timestamp_validity
-        statuses.append(
-            SignatureStatus(
-                field_name=signature.field_name,
-                signer=cert.subject.human_friendly,
-                serial=format(cert.serial_number, "x"),
-                intact=bool(status.intact),
-                valid=bool(status.valid),
-                trusted=bool(status.trusted),
-                coverage=status.coverage.name if status.coverage else "",
-                modification_level=(
-                    status.modification_level.name if status.modification_level else ""
-                ),
-                docmdp_ok=status.docmdp_ok,
-                signed_at=status.signer_reported_dt,
-                timestamp_ok=None if ts is None else bool(ts.valid and ts.intact and ts.trusted),
-                bottom_line=bool(status.bottom_line),
-            )
-        )
-    return statuses
+    """Every embedded signature validated with pyHanko, the platform roots as trust anchors
+    (`evaluation.pdf.validate_signatures`, which `python -m evaluation verify` uses too). A PDF
+    that cannot be parsed raises `ValueError`."""
+    return validate_signatures(
+        pdf_bytes,
+        [_asn1(c) for c in trust_roots()],
+        [_asn1(c) for c in chain_certificates()],
+    )
 
 
 def signatures_ok(pdf_bytes: bytes, expected: int | None = None) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, has_request_context, url_for
+from flask import current_app, has_request_context
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
@@ -25,6 +25,7 @@ from app.accounts.models import Role, User
 from app.audit import append_event
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
+from app.core.urls import public_url
 from app.evaluations.models import Evaluation, EvaluationStage
 from app.evaluations.queries import evaluation_of
 from app.events import publish_after_commit
@@ -97,11 +98,7 @@ def _bidder_users(company_ids: Iterable[int]) -> list[User]:
 
 def _notify(tender: Tender, company_ids: Iterable[int], subject, template: str, **context) -> int:
     """In-app notification and e-mail to every bidder user of the companies."""
-    link = (
-        url_for("results.bidder", tender_id=tender.id, _external=True)
-        if has_request_context()
-        else ""
-    )
+    link = public_url("results.bidder", tender_id=tender.id) if has_request_context() else ""
     return notify_users(
         _bidder_users(company_ids), tender, subject, f"result_{template}", link, **context
     )

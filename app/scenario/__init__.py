@@ -86,7 +86,7 @@ def run(options: Options, *, stop_after: str = "award", out: Path | None = None)
     _check(options, stop_after)
     if not has_request_context():
         # Operations translate lazily and mail links are absolute URLs: give them a request.
-        with current_app.test_request_context(base_url="http://127.0.0.1:5000/"):
+        with current_app.test_request_context(base_url=current_app.config["PUBLIC_URL"]):
             return run(options, stop_after=stop_after, out=out)
     seed = options.seed if options.seed is not None else random.SystemRandom().randrange(2**31)
     # Not for secrets: the seed makes the prices and scores reproducible.

@@ -99,9 +99,9 @@ def _password() -> str:
 
 
 def _enrol_totp(user: User) -> None:
-    secret = pyotp.random_base32()
+    secret = accounts.start_totp_enrolment(user)
     current = int(utcnow_real() // security.TOTP_INTERVAL)
-    accounts.enrol_second_factor(user, secret, pyotp.TOTP(secret).generate_otp(current))
+    accounts.enrol_second_factor(user, pyotp.TOTP(secret).generate_otp(current))
 
 
 def centre_for(run_id: str, code: str | None) -> TradingCentre:

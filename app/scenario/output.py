@@ -90,9 +90,8 @@ def ocds_package(tender: Tender) -> dict | None:
 
 
 def signing_certificate_pem() -> bytes | None:
-    """The platform's document-signing certificate, then the trust anchors (the platform CA
-    that also issues the panel members' certificates): what a verifier of the record trusts."""
-    return signing.platform_signer().certificate_pem + signing.trust_roots_pem()
+    """The platform's document-signing certificate (which signed the record)."""
+    return signing.platform_signer().certificate_pem
 
 
 def record_pdf(tender: Tender) -> bytes | None:
@@ -127,10 +126,11 @@ def write_all(out: Path, drill) -> dict[str, str]:
     if evaluation is not None and evaluation.scoring_json and evaluation.unblinded_at:
         put("scoring.json", evaluation.scoring_json)
     put("evaluation-record.pdf", record_pdf(tender))
-    put(
-        "platform-signing-cert.pem",
-        signing_certificate_pem() if "evaluation-record.pdf" in written else None,
-    )
+    signed = "evaluation-record.pdf" in written
+    put("platform-signing-cert.pem", signing_certificate_pem() if signed else None)
+    # The trust root for `python -m evaluation verify evaluation-record.pdf --trust …`: the
+    # platform CA, which also issues the panel members' certificates.
+    put("platform-ca-cert.pem", signing.trust_roots_pem() if signed else None)
     package = ocds_package(tender)
     put("ocds.json", json.dumps(package, indent=2, ensure_ascii=False) if package else None)
     events = audit_events(tender)

@@ -430,6 +430,9 @@ def send_document(document: TenderDocument, stream: BinaryIO) -> Response:
         etag=False,
         max_age=0,
     )
+    # The stored type is sent as it is: `send_file` would append a second charset to a
+    # `text/html; charset=utf-8` already carrying one.
+    response.content_type = document.content_type
     response.content_length = document.size
     digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
     response.headers["Repr-Digest"] = f"sha-256=:{digest}:"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from flask import url_for
 from flask_babel import force_locale
 from sqlalchemy import select
 
 from app.accounts.models import Role, User
 from app.core.mail import send_after_commit
+from app.core.urls import public_url
 from app.extensions import db
 from app.tenders.models import Notification, Tender, TenderRegistration
 
@@ -50,7 +50,7 @@ def notify_users(
 
 
 def notify_registered(tender: Tender, subject, template: str, **context) -> int:
-    link = url_for("portal.tender", tender_id=tender.id, _external=True)
+    link = public_url("portal.tender", tender_id=tender.id)
     return notify_users(
         registered_bidders(tender), tender, subject, f"tender_{template}", link, **context
     )

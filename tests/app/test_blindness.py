@@ -23,7 +23,9 @@ from app.companies.models import CompanyAlias
 from app.core.types import utcnow
 from app.evaluations import operations, queries, scoring_file
 from app.extensions import db
-from app.opening.parts import record_evaluated_bid
+from app.opening.models import AnonymityDecision
+from app.opening.parts import identities_of, masked_excerpt, record_evaluated_bid, scan_pages
+from evaluation.anonymity import Identity
 from tests.conftest import AuthActions
 from tests.factories.evaluations import opened_tender, seat_panel, text_pdf
 from tests.factories.opening import staff_of
@@ -78,10 +80,18 @@ def price_spellings(price: str) -> list[str]:
 
 
 @pytest.fixture
-def blind(make_tender, make_user):
+def blind(reviewing):
     """The tender in stage SCORING, its bidders made distinctive before anything is
     sealed (their technical PDFs carry the alias as /Author metadata, which the opening
     strips), and the forbidden strings."""
+    tender, experts, forbidden, _opened = reviewing
+    confirm_review(tender, experts[0])
+    return tender, experts, forbidden
+
+
+@pytest.fixture
+def reviewing(make_tender, make_user):
+    """The same tender in stage REVIEW (the evaluation started, nothing decided)."""
     technicals = [
         text_pdf(["Technical proposal", f"Proposal {n}: on time, in full."], author=alias)
         for n, alias in enumerate(ALIASES, start=1)
@@ -97,7 +107,6 @@ def blind(make_tender, make_user):
     experts = seat_panel(make_user, tender, 3)
     operations.start_evaluation(staff_of(tender), tender, chair=experts[0])
     db.session.commit()
-    confirm_review(tender, experts[0])
     forbidden = set()
     for bidder, bid, price in zip(opened.bidders, opened.bids, PRICES, strict=True):
         company = bidder.company
@@ -111,7 +120,7 @@ def blind(make_tender, make_user):
             *price_spellings(price),
         }
     forbidden |= set(ALIASES) | set(NAMES)
-    return tender, experts, forbidden
+    return tender, experts, forbidden, opened
 
 
 class Crawler:
@@ -366,13 +375,10 @@ def test_codes_do_not_follow_the_submission_order(make_tender, make_user):
     assert len(set(all_codes)) >= 90  # 100 codes from 32**3: hardly any repeats
 
 
-def test_no_page_of_the_panel_links_a_code_to_an_identity(app, blind):
-    """The review pages name the bidders (compliance is not blind) and the anonymity page
-    names codes: no page the panel reaches in stage SCORING shows both."""
-    tender, experts, forbidden = blind
+def crawl_for_joins(client, tender, forbidden) -> int:
+    """Follows the evaluation and scoring pages of the tender as `client`: no page shows
+    both an identity and a technical code. The number of pages read."""
     codes = [b.code for b in queries.evaluated_bids(tender)]
-    client = app.test_client()
-    AuthActions(client).login(experts[0])  # the chair sees the most
     queue, seen, pages = (
         [f"/evaluations/tenders/{tender.id}", f"/scoring/tenders/{tender.id}"],
         set(),
@@ -397,4 +403,146 @@ def test_no_page_of_the_panel_links_a_code_to_an_identity(app, blind):
             path = urlsplit(urljoin(url, found)).path
             if path.startswith((f"/evaluations/tenders/{tender.id}", "/scoring/")):
                 queue.append(path)
-    assert pages >= 3
+    return pages
+
+
+def test_no_page_of_the_panel_links_a_code_to_an_identity(app, blind):
+    """The review pages name the bidders (compliance is not blind) and the anonymity page
+    names codes: no page the panel reaches in stage SCORING shows both."""
+    tender, experts, forbidden = blind
+    client = app.test_client()
+    AuthActions(client).login(experts[0])  # the chair sees the most
+    assert crawl_for_joins(client, tender, forbidden) >= 3
+
+
+# What changes from one request to the next: the form token and the server time.
+VOLATILE = re.compile(r'name="csrf_token" value="[^"]*"|Server time:.*?</time>', re.S)
+
+
+class IdentityPages:
+    """The review page and its API answer (keyed by company and opening sequence), as the
+    chair and the centre's staff read them."""
+
+    def __init__(self, app, tender, users):
+        self.tender = tender
+        self.sessions = []
+        for user in users:
+            client = app.test_client()
+            AuthActions(client).login(user)
+            token = create_api_token(user, "review")
+            db.session.commit()
+            self.sessions.append((client, {"Authorization": f"Bearer {token}"}))
+
+    def read(self) -> list:
+        out = []
+        for client, api in self.sessions:
+            page = client.get(f"/evaluations/tenders/{self.tender.id}")
+            assert page.status_code == 200
+            out.append(VOLATILE.sub("", page.get_data(as_text=True)))
+            answer = client.get(f"/api/v1/tenders/{self.tender.id}/evaluation/review", headers=api)
+            assert answer.status_code == 200
+            out.append(answer.get_json())
+        return out
+
+
+def _swap_questions(first, second) -> None:
+    """Moves the anonymity question of one evaluated bid to the other (and back)."""
+    first_state = (first.anonymity_hits, first.anonymity_decision, first.anonymity_reason)
+    second_state = (second.anonymity_hits, second.anonymity_decision, second.anonymity_reason)
+    first.anonymity_hits, first.anonymity_decision, first.anonymity_reason = second_state
+    second.anonymity_hits, second.anonymity_decision, second.anonymity_reason = first_state
+    db.session.commit()
+
+
+def _anonymity_statuses(review: dict) -> dict[int, str]:
+    return {
+        bid["bid_id"]: next(
+            c["status"] for c in bid["checks"] if c["check"] == "technical_part_anonymous"
+        )
+        for bid in review["bids"]
+    }
+
+
+def test_identity_pages_say_nothing_of_one_bids_technical_part(app, reviewing):
+    """The anonymity page names technical codes; the review names companies. Whichever bid
+    a pending or accepted question is about, the review page and API answer are the same
+    (only the number of open questions shows), so a panel member cannot join a code to a
+    company through them; the anonymity page masks the identity with a fixed token."""
+    tender, experts, forbidden, opened = reviewing
+    chair = experts[0]
+    rows = {row.bid_id: row for row in queries.evaluated_bids(tender)}
+    asked, rejected, clean = (rows[bid.id] for bid in opened.bids)
+    for row, bidder in ((asked, opened.bidders[0]), (rejected, opened.bidders[1])):
+        company = bidder.company
+        text = f"Prepared by {company.name} for the city."
+        row.anonymity_hits = scan_pages([text], identities_of(company))
+        assert row.anonymity_hits
+        row.anonymity_decision = AnonymityDecision.PENDING
+    db.session.commit()
+    pages = IdentityPages(app, tender, [chair, staff_of(tender)])
+    chair_client = pages.sessions[0][0]
+
+    def same_whichever_bid() -> list:
+        before = pages.read()
+        _swap_questions(asked, clean)
+        after = pages.read()
+        _swap_questions(asked, clean)
+        for seen, moved in zip(before, after, strict=True):
+            assert seen == moved, "the review tells which bid the question is about"
+        return before
+
+    # 1. Two questions open (stage REVIEW).
+    shown = same_whichever_bid()
+    assert "Anonymity questions: 2 open." in shown[0]
+    assert shown[1]["open_questions"]["anonymity"] == 2
+    assert set(_anonymity_statuses(shown[1]).values()) == {"blind"}
+    assert crawl_for_joins(chair_client, tender, forbidden) >= 2
+    anonymity = chair_client.get(f"/evaluations/tenders/{tender.id}/anonymity")
+    text = anonymity.get_data(as_text=True)
+    assert asked.code in text and "[name removed]" in text and "█" not in text
+    for needle in forbidden:
+        assert needle.casefold() not in text.replace("&amp;", "&").casefold(), needle
+    api_answer = chair_client.get(
+        f"/api/v1/tenders/{tender.id}/evaluation/anonymity", headers=pages.sessions[0][1]
+    ).get_json()
+    excerpts = [h["excerpt"] for q in api_answer["questions"] for h in q["hits"]]
+    assert excerpts and all("[name removed]" in e for e in excerpts)
+
+    # 2. One accepted, one rejected: only the rejection shows, on its (non-compliant) bid,
+    # whose technical part is not scored.
+    operations.decide_anonymity(chair, tender, asked.code, True, "Harmless.")
+    operations.decide_anonymity(chair, tender, rejected.code, False, "Signed by the company.")
+    db.session.commit()
+    shown = same_whichever_bid()
+    assert "Anonymity questions: 0 open." in shown[0]
+    review = shown[1]
+    assert _anonymity_statuses(review) == {
+        opened.bids[0].id: "blind",
+        opened.bids[1].id: "failed",
+        opened.bids[2].id: "blind",
+    }
+    assert next(b for b in review["bids"] if b["bid_id"] == opened.bids[1].id)["compliant"] is False
+    assert crawl_for_joins(chair_client, tender, forbidden) >= 2
+
+    # 3. Review confirmed: blind scoring, the same.
+    confirm_review(tender, chair)
+    same_whichever_bid()
+    assert crawl_for_joins(chair_client, tender, forbidden) >= 3
+
+    # 4. Unblinded: each bid's check reads as decided (the check above can fail).
+    for expert in experts:
+        fill_sheet(expert, tender)
+        lock(expert, tender)
+    operations.unblind(chair, tender)
+    db.session.commit()
+    assert set(_anonymity_statuses(pages.read()[1]).values()) == {"passed", "failed"}
+
+
+def test_the_mask_does_not_keep_the_shape_of_the_name():
+    """Two names of different lengths, words and punctuation leave the same excerpt."""
+    excerpts = set()
+    for name in ("Li Co., Ltd.", "Brackenholt & Söhne-Ironworks (Group) Co., Ltd."):
+        hits = scan_pages([f"Prepared by {name} for the city."], [Identity("name", name)])
+        assert len(hits) == 1
+        excerpts.add(masked_excerpt(hits[0]))
+    assert excerpts == {"Prepared by [name removed] for the city."}

@@ -13,7 +13,8 @@ from tests.factories.accounts import signup_form
 def test_production_refuses_development_secrets(monkeypatch):
     import config
 
-    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", config.DEV_SECRET_KEY)
+    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "")
+    monkeypatch.setattr(config.ProductionConfig, "PUBLIC_URL", "")
     monkeypatch.setattr(config.ProductionConfig, "REDIS_URL", "")
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("FAIRBID_PLATFORM_KEY", raising=False)
@@ -22,7 +23,13 @@ def test_production_refuses_development_secrets(monkeypatch):
     with pytest.raises(RuntimeError) as error:
         config.ProductionConfig.check()
     message = str(error.value)
-    for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "FAIRBID_PLATFORM_KEY"):
+    for name in (
+        "SECRET_KEY",
+        "FAIRBID_PUBLIC_URL",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "FAIRBID_PLATFORM_KEY",
+    ):
         assert name in message
     for name in config.SIGNING_SETTINGS:
         assert name in message
@@ -32,6 +39,7 @@ def test_production_accepts_real_settings(monkeypatch):
     import config
 
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "k" * 48)
+    monkeypatch.setattr(config.ProductionConfig, "PUBLIC_URL", "https://bids.example.gov")
     monkeypatch.setattr(config.ProductionConfig, "REDIS_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("DATABASE_URL", "postgresql://fairbid@db/fairbid")
     monkeypatch.setenv("FAIRBID_PLATFORM_KEY", "/etc/fairbid/receipt-key.pem")
@@ -44,6 +52,7 @@ def test_production_refuses_to_start_without_a_signing_certificate(monkeypatch):
     import config
 
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "k" * 48)
+    monkeypatch.setattr(config.ProductionConfig, "PUBLIC_URL", "https://bids.example.gov")
     monkeypatch.setattr(config.ProductionConfig, "REDIS_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("DATABASE_URL", "postgresql://fairbid@db/fairbid")
     monkeypatch.setenv("FAIRBID_PLATFORM_KEY", "/etc/fairbid/receipt-key.pem")

@@ -178,7 +178,7 @@ def test_decline_redraws_and_the_public_json_replays_it(app, pool):
     assert replacement.user_id != expert.id
     assert replacement.drawn_for == first.drawn_for
 
-    public = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json")
+    public = published_in_full(app, tender)
     assert public.status_code == 200
     data = public.get_json()
     assert data["redraws"] == [{"vacated": expert.id, "cause": "declined"}]
@@ -249,6 +249,19 @@ def test_declaration_before_anything_and_removal_with_a_reason(app, pool):
     assert json.loads(removed.data)["reason"] == "Shareholder of a bidder."
 
 
+def published_in_full(app, tender, status=TenderStatus.AWARDED):
+    """draw.json as it is once the result is decided (the tender's status set for the
+    request only, then put back)."""
+    before = tender.status
+    tender.status = status
+    db.session.commit()
+    try:
+        return app.test_client().get(f"/panels/tenders/{tender.id}/draw.json")
+    finally:
+        tender.status = before
+        db.session.commit()
+
+
 def draw_seed(tender) -> str:
     return ops.draw_of(tender).seed
 
@@ -297,6 +310,112 @@ def test_staff_put_experts_in_their_centre_pool(app, make_user, make_centre):
     assert db.session.get(ExpertProfile, expert.id).centre_id == centre.id
 
 
+def _profile_state(expert):
+    db.session.expire_all()
+    profile = db.session.get(ExpertProfile, expert.id)
+    return (profile.centre_id, profile.specialties, profile.employer, profile.available)
+
+
+def test_staff_edit_only_their_own_centres_experts(app, make_user, make_centre):
+    """Staff of centre B can neither take an expert of centre A into B's pool nor change
+    their specialty, employer or availability; the city pool is the administrators'."""
+    centre_a, centre_b = make_centre(), make_centre()
+    staff_a = make_user(Role.STAFF, centre=centre_a)
+    staff_b = make_user(Role.STAFF, centre=centre_b)
+    admin = make_user(Role.ADMIN)
+    ours, shared = make_user(Role.EXPERT), make_user(Role.EXPERT)
+    registered_at_a = make_user(Role.EXPERT)
+    registered_at_a.centre_id = centre_a.id
+    ops.save_expert_profile(
+        staff_a, ours, centre_id=centre_a.id, specialties=["civil"], employer="A", available=True
+    )
+    ops.save_expert_profile(
+        admin, shared, centre_id=None, specialties=["economic"], employer="C", available=True
+    )
+    db.session.commit()
+    before = {u.id: _profile_state(u) for u in (ours, shared)}
+
+    client = app.test_client()
+    AuthActions(client).login(staff_b)
+    takeover = {"specialties": ["medical"], "employer": "Centre B Institute"}  # available: off
+    for expert, message in (
+        (ours, b"belongs to another centre"),
+        (shared, b"only administrators edit the profile"),
+        (registered_at_a, b"belongs to another centre"),
+    ):
+        response = client.post("/panels/pool", data={"email": expert.email, **takeover})
+        assert response.status_code == 303
+        assert message in client.get(response.headers["Location"]).data
+    assert {u.id: _profile_state(u) for u in (ours, shared)} == before
+    assert db.session.get(ExpertProfile, registered_at_a.id) is None
+    assert not db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "panel.expert_profile_saved", AuditEvent.actor_id == staff_b.id
+        )
+    ).all()
+    # The operation refuses the same, with stable codes.
+    for expert, code in ((ours, "other_centre_expert"), (shared, "city_pool_expert")):
+        with pytest.raises(OperationError) as refused:
+            ops.save_expert_profile(
+                staff_b, expert, centre_id=centre_b.id, specialties=[], employer="", available=False
+            )
+        assert (refused.value.code, refused.value.status) == (code, 403)
+    db.session.rollback()
+    # Staff of A still edit their own expert; administrators edit anyone's.
+    ops.save_expert_profile(
+        staff_a, ours, centre_id=centre_a.id, specialties=["civil"], employer="A2", available=False
+    )
+    with pytest.raises(OperationError):
+        ops.save_expert_profile(
+            staff_a, shared, centre_id=centre_a.id, specialties=[], employer="", available=True
+        )
+    ops.save_expert_profile(
+        admin, ours, centre_id=None, specialties=["civil"], employer="City", available=True
+    )
+    db.session.commit()
+    assert _profile_state(ours) == (None, "civil", "City", True)
+    # An expert in no pool yet can join any centre's.
+    free = make_user(Role.EXPERT)
+    response = client.post("/panels/pool", data={"email": free.email, "available": "y"})
+    assert response.status_code == 302
+    assert _profile_state(free)[0] == centre_b.id
+
+
+def test_the_pool_through_the_api(app, make_user, make_centre):
+    centre_a, centre_b = make_centre(), make_centre()
+    staff_a = make_user(Role.STAFF, centre=centre_a)
+    staff_b = make_user(Role.STAFF, centre=centre_b)
+    expert = make_user(Role.EXPERT)
+    client = app.test_client()
+    url = f"/api/v1/experts/{expert.id}/profile"
+    body = {"specialties": ["civil"], "employer": "A Institute", "available": True}
+    answer = client.put(url, json=body, headers=token_for(staff_a))
+    assert answer.status_code == 200
+    assert answer.get_json()["centre_id"] == centre_a.id
+    before = _profile_state(expert)
+    # Staff of B: refused with a stable code, nothing changed, not even the availability.
+    takeover = {"specialties": ["medical"], "employer": "B", "available": False}
+    answer = client.put(url, json=takeover, headers=token_for(staff_b))
+    assert answer.status_code == 403
+    assert answer.get_json()["error"] == "other_centre_expert"
+    assert _profile_state(expert) == before
+    answer = client.put(url, json={**takeover, "city_pool": True}, headers=token_for(staff_b))
+    assert answer.status_code == 403 and _profile_state(expert) == before
+    # The pools listed: A's staff see the expert, B's do not.
+    listed = client.get("/api/v1/experts/pool", headers=token_for(staff_a)).get_json()
+    assert [p["user_id"] for p in listed] == [expert.id]
+    assert client.get("/api/v1/experts/pool", headers=token_for(staff_b)).get_json() == []
+    # Bad input: a clear 422 (the API's validation answer), nothing stored.
+    answer = client.put(url, json={"specialties": ["astrology"]}, headers=token_for(staff_a))
+    assert answer.status_code == 422 and _profile_state(expert) == before
+    assert (
+        client.put(
+            "/api/v1/experts/999999/profile", json={}, headers=token_for(staff_a)
+        ).status_code
+        == 404
+    )
+
+
 def test_a_decline_with_no_specialist_left_leaves_the_seat_vacant(pool):
     tender, staff = pool["tender"], pool["staff"]
     seal(tender)
@@ -318,7 +437,7 @@ def test_a_decline_with_no_specialist_left_leaves_the_seat_vacant(pool):
         }
     ]
     assert ops.vacant_positions(tender) == [member.position]
-    replayed = replay(draw.eligible, 5, draw.quotas, draw.seed, ops.public_draw(draw)["redraws"])
+    replayed = replay(draw.eligible, 5, draw.quotas, draw.seed, ops.full_draw(draw)["redraws"])
     assert replayed["panel"][member.position - 1] is None
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.declined"))
     assert json.loads(event.data)["replacement"] is None
@@ -521,7 +640,7 @@ def test_the_draw_records_every_exclusion_with_its_reasons(app, pool, make_tende
     assert eligible[-1].id not in {e["id"] for e in draw.eligible}
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "panel.drawn"))
     assert json.loads(event.data)["excluded"] == draw.excluded
-    public = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json").get_json()
+    public = published_in_full(app, tender).get_json()
     assert public["excluded"] == {
         "bidder_employer": 1,
         "bidder_relationship": 1,
@@ -546,7 +665,7 @@ def current_panel(tender) -> list[int | None]:
 
 
 def replay_published(app, tender) -> dict:
-    data = app.test_client().get(f"/panels/tenders/{tender.id}/draw.json").get_json()
+    data = published_in_full(app, tender).get_json()
     return replay(
         data["eligible"],
         data["size"],
@@ -760,3 +879,124 @@ def test_procuring_entity_through_the_staff_form(app, client, make_user, make_ce
     assert client.post(f"/centre/tenders/{tender.id}/edit", data=data).status_code == 400
     db.session.expire_all()
     assert db.session.get(Tender, tender.id).procuring_entity == "City Museum"
+
+
+def _integers(value, path=""):
+    """Every integer of a JSON value with its path."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _integers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _integers(item, f"{path}[]")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield path, value
+
+
+def test_draw_json_is_a_commitment_until_the_result(app, pool, make_user, tmp_path, capsys):
+    """Before the award or failure notice, anyone (anonymous, a bidder, a member of the
+    panel, the centre's staff) gets only the commitment: no expert id, nothing to replay.
+    With the failure (or award) notice the full draw is published; it replays, and the
+    commitment published earlier (before a refill, too) checks against it."""
+    from app.results import operations as results_ops
+    from evaluation.__main__ import main
+
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 5, {})
+    db.session.commit()
+    members = ops.members_of(tender)
+    callers = {"anonymous": app.test_client()}
+    for name, user in (
+        ("bidder", make_user(Role.BIDDER)),
+        ("expert", members[0].user),
+        ("staff", staff),
+    ):
+        callers[name] = app.test_client()
+        AuthActions(callers[name]).login(user)
+    url = f"/panels/tenders/{tender.id}/draw.json"
+    expert_ids = {u.id for u in pool["eligible"] + pool["excluded"]}
+
+    def commitment_for_everyone() -> dict:
+        answers = [c.get(url) for c in callers.values()]
+        assert all(a.status_code == 200 for a in answers)
+        bodies = [a.get_json() for a in answers]
+        assert all(b == bodies[0] for b in bodies)
+        body = bodies[0]
+        assert body["state"] == "commitment"
+        assert not {"eligible", "redraws", "excluded", "nonce"} & set(body)
+        allowed = {".tender_id", ".size", ".redraw_count"}
+        assert {p for p, _ in _integers(body)} <= allowed | {f".quotas.{k}" for k in body["quotas"]}
+        text = answers[0].get_data(as_text=True)
+        for user_id in expert_ids:
+            assert f'"id": {user_id}' not in text and f'"vacated": {user_id}' not in text
+        return body
+
+    before_refill = commitment_for_everyone()
+    assert before_refill["redraw_count"] == 0
+    # A member declines: the commitment moves on (one refill), still naming nobody.
+    ops.decline_invitation(members[-1].user, tender, "Abroad")
+    db.session.commit()
+    after_refill = commitment_for_everyone()
+    assert after_refill["redraw_count"] == 1
+    assert after_refill["outcome_sha256"] != before_refill["outcome_sha256"]
+    assert after_refill["eligible_sha256"] == before_refill["eligible_sha256"]
+    # The commitment is not a replayable draw.
+    earlier = tmp_path / "commitment.json"
+    earlier.write_text(json.dumps(before_refill))
+    assert main(["draw-replay", str(earlier)]) == 2
+    assert "is a commitment, not the full draw" in capsys.readouterr().err
+
+    # The failure notice publishes the full draw, to every caller alike.
+    tender.status = TenderStatus.OPENED
+    db.session.commit()
+    results_ops.declare_failed(staff, tender, "other", "Every bid was non-compliant.")
+    db.session.commit()
+    answers = [c.get(url).get_json() for c in callers.values()]
+    assert all(a == answers[0] for a in answers)
+    full = answers[0]
+    assert full["state"] == "full" and len(full["nonce"]) == 64
+    assert {e["id"] for e in full["eligible"]} == {u.id for u in pool["eligible"]}
+    assert full["redraws"] == [{"vacated": members[-1].user_id, "cause": "declined"}]
+    path = tmp_path / "draw.json"
+    path.write_text(json.dumps(full))
+    for commitment_file, published in (
+        (earlier, before_refill),
+        (tmp_path / "later.json", after_refill),
+    ):
+        commitment_file.write_text(json.dumps(published))
+        assert main(["draw-replay", str(path), "--commitment", str(commitment_file)]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["seed_matches_inputs"] and out["commitment_matches"]
+        assert out["panel"] == current_panel(tender)
+    # A full file that is not the draw committed to is caught: one eligible expert left out.
+    forged = dict(full, eligible=full["eligible"][1:])
+    path.write_text(json.dumps(forged))
+    assert main(["draw-replay", str(path), "--commitment", str(earlier)]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert not out["commitment_matches"]
+    assert any(d.startswith("eligible_sha256") for d in out["commitment_differences"])
+    # And a full file with another salt (as one would need to pass off another draw).
+    path.write_text(json.dumps(dict(full, nonce="00" * 32)))
+    assert main(["draw-replay", str(path), "--commitment", str(earlier)]) == 1
+    capsys.readouterr()
+
+
+def test_draw_json_is_full_with_the_award_notice(app, pool):
+    tender, staff = pool["tender"], pool["staff"]
+    seal(tender)
+    ops.draw_tender_panel(staff, tender, 5, {})
+    db.session.commit()
+    client = app.test_client()
+    url = f"/panels/tenders/{tender.id}/draw.json"
+    assert client.get(url).get_json()["state"] == "commitment"
+    for status in (TenderStatus.OPENED, TenderStatus.EVALUATING, TenderStatus.CANDIDATES):
+        tender.status = status
+        db.session.commit()
+        assert client.get(url).get_json()["state"] == "commitment", status
+    tender.status = TenderStatus.AWARDED  # as publish_award leaves it
+    db.session.commit()
+    full = client.get(url).get_json()
+    assert full["state"] == "full"
+    replayed = replay(full["eligible"], 5, full["quotas"], full["seed"], full["redraws"])
+    assert replayed["panel"] == current_panel(tender)

@@ -13,6 +13,7 @@ from app.bids.models import Bid, UploadSession
 from app.companies.models import CompanyAlias, CompanyCertificate, CompanyStatus
 from app.core.types import utcnow
 from app.extensions import db
+from app.panels.models import ExpertProfile
 from app.tenders.models import Enquiry, Notification, TenderDocument, TenderRegistration
 from tests.app.expectations import ROLES, STAFF_ANY, merged
 from tests.conftest import AuthActions
@@ -48,6 +49,9 @@ def world(app, make_centre, make_company, make_user, make_tender):
     company = make_company(centre=centre_a, status=CompanyStatus.PENDING)
     # Objects the walk may change without disturbing the signed-in role users.
     spare_user = make_user(Role.EXPERT)
+    # An expert of centre A's pool (staff of B may not edit them).
+    pool_expert = make_user(Role.EXPERT)
+    db.session.add(ExpertProfile(user_id=pool_expert.id, centre_id=centre_a.id))
     spare_token = account_ops.create_api_token(users["admin"], "spare")
     spare_token_id = account_ops.api_token_record(spare_token).id
     tender = make_tender(centre=centre_a)
@@ -105,6 +109,7 @@ def world(app, make_centre, make_company, make_user, make_tender):
         "company": company,
         "users": users,
         "spare_user": spare_user,
+        "pool_expert": pool_expert,
         "spare_token_id": spare_token_id,
         "tender": tender,
         "template_id": tender.template_version.template_id,
@@ -124,6 +129,7 @@ def url_args(rule, world) -> dict:
         "company_id": world["company"].id,
         "centre_id": world["centre"].id,
         "user_id": world["spare_user"].id,
+        "expert_id": world["pool_expert"].id,
         "token_id": world["spare_token_id"],
         "token": "not-a-token",
         "code": "ko",

@@ -460,9 +460,11 @@ def test_atom_feeds_per_centre_and_per_category(client, make_tender, make_centre
 def test_feed_cache_is_keyed_on_the_host(client, make_tender):
     tender = make_tender()
     url = f"/feeds/centre/{tender.centre.code}.atom"
-    client.get(url, headers={"Host": "evil.example"})
+    # An unknown host is refused outright (issue 12, item 3); a served one is cached apart.
+    assert client.get(url, headers={"Host": "evil.example"}).status_code == 400
+    client.get(url, headers={"Host": "127.0.0.1"})
     honest = client.get(url).get_data(as_text=True)
-    assert "evil.example" not in honest
+    assert "evil.example" not in honest and "127.0.0.1" not in honest
 
 
 def test_downloads_count_stays_zero_for_page_views(client, stored_document):

@@ -354,11 +354,14 @@ def test_cli_verifies_the_record_and_catches_an_altered_scoring_file(app, finali
     record = _make_record(finalised)
     root = Path(__file__).resolve().parents[2]
 
+    trust = tmp_path / "ca.pem"
+    trust.write_bytes(signing.trust_roots_pem())
+
     def verify(pdf: bytes) -> subprocess.CompletedProcess:
         path = tmp_path / "record.pdf"
         path.write_bytes(pdf)
         return subprocess.run(
-            [sys.executable, "-m", "evaluation", "verify", str(path)],
+            [sys.executable, "-m", "evaluation", "verify", str(path), "--trust", str(trust)],
             cwd=root, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
 

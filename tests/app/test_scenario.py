@@ -130,8 +130,10 @@ def test_the_drill_runs_a_whole_tender(app, tmp_path, template, bidders, counter
         assert summary["winner"] == ranked[0]["id"]
         assert tender.status == TenderStatus.AWARDED
         pdf = out / "evaluation-record.pdf"
-        verified = cli("-m", "evaluation", "verify", str(pdf))
+        trust = out / "platform-ca-cert.pem"
+        verified = cli("-m", "evaluation", "verify", str(pdf), "--trust", str(trust))
         assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "the last signature covers the whole file" in verified.stdout
         from app.records.signing import signatures_ok
 
         # The platform's signature, then one per panel member when they countersigned.

@@ -318,11 +318,15 @@ def test_publication_renders_the_documents(app, client, staff, draft):
         with client.get(f"/centre/documents/{document.id}") as download:
             assert download.status_code == 200
             assert "attachment" in download.headers["Content-Disposition"]
+            content_type = download.headers["Content-Type"]
             data = download.get_data()
         assert hashlib.sha256(data).hexdigest() == document.sha256
         if document.kind == "tender_pdf":
             assert data.startswith(b"%PDF-")
+            assert content_type == "application/pdf"
         else:
+            # One charset, not `text/html; charset=utf-8; charset=utf-8`.
+            assert content_type == "text/html; charset=utf-8"
             html = data.decode()
             assert "School desks" in html and "QH-2025-001" in html
             assert "990,000.00" in html

@@ -302,3 +302,40 @@ def test_cli_replays_refills_and_vacancies(tmp_path, capsys):
     path.write_text(json.dumps(published))
     assert main(["draw-replay", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["initial"] != list(result.members)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ids=st.sets(st.integers(min_value=1, max_value=500), min_size=6, max_size=20),
+    nonce=st.binary(min_size=32, max_size=32).filter(lambda b: b != bytes(32)),
+    declined=st.integers(min_value=0, max_value=4),
+    dropped=st.integers(min_value=0, max_value=19),
+)
+def test_a_commitment_binds_the_eligible_list_and_the_outcome(ids, nonce, declined, dropped):
+    """The full draw checks against its own commitment, taken before or after a refill;
+    leaving one expert out of the eligible list, or another salt, never does."""
+    from evaluation.draw import check_commitment, commitment
+
+    eligible = [{"id": i, "specialties": ["civil"]} for i in sorted(ids)]
+    seed = seed_from("ef" * 32, "2026-11-27T09:00:00+00:00")
+    result = draw_panel([ExpertCandidate(i, frozenset({"civil"})) for i in ids], 5, {}, seed)
+    full = {
+        "size": 5,
+        "quotas": {},
+        "seed": seed.hex(),
+        "eligible": eligible,
+        "nonce": nonce.hex(),
+        "redraws": [{"vacated": result.members[declined]}],
+    }
+    before, after = commitment(full, 0), commitment(full)
+    assert before["outcome_sha256"] != after["outcome_sha256"]
+    assert check_commitment(full, before) == [] and check_commitment(full, after) == []
+    # The order the eligible list is given in does not matter; its content does.
+    assert check_commitment(dict(full, eligible=eligible[::-1]), after) == []
+    forged = dict(full, eligible=[e for n, e in enumerate(eligible) if n != dropped % len(ids)])
+    try:
+        differences = check_commitment(forged, before)
+    except DrawError:  # the vacated member is no longer eligible: not a draw at all
+        differences = ["unreplayable"]
+    assert differences
+    assert check_commitment(dict(full, nonce="00" * 32), before)
