@@ -522,6 +522,16 @@ PROBES = [
         form={"email": "{expert_email}", "employer": f"Acme {RLO}Ltd", "available": "y"},
         as_="web:staff",
     ),
+    Probe(
+        13,
+        "API expert employer RLO",
+        "PUT",
+        "/api/v1/experts/{expert_id}/profile",
+        400,
+        error="bad_characters",
+        json={"employer": f"Acme {RLO}Ltd"},
+        as_="bearer:staff",
+    ),
 ]
 
 
@@ -550,6 +560,7 @@ def world(make_centre, make_user, make_tender):
         "draft": draft.id,
         "sealed": sealed.id,
         "staff_email_upper": staff.email.upper(),
+        "expert_id": users["expert"].id,
         **{f"{role}_email": user.email for role, user in users.items()},
     }
     return users, names
