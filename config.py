@@ -112,7 +112,9 @@ class Config:
     FAIRBID_CURRENCY = os.environ.get("FAIRBID_CURRENCY", "CNY")
 
     # Rate limits (Flask-Limiter; Redis when REDIS_URL is set).
-    # Sign-in attempts: per client address, and per account whatever the address.
+    # Sign-in attempts per client address; and one limit per account, whatever the address,
+    # shared by every entry point that checks a password, TOTP code or key passphrase
+    # (app/accounts/limits.py).
     RATELIMIT_LOGIN = os.environ.get("FAIRBID_RATELIMIT_LOGIN", "30 per minute")
     RATELIMIT_LOGIN_ACCOUNT = os.environ.get("FAIRBID_RATELIMIT_LOGIN_ACCOUNT", "10 per 5 minutes")
     RATELIMIT_RESET = os.environ.get("FAIRBID_RATELIMIT_RESET", "5 per hour")

@@ -25,6 +25,10 @@ def create_app(config: type | None = None, **overrides) -> Flask:
         static_folder=str(config_module.BASE_DIR / "app" / "static"),
         instance_path=str(overrides.get("INSTANCE_DIR", config.INSTANCE_DIR)),
     )
+    # Before any blueprint adds its rules: every `<int:...>` route is bounded to what an id holds.
+    from app.core.urls import BoundedIntConverter
+
+    app.url_map.converters["int"] = BoundedIntConverter
     app.config.from_object(config)
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)

@@ -24,6 +24,7 @@ from app.centres.models import TradingCentre
 from app.centres.operations import create_centre
 from app.clock.cli import clock_command
 from app.core.errors import OperationError
+from app.core.text import clean_name
 from app.core.types import utcnow
 from app.demo import seed
 from app.extensions import db
@@ -135,6 +136,7 @@ def users_create(email: str, full_name: str, role: str, centre_code: str | None,
         if centre_id is None:
             raise click.ClickException("staff and custodians need --centre with an existing code")
     try:
+        full_name = clean_name(full_name, "--name")
         check_password_strength(password)
     except OperationError as error:
         raise click.ClickException(str(error.message)) from None

@@ -7,10 +7,12 @@ import logging
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.core.boundary import settle
 from app.core.errors import OperationError
+from app.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,10 @@ MESSAGES = {
     429: _l("Too many attempts. Wait a minute and try again."),
     500: _l("An unexpected error occurred. Nothing you sent was lost; try again shortly."),
 }
+
+NUMBER_TOO_LARGE = _l("A number in the request is too large. Check what you sent and try again.")
+# PostgreSQL's SQLSTATE for "integer out of range" and its kin.
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"
 
 
 def abort_with(status: int, message) -> None:
@@ -99,12 +105,29 @@ def init_app(app: Flask) -> None:
         settle(error)
         return error_response(error.status, error.message, code=error.code, detail=error.detail())
 
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def number_out_of_range(error: Exception):
+        """The net under the input checks (app.web): a number the database cannot hold, e.g.
+        an id beyond PostgreSQL's 32-bit integers in a JSON body or a page whose offset
+        passes 64 bits, is the client's mistake, not a 500. Other data errors stay errors."""
+        out_of_range = isinstance(error, OverflowError) or (
+            getattr(error.orig, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE
+        )
+        db.session.rollback()
+        if not out_of_range:
+            return unexpected_error(error)
+        return error_response(400, NUMBER_TOO_LARGE, code="number_out_of_range")
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
         # Our own aborts carry a specific description; werkzeug's defaults are English-only.
         custom = error.description if getattr(error, "fairbid_message", False) else None
-        response = error_response(status, custom)
+        # A stable code where clients act on it: a 429 means wait and retry.
+        response = error_response(
+            status, custom, code="too_many_attempts" if status == 429 else None
+        )
         if status == 405 and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_currency, format_decimal, get_locale
 
 from app.core.types import utcnow
@@ -29,6 +29,9 @@ def normalise_language(code: str | None) -> str | None:
 
 
 def select_locale() -> str:
+    if not has_request_context():
+        # A CLI command or a job: messages in the default language (jobs force their own).
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     chosen = normalise_language(request.cookies.get(LANGUAGE_COOKIE))
     if chosen:
         return chosen

@@ -4,7 +4,9 @@ what every template can see."""
 from __future__ import annotations
 
 import hashlib
+import re
 import time
+from collections.abc import Iterator
 
 from flask import Flask, flash, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
@@ -12,7 +14,9 @@ from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
 from app.accounts.models import User
-from app.errors import abort_with
+from app.core.errors import OperationError
+from app.core.urls import MAX_ROUTE_INT
+from app.errors import NUMBER_TOO_LARGE, abort_with
 from app.extensions import db, login_manager, redis_client
 
 SECOND_FACTOR_KEY = "second_factor_ok"
@@ -68,6 +72,85 @@ def _reject_undecodable_forms() -> None:
         abort_with(400, _l("The form was not sent as UTF-8 text."))
 
 
+# Integers the databases can hold (SQLite and PostgreSQL: 64-bit at most), and ids: every
+# field named `id`, `..._id` or `..._ids` refers to an INTEGER column, 32-bit on PostgreSQL
+# (the same bound as `<int:...>` routes).
+MAX_INT = 2**63 - 1
+_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
+def _is_id(key: str | None) -> bool:
+    return key is not None and (key == "id" or key.endswith(("_id", "_ids")))
+
+
+def _too_large(number: int | str, bound: int) -> bool:
+    if isinstance(number, str):
+        digits = number.strip().lstrip("+-").lstrip("0")
+        # Compared as text first: int() refuses strings of thousands of digits.
+        if len(digits) > len(str(bound)):
+            return True
+        number = int(digits or "0")
+    return abs(number) > bound
+
+
+def _unstorable(key: str | None, value: object) -> str | None:
+    """Why a value of the request cannot reach the database, or None."""
+    bound = MAX_ROUTE_INT if _is_id(key) else MAX_INT
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+            return "invalid_character"
+        if len(value) >= len(str(bound)) and _INTEGER.fullmatch(value) and _too_large(value, bound):
+            return "number_out_of_range"
+    elif isinstance(value, int) and not isinstance(value, bool) and _too_large(value, bound):
+        return "number_out_of_range"
+    return None
+
+
+def _request_items() -> Iterator[tuple[str | None, object]]:
+    """Every key and value the request carries (path, query, form, file names, JSON), each
+    value with the name it came under."""
+    yield None, request.path
+    for multi in (request.args, request.form):
+        for key, values in multi.lists():
+            yield None, key
+            for value in values:
+                yield key, value
+    for key, storage in request.files.items(multi=True):
+        yield None, key
+        yield None, storage.filename or ""
+    if request.is_json:
+        stack: list[tuple[str | None, object]] = [(None, request.get_json(silent=True))]
+        while stack:
+            name, item = stack.pop()
+            if isinstance(item, dict):
+                for key, value in item.items():
+                    yield None, key
+                    stack.append((key, value))
+            elif isinstance(item, list):
+                stack.extend((name, value) for value in item)
+            else:
+                yield name, item
+
+
+def _reject_unstorable_input() -> None:
+    """One check for every route, before any view reads the request: a NUL byte or a lone
+    surrogate (PostgreSQL refuses both), an integer beyond 64 bits (an OverflowError in
+    SQLite, out of range in PostgreSQL) or an id beyond 32 bits answers 400 with a stable
+    code. (Numbers made from valid ones, e.g. a page's offset, meet app.errors' net.)"""
+    for key, value in _request_items():
+        problem = _unstorable(key, value)
+        if problem == "invalid_character":
+            raise OperationError(
+                _l(
+                    "The request contains a character that cannot be stored (a NUL byte or "
+                    "an unpaired surrogate). Remove it and try again."
+                ),
+                code=problem,
+            )
+        if problem == "number_out_of_range":
+            raise OperationError(NUMBER_TOO_LARGE, code=problem)
+
+
 def _enforce_second_factor() -> Response | None:
     """A privileged user whose session did not pass TOTP is signed out (e.g. a role that
     became privileged while signed in)."""
@@ -92,6 +175,7 @@ def init_app(app: Flask) -> None:
     def before_request() -> Response | None:
         if request.method in {"POST", "PUT", "PATCH"}:
             _reject_undecodable_forms()
+        _reject_unstorable_input()
         return _enforce_second_factor()
 
     @app.context_processor

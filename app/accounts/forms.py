@@ -7,6 +7,7 @@ from wtforms import EmailField, Field, PasswordField, SelectField, StringField, 
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Regexp, ValidationError
 
 from app.accounts.operations import MIN_PASSWORD_LENGTH
+from app.core.text import PlainName
 
 _password = [
     DataRequired(),
@@ -15,16 +16,20 @@ _password = [
 
 
 class SignUpForm(FlaskForm):
-    company_name = StringField(_l("Company name"), validators=[DataRequired(), Length(max=200)])
+    company_name = StringField(
+        _l("Company name"), validators=[DataRequired(), Length(max=200), PlainName()]
+    )
     registration_number = StringField(
         _l("Unified social credit code"),
         description=_l("The 18-character code on the business licence."),
         validators=[DataRequired(), Length(min=18, max=18)],
     )
     legal_representative = StringField(
-        _l("Legal representative"), validators=[DataRequired(), Length(max=100)]
+        _l("Legal representative"), validators=[DataRequired(), Length(max=100), PlainName()]
     )
-    contact_name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=100)])
+    contact_name = StringField(
+        _l("Your name"), validators=[DataRequired(), Length(max=100), PlainName()]
+    )
     contact_phone = StringField(
         _l("Phone"),
         validators=[

@@ -18,6 +18,7 @@ from app.centres.models import TradingCentre
 from app.companies.models import Company, CompanyStatus
 from app.core.errors import Conflict, OperationError
 from app.core.mail import send_after_commit
+from app.core.text import clean_name
 from app.core.types import utcnow
 from app.core.urls import public_url
 from app.extensions import db
@@ -63,6 +64,9 @@ def register_company(
     password: str,
 ) -> User:
     """A company signs up; anyone may do this. Staff of the home centre approve it later."""
+    company_name = clean_name(company_name, _l("Company name"))
+    legal_representative = clean_name(legal_representative, _l("Legal representative"))
+    contact_name = clean_name(contact_name, _l("Your name"))
     number = uscc.compact(registration_number or "")
     if not uscc.is_valid(number):
         raise OperationError(
@@ -177,6 +181,16 @@ def authenticate(email: str, password: str) -> User:
 
 
 def check_second_factor(user: User, code: str) -> None:
+    if not user.has_totp:
+        # Enrolment happens at the first sign-in on the website, never through a code check.
+        raise OperationError(
+            _l(
+                "Set up your authenticator app first: sign in on the website, which guides "
+                "you through it."
+            ),
+            code="totp_not_enrolled",
+            status=403,
+        )
     step = security.match_totp(user.totp_secret or "", code, user.totp_last_step)
     if step is None:
         append_event("auth.second_factor_failed", actor=user, object_type="user", object_id=user.id)
@@ -363,6 +377,7 @@ def create_user(
 
     Without a password the new user receives a link to set one (the reset flow)."""
     require(actor, Permission.MANAGE_USERS)
+    full_name = clean_name(full_name, _l("Full name"))
     _check_role_placement(role, centre_id)
     email = normalise_email(email)
     if user_by_email(email) is not None:

@@ -30,6 +30,7 @@ from app.accounts.forms import (
     SignUpForm,
     TotpForm,
 )
+from app.accounts.limits import account_limit, form_email
 from app.accounts.models import ApiToken, User
 from app.centres.operations import all_centres
 from app.core.boundary import attempt, commit, transactional
@@ -48,17 +49,11 @@ def _login_limit() -> str:
     return current_app.config["RATELIMIT_LOGIN"]
 
 
-def _account_limit() -> str:
-    return current_app.config["RATELIMIT_LOGIN_ACCOUNT"]
-
-
-def _account_key() -> str:
-    """Attempts against one account count together, from whatever address they come."""
-    if request.endpoint == "accounts.two_factor":
-        uid = (session.get(PENDING_KEY) or {}).get("uid")
-        # After a successful sign-in the session no longer names the account.
-        return f"2fa:{uid}" if uid else f"2fa-ip:{request.remote_addr}"
-    return "login:" + operations.normalise_email(request.form.get("email", ""))[:254]
+def _pending_account() -> User | None:
+    """The account a two-factor step is for (after a successful sign-in the session no
+    longer names it: the client's address stands in)."""
+    uid = (session.get(PENDING_KEY) or {}).get("uid")
+    return db.session.get(User, uid) if isinstance(uid, int) else None
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -108,7 +103,7 @@ def resend_confirmation() -> Response:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(_account_limit, methods=["POST"], key_func=_account_key)
+@account_limit(form_email)
 def login() -> Response | tuple[str, int]:
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
@@ -150,7 +145,7 @@ def _pending_user() -> tuple[User | None, str]:
 
 @bp.route("/two-factor", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(_account_limit, methods=["POST"], key_func=_account_key)
+@account_limit(_pending_account)
 def two_factor() -> Response | str | tuple[str, int]:
     user, next_url = _pending_user()
     if user is None:

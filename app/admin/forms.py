@@ -6,6 +6,7 @@ from wtforms import EmailField, SelectChoice, SelectField, StringField, SubmitFi
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.accounts.models import Role
+from app.core.text import PlainName
 
 ROLE_LABELS = {
     Role.STAFF: _l("Trading-centre staff"),
@@ -35,7 +36,9 @@ class CentreForm(FlaskForm):
 
 class UserForm(FlaskForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Email(), Length(max=254)])
-    full_name = StringField(_l("Full name"), validators=[DataRequired(), Length(max=100)])
+    full_name = StringField(
+        _l("Full name"), validators=[DataRequired(), Length(max=100), PlainName()]
+    )
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)
     centre_id = SelectField(_l("Trading centre"), coerce=_optional_int, validators=[Optional()])
     submit = SubmitField(_l("Create account and send invitation"))

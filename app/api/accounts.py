@@ -5,6 +5,7 @@ from typing import Any
 from flask import current_app, request
 
 from app.accounts import operations
+from app.accounts.limits import account_limit, json_email
 from app.accounts.models import User
 from app.api import auth, bp
 from app.api.schemas import TokenOut, TokenRequest, UserOut
@@ -14,6 +15,7 @@ from app.extensions import limiter
 
 @bp.post("/tokens")
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"])
+@account_limit(json_email)
 @bp.input(TokenRequest, arg_name="body")
 @bp.output(TokenOut, status_code=201)
 @bp.doc(summary="Create an API token", description="Privileged roles must send `totp_code`.")

@@ -17,6 +17,7 @@ from flask import Response, abort, current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from app.accounts.limits import account_limit
 from app.accounts.operations import SignInFailed
 from app.api import auth, bp, roles_required
 from app.api.roles import (
@@ -246,6 +247,7 @@ def update_tender(tender_id: int, body: dict) -> Tender:
 @roles_required(*TENDER_MANAGERS)
 @tender_scope(Permission.MANAGE_TENDERS)
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"])
+@account_limit(lambda: auth.current_user)
 @bp.input(PublishIn, arg_name="body")
 @bp.output(TenderOut)
 @bp.doc(

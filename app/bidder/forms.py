@@ -5,6 +5,8 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
+from app.core.text import PlainName
+
 
 class CertificateForm(FlaskForm):
     name = StringField(_l("Certificate"), validators=[DataRequired(), Length(max=200)])
@@ -24,6 +26,6 @@ class AliasForm(FlaskForm):
         description=_l(
             "A former or trading name. Technical bids are checked for it before blind scoring."
         ),
-        validators=[DataRequired(), Length(max=200)],
+        validators=[DataRequired(), Length(max=200), PlainName()],
     )
     submit = SubmitField(_l("Add name"))

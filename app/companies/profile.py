@@ -10,6 +10,7 @@ from app.accounts.models import User
 from app.audit import append_event
 from app.companies.models import Company, CompanyAlias, CompanyCertificate
 from app.core.errors import Conflict, OperationError
+from app.core.text import clean_name
 from app.extensions import db
 from app.permissions import Permission, require
 
@@ -76,7 +77,7 @@ def remove_certificate(user: User, certificate: CompanyCertificate) -> None:
 
 def add_alias(user: User, alias: str) -> CompanyAlias:
     company = _own_company(user)
-    alias = (alias or "").strip()
+    alias = clean_name(alias, _l("Other name"))
     if not alias or len(alias) > 200:
         raise OperationError(_l("Give a name of at most 200 characters."), code="alias")
     if any(a.alias == alias for a in company.aliases):

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, has_request_context, request, url_for
 from werkzeug.exceptions import BadRequest, SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 from werkzeug.wsgi import get_host
 
 from config import public_url_problem
@@ -86,3 +87,19 @@ def public_url(endpoint: str, **values: object) -> str:
         path = parts.path.rstrip("/") + path
     # Outside a request the path already starts with APPLICATION_ROOT, the public path.
     return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+# The largest id any route takes: ids are INTEGER columns, 32-bit on PostgreSQL (bids'
+# BigInteger ids will not pass it for a long time). A larger number reached the database as
+# an OverflowError (SQLite, beyond 64 bits) or "integer out of range" (PostgreSQL): a 500.
+MAX_ROUTE_INT = 2**31 - 1
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:...>` for every route: like werkzeug's, but a number beyond what an id column
+    holds does not match, so the address answers 404 (registered as `int` in the app
+    factory)."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ROUTE_INT)
+        super().__init__(map, *args, **kwargs)

@@ -5,28 +5,19 @@ whenever the app is created."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from app.accounts.limits import account_limit, signed_in_account
 from app.accounts.models import Role
 from app.core.access import restrict_blueprint
 from app.core.boundary import attempt
 from app.custody import operations
 from app.custody.forms import CustodianKeyForm, UnlockShareForm
-from app.extensions import limiter
 
 bp = Blueprint("custody", __name__, url_prefix="/custody")
 restrict_blueprint(bp, Role.CUSTODIAN, Role.STAFF, Role.SUPERVISOR)
-
-
-def _unlock_limit() -> str:
-    return current_app.config["RATELIMIT_LOGIN_ACCOUNT"]
-
-
-def _unlock_key() -> str:
-    """Passphrase attempts count per person, from whatever address they come."""
-    return f"custody-unlock:{current_user.get_id()}"
 
 
 def _render_index(status: int = 200) -> tuple[str, int]:
@@ -67,7 +58,7 @@ def create_key() -> Response | tuple[str, int]:
 
 
 @bp.route("/shares/<int:tender_id>/backup", methods=["POST"])
-@limiter.limit(_unlock_limit, key_func=_unlock_key)
+@account_limit(signed_in_account)
 def download_backup(tender_id: int) -> Response | tuple[str, int]:
     share = operations.share_of(current_user, tender_id) or abort(404)
     form = UnlockShareForm()

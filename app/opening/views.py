@@ -25,10 +25,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
+from app.accounts.limits import account_limit, signed_in_account
 from app.bids.jobs import seal_tender
 from app.core.boundary import attempt, perform, run_operation
 from app.custody.operations import KEY_HOLDER_ROLES
-from app.extensions import limiter, redis_client
+from app.extensions import redis_client
 from app.opening import operations
 from app.opening.forms import (
     ConfirmLineForm,
@@ -123,17 +124,9 @@ def start(tender_id: int) -> Response | tuple[Response, int]:
     return _back(tender)
 
 
-def _unlock_limit() -> str:
-    return current_app.config["RATELIMIT_LOGIN_ACCOUNT"]
-
-
-def _unlock_key() -> str:
-    return f"custody-unlock:{current_user.get_id()}"
-
-
 @bp.route("/tenders/<int:tender_id>/unlock", methods=["POST"])
 @login_required
-@limiter.limit(_unlock_limit, key_func=_unlock_key)
+@account_limit(signed_in_account, unless=lambda: current_user.role not in KEY_HOLDER_ROLES)
 def unlock(tender_id: int) -> Response:
     tender = public_tender(tender_id)
     form = UnlockForOpeningForm()

@@ -23,6 +23,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from app.core.text import PlainName
 from app.panels.models import SPECIALTIES
 from app.panels.operations import DEFAULT_PANEL_SIZE, TEMPLATE_MIN_PANEL_SIZE
 from evaluation.draw import CORE_SEAT
@@ -135,7 +136,7 @@ class ExpertProfileForm(FlaskForm):
         option_widget=CheckboxInput(),
         widget=ListWidget(prefix_label=False),
     )
-    employer = StringField(_l("Employer"), validators=[Length(max=300)])
+    employer = StringField(_l("Employer"), validators=[Length(max=300), PlainName()])
     available = BooleanField(_l("Available for panels"), default=True)
     city_pool = BooleanField(
         _l("Shared city pool"), description=_l("Administrators only: every centre draws from it.")

@@ -38,6 +38,7 @@ from app.bids.models import Bid
 from app.bids.operations import sealing_record_of
 from app.companies.models import Company, CompanyAlias
 from app.core.errors import Conflict, OperationError
+from app.core.text import clean_name
 from app.core.types import utcnow
 from app.extensions import db
 from app.panels.models import (
@@ -722,6 +723,7 @@ def save_expert_profile(
         )
     if expert.role != Role.EXPERT:
         raise OperationError(_l("Only expert accounts join the pool."), code="not_expert")
+    employer = clean_name(employer, _l("Employer"))
     unknown = set(specialties) - set(SPECIALTIES)
     if unknown:
         raise OperationError(

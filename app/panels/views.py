@@ -140,7 +140,7 @@ def remove(tender_id: int) -> Response:
 
 @bp.route("/pool", methods=["GET", "POST"])
 @login_required
-def pool() -> Response | str:
+def pool() -> Response | tuple[str, int]:
     if not can(current_user, Permission.MANAGE_TENDERS, current_user.centre_id):
         abort(403)
     form = ExpertProfileForm()
@@ -167,7 +167,7 @@ def pool() -> Response | str:
         form=form,
         profiles=operations.pool_of(current_user),
         specialty_labels=SPECIALTY_LABELS,
-    )
+    ), 400 if form.errors else 200
 
 
 @bp.route("/tenders/<int:tender_id>/draw.json")

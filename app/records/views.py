@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from app.accounts.limits import account_limit, signed_in_account
 from app.accounts.models import Role
 from app.core.boundary import attempt
-from app.extensions import limiter
 from app.permissions import Permission, can
 from app.records import operations
 from app.records.access import record_tender
@@ -122,13 +122,9 @@ def request_record(tender_id: int) -> Response:
     )
 
 
-def _sign_key() -> str:
-    return f"countersign:{current_user.get_id()}"
-
-
 @bp.route("/tenders/<int:tender_id>/countersign", methods=["POST"])
 @login_required
-@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_ACCOUNT"], key_func=_sign_key)
+@account_limit(signed_in_account, unless=lambda: current_user.role != Role.EXPERT)
 def countersign(tender_id: int) -> Response:
     if current_user.role != Role.EXPERT:
         abort(403)

@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from app import tender_templates
+from app.accounts.limits import account_limit, signed_in_account
 from app.accounts.models import Role, User
 from app.centres.operations import all_centres
 from app.core.access import restrict_blueprint
@@ -442,12 +443,8 @@ def _refused(tender: Tender, error: OperationError, **failed: Any) -> Page:
     return _render_show(db.session.get(Tender, tender.id), error.status, **failed)
 
 
-def _publish_key() -> str:
-    return f"publish:{current_user.get_id()}"
-
-
 @bp.route("/tenders/<int:tender_id>/publish", methods=["POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN_ACCOUNT"], key_func=_publish_key)
+@account_limit(signed_in_account)
 def publish(tender_id: int) -> Response | Page:
     tender = staff_tender(current_user, tender_id)
     form = PublishForm()
