@@ -969,8 +969,9 @@ def test_draw_json_is_a_commitment_until_the_result(app, pool, make_user, tmp_pa
         out = json.loads(capsys.readouterr().out)
         assert out["seed_matches_inputs"] and out["commitment_matches"]
         assert out["panel"] == current_panel(tender)
-    # A full file that is not the draw committed to is caught: one eligible expert left out.
-    forged = dict(full, eligible=full["eligible"][1:])
+    # A full file that is not the draw committed to is caught: one eligible expert left out
+    # (and the refill dropped, so the forgery still replays whoever was drawn first).
+    forged = dict(full, eligible=full["eligible"][1:], redraws=[])
     path.write_text(json.dumps(forged))
     assert main(["draw-replay", str(path), "--commitment", str(earlier)]) == 1
     out = json.loads(capsys.readouterr().out)
