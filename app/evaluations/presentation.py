@@ -44,6 +44,7 @@ from app.tenders.models import Tender
 REASON_TEXTS = {
     "above_ceiling": _l("Price %(price)s is above the ceiling price %(ceiling_price)s."),
     "below_reserve": _l("Price %(price)s is below the reserve price %(reserve_price)s."),
+    "price_missing": _l("The bid has no readable price."),
     "required_field_missing": _l("Required field '%(field)s' is missing."),
     "field_not_decimal": _l("Field '%(field)s' must be a decimal number; the bid has '%(value)s'."),
     "qualification_document_missing": _l("Qualification document '%(document)s' is missing."),
@@ -74,6 +75,7 @@ REASON_TEXTS = {
 CHECK_LABELS = {
     "signed_and_sealed": _l("Signed and sealed"),
     "technical_part_anonymous": _l("Technical part anonymous"),
+    "commercial_part_valid": _l("Commercial part follows the tender's form"),
     "essential_specifications_met": _l("Essential (★) specifications met"),
     "bill_of_quantities_unaltered": _l("Bill of quantities unaltered"),
 }
