@@ -26,6 +26,7 @@ from app.evaluations.queries import (
     review_result,
 )
 from app.evaluations.scoring_file import (
+    COMMERCIAL_CHECK,
     anonymity_check,
     current_locale,
     manual_checks,
@@ -37,6 +38,7 @@ from app.evaluations.scoring_file import (
 from app.extensions import db
 from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.opening.parts import masked_excerpt
+from app.opening.problems import line_problems, problems_text
 from app.tender_templates import price_method_text
 from app.tender_templates.rendering import localized
 from app.tenders.models import Tender
@@ -118,6 +120,21 @@ def reason_text(code: str, params: Mapping[str, Any], fallback: str = "") -> str
         return fallback or code
 
 
+def _commercial_reason(reason: Mapping[str, Any], problems: list | None) -> str:
+    """The opening's verdict on a malformed commercial part, translated problem by problem
+    ("" for any other reason)."""
+    params = reason.get("params") or {}
+    if not problems or params.get("check") != COMMERCIAL_CHECK:
+        return ""
+    return str(
+        _l(
+            "Check '%(check)s' failed: %(reason)s",
+            check=check_label(COMMERCIAL_CHECK),
+            reason=problems_text(problems),
+        )
+    )
+
+
 def check_label(check: str) -> str:
     return str(CHECK_LABELS.get(check, check.replace("_", " ")))
 
@@ -171,6 +188,7 @@ def review_data(tender: Tender) -> dict:
     flags = low_price_flags(scored)
     names = {}
     bids = []
+    malformed = line_problems(tender)
     for row in sorted(opened_bids(tender), key=lambda r: r.line.bid_id):
         key = bidder_id(row.company)
         names[key] = row.company.name
@@ -209,7 +227,8 @@ def review_data(tender: Tender) -> dict:
                     {
                         "code": r["code"],
                         "params": r["params"],
-                        "message": reason_text(r["code"], r["params"], r.get("message", "")),
+                        "message": _commercial_reason(r, malformed.get(row.line.bid_id))
+                        or reason_text(r["code"], r["params"], r.get("message", "")),
                     }
                     for r in computed.get("reasons", [])
                 ],

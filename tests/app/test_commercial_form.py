@@ -12,6 +12,7 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from flask_babel import refresh
 
 from app.evaluations import operations, scoring_file
 from app.extensions import db
@@ -125,7 +126,14 @@ def test_hostile_commercial_parts_end_in_a_normal_evaluation(app, make_tender, m
     assert len(malformed) == len(HOSTILE)
     assert all(line["status"] == "opened" and line["problems"] for line in malformed)
     public = app.test_client().get(f"/opening/tenders/{tender.id}").get_data(as_text=True)
-    assert "unknown field" in public and "must be a whole number" in public
+    assert "malformed commercial part" in public and "unknown field" in public
+    assert "must be a whole number" in public
+    korean = app.test_client()
+    korean.set_cookie("fairbid_lang", "ko")
+    refresh()  # this test's own request context cached its locale
+    page = korean.get(f"/opening/tenders/{tender.id}").get_data(as_text=True)
+    refresh()
+    assert "형식이 잘못된 상업 부분" in page and "알 수 없는 필드" in page
 
     # The evaluation: a normal review; the hostile bids take part, non-compliant, with the
     # reason; the honest ones are scored.
@@ -154,6 +162,13 @@ def test_hostile_commercial_parts_end_in_a_normal_evaluation(app, make_tender, m
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Commercial part follows the tender" in text
+    assert "unknown field &#34;bad key&#34;" in text or 'unknown field "bad key"' in text
+    chair.set_cookie("fairbid_lang", "zh_Hans")
+    refresh()
+    chinese = chair.get(f"/evaluations/tenders/{tender.id}").get_data(as_text=True)
+    assert "商务部分格式错误" in chinese and "未知字段" in chinese
+    chair.set_cookie("fairbid_lang", "en")
+    refresh()
     assert "The bid has no readable price." in text
     # An overrule cannot make a bid without a price compliant (and nothing crashes).
     no_price = bids["too_long_amount"].id
