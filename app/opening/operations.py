@@ -28,6 +28,11 @@ Fault rules (REFERENCE.md): an envelope that fails to open through the bidder's 
 (stored bytes differ from the receipt, blob missing) "withdrawn", with an incident event;
 the others go on.
 
+A commercial part that opens but breaks the tender's form (`bidding.commercial`: unknown
+field, wrong type, missing required field, too long an amount, too large) is neither: the
+line is "opened" with the problems as its reason (and in the opening record), only its
+well-formed fields are kept, and the evaluation finds the bid non-compliant.
+
 The commercial part's fields are kept in `OpeningLine`; the technical part (metadata
 stripped, scanned for the bidder's identity) and the qualification parts go to the blob
 store and each opened bid gets an `EvaluatedBid` with a random code (app/opening/parts.py).
