@@ -196,3 +196,5 @@ def test_the_field_specification_is_published(app, make_tender):
     assert delivery == {"key": "delivery_days", "type": "integer", "required": True,
                         "min": "1", "max": "90"}  # fmt: skip
     assert client.get("/api/v1/tenders/999999/commercial-fields").status_code == 404
+    page = client.get(f"/tenders/{tender.id}").get_data(as_text=True)
+    assert f"/api/v1/tenders/{tender.id}/commercial-fields" in page
