@@ -18,6 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from . import commercial as commercial_form
 from . import envelope as env
 from . import keys, merkle, receipts
 from .canonical import CanonicalJSONError, parse_json
@@ -63,8 +64,16 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_spec(path: str) -> commercial_form.CommercialSpec:
+    try:
+        return commercial_form.load_spec(_read(path, "field specification"))
+    except ValueError as exc:
+        raise _InputError(f"field specification {path}: {exc}") from exc
+
+
 def _cmd_seal(args: argparse.Namespace) -> int:
     public_key = _load_key(args.tender_key, keys.load_public_key_pem, "tender public key")
+    spec = _load_spec(args.fields) if args.fields else None
     raw_commercial = _read(args.commercial, "commercial file")
     try:
         fields = parse_json(raw_commercial)
@@ -74,6 +83,25 @@ def _cmd_seal(args: argparse.Namespace) -> int:
     except (CanonicalJSONError, ValueError) as exc:
         print(f"error: {args.commercial}: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    if spec is not None:
+        problems = commercial_form.check_commercial(spec, fields, bounds=True)
+        if len(commercial) > commercial_form.MAX_COMMERCIAL_SIZE:
+            problems.insert(
+                0,
+                commercial_form.CommercialProblem(
+                    "too_large",
+                    "",
+                    {
+                        "size": str(len(commercial)),
+                        "max": str(commercial_form.MAX_COMMERCIAL_SIZE),
+                    },
+                ),
+            )
+        if problems:
+            print(f"error: {args.commercial} does not follow the tender's form:", file=sys.stderr)
+            for problem in problems:
+                print(f"  {problem.message}", file=sys.stderr)
+            return EXIT_INVALID
     out = Path(args.out)
     if out.exists() and not args.force:
         print(f"error: {out} exists (use --force to replace it)", file=sys.stderr)
@@ -263,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, metavar="BID.env", help="envelope to write")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument(
+        "--fields",
+        metavar="SPEC.json",
+        help="the tender's commercial field specification (its tender page / "
+        "GET /api/v1/tenders/<id>/commercial-fields): refuse to seal a commercial file "
+        "that does not follow it",
+    )
     p.set_defaults(func=_cmd_seal)
 
     p = command("inspect", "Check an envelope's header and framing (no key needed).")

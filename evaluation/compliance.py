@@ -40,14 +40,20 @@ class ComplianceVerdict:
 def check_bid(bid: Bid, tender: Tender) -> ComplianceVerdict:
     """The compliance verdict for one bid, with every reason it failed."""
     reasons: list[Reason] = []
-    if tender.ceiling_price is not None and bid.price > tender.ceiling_price:
+    if bid.price is None:
+        reasons.append(Reason("price_missing", {}))
+    elif tender.ceiling_price is not None and bid.price > tender.ceiling_price:
         reasons.append(
             Reason(
                 "above_ceiling",
                 {"price": fmt(bid.price), "ceiling_price": fmt(tender.ceiling_price)},
             )
         )
-    if tender.reserve_price is not None and bid.price < tender.reserve_price:
+    if (
+        bid.price is not None
+        and tender.reserve_price is not None
+        and bid.price < tender.reserve_price
+    ):
         reasons.append(
             Reason(
                 "below_reserve",
@@ -100,6 +106,8 @@ def check_bid(bid: Bid, tender: Tender) -> ComplianceVerdict:
         else:
             code = "panel_overruled_non_compliant"
         reasons.append(Reason(code, {"reason": override.reason}))
+    if bid.price is None:
+        compliant = False  # no price, nothing to score: no decision can make it compliant
     return ComplianceVerdict(bid.id, compliant, automatic, tuple(reasons))
 
 

@@ -34,7 +34,7 @@ ENGINE = "fairbid-evaluation/1"
 @dataclass(frozen=True)
 class BidResult:
     bid_id: str
-    price: Decimal
+    price: Decimal | None
     compliance: ComplianceVerdict
     price_score: Decimal | None = None
     evaluated_price: Decimal | None = None
@@ -310,7 +310,7 @@ def _bid_json(b: BidResult) -> dict[str, Any]:
         }
     return {
         "id": b.bid_id,
-        "price": fmt(b.price),
+        "price": None if b.price is None else fmt(b.price),
         "compliant": b.compliance.compliant,
         "automatic_compliant": b.compliance.automatic_compliant,
         "reasons": [r.to_json() for r in b.compliance.reasons],

@@ -16,6 +16,7 @@ MESSAGES: dict[str, str] = {
     # Compliance (per bid).
     "above_ceiling": "Price {price} is above the ceiling price {ceiling_price}.",
     "below_reserve": "Price {price} is below the reserve price {reserve_price}.",
+    "price_missing": "The bid has no readable price.",
     "required_field_missing": "Required field '{field}' is missing.",
     "field_not_decimal": "Field '{field}' must be a decimal number; the bid has '{value}'.",
     "qualification_document_missing": "Qualification document '{document}' is missing.",

@@ -159,7 +159,9 @@ class ComplianceOverride:
 @dataclass(frozen=True)
 class Bid:
     id: str
-    price: Decimal
+    # None: the bid has no readable price (its commercial part was malformed); such a bid
+    # is never compliant.
+    price: Decimal | None
     fields: Mapping[str, str | bool] = field(default_factory=dict)
     compliance: Mapping[str, bool | str] = field(default_factory=dict)
     # expert id -> criterion key -> score
@@ -438,7 +440,7 @@ def _bid(
     override = raw.get("compliance_override")
     return Bid(
         id=raw["id"],
-        price=_dec(raw["price"]),
+        price=_opt_dec(raw.get("price")),
         fields=dict(raw.get("fields", {})),
         compliance=dict(raw.get("compliance", {})),
         technical=technical,

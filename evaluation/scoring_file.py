@@ -82,6 +82,8 @@ Input:
                          technical_reasons: {expert: {criterion: reason}},
                          adjustments: [{reason, amount}] (lowest_evaluated_price only),
                          draw: recorded lot-draw position (1 wins)}]
+                       a bid without a price (its commercial part was unreadable) is
+                       never compliant
 
 Result (added by `score`, checked by `verify`):
   engine, input_sha256   the computation's version and the SHA-256 of the input part

@@ -61,6 +61,7 @@ def _token_key() -> str:
 class UploadIn(Schema):
     size = Integer(
         required=True,
+        strict=True,
         validate=Range(min=1),
         metadata={"description": "The envelope's exact size in bytes."},
     )

@@ -36,6 +36,7 @@ PANEL = (Role.EXPERT,)
 class StartIn(Schema):
     chair_id = Integer(
         load_default=None,
+        strict=True,
         metadata={"description": "A panel member's user id (default: seat 1)."},
     )
 
@@ -65,7 +66,7 @@ class AnonymityIn(DecisionIn):
 
 
 class RequestIn(Schema):
-    days = Integer(load_default=None, validate=Range(min=1, max=30))
+    days = Integer(load_default=None, strict=True, validate=Range(min=1, max=30))
 
 
 def _review(tender: Tender) -> dict:

@@ -35,7 +35,7 @@ class CentreIn(Schema):
     code = String(required=True, validate=Length(min=2, max=32))
     name = String(required=True, validate=Length(min=1, max=200))
     level = String(required=True, validate=OneOf([level.value for level in CentreLevel]))
-    parent_id = Integer(load_default=None, allow_none=True)
+    parent_id = Integer(load_default=None, allow_none=True, strict=True)
 
 
 class CentreOut(Schema):
@@ -52,7 +52,7 @@ class SignUpIn(Schema):
     legal_representative = String(required=True, validate=Length(min=1, max=100))
     contact_name = String(required=True, validate=Length(min=1, max=100))
     contact_phone = String(required=True, validate=Regexp(r"^[0-9+()\- ]{5,40}$"))
-    home_centre_id = Integer(required=True)
+    home_centre_id = Integer(required=True, strict=True)
     email = Email(required=True, validate=Length(max=254))
     password = String(required=True, validate=Length(min=10, max=128))
 

@@ -63,7 +63,7 @@ class OutlierReasonIn(Schema):
 
 
 class ReopenIn(Schema):
-    seat = Integer(required=True, validate=Range(min=1))
+    seat = Integer(required=True, strict=True, validate=Range(min=1))
     reason = String(required=True, validate=Length(min=1, max=4000))
 
 

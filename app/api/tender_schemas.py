@@ -26,7 +26,7 @@ from app.tenders.participation import MAX_QUESTION, bond_status
 CATEGORIES = ["goods", "works", "services", "asset_sale"]
 BOND_KINDS = ["payment", "guarantee"]
 BOND_STATUSES = ["not_required", "missing", "partial", "paid"]
-MONEY_PATTERN = r"^\d{1,16}(\.\d{1,2})?$"
+MONEY_PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,2})?$"
 _MONEY = re.compile(MONEY_PATTERN)
 _CENT = Decimal("0.01")
 
@@ -132,16 +132,17 @@ class TenderFields(Schema):
     enquiry_deadline = Instant()
     submission_deadline = Instant()
     opening_at = Instant()
-    evaluation_days = Integer(validate=Range(min=1, max=365))
-    custodian_ids = List(Integer(), validate=Length(min=1, max=50))
-    custodian_threshold = Integer(validate=Range(min=2, max=50))
+    evaluation_days = Integer(strict=True, validate=Range(min=1, max=365))
+    custodian_ids = List(Integer(strict=True), validate=Length(min=1, max=50))
+    custodian_threshold = Integer(strict=True, validate=Range(min=2, max=50))
     lots = List(Nested(LotIn), validate=Length(min=1, max=100))
 
 
 class TenderIn(TenderFields):
-    template_version_id = Integer(required=True)
+    template_version_id = Integer(required=True, strict=True)
     centre_id = Integer(
         load_default=None,
+        strict=True,
         allow_none=True,
         metadata={"description": "Defaults to the caller's centre; administrators name it."},
     )
@@ -159,9 +160,9 @@ class TenderIn(TenderFields):
     enquiry_deadline = Instant(required=True)
     submission_deadline = Instant(required=True)
     opening_at = Instant(required=True)
-    evaluation_days = Integer(load_default=10, validate=Range(min=1, max=365))
-    custodian_ids = List(Integer(), required=True, validate=Length(min=1, max=50))
-    custodian_threshold = Integer(required=True, validate=Range(min=2, max=50))
+    evaluation_days = Integer(load_default=10, strict=True, validate=Range(min=1, max=365))
+    custodian_ids = List(Integer(strict=True), required=True, validate=Length(min=1, max=50))
+    custodian_threshold = Integer(required=True, strict=True, validate=Range(min=2, max=50))
     lots = List(Nested(LotIn), required=True, validate=Length(min=1, max=100))
 
 

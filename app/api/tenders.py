@@ -57,6 +57,7 @@ from app.extensions import db, limiter
 from app.permissions import Permission, require
 from app.tenders import documents, operations, participation, template_ops
 from app.tenders.access import staff_template, visible_tender
+from app.tenders.commercial import commercial_spec_of
 from app.tenders.models import (
     PUBLIC_STATUSES,
     Addendum,
@@ -191,6 +192,21 @@ def list_tenders(query: dict) -> dict:
 )
 def get_tender(tender_id: int) -> Tender:
     return visible_tender(auth.current_user, tender_id)
+
+
+@bp.get("/tenders/<int:tender_id>/commercial-fields")
+@bp.auth_required(auth, optional=True)
+@bp.doc(
+    summary="The form of a bid's commercial part (public once published)",
+    description="The field specification (format `fairbid-commercial-fields/1`) that the "
+    "commercial part must follow: known fields, types, required fields, length limits. "
+    "`python -m bidding seal --fields` takes this file and checks the part before sealing; "
+    "at the opening a part that breaks it is recorded as malformed and the bid is "
+    "non-compliant.",
+    responses=error_responses(404),
+)
+def get_commercial_fields(tender_id: int) -> dict:
+    return commercial_spec_of(visible_tender(auth.current_user, tender_id)).to_json()
 
 
 @bp.post("/tenders")

@@ -90,7 +90,7 @@ SEALING_RECORD_KIND = "sealing_record"
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
 _COPY_BLOCK = 1024 * 1024
 _SESSION_PREFIX = "upload-session-"  # "upload-": BlobStore.remove_stale_temp_files collects it
-_CONTENT_RANGE = re.compile(r"^bytes (\d{1,15})-(\d{1,15})/(\d{1,15})$")
+_CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,15})-([0-9]{1,15})/([0-9]{1,15})$")
 
 
 # --- who may bid ----------------------------------------------------------------------------

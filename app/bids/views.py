@@ -49,6 +49,7 @@ from app.tenders import participation
 from app.tenders.access import visible_tender
 from app.tenders.models import Tender
 from app.tenders.operations import template_document
+from bidding.commercial import MAX_TEXT_LENGTH
 
 bp = Blueprint("bids", __name__, url_prefix="/bids")
 restrict_blueprint(bp, Role.BIDDER)
@@ -106,7 +107,8 @@ def _seal_form_data(tender: Tender) -> dict:
                 "min": item.get("min"),
                 "max": item.get("max"),
                 "choices": list(item.get("choices") or []),
-                "max_length": item.get("max_length"),
+                "max_length": item.get("max_length")
+                or (MAX_TEXT_LENGTH if item["type"] == "text" else None),
             }
         )
     qualifications = [

@@ -7,8 +7,10 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
-from wtforms import HiddenField, IntegerField, SelectChoice, SelectField, SubmitField, TextAreaField
+from wtforms import HiddenField, SelectChoice, SelectField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from app.core.forms import StrictIntegerField
 
 REASON = [DataRequired(message=_l("Write the reason.")), Length(max=4000)]
 
@@ -44,7 +46,7 @@ class CheckForm(FlaskForm):
 
 
 class RequestJustificationForm(FlaskForm):
-    days = IntegerField(
+    days = StrictIntegerField(
         _l("Days the bidder has to answer"),
         default=3,
         validators=[Optional(), NumberRange(min=1, max=30)],

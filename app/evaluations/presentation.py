@@ -27,6 +27,7 @@ from app.evaluations.queries import (
     scoring_has_locked,
 )
 from app.evaluations.scoring_file import (
+    COMMERCIAL_CHECK,
     anonymity_check,
     current_locale,
     manual_checks,
@@ -38,6 +39,7 @@ from app.evaluations.scoring_file import (
 from app.extensions import db
 from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.opening.parts import masked_excerpt
+from app.opening.problems import line_problems, problems_text
 from app.tender_templates import price_method_text
 from app.tender_templates.rendering import localized
 from app.tenders.models import Tender
@@ -45,6 +47,7 @@ from app.tenders.models import Tender
 REASON_TEXTS = {
     "above_ceiling": _l("Price %(price)s is above the ceiling price %(ceiling_price)s."),
     "below_reserve": _l("Price %(price)s is below the reserve price %(reserve_price)s."),
+    "price_missing": _l("The bid has no readable price."),
     "required_field_missing": _l("Required field '%(field)s' is missing."),
     "field_not_decimal": _l("Field '%(field)s' must be a decimal number; the bid has '%(value)s'."),
     "qualification_document_missing": _l("Qualification document '%(document)s' is missing."),
@@ -75,6 +78,7 @@ REASON_TEXTS = {
 CHECK_LABELS = {
     "signed_and_sealed": _l("Signed and sealed"),
     "technical_part_anonymous": _l("Technical part anonymous"),
+    "commercial_part_valid": _l("Commercial part follows the tender's form"),
     "essential_specifications_met": _l("Essential (★) specifications met"),
     "bill_of_quantities_unaltered": _l("Bill of quantities unaltered"),
 }
@@ -115,6 +119,21 @@ def reason_text(code: str, params: Mapping[str, Any], fallback: str = "") -> str
         return str(text) % shown
     except (KeyError, TypeError, ValueError):
         return fallback or code
+
+
+def _commercial_reason(reason: Mapping[str, Any], problems: list | None) -> str:
+    """The opening's verdict on a malformed commercial part, translated problem by problem
+    ("" for any other reason)."""
+    params = reason.get("params") or {}
+    if not problems or params.get("check") != COMMERCIAL_CHECK:
+        return ""
+    return str(
+        _l(
+            "Check '%(check)s' failed: %(reason)s",
+            check=check_label(COMMERCIAL_CHECK),
+            reason=problems_text(problems),
+        )
+    )
 
 
 def check_label(check: str) -> str:
@@ -186,6 +205,7 @@ def review_data(tender: Tender) -> dict:
     blind = not scoring_has_locked(tender)
     names = {}
     bids = []
+    malformed = line_problems(tender)
     for row in sorted(opened_bids(tender), key=lambda r: r.line.bid_id):
         key = bidder_id(row.company)
         names[key] = row.company.name
@@ -224,7 +244,8 @@ def review_data(tender: Tender) -> dict:
                     {
                         "code": r["code"],
                         "params": r["params"],
-                        "message": reason_text(r["code"], r["params"], r.get("message", "")),
+                        "message": _commercial_reason(r, malformed.get(row.line.bid_id))
+                        or reason_text(r["code"], r["params"], r.get("message", "")),
                     }
                     for r in computed.get("reasons", [])
                 ],

@@ -11,6 +11,7 @@ from the panel's locked sheets. Nothing here checks access or audits: callers do
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,8 +35,11 @@ from app.tenders.models import BondRecord, Lot, Tender, TenderRegistration
 from app.tenders.operations import template_document
 from evaluation.model import TechnicalCriterion
 
-AUTOMATIC_CHECKS = ("signed_and_sealed", "technical_part_anonymous")
+AUTOMATIC_CHECKS = ("signed_and_sealed", "technical_part_anonymous", "commercial_part_valid")
+# Failed by the opening when the commercial part broke the tender's form (the line's reason).
+COMMERCIAL_CHECK = "commercial_part_valid"
 DEFAULT_OUTLIER_PCT = Decimal(30)
+_FIELD_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}", re.ASCII)
 
 
 # --- the template --------------------------------------------------------------------------
@@ -181,7 +185,9 @@ def _fields(line: OpeningLine) -> dict:
     raw = json.loads(line.commercial) if line.commercial else {}
     out = {}
     for key, value in raw.items():
-        if key == "price":
+        # The opening kept only well-formed fields; a name the scoring file cannot carry
+        # never reaches it.
+        if key == "price" or not _FIELD_KEY.fullmatch(key):
             continue
         converted = _field_value(value)
         if converted is not None:
@@ -227,8 +233,10 @@ def anonymity_check(evaluated: EvaluatedBid | None) -> bool | str | None:
     return None
 
 
-def _compliance(evaluated: EvaluatedBid | None) -> dict:
+def _compliance(evaluated: EvaluatedBid | None, line: OpeningLine | None = None) -> dict:
     checks: dict[str, bool | str] = {"signed_and_sealed": True}
+    if line is not None and line.reason:
+        checks[COMMERCIAL_CHECK] = line.reason[:10000]
     anonymous = anonymity_check(evaluated)
     if anonymous is not None:
         checks["technical_part_anonymous"] = anonymous
@@ -278,11 +286,12 @@ def scoring_document(
     for row in opened_bids(tender):
         bid: dict[str, Any] = {
             "id": bidder_id(row.company),
-            "price": row.line.price,
             "fields": _fields(row.line),
             "documents": _documents(keys, row.evaluated),
-            "compliance": _compliance(row.evaluated),
+            "compliance": _compliance(row.evaluated, row.line),
         }
+        if row.line.price is not None:
+            bid["price"] = row.line.price
         bond = _bond_total(tender, row.company.id)
         if bond is not None:
             bid["bid_bond"] = format(bond, "f")

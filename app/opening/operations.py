@@ -28,6 +28,11 @@ Fault rules (REFERENCE.md): an envelope that fails to open through the bidder's 
 (stored bytes differ from the receipt, blob missing) "withdrawn", with an incident event;
 the others go on.
 
+A commercial part that opens but breaks the tender's form (`bidding.commercial`: unknown
+field, wrong type, missing required field, too long an amount, too large) is neither: the
+line is "opened" with the problems as its reason (and in the opening record), only its
+well-formed fields are kept, and the evaluation finds the bid non-compliant.
+
 The commercial part's fields are kept in `OpeningLine`; the technical part (metadata
 stripped, scanned for the bidder's identity) and the qualification parts go to the blob
 store and each opened bid gets an `EvaluatedBid` with a random code (app/opening/parts.py).
@@ -70,12 +75,14 @@ from app.opening import parts as opened_parts
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
 from app.permissions import Permission, require
 from app.storage import StorageError
+from app.tenders.commercial import commercial_spec_of
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL, template_document
 from bidding import envelope as envelopes
 from bidding import keys
 from bidding.canonical import canonical_json
+from bidding.commercial import MAX_COMMERCIAL_SIZE, CommercialSpec, check_commercial_part
 from bidding.errors import EnvelopeError, EnvelopeHashMismatch, KeyCeremonyError
 
 log = logging.getLogger(__name__)
@@ -383,10 +390,32 @@ class _Outcome:
     commercial: dict | None = None
     reason: str = ""
     kept: opened_parts.KeptParts | None = None
+    problems: list | None = None
 
 
-def _open_one(bid: Bid, company: Company, tender: Tender, private_key) -> _Outcome:
-    commercial = io.BytesIO()
+class _BoundedPart:
+    """Keeps the first `limit` + 1 bytes of a part and counts the rest (a hostile
+    commercial part of a gigabyte must not fill the worker's memory)."""
+
+    def __init__(self, limit: int) -> None:
+        self.buffer = io.BytesIO()
+        self.limit = limit
+        self.size = 0
+
+    def write(self, data) -> None:
+        room = self.limit + 1 - self.buffer.tell()
+        if room > 0:
+            self.buffer.write(bytes(data[:room]))
+        self.size += len(data)
+
+    def getvalue(self) -> bytes:
+        return self.buffer.getvalue()
+
+
+def _open_one(
+    bid: Bid, company: Company, tender: Tender, private_key, spec: CommercialSpec
+) -> _Outcome:
+    commercial = _BoundedPart(MAX_COMMERCIAL_SIZE)
     parts = opened_parts.PartSinks(blob_store())
 
     def sink_for(name: str):
@@ -402,7 +431,6 @@ def _open_one(bid: Bid, company: Company, tender: Tender, private_key) -> _Outco
                 expected_bidder=bidder_id(company),
                 expected_sha256=bid.envelope_sha256,
             )
-        fields = envelopes.decode_commercial(commercial.getvalue())
     except (StorageError, EnvelopeHashMismatch, OSError) as error:
         reason = (
             "the stored envelope differs from the receipted one"
@@ -417,11 +445,19 @@ def _open_one(bid: Bid, company: Company, tender: Tender, private_key) -> _Outco
     except BaseException:
         parts.discard()
         raise
-    finally:
-        commercial.seek(0)
-        commercial.truncate()
+    # The commercial part against the tender's form: a part that breaks it is opened but
+    # malformed (its reason on the line); only its well-formed fields are kept.
+    checked = check_commercial_part(spec, commercial.getvalue(), size=commercial.size)
     kept = parts.keep(company)
-    return _Outcome(bid, company, LineStatus.OPENED, commercial=fields, kept=kept)
+    return _Outcome(
+        bid,
+        company,
+        LineStatus.OPENED,
+        commercial=checked.fields,
+        reason=checked.reason,
+        kept=kept,
+        problems=[p.to_json() for p in checked.problems],
+    )
 
 
 def _progress(tender_id: int, done: int, total: int) -> None:
@@ -480,9 +516,10 @@ def open_bids(tender_id: int) -> str:
         .order_by(Bid.id)
     ).all()
     outcomes = []
+    spec = commercial_spec_of(tender)
     try:
         for number, (bid, company) in enumerate(rows, start=1):
-            outcomes.append(_open_one(bid, company, tender, private_key))
+            outcomes.append(_open_one(bid, company, tender, private_key, spec))
             _progress(tender_id, number, len(rows))
     finally:
         del private_key  # best effort: the OpenSSL object is freed when unreferenced
@@ -522,6 +559,7 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
                 "commercial": fields,
                 "envelope_sha256": outcome.bid.envelope_sha256,
                 "reason": outcome.reason,
+                **({"problems": outcome.problems} if outcome.problems else {}),
             }
         )
         if outcome.status == LineStatus.WITHDRAWN:

@@ -39,6 +39,7 @@ from app.opening.forms import (
 )
 from app.opening.jobs import enqueue_opening
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus
+from app.opening.problems import line_problems, problems_text
 from app.permissions import Permission, can
 from app.tenders.access import public_tender
 from app.tenders.documents import blob_store
@@ -79,6 +80,8 @@ def tender(tender_id: int) -> str:
         companies=operations.companies_of(lines),
         own_line=own_line,
         fields=operations.commercial_fields,
+        problems=line_problems(tender) if lines else {},
+        problems_text=problems_text,
         state=state,
         show_names=staff or custodian,
         staff=staff,

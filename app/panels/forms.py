@@ -5,7 +5,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
-    IntegerField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
@@ -23,6 +22,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from app.core.forms import StrictIntegerField
 from app.core.text import PlainName
 from app.panels.models import SPECIALTIES
 from app.panels.operations import DEFAULT_PANEL_SIZE, TEMPLATE_MIN_PANEL_SIZE
@@ -61,7 +61,7 @@ VACANCY_LABELS = {
 
 
 class DrawPanelForm(FlaskForm):
-    size = IntegerField(
+    size = StrictIntegerField(
         _l("Panel size"),
         default=DEFAULT_PANEL_SIZE,
         validators=[InputRequired(), NumberRange(min=TEMPLATE_MIN_PANEL_SIZE, max=51)],
@@ -82,7 +82,7 @@ for _key in SPECIALTIES:
     setattr(
         DrawPanelForm,
         f"quota_{_key}",
-        IntegerField(
+        StrictIntegerField(
             _l("Seats for: %(specialty)s", specialty=SPECIALTY_LABELS[_key]),
             default=0,
             validators=[Optional(), NumberRange(min=0, max=51)],

@@ -484,11 +484,28 @@ def stage_review(drill: Drill) -> str:
     commit()
     result = evaluation_queries.review_result(tender) or {}
     bids = (result.get("result") or {}).get("bids") or []
-    compliant = sum(1 for b in bids if b.get("compliant"))
+    passed = sum(1 for b in bids if _passes_review(b))
     return (
         f"chair seat {_seat_of(drill, chair)}; {recorded} checks recorded; "
-        f"{compliant} of {len(bids)} bids compliant"
+        f"{passed} of {len(bids)} bids pass the review"
     )
+
+
+def _passes_review(bid: dict) -> bool:
+    """Compliant, or failing only the technical pass marks that blind scoring decides later
+    (the review file holds no technical score yet)."""
+    if bid.get("compliant"):
+        return True
+    return all(
+        r.get("code") == "check_not_recorded"
+        and str((r.get("params") or {}).get("check", "")).startswith("technical_pass_")
+        for r in bid.get("reasons") or []
+    )
+
+
+def _compliant_count(scoring_json: str | None) -> tuple[int, int]:
+    bids = (json.loads(scoring_json or "{}").get("result") or {}).get("bids") or []
+    return sum(1 for b in bids if b.get("compliant")), len(bids)
 
 
 def _seat_of(drill: Drill, user: User) -> int | None:
@@ -544,8 +561,18 @@ def _chair(drill: Drill) -> User:
 
 def stage_unblinded(drill: Drill) -> str:
     drill.travel("unblinded")
-    evaluation = evaluation_ops.unblind(_chair(drill), drill.tender)
+    chair = _chair(drill)
+    evaluation = evaluation_ops.unblind(chair, drill.tender)
     commit()
+    drawn = ""
+    if evaluation_queries.needs_lot_draw(evaluation):
+        # Bids the tie-breaks left level (e.g. a sale without technical scores, at the same
+        # price): the chair draws lots, as the rules say.
+        drill.clock.advance(timedelta(minutes=5))
+        evaluation = evaluation_ops.draw_lots(chair, drill.tender)
+        commit()
+        drawn = "; tie settled by a lot draw"
+    compliant, total = _compliant_count(evaluation.scoring_json)
     ranking = ranking_of(evaluation.scoring_json)
     if not ranking:
         # What staff do when the panel found no compliant bid: declare the tender failed.
@@ -553,7 +580,10 @@ def stage_unblinded(drill: Drill) -> str:
         results.declare_failed(drill.cast.staff, drill.tender, "no_compliant_bid")
         commit()
         raise TenderFailed(f"no compliant bid ({reasons})")
-    return f"identities revealed; rank 1: {ranking[0]['bidder']}"
+    return (
+        f"identities revealed; {compliant} of {total} bids compliant{drawn}; "
+        f"rank 1: {ranking[0]['bidder']}"
+    )
 
 
 def _first_reasons(scoring_json: str | None) -> str:

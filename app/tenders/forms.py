@@ -12,7 +12,6 @@ from wtforms import (
     FieldList,
     Form,
     FormField,
-    IntegerField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
@@ -25,6 +24,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from app import tender_templates
 from app.core.errors import OperationError
 from app.core.formatting import centre_timezone
+from app.core.forms import StrictIntegerField
 from app.tenders.operations import parse_money
 from app.tenders.participation import MAX_QUESTION
 
@@ -143,7 +143,7 @@ class TenderForm(FlaskForm):
         _l("Bid submission deadline"), validators=[InputRequired()]
     )
     opening_at = CentreDateTimeField(_l("Opening time"), validators=[InputRequired()])
-    evaluation_days = IntegerField(
+    evaluation_days = StrictIntegerField(
         _l("Evaluation period (days)"),
         default=10,
         validators=[InputRequired(), NumberRange(min=1, max=365)],
@@ -155,7 +155,7 @@ class TenderForm(FlaskForm):
         coerce=int,
         render_kw={"size": 8},
     )
-    custodian_threshold = IntegerField(
+    custodian_threshold = StrictIntegerField(
         _l("Custodians needed to open the bids (k)"),
         default=2,
         validators=[InputRequired(), NumberRange(min=2, max=50)],

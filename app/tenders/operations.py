@@ -48,7 +48,7 @@ CANCELLABLE = frozenset(TenderStatus) - {
     TenderStatus.FAILED,
 }
 MAX_CUSTODIANS = 16  # what SLIP-39 shares allow
-MONEY_RE = re.compile(r"^\d{1,16}(\.\d+)?$")
+MONEY_RE = re.compile(r"^[0-9]{1,16}(\.[0-9]+)?$")
 CUSTODIAN_ROLES = frozenset({Role.CUSTODIAN, Role.STAFF, Role.SUPERVISOR})
 
 

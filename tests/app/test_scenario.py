@@ -154,6 +154,38 @@ def test_the_drill_runs_a_whole_tender(app, tmp_path, template, bidders, counter
         assert ocds["releases"][-1]["awards"]
 
 
+# Seeds of the sale drill (4 bidders): with no technical score, equal prices tie and need
+# the lot draw (seed 8 does); the others rank without one.
+SALE_SEEDS = [5, 8, 12]
+
+
+@pytest.mark.parametrize("seed", SALE_SEEDS)
+def test_the_sale_drill_draws_lots_and_counts_compliant_bids_truly(app, seed):
+    lines: list[str] = []
+    options = Options(template="asset_sale", bidders=4, experts=5, seed=seed, echo=lines.append)
+    result = run(options, stop_after="unblinded", out=None)
+    log = "\n".join(lines)
+    assert result.reached == "unblinded" and not result.stopped, log
+    tender = db.session.get(Tender, result.tender_id)
+    from app.evaluations import queries
+
+    evaluation = queries.evaluation_of(tender)
+    scored = json.loads(evaluation.scoring_json)["result"]
+    assert scored["outcome"]["status"] == "ranked", log
+    bids = scored["bids"]
+    compliant = sum(1 for b in bids if b["compliant"])
+    assert compliant >= 1
+    review = next(line for line in lines if line.lstrip().startswith("review"))
+    unblinded = next(line for line in lines if line.lstrip().startswith("unblinded"))
+    # A sale has no technical pass marks: what passes the review is what is compliant.
+    assert f"{compliant} of {len(bids)} bids pass the review" in review, log
+    assert f"{compliant} of {len(bids)} bids compliant" in unblinded, log
+    drawn = any(b.get("draw") for b in json.loads(evaluation.scoring_json)["bids"])
+    assert ("lot draw" in unblinded) == drawn, log
+    if seed == 8:
+        assert drawn, log
+
+
 def test_the_drill_leaves_the_real_clock_alone(app, tmp_path):
     before = datetime.now(UTC)
     result, _log = drill("goods", 4, None, stop_after="bids")

@@ -181,3 +181,19 @@ def test_every_emitted_code_has_a_message():
     for code, text in MESSAGES.items():
         names = [name for _, name, _, _ in string.Formatter().parse(text) if name]
         assert text.strip() and all(name.isidentifier() for name in names), code
+
+
+def test_a_bid_without_a_price_is_never_compliant_and_the_others_are_scored():
+    # The opening found the bidder's commercial part unreadable: no price to score.
+    doc = price_only_document(["100.00", "110.00", "120.00"], ceiling_price="1000.00")
+    del doc["bids"][1]["price"]
+    doc["bids"][1]["compliance"] = {"commercial_part_valid": "malformed commercial part: x"}
+    doc["bids"][1]["compliance_override"] = {"compliant": True, "reason": "Looks fine."}
+    result = scored(doc)
+    b2 = bid_result(result, "B2")
+    assert b2["compliant"] is False and b2["price"] is None and b2["rank"] is None
+    assert [r["code"] for r in b2["reasons"]][:1] == ["price_missing"]
+    assert "check_failed_with_reason" in [r["code"] for r in b2["reasons"]]
+    assert result["outcome"]["status"] == "ranked"
+    assert bid_result(result, "B1")["rank"] == 1
+    assert evaluation.verify(evaluation.score(doc)) == []

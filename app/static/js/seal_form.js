@@ -7,7 +7,8 @@
  * form has no action: nothing typed here is ever posted. On submit:
  *
  *   1. the fields are checked against the template (money: digits with at most two
- *      decimals; integer / decimal / date / choice / text with their bounds);
+ *      decimals; integer / decimal / date / choice / text with their bounds; numbers at most
+ *      24 characters, a price above 0, no control characters: bidding/commercial.py);
  *   2. FairbidSeal.encodeCommercial(fields) gives the commercial part (money and decimals as
  *      decimal strings, integers as JSON numbers) and FairbidSeal.sealEnvelope() seals it
  *      with the technical file and the qualification files (the published bundle, loaded
@@ -26,6 +27,10 @@
   var INTEGER = /^-?(0|[1-9][0-9]*)$/;
   var DECIMAL = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
   var DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
+  /* The same rules as bidding/commercial.py (the opening checks them again): numbers at
+   * most 24 characters (the scoring file's limit), no control or bidi-override characters. */
+  var MAX_NUMBER_LENGTH = 24;
+  var CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
   function format(template, values) {
     return (template || "").replace(/\{(\w+)\}/g, function (_, name) {
@@ -79,6 +84,8 @@
       input.removeAttribute("aria-invalid");
       if (value === "" || (type === "text" && !value.trim())) {
         if (required) { say("required"); }
+      } else if ((type === "money" || type === "decimal") && value.length > MAX_NUMBER_LENGTH) {
+        say("number-too-long", { max: String(MAX_NUMBER_LENGTH) });
       } else if (type === "money" && !MONEY.test(value)) {
         say("money");
       } else if (type === "integer" && (!INTEGER.test(value) || !Number.isSafeInteger(Number(value)))) {
@@ -91,9 +98,13 @@
         return option.value !== "" && option.value === value;
       })) {
         say("choice");
+      } else if ((type === "text" || type === "choice") && CONTROL.test(value)) {
+        say("control");
       } else if (type === "text" && input.hasAttribute("data-max-length") &&
                  Array.from(value).length > parseInt(input.getAttribute("data-max-length"), 10)) {
         say("too-long", { max: input.getAttribute("data-max-length") });
+      } else if (key === "price" && compareDecimal(value, "0") <= 0) {
+        say("positive");
       } else if (type === "money" || type === "integer" || type === "decimal") {
         var min = input.getAttribute("data-min");
         var max = input.getAttribute("data-max");

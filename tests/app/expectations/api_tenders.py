@@ -14,6 +14,7 @@ DOCUMENT_READERS = frozenset({"bidder", "staff_a", "supervisor", "admin"})
 EXPECTED = {
     "api.list_tenders": PUBLIC,
     "api.get_tender": PUBLIC,
+    "api.get_commercial_fields": PUBLIC,
     "api.create_tender": TENDER_STAFF,
     "api.update_tender": CENTRE_A_DECIDE,
     "api.publish_tender": CENTRE_A_DECIDE,
