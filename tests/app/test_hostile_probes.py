@@ -43,6 +43,7 @@ class Probe:
     raw: bytes | None = None  # a JSON body as bytes, for what json.dumps cannot write
     as_: str | None = None
     after_limit: bool = False
+    host: str | None = None  # the Host header, when the probe forges it
 
     def __str__(self) -> str:
         return f"{self.item}-{self.name}"
@@ -531,6 +532,33 @@ PROBES = [
         json={"employer": f"Acme {RLO}Ltd"},
         as_="bearer:staff",
     ),
+    # --- 3: the Host header never reaches e-mailed links; unknown hosts are refused -------
+    Probe(
+        3,
+        "password reset asked through a forged Host",
+        "POST",
+        "/accounts/reset",
+        400,
+        form={"email": "{staff_email}"},
+        host="evil.example",
+    ),
+    # --- 11: numbers are parsed strictly ------------------------------------------------------
+    Probe(
+        11,
+        "API sign-up home centre as a string of digits",
+        "POST",
+        "/api/v1/companies",
+        422,
+        json=signup_json(home_centre_id="{centre}"),
+    ),
+    Probe(
+        11,
+        "API sign-up home centre as 1.5",
+        "POST",
+        "/api/v1/companies",
+        422,
+        json=signup_json(home_centre_id=1.5),
+    ),
 ]
 
 
@@ -589,6 +617,8 @@ def stored() -> dict[str, int]:
 
 
 def send(client, probe: Probe, names: dict, headers: dict, address: str):
+    if probe.host:
+        headers = {**headers, "Host": probe.host}
     kwargs: dict[str, Any] = {"headers": headers, "environ_base": {"REMOTE_ADDR": address}}
     if probe.form is not None:
         kwargs["data"] = fill(probe.form, names)
