@@ -505,6 +505,14 @@ def _watch_evaluation(now: datetime) -> list[Pending]:
     return [Pending(tid, cid, started + timedelta(days=days)) for tid, cid, started, days in rows]
 
 
+def _first_per_tender(rows, late: timedelta) -> list[Pending]:
+    """One pending step per tender, due `late` after its first (tender, centre, moment) row."""
+    found: dict[int, Pending] = {}
+    for tid, cid, moment in rows:
+        found.setdefault(tid, Pending(tid, cid, moment + late))
+    return list(found.values())
+
+
 def _watch_candidates(now: datetime) -> list[Pending]:
     late = _days("CLOCK_CANDIDATES_OVERDUE_DAYS", 3)
     rows = db.session.execute(
@@ -517,10 +525,7 @@ def _watch_candidates(now: datetime) -> list[Pending]:
             EvaluationRecord.completed_at.is_not(None),
         )
     )
-    found: dict[int, Pending] = {}
-    for tid, cid, completed in rows:
-        found.setdefault(tid, Pending(tid, cid, completed + late))
-    return list(found.values())
+    return _first_per_tender(rows, late)
 
 
 def _watch_award(now: datetime) -> list[Pending]:
@@ -535,10 +540,7 @@ def _watch_award(now: datetime) -> list[Pending]:
             ResultNotice.objection_deadline.is_not(None),
         )
     )
-    found: dict[int, Pending] = {}
-    for tid, cid, deadline in rows:
-        found.setdefault(tid, Pending(tid, cid, deadline + late))
-    return list(found.values())
+    return _first_per_tender(rows, late)
 
 
 def _watch_objections(now: datetime) -> list[Pending]:
@@ -549,10 +551,7 @@ def _watch_objections(now: datetime) -> list[Pending]:
         .where(Objection.status == ObjectionStatus.OPEN)
         .order_by(Objection.filed_at)
     )
-    found: dict[int, Pending] = {}
-    for tid, cid, filed in rows:
-        found.setdefault(tid, Pending(tid, cid, filed + late))
-    return list(found.values())
+    return _first_per_tender(rows, late)
 
 
 WATCHES: dict[str, Callable[[datetime], list[Pending]]] = {
