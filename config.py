@@ -214,6 +214,16 @@ class Config:
     CLOCK_OBJECTION_ANSWER_DAYS = int(os.environ.get("FAIRBID_CLOCK_OBJECTION_ANSWER_DAYS", 3))
     # Remind registered companies without a bid this many hours before the deadline (0: off).
     CLOCK_BID_REMINDER_HOURS = int(os.environ.get("FAIRBID_CLOCK_BID_REMINDER_HOURS", 0))
+    # Remind experts whose score sheet is not locked this many hours before the evaluation
+    # period ends (0: off); remind a company's users when a certificate expires within each
+    # of these days (comma-separated; empty: off).
+    CLOCK_SHEET_REMINDER_HOURS = int(os.environ.get("FAIRBID_CLOCK_SHEET_REMINDER_HOURS", 24))
+    CLOCK_CERTIFICATE_REMINDER_DAYS = os.environ.get(
+        "FAIRBID_CLOCK_CERTIFICATE_REMINDER_DAYS", "30,7"
+    )
+    # A window that closed more than this many hours before the tick (a first deployment, a
+    # clock down for days) is recorded as done without telling anyone.
+    CLOCK_CATCH_UP_HOURS = int(os.environ.get("FAIRBID_CLOCK_CATCH_UP_HOURS", 24))
     FAIRBID_BASE_URL = os.environ.get("FAIRBID_BASE_URL", "http://127.0.0.1:5000/")
 
     # Open data (OCDS).

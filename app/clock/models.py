@@ -40,3 +40,16 @@ class ClockAlert(db.Model):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ClockReminder(db.Model):
+    """A reminder that belongs to no tender (a company's certificate expiring), sent once:
+    its `key` (what, which object, which threshold) is unique, like `ClockStep`."""
+
+    __tablename__ = "clock_reminder"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), index=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ran_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -27,25 +27,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app, has_request_context, url_for
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, false, select, update
+from sqlalchemy import exists, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from app.accounts.models import Role, User
 from app.audit import append_event
 from app.bids import operations as bid_ops
 from app.bids.models import Bid, BidStatus
-from app.clock.models import ClockAlert, ClockStep
+from app.clock.models import ClockAlert, ClockReminder, ClockStep
+from app.companies.models import Company, CompanyCertificate, CompanyStatus
 from app.core.cache import invalidate_after_commit
+from app.core.mail import send_after_commit
 from app.core.types import CLOCK_OFFSET, utcnow
 from app.custody.models import KeyShare
-from app.evaluations.models import Evaluation
+from app.evaluations.models import Evaluation, EvaluationStage, ScoreSheet
 from app.extensions import db
 from app.opening import operations as opening_ops
 from app.opening.models import EvaluatedBid, OpeningSession, OpeningStatus
+from app.panels.models import MemberStatus, PanelMember
 from app.records.models import EvaluationRecord, RecordStatus
 from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNotice
-from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.models import Notification, Tender, TenderDocument, TenderStatus
 from app.tenders.notify import notify_users, registered_bidders
 
 log = logging.getLogger(__name__)
@@ -307,6 +312,8 @@ def _window_step(step: str, subject, message, still_open: Callable[[Tender], boo
             return False
         db.session.add(ClockStep(step=name, tender_id=tender.id, due_at=due_at, ran_at=now))
         db.session.flush()
+        if _caught_up(step, tender, due_at, now, key):
+            return False  # recorded as done, audited as skipped, nobody told
         people = _centre_staff(tender)
         if step == "low_price_window":
             chair = db.session.scalar(
@@ -388,6 +395,247 @@ def _bid_reminder(tender: Tender, due_at: datetime, now: datetime, key: str = ""
     return True
 
 
+# --- first deployment catch-up --------------------------------------------------------------
+
+
+def _catch_up_limit() -> timedelta:
+    return timedelta(hours=int(current_app.config.get("CLOCK_CATCH_UP_HOURS", 24)))
+
+
+def _caught_up(step: str, tender: Tender, due_at: datetime, now: datetime, key: str) -> bool:
+    """A window that closed more than FAIRBID_CLOCK_CATCH_UP_HOURS before the tick (a first
+    deployment, a clock down for days) is recorded as done without telling anyone: the
+    news is stale and would flood people. Audited as skipped (`clock.step`, `skipped`)."""
+    if now - due_at <= _catch_up_limit():
+        return False
+    append_event(
+        "clock.step",
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={
+            "step": step,
+            "due_at": due_at.isoformat(),
+            "ran_at": now.isoformat(),
+            "key": key,
+            "skipped": "caught_up",
+        },
+    )
+    return True
+
+
+# --- reminder: score sheets near the evaluation's end ----------------------------------------
+
+
+def _sheet_reminder_hours() -> int:
+    return int(current_app.config.get("CLOCK_SHEET_REMINDER_HOURS", 24))
+
+
+def _sheet_reminder_pending(now: datetime) -> list[Pending]:
+    hours = _sheet_reminder_hours()
+    if hours <= 0:
+        return []
+    ahead = timedelta(hours=hours)
+    done = exists().where(ClockStep.tender_id == Tender.id, ClockStep.step == "sheet_reminder")
+    rows = db.session.execute(
+        select(Tender.id, Tender.centre_id, Evaluation.started_at, Tender.evaluation_days)
+        .join(Evaluation, Evaluation.tender_id == Tender.id)
+        .where(
+            Tender.status == TenderStatus.EVALUATING,
+            Evaluation.stage.in_((EvaluationStage.REVIEW, EvaluationStage.SCORING)),
+            Evaluation.finalised_at.is_(None),
+            ~done,
+        )
+        .order_by(Tender.id)
+    )
+    found = []
+    for tid, cid, started, days in rows:
+        end = started + timedelta(days=days)
+        if end - ahead <= now < end:  # past the end, the evaluation_overdue alert takes over
+            found.append(Pending(tid, cid, end - ahead))
+    return found
+
+
+def _experts_with_open_sheets(tender: Tender) -> list[User]:
+    """Accepted panel members whose score sheet is not locked (or not begun)."""
+    locked = exists().where(
+        ScoreSheet.tender_id == tender.id,
+        ScoreSheet.user_id == User.id,
+        ScoreSheet.locked_at.is_not(None),
+    )
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(PanelMember, PanelMember.user_id == User.id)
+            .where(
+                PanelMember.tender_id == tender.id,
+                PanelMember.status == MemberStatus.ACCEPTED,
+                User.is_enabled.is_(True),
+                ~locked,
+            )
+            .order_by(User.id)
+        )
+    )
+
+
+def _sheet_reminder(tender: Tender, due_at: datetime, now: datetime, key: str = "") -> bool:
+    """FAIRBID_CLOCK_SHEET_REMINDER_HOURS (24; 0: off) before the evaluation period ends,
+    each expert of the panel whose score sheet is not locked is reminded once."""
+    if tender.status != TenderStatus.EVALUATING or _step_done("sheet_reminder", tender.id):
+        return False
+    db.session.add(ClockStep(step="sheet_reminder", tender_id=tender.id, due_at=due_at, ran_at=now))
+    db.session.flush()
+    end = due_at + timedelta(hours=_sheet_reminder_hours())
+    link = url_for("scoring.sheet", tender_id=tender.id, _external=True)
+    notify_users(
+        _experts_with_open_sheets(tender),
+        tender,
+        _l("Lock your score sheet of tender %(reference)s", reference=tender.reference),
+        "window_closed",
+        link,
+        message=_l(
+            "The evaluation period of tender %(reference)s ends at %(end)s UTC and your "
+            "score sheet is not locked yet.",
+            reference=tender.reference,
+            end=end.strftime("%Y-%m-%d %H:%M"),
+        ),
+    )
+    return True
+
+
+# --- reminder: company certificates expiring ---------------------------------------------------
+# Not a tender's step: guarded by its own `ClockReminder` row, unique per certificate,
+# threshold and expiry date (a renewed date is a new certificate for the clock).
+
+
+def _certificate_thresholds() -> list[int]:
+    raw = str(current_app.config.get("CLOCK_CERTIFICATE_REMINDER_DAYS", "30,7"))
+    return sorted({int(part) for part in raw.replace(" ", "").split(",") if part.strip()})
+
+
+def _certificates_due(now: datetime) -> list[tuple[CompanyCertificate, int]]:
+    """(certificate, threshold): the smallest threshold it is within, not yet reminded, for
+    certificates of approved companies not renewed (no same-named certificate of the company
+    expiring later)."""
+    thresholds = [t for t in _certificate_thresholds() if t > 0]
+    if not thresholds:
+        return []
+    today = now.date()
+    horizon = today + timedelta(days=max(thresholds))
+    newer = aliased(CompanyCertificate)
+    renewed = exists().where(
+        newer.company_id == CompanyCertificate.company_id,
+        newer.name == CompanyCertificate.name,
+        newer.id != CompanyCertificate.id,
+        or_(newer.expires_on.is_(None), newer.expires_on > CompanyCertificate.expires_on),
+    )
+    certificates = db.session.scalars(
+        select(CompanyCertificate)
+        .join(Company, Company.id == CompanyCertificate.company_id)
+        .where(
+            Company.status == CompanyStatus.APPROVED,
+            CompanyCertificate.expires_on.is_not(None),
+            CompanyCertificate.expires_on >= today,
+            CompanyCertificate.expires_on <= horizon,
+            ~renewed,
+        )
+        .order_by(CompanyCertificate.expires_on, CompanyCertificate.id)
+    )
+    sent = set(db.session.scalars(select(ClockReminder.key)))
+    found = []
+    for certificate in certificates:
+        left = (certificate.expires_on - today).days
+        threshold = min(t for t in thresholds if left <= t)
+        if _certificate_key(certificate, threshold) not in sent:
+            found.append((certificate, threshold))
+    return found
+
+
+def _certificate_key(certificate: CompanyCertificate, threshold: int) -> str:
+    return f"certificate:{certificate.id}:{threshold}:{certificate.expires_on.isoformat()}"
+
+
+def _remind_certificate(certificate_id: int, threshold: int, now: datetime) -> bool:
+    """One reminder, in the caller's transaction: its row first (a second tick's insert fails),
+    then the company's users told in the app and by e-mail, audited."""
+    certificate = db.session.get(CompanyCertificate, certificate_id, populate_existing=True)
+    if certificate is None or certificate.expires_on is None:
+        return False
+    key = _certificate_key(certificate, threshold)
+    if db.session.scalar(select(ClockReminder.id).where(ClockReminder.key == key)):
+        return False
+    expires = datetime.combine(certificate.expires_on, datetime.min.time(), tzinfo=UTC)
+    due_at = expires - timedelta(days=threshold)
+    db.session.add(
+        ClockReminder(key=key, company_id=certificate.company_id, due_at=due_at, ran_at=now)
+    )
+    db.session.flush()
+    users = db.session.scalars(
+        select(User)
+        .where(User.company_id == certificate.company_id, User.is_enabled.is_(True))
+        .order_by(User.id)
+    )
+    link = url_for("bidder.profile", _external=True)
+    subject = _l(
+        "Your certificate %(name)s expires on %(date)s",
+        name=certificate.name,
+        date=certificate.expires_on.isoformat(),
+    )
+    message = _l(
+        "The certificate %(name)s (no. %(number)s) of your company expires on %(date)s. "
+        "Add the renewed certificate to your company profile.",
+        name=certificate.name,
+        number=certificate.number,
+        date=certificate.expires_on.isoformat(),
+    )
+    for user in users:
+        with force_locale(user.locale or "en"):
+            title = str(subject)
+        db.session.add(Notification(user_id=user.id, title=title, link=link, body=certificate.name))
+        send_after_commit(
+            user.email,
+            subject,
+            "window_closed",
+            locale=user.locale,
+            user=user,
+            link=link,
+            message=message,
+        )
+    append_event(
+        "clock.step",
+        object_type="company",
+        object_id=certificate.company_id,
+        data={
+            "step": "certificate_reminder",
+            "due_at": due_at.isoformat(),
+            "ran_at": now.isoformat(),
+            "key": key,
+        },
+    )
+    return True
+
+
+def _certificate_reminders(now: datetime, report: TickReport) -> None:
+    for certificate, threshold in _certificates_due(now):
+        certificate_id = certificate.id
+        db.session.rollback()  # each reminder in a transaction of its own
+        try:
+            _begin_write()
+            done = _remind_certificate(certificate_id, threshold, now)
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()  # another tick sent it
+            continue
+        except Exception:
+            db.session.rollback()
+            log.exception("certificate reminder %s failed", certificate_id)
+            report.failed.append(("certificate_reminder", 0))
+            continue
+        if done:
+            report.performed.append(("certificate_reminder", certificate_id))
+    db.session.rollback()
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -398,6 +646,7 @@ class Step:
 # In this order: a tender closes, is sealed and its opening is announced in one tick.
 STEPS: tuple[Step, ...] = (
     Step("bid_reminder", _bid_reminder_pending, _bid_reminder),
+    Step("sheet_reminder", _sheet_reminder_pending, _sheet_reminder),
     Step("close", _close_pending, _close),
     Step("seal", _seal_pending, _seal),
     Step("opening_notice", _notice_pending("opening_notice"), _opening_notice),
@@ -597,6 +846,7 @@ def tick(now: datetime | None = None) -> TickReport:
                 for pending in step.pending(now):
                     _run(step, pending, now, report)
                 db.session.rollback()
+            _certificate_reminders(now, report)
             _watch(now, report)
     finally:
         if token is not None:

@@ -621,3 +621,151 @@ def test_a_bid_reminder_goes_once_to_registered_companies_without_a_bid(
     assert report.performed == [("bid_reminder", tender.id)]
     assert [m.to[0] for m in outbox.messages()] == [idle.email]
     assert tick(deadline - timedelta(hours=1)).performed == []
+
+
+# --- reminders: score sheets, certificates; the first deployment's catch-up -----------------
+
+
+def test_experts_with_unlocked_sheets_are_reminded_once_before_the_evaluation_ends(
+    app, make_user, make_tender, outbox
+):
+    from app.evaluations.models import Evaluation, EvaluationStage, ScoreSheet
+    from app.panels.models import MemberStatus, PanelMember
+
+    tender = make_tender(status=TenderStatus.EVALUATING, keyed=False)
+    started = utcnow() - timedelta(days=1)
+    db.session.add(
+        Evaluation(tender_id=tender.id, stage=EvaluationStage.SCORING, started_at=started)
+    )
+    locked, unlocked, unbegun, declined = (make_user(Role.EXPERT) for _ in range(4))
+    for position, (user, status) in enumerate(
+        [
+            (locked, MemberStatus.ACCEPTED),
+            (unlocked, MemberStatus.ACCEPTED),
+            (unbegun, MemberStatus.ACCEPTED),
+            (declined, MemberStatus.DECLINED),
+        ],
+        start=1,
+    ):
+        db.session.add(
+            PanelMember(tender_id=tender.id, user_id=user.id, status=status, position=position)
+        )
+    db.session.add_all(
+        [
+            ScoreSheet(tender_id=tender.id, user_id=locked.id, locked_at=utcnow()),
+            ScoreSheet(tender_id=tender.id, user_id=unlocked.id),
+        ]
+    )
+    db.session.commit()
+    end = started + timedelta(days=reload(tender).evaluation_days)
+    hours = app.config["CLOCK_SHEET_REMINDER_HOURS"]
+    assert hours == 24  # the documented default
+
+    assert tick(end - timedelta(hours=hours + 1)).performed == []
+    report = tick(end - timedelta(hours=hours - 1))
+    assert report.performed == [("sheet_reminder", tender.id)]
+    assert sorted(m.to[0] for m in outbox.messages()) == sorted([unlocked.email, unbegun.email])
+    assert f"/scoring/tenders/{tender.id}" in outbox.messages()[0].body
+    notified = set(db.session.scalars(select(Notification.user_id)))
+    assert notified == {unlocked.id, unbegun.id}
+    step = events("clock.step", tender.id)[0]
+    assert step["step"] == "sheet_reminder"
+    assert step["due_at"] == (end - timedelta(hours=hours)).isoformat()
+
+    sent = len(outbox)
+    assert tick(end - timedelta(hours=1)).performed == []  # once, not at every tick
+    assert len(outbox) == sent
+
+
+def test_a_certificate_expiring_is_reminded_once_per_threshold_not_when_renewed(
+    app, make_company, make_user, outbox
+):
+    from datetime import date
+
+    from app.companies.models import CompanyCertificate
+    from app.core.types import utcnow as now_
+
+    today = now_().date()
+    expiring, renewed, distant = make_company(), make_company(), make_company()
+    owner, colleague = make_user(company=expiring), make_user(company=expiring)
+    renewed_user, distant_user = make_user(company=renewed), make_user(company=distant)
+    ko = make_user(company=make_company(), locale="ko")
+
+    def certificate(company, name, expires_on: date | None) -> CompanyCertificate:
+        row = CompanyCertificate(
+            company_id=company.id, name=name, number="N-1", expires_on=expires_on
+        )
+        db.session.add(row)
+        return row
+
+    soon = certificate(expiring, "Safety licence", today + timedelta(days=20))
+    certificate(renewed, "ISO 9001", today + timedelta(days=10))
+    certificate(renewed, "ISO 9001", today + timedelta(days=375))  # the renewal
+    certificate(distant, "Quality", today + timedelta(days=60))
+    certificate(distant, "No expiry", None)
+    korean = certificate(ko.company, "Licence", today + timedelta(days=5))
+    db.session.commit()
+
+    now = now_()
+    report = tick(now)
+    assert sorted(report.performed) == sorted(
+        [("certificate_reminder", soon.id), ("certificate_reminder", korean.id)]
+    )
+    recipients = sorted(m.to[0] for m in outbox.messages())
+    assert recipients == sorted([owner.email, colleague.email, ko.email])
+    assert renewed_user.email not in recipients and distant_user.email not in recipients
+    korean_mail = next(m for m in outbox.messages() if m.to[0] == ko.email)
+    assert "Licence" in korean_mail.subject and "Your certificate" not in korean_mail.subject
+    audited = db.session.scalars(
+        select(AuditEvent).where(
+            AuditEvent.action == "clock.step", AuditEvent.object_type == "company"
+        )
+    ).all()
+    assert {json.loads(e.data)["key"] for e in audited} == {
+        f"certificate:{soon.id}:30:{soon.expires_on.isoformat()}",
+        f"certificate:{korean.id}:7:{korean.expires_on.isoformat()}",
+    }
+
+    sent = len(outbox)
+    assert tick(now + timedelta(minutes=1)).performed == []  # not twice on two ticks
+    assert len(outbox) == sent
+    later = tick(now + timedelta(days=14))  # 6 days left: the 7-day threshold, once
+    assert later.performed == [("certificate_reminder", soon.id)]
+    assert tick(now + timedelta(days=14, minutes=1)).performed == []
+    assert len(outbox) == sent + 2
+
+    # Renewed (its date moved on): no more reminders for it.
+    soon.expires_on = today + timedelta(days=400)
+    db.session.commit()
+    assert tick(now + timedelta(days=19)).performed == []
+
+
+def test_windows_closed_long_before_a_first_tick_are_recorded_without_mail(
+    app, make_user, make_tender, outbox
+):
+    stale, fresh = make_tender(), make_tender()
+    staff = make_user(Role.STAFF, centre=stale.centre)
+    make_user(Role.STAFF, centre=fresh.centre)
+    stale_deadline = utcnow() - timedelta(days=3)
+    stale.enquiry_deadline = stale_deadline
+    fresh.enquiry_deadline = utcnow() - timedelta(hours=2)
+    db.session.commit()
+
+    report = tick()
+    assert report.performed == [("enquiry_window", fresh.id)]
+    assert staff.email not in {m.to[0] for m in outbox.messages()}
+    assert len(outbox) > 0  # the recent window is told as usual
+    assert count(ClockStep, ClockStep.tender_id == stale.id) == 1  # recorded as done
+    skipped = events("clock.step", stale.id)
+    assert skipped == [
+        {
+            "step": "enquiry_window",
+            "due_at": stale_deadline.isoformat(),
+            "ran_at": skipped[0]["ran_at"],
+            "key": str(stale.id),
+            "skipped": "caught_up",
+        }
+    ]
+    sent = len(outbox)
+    assert tick().performed == [] and len(outbox) == sent
+    assert len(events("clock.step", stale.id)) == 1
