@@ -155,8 +155,8 @@ class Config:
     CUSTODIAN_KEY_KDF = {"iterations": 3, "lanes": 4, "memory_cost": 65536}
 
     # Tendering rules (China's regulations as configurable defaults).
-    SUBMISSION_DAYS_MIN = {"works": 20, "goods": 15, "services": 15, "asset_sale": 20}
-    ADDENDUM_MIN_DAYS = int(os.environ.get("FAIRBID_ADDENDUM_MIN_DAYS", 3))
+    SUBMISSION_DAYS_MIN = {"works": 20, "goods": 20, "services": 20, "asset_sale": 20}
+    ADDENDUM_MIN_DAYS = int(os.environ.get("FAIRBID_ADDENDUM_MIN_DAYS", 15))
     BID_BOND_MAX_PERCENT = int(os.environ.get("FAIRBID_BID_BOND_MAX_PERCENT", 2))
     # An expert who sat on a panel for a procuring entity is not drawn for it again within
     # this many days (counted from that panel's draw).

@@ -703,7 +703,7 @@ def build_namespace(
             "aggregation": aggregation_text(doc.get("aggregation", "auto"), locale),
             "submission_days_min": doc.get("submission_days_min")
             or default_submission_days(doc.get("category")),
-            "addendum_min_days": doc.get("addendum_min_days", 3),
+            "addendum_min_days": doc.get("addendum_min_days", 15),
             "bid_bond_max_pct": _number(bond_pct) if bond_pct is not None else None,
         },
         "commercial_fields": MarkdownList(fields, fields_table),
@@ -713,11 +713,11 @@ def build_namespace(
     }
 
 
-SUBMISSION_DAYS_MIN = {"works": 20, "goods": 15, "services": 15, "asset_sale": 20}
+SUBMISSION_DAYS_MIN = {"works": 20, "goods": 20, "services": 20, "asset_sale": 20}
 
 
 def default_submission_days(category: Any) -> int:
-    """Default days between publication and deadline: works 20, goods/services 15, sales 20."""
+    """Default days between publication and deadline: 20 (the legal minimum in China)."""
     return SUBMISSION_DAYS_MIN.get(category, 20) if isinstance(category, str) else 20
 
 

@@ -918,7 +918,7 @@ class _Checks:
 
     def schedule(self) -> None:
         days = self.doc.get("submission_days_min") or default_submission_days(self.doc["category"])
-        addendum = self.doc.get("addendum_min_days", 3)
+        addendum = self.doc.get("addendum_min_days", 15)
         if addendum >= days:
             self.add(["addendum_min_days"], f"must be less than submission_days_min ({days})")
 
@@ -1008,7 +1008,7 @@ def apply_defaults(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a valid template with every default written out.
 
     ``aggregation`` auto, ``min_bids`` 3, ``submission_days_min`` per category (works 20,
-    goods 15, services 15, asset_sale 20), ``addendum_min_days`` 3, fields and documents
+    goods 20, services 20, asset_sale 20), ``addendum_min_days`` 15, fields and documents
     ``required: true``, empty lists for absent criteria and documents, and ``compliance``
     with every flag (``bid_bond_max_pct`` "2" for procurement, null for sales).
     """
@@ -1016,7 +1016,7 @@ def apply_defaults(doc: Mapping[str, Any]) -> dict[str, Any]:
     out.setdefault("aggregation", "auto")
     out.setdefault("min_bids", 3)
     out.setdefault("submission_days_min", default_submission_days(out.get("category")))
-    out.setdefault("addendum_min_days", 3)
+    out.setdefault("addendum_min_days", 15)
     for name in ("qualification_documents", "commercial_criteria", "technical_criteria"):
         out.setdefault(name, [])
     for item in [*out.get("commercial_fields", []), *out["qualification_documents"]]:

@@ -335,7 +335,7 @@ def publish_addendum(
     actor: User, tender: Tender, title: str, body: str, new_deadline: datetime | None = None
 ) -> Addendum:
     """An amendment as a new versioned document. Too close to the deadline, the deadline
-    moves so bidders keep at least the configured minimum (default 3 days)."""
+    moves so bidders keep at least the configured minimum (default 15 days)."""
     require(actor, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
     if tender.status != TenderStatus.PUBLISHED:
         raise Conflict(_l("Addenda are for published tenders before the deadline."), "status")

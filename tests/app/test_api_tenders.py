@@ -168,7 +168,7 @@ def test_schedule_errors_are_clear_and_store_nothing(client, staff, goods_versio
         opening_at=soon,
     )
     assert response.status_code == 400 and response.json["error"] == "deadline_too_soon"
-    assert "at least 15 days after publication" in response.json["message"]
+    assert "at least 20 days after publication" in response.json["message"]
     assert count(Tender) == 0
 
 
@@ -470,7 +470,7 @@ def test_templates_listed_copied_and_versioned(client, staff, goods_version, mak
         == 1
     )
 
-    edited = goods_version.yaml_text.replace("addendum_min_days: 3", "addendum_min_days: 5")
+    edited = goods_version.yaml_text.replace("addendum_min_days: 15", "addendum_min_days: 16")
     response = client.post(versions, json={"yaml": edited}, headers=headers)
     assert response.status_code == 201, response.json
     assert response.json["number"] == 2 and response.json["yaml"] == edited

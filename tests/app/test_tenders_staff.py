@@ -233,7 +233,7 @@ def test_create_tender_from_a_template_version(app, client, draft, builtins, cus
     ("overrides", "message"),
     [
         ({"submission_deadline": "past"}, "deadline is in the past"),
-        ({"submission_deadline": "soon"}, "at least 15 days after publication"),
+        ({"submission_deadline": "soon"}, "at least 20 days after publication"),
         ({"opening_at": "before"}, "opening cannot come before"),
         ({"bid_bond_amount": "20000.01"}, "at most 2 % of the budget"),
         ({"custodian_threshold": "4"}, "2 ≤ k ≤ n"),
@@ -363,7 +363,7 @@ def test_late_addendum_extends_the_deadline_and_notifies_bidders(
     tender = db.session.get(Tender, tender.id)
     addendum = db.session.scalar(select(Addendum).where(Addendum.tender_id == tender.id))
     assert addendum.number == 1 and addendum.deadline_before == deadline
-    assert tender.submission_deadline >= utcnow() + timedelta(days=3) - timedelta(minutes=1)
+    assert tender.submission_deadline >= utcnow() + timedelta(days=15) - timedelta(minutes=1)
     assert tender.opening_at - tender.submission_deadline == timedelta(hours=1)
     document = db.session.scalar(
         select(TenderDocument).where(TenderDocument.addendum_id == addendum.id)
@@ -573,8 +573,8 @@ def test_custodians_of_another_centre_are_refused(
         title="Desks",
         publication_at=now,
         enquiry_deadline=now + timedelta(days=10),
-        submission_deadline=now + timedelta(days=20),
-        opening_at=now + timedelta(days=20),
+        submission_deadline=now + timedelta(days=21),
+        opening_at=now + timedelta(days=21),
         lots=[LotInput("Desks", ceiling_price=Decimal("100.00"))],
         custodian_ids=[custodians[0].id, outsider.id],
         custodian_threshold=2,

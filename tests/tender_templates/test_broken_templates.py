@@ -455,9 +455,9 @@ CASES = [
     (
         "addendum_days_not_below_submission_days",
         "goods",
-        "addendum_min_days: 3",
         "addendum_min_days: 15",
-        [("addendum_min_days", "must be less than submission_days_min (15)")],
+        "addendum_min_days: 20",
+        [("addendum_min_days", "must be less than submission_days_min (20)")],
     ),
     (
         "missing_category",

@@ -148,8 +148,8 @@ def test_one_lot_hides_the_lot_table():
 
 def test_apply_defaults_writes_every_default_out():
     goods = apply_defaults(builtin_doc("goods"))
-    assert goods["submission_days_min"] == 15
-    assert goods["addendum_min_days"] == 3
+    assert goods["submission_days_min"] == 20  # the legal minimum (China)
+    assert goods["addendum_min_days"] == 15
     assert goods["commercial_fields"][1]["required"] is True
     sale = apply_defaults(builtin_doc("asset_sale"))
     assert sale["submission_days_min"] == 20
@@ -162,3 +162,14 @@ def test_apply_defaults_writes_every_default_out():
     del services["compliance"]["bid_bond_max_pct"]
     assert apply_defaults(services)["compliance"]["bid_bond_max_pct"] == "2"
     assert validate_template(apply_defaults(builtin_doc("goods"))) == []
+
+
+@pytest.mark.parametrize("key", BUILTIN_KEYS)
+def test_builtin_periods_meet_the_legal_minimums(app, key):
+    """China: at least 20 days from the issue of the documents to the deadline; changes that
+    affect the preparation of bids at least 15 days before it (README, "Legal periods")."""
+    doc = apply_defaults(builtin_doc(key))
+    assert doc["submission_days_min"] >= 20
+    assert doc["addendum_min_days"] >= 15
+    assert app.config["SUBMISSION_DAYS_MIN"][doc["category"]] >= 20
+    assert app.config["ADDENDUM_MIN_DAYS"] >= 15
