@@ -769,3 +769,72 @@ def test_windows_closed_long_before_a_first_tick_are_recorded_without_mail(
     sent = len(outbox)
     assert tick().performed == [] and len(outbox) == sent
     assert len(events("clock.step", stale.id)) == 1
+
+
+def test_two_ticks_at_once_send_a_certificate_reminder_once(shared_app):
+    from app.accounts import security
+    from app.accounts.models import User
+    from app.centres.models import TradingCentre
+    from app.clock.models import ClockReminder
+    from app.companies.models import Company, CompanyCertificate, CompanyStatus
+
+    with shared_app.app_context():
+        centre = TradingCentre(code="CERT", name="Centre cert", level="city")
+        db.session.add(centre)
+        db.session.flush()
+        company = Company(
+            name="Cert Co.",
+            registration_number="91330100MA2CERT01X",
+            contact_name="C",
+            contact_phone="1",
+            home_centre_id=centre.id,
+            status=CompanyStatus.APPROVED,
+        )
+        db.session.add(company)
+        db.session.flush()
+        for n in range(2):
+            db.session.add(
+                User(
+                    email=f"cert{n}@example.com",
+                    full_name="Cert",
+                    password_hash=security.hash_password("correct horse battery"),
+                    role=Role.BIDDER,
+                    company_id=company.id,
+                )
+            )
+        db.session.add(
+            CompanyCertificate(
+                company_id=company.id,
+                name="Licence",
+                number="L-1",
+                expires_on=(utcnow() + timedelta(days=3)).date(),
+            )
+        )
+        db.session.commit()
+        company_id = company.id
+        db.session.remove()
+    barrier = threading.Barrier(2)
+    reports, errors = [], []
+
+    def run():
+        try:
+            with shared_app.app_context():
+                barrier.wait()
+                reports.append(tick())
+                db.session.remove()
+        except Exception as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    sent = [step for report in reports for step in report.performed if step[0].startswith("cert")]
+    assert len(sent) == 1 and [r.failed for r in reports] == [[], []]
+    with shared_app.app_context():
+        assert count(ClockReminder, ClockReminder.company_id == company_id) == 1
+        users = select(User.id).where(User.company_id == company_id)
+        assert count(Notification, Notification.user_id.in_(users)) == 2
+        db.session.remove()
