@@ -629,7 +629,7 @@ def _certificate_reminders(now: datetime, report: TickReport) -> None:
         except Exception:
             db.session.rollback()
             log.exception("certificate reminder %s failed", certificate_id)
-            report.failed.append(("certificate_reminder", 0))
+            report.failed.append(("certificate_reminder", certificate_id))
             continue
         if done:
             report.performed.append(("certificate_reminder", certificate_id))
