@@ -838,3 +838,26 @@ def test_two_ticks_at_once_send_a_certificate_reminder_once(shared_app):
         users = select(User.id).where(User.company_id == company_id)
         assert count(Notification, Notification.user_id.in_(users)) == 2
         db.session.remove()
+
+
+def test_a_certificate_added_on_the_profile_page_is_reminded_on_the_notifications_page(
+    app, client, auth, make_user, outbox
+):
+    bidder = make_user()
+    auth.login(bidder)
+    expires = (utcnow() + timedelta(days=12)).date()
+    added = client.post(
+        "/bidder/profile/certificates",
+        data={
+            "name": "Road works licence",
+            "number": "RW-7",
+            "issued_by": "Provincial bureau",
+            "expires_on": expires.isoformat(),
+        },
+    )
+    assert added.status_code == 302
+    tick()
+    page = client.get("/bidder/notifications").get_data(as_text=True)
+    assert "Road works licence" in page and expires.isoformat() in page
+    assert [m.to[0] for m in outbox.messages()] == [bidder.email]
+    assert "/bidder/profile" in outbox.messages()[0].body
