@@ -25,9 +25,10 @@ from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app, has_request_context, url_for
-from flask_babel import force_locale
+from flask_babel import force_locale, get_timezone
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -520,7 +521,7 @@ def _certificates_due(now: datetime) -> list[tuple[CompanyCertificate, int]]:
     thresholds = [t for t in _certificate_thresholds() if t > 0]
     if not thresholds:
         return []
-    today = now.date()
+    today = now.astimezone(get_timezone()).date()  # certificates expire by the local calendar
     horizon = today + timedelta(days=max(thresholds))
     newer = aliased(CompanyCertificate)
     renewed = exists().where(
@@ -564,7 +565,8 @@ def _remind_certificate(certificate_id: int, threshold: int, now: datetime) -> b
     key = _certificate_key(certificate, threshold)
     if db.session.scalar(select(ClockReminder.id).where(ClockReminder.key == key)):
         return False
-    expires = datetime.combine(certificate.expires_on, datetime.min.time(), tzinfo=UTC)
+    local_midnight = datetime.combine(certificate.expires_on, datetime.min.time())
+    expires = local_midnight.replace(tzinfo=ZoneInfo(str(get_timezone()))).astimezone(UTC)
     due_at = expires - timedelta(days=threshold)
     db.session.add(
         ClockReminder(key=key, company_id=certificate.company_id, due_at=due_at, ran_at=now)

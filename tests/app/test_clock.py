@@ -721,6 +721,8 @@ def test_a_certificate_expiring_is_reminded_once_per_threshold_not_when_renewed(
             AuditEvent.action == "clock.step", AuditEvent.object_type == "company"
         )
     ).all()
+    due = {json.loads(e.data)["due_at"] for e in audited}
+    assert all(d.endswith("T16:00:00+00:00") for d in due)  # local midnight (UTC+8)
     assert {json.loads(e.data)["key"] for e in audited} == {
         f"certificate:{soon.id}:30:{soon.expires_on.isoformat()}",
         f"certificate:{korean.id}:7:{korean.expires_on.isoformat()}",
