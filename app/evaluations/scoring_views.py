@@ -29,9 +29,10 @@ from app.evaluations.scoring_forms import (
     UnblindForm,
     bid_scores_form,
 )
-from app.extensions import talisman
+from app.extensions import db, talisman
 from app.opening.models import EvaluatedBid
 from app.storage import BlobNotFound, InvalidBlobId
+from app.tenders import participation
 from app.tenders.access import public_tender
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender
@@ -60,6 +61,10 @@ def index() -> str:
         "scoring/index.html",
         items=queries.expert_evaluations(current_user),
         stages=EvaluationStage,
+        # The clock's reminders (a sheet to lock, a window closed) and other notices.
+        unread=db.session.scalars(
+            participation.notifications_query(current_user, unread_only=True).limit(10)
+        ).all(),
     )
 
 

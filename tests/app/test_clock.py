@@ -627,7 +627,7 @@ def test_a_bid_reminder_goes_once_to_registered_companies_without_a_bid(
 
 
 def test_experts_with_unlocked_sheets_are_reminded_once_before_the_evaluation_ends(
-    app, make_user, make_tender, outbox
+    app, client, auth, make_user, make_tender, outbox
 ):
     from app.evaluations.models import Evaluation, EvaluationStage, ScoreSheet
     from app.panels.models import MemberStatus, PanelMember
@@ -675,6 +675,15 @@ def test_experts_with_unlocked_sheets_are_reminded_once_before_the_evaluation_en
     sent = len(outbox)
     assert tick(end - timedelta(hours=1)).performed == []  # once, not at every tick
     assert len(outbox) == sent
+
+    # In the app: on the expert's score sheets page, linking to the sheet.
+    auth.login(unlocked)
+    page = client.get("/scoring/").get_data(as_text=True)
+    assert f"Lock your score sheet of tender {tender.reference}" in page
+    assert f"/scoring/tenders/{tender.id}" in page
+    auth.logout()
+    auth.login(locked)
+    assert "Lock your score sheet" not in client.get("/scoring/").get_data(as_text=True)
 
 
 def test_a_certificate_expiring_is_reminded_once_per_threshold_not_when_renewed(
