@@ -1,5 +1,5 @@
-"""``python -m bidding``: seal, inspect and open envelopes, verify receipts, inclusion and
-opening records.
+"""``python -m bidding``: seal, inspect and open envelopes, verify receipts, inclusion,
+opening records and notices.
 
 Usable by a bidder without the platform.  Exit codes: 0 success (valid), 1 refused or
 invalid (the reason is printed on stderr), 2 usage error or an input file that cannot be
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import commercial as commercial_form
 from . import envelope as env
-from . import keys, merkle, opening_record, receipts
+from . import keys, merkle, notices, opening_record, receipts
 from .canonical import CanonicalJSONError, parse_json
 from .errors import BiddingError, MalformedKey, WrongPassphrase
 
@@ -265,6 +265,15 @@ def _cmd_verify_opening(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify_notice(args: argparse.Namespace) -> int:
+    body = notices.verify_notice(_read(args.notice, "notice"), _platform_key(args.platform_key))
+    print(
+        f"valid {body['kind']} notice {body['notice']} of tender {body['tender']} "
+        f"({body['reference']}), published {body['published_at']}, signed by the platform key"
+    )
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -364,6 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the sealing record it names: checked by hash, signature and leaves",
     )
     p.set_defaults(func=_cmd_verify_opening)
+
+    p = command("verify-notice", "Verify a signed result notice (candidates, award, failure).")
+    p.add_argument("notice", metavar="NOTICE.json")
+    p.add_argument(
+        "--platform-key",
+        required=True,
+        metavar="PUB.pem",
+        help="the platform's Ed25519 public key (PEM)",
+    )
+    p.set_defaults(func=_cmd_verify_notice)
 
     p = command("open", "Verify and decrypt an envelope into a directory (all or nothing).")
     p.add_argument("envelope", metavar="ENVELOPE")

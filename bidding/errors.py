@@ -104,3 +104,7 @@ class InclusionError(SealingRecordError):
 class OpeningRecordError(BiddingError):
     """An opening record is malformed, its signature does not verify, or it does not match
     the sealing record it names."""
+
+
+class NoticeError(BiddingError):
+    """A signed public notice is malformed or its signature does not verify."""
