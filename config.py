@@ -189,6 +189,8 @@ class Config:
     # a minute of the deadline.
     SEALING_GRACE_SECONDS = int(os.environ.get("FAIRBID_SEALING_GRACE_SECONDS", 30))
     PORTAL_CACHE_SECONDS = int(os.environ.get("FAIRBID_PORTAL_CACHE_SECONDS", 300))
+    # The public tender page polls its status (close, sealing record) this often, until sealed.
+    PORTAL_STATUS_POLL_SECONDS = float(os.environ.get("FAIRBID_PORTAL_STATUS_POLL_SECONDS", 5))
 
     # Opening ceremony.
     OPENING_OBJECTION_MINUTES = int(os.environ.get("FAIRBID_OPENING_OBJECTION_MINUTES", 30))
