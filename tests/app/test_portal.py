@@ -595,3 +595,25 @@ def test_the_status_json_of_a_draft_or_unknown_tender_is_a_404(client, make_tend
     draft = make_tender(status="draft")
     assert client.get(f"/tenders/{draft.id}/status.json").status_code == 404
     assert client.get("/tenders/999999/status.json").status_code == 404
+
+
+def test_a_status_poll_is_one_query_before_sealing(app, client, make_tender):
+    """What every open page asks every few seconds stays cheap: one row by primary key."""
+    from sqlalchemy import event
+
+    url = f"/tenders/{make_tender().id}/status.json"
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200 and response.json["final"] is False
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1, [s.split("FROM")[-1][:150] for s in selects]
+    assert "WHERE tender.id = ?" in selects[0] or "WHERE tender.id = %(" in selects[0]
