@@ -16,6 +16,7 @@ from app.audit.models import AuditEvent
 from app.clock.service import tick
 from app.core.types import utcnow
 from app.extensions import db
+from app.tenders.models import Tender
 from tests import factories
 from tests.factories.bids import lib_seal, public_key, registered_bidder, submit, tid, uscc
 
@@ -93,4 +94,32 @@ def test_the_portal_page_shows_the_close_and_the_merkle_root_without_a_reload(
     expect(status).to_have_text("Bidding closed")
     assert len(loads) == 1, loads  # never reloaded
     assert problems == [], problems  # nothing refused by the CSP, no script error
+    context.close()
+
+
+def test_far_from_the_deadline_the_page_asks_rarely(live_app, live_server, browser, monkeypatch):
+    """An open page polls every few seconds only around the deadline; an hour before it,
+    it asks once per ten minutes (the browser's clock is Playwright's: nothing sleeps)."""
+    monkeypatch.setitem(live_app.config, "PORTAL_STATUS_POLL_SECONDS", 1)
+    tender_id, _ = _tender_past_its_deadline(live_app)
+    with live_app.app_context():
+        tender = db.session.get(Tender, tender_id)
+        tender.submission_deadline = utcnow() + timedelta(hours=1)
+        tender.opening_at = tender.submission_deadline + timedelta(hours=1)
+        db.session.commit()
+        db.session.remove()
+
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    page.clock.install()
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "status.json" in r.url else None)
+    page.goto(f"{live_server}/tenders/{tender_id}")
+    expect(page.locator("#tender-status")).to_have_text("Open for bids")
+    page.clock.run_for("09:00")
+    assert polls == []  # a second-by-second poll would have asked 540 times
+    with page.expect_request(lambda r: "status.json" in r.url):
+        page.clock.run_for("01:05")
+    expect(page.locator("#tender-status")).to_have_text("Open for bids")
+    assert len(polls) == 1
     context.close()

@@ -18,12 +18,32 @@
   var url = status.getAttribute("data-status-url");
   var seconds = parseFloat(status.getAttribute("data-poll-seconds")) || 5;
   var delay = Math.max(1, seconds) * 1000;
+  var LONGEST = 10 * 60 * 1000;
+  /* The server's clock is the authority: keep the offset to the viewer's clock. */
+  var deadline = Date.parse(status.getAttribute("data-deadline") || "");
+  var offset = (Date.parse(status.getAttribute("data-server-now") || "") - Date.now()) || 0;
+  var open = status.getAttribute("data-status") === "published";
+
+  /* Far from the deadline nothing changes on its own: ask rarely (an addendum may move
+   * the deadline; each answer brings it), then every few seconds around and after it. */
+  function nextDelay() {
+    if (!open || isNaN(deadline)) {
+      return delay;
+    }
+    var left = deadline - (Date.now() + offset);
+    return left > 2 * delay ? Math.min(left - delay, LONGEST) : delay;
+  }
 
   function show(state) {
     if (state.label && status.textContent !== state.label) {
       status.textContent = state.label;
     }
     status.setAttribute("data-status", state.status || "");
+    open = state.status === "published";
+    if (state.deadline && state.server_now) {
+      deadline = Date.parse(state.deadline);
+      offset = Date.parse(state.server_now) - Date.now();
+    }
     if (state.status && !state.bidding_open) {
       var countdown = document.getElementById("countdown");
       var remaining = countdown && countdown.querySelector(".countdown-remaining");
@@ -55,7 +75,7 @@
       .then(function (state) {
         show(state);
         if (!state.final) {
-          window.setTimeout(poll, delay);
+          window.setTimeout(poll, nextDelay());
         }
       })
       .catch(function () {
@@ -63,5 +83,5 @@
       });
   }
 
-  window.setTimeout(poll, delay);
+  window.setTimeout(poll, nextDelay());
 })();
