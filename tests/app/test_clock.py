@@ -741,3 +741,99 @@ def test_an_evaluation_past_its_period_is_one_alert_resolved_when_it_is_finalise
     db.session.expire_all()
     assert db.session.get(ClockAlert, alert.id).resolved_at is not None
     assert tick(started + period + timedelta(days=30)).raised == []
+
+
+# --- an envelope still being accepted when the sealing record is made -------------------------
+
+
+class _SteppingOffset:
+    """The server clock of one request, moving on past the grace once `late` is set, while
+    the request waits for a row lock (tests control time; nothing sleeps for it)."""
+
+    def __init__(self, before: timedelta, after: timedelta):
+        self.before, self.after = before, after
+        self.late = threading.Event()
+
+    def __radd__(self, now):
+        return now + (self.after if self.late.is_set() else self.before)
+
+
+def test_an_envelope_accepted_while_the_record_is_made_is_refused_not_left_out(shared_app):
+    """Checked in time, it waits for its registration row, which the sealing record holds;
+    when it gets it the grace is over: refused with the server time. No bid is ever
+    accepted that the record leaves out."""
+    from datetime import UTC, datetime
+
+    from app.bids import operations as bid_ops
+    from app.bids.models import Bid
+    from app.core.errors import OperationError
+    from app.core.types import CLOCK_OFFSET
+    from tests import factories
+
+    with shared_app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("row locks: PostgreSQL (SQLite serialises the whole database)")
+    with shared_app.app_context(), shared_app.test_request_context():
+        make_centre = factories.make_centre.__wrapped__(shared_app)
+        make_company = factories.make_company.__wrapped__(shared_app, make_centre)
+        make_user = factories.make_user.__wrapped__(shared_app, make_centre, make_company)
+        make_tender = factories.make_tender.__wrapped__(shared_app, make_centre, make_user)
+        tender = make_tender()
+        bidder = registered_bidder(make_user, tender)
+        body = seal_for(tender, bidder, "900.00")
+        deadline = utcnow() + timedelta(minutes=5)
+        deadline_at(tender, deadline)
+        tender_id, bidder_id = tender.id, bidder.id
+        db.session.remove()
+    grace = timedelta(seconds=shared_app.config["SEALING_GRACE_SECONDS"])
+    real = datetime.now(UTC)
+    clock = _SteppingOffset(
+        deadline - timedelta(seconds=1) - real, deadline + grace + timedelta(seconds=2) - real
+    )
+    sealed, errors = threading.Event(), []
+
+    def seal():
+        token = CLOCK_OFFSET.set(deadline + grace + timedelta(seconds=1) - datetime.now(UTC))
+        try:
+            with shared_app.app_context(), shared_app.test_request_context():
+                bid_ops.seal_bids(db.session.get(Tender, tender_id))
+                sealed.set()
+                # Hold the record's transaction until the acceptance waits for its row.
+                waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                with db.engine.connect() as probe:
+                    for _ in range(400):
+                        if probe.exec_driver_sql(waiting).scalar():
+                            break
+                        threading.Event().wait(0.025)
+                clock.late.set()
+                db.session.commit()
+                db.session.remove()
+        except Exception as error:
+            errors.append(error)
+            sealed.set()
+        finally:
+            CLOCK_OFFSET.reset(token)
+
+    thread = threading.Thread(target=seal)
+    thread.start()
+    assert sealed.wait(60) and errors == []
+    token = CLOCK_OFFSET.set(clock)
+    try:
+        with shared_app.app_context(), shared_app.test_request_context():
+            from app.accounts.models import User
+
+            with pytest.raises(OperationError) as refused:
+                submit(db.session.get(Tender, tender_id), db.session.get(User, bidder_id), body)
+            db.session.rollback()
+            db.session.remove()
+    finally:
+        CLOCK_OFFSET.reset(token)
+        clock.late.set()
+        thread.join(timeout=60)
+    assert errors == []
+    assert refused.value.code == "deadline_passed"
+    with shared_app.app_context():
+        assert count(Bid, Bid.tender_id == tender_id) == 0
+        record = events("tender.sealed", tender_id)
+        assert len(record) == 1 and record[0]["size"] == 0
+        db.session.remove()
