@@ -182,10 +182,15 @@ class Config:
     FAIRBID_SIGNING_CA_CERT = os.environ.get("FAIRBID_SIGNING_CA_CERT", "")
     FAIRBID_SIGNING_CA_KEY = os.environ.get("FAIRBID_SIGNING_CA_KEY", "")
     FAIRBID_TSA_URL = os.environ.get("FAIRBID_TSA_URL", "")
-    # An envelope received before the deadline may still be checked and committed for a
-    # moment after it; the sealing record waits this long, and later acceptance is refused.
-    SEALING_GRACE_SECONDS = int(os.environ.get("FAIRBID_SEALING_GRACE_SECONDS", 120))
+    # An envelope whose last byte was stored before the deadline may still be checked and
+    # committed for a moment after it; the sealing record waits this long, and acceptance
+    # after it is refused (so no bid joins after the record). Kept well inside
+    # CLOCK_SEALING_LATE_SECONDS: with a tick every CLOCK_SECONDS the record is made within
+    # a minute of the deadline.
+    SEALING_GRACE_SECONDS = int(os.environ.get("FAIRBID_SEALING_GRACE_SECONDS", 30))
     PORTAL_CACHE_SECONDS = int(os.environ.get("FAIRBID_PORTAL_CACHE_SECONDS", 300))
+    # The public tender page polls its status (close, sealing record) this often, until sealed.
+    PORTAL_STATUS_POLL_SECONDS = float(os.environ.get("FAIRBID_PORTAL_STATUS_POLL_SECONDS", 5))
 
     # Opening ceremony.
     OPENING_OBJECTION_MINUTES = int(os.environ.get("FAIRBID_OPENING_OBJECTION_MINUTES", 30))

@@ -1,4 +1,5 @@
-"""``python -m bidding``: seal, inspect and open envelopes, verify receipts and inclusion.
+"""``python -m bidding``: seal, inspect and open envelopes, verify receipts, inclusion,
+opening records and notices.
 
 Usable by a bidder without the platform.  Exit codes: 0 success (valid), 1 refused or
 invalid (the reason is printed on stderr), 2 usage error or an input file that cannot be
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import commercial as commercial_form
 from . import envelope as env
-from . import keys, merkle, receipts
+from . import keys, merkle, notices, opening_record, receipts
 from .canonical import CanonicalJSONError, parse_json
 from .errors import BiddingError, MalformedKey, WrongPassphrase
 
@@ -250,6 +251,29 @@ def _cmd_verify_inclusion(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify_opening(args: argparse.Namespace) -> int:
+    public_key = _platform_key(args.platform_key)
+    data = _read(args.opening_record, "opening record")
+    sealing = _read(args.sealing_record, "sealing record") if args.sealing_record else None
+    body = opening_record.verify_opening_record(data, public_key, sealing)
+    print(
+        f"valid opening record: tender {body['tender']} ({body['reference']}), opened "
+        f"{body['opened_at']}, {len(body['lines'])} line(s), signed by the platform key"
+    )
+    if sealing is not None:
+        print("every opened envelope is in the sealing record it names")
+    return EXIT_OK
+
+
+def _cmd_verify_notice(args: argparse.Namespace) -> int:
+    body = notices.verify_notice(_read(args.notice, "notice"), _platform_key(args.platform_key))
+    print(
+        f"valid {body['kind']} notice {body['notice']} of tender {body['tender']} "
+        f"({body['reference']}), published {body['published_at']}, signed by the platform key"
+    )
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -330,6 +354,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="also verify both signatures with the platform's public key",
     )
     p.set_defaults(func=_cmd_verify_inclusion)
+
+    p = command(
+        "verify-opening",
+        "Verify an opening record's platform signature (and, with the sealing record, that "
+        "every opened envelope was sealed).",
+    )
+    p.add_argument("opening_record", metavar="OPENING_RECORD.json")
+    p.add_argument(
+        "--platform-key",
+        required=True,
+        metavar="PUB.pem",
+        help="the platform's Ed25519 public key (PEM)",
+    )
+    p.add_argument(
+        "--sealing-record",
+        metavar="SEALING_RECORD.json",
+        help="the sealing record it names: checked by hash, signature and leaves",
+    )
+    p.set_defaults(func=_cmd_verify_opening)
+
+    p = command("verify-notice", "Verify a signed result notice (candidates, award, failure).")
+    p.add_argument("notice", metavar="NOTICE.json")
+    p.add_argument(
+        "--platform-key",
+        required=True,
+        metavar="PUB.pem",
+        help="the platform's Ed25519 public key (PEM)",
+    )
+    p.set_defaults(func=_cmd_verify_notice)
 
     p = command("open", "Verify and decrypt an envelope into a directory (all or nothing).")
     p.add_argument("envelope", metavar="ENVELOPE")

@@ -99,3 +99,12 @@ class SealingRecordError(BiddingError):
 
 class InclusionError(SealingRecordError):
     """An envelope hash is not included in the sealing record's Merkle tree."""
+
+
+class OpeningRecordError(BiddingError):
+    """An opening record is malformed, its signature does not verify, or it does not match
+    the sealing record it names."""
+
+
+class NoticeError(BiddingError):
+    """A signed public notice is malformed or its signature does not verify."""

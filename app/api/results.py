@@ -14,7 +14,7 @@ from typing import Any
 from apiflask import Schema
 from apiflask.fields import String
 from apiflask.validators import Length, OneOf
-from flask import abort, request
+from flask import abort, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
@@ -67,6 +67,12 @@ def notice_data(notice: ResultNotice) -> dict:
         "superseded_at": _time(notice.superseded_at),
         "reason": notice.reason,
         "content": notice.content or {},
+        # The notice as the platform signed it (`python -m bidding verify-notice`).
+        "signed_url": (
+            url_for("results.signed_notice", tender_id=notice.tender_id, notice_id=notice.id)
+            if notice.document_id
+            else None
+        ),
     }
 
 

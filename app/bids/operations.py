@@ -15,8 +15,11 @@ is durably stored (`received_at`, also on the receipt), and is refused if that i
 `Tender.submission_deadline`. The refusal states the server time in UTC and in the
 centre's time zone. An envelope received in time whose checks end more than
 `SEALING_GRACE_SECONDS` after the deadline is refused too, and the sealing record
-(`seal_bids`, run by the job `app.bids.jobs.seal_tender`) is made only after that grace
-period: no bid can join the tender after its sealing record exists.
+(`seal_bids`, run by the clock or the job `app.bids.jobs.seal_tender`) is made only after
+that grace period: no bid can join the tender after its sealing record exists (the record
+locks every registration row first; acceptance re-checks the time under its own). The grace
+(30 s) covers the checks of an envelope at the size cap (about 3 s for 1 GiB here) and fits,
+with one clock interval, inside the minute after which a missing record is an alert.
 
 Why acceptance writes its audit event in a second transaction
 -------------------------------------------------------------
@@ -319,6 +322,12 @@ def _accept_stored(
         )
         .with_for_update()
     )
+    # Again under the lock: `seal_bids` locks every registration of the tender before it
+    # reads the bids, so an envelope is either in the sealing record or refused here.
+    now = utcnow()
+    if now >= deadline + sealing_grace():
+        _discard_blob(store, stored)
+        raise deadline_passed(tender, now, deadline)
     previous = list(
         db.session.scalars(
             select(Bid)
@@ -744,6 +753,14 @@ def seal_bids(tender: Tender) -> TenderDocument:
             _l("A tender is sealed only after its bid deadline (and a short grace period)."),
             code="before_deadline",
         )
+    # Wait for acceptances still committing (each holds its company's registration row);
+    # one that starts checking after this sees the grace over and is refused.
+    db.session.execute(
+        select(TenderRegistration.id)
+        .where(TenderRegistration.tender_id == tender.id)
+        .order_by(TenderRegistration.id)
+        .with_for_update()
+    )
     hashes = list(
         db.session.scalars(
             select(Bid.envelope_sha256)

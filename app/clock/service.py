@@ -723,11 +723,14 @@ STEPS: tuple[Step, ...] = (
 
 
 def _sealing_late_after() -> timedelta:
+    """How long after the bid deadline a missing sealing record is an alert (the issue: "a
+    sealing record made later than a minute after the deadline"). The sealing grace is
+    inside this minute, so a healthy clock never raises it."""
     return timedelta(seconds=int(current_app.config.get("CLOCK_SEALING_LATE_SECONDS", 60)))
 
 
 def _watch_sealing(now: datetime) -> list[Pending]:
-    late = bid_ops.sealing_grace() + _sealing_late_after()
+    late = _sealing_late_after()
     rows = db.session.execute(
         select(Tender.id, Tender.centre_id, Tender.submission_deadline).where(
             Tender.status.in_(_SEALABLE), ~_has_sealing_record()
@@ -814,7 +817,7 @@ WATCHES: dict[str, Callable[[datetime], list[Pending]]] = {
     "objection_unanswered": _watch_objections,
 }
 ALERT_TITLES = {
-    "sealing_late": _l("Sealing record not made within a minute of the deadline's grace period"),
+    "sealing_late": _l("Sealing record not made within a minute of the deadline"),
     "opening_not_started": _l("Opening not started after its time"),
     "evaluation_overdue": _l("Evaluation past its period"),
     "candidates_overdue": _l("Candidates not published after the evaluation record"),
@@ -907,10 +910,13 @@ def _run(step: Step, pending: Pending, now: datetime, report: TickReport) -> Non
         return
     if done:
         report.performed.append((step.name, pending.tender_id))
-        if step.name == "seal" and now > pending.due_at + _sealing_late_after():
+        # The seal is due at deadline + grace; it is late a minute after the deadline.
+        late_at = pending.due_at - bid_ops.sealing_grace() + _sealing_late_after()
+        if step.name == "seal" and now > late_at:
             # Sealed late (the clock was down): the lateness stays on record, resolved.
             _begin_write()
-            _raise("sealing_late", pending, now, report, detail=f"sealed at {now.isoformat()}")
+            late = Pending(pending.tender_id, pending.centre_id, late_at)
+            _raise("sealing_late", late, now, report, detail=f"sealed at {now.isoformat()}")
             _resolve("sealing_late", pending.tender_id, pending.centre_id, now, report)
             db.session.commit()
     _begin_write()

@@ -64,6 +64,7 @@ from app.bids.documents import record_of as document_of
 from app.bids.documents import store_record
 from app.bids.models import Bid, BidStatus
 from app.bids.operations import bidder_id, deadline_passed, sealing_grace, sealing_record_of
+from app.bids.receipts import platform_signing_key
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
@@ -84,6 +85,8 @@ from bidding import keys
 from bidding.canonical import canonical_json
 from bidding.commercial import MAX_COMMERCIAL_SIZE, CommercialSpec, check_commercial_part
 from bidding.errors import EnvelopeError, EnvelopeHashMismatch, KeyCeremonyError
+from bidding.opening_record import sign_opening_record
+from bidding.receipts import dump_document
 
 log = logging.getLogger(__name__)
 
@@ -571,7 +574,6 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
                 data={"tender": tender.id, "reason": outcome.reason},
             )
     record = {
-        "format": "fairbid-opening-record",
         "version": 1,
         "tender": envelope_tender_id(tender),
         "reference": tender.reference,
@@ -579,9 +581,8 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
         "sealing_record_sha256": sealing.sha256 if sealing else None,
         "lines": lines,
     }
-    document = store_record(
-        tender, OPENING_RECORD_KIND, "Opening record", canonical_json(record), now
-    )
+    signed = dump_document(sign_opening_record(record, platform_signing_key()))
+    document = store_record(tender, OPENING_RECORD_KIND, "Opening record", signed, now)
     for unlock in db.session.scalars(select(ShareUnlock).where(ShareUnlock.tender_id == tender.id)):
         unlock.sealed_share = None
     session.status = OpeningStatus.COMPLETED

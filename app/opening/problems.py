@@ -76,8 +76,10 @@ def line_problems(tender: Tender) -> dict[int, list[dict]]:
             record = json.loads(stream.read())
     except (OSError, ValueError):
         return {}
+    # The signed record keeps its body under "record" (records made before signing had none).
+    body = record.get("record", record) if isinstance(record, dict) else {}
     return {
         line["sequence"]: line["problems"]
-        for line in record.get("lines") or []
+        for line in body.get("lines") or []
         if isinstance(line, dict) and line.get("problems")
     }

@@ -108,6 +108,7 @@ class OpeningFacts:
     completed_at: datetime | None
     reason: str = ""
     envelopes: tuple[OpenedEnvelope, ...] = ()
+    withdrawn_by_bidders: int = 0  # bids their companies withdrew before the deadline
 
 
 @dataclass(frozen=True)
@@ -437,9 +438,15 @@ class _State:
             ),
             _statistic(
                 "withdrawnBids",
+                opening.withdrawn_by_bidders,
+                when,
+                "Bids their companies withdrew before the deadline",
+            ),
+            _statistic(
+                "unopenedBids",
                 counts["withdrawn"],
                 when,
-                "Envelopes the platform could not open; treated as withdrawn",
+                "Envelopes the platform could not open at the opening (an incident, recorded)",
             ),
         ]
 

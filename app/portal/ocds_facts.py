@@ -21,7 +21,7 @@ from sqlalchemy import CompoundSelect, Select, and_, func, select, union_all
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.audit.models import AuditEvent
-from app.bids.models import Bid
+from app.bids.models import Bid, BidStatus
 from app.bids.operations import sealing_record_of, sealing_summary
 from app.centres.models import TradingCentre
 from app.companies.models import Company
@@ -116,6 +116,13 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
     awarded = [tid for tid, found in notices.items() if any(n.kind == "award" for n in found)]
     verdicts = _verdicts(awarded)
     priors = _priors(ids)
+    withdrawals = dict(
+        db.session.execute(
+            select(Bid.tender_id, func.count())
+            .where(Bid.tender_id.in_(ids), Bid.status == BidStatus.WITHDRAWN)
+            .group_by(Bid.tender_id)
+        ).all()
+    )
 
     out = []
     for tender in tenders:
@@ -126,6 +133,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 status=str(session.status),
                 completed_at=session.completed_at,
                 reason=session.reason or "",
+                withdrawn_by_bidders=withdrawals.get(tender.id, 0),
                 envelopes=tuple(
                     OpenedEnvelope(
                         bid_id=line.bid_id,

@@ -8,15 +8,18 @@ layout, with the signed-in navigation, is rendered on every request.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy import select
 
 from app.accounts.models import Role
 from app.bids import sealing_script
@@ -33,6 +36,7 @@ from app.extensions import db, login_manager
 from app.portal import feeds
 from app.portal.queries import (
     CATEGORIES,
+    NO_TENDER,
     PUBLIC_STATUS_ORDER,
     BadQuery,
     answered_enquiries,
@@ -46,7 +50,7 @@ from app.portal.queries import (
 from app.tenders.documents import open_document, send_document
 from app.tenders.forms import EnquiryForm
 from app.tenders.labels import STATUS_LABELS
-from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.models import PUBLIC_STATUSES, Tender, TenderDocument, TenderStatus
 from app.tenders.participation import (
     bond_status,
     can_download,
@@ -59,6 +63,10 @@ log = logging.getLogger(__name__)
 bp = Blueprint("portal", __name__)
 
 ATOM = "application/atom+xml; charset=utf-8"
+# The live tender page polls while the tender may still change on its own (the clock closes
+# it, then seals it); a sealing record can exist from the close on.
+LIVE_STATUSES = (TenderStatus.PUBLISHED, TenderStatus.CLOSED)
+SEALABLE_STATUSES = PUBLIC_STATUSES - {TenderStatus.PUBLISHED, TenderStatus.CANCELLED}
 
 
 @bp.context_processor
@@ -135,7 +143,70 @@ def tender(tender_id: int) -> str:
         bidding_open=tender.status == TenderStatus.PUBLISHED,
         sealing_integrity=_sealing_integrity(),
         sealing=sealing_summary(tender),
+        live=tender.status in LIVE_STATUSES,
+        poll_seconds=current_app.config["PORTAL_STATUS_POLL_SECONDS"],
     )
+
+
+@bp.route("/tenders/<int:tender_id>/status.json")
+def tender_status(tender_id: int) -> Response:
+    """What the tender page's live script (static/js/tender_live.js) polls: the status
+    label in the reader's language, the deadline, the server time and, once made, the
+    sealing record's Merkle root and where to download it. Cheap: one row by primary key
+    and, only after sealing, the record's summary (immutable, kept in Redis when it is up,
+    computed otherwise). `final` tells the script to stop polling."""
+    tender = db.session.scalar(
+        select(Tender).where(Tender.id == tender_id, Tender.status.in_(sorted(PUBLIC_STATUSES)))
+    )
+    if tender is None:
+        abort_with(404, NO_TENDER)
+    sealing = _public_sealing(tender) if tender.status in SEALABLE_STATUSES else None
+    final = sealing is not None or tender.status not in LIVE_STATUSES
+    body = {
+        "id": tender.id,
+        "status": str(tender.status),
+        "label": str(STATUS_LABELS.get(tender.status, tender.status)),
+        "deadline": timestamp(tender.submission_deadline),
+        "server_now": timestamp(utcnow()),
+        "bidding_open": tender.status == TenderStatus.PUBLISHED,
+        "sealing": sealing,
+        "final": final,
+    }
+    response = jsonify(body)
+    # Shared caches may keep it a moment (less than one poll); the label follows the
+    # language cookie or Accept-Language.
+    seconds = current_app.config["PORTAL_STATUS_POLL_SECONDS"]
+    max_age = 60 if final else max(1, int(seconds) // 2)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.vary.update(("Accept-Language", "Cookie"))
+    return response
+
+
+def _public_sealing(tender: Tender) -> dict | None:
+    """The sealing record as the page shows it (None before sealing)."""
+    cached, key = cache_lookup(("sealing", str(tender.id), str(get_locale())))
+    if cached is not None:
+        return json.loads(cached)
+    summary = sealing_summary(tender)
+    if summary is None:
+        return None
+    public = {
+        "root": summary["root"],
+        "count": summary["count"],
+        "sealed_at": summary["sealed_at"],
+        "text": str(
+            _(
+                "At the deadline the platform sealed %(count)d bid(s) under this Merkle root "
+                "(signed record made %(at)s UTC); each bidder can check its receipt is "
+                "included.",
+                count=summary["count"],
+                at=summary["sealed_at"],
+            )
+        ),
+        "url": url_for("api.sealing_record", tender_id=tender.id),
+    }
+    cache.store(key, json.dumps(public))
+    return public
 
 
 def _sealing_integrity() -> str | None:

@@ -1,5 +1,5 @@
-"""Loading an objection or a result letter for the routes of a tender (the tender itself
-comes from `app.tenders.access`)."""
+"""Loading an objection, a result letter or a signed notice for the routes of a tender (the
+tender itself comes from `app.tenders.access`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask import abort
 
 from app.extensions import db
 from app.results.letters import letter_of
-from app.results.models import Objection
+from app.results.models import Objection, ResultNotice
 from app.tenders.models import Tender, TenderDocument
 
 
@@ -26,3 +26,12 @@ def letter_document(tender: Tender, company_id: int | None) -> TenderDocument:
     if letter is None:
         abort(404)
     return db.session.get(TenderDocument, letter.document_id)
+
+
+def notice_document(tender: Tender, notice_id: int) -> TenderDocument:
+    """The signed JSON of one of the tender's result notices (superseded ones included: they
+    were published): 404 for another tender's notice or one made before notices were signed."""
+    notice = db.session.get(ResultNotice, notice_id)
+    if notice is None or notice.tender_id != tender.id or notice.document_id is None:
+        abort(404)
+    return db.session.get(TenderDocument, notice.document_id)

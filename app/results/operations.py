@@ -23,9 +23,12 @@ from sqlalchemy import func, select
 
 from app.accounts.models import Role, User
 from app.audit import append_event
+from app.bids.documents import store_record
+from app.bids.receipts import platform_signing_key
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.core.urls import public_url
+from app.custody.operations import envelope_tender_id
 from app.evaluations.models import Evaluation, EvaluationStage
 from app.evaluations.queries import evaluation_of
 from app.events import publish_after_commit
@@ -57,6 +60,8 @@ from app.tenders.operations import (
     create_tender,
     template_document,
 )
+from bidding.notices import sign_notice
+from bidding.receipts import dump_document
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +129,36 @@ def _lock(row) -> None:
 # --- candidates ----------------------------------------------------------------------------
 
 
+NOTICE_DOCUMENT_KIND = "result_notice"
+
+
+def _sign_notice(tender: Tender, notice: ResultNotice) -> None:
+    """Publish the notice as a document signed by the platform key (`bidding.notices`), so a
+    copy can be checked offline with `python -m bidding verify-notice`."""
+    body = {
+        "tender": envelope_tender_id(tender),
+        "reference": tender.reference,
+        "notice": notice.id,
+        "kind": str(notice.kind),
+        "published_at": notice.published_at.isoformat(),
+        "objection_deadline": (
+            notice.objection_deadline.isoformat() if notice.objection_deadline else None
+        ),
+        "reason": notice.reason or "",
+        "content": notice.content or {},
+    }
+    signed = dump_document(sign_notice(body, platform_signing_key()))
+    document = store_record(
+        tender,
+        NOTICE_DOCUMENT_KIND,
+        f"{str(notice.kind).title()} notice",
+        signed,
+        notice.published_at,
+        name=f"{notice.kind}-notice-{notice.id}",
+    )
+    notice.document_id = document.id
+
+
 def publish_candidates(actor: User, tender: Tender) -> ResultNotice:
     """Staff publish the ranked candidates once the record of the current round is signed;
     the objection window opens now."""
@@ -165,6 +200,7 @@ def publish_candidates(actor: User, tender: Tender) -> ResultNotice:
     db.session.add(notice)
     tender.status = TenderStatus.CANDIDATES
     db.session.flush()
+    _sign_notice(tender, notice)
     append_event(
         "results.candidates_published",
         actor=actor,
@@ -426,6 +462,7 @@ def publish_award(actor: User, tender: Tender) -> ResultNotice:
     db.session.add(award)
     tender.status = TenderStatus.AWARDED
     db.session.flush()
+    _sign_notice(tender, award)
     append_event(
         "results.award_published",
         actor=actor,
@@ -484,6 +521,7 @@ def declare_failed(actor: User, tender: Tender, reason_code: str, text: str = ""
     db.session.add(notice)
     tender.status = TenderStatus.FAILED
     db.session.flush()
+    _sign_notice(tender, notice)
     append_event(
         "tender.failed",
         actor=actor,

@@ -25,7 +25,7 @@ from app.permissions import Permission, can
 from app.records.models import RecordStatus
 from app.records.operations import records_of
 from app.results import letters, operations, reading
-from app.results.access import letter_document, tender_objection
+from app.results.access import letter_document, notice_document, tender_objection
 from app.results.forms import (
     DecideObjectionForm,
     DeclareFailedForm,
@@ -126,6 +126,14 @@ def notice(tender_id: int) -> str:
 
 
 # --- staff ---------------------------------------------------------------------------------
+
+
+@bp.route("/tenders/<int:tender_id>/notices/<int:notice_id>.json")
+def signed_notice(tender_id: int, notice_id: int) -> Response:
+    """A result notice as the platform signed it (public): `python -m bidding verify-notice
+    NOTICE.json --platform-key receipt-key.pem` checks a copy offline."""
+    document = notice_document(public_tender(tender_id), notice_id)
+    return send_document(document, open_document(document))
 
 
 @bp.route("/tenders/<int:tender_id>/manage")

@@ -872,3 +872,219 @@ def test_a_certificate_added_on_the_profile_page_is_reminded_on_the_notification
     assert "Road works licence" in page and expires.isoformat() in page
     assert [m.to[0] for m in outbox.messages()] == [bidder.email]
     assert "/bidder/profile" in outbox.messages()[0].body
+
+
+# --- sealing within a minute of the deadline -------------------------------------------------
+
+
+def test_a_healthy_clock_seals_within_a_minute_of_the_deadline(app, tender, bidder):
+    """The grace, plus one tick interval, fits inside the minute the issue allows."""
+    grace = app.config["SEALING_GRACE_SECONDS"]
+    assert grace + app.config["CLOCK_SECONDS"] < app.config["CLOCK_SEALING_LATE_SECONDS"] <= 60
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline = utcnow() + timedelta(minutes=5)
+    deadline_at(tender, deadline)
+    tick(deadline + timedelta(seconds=1))
+    # Ticks every CLOCK_SECONDS: the first one after the grace seals.
+    sealed_at = deadline + timedelta(seconds=grace + app.config["CLOCK_SECONDS"] - 1)
+    assert tick(sealed_at).performed == [("seal", tender.id)]
+    tick(deadline + timedelta(minutes=5))
+    assert count(ClockAlert, ClockAlert.kind == "sealing_late") == 0
+
+
+def test_no_sealing_record_a_minute_after_the_deadline_is_an_alert(
+    app, tender, bidder, tmp_path, monkeypatch
+):
+    """Past the grace the seal is tried (and here fails); the alert comes only once the
+    minute after the deadline is over, and is resolved by the record that follows."""
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline = utcnow() + timedelta(minutes=5)
+    deadline_at(tender, deadline)
+    broken = tmp_path / "not-a-directory"
+    broken.write_text("")
+    blob_dir = app.config["BLOB_DIR"]
+    monkeypatch.setitem(app.config, "BLOB_DIR", str(broken))
+
+    report = tick(deadline + timedelta(seconds=59))
+    assert report.failed == [("seal", tender.id)]
+    assert ("sealing_late", tender.id) not in report.raised
+    report = tick(deadline + timedelta(seconds=61))
+    assert ("sealing_late", tender.id) in report.raised
+    alert = db.session.scalar(select(ClockAlert).where(ClockAlert.kind == "sealing_late"))
+    assert alert.due_at == deadline + timedelta(seconds=60) and alert.resolved_at is None
+
+    monkeypatch.setitem(app.config, "BLOB_DIR", blob_dir)
+    report = tick(deadline + timedelta(seconds=75))
+    assert ("seal", tender.id) in report.performed
+    assert ("sealing_late", tender.id) in report.resolved
+    assert sealing_records(tender) == 1
+    assert count(ClockAlert, ClockAlert.kind == "sealing_late") == 1
+
+
+def test_a_record_sealed_later_than_a_minute_after_the_deadline_stays_on_record(
+    app, tender, bidder
+):
+    submit(tender, bidder, seal_for(tender, bidder, "900.00"))
+    deadline = utcnow() + timedelta(minutes=5)
+    deadline_at(tender, deadline)
+    tick(deadline + timedelta(seconds=1))
+    # The clock was down until 90 s after the deadline (inside nothing but past the minute).
+    report = tick(deadline + timedelta(seconds=90))
+    assert ("seal", tender.id) in report.performed
+    alert = db.session.scalar(select(ClockAlert).where(ClockAlert.kind == "sealing_late"))
+    assert alert.due_at == deadline + timedelta(seconds=60)
+    assert alert.resolved_at == deadline + timedelta(seconds=90)
+
+
+# --- the evaluation period -----------------------------------------------------------------
+
+
+def test_an_evaluation_past_its_period_is_one_alert_resolved_when_it_is_finalised(
+    app, make_tender, make_user
+):
+    from app.evaluations import operations as evaluation_ops
+    from app.evaluations.queries import evaluation_of
+    from tests.factories.scoring import fill_sheet, lock, scoring_tender
+
+    with app.test_request_context():
+        world = scoring_tender(make_tender, make_user, ["500000.00", "520000.00", "510000.00"])
+    tender = world.tender
+    assert tender.status == TenderStatus.EVALUATING
+    started = evaluation_of(tender).started_at
+    period = timedelta(days=tender.evaluation_days)
+
+    assert ("evaluation_overdue", tender.id) not in tick(
+        started + period - timedelta(minutes=1)
+    ).raised
+    assert count(ClockAlert, ClockAlert.kind == "evaluation_overdue") == 0
+    report = tick(started + period + timedelta(minutes=1))
+    assert ("evaluation_overdue", tender.id) in report.raised
+    alert = db.session.scalar(select(ClockAlert).where(ClockAlert.kind == "evaluation_overdue"))
+    assert alert.due_at == started + period and alert.centre_id == tender.centre_id
+    tick(started + period + timedelta(hours=5))  # raised once
+    assert count(ClockAlert, ClockAlert.kind == "evaluation_overdue") == 1
+    assert (
+        len(
+            [
+                e
+                for e in events("clock.alert_raised", tender.id)
+                if e["kind"] == "evaluation_overdue"
+            ]
+        )
+        == 1
+    )
+    assert db.session.get(ClockAlert, alert.id).resolved_at is None
+
+    # Unblinding alone is not the end of the evaluation: still overdue.
+    with app.test_request_context():
+        for expert in world.experts:
+            fill_sheet(expert, tender)
+            lock(expert, tender)
+        evaluation_ops.unblind(world.chair, tender)
+        db.session.commit()
+    assert tick(started + period + timedelta(hours=6)).resolved == []
+
+    with app.test_request_context():
+        evaluation_ops.finalise(world.chair, reload(tender))
+        db.session.commit()
+    report = tick(started + period + timedelta(hours=7))
+    assert ("evaluation_overdue", tender.id) in report.resolved
+    db.session.expire_all()
+    assert db.session.get(ClockAlert, alert.id).resolved_at is not None
+    assert tick(started + period + timedelta(days=30)).raised == []
+
+
+# --- an envelope still being accepted when the sealing record is made -------------------------
+
+
+class _SteppingOffset:
+    """The server clock of one request, moving on past the grace once `late` is set, while
+    the request waits for a row lock (tests control time; nothing sleeps for it)."""
+
+    def __init__(self, before: timedelta, after: timedelta):
+        self.before, self.after = before, after
+        self.late = threading.Event()
+
+    def __radd__(self, now):
+        return now + (self.after if self.late.is_set() else self.before)
+
+
+def test_an_envelope_accepted_while_the_record_is_made_is_refused_not_left_out(shared_app):
+    """Checked in time, it waits for its registration row, which the sealing record holds;
+    when it gets it the grace is over: refused with the server time. No bid is ever
+    accepted that the record leaves out."""
+    from datetime import UTC, datetime
+
+    from app.bids import operations as bid_ops
+    from app.bids.models import Bid
+    from app.core.errors import OperationError
+    from app.core.types import CLOCK_OFFSET
+    from tests import factories
+
+    with shared_app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("row locks: PostgreSQL (SQLite serialises the whole database)")
+    with shared_app.app_context(), shared_app.test_request_context():
+        make_centre = factories.make_centre.__wrapped__(shared_app)
+        make_company = factories.make_company.__wrapped__(shared_app, make_centre)
+        make_user = factories.make_user.__wrapped__(shared_app, make_centre, make_company)
+        make_tender = factories.make_tender.__wrapped__(shared_app, make_centre, make_user)
+        tender = make_tender()
+        bidder = registered_bidder(make_user, tender)
+        body = seal_for(tender, bidder, "900.00")
+        deadline = utcnow() + timedelta(minutes=5)
+        deadline_at(tender, deadline)
+        tender_id, bidder_id = tender.id, bidder.id
+        db.session.remove()
+    grace = timedelta(seconds=shared_app.config["SEALING_GRACE_SECONDS"])
+    real = datetime.now(UTC)
+    clock = _SteppingOffset(
+        deadline - timedelta(seconds=1) - real, deadline + grace + timedelta(seconds=2) - real
+    )
+    sealed, errors = threading.Event(), []
+
+    def seal():
+        token = CLOCK_OFFSET.set(deadline + grace + timedelta(seconds=1) - datetime.now(UTC))
+        try:
+            with shared_app.app_context(), shared_app.test_request_context():
+                bid_ops.seal_bids(db.session.get(Tender, tender_id))
+                sealed.set()
+                # Hold the record's transaction until the acceptance waits for its row.
+                waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                with db.engine.connect() as probe:
+                    for _ in range(400):
+                        if probe.exec_driver_sql(waiting).scalar():
+                            break
+                        threading.Event().wait(0.025)
+                clock.late.set()
+                db.session.commit()
+                db.session.remove()
+        except Exception as error:
+            errors.append(error)
+            sealed.set()
+        finally:
+            CLOCK_OFFSET.reset(token)
+
+    thread = threading.Thread(target=seal)
+    thread.start()
+    assert sealed.wait(60) and errors == []
+    token = CLOCK_OFFSET.set(clock)
+    try:
+        with shared_app.app_context(), shared_app.test_request_context():
+            from app.accounts.models import User
+
+            with pytest.raises(OperationError) as refused:
+                submit(db.session.get(Tender, tender_id), db.session.get(User, bidder_id), body)
+            db.session.rollback()
+            db.session.remove()
+    finally:
+        CLOCK_OFFSET.reset(token)
+        clock.late.set()
+        thread.join(timeout=60)
+    assert errors == []
+    assert refused.value.code == "deadline_passed"
+    with shared_app.app_context():
+        assert count(Bid, Bid.tender_id == tender_id) == 0
+        record = events("tender.sealed", tender_id)
+        assert len(record) == 1 and record[0]["size"] == 0
+        db.session.remove()

@@ -122,6 +122,7 @@ def test_hostile_commercial_parts_end_in_a_normal_evaluation(app, make_tender, m
     assert lines[bids["unknown_field"].id].price == "500000.00"
     assert "bad key" not in (lines[bids["unknown_field"].id].commercial or "")
     record = json.loads(blob_store().path_for(opening_ops.record_of(tender).sha256).read_bytes())
+    record = record["record"]  # the signed document's body
     malformed = [line for line in record["lines"] if line["reason"]]
     assert len(malformed) == len(HOSTILE)
     assert all(line["status"] == "opened" and line["problems"] for line in malformed)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app.accounts.models import Role
+from app.bids.models import Bid, BidStatus
 from app.extensions import db
 from app.opening.models import OpeningStatus
 from app.records.models import EvaluationRecord, RecordSignature, SigningCertificate
@@ -83,6 +84,20 @@ def story(make_tender, make_company, make_user):
             ],
             OPENED,
         )
+        # A's first bid, withdrawn by the company before the deadline (it bid again).
+        db.session.add(
+            Bid(
+                tender_id=tender.id,
+                company_id=c["a"].id,
+                submitted_by_id=tender.created_by_id,
+                envelope_sha256="ab" * 32,
+                size=900,
+                received_at=tender.submission_deadline - timedelta(days=2),
+                receipt="{}",
+                status=BidStatus.WITHDRAWN,
+            )
+        )
+        db.session.commit()
         if until == "opened":
             return told
         if until == "cancelled":
@@ -223,7 +238,13 @@ def test_no_price_and_no_bid_details_before_the_opening_and_the_award(client, st
     assert opening["tag"] == ["tenderUpdate"]
     assert "details" not in opening["bids"]
     statistics = {s["measure"]: s["value"] for s in opening["bids"]["statistics"]}
-    assert statistics == {"bids": 5, "electronicBids": 5, "disqualifiedBids": 1, "withdrawnBids": 1}
+    assert statistics == {
+        "bids": 5,
+        "electronicBids": 5,
+        "disqualifiedBids": 1,
+        "withdrawnBids": 1,  # the company's own withdrawal before the deadline
+        "unopenedBids": 1,  # the envelope the platform could not open
+    }
     tenderers = [p for p in opening["parties"] if "tenderer" in p["roles"]]
     assert len(tenderers) == 5
     for party in tenderers:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from app.audit import verify_chain
 from app.audit.models import AuditEvent
 from app.bids import operations as bid_ops
+from app.bids.receipts import platform_signing_key
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.extensions import db, redis_client
@@ -24,6 +25,7 @@ from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningS
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from bidding import keys
+from bidding.opening_record import verify_opening_record
 from tests.conftest import run_queued_jobs
 from tests.factories import CUSTODIAN_PASSPHRASE
 from tests.factories.bids import lib_seal, public_key, registered_bidder, submit, tid, uscc
@@ -152,7 +154,10 @@ def test_k_minus_one_custodians_open_nothing_and_k_open_everything(tender, bidde
     # The shares waited only until the opening.
     assert db.session.scalars(select(ShareUnlock.sealed_share)).all() == [None, None]
     record = ops.record_of(tender)
-    data = json.loads(blob_store().path_for(record.sha256).read_bytes())
+    signed = blob_store().path_for(record.sha256).read_bytes()
+    sealing = blob_store().path_for(bid_ops.sealing_record_of(tender).sha256).read_bytes()
+    # Signed by the platform, naming the sealing record whose envelopes it opened.
+    data = verify_opening_record(signed, platform_signing_key().public_key(), sealing)
     assert [line["commercial"]["price"] for line in data["lines"]] == prices
     assert data["sealing_record_sha256"] == bid_ops.sealing_record_of(tender).sha256
     # After the opening the canary is in the opening line (and the published record).
@@ -366,7 +371,8 @@ def test_the_ceremony_through_the_web(app, tender, bidders, auth, client):
     assert db.session.get(Tender, tender.id).status == TenderStatus.OPENED
     record = app.test_client().get(f"/opening/tenders/{tender.id}/record.json")
     assert record.status_code == 200
-    assert [line["commercial"]["price"] for line in record.json["lines"]] == ["10", "20", "30"]
+    lines = record.json["record"]["lines"]
+    assert [line["commercial"]["price"] for line in lines] == ["10", "20", "30"]
     bidder_client = app.test_client()
     AuthActions(bidder_client).login(bidders[0])
     response = bidder_client.post(f"/opening/tenders/{tender.id}/confirm", data={})

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.accounts.models import Role
+from app.audit.models import AuditEvent
 from app.core import cache
 from app.extensions import db, redis_client
 from app.tenders.documents import blob_store
@@ -522,3 +523,97 @@ def test_tender_page_publishes_the_sealing_script_hash(client, make_tender):
     page = client.get(f"/tenders/{tender.id}").data.decode()
     assert sealing_script.integrity() in page
     assert 'id="sealing-integrity"' in page
+
+
+# --- the live tender page (static/js/tender_live.js) ------------------------------------------
+
+
+def _live_world(app, make_tender, make_user):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    from tests.factories.bids import lib_seal, public_key, registered_bidder, submit, tid, uscc
+
+    tender = make_tender()
+    bidder = registered_bidder(make_user, tender)
+    key = X25519PublicKey.from_public_bytes(public_key(tender))
+    submit(tender, bidder, lib_seal(key, tid(tender), uscc(bidder), price="900.00"))
+    deadline = datetime.now(UTC) + timedelta(minutes=5)
+    tender.submission_deadline = deadline
+    tender.opening_at = deadline + timedelta(hours=1)
+    db.session.commit()
+    return tender, deadline
+
+
+def _status_flow(app, client, tender, deadline):
+    from app.clock.service import tick
+
+    page = html(client.get(f"/tenders/{tender.id}"))
+    assert f'data-status-url="/tenders/{tender.id}/status.json"' in page
+    assert '<script src="/static/js/tender_live.js" defer></script>' in page
+    assert '<section id="sealing-record" hidden>' in page
+
+    state = client.get(f"/tenders/{tender.id}/status.json")
+    assert state.status_code == 200 and state.json["status"] == "published"
+    assert state.json["label"] == "Open for bids" and state.json["bidding_open"] is True
+    assert state.json["sealing"] is None and state.json["final"] is False
+    assert (
+        "max-age" in state.headers["Cache-Control"] and "Accept-Language" in state.headers["Vary"]
+    )
+
+    tick(deadline + timedelta(seconds=1))
+    state = client.get(f"/tenders/{tender.id}/status.json").json
+    assert state["label"] == "Bidding closed" and state["bidding_open"] is False
+    assert state["sealing"] is None and state["final"] is False  # the seal is still to come
+
+    tick(deadline + timedelta(seconds=app.config["SEALING_GRACE_SECONDS"] + 1))
+    state = client.get(f"/tenders/{tender.id}/status.json").json
+    root = db.session.scalar(select(AuditEvent.data).where(AuditEvent.action == "tender.sealed"))
+    assert state["sealing"]["root"] == json.loads(root)["root"]
+    assert state["sealing"]["url"] == f"/api/v1/tenders/{tender.id}/sealing-record"
+    assert state["final"] is True  # the script stops polling
+    # Korean readers get the Korean label (one app context across requests here: refresh).
+    flask_babel.refresh()
+    korean = client.get(f"/tenders/{tender.id}/status.json", headers={"Accept-Language": "ko"})
+    assert korean.json["label"] != "Bidding closed" and korean.json["sealing"]["root"]
+    flask_babel.refresh()
+    # Sealed: the page shows the record itself and no longer loads the script.
+    page = html(client.get(f"/tenders/{tender.id}"))
+    assert "tender_live.js" not in page and state["sealing"]["root"] in page
+
+
+def test_the_status_json_follows_the_clock(app, client, make_tender, make_user):
+    tender, deadline = _live_world(app, make_tender, make_user)
+    _status_flow(app, client, tender, deadline)
+
+
+def test_the_status_json_works_with_redis_down(app, client, redis_down, make_tender, make_user):
+    tender, deadline = _live_world(app, make_tender, make_user)
+    _status_flow(app, client, tender, deadline)
+
+
+def test_the_status_json_of_a_draft_or_unknown_tender_is_a_404(client, make_tender):
+    draft = make_tender(status="draft")
+    assert client.get(f"/tenders/{draft.id}/status.json").status_code == 404
+    assert client.get("/tenders/999999/status.json").status_code == 404
+
+
+def test_a_status_poll_is_one_query_before_sealing(app, client, make_tender):
+    """What every open page asks every few seconds stays cheap: one row by primary key."""
+    from sqlalchemy import event
+
+    url = f"/tenders/{make_tender().id}/status.json"
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        response = client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 200 and response.json["final"] is False
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1, [s.split("FROM")[-1][:150] for s in selects]
+    assert "WHERE tender.id = ?" in selects[0] or "WHERE tender.id = %(" in selects[0]

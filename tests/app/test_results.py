@@ -607,3 +607,74 @@ def test_api_flow(app, results_world):
     assert response.get_json()["current"]["kind"] == "failed"
     run_queued_jobs()
     assert fetch(client, f"{base}/results/letter", headers=bidder)[1].startswith(b"%PDF")
+
+
+def test_every_notice_is_published_signed_and_checks_offline(app, results_world, tmp_path):
+    """The candidates, award and failure notices are documents signed by the platform key:
+    the public download verifies with `python -m bidding verify-notice`; an altered copy, or a
+    notice of another tender, does not."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from app.bids.receipts import platform_signing_key
+    from bidding.errors import NoticeError
+    from bidding.notices import verify_notice
+
+    w = results_world
+    candidates = operations.publish_candidates(w.staff, w.tender)
+    db.session.commit()
+    close_window(w.tender)
+    award = operations.publish_award(w.staff, w.tender)
+    db.session.commit()
+    public = platform_signing_key().public_key()
+    client = app.test_client()
+    for notice, kind in ((candidates, "candidates"), (award, "award")):
+        status, data = fetch(client, f"/results/tenders/{w.tender.id}/notices/{notice.id}.json")
+        assert status == 200
+        body = verify_notice(data, public)
+        assert body["kind"] == kind and body["notice"] == notice.id
+        assert body["reference"] == w.tender.reference
+        assert body["content"] == json.loads(json.dumps(notice.content))
+    api = client.get(f"/api/v1/tenders/{w.tender.id}/results").get_json()
+    assert all(n["signed_url"] for n in api["notices"])
+    # An altered copy is refused, offline and from the command line.
+    _, signed = fetch(client, f"/results/tenders/{w.tender.id}/notices/{award.id}.json")
+    altered = json.loads(signed)
+    altered["notice"]["content"]["winner"]["price"] = "1.00"
+    with pytest.raises(NoticeError, match="invalid signature"):
+        verify_notice(json.dumps(altered), public)
+    key = tmp_path / "key.pem"
+    key.write_bytes(
+        public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    root = Path(__file__).resolve().parents[2]
+    for data, expected in ((signed, 0), (json.dumps(altered).encode(), 1)):
+        (tmp_path / "notice.json").write_bytes(data)
+        out = subprocess.run(
+            [sys.executable, "-m", "bidding", "verify-notice", str(tmp_path / "notice.json"),
+             "--platform-key", str(key)],
+            cwd=root, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert out.returncode == expected, out.stdout + out.stderr
+    # Another tender's route does not serve it.
+    other, _ = fetch(client, f"/results/tenders/{w.tender.id + 1000}/notices/{award.id}.json")
+    assert other == 404
+
+
+def test_a_failure_notice_is_signed_too(app, results_world):
+    from app.bids.receipts import platform_signing_key
+    from bidding.notices import verify_notice
+
+    w = results_world
+    notice = operations.declare_failed(w.staff, w.tender, "no_compliant_bid")
+    db.session.commit()
+    url = f"/results/tenders/{w.tender.id}/notices/{notice.id}.json"
+    status, data = fetch(app.test_client(), url)
+    assert status == 200
+    body = verify_notice(data, platform_signing_key().public_key())
+    assert body["kind"] == "failed" and body["reason"] == notice.reason

@@ -110,9 +110,16 @@ def test_the_drill_runs_a_whole_tender(app, tmp_path, template, bidders, counter
     # The sealing record holds the current bids; the opening record every opened one.
     sealing = json.loads((out / "sealing-record.json").read_text())
     assert sealing["record"]["size"] == bidders - 1
-    opening = json.loads((out / "opening-record.json").read_text())
+    opening = json.loads((out / "opening-record.json").read_text())["record"]
     assert len(opening["lines"]) == bidders - 1
     assert opening["sealing_record_sha256"]
+    # Signed by the platform, and every opened envelope is one the sealing record sealed.
+    checked = cli(
+        "-m", "bidding", "verify-opening", str(out / "opening-record.json"),
+        "--platform-key", str(key), "--sealing-record", str(out / "sealing-record.json"),
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "every opened envelope is in the sealing record" in checked.stdout
 
     # The scoring file recomputes, and the ranking in the summary is the file's.
     scoring = out / "scoring.json"

@@ -45,7 +45,10 @@ def live_server(live_app):
     server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    url = f"http://127.0.0.1:{server.server_port}"
+    # Links in e-mail are built on the public address: here, the live server's.
+    live_app.config.update(PUBLIC_URL=url, SERVER_NAME=url.split("//", 1)[1])
+    yield url
     server.shutdown()
     thread.join(timeout=5)
 

@@ -5,6 +5,7 @@ custodians' shares then open the last envelope in Python: it holds what was type
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from datetime import timedelta
@@ -46,18 +47,23 @@ WATCH_STATUS = """() => {
 }"""
 
 
+_made = itertools.count(1)
+
+
 def _published_tender(live_app) -> dict:
     """A published goods tender with two custodians, its key ceremony done, and a bidder of
-    an approved company registered for it."""
+    an approved company registered for it (new ones at every call: the live database is
+    shared by the session's tests)."""
+    n = next(_made)
     with live_app.app_context():
         goods = next(t for t in sync_builtin_templates() if t.key == "goods")
         db.session.flush()
-        centre = TradingCentre(code="TBS", name="Bid Submission Centre", level="city")
+        centre = TradingCentre(code=f"TBS{n}", name=f"Bid Submission Centre {n}", level="city")
         db.session.add(centre)
         db.session.flush()
         company = Company(
-            name="Sealed Desks Ltd.",
-            registration_number=valid_uscc(670001),
+            name=f"Sealed Desks {n} Ltd.",
+            registration_number=valid_uscc(670000 + n),
             legal_representative="Rep",
             contact_name="Contact",
             contact_phone="+86 571 0000 0000",
@@ -74,7 +80,7 @@ def _published_tender(live_app) -> dict:
             ("bidder", Role.BIDDER, {"company_id": company.id}),
         ]:
             user = User(
-                email=f"{key}@tbs.example",
+                email=f"{key}{n}@tbs.example",
                 full_name=key.title(),
                 role=role,
                 password_hash=security.hash_password(PASSWORD),
@@ -90,7 +96,7 @@ def _published_tender(live_app) -> dict:
         tender = Tender(
             centre_id=centre.id,
             template_version_id=goods.latest.id,
-            reference="TBS-2026-001",
+            reference=f"TBS-2026-{n:03d}",
             title="Sealed desks for Binjiang schools",
             category="goods",
             direction="lowest_wins",

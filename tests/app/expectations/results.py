@@ -10,6 +10,7 @@ BIDDER = frozenset({"bidder"})
 
 EXPECTED = {
     "results.notice": PUBLIC,
+    "results.signed_notice": PUBLIC,
     "results.manage": CENTRE_A_READ,
     "results.publish_candidates": CENTRE_A_DECIDE,
     "results.decide": CENTRE_A_DECIDE,
