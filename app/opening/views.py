@@ -28,6 +28,8 @@ from flask_wtf import FlaskForm
 from app.accounts.limits import account_limit, signed_in_account
 from app.bids.jobs import seal_tender
 from app.core.boundary import attempt, perform, run_operation
+from app.core.formatting import centre_time
+from app.core.types import utcnow
 from app.custody.operations import KEY_HOLDER_ROLES
 from app.extensions import redis_client
 from app.opening import operations
@@ -62,6 +64,45 @@ def _progress(tender: Tender, session: OpeningSession | None) -> dict:
     return {"done": done, "total": total}
 
 
+def _next_step(
+    tender: Tender, session, staff: bool, custodian: bool, state, own_line, window_ends
+) -> str | None:
+    """What the person looking at the opening page has to do now, if anything."""
+    at = centre_time(tender.opening_at, tender.centre)
+    status = session.status if session is not None else None
+    if staff and session is None:
+        if utcnow() < tender.opening_at:
+            return _("You start the opening ceremony here at the opening time (%(at)s).", at=at)
+        return _("It is past the opening time: start the opening ceremony below.")
+    if custodian and status == OpeningStatus.UNLOCKING and state is not None:
+        if any(user.id == current_user.id for user in state.missing):
+            return _(
+                "Unlock your key share below with your passphrase: %(k)d shares are needed.",
+                k=state.threshold,
+            )
+        return _(
+            "Your key share is unlocked; the envelopes open once enough custodians "
+            "have unlocked theirs."
+        )
+    if custodian and session is None:
+        return _(
+            "At the opening time (%(at)s) staff start the ceremony; then unlock your "
+            "key share here.",
+            at=at,
+        )
+    if own_line is not None and window_ends and not (own_line.confirmed_at or own_line.objected_at):
+        return _(
+            "Check your line in the opening record below: confirm it, or object, "
+            "before the window closes."
+        )
+    if session is None and current_user.is_authenticated and current_user.role == "bidder":
+        return _(
+            "The opening is public: follow it on this page; your line appears once "
+            "the envelopes are opened."
+        )
+    return None
+
+
 @bp.route("/tenders/<int:tender_id>")
 def tender(tender_id: int) -> str:
     # Read-only: the clock (app/clock) closes the tender at its deadline.
@@ -72,6 +113,11 @@ def tender(tender_id: int) -> str:
     staff = can(current_user, Permission.MANAGE_TENDERS, tender.centre_id)
     custodian = operations.is_custodian_of(current_user, tender)
     state = operations.custodian_state(tender)
+    window_ends = (
+        session.completed_at + operations.objection_window()
+        if session is not None and session.completed_at
+        else None
+    )
     return render_template(
         "opening/tender.html",
         tender=tender,
@@ -90,11 +136,8 @@ def tender(tender_id: int) -> str:
         record=operations.record_of(tender),
         statuses=OpeningStatus,
         line_statuses=LineStatus,
-        window_ends=(
-            session.completed_at + operations.objection_window()
-            if session is not None and session.completed_at
-            else None
-        ),
+        window_ends=window_ends,
+        next_step=_next_step(tender, session, staff, custodian, state, own_line, window_ends),
         start_form=StartOpeningForm(),
         unlock_form=UnlockForOpeningForm(),
         confirm_form=ConfirmLineForm(),

@@ -399,3 +399,35 @@ def test_shares_unusable_at_opening_are_reset_for_a_new_unlock(app, tender, bidd
     for custodian in custodians(tender):
         unlock(tender, custodian)
     assert db.session.get(Tender, tender.id).status == TenderStatus.OPENED
+
+
+def test_the_opening_page_tells_each_person_their_next_step(app, tender, bidders):
+    from tests.conftest import AuthActions
+
+    clients: dict = {}
+
+    def page_as(user) -> str:
+        """The page as `user` sees it, signed in once per person (a TOTP code works once)."""
+        key = None if user is None else user.id
+        if key not in clients:
+            clients[key] = app.test_client()
+            if user is not None:
+                AuthActions(clients[key]).login(user)
+        return clients[key].get(f"/opening/tenders/{tender.id}").get_data(as_text=True)
+
+    for bidder, price in zip(bidders[:3], ["10", "20", "30"], strict=True):
+        submit(tender, bidder, seal_for(tender, bidder, price))
+    staff = staff_of(tender)
+    first, second = custodians(tender)
+    assert "You start the opening ceremony here at the opening time" in page_as(staff)
+    assert "staff start the ceremony; then unlock your" in page_as(first)
+    assert "follow it on this page" in page_as(bidders[0])
+    assert 'id="next-step"' not in page_as(None)  # the public only watches
+    past_opening(tender)
+    assert "It is past the opening time: start the opening ceremony below." in page_as(staff)
+    start(tender)
+    assert "Unlock your key share below with your passphrase" in page_as(first)
+    unlock(tender, first)
+    db.session.commit()
+    assert "Your key share is unlocked" in page_as(first)
+    assert "Unlock your key share below" in page_as(second)
