@@ -9,6 +9,7 @@ DOCUMENT_READERS = frozenset({"bidder", "staff_a", "supervisor", "admin"})
 EXPECTED = {
     "portal.tenders": PUBLIC,
     "portal.tender": PUBLIC,
+    "portal.tender_status": PUBLIC,
     "portal.download_document": DOCUMENT_READERS,
     "portal.centre_feed": PUBLIC,
     "portal.category_feed": PUBLIC,
