@@ -277,6 +277,15 @@ def _cmd_verify_notice(args: argparse.Namespace) -> int:
 # --- parser -------------------------------------------------------------------------------
 
 
+def _platform_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--platform-key",
+        required=True,
+        metavar="PUB.pem",
+        help="the platform's Ed25519 public key (PEM)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bidding",
@@ -332,12 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("verify-receipt", "Verify a receipt's platform signature.")
     p.add_argument("receipt", metavar="RECEIPT.json")
-    p.add_argument(
-        "--platform-key",
-        required=True,
-        metavar="PUB.pem",
-        help="the platform's Ed25519 public key (PEM)",
-    )
+    _platform_key_argument(p)
     p.add_argument(
         "--envelope",
         metavar="ENVELOPE",
@@ -361,12 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         "every opened envelope was sealed).",
     )
     p.add_argument("opening_record", metavar="OPENING_RECORD.json")
-    p.add_argument(
-        "--platform-key",
-        required=True,
-        metavar="PUB.pem",
-        help="the platform's Ed25519 public key (PEM)",
-    )
+    _platform_key_argument(p)
     p.add_argument(
         "--sealing-record",
         metavar="SEALING_RECORD.json",
@@ -376,12 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("verify-notice", "Verify a signed result notice (candidates, award, failure).")
     p.add_argument("notice", metavar="NOTICE.json")
-    p.add_argument(
-        "--platform-key",
-        required=True,
-        metavar="PUB.pem",
-        help="the platform's Ed25519 public key (PEM)",
-    )
+    _platform_key_argument(p)
     p.set_defaults(func=_cmd_verify_notice)
 
     p = command("open", "Verify and decrypt an envelope into a directory (all or nothing).")
