@@ -22,8 +22,9 @@ from app.audit import append_event
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation, EvaluationStage
+from app.evaluations.queries import panel_experts
 from app.extensions import db
-from app.panels.models import MemberStatus, PanelMember
+from app.panels.models import PanelMember
 from app.permissions import Permission, PermissionDenied, can
 from app.records import signing
 from app.records.jobs import render_record
@@ -75,17 +76,7 @@ def signatures_of(record: EvaluationRecord) -> list[RecordSignature]:
 def signing_members(tender: Tender) -> list[PanelMember]:
     """The panel members who countersign: those who took part in the evaluation (accepted
     and declared no conflict), by seat."""
-    return list(
-        db.session.scalars(
-            select(PanelMember)
-            .where(
-                PanelMember.tender_id == tender.id,
-                PanelMember.status == MemberStatus.ACCEPTED,
-                PanelMember.conflict_declared_at.is_not(None),
-            )
-            .order_by(PanelMember.position, PanelMember.id)
-        )
-    )
+    return panel_experts(tender)
 
 
 def seat_of(user: User, tender: Tender) -> PanelMember | None:
