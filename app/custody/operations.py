@@ -27,7 +27,6 @@ from app.custody.models import CustodianKey, KeyShare, TenderKey
 from app.extensions import db
 from app.permissions import PermissionDenied
 from app.tenders.models import Tender, TenderCustodian, TenderStatus
-from app.tenders.operations import PUBLICATION_HOOKS
 from bidding import keys
 from bidding.canonical import canonical_json, parse_json
 from bidding.errors import KeyCeremonyError, WrongPassphrase
@@ -222,7 +221,7 @@ def create_custodian_key(actor: User, passphrase: str) -> CustodianKey:
 
 
 def run_key_ceremony(tender: Tender, actor: User) -> TenderKey:
-    """Publication hook: the tender's key pair, its private key split k-of-n among the named
+    """At publication: the tender's key pair, its private key split k-of-n among the named
     custodians, each share sealed to that custodian's own key. Refuses (and so aborts the
     publication) when a custodian has no key, naming who."""
     custodian_ids = sorted({c.user_id for c in tender.custodians})
@@ -306,8 +305,9 @@ def run_key_ceremony(tender: Tender, actor: User) -> TenderKey:
     return tender_key
 
 
-if run_key_ceremony not in PUBLICATION_HOOKS:
-    PUBLICATION_HOOKS.append(run_key_ceremony)
+def key_ceremony_on_publication(tender: Tender, *, actor: User) -> None:
+    """Receiver of `app.tenders.signals.tender_publishing` (connected in the app factory)."""
+    run_key_ceremony(tender, actor)
 
 
 # --- unlocking a share ------------------------------------------------------------------------

@@ -1,14 +1,14 @@
 """The tender lifecycle up to the bid deadline: create (from a template version), edit the
 draft, publish (TOTP re-confirmed; freezes the documents), addenda, cancellation.
 
-Publication is one operation with an extension point, `PUBLICATION_HOOKS`: the sealed-bids
-work hooks the key ceremony there instead of spreading publication across views.
+Publication is one operation with an extension point, the `tender_publishing` signal
+(`app.tenders.signals`): the custody stage's key ceremony answers it (connected in the app
+factory) instead of spreading publication across views.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -37,11 +37,11 @@ from app.tenders.models import (
     TenderStatus,
 )
 from app.tenders.notify import notify_registered
+from app.tenders.signals import tender_publishing
 
 TENDER_CHANNEL = "fairbid:tenders"
 # Callables run inside the publication transaction, after the tender is frozen:
 # hook(tender, actor). A hook that raises aborts the publication.
-PUBLICATION_HOOKS: list[Callable[[Tender, User], None]] = []
 CANCELLABLE = frozenset(TenderStatus) - {
     TenderStatus.AWARDED,
     TenderStatus.CANCELLED,
@@ -303,8 +303,7 @@ def publish_tender(actor: User, tender: Tender, totp_code: str) -> None:
     tender.published_at = now
     tender.published_by_id = actor.id
     rendered = documents.render_tender_document(tender, doc)
-    for hook in PUBLICATION_HOOKS:
-        hook(tender, actor)
+    tender_publishing.send(tender, actor=actor)
     append_event(
         "tender.published",
         actor=actor,

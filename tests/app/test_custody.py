@@ -128,7 +128,9 @@ def publish(app, staff, tender) -> None:
 
 
 def test_the_publication_hook_is_registered(app):
-    assert custody.run_key_ceremony in tender_ops.PUBLICATION_HOOKS
+    from app.tenders.signals import tender_publishing
+
+    assert custody.key_ceremony_on_publication in tender_publishing.receivers_for(object())
 
 
 def test_envelope_tender_id(make_tender):
