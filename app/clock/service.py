@@ -85,8 +85,13 @@ def _minutes(name: str, default: int) -> timedelta:
     return timedelta(minutes=int(current_app.config.get(name, default)))
 
 
+def _period(name: str, default: int, unit: str = "days") -> timedelta:
+    """A configured period of the clock (`CLOCK_*`), in `unit` (days, hours, seconds)."""
+    return timedelta(**{unit: int(current_app.config.get(name, default))})
+
+
 def _days(name: str, default: int) -> timedelta:
-    return timedelta(days=int(current_app.config.get(name, default)))
+    return _period(name, default)
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -342,7 +347,7 @@ def _window_step(step: str, subject, message, still_open: Callable[[Tender], boo
 
 
 def _reminder_hours() -> int:
-    return int(current_app.config.get("CLOCK_BID_REMINDER_HOURS", 0))
+    return _period("CLOCK_BID_REMINDER_HOURS", 0, "hours") // timedelta(hours=1)
 
 
 def _bid_reminder_pending(now: datetime) -> list[Pending]:
@@ -400,7 +405,7 @@ def _bid_reminder(tender: Tender, due_at: datetime, now: datetime, key: str = ""
 
 
 def _catch_up_limit() -> timedelta:
-    return timedelta(hours=int(current_app.config.get("CLOCK_CATCH_UP_HOURS", 24)))
+    return _period("CLOCK_CATCH_UP_HOURS", 24, "hours")
 
 
 def _caught_up(step: str, tender: Tender, due_at: datetime, now: datetime, key: str) -> bool:
@@ -429,7 +434,7 @@ def _caught_up(step: str, tender: Tender, due_at: datetime, now: datetime, key: 
 
 
 def _sheet_reminder_hours() -> int:
-    return int(current_app.config.get("CLOCK_SHEET_REMINDER_HOURS", 24))
+    return _period("CLOCK_SHEET_REMINDER_HOURS", 24, "hours") // timedelta(hours=1)
 
 
 def _sheet_reminder_pending(now: datetime) -> list[Pending]:
@@ -726,7 +731,7 @@ def _sealing_late_after() -> timedelta:
     """How long after the bid deadline a missing sealing record is an alert (the issue: "a
     sealing record made later than a minute after the deadline"). The sealing grace is
     inside this minute, so a healthy clock never raises it."""
-    return timedelta(seconds=int(current_app.config.get("CLOCK_SEALING_LATE_SECONDS", 60)))
+    return _period("CLOCK_SEALING_LATE_SECONDS", 60, "seconds")
 
 
 def _watch_sealing(now: datetime) -> list[Pending]:
