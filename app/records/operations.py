@@ -220,8 +220,16 @@ def countersign(actor: User, record: EvaluationRecord, totp: str) -> RecordSigna
 
 
 def holds_own_key(actor: User) -> bool:
-    """Whether the member has enrolled a key of their own (current certificate)."""
-    return member_keys.held_certificate(actor) is not None
+    """Whether the member ever enrolled a key of their own (then the server-held path is
+    closed to them for good, even once that certificate expired or was revoked)."""
+    return (
+        db.session.scalar(
+            select(SigningCertificate.id)
+            .where(SigningCertificate.user_id == actor.id, SigningCertificate.sealed_key == "")
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _reason(member: PanelMember) -> str:
