@@ -126,7 +126,7 @@ def platform_signing_crl() -> Response:
 # --- panel members' own keys ---------------------------------------------------------------
 
 
-class EnrolIn(Schema):
+class SigningKeyEnrolIn(Schema):
     totp_code = String(required=True, validate=Regexp(r"^\d{6}$"))
     nonce = String(required=True, validate=Length(max=64))
     public_key = String(
@@ -144,11 +144,11 @@ class EnrolIn(Schema):
     )
 
 
-class PrepareIn(Schema):
+class CountersignaturePrepareIn(Schema):
     totp_code = String(required=True, validate=Regexp(r"^\d{6}$"))
 
 
-class FinishIn(Schema):
+class CountersignatureFinishIn(Schema):
     request = Integer(required=True, validate=Range(min=1, max=2**31 - 1))
     signature = String(
         required=True,
@@ -207,7 +207,7 @@ def signing_key() -> dict:
 @bp.auth_required(auth)
 @roles_required(Role.EXPERT)
 @account_limit(lambda: auth.current_user)
-@bp.input(EnrolIn, arg_name="body")
+@bp.input(SigningKeyEnrolIn, arg_name="body")
 @bp.doc(
     summary="Enrol a signing key the member holds (TOTP re-confirmed)",
     description="Proof of possession: the key signs the account, the nonce and itself. The "
@@ -231,7 +231,7 @@ def enrol_signing_key(body: dict) -> tuple[dict, int]:
 @bp.auth_required(auth)
 @roles_required(Role.EXPERT)
 @account_limit(lambda: auth.current_user)
-@bp.input(PrepareIn, arg_name="body")
+@bp.input(CountersignaturePrepareIn, arg_name="body")
 @bp.doc(
     summary="Prepare the member's countersignature of the current record (TOTP re-confirmed)",
     description="Answers `signed_attrs`: the DER (base64) of the CMS signed attributes to "
@@ -257,7 +257,7 @@ def prepare_countersignature(tender_id: int, body: dict) -> tuple[dict, int]:
 @bp.post("/tenders/<int:tender_id>/record/countersignature/finish")
 @bp.auth_required(auth)
 @roles_required(Role.EXPERT)
-@bp.input(FinishIn, arg_name="body")
+@bp.input(CountersignatureFinishIn, arg_name="body")
 @bp.doc(
     summary="Finish the member's countersignature with the signature value",
     description="The value is checked against the member's certificate: one for another key "

@@ -58,7 +58,7 @@ from evaluation.pdf import outside_event_loop
 log = logging.getLogger(__name__)
 
 ENROLMENT_CONTEXT = "fairbid signing-key enrolment v1"
-MEMBER_HELD_CERT_DAYS = 365
+MEMBER_HELD_CERT_DAYS = 90  # short-lived: enrolling again is one click and a code
 # An ECDSA P-256 signature in DER is at most 72 bytes; room for it in the size estimate.
 _PLACEHOLDER = bytes(80)
 
