@@ -483,3 +483,65 @@ def test_enrolment_and_countersignature_through_the_api(app, client, record):
     pdf = client.get(f"/api/v1/tenders/{record.tender_id}/record.pdf", headers=headers)
     assert signing.signatures_ok(pdf.data, expected=2)
     pdf.close()
+
+
+def test_expired_challenges_and_stale_requests_are_refused(app, record):
+    from datetime import timedelta
+
+    from app.core.errors import Conflict
+    from app.extensions import db
+    from app.records import operations
+    from app.records.models import KeyEnrolmentNonce
+
+    first, second = record.built.experts[0], record.built.experts[1]
+    browser = BrowserKey()
+    nonce = operations.issue_enrolment_nonce(first).nonce
+    challenge = db.session.scalar(
+        db.select(KeyEnrolmentNonce).where(KeyEnrolmentNonce.nonce == nonce)
+    )
+    challenge.issued_at -= operations.NONCE_TTL + timedelta(seconds=1)
+    db.session.commit()
+    proof = browser.sign(member_keys.enrolment_message(first.id, nonce, browser.spki))
+    with app.test_request_context(), pytest.raises(Conflict) as refused:
+        operations.enrol_signing_key(first, _code(first), browser.spki, nonce, proof)
+    assert refused.value.code == "nonce_expired"
+    db.session.rollback()
+    _enrol(first, browser)
+    other_key = BrowserKey()
+    _enrol(second, other_key)
+    # Both prepare on the same version; the second to finish must sign again.
+    mine = operations.prepare_countersignature(first, record, _code(first))
+    theirs = operations.prepare_countersignature(second, record, _code(second))
+    db.session.commit()
+    operations.finish_countersignature(
+        second, record, theirs.id, other_key.sign(theirs.signed_attrs)
+    )
+    db.session.commit()
+    with app.test_request_context(), pytest.raises(Conflict) as refused:
+        operations.finish_countersignature(first, record, mine.id, browser.sign(mine.signed_attrs))
+    assert refused.value.code == "stale_request"
+    db.session.rollback()
+    # A request left too long expires.
+    late = operations.prepare_countersignature(first, record, _code(first))
+    late.created_at -= operations.PENDING_TTL + timedelta(seconds=1)
+    db.session.commit()
+    with app.test_request_context(), pytest.raises(Conflict) as refused:
+        operations.finish_countersignature(first, record, late.id, browser.sign(late.signed_attrs))
+    assert refused.value.code == "request_expired"
+    db.session.rollback()
+    # Another member's request is not theirs to finish.
+    from app.core.errors import OperationError
+
+    third, third_key = record.built.experts[2], BrowserKey()
+    _enrol(third, third_key)
+    fresh = operations.prepare_countersignature(first, record, _code(first))
+    db.session.commit()
+    with app.test_request_context(), pytest.raises(OperationError) as refused:
+        operations.finish_countersignature(
+            third, record, fresh.id, third_key.sign(fresh.signed_attrs)
+        )
+    assert refused.value.code == "unknown_request" and refused.value.status == 404
+    db.session.rollback()
+    operations.finish_countersignature(first, record, fresh.id, browser.sign(fresh.signed_attrs))
+    db.session.commit()
+    assert signing.signatures_ok(operations.record_pdf(record), expected=3)
