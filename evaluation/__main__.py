@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the platform CA's certificate (PEM): required for a PDF. Published at "
         "/api/v1/platform/signing-ca.pem; the drill writes it as platform-ca-cert.pem",
     )
+    p_verify.add_argument(
+        "--crl",
+        metavar="FILE",
+        help="the platform CA's certificate revocation list (PEM or DER), published at "
+        "/api/v1/platform/signing-ca.crl: a signature made after its certificate was "
+        "revoked (a panel member's lost key) fails the record",
+    )
     p_validate = sub.add_parser(
         "validate",
         help="check FILE against the format and list every problem",
@@ -163,7 +170,9 @@ def _draw_replay(data: bytes, name: str, earlier_name: str | None) -> int:
     return EXIT_OK if expected == doc["seed"] and not differences else EXIT_DIFFERENT
 
 
-def _check_signatures(name: str, data: bytes, trust: str | None) -> int | None:
+def _check_signatures(
+    name: str, data: bytes, trust: str | None, crl: str | None = None
+) -> int | None:
     """Print what was checked; an exit status when the record fails (or cannot be checked),
     None when every signature holds."""
     from evaluation.pdf import record_problems
@@ -181,7 +190,16 @@ def _check_signatures(name: str, data: bytes, trust: str | None) -> int | None:
     except OSError as exc:
         print(f"error: cannot read {trust}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    checked, problems = record_problems(data, trust_pem)
+    crl_data = None
+    if crl:
+        try:
+            crl_data = Path(crl).read_bytes()
+        except OSError as exc:
+            print(f"error: cannot read {crl}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+    checked, problems = record_problems(data, trust_pem, crl_data)
+    if crl_data is not None and not problems:
+        checked.append("no signature was made with a certificate revoked before it (--crl)")
     for line in checked:
         print(f"{name}: {line}")
     if problems:
@@ -220,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             embedded, unusable = None, exc
         trust = getattr(args, "trust", None)
         if args.command == "verify" and (embedded is not None or (trust and has_signatures(data))):
-            outcome = _check_signatures(args.file, data, trust)
+            outcome = _check_signatures(args.file, data, trust, getattr(args, "crl", None))
             if outcome == EXIT_UNUSABLE:
                 return outcome
             # A bad signature fails the record; the recomputation still runs, to show what

@@ -26,6 +26,7 @@ __all__ = [
     "SignatureStatus",
     "embedded_files",
     "has_signatures",
+    "load_crls",
     "record_problems",
     "scoring_file_from_pdf",
     "validate_signatures",
@@ -82,6 +83,7 @@ class SignatureStatus:
     timestamp_ok: bool | None  # None: no signature time-stamp
     bottom_line: bool  # pyHanko's verdict: all of the above hold
     signed_end: int = 0  # where the bytes this signature covers end
+    revoked: bool = False  # the signer's certificate was revoked before this signature
 
     @property
     def ok(self) -> bool:
@@ -100,32 +102,33 @@ def outside_event_loop(call: Callable[[], T]) -> T:
 
 
 def validate_signatures(
-    data: bytes, trust_roots: list, other_certs: list | tuple = ()
+    data: bytes, trust_roots: list, other_certs: list | tuple = (), crls: list | tuple = ()
 ) -> list[SignatureStatus]:
     """Every regular signature of the PDF, validated with pyHanko against `trust_roots`
     (asn1crypto certificates; nothing fetched from the network). A PDF that cannot be parsed
-    raises `ValueError`; a signature that cannot even be processed comes back not intact."""
+    raises `ValueError`; a signature that cannot even be processed comes back not intact.
+
+    Each signature is validated at its own time (its signature time-stamp when it has one,
+    else the signing time it reports), so a certificate that expired or was revoked later
+    does not undo earlier signatures; with `crls` (asn1crypto CRLs, e.g. the platform CA's),
+    a signature made after its certificate's revocation is not trusted (`revoked`)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
-    from pyhanko_certvalidator import ValidationContext
 
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         embedded = list(reader.embedded_regular_signatures)
     except Exception as error:  # pyHanko raises various PdfReadError subclasses
         raise ValueError(f"not a readable PDF: {error}") from error
-    context = ValidationContext(
-        trust_roots=list(trust_roots),
-        other_certs=list(other_certs),
-        allow_fetching=False,
-        revocation_mode="soft-fail",
-    )
     statuses = []
     for signature in embedded:
         end = _signed_end(signature)
         try:
+            context = _context_at(_signature_time(signature), trust_roots, other_certs, crls)
             status = outside_event_loop(
-                lambda signature=signature: validate_pdf_signature(signature, context)
+                lambda signature=signature, context=context: validate_pdf_signature(
+                    signature, context
+                )
             )
         except Exception:  # a mangled CMS object or byte range
             statuses.append(
@@ -156,9 +159,59 @@ def validate_signatures(
                 timestamp_ok=None if ts is None else bool(ts.valid and ts.intact and ts.trusted),
                 bottom_line=bool(status.bottom_line),
                 signed_end=end,
+                revoked=bool(status.revoked),
             )
         )
     return statuses
+
+
+def _context_at(moment: dt.datetime | None, trust_roots, other_certs, crls):
+    from pyhanko_certvalidator import ValidationContext
+
+    return ValidationContext(
+        trust_roots=list(trust_roots),
+        other_certs=list(other_certs),
+        allow_fetching=False,
+        revocation_mode="soft-fail",
+        crls=list(crls),
+        moment=moment,
+        # the CRL is newer than the signature: its entries still say when each certificate
+        # was revoked, and a signature before that date stands
+        retroactive_revinfo=True,
+    )
+
+
+def _signature_time(signature) -> dt.datetime | None:
+    """The time of the signature's time-stamp token, else the signing time it reports."""
+    from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
+
+    try:
+        for tst_signed_data in extract_tst_data_iter(signature.signer_info, signed=False):
+            info = tst_signed_data["encap_content_info"]["content"].parsed
+            return info["gen_time"].native
+    except Exception:  # noqa: S110 - a malformed token: fall back to the reported time
+        pass
+    moment = signature.self_reported_timestamp
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+def load_crls(data: bytes) -> list:
+    """The CRL(s) of a PEM or DER file, for `validate_signatures`."""
+    from asn1crypto import crl, pem
+
+    if pem.detect(data):
+        blocks = [body for kind, _headers, body in pem.unarmor(data, multiple=True)
+                  if kind == "X509 CRL"]  # fmt: skip
+    else:
+        blocks = [data]
+    if not blocks:
+        raise ValueError("no CRL in the file")
+    lists = [crl.CertificateList.load(block) for block in blocks]
+    for item in lists:
+        item.native  # noqa: B018 - parse it now: a damaged file fails here, not later
+    return lists
 
 
 def _signed_end(signature) -> int:
@@ -198,17 +251,26 @@ def load_trust_roots(pem: bytes) -> list:
     return certificates
 
 
-def record_problems(data: bytes, trust_pem: bytes) -> tuple[list[str], list[str]]:
+def record_problems(
+    data: bytes, trust_pem: bytes, crl_data: bytes | None = None
+) -> tuple[list[str], list[str]]:
     """Check a signed record: (what was checked, one line each; the problems found). No
     problems means every signature is intact, valid and trusted, the last one covers the
     whole file, and the embedded scoring file is byte-identical to the one the first (the
-    platform's) signature covers."""
+    platform's) signature covers. With `crl_data` (the platform CA's CRL, PEM or DER), a
+    signature made after its certificate was revoked is a problem."""
     try:
         roots = load_trust_roots(trust_pem)
     except Exception as error:  # asn1crypto / pyHanko parse errors
         return [], [f"the trust file cannot be read ({error})"]
+    crls: list = []
+    if crl_data is not None:
+        try:
+            crls = load_crls(crl_data)
+        except Exception as error:  # asn1crypto parse errors
+            return [], [f"the CRL file cannot be read ({error})"]
     try:
-        statuses = validate_signatures(data, roots)
+        statuses = validate_signatures(data, roots, crls=crls)
     except ValueError as error:
         return [], [str(error)]
     if not statuses:
@@ -221,6 +283,10 @@ def record_problems(data: bytes, trust_pem: bytes) -> tuple[list[str], list[str]
             problems.append(f"{name}: the signed bytes were changed after signing")
         elif not status.valid:
             problems.append(f"{name}: the signature value does not verify")
+        elif status.revoked:
+            problems.append(
+                f"{name}: made after its certificate (serial {status.serial}) was revoked"
+            )
         elif not status.trusted:
             problems.append(f"{name}: its certificate does not chain to the given trust root")
         elif not status.bottom_line:

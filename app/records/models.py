@@ -2,14 +2,16 @@
 
 Each signature makes a new version of the PDF (an incremental update); every version is
 kept in the blob store and `RecordSignature.sha256` names it, so the chain of versions can
-be checked. A private key is stored only encrypted (see `app.records.signing`)."""
+be checked. A private key is stored only encrypted (see `app.records.signing`), and only for
+the platform and the older server-held members' certificates: a member who enrolled a key in
+their browser holds it alone (`app.records.member_keys`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.types import UTCDateTime, utcnow
@@ -65,7 +67,9 @@ class RecordSignature(db.Model):
 
 class SigningCertificate(db.Model):
     """A certificate issued by the platform CA: the platform's document-signing certificate
-    (user_id NULL) or one per panel member. The private key is kept encrypted."""
+    (user_id NULL), an older server-held member certificate (its private key kept encrypted
+    in `sealed_key`) or a member-held one (`sealed_key` empty: the key never left the
+    member's browser). Revoked certificates are listed in the CA's CRL."""
 
     __tablename__ = "signing_certificate"
 
@@ -78,3 +82,38 @@ class SigningCertificate(db.Model):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     not_after: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class KeyEnrolmentNonce(db.Model):
+    """A one-time challenge for enrolling a member-held signing key: the browser signs it
+    (with the account id and the public key) to prove it holds the private key."""
+
+    __tablename__ = "key_enrolment_nonce"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"), index=True)
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PendingCountersignature(db.Model):
+    """A countersignature prepared by the server and waiting for the member's browser to
+    sign its CMS signed attributes: the prepared PDF (placeholder reserved) is a blob,
+    `signed_attrs` the DER the member signs, `document_digest` and the reserved region are
+    what pyHanko needs to finish the file."""
+
+    __tablename__ = "pending_countersignature"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("evaluation_record.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("signing_certificate.id"))
+    base_sha256: Mapped[str] = mapped_column(String(64))  # the version it builds on
+    prepared_sha256: Mapped[str] = mapped_column(String(64))  # blob of the prepared PDF
+    signed_attrs: Mapped[bytes] = mapped_column(LargeBinary)
+    document_digest: Mapped[str] = mapped_column(String(128))  # hex
+    region_start: Mapped[int] = mapped_column(Integer)
+    region_end: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -11,10 +11,11 @@ boundary and the job do.
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.accounts.models import Role, User
 from app.accounts.operations import check_second_factor
@@ -26,9 +27,16 @@ from app.evaluations.queries import panel_experts
 from app.extensions import db
 from app.panels.models import PanelMember
 from app.permissions import Permission, PermissionDenied, can
-from app.records import signing
+from app.records import member_keys, signing
 from app.records.jobs import render_record
-from app.records.models import EvaluationRecord, RecordSignature, RecordStatus
+from app.records.models import (
+    EvaluationRecord,
+    KeyEnrolmentNonce,
+    PendingCountersignature,
+    RecordSignature,
+    RecordStatus,
+    SigningCertificate,
+)
 from app.records.versions import (
     member_field,
     record_pdf,
@@ -37,6 +45,7 @@ from app.records.versions import (
     store_version,
 )
 from app.tasks import enqueue_after_commit
+from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument
 
 # A queued or rendering record untouched this long may be requested again (worker lost).
@@ -184,45 +193,64 @@ def request_record_on_finalise(tender: Tender, *, actor: User, evaluation: Evalu
 
 
 def countersign(actor: User, record: EvaluationRecord, totp: str) -> RecordSignature:
-    """A panel member countersigns the current version with their own certificate, after
-    confirming with a fresh code from their authenticator app (a wrong code changes nothing
-    but the audited failure: `SignInFailed` keeps it)."""
-    tender = db.session.get(Tender, record.tender_id)
-    member = seat_of(actor, tender) if tender is not None else None
-    if member is None:
-        raise PermissionDenied()
+    """The older path, kept for older records, tests and the drill: the member countersigns
+    with a server-held key (sealed under SECRET_KEY), after confirming with a fresh code
+    from their authenticator app (a wrong code changes nothing but the audited failure:
+    `SignInFailed` keeps it). A member who enrolled their own key signs with it instead
+    (`prepare_countersignature` and `finish_countersignature`)."""
+    tender, member = _member_seat(actor, record)
     check_second_factor(actor, totp)
-    # One signature at a time: each builds on the version before it.
-    record = db.session.scalar(
-        select(EvaluationRecord)
-        .where(EvaluationRecord.id == record.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if record.status == RecordStatus.SUPERSEDED:
+    record = _signable(actor, record)
+    if holds_own_key(actor):
         raise Conflict(
-            _l("This record was superseded by a later evaluation: it takes no signatures."),
-            code="superseded",
+            _l("You have enrolled your own signing key: sign with it on the record's page."),
+            code="held_key_enrolled",
         )
-    if record.status not in (RecordStatus.SIGNED, RecordStatus.COMPLETE):
-        raise Conflict(_l("The record is not signed by the platform yet."), code="not_ready")
-    already = db.session.scalar(
-        select(RecordSignature).where(
-            RecordSignature.record_id == record.id, RecordSignature.signer_id == actor.id
-        )
-    )
-    if already is not None:
-        raise Conflict(_l("You have already signed this record."), code="already_signed")
     current = record_pdf(record)
     field = member_field(member.position)
     signed = signing.sign_pdf(
         current,
         signer=actor,
         field_name=field,
-        reason=f"Countersigned by panel member E{member.position}",
-        stamp_text=f"%(signer)s (E{member.position})\n{tender.reference}\n%(ts)s",
+        reason=_reason(member),
+        stamp_text=_stamp_text(member, tender),
     )
     certificate = signing.member_certificate(actor)
+    return _store_countersignature(actor, record, tender, member, field, signed, certificate)
+
+
+def holds_own_key(actor: User) -> bool:
+    """Whether the member ever enrolled a key of their own (then the server-held path is
+    closed to them for good, even once that certificate expired or was revoked)."""
+    return (
+        db.session.scalar(
+            select(SigningCertificate.id)
+            .where(SigningCertificate.user_id == actor.id, SigningCertificate.sealed_key == "")
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _reason(member: PanelMember) -> str:
+    return f"Countersigned by panel member E{member.position}"
+
+
+def _stamp_text(member: PanelMember, tender: Tender) -> str:
+    return f"%(signer)s (E{member.position})\n{tender.reference}\n%(ts)s"
+
+
+def _store_countersignature(
+    actor: User,
+    record: EvaluationRecord,
+    tender: Tender,
+    member: PanelMember,
+    field: str,
+    signed: bytes,
+    certificate: SigningCertificate,
+    *,
+    held: bool = False,
+) -> RecordSignature:
     document = store_version(record, tender, signed, record_title(tender, record))
     signature = RecordSignature(
         record_id=record.id,
@@ -255,11 +283,218 @@ def countersign(actor: User, record: EvaluationRecord, totp: str) -> RecordSigna
             "record": record.id,
             "seat": member.position,
             "certificate": certificate.serial,
+            "member_held_key": held,
             "sha256": document.sha256,
             "complete": record.status == RecordStatus.COMPLETE,
         },
     )
     return signature
+
+
+def _signable(actor: User, record: EvaluationRecord) -> EvaluationRecord:
+    """The record, locked (one signature at a time: each builds on the version before it),
+    if it takes the actor's countersignature now."""
+    record = db.session.scalar(
+        select(EvaluationRecord)
+        .where(EvaluationRecord.id == record.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if record.status == RecordStatus.SUPERSEDED:
+        raise Conflict(
+            _l("This record was superseded by a later evaluation: it takes no signatures."),
+            code="superseded",
+        )
+    if record.status not in (RecordStatus.SIGNED, RecordStatus.COMPLETE):
+        raise Conflict(_l("The record is not signed by the platform yet."), code="not_ready")
+    already = db.session.scalar(
+        select(RecordSignature).where(
+            RecordSignature.record_id == record.id, RecordSignature.signer_id == actor.id
+        )
+    )
+    if already is not None:
+        raise Conflict(_l("You have already signed this record."), code="already_signed")
+    return record
+
+
+def _member_seat(actor: User, record: EvaluationRecord) -> tuple[Tender, PanelMember]:
+    tender = db.session.get(Tender, record.tender_id)
+    member = seat_of(actor, tender) if tender is not None else None
+    if member is None:
+        raise PermissionDenied()
+    return tender, member
+
+
+# --- members' own keys ---------------------------------------------------------------------
+
+# An enrolment challenge and a prepared countersignature are good for this long.
+NONCE_TTL = timedelta(minutes=10)
+PENDING_TTL = timedelta(minutes=10)
+
+
+def _require_expert(actor: User) -> None:
+    if not getattr(actor, "is_authenticated", False) or actor.role != Role.EXPERT:
+        raise PermissionDenied()
+
+
+def issue_enrolment_nonce(actor: User) -> KeyEnrolmentNonce:
+    """A one-time challenge the member's browser signs with the key it enrols. The member's
+    older unused challenges are dropped."""
+    _require_expert(actor)
+    db.session.execute(
+        delete(KeyEnrolmentNonce).where(
+            KeyEnrolmentNonce.user_id == actor.id, KeyEnrolmentNonce.used_at.is_(None)
+        )
+    )
+    row = KeyEnrolmentNonce(user_id=actor.id, nonce=secrets.token_urlsafe(32), issued_at=utcnow())
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def enrol_signing_key(
+    actor: User, totp: str, public_key: bytes, nonce: str, proof: bytes
+) -> SigningCertificate:
+    """Enrol the member's own key: `public_key` is its SubjectPublicKeyInfo (DER), `proof`
+    its raw ECDSA signature of `member_keys.enrolment_message(account, nonce, public_key)`.
+    Issues a certificate from the platform CA and revokes the member's earlier ones (a lost
+    key, the server-held one). Confirmed with a fresh code from the authenticator app."""
+    _require_expert(actor)
+    challenge = db.session.scalar(
+        select(KeyEnrolmentNonce).where(KeyEnrolmentNonce.nonce == nonce).with_for_update()
+    )
+    if challenge is None or challenge.user_id != actor.id:
+        raise OperationError(
+            _l("Unknown enrolment challenge: start the enrolment again."), code="bad_nonce"
+        )
+    if challenge.used_at is not None:
+        raise Conflict(
+            _l("This enrolment challenge was already used: start the enrolment again."),
+            code="nonce_used",
+        )
+    if utcnow() - challenge.issued_at > NONCE_TTL:
+        raise Conflict(
+            _l("This enrolment challenge has expired: start the enrolment again."),
+            code="nonce_expired",
+        )
+    try:
+        key = member_keys.load_public_key(public_key)
+    except ValueError:
+        raise OperationError(
+            _l("The public key must be an ECDSA P-256 key (SubjectPublicKeyInfo)."),
+            code="bad_public_key",
+        ) from None
+    try:
+        message = member_keys.enrolment_message(actor.id, nonce, public_key)
+        member_keys.verify_raw(key, proof, message)
+    except member_keys.BadSignatureValue:
+        raise OperationError(
+            _l("The enrolment request is not signed by the key it enrols."), code="bad_proof"
+        ) from None
+    check_second_factor(actor, totp)
+    challenge.used_at = utcnow()
+    certificate, revoked = member_keys.issue_held_certificate(actor, key)
+    append_event(
+        "signing_key.enrolled",
+        actor=actor,
+        object_type="user",
+        object_id=actor.id,
+        data={"certificate": certificate.serial, "revoked": [r.serial for r in revoked]},
+    )
+    return certificate
+
+
+def prepare_countersignature(
+    actor: User, record: EvaluationRecord, totp: str
+) -> PendingCountersignature:
+    """Prepare the member's countersignature of the current version for their own key: the
+    new revision with its placeholder is stored, and the CMS signed attributes
+    (`PendingCountersignature.signed_attrs`) go to the browser to be signed. Confirmed with
+    a fresh code from the authenticator app."""
+    tender, member = _member_seat(actor, record)
+    certificate = member_keys.held_certificate(actor)
+    if certificate is None:
+        raise Conflict(
+            _l("Enrol your signing key first: it is made and kept in your browser."),
+            code="no_signing_key",
+        )
+    check_second_factor(actor, totp)
+    record = _signable(actor, record)
+    base = signed_version(record)
+    prepared = member_keys.prepare_signature(
+        record_pdf(record),
+        certificate,
+        signer_name=actor.full_name,
+        field_name=member_field(member.position),
+        reason=_reason(member),
+        stamp_text=_stamp_text(member, tender),
+    )
+    stored = blob_store().put_bytes(prepared.pdf)
+    pending = PendingCountersignature(
+        record_id=record.id,
+        user_id=actor.id,
+        certificate_id=certificate.id,
+        base_sha256=base.sha256,
+        prepared_sha256=stored.sha256,
+        signed_attrs=prepared.signed_attrs,
+        document_digest=prepared.document_digest.hex(),
+        region_start=prepared.region_start,
+        region_end=prepared.region_end,
+        created_at=utcnow(),
+    )
+    db.session.add(pending)
+    db.session.flush()
+    return pending
+
+
+def finish_countersignature(
+    actor: User, record: EvaluationRecord, pending_id: int, signature: bytes
+) -> RecordSignature:
+    """Embed the signature value the member's browser made (raw ECDSA r||s over the signed
+    attributes of `pending_id`) and store the new version. A value that does not verify
+    with the member's enrolled key is refused and nothing is stored."""
+    tender, member = _member_seat(actor, record)
+    record = _signable(actor, record)
+    pending = db.session.get(PendingCountersignature, pending_id)
+    if pending is None or pending.user_id != actor.id or pending.record_id != record.id:
+        raise OperationError(
+            _l("Unknown signing request: sign again."), code="unknown_request", status=404
+        )
+    if pending.finished_at is not None:
+        raise Conflict(_l("This signing request was already used."), code="request_used")
+    if utcnow() - pending.created_at > PENDING_TTL:
+        raise Conflict(_l("This signing request has expired: sign again."), code="request_expired")
+    if signed_version(record).sha256 != pending.base_sha256:
+        raise Conflict(
+            _l("The record changed while you were signing: sign again."), code="stale_request"
+        )
+    certificate = db.session.get(SigningCertificate, pending.certificate_id)
+    if certificate is None or certificate.revoked_at is not None:
+        raise Conflict(
+            _l("The certificate of this signing request was revoked: sign again."),
+            code="certificate_revoked",
+        )
+    with blob_store().open(pending.prepared_sha256) as handle:
+        prepared_pdf = handle.read()
+    prepared = member_keys.PreparedSignature(
+        pdf=prepared_pdf,
+        signed_attrs=bytes(pending.signed_attrs),
+        document_digest=bytes.fromhex(pending.document_digest),
+        region_start=pending.region_start,
+        region_end=pending.region_end,
+    )
+    try:
+        signed = member_keys.finish_signature(prepared, certificate, signature)
+    except member_keys.BadSignatureValue:
+        raise OperationError(
+            _l("The signature does not verify with your enrolled key: nothing was signed."),
+            code="bad_signature",
+        ) from None
+    pending.finished_at = utcnow()
+    field = member_field(member.position)
+    return _store_countersignature(
+        actor, record, tender, member, field, signed, certificate, held=True
+    )
 
 
 # --- superseding ---------------------------------------------------------------------------

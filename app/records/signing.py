@@ -16,11 +16,19 @@ Production configures files instead (never generated there):
 - `FAIRBID_TSA_URL` (any environment): an RFC 3161 time-stamping authority; when set, every
   signature gets a signature time-stamp and the document a PAdES-LTA document time-stamp.
 
-Each panel member gets one certificate from the platform CA (`member_certificate`, issued on
-first use); its private key lives only in `SigningCertificate.sealed_key`, encrypted with
-AES-256-GCM under a key derived with HKDF-SHA256 from the app's SECRET_KEY and a random salt
-(the certificate serial is the associated data). A key that no longer unseals (SECRET_KEY
-rotated) revokes the certificate and a new one is issued.
+Panel members countersign with a key they hold in their browser (`app.records.member_keys`:
+enrolment, pyHanko's interrupted signing); the server never holds it. The older server-held
+path remains only for older records, tests and the drill (`sign_pdf(signer=user)`,
+`operations.countersign`): one certificate per member from the platform CA
+(`member_certificate`, issued on first use), its private key only in
+`SigningCertificate.sealed_key`, encrypted with AES-256-GCM under a key derived with
+HKDF-SHA256 from the app's SECRET_KEY and a random salt (the certificate serial is the
+associated data). A key that no longer unseals (SECRET_KEY rotated) revokes the certificate
+and a new one is issued. Enrolling a held key revokes the server-held certificate.
+
+Revoked certificates are listed in the CA's CRL (`revocation_list`, published at
+/api/v1/platform/signing-ca.crl); `validate_pdf` reads it, so a signature made after its
+certificate was revoked is not trusted.
 
 Signatures are PAdES (SubFilter ETSI.CAdES.detached, SHA-256), incremental, with validation
 information embedded and a visible stamp drawn with an embedded TrueType font (the default
@@ -46,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
@@ -82,6 +91,7 @@ __all__ = [
     "platform_ca",
     "platform_certificate",
     "platform_signer",
+    "revocation_list",
     "sign_pdf",
     "signatures_ok",
     "stamp_font_path",
@@ -387,13 +397,16 @@ def platform_certificate() -> SigningCertificate:
 
 
 def member_certificate(user: User) -> SigningCertificate:
-    """The panel member's signing certificate, issued by the platform CA on first use (added
-    to the caller's session, never committed here)."""
+    """The panel member's server-held signing certificate (the older path, kept for older
+    records and tests; members now sign with a key they hold, `app.records.member_keys`),
+    issued by the platform CA on first use (added to the caller's session, never committed
+    here)."""
     now = utcnow()
     row = db.session.scalar(
         select(SigningCertificate)
         .where(
             SigningCertificate.user_id == user.id,
+            SigningCertificate.sealed_key != "",
             SigningCertificate.revoked_at.is_(None),
             SigningCertificate.not_after > now + dt.timedelta(days=1),
         )
@@ -636,6 +649,40 @@ def sign_pdf(
         signing_key=load_private_key_from_pemder_data(key_pem, passphrase=None),
         cert_registry=SimpleCertificateStore.from_certs([_asn1(c) for c in chain]),
     )
+    pdf_signer = build_pdf_signer(
+        pdf_bytes,
+        cms_signer,
+        signer_name=signer_name,
+        field_name=field_name,
+        reason=reason,
+        visible=visible,
+        stamp_text=stamp_text,
+        on_page=on_page,
+        box=box,
+        location=location,
+    )
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes), strict=False)
+    out = io.BytesIO()
+    outside_event_loop(lambda: pdf_signer.sign_pdf(writer, output=out))
+    return out.getvalue()
+
+
+def build_pdf_signer(
+    pdf_bytes: bytes,
+    cms_signer: signers.Signer,
+    *,
+    signer_name: str,
+    field_name: str,
+    reason: str,
+    visible: bool = True,
+    stamp_text: str | None = None,
+    on_page: int = -1,
+    box: tuple[int, int, int, int] | None = None,
+    location: str | None = None,
+) -> signers.PdfSigner:
+    """pyHanko's `PdfSigner` for one signature of ours (PAdES, SHA-256, validation info in
+    the signature's revision, the visible stamp): the same for a key the server holds
+    (`sign_pdf`) and for the interrupted flow of a member-held key (`member_keys`)."""
     timestamper = _timestamper()
     metadata = signers.PdfSignatureMetadata(
         field_name=field_name,
@@ -671,17 +718,13 @@ def sign_pdf(
         )
     else:
         field_spec = fields.SigFieldSpec(sig_field_name=field_name, on_page=on_page)
-    pdf_signer = signers.PdfSigner(
+    return signers.PdfSigner(
         metadata,
         cms_signer,
         timestamper=timestamper,
         stamp_style=stamp_style,
         new_field_spec=field_spec,
     )
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf_bytes), strict=False)
-    out = io.BytesIO()
-    outside_event_loop(lambda: pdf_signer.sign_pdf(writer, output=out))
-    return out.getvalue()
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -689,13 +732,91 @@ def sign_pdf(
 
 def validate_pdf(pdf_bytes: bytes) -> list[SignatureStatus]:
     """Every embedded signature validated with pyHanko, the platform roots as trust anchors
-    (`evaluation.pdf.validate_signatures`, which `python -m evaluation verify` uses too). A PDF
-    that cannot be parsed raises `ValueError`."""
+    and the platform CA's current CRL (`evaluation.pdf.validate_signatures`, which
+    `python -m evaluation verify` uses too): a signature made after its certificate was
+    revoked is not trusted. A PDF that cannot be parsed raises `ValueError`."""
+    crls = []
+    with contextlib.suppress(SigningNotConfigured):
+        crls.append(asn1_crl.CertificateList.load(revocation_list_der()))
     return validate_signatures(
         pdf_bytes,
         [_asn1(c) for c in trust_roots()],
         [_asn1(c) for c in chain_certificates()],
+        crls,
     )
+
+
+# --- revocation ----------------------------------------------------------------------------
+
+CRL_VALIDITY = dt.timedelta(days=1)
+
+
+def revocation_list() -> x509.CertificateRevocationList:
+    """The platform CA's CRL, made now: every certificate it issued that was revoked (a
+    member's lost key, a server-held key retired when the member enrolled their own, a key
+    that no longer unseals), with its revocation time. Valid for a day; published at
+    /api/v1/platform/signing-ca.crl. Raises `SigningNotConfigured` without the CA."""
+    ca = platform_ca()
+    now = utcnow().replace(microsecond=0)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(now)
+        .next_update(now + CRL_VALIDITY)
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca.key.public_key()  # type: ignore[attr-defined]
+            ),
+            critical=False,
+        )
+    )
+    rows = db.session.scalars(
+        select(SigningCertificate)
+        .where(SigningCertificate.revoked_at.is_not(None))
+        .order_by(SigningCertificate.id)
+    )
+    for row in rows:
+        certificate = x509.load_pem_x509_certificate(row.certificate_pem.encode("ascii"))
+        if certificate.issuer != ca.certificate.subject:
+            continue
+        revoked_at = row.revoked_at.replace(microsecond=0)
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(certificate.serial_number)
+            .revocation_date(revoked_at)
+            .add_extension(x509.CRLReason(x509.ReasonFlags.superseded), critical=False)
+            .build()
+        )
+    return builder.sign(ca.key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+CRL_PATH = "/api/v1/platform/signing-ca.crl"
+
+
+def crl_distribution_point() -> x509.CRLDistributionPoints:
+    """Where the CA's CRL is published, for the certificates it issues to members: a
+    validator checks revocation only for certificates that name a CRL (pyHanko's soft-fail
+    mode), and reads the copy it is given (`--crl`) instead of fetching it."""
+    base = str(current_app.config.get("PUBLIC_URL") or "http://localhost").rstrip("/")
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(base + CRL_PATH)],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+        ]
+    )
+
+
+def revocation_list_der() -> bytes:
+    return revocation_list().public_bytes(serialization.Encoding.DER)
+
+
+def revocation_list_pem() -> bytes:
+    return revocation_list().public_bytes(serialization.Encoding.PEM)
 
 
 def signatures_ok(pdf_bytes: bytes, expected: int | None = None) -> bool:

@@ -131,6 +131,8 @@ def write_all(out: Path, drill) -> dict[str, str]:
     # The trust root for `python -m evaluation verify evaluation-record.pdf --trust …`: the
     # platform CA, which also issues the panel members' certificates.
     put("platform-ca-cert.pem", signing.trust_roots_pem() if signed else None)
+    # Its CRL (DER), for `… --crl platform-ca.crl`: certificates revoked so far.
+    put("platform-ca.crl", signing.revocation_list_der() if signed else None)
     package = ocds_package(tender)
     put("ocds.json", json.dumps(package, indent=2, ensure_ascii=False) if package else None)
     events = audit_events(tender)

@@ -37,6 +37,7 @@ from app.opening import jobs as opening_jobs
 from app.opening import operations as opening_ops
 from app.opening.models import AnonymityDecision
 from app.panels import operations as panels
+from app.records import member_keys
 from app.records import operations as records
 from app.records.models import RecordStatus
 from app.results import operations as results
@@ -630,16 +631,40 @@ def stage_record(drill: Drill) -> str:
         raise RuntimeError(f"the evaluation record job failed: {record.error}")
     signed = 0
     if drill.options.countersign:
-        # Each panel member countersigns with their own certificate, a fresh TOTP code each.
+        # Each panel member enrols a key of their own and countersigns with it (a fresh TOTP
+        # code each time); the drill plays their browsers (`_countersign_with_own_key`).
         for member in records.signing_members(tender):
             drill.clock.advance(timedelta(minutes=5))
             expert = db.session.get(User, member.user_id)
-            records.countersign(expert, record, casting.totp_code(expert))
-            commit()
+            _countersign_with_own_key(expert, record)
             signed += 1
     db.session.refresh(record)
     pages = record.pages or "?"
     return f"evaluation record {record.status} ({pages} pages, {signed} countersignatures)"
+
+
+def _countersign_with_own_key(expert: User, record) -> None:
+    """What the member's browser does (static/js/member_key.js): make an ECDSA P-256 key,
+    enrol it with a signed request, then sign the signed attributes the server prepares.
+    The key lives only in this function, as it would only in the browser."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    nonce = records.issue_enrolment_nonce(expert).nonce
+    commit()
+    message = member_keys.enrolment_message(expert.id, nonce, spki)
+    proof = member_keys.sign_raw(key, message)
+    records.enrol_signing_key(expert, casting.totp_code(expert), spki, nonce, proof)
+    commit()
+    pending = records.prepare_countersignature(expert, record, casting.totp_code(expert))
+    commit()
+    value = member_keys.sign_raw(key, bytes(pending.signed_attrs))
+    records.finish_countersignature(expert, record, pending.id, value)
+    commit()
 
 
 def stage_candidates(drill: Drill) -> str:

@@ -120,3 +120,34 @@ def test_an_unreachable_authority_refuses_to_sign_without_its_time_stamp(app, mo
     )
     with pytest.raises(TimestampRequestError, match="timestamp service"):
         signing.sign_pdf(pdf, signer="platform", field_name="platform", reason="R")
+
+
+def test_a_member_held_key_signature_is_time_stamped_too(app, tsa, monkeypatch, make_user):
+    """The interrupted flow: the time-stamp is added when the server finishes the member's
+    signature (an unsigned attribute), then the document time-stamp (PAdES-LTA)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from app.accounts.models import Role
+    from app.records import member_keys
+
+    url, answered = tsa
+    monkeypatch.setitem(app.config, "FAIRBID_TSA_URL", url)
+    member = make_user(Role.EXPERT)
+    key = ec.generate_private_key(ec.SECP256R1())  # the member's browser
+    row, _ = member_keys.issue_held_certificate(member, key.public_key())
+    pdf = render_pdf(
+        HTML, pdf_variant="pdf/a-3b", attachments=[PdfAttachment("scoring.json", "{}")]
+    )
+    signed = signing.sign_pdf(pdf, signer="platform", field_name="platform", reason="R")
+    before = len(answered)
+    prepared = member_keys.prepare_signature(
+        signed, row, signer_name=member.full_name, field_name="member-1", reason="R"
+    )
+    out = member_keys.finish_signature(
+        prepared, row, member_keys.sign_raw(key, prepared.signed_attrs)
+    )
+    assert len(answered) > before
+    statuses = signing.validate_pdf(out)
+    assert [s.field_name for s in statuses] == ["platform", "member-1"]
+    assert all(s.ok and s.timestamp_ok for s in statuses), statuses
+    assert statuses[1].serial == row.serial

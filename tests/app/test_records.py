@@ -79,7 +79,6 @@ def test_pdfsig_does_not_trust_an_unknown_root(app, small_pdf):
 import hashlib  # noqa: E402
 import io  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pyotp  # noqa: E402
@@ -198,32 +197,48 @@ def test_countersigning_by_every_member_completes_the_record(app, finalised, tmp
 
 
 def test_wrong_code_refused_and_nothing_stored(app, finalised, client, auth):
+    """The record page's two JSON steps (static/js/member_key.js drives them in the
+    browser; tests/app/test_member_keys.py's key plays the browser here)."""
+    import base64
+
     from app.extensions import db
     from app.records import operations
+    from tests.app.test_member_keys import BrowserKey, _code, _enrol
 
     record = _make_record(finalised)
     document_id = record.document_id
     expert = finalised.experts[1]
     auth.login(expert)
-    response = client.post(
-        f"/records/tenders/{finalised.tender.id}/countersign", data={"code": "000000"}
-    )
-    assert response.status_code == 303
+    url = f"/records/tenders/{finalised.tender.id}"
+    page = client.get(url)
+    assert b"first make your signing key" in page.data and b'id="countersign"' not in page.data
+    browser = BrowserKey()
+    _enrol(expert, browser)
+    page = client.get(url)
+    assert page.status_code == 200 and b'id="countersign"' in page.data
+    assert b"Countersign the record with my key" in page.data
+    response = client.post(f"{url}/countersign", json={"code": "000000"})
+    assert response.status_code == 401 and response.get_json()["error"] == "bad_totp"
+    assert client.post(f"{url}/countersign", json={"code": "12"}).status_code == 400
     db.session.refresh(record)
     assert record.document_id == document_id
     assert len(operations.signatures_of(record)) == 1
-    page = client.get(f"/records/tenders/{finalised.tender.id}")
-    assert page.status_code == 200 and b"Countersign the record" in page.data
-    # the right code signs (the next step's: signing in used the current one)
-    code = pyotp.TOTP(expert.totp_secret).at(time.time() + 30)
-    response = client.post(
-        f"/records/tenders/{finalised.tender.id}/countersign", data={"code": code}
-    )
-    assert response.status_code == 303
+    code = _code(expert)
+    db.session.commit()
+    prepared = client.post(f"{url}/countersign", json={"code": code})
+    assert prepared.status_code == 201, prepared.get_json()
+    data = prepared.get_json()
+    attrs = base64.b64decode(data["signed_attrs"])
+    sign = base64.b64encode(BrowserKey().sign(attrs)).decode()
+    refused = client.post(data["finish_url"], json={"request": data["request"], "signature": sign})
+    assert refused.status_code == 400 and refused.get_json()["error"] == "bad_signature"
+    sign = base64.b64encode(browser.sign(attrs)).decode()
+    done = client.post(data["finish_url"], json={"request": data["request"], "signature": sign})
+    assert done.status_code == 201, done.get_json()
     db.session.refresh(record)
     assert record.document_id != document_id
     assert [s.field_name for s in operations.signatures_of(record)] == ["platform", "member-2"]
-    page = client.get(f"/records/tenders/{finalised.tender.id}")
+    page = client.get(url)
     assert b"You have countersigned this record." in page.data
 
 
