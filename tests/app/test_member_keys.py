@@ -5,33 +5,17 @@ here in Python plays the browser's part (WebCrypto's raw r||s signatures)."""
 from __future__ import annotations
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives import serialization
 
 from app.accounts.models import Role
 from app.pdf import PdfAttachment, render_pdf
 from app.records import member_keys, signing
+from tests.factories.member_keys import BrowserKey
+from tests.factories.member_keys import enrol as _enrol
+from tests.factories.member_keys import totp_code as _code
 
 HTML = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>T</title></head>
 <body><h1>Record</h1><p>Body text.</p></body></html>"""
-
-
-class BrowserKey:
-    """What member_key.js does with WebCrypto: a P-256 key, raw r||s signatures."""
-
-    def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-
-    @property
-    def spki(self) -> bytes:
-        return self.key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-
-    def sign(self, data: bytes) -> bytes:
-        r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 @pytest.fixture
@@ -71,29 +55,8 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import pyotp  # noqa: E402
-
 from tests.conftest import run_queued_jobs  # noqa: E402
 from tests.factories.records import build_finalised  # noqa: E402
-
-
-def _code(user) -> str:
-    """A code the server takes: each test step is a new confirmation by the member (the
-    step already used is forgotten, as it would be 30 s later)."""
-    user.totp_last_step = 0
-    return pyotp.TOTP(user.totp_secret).now()
-
-
-def _enrol(user, browser: BrowserKey):
-    from app.extensions import db
-    from app.records import operations
-
-    nonce = operations.issue_enrolment_nonce(user).nonce
-    db.session.commit()
-    proof = browser.sign(member_keys.enrolment_message(user.id, nonce, browser.spki))
-    certificate = operations.enrol_signing_key(user, _code(user), browser.spki, nonce, proof)
-    db.session.commit()
-    return certificate, nonce
 
 
 @pytest.fixture

@@ -203,7 +203,9 @@ def test_wrong_code_refused_and_nothing_stored(app, finalised, client, auth):
 
     from app.extensions import db
     from app.records import operations
-    from tests.app.test_member_keys import BrowserKey, _code, _enrol
+    from tests.factories.member_keys import BrowserKey
+    from tests.factories.member_keys import enrol as _enrol
+    from tests.factories.member_keys import totp_code as _code
 
     record = _make_record(finalised)
     document_id = record.document_id
