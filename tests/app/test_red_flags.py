@@ -407,4 +407,4 @@ def test_thresholds_are_configurable(app, colluding):
             flags.screen_tender(tender.id)
         db.session.rollback()
     finally:
-        app.config.pop("SUPERVISION_FLAG_THRESHOLDS")
+        app.config["SUPERVISION_FLAG_THRESHOLDS"] = {}
