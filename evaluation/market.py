@@ -16,9 +16,11 @@ Plain records in, ``RedFlag`` out; the app gathers the records nightly. Defaults
   Scoreboard marks a single-bidder share above 20 % as unsatisfactory.
 - ``expert_repeated_entity``: an expert sat on at least half (and at least 3) of a procuring
   entity's last 10 panels (platform defaults).
-- ``expert_score_deviation``: over at least 5 score sheets, an expert's total differs from the
-  mean of the rest of the panel by at least 10 % of the maximum points on average, always in
-  the same direction (platform defaults).
+- ``expert_score_deviation``: over at least 5 marks, an expert's mark differs from the median
+  of the whole panel's marks (for the same bid and criterion) by at least 10 % of the
+  criterion's maximum points on average, always in the same direction (platform defaults).
+  The median, not the mean of the others: on a panel of three, one deviating expert would
+  otherwise make the two others deviate too.
 """
 
 from __future__ import annotations
@@ -69,11 +71,11 @@ class Sitting:
 
 @dataclass(frozen=True)
 class SheetDeviation:
-    """An expert's technical total on one bid, against the mean of the others' totals."""
+    """An expert's mark on one bid and criterion, against the median of the panel's marks."""
 
     expert: str
     score: Decimal
-    others_mean: Decimal
+    panel_median: Decimal
     max_points: Decimal
 
 
@@ -242,7 +244,7 @@ def expert_score_deviation(
     with evaluation_context():
         for s in sheets:
             if s.max_points > 0:
-                by_expert[s.expert].append((s.score - s.others_mean) / s.max_points)
+                by_expert[s.expert].append((s.score - s.panel_median) / s.max_points)
     flags = []
     for expert in sorted(by_expert):
         deviations = by_expert[expert]

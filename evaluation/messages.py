@@ -147,8 +147,8 @@ MESSAGES: dict[str, str] = {
         "{entity} (threshold {threshold})."
     ),
     "expert_score_deviation": (
-        "Expert {expert}'s totals differ from the rest of the panel by {mean_deviation} of the "
-        "maximum points on average over {sheets} score sheets, always in the same direction "
+        "Expert {expert}'s marks differ from the panel's median by {mean_deviation} of the "
+        "maximum points on average over {sheets} marks, always in the same direction "
         "(threshold {threshold})."
     ),
 }

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from statistics import median
 from typing import Any
 
 from flask import current_app
@@ -551,8 +552,7 @@ def _deviations(centre_id: int) -> list[market.SheetDeviation]:
         if not maximum or len(marks) < 3:
             continue
         for expert, value in marks:
-            others = [v for e, v in marks if e != expert]
-            out.append(market.SheetDeviation(expert, value, sum(others) / len(others), maximum))
+            out.append(market.SheetDeviation(expert, value, median(v for _, v in marks), maximum))
     return out
 
 

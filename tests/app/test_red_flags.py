@@ -408,3 +408,82 @@ def test_thresholds_are_configurable(app, colluding):
         db.session.rollback()
     finally:
         app.config["SUPERVISION_FLAG_THRESHOLDS"] = {}
+
+
+def test_nightly_expert_signals_from_panels_and_scores(app, make_tender, make_user, make_centre):
+    from app.evaluations.models import ScoreSheet, TechnicalScore
+    from app.evaluations.scoring_file import technical_criteria
+    from app.panels.models import MemberStatus, PanelMember
+
+    centre = make_centre()
+    regular, others = make_user(Role.EXPERT), [make_user(Role.EXPERT) for _ in range(2)]
+    tenders = []
+    for _ in range(4):
+        tender = make_tender(centre=centre, status="evaluating", keyed=False)
+        tender.procuring_entity = "Roads Office"
+        tenders.append(tender)
+    db.session.flush()
+    for n, tender in enumerate(tenders):
+        panel = [regular, others[n % 2]]
+        for position, expert in enumerate(panel, start=1):
+            db.session.add(
+                PanelMember(
+                    tender_id=tender.id,
+                    user_id=expert.id,
+                    status=MemberStatus.ACCEPTED,
+                    position=position,
+                )
+            )
+    # One scored tender: the regular expert marks every bid at the maximum, the two others
+    # in the middle; on each bid the panel's median is the middle mark.
+    scored = use_goods_template(tenders[0])
+    criterion = technical_criteria(scored)[0]
+    key, maximum = criterion["key"], criterion["max_points"]
+    sheets = {}
+    for expert in (regular, *others):
+        sheets[expert.id] = ScoreSheet(
+            tender_id=scored.id, user_id=expert.id, locked_at=datetime.now(UTC)
+        )
+        db.session.add(sheets[expert.id])
+    db.session.flush()
+    for n in range(5):
+        bid = Bid(
+            tender_id=scored.id,
+            company_id=make_user(Role.BIDDER).company_id,
+            submitted_by_id=scored.created_by_id,
+            envelope_sha256=f"{n}" * 64,
+            size=1,
+            received_at=datetime.now(UTC),
+            receipt="{}",
+        )
+        db.session.add(bid)
+        db.session.flush()
+        evaluated = EvaluatedBid(tender_id=scored.id, bid_id=bid.id, code=f"T-{n}AB")
+        db.session.add(evaluated)
+        db.session.flush()
+        for expert, mark in (
+            (regular, maximum),
+            (others[0], maximum / 2),
+            (others[1], maximum / 2),
+        ):
+            db.session.add(
+                TechnicalScore(
+                    sheet_id=sheets[expert.id].id,
+                    evaluated_bid_id=evaluated.id,
+                    criterion=key,
+                    score=str(mark),
+                )
+            )
+    db.session.commit()
+    raised = flags.screen_market([centre.id])
+    db.session.commit()
+    found = {
+        (f.rule, f.evidence.get("expert"))
+        for f in db.session.scalars(select(RedFlag).where(RedFlag.centre_id == centre.id))
+    }
+    label = f"{regular.full_name} (#{regular.id})"
+    assert ("expert_repeated_entity", label) in found
+    assert ("expert_score_deviation", label) in found
+    # The median keeps the two others clear of the regular expert's deviation.
+    assert not any(expert != label for _, expert in found if expert)
+    assert raised == len(found)
