@@ -46,6 +46,8 @@ class FlagOut(Schema):
     tender_id = Integer(allow_none=True)
     centre_id = Integer(allow_none=True)
     competition = String()
+    link = String(metadata={"description": "the flag's page for supervisors"})
+    tender_link = String(allow_none=True)
     raised_at = String()
     updated_at = String()
 

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from statistics import median
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
@@ -623,6 +623,12 @@ def flag_json(flag: RedFlag) -> dict[str, Any]:
         "tender_id": flag.tender_id,
         "centre_id": flag.centre_id,
         "competition": flag.competition,
+        "link": url_for("supervision_flags.show", flag_id=flag.id, _external=True),
+        "tender_link": (
+            url_for("tenders.show", tender_id=flag.tender_id, _external=True)
+            if flag.tender_id
+            else None
+        ),
         "raised_at": flag.raised_at.isoformat(),
         "updated_at": flag.updated_at.isoformat(),
     }

@@ -287,6 +287,8 @@ def test_api_lists_filters_and_reviews(colluding, make_user, client):
     flag = _flag(tender, "same_pdf_author")
     one = client.get(f"/api/v1/supervision/flags/{flag.id}", headers=headers).get_json()
     assert one["rule"] == "same_pdf_author" and one["status"] == "open"
+    assert one["link"].endswith(f"/supervision/flags/{flag.id}")
+    assert one["tender_link"].endswith(f"/tenders/{tender.id}")
     assert one["evidence"]["bids"] and "message" not in one["evidence"]
     bad = client.post(
         f"/api/v1/supervision/flags/{flag.id}/review", json={"action": "dismissed"}, headers=headers
@@ -393,6 +395,16 @@ def test_nightly_run_raises_market_flags_once_a_day(app, make_tender, make_compa
     assert ("cover_bidding", f"{x.name} (#{x.id})") in market
     assert ("single_bid_share", centre.name) in market
     assert all(f.centre_id == centre.id for f in db.session.scalars(select(RedFlag)))
+
+
+def test_cli_screens_a_tender_and_history(app, colluding):
+    tender, _ = colluding
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["flags", "screen", str(tender.id)])
+    assert result.exit_code == 0 and "flag(s) raised" in result.output
+    assert runner.invoke(args=["flags", "screen", "999999"]).exit_code == 1
+    result = runner.invoke(args=["flags", "market"])
+    assert result.exit_code == 0 and "market flag(s) raised" in result.output
 
 
 def test_thresholds_are_configurable(app, colluding):

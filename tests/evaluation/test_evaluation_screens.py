@@ -249,6 +249,14 @@ def test_scale_invariance(values, factor):
         assert same(fn(values), fn(scaled)), fn.__name__
 
 
+@given(price_lists, st.decimals(min_value=0, max_value=10**6, places=2))
+def test_shape_statistics_ignore_a_shift(values, shift):
+    # Adding the same amount to every bid moves the mean, not the shape of the distribution.
+    shifted = [v + shift for v in values]
+    for fn in (skewness, kurtosis, relative_distance, normalised_relative_distance):
+        assert same(fn(values), fn(shifted)), fn.__name__
+
+
 @given(price_lists)
 def test_order_invariance_and_bounds(values):
     backward = list(reversed(values))
