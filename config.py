@@ -8,6 +8,7 @@ e-mail written to files under `instance/mail/`. Production refuses to start with
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -230,6 +231,13 @@ class Config:
     # clock down for days) is recorded as done without telling anyone.
     CLOCK_CATCH_UP_HOURS = int(os.environ.get("FAIRBID_CLOCK_CATCH_UP_HOURS", 24))
     FAIRBID_BASE_URL = os.environ.get("FAIRBID_BASE_URL", "http://127.0.0.1:5000/")
+
+    # Red flags for supervisors (app/supervision/flags.py; README "Red flags"): thresholds
+    # overriding the documented defaults, as JSON {"screens": {...}, "sources": {...},
+    # "market": {...}}; the nightly run over history from this hour (UTC) once a day.
+    SUPERVISION_FLAG_THRESHOLDS = json.loads(os.environ.get("FAIRBID_FLAG_THRESHOLDS") or "{}")
+    SUPERVISION_FLAGS_HOUR = int(os.environ.get("FAIRBID_FLAGS_HOUR", 2))
+    SUPERVISION_FLAGS_NIGHTLY = os.environ.get("FAIRBID_FLAGS_NIGHTLY", "1") != "0"
 
     # Open data (OCDS).
     # ocid = "<prefix>-<centre code>-<reference>"; register a real prefix with the OCP.

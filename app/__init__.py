@@ -89,11 +89,14 @@ def _connect_stages() -> None:
     from app.evaluations.operations import follow_vacated_seat
     from app.evaluations.queries import scoring_has_locked
     from app.evaluations.signals import evaluation_finalised
+    from app.opening.signals import tender_opened
     from app.panels.signals import scoring_lock_asked, seat_vacated
     from app.records.operations import request_record_on_finalise
+    from app.supervision.flag_jobs import screen_on_opening
     from app.tenders.signals import tender_publishing
 
     tender_publishing.connect(key_ceremony_on_publication)
+    tender_opened.connect(screen_on_opening)
     evaluation_finalised.connect(request_record_on_finalise)
     scoring_lock_asked.connect(scoring_has_locked)
     seat_vacated.connect(follow_vacated_seat)
@@ -126,6 +129,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.portal.views import bp as portal_bp
     from app.records.views import bp as records_bp
     from app.results.views import bp as results_bp
+    from app.supervision.flag_views import bp as supervision_flags_bp
     from app.supervision.views import bp as supervision_bp
     from app.tenders.views import bp as tenders_bp
 
@@ -145,6 +149,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(companies_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(supervision_bp)
+    app.register_blueprint(supervision_flags_bp)
     app.register_blueprint(tenders_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(bidder_bp)

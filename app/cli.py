@@ -29,6 +29,7 @@ from app.core.types import utcnow
 from app.demo import seed
 from app.extensions import db
 from app.scenario.cli import scenario_cli
+from app.supervision.cli import flags_cli
 from app.tenders.template_ops import sync_builtin_templates
 
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
@@ -179,4 +180,5 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(bids_cli)
 
     app.cli.add_command(scenario_cli)
+    app.cli.add_command(flags_cli)
     app.cli.add_command(clock_command)

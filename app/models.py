@@ -13,6 +13,7 @@ from app.opening.models import (  # noqa: F401
     OpeningLine,
     OpeningSession,
     ShareUnlock,
+    TechnicalSource,
 )
 from app.panels.models import (  # noqa: F401
     ExpertProfile,
@@ -22,6 +23,7 @@ from app.panels.models import (  # noqa: F401
 )
 from app.records.models import EvaluationRecord, RecordSignature, SigningCertificate  # noqa: F401
 from app.results.models import Objection, ResultLetter, ResultNotice  # noqa: F401
+from app.supervision.flag_models import FlagRun, RedFlag  # noqa: F401
 from app.tenders.models import (  # noqa: F401
     Addendum,
     BondRecord,

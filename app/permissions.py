@@ -25,6 +25,7 @@ class Permission(StrEnum):
     MANAGE_TENDERS = "manage_tenders"
     VIEW_TENDERS = "view_tenders"
     TAKE_PART = "take_part"
+    REVIEW_FLAGS = "review_flags"  # red flags: supervisors (within their centres), admins
 
 
 # Permissions a role holds; centre-scoped ones also need the object's centre to match.
@@ -36,6 +37,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.VIEW_AUDIT,
             Permission.VIEW_ALL_CENTRES,
             Permission.VIEW_TENDERS,
+            Permission.REVIEW_FLAGS,
         }
     ),
     Role.STAFF: frozenset(

@@ -112,7 +112,32 @@ def _parser() -> argparse.ArgumentParser:
         "the full draw published with the award or failure notice, is the draw it committed "
         "to (exit 1 when it is not)",
     )
+    p_screens = sub.add_parser(
+        "screens",
+        help="price screens of one competition (red flags for supervisors)",
+        description='Read {"prices": ["812000.00", ...]} (optional "ceiling": a decimal '
+        'string; optional "comparable_margins": the (b2 - b1) / b1 of comparable '
+        "competitions, for Cardinal R024/R058) and print n, cv, skewness, kurtosis, diffp, "
+        "rd, rdnor (decimal strings, 6 places; null where n is too small or the statistic "
+        "is undefined) and the flags raised with the default thresholds (see the README, "
+        '"Red flags"). Exit 0, or 2 when FILE cannot be used.',
+    )
+    p_screens.add_argument("file", metavar="FILE", help="JSON file, or - for stdin")
     return parser
+
+
+def _screens(data: bytes, name: str) -> int:
+    from evaluation.screens import read_prices, screen_prices
+
+    try:
+        document = json.loads(data)
+        prices, ceiling, margins = read_prices(document)
+        result = screen_prices(prices, ceiling=ceiling, comparable_margins=margins)
+    except (ValueError, UnicodeDecodeError) as exc:
+        print(f"error: {name}: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    return EXIT_OK
 
 
 COMMITMENT_ONLY = (
@@ -228,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
     if args.command == "draw-replay":
         return _draw_replay(data, args.file, args.commitment)
+    if args.command == "screens":
+        return _screens(data, args.file)
     signatures_failed = False
     if is_pdf(data):
         from evaluation.pdf import EmbeddedFileError, has_signatures, scoring_file_from_pdf

@@ -81,16 +81,75 @@ MESSAGES: dict[str, str] = {
     "invalid_scores": (
         "{errors} error(s) in the technical scores: no ranking until they are corrected."
     ),
-    # Price-pattern screens for supervisors.
+    # Red flags for supervisors (evaluation.screens, evaluation.sources, evaluation.market).
     "single_bid": "Only one bid was received.",
     "low_price_variation": (
-        "The coefficient of variation of the {n} prices is {cv}, below {threshold}: "
+        "The coefficient of variation of the {n} prices is {value}, below {threshold}: "
         "the prices are suspiciously close."
     ),
     "identical_prices": "Bids {bids} have the identical price {price}.",
     "equal_price_spacing": (
         "The {n} prices are equally spaced, {gap} apart (tolerance {tolerance}): "
         "a possible sign of coordinated bids."
+    ),
+    "high_relative_distance": (
+        "The gap between the two lowest of the {n} prices is {value} standard deviations of "
+        "the losing bids, above {threshold}: the losing bids may be cover bids."
+    ),
+    "high_kurtosis": "The excess kurtosis of the {n} prices is {value}, above {threshold}.",
+    "negative_skewness": "The skewness of the {n} prices is {value}, below {threshold}.",
+    "high_diffp": (
+        "The second lowest of the {n} prices is {value} (relative) above the lowest, more "
+        "than {threshold}."
+    ),
+    "high_rdnor": (
+        "The normalised relative distance of the {n} prices is {value}, above {threshold}."
+    ),
+    "close_margin_outlier": (
+        "The margin {margin} between the two lowest prices is a low outlier among "
+        "{comparable} comparable competitions (Q1 {q1}, Q3 {q3})."
+    ),
+    "heavily_undercut_outlier": (
+        "The margin {margin} between the two lowest prices is a high outlier among "
+        "{comparable} comparable competitions (Q1 {q1}, Q3 {q3})."
+    ),
+    "bids_near_ceiling": (
+        "{count} of the {n} bids ({bids}) lie just under the ceiling {ceiling} (from {floor})."
+    ),
+    "round_number_clustering": (
+        "{count} of the {n} bids ({bids}) are round numbers of at most {digits} significant digits."
+    ),
+    "identical_technical_files": "Bids {bids} submitted the identical technical file.",
+    "similar_technical_texts": (
+        "The technical texts of bids {bids} are {similarity} similar (threshold {threshold})."
+    ),
+    "same_pdf_author": "The technical files of bids {bids} name the same author.",
+    "same_pdf_software": (
+        "The technical files of bids {bids} come from the same creator and producer software."
+    ),
+    "same_submission_address": "Bids {bids} were uploaded from the same network address.",
+    "same_submission_device": (
+        "Bids {bids} were uploaded from the same network address and the same browser."
+    ),
+    "cover_bidding": (
+        "Company {company} lost {losses} times to company {winner} in {tenders} tenders "
+        "they both bid in, and never won."
+    ),
+    "winner_rotation": (
+        "Companies {companies} bid together in {tenders} tenders and took turns winning them."
+    ),
+    "single_bid_share": (
+        "{single} of the {tenders} opened tenders of {subject} received a single bid "
+        "(share {share}, threshold {threshold})."
+    ),
+    "expert_repeated_entity": (
+        "Expert {expert} sat on {count} of the last {panels} panels of procuring entity "
+        "{entity} (threshold {threshold})."
+    ),
+    "expert_score_deviation": (
+        "Expert {expert}'s marks differ from the panel's median by {mean_deviation} of the "
+        "maximum points on average over {sheets} marks, always in the same direction "
+        "(threshold {threshold})."
     ),
 }
 

@@ -51,6 +51,7 @@ from app.api import (  # noqa: E402, F401
     custody,
     evaluations,
     experts,
+    flags,
     ocds,
     records,
     results,

@@ -39,6 +39,11 @@ class Bid(db.Model):
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str] = mapped_column(String(300), default="")
+    # Keyed hashes (HMAC, app.core.keyed_hash) of the uploader's address and user agent: the
+    # supervisors' same-source signals compare them across bidders after the opening; never
+    # shown to panels.
+    address_hmac: Mapped[str | None] = mapped_column(String(64))
+    agent_hmac: Mapped[str | None] = mapped_column(String(64))
 
 
 class UploadSession(db.Model):

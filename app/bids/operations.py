@@ -70,6 +70,7 @@ from app.bids.receipts import platform_signing_key
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.formatting import centre_timezone
+from app.core.keyed_hash import keyed_hash
 from app.core.transaction import after_commit, own_session
 from app.core.types import utcnow
 from app.custody.operations import envelope_tender_id
@@ -351,6 +352,8 @@ def _accept_stored(
         supersedes_id=previous[-1].id if previous else None,
         ip=ip,
         user_agent=(user_agent or "")[:300],
+        address_hmac=keyed_hash("address", ip),
+        agent_hmac=keyed_hash("agent", user_agent),
     )
     db.session.add(bid)
     db.session.flush()  # the id, from the database sequence, is the receipt's sequence

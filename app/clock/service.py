@@ -51,6 +51,7 @@ from app.opening.models import EvaluatedBid, OpeningSession, OpeningStatus
 from app.panels.models import MemberStatus, PanelMember
 from app.records.models import EvaluationRecord, RecordStatus
 from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNotice
+from app.supervision.flag_jobs import nightly as nightly_flags
 from app.tenders.models import Notification, Tender, TenderDocument, TenderStatus
 from app.tenders.notify import notify_users, registered_bidders
 
@@ -857,11 +858,21 @@ def tick(now: datetime | None = None) -> TickReport:
                     _run(step, pending, now, report)
                 db.session.rollback()
             _certificate_reminders(now, report)
+            _nightly_flags(now)
             _watch(now, report)
     finally:
         if token is not None:
             CLOCK_OFFSET.reset(token)
     return report
+
+
+def _nightly_flags(now: datetime) -> None:
+    """Once a day, the supervisors' red flags over history (`app.supervision.flag_jobs`)."""
+    try:
+        nightly_flags(now)
+    except Exception:
+        db.session.rollback()
+        log.exception("the nightly red-flag run could not be started")
 
 
 def _lock(tender_id: int) -> Tender | None:

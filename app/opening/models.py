@@ -132,3 +132,22 @@ class EvaluatedBid(db.Model):
     # Position drawn by lot for a tie the tie-breaks could not separate (lower wins).
     lot_draw: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TechnicalSource(db.Model):
+    """What the opening read of a technical part before stripping it, for the supervisors'
+    same-source signals only (never shown to panels, bidders or the public): the hash of the
+    part as submitted, the PDF's /Author, /Creator and /Producer, and a MinHash sketch of its
+    text (`evaluation.sources.text_sketch`; the text itself is not kept)."""
+
+    __tablename__ = "technical_source"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tender_id: Mapped[int] = mapped_column(ForeignKey("tender.id"), index=True)
+    bid_id: Mapped[int] = mapped_column(ForeignKey("bid.id"), unique=True)
+    original_sha256: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(300), default="")
+    creator: Mapped[str] = mapped_column(String(300), default="")
+    producer: Mapped[str] = mapped_column(String(300), default="")
+    # Up to 128 unsigned 64-bit hashes, as decimal strings (JSON numbers lose precision).
+    text_sketch: Mapped[list[Any]] = mapped_column(JSON, default=list)

@@ -74,6 +74,7 @@ from app.events import CHANNEL_PREFIX, publish_after_commit
 from app.extensions import db, redis_client
 from app.opening import parts as opened_parts
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
+from app.opening.signals import tender_opened
 from app.permissions import Permission, require
 from app.storage import StorageError
 from app.tenders.commercial import commercial_spec_of
@@ -601,6 +602,7 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
     )
     _publish(tender.id, {"event": "opened", "done": len(outcomes), "total": len(outcomes)})
     publish_after_commit(TENDER_CHANNEL, {"tender": tender.id, "event": "opened"})
+    tender_opened.send(tender)
 
 
 # --- bidders' confirmations and objections -------------------------------------------------

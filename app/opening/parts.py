@@ -25,6 +25,7 @@ within the tender: the order of the codes says nothing about the order of submis
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import secrets
@@ -39,9 +40,10 @@ from sqlalchemy import select
 
 from app.companies.models import Company, CompanyAlias
 from app.extensions import db
-from app.opening.models import AnonymityDecision, EvaluatedBid
+from app.opening.models import AnonymityDecision, EvaluatedBid, TechnicalSource
 from app.storage import BlobStore
 from evaluation.anonymity import Identity, bidder_identities, normalise, scan_text, variants
+from evaluation.sources import text_sketch
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class KeptParts:
     technical_type: str = OCTET
     qualification: list[dict] = field(default_factory=list)
     hits: list[dict] = field(default_factory=list)
+    # For supervisors only (`TechnicalSource`): read before the metadata is stripped.
+    source: dict | None = None
 
 
 class PartSinks:
@@ -163,6 +167,7 @@ def _keep_technical(store: BlobStore, path: Path, company: Company, kept: KeptPa
     size = path.stat().st_size
     if size == 0:
         return  # an empty part: no technical part
+    kept.source = {"original_sha256": _sha256(path), "author": "", "creator": "", "producer": ""}
     if _sniff(path) != PDF_TYPE:
         stored = _put(store, path)
         kept.technical_sha256, kept.technical_size = stored.sha256, stored.size
@@ -173,7 +178,7 @@ def _keep_technical(store: BlobStore, path: Path, company: Company, kept: KeptPa
     try:
         if size > _rewrite_max():
             raise _TooLarge()
-        pages = _strip_pdf(path, stripped)
+        pages = _strip_pdf(path, stripped, kept.source)
         source = stripped
     except _TooLarge:
         pages, source = None, path
@@ -194,6 +199,7 @@ def _keep_technical(store: BlobStore, path: Path, company: Company, kept: KeptPa
     if not any(text.strip() for text in pages):
         kept.hits.append(_flag(FLAG_NO_TEXT))
         return
+    kept.source["text_sketch"] = [str(h) for h in text_sketch("\n".join(pages))]
     kept.hits.extend(scan_pages(pages, identities_of(company)))
 
 
@@ -208,8 +214,32 @@ def _rewrite_max() -> int:
         return DEFAULT_REWRITE_MAX
 
 
-def _strip_pdf(source: Path, target: Path) -> list[str]:
-    """Rewrite `source` to `target` without /Info and XMP metadata; the text of each page."""
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _document_info(reader, into: dict | None) -> None:
+    """/Author, /Creator, /Producer of the document information dictionary, read before it
+    is dropped (for the supervisors' same-source signals)."""
+    if into is None:
+        return
+    try:
+        info = reader.metadata or {}
+        for key in ("/Author", "/Creator", "/Producer"):
+            name = key[1:].lower()
+            value = info.get(key)
+            into[name] = str(value).strip()[:300] if value is not None else ""
+    except Exception:  # a damaged /Info: nothing to compare
+        log.warning("document information of a technical part unreadable")
+
+
+def _strip_pdf(source: Path, target: Path, info: dict | None = None) -> list[str]:
+    """Rewrite `source` to `target` without /Info and XMP metadata; the text of each page.
+    The /Author, /Creator and /Producer it drops are first copied into `info`."""
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import NameObject
 
@@ -218,6 +248,7 @@ def _strip_pdf(source: Path, target: Path) -> list[str]:
         reader = PdfReader(stream, strict=False)
         if reader.is_encrypted:
             reader.decrypt("")  # an owner-password-only PDF; anything else raises here
+        _document_info(reader, info)
         writer = PdfWriter()
         texts = []
         for page in reader.pages:
@@ -357,4 +388,16 @@ def record_evaluated_bid(tender_id: int, bid_id: int, kept: KeptParts | None, ta
         low_price_reason="",
     )
     db.session.add(row)
+    if kept.source is not None:
+        db.session.add(
+            TechnicalSource(
+                tender_id=tender_id,
+                bid_id=bid_id,
+                original_sha256=kept.source["original_sha256"],
+                author=kept.source.get("author", ""),
+                creator=kept.source.get("creator", ""),
+                producer=kept.source.get("producer", ""),
+                text_sketch=kept.source.get("text_sketch", []),
+            )
+        )
     return row
