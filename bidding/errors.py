@@ -108,3 +108,7 @@ class OpeningRecordError(BiddingError):
 
 class NoticeError(BiddingError):
     """A signed public notice is malformed or its signature does not verify."""
+
+
+class AuditExportError(BiddingError):
+    """An audit export or checkpoint is malformed, unsigned, incomplete or altered."""

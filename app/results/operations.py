@@ -297,6 +297,7 @@ def file_objection(actor: User, tender: Tender, text: str, uploads: list[Upload]
         object_type="objection",
         object_id=objection.id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={
             "tender": tender.id,
             "notice_id": notice.id,
@@ -332,6 +333,7 @@ def decide_objection(actor: User, objection: Objection, outcome: str, reason: st
         object_type="objection",
         object_id=objection.id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={"tender": tender.id, "company_id": objection.company_id, "reason": reason},
     )
     _notify(
