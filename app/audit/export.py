@@ -136,7 +136,7 @@ def _items(from_seq: int, to_seq: int, batch: int = 1000) -> Iterator[tuple[str,
         after = rows[-1].seq
 
 
-def tender_export(tender_id: int, **header: Any) -> bytes | None:
+def tender_export(tender_id: int, /, **header: Any) -> bytes | None:
     """The tender's audit export (JSON Lines), or None when it cannot be made yet (see
     `export_range`). `header` adds descriptive fields (envelope id, reference)."""
     span = export_range(tender_id)
