@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from . import audit_export, keys, merkle, notices, opening_record, receipts
+from . import audit_export, bundle, keys, merkle, notices, opening_record, receipts
 from . import commercial as commercial_form
 from . import envelope as env
 from .canonical import CanonicalJSONError, parse_json
@@ -293,6 +293,20 @@ def _cmd_verify_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify_bundle(args: argparse.Namespace) -> int:
+    key = _platform_key(args.platform_key)
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise _InputError(f"{directory} is not a directory")
+    summary = bundle.verify_bundle(directory, key)
+    print(
+        f"valid bundle of tender {summary.tender} ({summary.reference}): {summary.files} "
+        "file(s), none missing, altered or added, as signed by the platform key "
+        f"{keys.key_fingerprint(key)}"
+    )
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -406,6 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
     _platform_key_argument(p)
     p.add_argument("--tender", metavar="ID", help="refuse unless the export is of this tender")
     p.set_defaults(func=_cmd_verify_audit)
+
+    p = command(
+        "verify-bundle",
+        "Verify a verification bundle's signed MANIFEST.json: every file present, unaltered, "
+        "none added.",
+    )
+    p.add_argument("directory", metavar="DIR", help="the unpacked bundle")
+    _platform_key_argument(p)
+    p.set_defaults(func=_cmd_verify_bundle)
 
     p = command("open", "Verify and decrypt an envelope into a directory (all or nothing).")
     p.add_argument("envelope", metavar="ENVELOPE")

@@ -112,3 +112,8 @@ class NoticeError(BiddingError):
 
 class AuditExportError(BiddingError):
     """An audit export or checkpoint is malformed, unsigned, incomplete or altered."""
+
+
+class BundleError(BiddingError):
+    """A verification bundle's manifest is malformed or unsigned, or a file is missing,
+    altered or not part of it."""

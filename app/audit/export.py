@@ -82,6 +82,10 @@ def checkpoints(limit: int = 100, before_seq: int | None = None) -> list[AuditCh
     return list(db.session.scalars(query))
 
 
+def checkpoint_at(seq: int) -> AuditCheckpoint | None:
+    return db.session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.seq == seq))
+
+
 def checkpoints_between(first_seq: int, last_seq: int) -> list[AuditCheckpoint]:
     return list(
         db.session.scalars(

@@ -4,6 +4,7 @@ bidder, an auditor or a journalist would fetch it, and a summary."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext, suppress
 from pathlib import Path
 
 from flask import current_app, has_request_context, request
@@ -18,6 +19,7 @@ from app.custody.operations import envelope_tender_id
 from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.opening.operations import record_of
+from app.portal import bundle
 from app.records import signing
 from app.results.operations import evaluation_of, signed_record
 from app.tenders.documents import blob_store
@@ -114,6 +116,11 @@ def write_all(out: Path, drill) -> dict[str, str]:
     package = ocds_package(tender)
     put("ocds.json", json.dumps(package, indent=2, ensure_ascii=False) if package else None)
     put("audit.jsonl", audit_export(tender))
+    if tender.status in bundle.BUNDLE_STATUSES:
+        # The same zip as the tender page's download (its URLs need a request context).
+        context = nullcontext() if has_request_context() else current_app.test_request_context()
+        with context, suppress(bundle.BundleNotReady):
+            put("verification-bundle.zip", bundle.bundle_zip(bundle.bundle_files(tender)))
     return written
 
 
