@@ -49,6 +49,7 @@ from app.portal.queries import (
     portal_tender,
     search_tenders,
 )
+from app.results import operations as result_operations
 from app.tenders.documents import open_document, send_document
 from app.tenders.forms import EnquiryForm
 from app.tenders.labels import STATUS_LABELS
@@ -398,3 +399,13 @@ def verification_bundle(tender_id: int) -> Response:
     response = Response(bundle.bundle_zip(files), mimetype="application/zip")
     response.headers["Content-Disposition"] = f'attachment; filename="{bundle.bundle_name(tender)}"'
     return response
+
+
+@bp.route("/tenders/<int:tender_id>/cancellation-notice.json")
+def cancellation_notice(tender_id: int) -> Response:
+    """The cancelled tender's notice as the platform signed it: `python -m bidding
+    verify-notice NOTICE.json --platform-key receipt-key.pem` checks a copy offline."""
+    document = result_operations.cancellation_notice(portal_tender(tender_id))
+    if document is None:
+        abort_with(404, _l("This tender has no signed cancellation notice."))
+    return send_document(document, open_document(document))

@@ -24,5 +24,6 @@ EXPECTED.update(
         "portal.checkpoint": PUBLIC,
         "portal.tender_audit": PUBLIC,
         "portal.verification_bundle": PUBLIC,
+        "portal.cancellation_notice": PUBLIC,
     }
 )
