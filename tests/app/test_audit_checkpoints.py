@@ -178,3 +178,11 @@ def test_checkpoint_rows_are_unique_per_head(app):
     tick(utcnow() + timedelta(days=1))
     assert db.session.scalar(select(func.count()).select_from(AuditCheckpoint)) == 1
     assert checkpoints()[0].head != GENESIS
+
+
+def test_the_supervision_page_verifies_a_chain_of_both_versions(app, client, auth, make_user):
+    test_the_chain_verifies_across_hash_versions(app)
+    supervisor = make_user(Role.SUPERVISOR)
+    auth.login(supervisor)
+    page = client.post("/supervision/audit/verify").get_data(as_text=True)
+    assert 'id="chain-result"' in page and "Every link holds" in page
