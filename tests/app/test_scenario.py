@@ -169,6 +169,11 @@ def test_the_drill_runs_a_whole_tender(app, tmp_path, template, bidders, counter
     assert_valid(package_validator(), ocds)
     if result.reached == "award":
         assert ocds["releases"][-1]["awards"]
+        # The signed checkpoints anchoring its milestones are documents of its releases.
+        last = ocds["releases"][-1]
+        anchors = [d for d in last["tender"]["documents"] if d["documentType"] == "auditCheckpoint"]
+        assert anchors and all("/audit/checkpoints/" in d["url"] for d in anchors)
+        assert ocds["releases"][0]["ocid"].count(tender.centre.code) == 1
         # The verification bundle: unpacked in an empty folder, its documented commands
         # pass, and each of its files tampered with is caught by every command reading it.
         caught = check_bundle(out / "verification-bundle.zip", tmp_path / "bundle")
@@ -272,6 +277,10 @@ def test_too_few_bids_fail_the_tender_at_the_opening(app, tmp_path):
     assert db.session.get(Tender, result.tender_id).status == TenderStatus.FAILED
     summary = json.loads((tmp_path / "failed" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["winner"] is None
+    # A failed tender has its verification bundle too: no evaluation record, its documented
+    # commands pass and catch every tampered file.
+    caught = check_bundle(tmp_path / "failed" / "verification-bundle.zip", tmp_path / "bundle")
+    assert "evaluation-record.pdf" not in caught and "verify-audit" in caught["audit.jsonl"]
 
 
 def test_the_command_runs_on_a_fresh_empty_database(tmp_path):
