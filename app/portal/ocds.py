@@ -158,6 +158,8 @@ class TenderFacts:
     prior: tuple[str, str] | None = None
     sealing: SealingFacts | None = None
     checkpoints: tuple[CheckpointFacts, ...] = ()
+    # The signed cancellation notice of a cancelled tender: (document, its public URL).
+    cancellation: tuple[Any, str] | None = None
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -377,6 +379,11 @@ class _State:
                 f"Sealing record: Merkle root {sealing.root} over {sealing.count} envelope(s); "
                 + entry["description"]
             )
+            listed.append(entry)
+        if self.status == "cancelled" and self.facts.cancellation is not None:
+            document, url = self.facts.cancellation
+            entry = _document(document, self.document_url, "tenderNotice")
+            entry["url"] = url
             listed.append(entry)
         listed.extend(_checkpoint_document(checkpoint) for checkpoint in self.checkpoints)
         return listed

@@ -43,6 +43,7 @@ from app.portal.ocds import (
 )
 from app.records.models import EvaluationRecord, RecordSignature
 from app.results.models import NoticeKind, ResultNotice
+from app.results.operations import cancellation_notice
 from app.tenders.models import PUBLIC_STATUSES, Addendum, Tender, TenderStatus
 
 log = logging.getLogger(__name__)
@@ -175,9 +176,17 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 prior=priors.get(tender.id),
                 sealing=_sealing(tender),
                 checkpoints=anchors.get(tender.id, ()),
+                cancellation=_cancellation(tender),
             )
         )
     return out
+
+
+def _cancellation(tender: Tender) -> tuple[Any, str] | None:
+    document = cancellation_notice(tender)
+    if document is None:
+        return None
+    return document, public_url("portal.cancellation_notice", tender_id=tender.id)
 
 
 def _anchors(ids: list[int]) -> dict[int, tuple[CheckpointFacts, ...]]:

@@ -130,6 +130,11 @@ def test_a_cancelled_tender_has_a_signed_notice_and_a_verifiable_export(
     assert client.get(f"/tenders/{tender.id}/verification-bundle.zip").status_code == 404
     page = client.get(f"/tenders/{tender.id}").get_data(as_text=True)
     assert "cancellation-notice.json" in page and "audit.jsonl" in page
+    # Open data: the cancellation release lists the signed notice and the checkpoint.
+    releases = client.get(f"/api/v1/ocds/tenders/{tender.id}").get_json()["releases"]
+    urls = [d["url"] for r in releases for d in r["tender"].get("documents", [])]
+    assert any(u.endswith(f"/tenders/{tender.id}/cancellation-notice.json") for u in urls)
+    assert any("/audit/checkpoints/" in u for u in urls)
 
 
 def test_checkpoints_are_published(app, client, platform_public):
