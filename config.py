@@ -231,6 +231,9 @@ class Config:
     # clock down for days) is recorded as done without telling anyone.
     CLOCK_CATCH_UP_HOURS = int(os.environ.get("FAIRBID_CLOCK_CATCH_UP_HOURS", 24))
     FAIRBID_BASE_URL = os.environ.get("FAIRBID_BASE_URL", "http://127.0.0.1:5000/")
+    # The clock signs the audit chain's head at each tender milestone and, while the chain
+    # moves, at least this often (minutes).
+    AUDIT_CHECKPOINT_MINUTES = int(os.environ.get("FAIRBID_AUDIT_CHECKPOINT_MINUTES", 5))
 
     # Red flags for supervisors (app/supervision/flags.py; README "Red flags"): thresholds
     # overriding the documented defaults, as JSON {"screens": {...}, "sources": {...},

@@ -83,7 +83,8 @@ def create_app(config: type | None = None, **overrides) -> Flask:
 def _connect_stages() -> None:
     """The lifecycle's forward links, made here explicitly: a later stage answers an earlier
     stage's signal (connecting the same receiver again is a no-op). Publishing a tender runs
-    its key ceremony; finalising an evaluation requests its signed record; panels ask the
+    its key ceremony; cancelling a public tender publishes its signed cancellation notice;
+    finalising an evaluation requests its signed record; panels ask the
     evaluation stage whether scoring has locked and tell it when a seat is vacated."""
     from app.custody.operations import key_ceremony_on_publication
     from app.evaluations.operations import follow_vacated_seat
@@ -92,10 +93,12 @@ def _connect_stages() -> None:
     from app.opening.signals import tender_opened
     from app.panels.signals import scoring_lock_asked, seat_vacated
     from app.records.operations import request_record_on_finalise
+    from app.results.operations import sign_cancellation_notice
     from app.supervision.flag_jobs import screen_on_opening
-    from app.tenders.signals import tender_publishing
+    from app.tenders.signals import tender_cancelled, tender_publishing
 
     tender_publishing.connect(key_ceremony_on_publication)
+    tender_cancelled.connect(sign_cancellation_notice)
     tender_opened.connect(screen_on_opening)
     evaluation_finalised.connect(request_record_on_finalise)
     scoring_lock_asked.connect(scoring_has_locked)

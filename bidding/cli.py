@@ -1,5 +1,5 @@
 """``python -m bidding``: seal, inspect and open envelopes, verify receipts, inclusion,
-opening records and notices.
+opening records, notices and audit exports.
 
 Usable by a bidder without the platform.  Exit codes: 0 success (valid), 1 refused or
 invalid (the reason is printed on stderr), 2 usage error or an input file that cannot be
@@ -19,9 +19,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from . import audit_export, bundle, keys, merkle, notices, opening_record, receipts
 from . import commercial as commercial_form
 from . import envelope as env
-from . import keys, merkle, notices, opening_record, receipts
 from .canonical import CanonicalJSONError, parse_json
 from .errors import BiddingError, MalformedKey, WrongPassphrase
 
@@ -274,6 +274,39 @@ def _cmd_verify_notice(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_verify_audit(args: argparse.Namespace) -> int:
+    summary = audit_export.verify_export(
+        _read(args.export, "audit export"), _platform_key(args.platform_key), args.tender
+    )
+    first = summary.first_checkpoint
+    opening = (
+        f"signed checkpoint at event {first.seq} ({first.made_at})" if first else "the genesis"
+    )
+    last = summary.last_checkpoint
+    print(
+        f"valid audit export of tender {summary.tender}: events {summary.from_seq + 1}.."
+        f"{summary.to_seq} complete and unaltered from {opening} to the signed checkpoint at "
+        f"event {last.seq} ({last.made_at}); {summary.events} event(s) of the tender, "
+        f"{summary.stubs} stub(s) of others, none the tender's; {summary.checkpoints} "
+        "checkpoint(s) signed by the platform key"
+    )
+    return EXIT_OK
+
+
+def _cmd_verify_bundle(args: argparse.Namespace) -> int:
+    key = _platform_key(args.platform_key)
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise _InputError(f"{directory} is not a directory")
+    summary = bundle.verify_bundle(directory, key)
+    print(
+        f"valid bundle of tender {summary.tender} ({summary.reference}): {summary.files} "
+        "file(s), none missing, altered or added, as signed by the platform key "
+        f"{keys.key_fingerprint(key)}"
+    )
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -377,6 +410,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notice", metavar="NOTICE.json")
     _platform_key_argument(p)
     p.set_defaults(func=_cmd_verify_notice)
+
+    p = command(
+        "verify-audit",
+        "Verify a tender's audit export: the complete, unaltered chain between two signed "
+        "checkpoints, other tenders' events as stubs only.",
+    )
+    p.add_argument("export", metavar="AUDIT.jsonl")
+    _platform_key_argument(p)
+    p.add_argument("--tender", metavar="ID", help="refuse unless the export is of this tender")
+    p.set_defaults(func=_cmd_verify_audit)
+
+    p = command(
+        "verify-bundle",
+        "Verify a verification bundle's signed MANIFEST.json: every file present, unaltered, "
+        "none added.",
+    )
+    p.add_argument("directory", metavar="DIR", help="the unpacked bundle")
+    _platform_key_argument(p)
+    p.set_defaults(func=_cmd_verify_bundle)
 
     p = command("open", "Verify and decrypt an envelope into a directory (all or nothing).")
     p.add_argument("envelope", metavar="ENVELOPE")

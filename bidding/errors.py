@@ -108,3 +108,12 @@ class OpeningRecordError(BiddingError):
 
 class NoticeError(BiddingError):
     """A signed public notice is malformed or its signature does not verify."""
+
+
+class AuditExportError(BiddingError):
+    """An audit export or checkpoint is malformed, unsigned, incomplete or altered."""
+
+
+class BundleError(BiddingError):
+    """A verification bundle's manifest is malformed or unsigned, or a file is missing,
+    altered or not part of it."""

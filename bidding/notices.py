@@ -1,6 +1,6 @@
-"""Signed public notices: the candidates notice, the award notice and the failure notice of a
-tender, each published as a document signed by the platform's Ed25519 key like the sealing
-and opening records, so a copy can be checked offline:
+"""Signed public notices: the candidates notice, the award notice, the failure notice and the
+cancellation notice of a tender, each published as a document signed by the platform's
+Ed25519 key like the sealing and opening records, so a copy can be checked offline:
 ``python -m bidding verify-notice NOTICE.json --platform-key KEY.pem``.
 """
 
@@ -16,7 +16,7 @@ from .errors import NoticeError
 from .receipts import check_signature, load_document, sign_document
 
 NOTICE_FORMAT = "fairbid-result-notice"
-KINDS = frozenset({"candidates", "award", "failed"})
+KINDS = frozenset({"candidates", "award", "failed", "cancelled"})
 _REQUIRED = {"tender", "reference", "notice", "kind", "published_at", "content"}
 _WHAT = "notice"
 

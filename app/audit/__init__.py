@@ -9,13 +9,27 @@ from typing import Any
 from flask import has_request_context, request
 from sqlalchemy import select, text
 
-from app.audit.chain import GENESIS, ChainBreak, canonical_json, event_hash, verify_events
-from app.audit.models import AuditEvent, chain_dict
+from app.audit.chain import (
+    GENESIS,
+    HASH_VERSION,
+    ChainBreak,
+    canonical_json,
+    event_hash,
+    verify_events,
+)
+from app.audit.models import AuditCheckpoint, AuditEvent, chain_dict
 from app.core.types import utcnow
 from app.events import AUDIT_CHANNEL, publish_after_commit
 from app.extensions import db
 
-__all__ = ["AuditEvent", "ChainBreak", "append_event", "chain_head", "verify_chain"]
+__all__ = [
+    "AuditCheckpoint",
+    "AuditEvent",
+    "ChainBreak",
+    "append_event",
+    "chain_head",
+    "verify_chain",
+]
 
 # pg_advisory_xact_lock key: serialises appends so two transactions never share a parent.
 _PG_LOCK_KEY = 0x46414952  # "FAIR"
@@ -29,8 +43,13 @@ def append_event(
     object_id: Any = None,
     centre_id: int | None = None,
     data: dict[str, Any] | None = None,
+    tender_id: int | None = None,
 ) -> AuditEvent:
-    """Add one event to the chain inside the caller's transaction (never commits)."""
+    """Add one event to the chain inside the caller's transaction (never commits).
+
+    `tender_id`: the tender the event belongs to (defaults to `object_id` for a tender
+    object); it is in the hashed header, so a tender's audit export shows other tenders'
+    events as stubs."""
     session = db.session
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
@@ -43,8 +62,12 @@ def append_event(
         actor_id = None
     occurred_at = utcnow()
     ip = request.remote_addr if has_request_context() else None
+    if tender_id is None and object_type == "tender" and str(object_id).isdigit():
+        tender_id = int(object_id)
     event = AuditEvent(
         seq=seq,
+        version=HASH_VERSION,
+        tender_id=tender_id,
         occurred_at=occurred_at,
         actor_id=actor_id,
         actor_role=getattr(actor, "role", None) if actor_id else None,

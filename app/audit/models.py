@@ -13,12 +13,29 @@ from app.extensions import db
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+class AuditCheckpoint(db.Model):
+    """A signed chain head (`bidding.audit_export.sign_checkpoint`), made by the clock."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    head: Mapped[str] = mapped_column(String(64))
+    made_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
+
+
 class AuditEvent(db.Model):
     """Append-only, hash-chained. The database refuses UPDATE and DELETE (see migrations)."""
 
     __tablename__ = "audit_event"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # 1: the hash covers the whole event; 2: header + payload hash (see bidding.audit_export)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The tender the event belongs to (header field from version 2 on; null: none)
+    tender_id: Mapped[int | None] = mapped_column(Integer, index=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     actor_id: Mapped[int | None] = mapped_column(Integer, index=True)
     actor_role: Mapped[str | None] = mapped_column(String(16))
@@ -39,6 +56,8 @@ def chain_dict(row: Any) -> dict[str, Any]:
     """The hashed view of an event, from an ORM object or a plain result row."""
     return {
         "seq": row.seq,
+        "version": row.version,
+        "tender": row.tender_id,
         "occurred_at": row.occurred_at.strftime(TIMESTAMP_FORMAT),
         "actor_id": row.actor_id,
         "actor_role": row.actor_role,

@@ -401,6 +401,7 @@ def _append_received_event(bid: Bid) -> bool:
         object_type="bid",
         object_id=bid.id,
         centre_id=tender.centre_id,
+        tender_id=bid.tender_id,
         data={
             "tender_id": bid.tender_id,
             "company_id": bid.company_id,
@@ -499,6 +500,7 @@ def withdraw_bid(actor: User, bid: Bid) -> Bid:
         object_type="bid",
         object_id=bid.id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={"tender_id": tender.id, "sequence": bid.id},
     )
     return bid

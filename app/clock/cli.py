@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 def _echo(report: TickReport) -> None:
     for step, tender in report.performed:
         click.echo(f"{report.now.isoformat()} {step} tender {tender}")
+    for seq in report.checkpoints:
+        click.echo(f"{report.now.isoformat()} audit checkpoint at event {seq}")
     for step, tender in report.failed:
         click.echo(f"{report.now.isoformat()} FAILED {step} tender {tender}", err=True)
     for kind, tender in report.raised:

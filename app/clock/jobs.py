@@ -27,4 +27,5 @@ def tick_job(reschedule: bool = False) -> dict:
         "failed": report.failed,
         "raised": report.raised,
         "resolved": report.resolved,
+        "checkpoints": report.checkpoints,
     }

@@ -36,8 +36,10 @@ from sqlalchemy.orm import aliased
 
 from app.accounts.models import Role, User
 from app.audit import append_event
+from app.audit.export import checkpoint_due, make_checkpoint
 from app.bids import operations as bid_ops
 from app.bids.models import Bid, BidStatus
+from app.bids.receipts import platform_signing_key
 from app.clock.models import ClockAlert, ClockReminder, ClockStep
 from app.companies.models import Company, CompanyCertificate, CompanyStatus
 from app.core.cache import invalidate_after_commit
@@ -54,6 +56,7 @@ from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNot
 from app.supervision.flag_jobs import nightly as nightly_flags
 from app.tenders.models import Notification, Tender, TenderDocument, TenderStatus
 from app.tenders.notify import notify_users, registered_bidders
+from bidding.audit_export import sign_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class TickReport:
     failed: list[tuple[str, int]] = field(default_factory=list)
     raised: list[tuple[str, int]] = field(default_factory=list)
     resolved: list[tuple[str, int]] = field(default_factory=list)
+    checkpoints: list[int] = field(default_factory=list)  # seq of each signed chain head
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -860,6 +864,7 @@ def tick(now: datetime | None = None) -> TickReport:
             _certificate_reminders(now, report)
             _nightly_flags(now)
             _watch(now, report)
+            _checkpoint(now, report)
     finally:
         if token is not None:
             CLOCK_OFFSET.reset(token)
@@ -873,6 +878,43 @@ def _nightly_flags(now: datetime) -> None:
     except Exception:
         db.session.rollback()
         log.exception("the nightly red-flag run could not be started")
+
+
+def checkpoint_minutes() -> int:
+    """`FAIRBID_AUDIT_CHECKPOINT_MINUTES`: the longest time between two signed checkpoints
+    of a moving audit chain."""
+    return int(current_app.config.get("AUDIT_CHECKPOINT_MINUTES", 5))
+
+
+def checkpoint_audit(now: datetime, force: str | None = None) -> int | None:
+    """Sign the audit chain's head when a tender milestone happened since the last
+    checkpoint, or the configured period passed (only if the head moved); in a transaction
+    of its own. Returns the checkpointed sequence number, or None. The tick runs it last;
+    the drill runs it after each stage, on its simulated clock, and last with `force` (the
+    reason) to sign whatever head it left."""
+    db.session.rollback()
+    _begin_write()
+    reason = checkpoint_due(now, 0 if force else checkpoint_minutes())
+    if reason is not None and force:
+        reason = force
+    row = None
+    if reason is not None:
+        key = platform_signing_key()
+        row = make_checkpoint(now, reason, lambda body: sign_checkpoint(body, key))
+    db.session.commit()
+    return row.seq if row is not None else None
+
+
+def _checkpoint(now: datetime, report: TickReport) -> None:
+    try:
+        seq = checkpoint_audit(now)
+    except Exception:  # the tick goes on; the next one tries again
+        db.session.rollback()
+        log.exception("audit checkpoint failed")
+        report.failed.append(("audit_checkpoint", 0))
+        return
+    if seq is not None:
+        report.checkpoints.append(seq)
 
 
 def _lock(tender_id: int) -> Tender | None:

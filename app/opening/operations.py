@@ -572,6 +572,7 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
                 object_type="bid",
                 object_id=outcome.bid.id,
                 centre_id=tender.centre_id,
+                tender_id=tender.id,
                 data={"tender": tender.id, "reason": outcome.reason},
             )
     record = {
@@ -632,6 +633,7 @@ def confirm_line(actor: User, tender: Tender) -> OpeningLine:
         object_type="bid",
         object_id=line.bid_id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={"tender": tender.id},
     )
     return line
@@ -650,6 +652,7 @@ def object_to_line(actor: User, tender: Tender, objection: str) -> OpeningLine:
         object_type="bid",
         object_id=line.bid_id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={
             "tender": tender.id,
             "objection_sha256": hashlib.sha256(objection.encode()).hexdigest(),

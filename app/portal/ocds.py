@@ -134,6 +134,18 @@ class NoticeFacts:
     documents: tuple[tuple[str, Any], ...] = ()
 
 
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """A signed checkpoint of the audit chain that anchors one of the tender's milestones:
+    the first made at or after it (listed as a document, with the audit export's URL)."""
+
+    seq: int
+    head: str
+    made_at: datetime
+    url: str
+    export_url: str
+
+
 @dataclass
 class TenderFacts:
     tender: Any
@@ -145,6 +157,9 @@ class TenderFacts:
     # The tender this one re-tenders after it failed: (ocid suffix, title), or None.
     prior: tuple[str, str] | None = None
     sealing: SealingFacts | None = None
+    checkpoints: tuple[CheckpointFacts, ...] = ()
+    # The signed cancellation notice of a cancelled tender: (document, its public URL).
+    cancellation: tuple[Any, str] | None = None
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -254,6 +269,7 @@ class _State:
         self.award_period_start: datetime | None = None
         self.award_period_end: datetime | None = None
         self.sealed = False
+        self.checkpoints: list[CheckpointFacts] = []
 
     # Lookups ---------------------------------------------------------------------
 
@@ -364,6 +380,12 @@ class _State:
                 + entry["description"]
             )
             listed.append(entry)
+        if self.status == "cancelled" and self.facts.cancellation is not None:
+            document, url = self.facts.cancellation
+            entry = _document(document, self.document_url, "tenderNotice")
+            entry["url"] = url
+            listed.append(entry)
+        listed.extend(_checkpoint_document(checkpoint) for checkpoint in self.checkpoints)
         return listed
 
     def parties(self) -> list[dict[str, Any]]:
@@ -607,6 +629,8 @@ def _stages(facts: TenderFacts) -> list[tuple[datetime, int, str, Any]]:
     elif tender.status == "failed" and not failed:
         # Failed without a notice on record: say so, dated at the last known stage.
         stages.append((max(s[0] for s in stages), 4, "failed_unexplained", None))
+    for checkpoint in facts.checkpoints:
+        stages.append((checkpoint.made_at, 5, "checkpoint", checkpoint))
     stages.sort(key=lambda s: (s[0], s[1]))
     return stages
 
@@ -664,6 +688,9 @@ def build_releases(
         elif kind == "failed_unexplained":
             state.end("unsuccessful", "unsuccessful", date, "")
             releases.append(state.release("unsuccessful", ["tenderUpdate"], date))
+        elif kind == "checkpoint":
+            state.checkpoints.append(payload)
+            releases.append(state.release(f"checkpoint-{payload.seq}", ["tenderUpdate"], date))
         elif kind == "cancelled":
             state.end("cancelled", "cancellation", date, tender.cancel_reason or "Cancelled")
             releases.append(state.release("cancellation", ["tenderCancellation"], date))
@@ -696,6 +723,22 @@ def _document(
         "url": document_url(document),
         "datePublished": timestamp(document.created_at),
         "format": document.content_type.split(";")[0].strip(),
+    }
+
+
+def _checkpoint_document(checkpoint: CheckpointFacts) -> dict[str, Any]:
+    return {
+        "id": f"checkpoint-{checkpoint.seq}",
+        "documentType": "auditCheckpoint",
+        "title": f"Signed checkpoint of the audit log at event {checkpoint.seq}",
+        "description": (
+            f"Chain head {checkpoint.head} after event {checkpoint.seq}, signed by the "
+            f"platform key (Ed25519). The tender's audit export ({checkpoint.export_url}) is "
+            "checked against it with `python -m bidding verify-audit`."
+        ),
+        "url": checkpoint.url,
+        "datePublished": timestamp(checkpoint.made_at),
+        "format": "application/json",
     }
 
 

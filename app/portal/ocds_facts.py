@@ -20,17 +20,20 @@ from flask import url_for
 from sqlalchemy import CompoundSelect, Select, and_, func, select, union_all
 from sqlalchemy.orm import joinedload, selectinload
 
-from app.audit.models import AuditEvent
+from app.audit.export import MILESTONES
+from app.audit.models import AuditCheckpoint, AuditEvent
 from app.bids.models import Bid, BidStatus
 from app.bids.operations import sealing_record_of, sealing_summary
 from app.centres.models import TradingCentre
 from app.companies.models import Company
 from app.core.types import timestamp
+from app.core.urls import public_url
 from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.opening.models import OpeningLine, OpeningSession, OpeningStatus
 from app.portal.ocds import (
     Bidder,
+    CheckpointFacts,
     NoticeFacts,
     OpenedEnvelope,
     OpeningFacts,
@@ -40,6 +43,7 @@ from app.portal.ocds import (
 )
 from app.records.models import EvaluationRecord, RecordSignature
 from app.results.models import NoticeKind, ResultNotice
+from app.results.operations import cancellation_notice
 from app.tenders.models import PUBLIC_STATUSES, Addendum, Tender, TenderStatus
 
 log = logging.getLogger(__name__)
@@ -124,6 +128,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
         ).all()
     )
 
+    anchors = _anchors(ids)
     out = []
     for tender in tenders:
         session = sessions.get(tender.id)
@@ -170,9 +175,60 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 compliant=verdicts.get(tender.id, {}),
                 prior=priors.get(tender.id),
                 sealing=_sealing(tender),
+                checkpoints=anchors.get(tender.id, ()),
+                cancellation=_cancellation(tender),
             )
         )
     return out
+
+
+def _cancellation(tender: Tender) -> tuple[Any, str] | None:
+    document = cancellation_notice(tender)
+    if document is None:
+        return None
+    return document, public_url("portal.cancellation_notice", tender_id=tender.id)
+
+
+def _anchors(ids: list[int]) -> dict[int, tuple[CheckpointFacts, ...]]:
+    """Per tender: the signed checkpoints that anchor its milestones (the first at or after
+    each milestone event), in order. Two queries for any number of tenders."""
+    first_after = (
+        select(func.min(AuditCheckpoint.seq))
+        .where(AuditCheckpoint.seq >= AuditEvent.seq)
+        .correlate(AuditEvent)
+        .scalar_subquery()
+    )
+    pairs = db.session.execute(
+        select(AuditEvent.tender_id, first_after).where(
+            AuditEvent.tender_id.in_(ids), AuditEvent.action.in_(MILESTONES)
+        )
+    ).all()
+    wanted = {seq for _, seq in pairs if seq is not None}
+    if not wanted:
+        return {}
+    rows = {
+        row.seq: row
+        for row in db.session.scalars(
+            select(AuditCheckpoint).where(AuditCheckpoint.seq.in_(sorted(wanted)))
+        )
+    }
+    found: dict[int, set[int]] = defaultdict(set)
+    for tender_id, seq in pairs:
+        if seq is not None:
+            found[tender_id].add(seq)
+    return {
+        tender_id: tuple(
+            CheckpointFacts(
+                seq=seq,
+                head=rows[seq].head,
+                made_at=rows[seq].made_at,
+                url=public_url("portal.checkpoint", seq=seq),
+                export_url=public_url("portal.tender_audit", tender_id=tender_id),
+            )
+            for seq in sorted(seqs)
+        )
+        for tender_id, seqs in found.items()
+    }
 
 
 def _sealing(tender: Tender) -> SealingFacts | None:

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from app.accounts.models import Role
+from app.audit import export as audit_export
 from app.bids import sealing_script
 from app.bids.operations import sealing_summary
 from app.centres.operations import all_centres
@@ -31,9 +32,10 @@ from app.core.formatting import centre_time, centre_timezone, file_size
 from app.core.forms import ButtonForm
 from app.core.types import timestamp, utcnow
 from app.core.urls import public_url
+from app.custody.operations import envelope_tender_id
 from app.errors import abort_with
 from app.extensions import db, login_manager
-from app.portal import feeds
+from app.portal import bundle, feeds
 from app.portal.queries import (
     CATEGORIES,
     NO_TENDER,
@@ -47,6 +49,7 @@ from app.portal.queries import (
     portal_tender,
     search_tenders,
 )
+from app.results import operations as result_operations
 from app.tenders.documents import open_document, send_document
 from app.tenders.forms import EnquiryForm
 from app.tenders.labels import STATUS_LABELS
@@ -298,3 +301,111 @@ def _cached_feed(parts: tuple[str, ...], build: Callable[[], bytes]) -> Response
         cached = build().decode("utf-8")
         cache.store(key, cached)
     return Response(cached, content_type=ATOM)
+
+
+# --- the audit log's signed checkpoints and a finished tender's verification kit -----------
+
+FINISHED_STATUSES = frozenset({TenderStatus.AWARDED, TenderStatus.FAILED, TenderStatus.CANCELLED})
+CHECKPOINT_PAGE = 100
+
+
+def _checkpoint_json(row) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "head": row.head,
+        "made_at": timestamp(row.made_at),
+        "reason": row.reason,
+        "url": public_url("portal.checkpoint", seq=row.seq),
+        "document": json.loads(row.document),
+    }
+
+
+def _before_seq() -> int | None:
+    raw = request.args.get("before", "")
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) > 2**31:
+        abort_with(400, _l("“before” must be an event number."))
+    return int(raw)
+
+
+@bp.route("/audit/checkpoints")
+def checkpoints() -> str:
+    """The public list of the audit chain's signed heads, newest first."""
+    rows = audit_export.checkpoints(CHECKPOINT_PAGE, _before_seq())
+    return render_template(
+        "portal/checkpoints.html",
+        rows=rows,
+        older=rows[-1].seq if len(rows) == CHECKPOINT_PAGE else None,
+    )
+
+
+@bp.route("/audit/checkpoints.json")
+def checkpoints_json() -> Response:
+    rows = audit_export.checkpoints(CHECKPOINT_PAGE, _before_seq())
+    body = {
+        "checkpoints": [_checkpoint_json(row) for row in rows],
+        "older": (
+            public_url("portal.checkpoints_json", before=rows[-1].seq)
+            if len(rows) == CHECKPOINT_PAGE
+            else None
+        ),
+    }
+    return jsonify(body)
+
+
+@bp.route("/audit/checkpoints/<int:seq>.json")
+def checkpoint(seq: int) -> Response:
+    """One signed checkpoint, as the platform signed it."""
+    row = audit_export.checkpoint_at(seq)
+    if row is None:
+        abort_with(404, _l("There is no signed checkpoint at this event."))
+    response = Response(row.document, mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="checkpoint-{seq}.json"'
+    return response
+
+
+def _finished_tender(tender_id: int, statuses: frozenset = FINISHED_STATUSES) -> Tender:
+    tender = portal_tender(tender_id)
+    if tender.status not in statuses:
+        abort_with(404, _l("This is published once the tender is awarded, failed or cancelled."))
+    return tender
+
+
+@bp.route("/tenders/<int:tender_id>/audit.jsonl")
+def tender_audit(tender_id: int) -> Response:
+    """The finished tender's audit export: `python -m bidding verify-audit` checks it."""
+    tender = _finished_tender(tender_id)
+    data = audit_export.tender_export(
+        tender.id, tender_id=envelope_tender_id(tender), reference=tender.reference
+    )
+    if data is None:
+        abort_with(404, bundle.NOT_READY)
+    response = Response(data, mimetype="application/jsonl")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="audit-{envelope_tender_id(tender)}.jsonl"'
+    )
+    return response
+
+
+@bp.route("/tenders/<int:tender_id>/verification-bundle.zip")
+def verification_bundle(tender_id: int) -> Response:
+    """Everything an outsider needs to check an awarded or failed tender, in one zip."""
+    tender = _finished_tender(tender_id, bundle.BUNDLE_STATUSES)
+    try:
+        files = bundle.bundle_files(tender)
+    except bundle.BundleNotReady:
+        abort_with(404, bundle.NOT_READY)
+    response = Response(bundle.bundle_zip(files), mimetype="application/zip")
+    response.headers["Content-Disposition"] = f'attachment; filename="{bundle.bundle_name(tender)}"'
+    return response
+
+
+@bp.route("/tenders/<int:tender_id>/cancellation-notice.json")
+def cancellation_notice(tender_id: int) -> Response:
+    """The cancelled tender's notice as the platform signed it: `python -m bidding
+    verify-notice NOTICE.json --platform-key receipt-key.pem` checks a copy offline."""
+    document = result_operations.cancellation_notice(portal_tender(tender_id))
+    if document is None:
+        abort_with(404, _l("This tender has no signed cancellation notice."))
+    return send_document(document, open_document(document))

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_request_context
@@ -51,7 +51,7 @@ from app.results.reading import (
 )
 from app.tenders import documents
 from app.tenders.documents import Upload, store_attachments
-from app.tenders.models import Tender, TenderStatus
+from app.tenders.models import Tender, TenderDocument, TenderStatus
 from app.tenders.notify import notify_users
 from app.tenders.operations import (
     TENDER_CHANNEL,
@@ -147,16 +147,68 @@ def _sign_notice(tender: Tender, notice: ResultNotice) -> None:
         "reason": notice.reason or "",
         "content": notice.content or {},
     }
-    signed = dump_document(sign_notice(body, platform_signing_key()))
-    document = store_record(
+    document = _store_signed_notice(
         tender,
-        NOTICE_DOCUMENT_KIND,
+        body,
         f"{str(notice.kind).title()} notice",
-        signed,
+        f"{notice.kind}-notice-{notice.id}",
         notice.published_at,
-        name=f"{notice.kind}-notice-{notice.id}",
     )
     notice.document_id = document.id
+
+
+def _store_signed_notice(
+    tender: Tender, body: dict, title: str, name: str, published_at: datetime
+) -> TenderDocument:
+    """Sign and store a notice; its SHA-256 goes into the audit chain (event
+    `results.notice_signed`), so the next signed checkpoint anchors it."""
+    signed = dump_document(sign_notice(body, platform_signing_key()))
+    document = store_record(tender, NOTICE_DOCUMENT_KIND, title, signed, published_at, name=name)
+    append_event(
+        "results.notice_signed",
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"kind": body["kind"], "filename": document.filename, "sha256": document.sha256},
+    )
+    return document
+
+
+CANCELLATION_NOTICE = "cancellation"
+
+
+def sign_cancellation_notice(tender: Tender, **_kwargs) -> None:
+    """Receiver of `app.tenders.signals.tender_cancelled`: the signed cancellation notice,
+    like the other result notices (`python -m bidding verify-notice`)."""
+    body = {
+        "tender": envelope_tender_id(tender),
+        "reference": tender.reference,
+        "notice": CANCELLATION_NOTICE,
+        "kind": "cancelled",
+        "published_at": tender.cancelled_at.isoformat(),
+        "objection_deadline": None,
+        "reason": tender.cancel_reason or "",
+        "content": {},
+    }
+    _store_signed_notice(
+        tender, body, "Cancellation notice", f"cancelled-notice-{tender.id}", tender.cancelled_at
+    )
+
+
+def cancellation_notice(tender: Tender) -> TenderDocument | None:
+    """The signed cancellation notice of a cancelled tender (None before this feature)."""
+    if tender.status != TenderStatus.CANCELLED:
+        return None
+    return db.session.scalar(
+        select(TenderDocument)
+        .where(
+            TenderDocument.tender_id == tender.id,
+            TenderDocument.kind == NOTICE_DOCUMENT_KIND,
+            TenderDocument.filename.like("cancelled-notice-%"),
+        )
+        .order_by(TenderDocument.id.desc())
+        .limit(1)
+    )
 
 
 def publish_candidates(actor: User, tender: Tender) -> ResultNotice:
@@ -297,6 +349,7 @@ def file_objection(actor: User, tender: Tender, text: str, uploads: list[Upload]
         object_type="objection",
         object_id=objection.id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={
             "tender": tender.id,
             "notice_id": notice.id,
@@ -332,6 +385,7 @@ def decide_objection(actor: User, objection: Objection, outcome: str, reason: st
         object_type="objection",
         object_id=objection.id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={"tender": tender.id, "company_id": objection.company_id, "reason": reason},
     )
     _notify(

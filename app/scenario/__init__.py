@@ -23,6 +23,7 @@ from pathlib import Path
 from flask import current_app, has_request_context
 
 from app import tender_templates
+from app.clock.service import checkpoint_audit
 from app.core.errors import OperationError
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation
@@ -139,8 +140,12 @@ def run(options: Options, *, stop_after: str = "award", out: Path | None = None)
             seconds = time.perf_counter() - began
             drill.timings.append(StageTime(stage, seconds, note))
             clock.travel_to(drill.at(stage))
+            # The clock signs the audit chain's head at each milestone (the drill does not
+            # run the tick): the export of the tender's events ends at a signed checkpoint.
+            checkpoint_audit(clock.now())
             reached = stage
             drill.say(f"  {stage:<11} {seconds:7.2f} s  {note}")
+        checkpoint_audit(clock.now(), force="drill_end")
     summary = _summary(drill, reached, stopped)
     result = Result(
         tender_id=drill.tender.id if drill.tender else None,

@@ -4,24 +4,26 @@ bidder, an auditor or a journalist would fetch it, and a summary."""
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext, suppress
 from pathlib import Path
-from typing import Any
 
 from flask import current_app, has_request_context, request
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
-from app.audit.models import AuditEvent, chain_dict
+from app.audit.export import tender_export
 from app.bids.models import Bid
 from app.bids.operations import bidder_id, sealing_record_of
 from app.bids.receipts import platform_public_key_pem
 from app.companies.models import Company
+from app.custody.operations import envelope_tender_id
 from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.opening.operations import record_of
+from app.portal import bundle
 from app.records import signing
 from app.results.operations import evaluation_of, signed_record
 from app.tenders.documents import blob_store
-from app.tenders.models import Tender, TenderDocument, TenderRegistration
+from app.tenders.models import Tender, TenderDocument
 
 
 def _blob(sha256: str) -> bytes:
@@ -52,31 +54,11 @@ def write_envelope_receipts(out: Path, tender: Tender, envelopes: dict[int, byte
     return written
 
 
-def audit_events(tender: Tender) -> list[dict[str, Any]]:
-    """The tender's events: about the tender itself, its bids and its registrations."""
-    bid_ids = [str(i) for i in db.session.scalars(select(Bid.id).where(Bid.tender_id == tender.id))]
-    registration_ids = [
-        str(i)
-        for i in db.session.scalars(
-            select(TenderRegistration.id).where(TenderRegistration.tender_id == tender.id)
-        )
-    ]
-    rows = db.session.scalars(
-        select(AuditEvent)
-        .where(
-            or_(
-                (AuditEvent.object_type == "tender") & (AuditEvent.object_id == str(tender.id)),
-                (AuditEvent.object_type == "bid") & AuditEvent.object_id.in_(bid_ids or ["-"]),
-                (AuditEvent.object_type == "registration")
-                & AuditEvent.object_id.in_(registration_ids or ["-"]),
-            )
-        )
-        .order_by(AuditEvent.seq)
+def audit_export(tender: Tender) -> bytes | None:
+    """The tender's verifiable audit export (`python -m bidding verify-audit`)."""
+    return tender_export(
+        tender.id, tender_id=envelope_tender_id(tender), reference=tender.reference
     )
-    events = []
-    for row in rows:
-        events.append(chain_dict(row))
-    return events
 
 
 def ocds_package(tender: Tender) -> dict | None:
@@ -135,11 +117,12 @@ def write_all(out: Path, drill) -> dict[str, str]:
     put("platform-ca.crl", signing.revocation_list_der() if signed else None)
     package = ocds_package(tender)
     put("ocds.json", json.dumps(package, indent=2, ensure_ascii=False) if package else None)
-    events = audit_events(tender)
-    put(
-        "audit.jsonl",
-        "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in events),
-    )
+    put("audit.jsonl", audit_export(tender))
+    if tender.status in bundle.BUNDLE_STATUSES:
+        # The same zip as the tender page's download (its URLs need a request context).
+        context = nullcontext() if has_request_context() else current_app.test_request_context()
+        with context, suppress(bundle.BundleNotReady):
+            put("verification-bundle.zip", bundle.bundle_zip(bundle.bundle_files(tender)))
     return written
 
 

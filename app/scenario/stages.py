@@ -213,6 +213,15 @@ def reference_amount(drill: Drill) -> Decimal:
     return Decimal("500000.00") + Decimal(drill.rng.randint(0, 400)) * 1000
 
 
+def _default_reference(drill) -> str:
+    """The drill tender's reference: a fresh centre already carries the run id in its code,
+    so the reference does not repeat it (the ocid is prefix-centre-reference); in an existing
+    centre the run id keeps it unique."""
+    if drill.options.centre_code:
+        return f"DRILL-{drill.run_id.upper()}"
+    return f"{drill.publication:%Y}-001"
+
+
 def stage_create(drill: Drill) -> str:
     cast, opts = drill.cast, drill.options
     version = _template_version(opts.template)
@@ -228,7 +237,7 @@ def stage_create(drill: Drill) -> str:
     deadline = drill.publication + timedelta(days=drill.submission_days() + 1)
     custodians = [c.user.id for c in cast.custodians]
     data = tender_ops.TenderInput(
-        reference=opts.reference or f"DRILL-{drill.run_id.upper()}",
+        reference=opts.reference or _default_reference(drill),
         title=opts.title or f"Drill tender ({opts.template}, {drill.run_id})",
         description="A rehearsal tender run by `flask scenario run`.",
         budget=amount + Decimal("10000.00"),

@@ -37,7 +37,7 @@ from app.tenders.models import (
     TenderStatus,
 )
 from app.tenders.notify import notify_registered
-from app.tenders.signals import tender_publishing
+from app.tenders.signals import tender_cancelled, tender_publishing
 
 TENDER_CHANNEL = "fairbid:tenders"
 # Callables run inside the publication transaction, after the tender is frozen:
@@ -422,6 +422,7 @@ def cancel_tender(actor: User, tender: Tender, reason: str) -> None:
         data={"reason": tender.cancel_reason},
     )
     if was_public:
+        tender_cancelled.send(tender, actor=actor)
         notify_registered(
             tender, _l("Tender %(ref)s is cancelled", ref=tender.reference), "cancelled"
         )

@@ -132,6 +132,7 @@ def ask_enquiry(user: User, tender: Tender, question: str) -> Enquiry:
         object_type="enquiry",
         object_id=enquiry.id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={"tender_id": tender.id},
     )
     return enquiry
@@ -154,6 +155,7 @@ def answer_enquiry(actor: User, enquiry: Enquiry, answer: str) -> None:
         object_type="enquiry",
         object_id=enquiry.id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
     )
     notify_registered(
         tender, _l("A question on tender %(ref)s is answered", ref=tender.reference), "answer"
@@ -186,6 +188,7 @@ def record_bond(
         object_type="registration",
         object_id=registration.id,
         centre_id=tender.centre_id,
+        tender_id=tender.id,
         data={"kind": kind, "amount": str(amount), "reference": bond.reference},
     )
     return bond

@@ -147,6 +147,7 @@ def url_args(rule, world) -> dict:
         "notice_id": 0,  # results: no notice in the world; 404 after the public check
         "alert_id": 0,  # clock: no alert in the world; the role gate comes first
         "flag_id": 0,  # red flags: none in the world; the role gate comes first
+        "seq": 1,  # portal: no signed checkpoint in the world; 404
         "centre_code": world["centre"].code,
         "month": "2026-01",
         "category": "goods",

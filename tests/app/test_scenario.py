@@ -23,6 +23,7 @@ from app.extensions import db
 from app.scenario import STAGES, Options, run
 from app.scenario.clock import ClockError, SimulatedClock
 from app.tenders.models import Tender, TenderStatus
+from tests.app.bundle_checks import check_bundle
 from tests.factories.ocds import assert_valid, package_validator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,18 +148,43 @@ def test_the_drill_runs_a_whole_tender(app, tmp_path, template, bidders, counter
         assert signatures_ok(pdf.read_bytes(), expected=1 + (5 if countersign else 0))
         assert (out / "platform-signing-cert.pem").read_bytes().startswith(b"-----BEGIN")
 
-    # The tender's audit events, each with its hash in the chain.
-    events = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
-    actions = [e["action"] for e in events]
+    # The tender's audit export: its events in full, other tenders' as stubs, between two
+    # signed checkpoints; the offline verifier accepts it.
+    lines = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    assert lines[0]["type"] == "export" and lines[0]["tender"] == tender.id
+    assert lines[1]["type"] == "checkpoint" or lines[0]["from_seq"] == 0
+    assert lines[-1]["type"] == "checkpoint"
+    actions = [e["action"] for e in lines if e["type"] == "event"]
     for action in ("tender.created", "tender.published", "bid.withdrawn", "tender.opened"):
         assert action in actions
-    assert all(len(e["hash"]) == 64 for e in events)
-    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert all(e["tender"] != tender.id for e in lines if e["type"] == "stub")
+    checked = cli(
+        "-m", "bidding", "verify-audit", str(out / "audit.jsonl"),
+        "--platform-key", str(key), "--tender", str(tender.id),
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "complete and unaltered" in checked.stdout
     # The OCDS package as the public API serves it, valid against the release package schema.
     ocds = json.loads((out / "ocds.json").read_text())
     assert_valid(package_validator(), ocds)
     if result.reached == "award":
         assert ocds["releases"][-1]["awards"]
+        # The signed checkpoints anchoring its milestones are documents of its releases.
+        last = ocds["releases"][-1]
+        anchors = [d for d in last["tender"]["documents"] if d["documentType"] == "auditCheckpoint"]
+        assert anchors and all("/audit/checkpoints/" in d["url"] for d in anchors)
+        assert ocds["releases"][0]["ocid"].count(tender.centre.code) == 1
+        # The verification bundle: unpacked in an empty folder, its documented commands
+        # pass, and each of its files tampered with is caught by every command reading it.
+        caught = check_bundle(out / "verification-bundle.zip", tmp_path / "bundle")
+        assert {"verify-bundle"} <= set(caught["tender-document.pdf"])
+        assert "verify-audit" in caught["audit.jsonl"]
+        assert "verify-opening" in caught["opening-record.json"]
+        assert "verify-opening" in caught["sealing-record.json"]
+        assert "verify" in caught["evaluation-record.pdf"]
+        assert "verify" in caught["platform-ca-cert.pem"]
+        notices = [name for name in caught if name.startswith("notices/")]
+        assert len(notices) == 2 and all("verify-notice" in caught[n] for n in notices)
 
 
 # Seeds of the sale drill (4 bidders): with no technical score, equal prices tie and need
@@ -251,6 +277,10 @@ def test_too_few_bids_fail_the_tender_at_the_opening(app, tmp_path):
     assert db.session.get(Tender, result.tender_id).status == TenderStatus.FAILED
     summary = json.loads((tmp_path / "failed" / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["winner"] is None
+    # A failed tender has its verification bundle too: no evaluation record, its documented
+    # commands pass and catch every tampered file.
+    caught = check_bundle(tmp_path / "failed" / "verification-bundle.zip", tmp_path / "bundle")
+    assert "evaluation-record.pdf" not in caught and "verify-audit" in caught["audit.jsonl"]
 
 
 def test_the_command_runs_on_a_fresh_empty_database(tmp_path):

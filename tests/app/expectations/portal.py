@@ -14,3 +14,16 @@ EXPECTED = {
     "portal.centre_feed": PUBLIC,
     "portal.category_feed": PUBLIC,
 }
+
+# The audit log's signed checkpoints and a finished tender's audit export and verification
+# bundle: public (404 until there is one).
+EXPECTED.update(
+    {
+        "portal.checkpoints": PUBLIC,
+        "portal.checkpoints_json": PUBLIC,
+        "portal.checkpoint": PUBLIC,
+        "portal.tender_audit": PUBLIC,
+        "portal.verification_bundle": PUBLIC,
+        "portal.cancellation_notice": PUBLIC,
+    }
+)
