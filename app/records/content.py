@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.accounts.models import User
@@ -29,6 +30,8 @@ from app.extensions import db
 from app.opening.models import EvaluatedBid, OpeningLine
 from app.opening.operations import record_of
 from app.panels.models import PanelMember
+from app.records import labels
+from app.tender_templates.rendering import localized
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender
 
@@ -174,7 +177,9 @@ def _compliance(scoring: dict[str, Any]) -> list[dict[str, Any]]:
                 "bid": bid["id"],
                 "automatic": bid.get("automatic_compliant"),
                 "compliant": bid.get("compliant"),
-                "reasons": [r.get("message") or r.get("code") for r in bid.get("reasons", [])],
+                # in the reader's language, as the ranking page shows them; the scoring
+                # file keeps the code, its parameters and the English message
+                "reasons": [labels.reason(r) for r in bid.get("reasons", [])],
                 "override": override,
                 "checks": source.get("compliance", {}),
                 "documents": source.get("documents", []),
@@ -183,15 +188,41 @@ def _compliance(scoring: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _criteria(scoring: dict[str, Any]) -> list[dict[str, Any]]:
+def _criteria(
+    scoring: dict[str, Any], titles: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The technical criteria, numbered C1, C2... (the score tables' column headers, so a
+    works tender's seven criteria fit a page), titled in the reader's language when the
+    tender's template names them."""
     return [
         {
             "key": c["key"],
-            "title": c.get("title") or c["key"],
+            "label": f"C{n}",
+            "title": (titles or {}).get(c["key"])
+            or c.get("title")
+            or c["key"].replace("_", " ").capitalize(),
             "max_points": c.get("max_points"),
         }
-        for c in scoring.get("technical_criteria", [])
+        for n, c in enumerate(scoring.get("technical_criteria", []), start=1)
     ]
+
+
+def _criterion_titles(tender: Tender) -> dict[str, str]:
+    """The template's technical criteria titles in the current language (none when the
+    tender's template cannot be read: the scoring file's titles or keys are shown)."""
+    from app.evaluations.scoring_file import current_locale, template_of
+
+    try:
+        template = template_of(tender)
+    except Exception:  # a template that no longer parses still gets its record
+        log.warning("template of tender %s unreadable for the record", tender.id)
+        return {}
+    locale = current_locale()
+    return {
+        item["key"]: localized(item.get("title"), locale)
+        for item in template.get("technical_criteria") or []
+        if isinstance(item, dict) and item.get("key") and localized(item.get("title"), locale)
+    }
 
 
 def _experts(scoring: dict[str, Any]) -> list[str]:
@@ -221,7 +252,7 @@ def _expert_sheets(
                     "bid": bid["id"],
                     "scores": [scores.get(c["key"]) for c in criteria],
                     "reasons": [
-                        (c["key"], reasons[c["key"]]) for c in criteria if reasons.get(c["key"])
+                        (c["label"], reasons[c["key"]]) for c in criteria if reasons.get(c["key"])
                     ],
                 }
             )
@@ -274,14 +305,19 @@ def _charts(content: RecordContent) -> dict[str, Any]:
             for row in content.aggregated
             if _dec(row["price"]) is not None
         ]
+    currency = current_app.config["FAIRBID_CURRENCY"]
     if priced:
         charts["price"] = price_chart_svg(
             priced[:CHART_MAX_ROWS],
             _dec((content.price or {}).get("benchmark")),
             title=_("Price distribution"),
             benchmark_label=_("Benchmark"),
+            price_label=_("Bid price"),
+            axis_label=_("Price (%(currency)s)", currency=currency),
+            format_value=labels.money,
         )
     spreads = []
+    outlier_pct = _dec(content.scoring.get("technical_outlier_pct")) or Decimal(30)
     inputs = _input_bids(content.scoring)
     bids = [row["bid"] for row in content.aggregated if row["technical"] is not None]
     for criterion in content.criteria:
@@ -293,7 +329,14 @@ def _charts(content: RecordContent) -> dict[str, Any]:
                 if (value := _dec(sheet.get(criterion["key"]))) is not None
             }
             if scores:
-                rows.append((label.get(bid, bid), scores, frozenset()))
+                flagged = frozenset(
+                    params.get("expert")
+                    for flag in content.flags
+                    if isinstance(flag, dict) and flag.get("code") == "outlier_score"
+                    for params in [flag.get("params") or {}]
+                    if params.get("bid") == bid and params.get("criterion") == criterion["key"]
+                )
+                rows.append((label.get(bid, bid), scores, flagged))
         maximum = _dec(criterion["max_points"])
         if rows and maximum:
             spreads.append(
@@ -303,8 +346,15 @@ def _charts(content: RecordContent) -> dict[str, Any]:
                         rows,
                         maximum,
                         title=_("Score spread: %(criterion)s", criterion=criterion["title"]),
-                        mean_label=_("mean"),
+                        mean_label=_("panel mean"),
                         outlier_label=_("outlier"),
+                        outlier_pct=outlier_pct,
+                        band_label=_(
+                            "panel mean ± %(pct)s %% of the maximum points (no outlier)",
+                            pct=labels.points(outlier_pct),
+                        ),
+                        axis_label=_("Points"),
+                        format_value=labels.points,
                     ),
                 }
             )
@@ -334,6 +384,7 @@ def record_content(tender: Tender, evaluation: Evaluation) -> RecordContent:
         panel=_panel(tender, evaluation),
         audit_seq=seq,
         audit_head=head,
+        criterion_titles=_criterion_titles(tender),
     )
 
 
@@ -350,12 +401,13 @@ def build_content(
     panel: list[dict[str, Any]],
     audit_seq: int,
     audit_head: str,
+    criterion_titles: dict[str, str] | None = None,
 ) -> RecordContent:
     """The record's content from the scoring file and the facts read from the database
     (the benchmark passes its own)."""
     scoring = json.loads(scoring_text)
     result = scoring.get("result", {})
-    criteria = _criteria(scoring)
+    criteria = _criteria(scoring, criterion_titles)
     experts = _experts(scoring)
     aggregated = _aggregated(scoring, criteria)
     outcome = result.get("outcome", {})
