@@ -166,7 +166,9 @@ def _input_bids(scoring: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {bid["id"]: bid for bid in scoring.get("bids", [])}
 
 
-def _compliance(scoring: dict[str, Any]) -> list[dict[str, Any]]:
+def _compliance(
+    scoring: dict[str, Any], names: dict[str, dict[str, str]] | None = None
+) -> list[dict[str, Any]]:
     inputs = _input_bids(scoring)
     out = []
     for bid in scoring.get("result", {}).get("bids", []):
@@ -179,7 +181,7 @@ def _compliance(scoring: dict[str, Any]) -> list[dict[str, Any]]:
                 "compliant": bid.get("compliant"),
                 # in the reader's language, as the ranking page shows them; the scoring
                 # file keeps the code, its parameters and the English message
-                "reasons": [labels.reason(r) for r in bid.get("reasons", [])],
+                "reasons": [labels.reason(r, names) for r in bid.get("reasons", [])],
                 "override": override,
                 "checks": source.get("compliance", {}),
                 "documents": source.get("documents", []),
@@ -207,9 +209,11 @@ def _criteria(
     ]
 
 
-def _criterion_titles(tender: Tender) -> dict[str, str]:
-    """The template's technical criteria titles in the current language (none when the
-    tender's template cannot be read: the scoring file's titles or keys are shown)."""
+def _template_names(tender: Tender) -> dict[str, dict[str, str]]:
+    """The names the tender's template gives, in the current language: technical criteria
+    (`criteria`), qualification documents (`documents`) and bid-form fields (`fields`), so
+    the record shows "Audited financial statements", not `financial_statement`. Empty when
+    the template cannot be read (the scoring file's titles or keys are shown)."""
     from app.evaluations.scoring_file import current_locale, template_of
 
     try:
@@ -218,10 +222,20 @@ def _criterion_titles(tender: Tender) -> dict[str, str]:
         log.warning("template of tender %s unreadable for the record", tender.id)
         return {}
     locale = current_locale()
+
+    def names(section: str, attribute: str) -> dict[str, str]:
+        out = {}
+        for item in template.get(section) or []:
+            if isinstance(item, dict) and item.get("key"):
+                text = localized(item.get(attribute), locale)
+                if text:
+                    out[item["key"]] = text
+        return out
+
     return {
-        item["key"]: localized(item.get("title"), locale)
-        for item in template.get("technical_criteria") or []
-        if isinstance(item, dict) and item.get("key") and localized(item.get("title"), locale)
+        "criteria": names("technical_criteria", "title"),
+        "documents": names("qualification_documents", "label"),
+        "fields": names("commercial_fields", "label"),
     }
 
 
@@ -384,7 +398,7 @@ def record_content(tender: Tender, evaluation: Evaluation) -> RecordContent:
         panel=_panel(tender, evaluation),
         audit_seq=seq,
         audit_head=head,
-        criterion_titles=_criterion_titles(tender),
+        template_names=_template_names(tender),
     )
 
 
@@ -401,13 +415,13 @@ def build_content(
     panel: list[dict[str, Any]],
     audit_seq: int,
     audit_head: str,
-    criterion_titles: dict[str, str] | None = None,
+    template_names: dict[str, dict[str, str]] | None = None,
 ) -> RecordContent:
     """The record's content from the scoring file and the facts read from the database
     (the benchmark passes its own)."""
     scoring = json.loads(scoring_text)
     result = scoring.get("result", {})
-    criteria = _criteria(scoring, criterion_titles)
+    criteria = _criteria(scoring, (template_names or {}).get("criteria"))
     experts = _experts(scoring)
     aggregated = _aggregated(scoring, criteria)
     outcome = result.get("outcome", {})
@@ -431,7 +445,7 @@ def build_content(
         opening=opening,
         opening_sha256=opening_sha256,
         panel=panel,
-        compliance=_compliance(scoring),
+        compliance=_compliance(scoring, template_names),
         price=result.get("price") or {},
         criteria=criteria,
         experts=experts,

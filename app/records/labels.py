@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from flask import current_app
 from babel.numbers import format_currency
-from flask_babel import format_decimal, get_locale
+from flask import current_app
+from flask_babel import format_decimal, get_locale, lazy_pgettext
 from flask_babel import lazy_gettext as _l
 
 from app.evaluations.presentation import reason_text
@@ -40,17 +40,23 @@ PRICE_METHOD_LABELS = {
     "highest_price": _l("Highest price"),
     "lowest_evaluated_price": _l("Lowest evaluated price"),
 }
-POSITION_LABELS = {"highest": _l("highest"), "lowest": _l("lowest")}
+# Short words in a context of their own ("evaluation record"), so that they never clash
+# with the same English word translated elsewhere.
+_CONTEXT = "evaluation record"
+POSITION_LABELS = {
+    "highest": lazy_pgettext(_CONTEXT, "highest"),
+    "lowest": lazy_pgettext(_CONTEXT, "lowest"),
+}
 LINE_STATUS_LABELS = {
-    "opened": _l("opened"),
-    "revoked": _l("rejected at opening"),
-    "withdrawn": _l("withdrawn"),
+    "opened": lazy_pgettext(_CONTEXT, "opened"),
+    "revoked": lazy_pgettext(_CONTEXT, "rejected at opening"),
+    "withdrawn": lazy_pgettext(_CONTEXT, "withdrawn"),
 }
 MEMBER_STATUS_LABELS = {
-    "invited": _l("invited"),
-    "accepted": _l("accepted"),
-    "declined": _l("declined"),
-    "removed": _l("removed"),
+    "invited": lazy_pgettext(_CONTEXT, "invited"),
+    "accepted": lazy_pgettext(_CONTEXT, "accepted"),
+    "declined": lazy_pgettext(_CONTEXT, "declined"),
+    "removed": lazy_pgettext(_CONTEXT, "removed"),
 }
 OUTCOME_TEXTS = {
     "ranked": _l("%(compliant)s compliant bid(s) ranked; recommended candidates: %(candidates)s."),
@@ -169,19 +175,30 @@ def seat_label(seat: str) -> str:
     return label(SEAT_LABELS, seat) if seat else ""
 
 
-def _shown_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        key: money(value) if key in MONEY_PARAMS and _decimal(value) is not None else value
-        for key, value in (params or {}).items()
-    }
+def _shown_params(
+    params: Mapping[str, Any], names: Mapping[str, Mapping[str, str]] | None = None
+) -> dict[str, Any]:
+    """Amounts as money; documents and fields by the names the template gives them."""
+    names = names or {}
+    shown = {}
+    for key, value in (params or {}).items():
+        if key in MONEY_PARAMS and _decimal(value) is not None:
+            value = money(value)
+        elif key == "document":
+            value = names.get("documents", {}).get(value, value)
+        elif key == "field":
+            value = names.get("fields", {}).get(value, value)
+        shown[key] = value
+    return shown
 
 
-def reason(entry: Mapping[str, Any]) -> str:
+def reason(entry: Mapping[str, Any], names: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """A compliance reason or price flag of the scoring file in the reader's language, as
     the ranking page shows it (`app.evaluations.presentation.reason_text`), its amounts in
-    money."""
+    money and its documents and fields by name (`names`: see `content._template_names`)."""
     code = entry.get("code") or ""
-    return reason_text(code, _shown_params(entry.get("params") or {}), entry.get("message") or "")
+    params = _shown_params(entry.get("params") or {}, names)
+    return reason_text(code, params, entry.get("message") or "")
 
 
 def _translated(

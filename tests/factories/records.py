@@ -71,7 +71,7 @@ def works_document(bids: int = 7) -> tuple[str, dict]:
                     "project_manager_registration": "yes",
                 },
                 "documents": documents,
-                "compliance": {check: True for check in rules["required_checks"]},
+                "compliance": dict.fromkeys(rules["required_checks"], True),
                 "bid_bond": "20000.00",
                 "technical": sheets,
             }
@@ -153,7 +153,7 @@ def build_finalised(
                 user_id=expert.id,
                 status=MemberStatus.ACCEPTED,
                 position=seat,
-                drawn_for="engineering",
+                drawn_for="technical_economic",  # evaluation.draw.CORE_SEAT
                 conflict_declared_at=now - timedelta(days=1),
                 conflict_statement="",
             )
