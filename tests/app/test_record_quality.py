@@ -165,6 +165,26 @@ def test_cjk_headers_stay_on_one_line_and_the_works_tables_fit_the_page(works_re
     assert found, "the aggregated table's header is not on a landscape page"
     for page, word in found:
         assert word["x1"] <= page["width"] - 30, (word, page["width"])
+    _assert_no_lonely_chart(pdf, tmp_path, "zh_Hans")
+
+
+def _assert_no_lonely_chart(pdf: bytes, tmp_path, locale: str) -> None:
+    """No page holds a single chart and nothing else: a page with one chart also has a
+    section heading or a table (the charts stay with their section, two spreads a row)."""
+    with force_locale(locale):
+        price_caption = _flat(_("Price distribution and benchmark"))
+        spread_caption = _flat(_("Criterion %(key)s: %(title)s (maximum %(max)s)"))
+        spread_caption = spread_caption.split("%(key)s")[0]
+        others = [_flat(_("Bidder")), _flat(_("Technical criteria"))]
+    pages = _run(["pdftotext", "-layout"], pdf, tmp_path).split("\f")
+    charted = 0
+    for number, page in enumerate(pages, start=1):
+        flat = _flat(page)
+        figures = flat.count(price_caption) + flat.count(spread_caption)
+        charted += figures
+        if figures == 1:
+            assert any(other in flat for other in others), (number, page)
+    assert charted >= 8  # the price chart and the seven criteria's spreads
 
 
 def test_the_english_works_record_fits_its_pages(works_record, tmp_path):
