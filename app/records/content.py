@@ -29,6 +29,7 @@ from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.opening.models import EvaluatedBid, OpeningLine
 from app.opening.operations import record_of
+from app.opening.problems import line_problems
 from app.panels.models import PanelMember
 from app.records import labels
 from app.tender_templates.rendering import localized
@@ -115,6 +116,9 @@ def _sealing(tender: Tender) -> dict[str, Any] | None:
 
 
 def _opening(tender: Tender) -> tuple[list[dict[str, Any]], str | None]:
+    """The opening lines, their reasons in the reader's language, and each malformed
+    commercial part's problems as the published opening record lists them."""
+    problems = line_problems(tender)
     rows = db.session.execute(
         select(OpeningLine, Company)
         .join(Company, Company.id == OpeningLine.company_id)
@@ -128,7 +132,8 @@ def _opening(tender: Tender) -> tuple[list[dict[str, Any]], str | None]:
             "status": line.status,
             "price": line.price,
             "envelope_sha256": line.envelope_sha256,
-            "reason": line.reason,
+            "reason": labels.opening_reason(line.reason, problems.get(line.bid_id)),
+            "problems": problems.get(line.bid_id) or [],
             "objection": line.objection,
         }
         for line, company in rows
@@ -167,7 +172,9 @@ def _input_bids(scoring: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _compliance(
-    scoring: dict[str, Any], names: dict[str, dict[str, str]] | None = None
+    scoring: dict[str, Any],
+    names: dict[str, dict[str, str]] | None = None,
+    problems: dict[str, list] | None = None,
 ) -> list[dict[str, Any]]:
     inputs = _input_bids(scoring)
     out = []
@@ -181,7 +188,10 @@ def _compliance(
                 "compliant": bid.get("compliant"),
                 # in the reader's language, as the ranking page shows them; the scoring
                 # file keeps the code, its parameters and the English message
-                "reasons": [labels.reason(r, names) for r in bid.get("reasons", [])],
+                "reasons": [
+                    labels.reason(r, names, (problems or {}).get(bid["id"]))
+                    for r in bid.get("reasons", [])
+                ],
                 "override": override,
                 "checks": source.get("compliance", {}),
                 "documents": source.get("documents", []),
@@ -445,7 +455,11 @@ def build_content(
         opening=opening,
         opening_sha256=opening_sha256,
         panel=panel,
-        compliance=_compliance(scoring, template_names),
+        compliance=_compliance(
+            scoring,
+            template_names,
+            {line["bidder"]: line["problems"] for line in opening if line.get("problems")},
+        ),
         price=result.get("price") or {},
         criteria=criteria,
         experts=experts,

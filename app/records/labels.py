@@ -15,9 +15,12 @@ from typing import Any
 from babel.numbers import format_currency
 from flask import current_app
 from flask_babel import format_decimal, get_locale, lazy_pgettext
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from app.evaluations.presentation import reason_text
+from app.evaluations.presentation import check_label, reason_text
+from app.evaluations.scoring_file import COMMERCIAL_CHECK
+from app.opening.problems import problems_text
 from app.panels.forms import SEAT_LABELS
 
 # Scores and points are defined to two decimal places (evaluation.rounding: each score is
@@ -192,13 +195,44 @@ def _shown_params(
     return shown
 
 
-def reason(entry: Mapping[str, Any], names: Mapping[str, Mapping[str, str]] | None = None) -> str:
+def reason(
+    entry: Mapping[str, Any],
+    names: Mapping[str, Mapping[str, str]] | None = None,
+    problems: list | None = None,
+) -> str:
     """A compliance reason or price flag of the scoring file in the reader's language, as
     the ranking page shows it (`app.evaluations.presentation.reason_text`), its amounts in
-    money and its documents and fields by name (`names`: see `content._template_names`)."""
+    money and its documents and fields by name (`names`: see `content._template_names`);
+    a malformed commercial part by its problems as the opening recorded them (`problems`)."""
     code = entry.get("code") or ""
     params = _shown_params(entry.get("params") or {}, names)
+    if problems and params.get("check") == COMMERCIAL_CHECK:
+        return _(
+            "Check '%(check)s' failed: %(reason)s",
+            check=check_label(COMMERCIAL_CHECK),
+            reason=problems_text(problems),
+        )
     return reason_text(code, params, entry.get("message") or "")
+
+
+# The opening's own reasons for a withdrawn line (app.opening.operations), in words.
+OPENING_REASONS = {
+    "the stored envelope differs from the receipted one": _l(
+        "the stored envelope differs from the receipted one"
+    ),
+    "the stored envelope is missing or unreadable": _l(
+        "the stored envelope is missing or unreadable"
+    ),
+}
+
+
+def opening_reason(text: str, problems: list | None = None) -> str:
+    """An opening line's reason in the reader's language (a malformed commercial part by
+    its problems; other technical reasons as recorded)."""
+    if problems:
+        return problems_text(problems)
+    translated = OPENING_REASONS.get(text or "")
+    return str(translated) if translated is not None else (text or "")
 
 
 def _translated(

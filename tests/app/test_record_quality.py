@@ -412,3 +412,23 @@ def test_signatures_carry_the_platform_clock(app, tmp_path):
     assert "Signing Time: Mar 02 2026 09:30" in report.text and report.all_valid, report.text
     assert signing.signatures_ok(signed, expected=1)
     _assert_pdfa3b(signed)
+
+
+def test_opening_and_commercial_part_reasons_are_translated(app):
+    """A malformed commercial part reads as the opening recorded its problems, translated;
+    the opening's own reasons for a withdrawn line too."""
+    problems = [{"code": "missing_field", "field": "construction_days", "params": {}}]
+    failed = {
+        "code": "check_failed_with_reason",
+        "params": {"check": "commercial_part_valid", "reason": "malformed commercial part"},
+        "message": "Check 'commercial_part_valid' failed: malformed commercial part",
+    }
+    with force_locale("zh_Hans"):
+        text = labels.reason(failed, None, problems)
+        assert "construction_days" in text and "commercial_part_valid" not in text
+        assert "failed" not in text and "missing" not in text
+        withdrawn = labels.opening_reason("the stored envelope is missing or unreadable")
+        assert withdrawn == "存储的投标文件缺失或无法读取"
+        assert "malformed" not in labels.opening_reason("malformed commercial part", problems)
+        # a reason the record does not know stays as recorded, never dropped
+        assert labels.opening_reason("EnvelopeError: bad tag") == "EnvelopeError: bad tag"
