@@ -206,12 +206,34 @@ def render_pdf(
             warnings.filterwarnings(
                 "ignore", r"unclosed file .*sRGB2014\.icc", category=ResourceWarning
             )
-            return document.write_pdf(stylesheets=css, pdf_variant=pdf_variant, attachments=files)
+            finisher = _finish_pdfa if (pdf_variant or "").startswith("pdf/a") else None
+            return document.write_pdf(
+                stylesheets=css, pdf_variant=pdf_variant, attachments=files, finisher=finisher
+            )
     except FatalURLFetchingError as fatal:
         # strict: WeasyPrint wraps the fetcher's exception to stop rendering; unwrap it.
         if isinstance(fatal.__cause__, PdfError):
             raise fatal.__cause__ from None
         raise ResourceUnavailable(f"{fatal}: {fatal.__cause__}") from fatal.__cause__
+
+
+def _finish_pdfa(document: Any, pdf: Any) -> None:
+    """Keep a PDF/A file consistent where WeasyPrint 70 is not, before it is written:
+
+    - each associated file once in the catalog's /AF (WeasyPrint lists every attachment
+      twice: once from the EmbeddedFiles name tree, once from its file specification);
+    - no /Producer in the document information dictionary: PDF/A wants every entry there
+      equal to its XMP counterpart, and a signer updating the file (pyHanko writes its own
+      producer in each) would otherwise make the two disagree. XMP keeps the producer.
+    """
+    associated = pdf.catalog.get("AF")
+    if associated:
+        unique: dict[str, Any] = {}
+        for reference in associated:
+            key = reference.decode() if isinstance(reference, bytes) else str(reference)
+            unique.setdefault(key, reference)
+        associated[:] = list(unique.values())
+    pdf.info.pop("Producer", None)
 
 
 # --- the generic document template -----------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -37,6 +38,7 @@ from app.evaluations.scoring_file import (
     template_of,
 )
 from app.extensions import db
+from app.i18n import money
 from app.opening.models import AnonymityDecision, EvaluatedBid
 from app.opening.parts import masked_excerpt
 from app.opening.problems import line_problems, problems_text
@@ -385,6 +387,7 @@ def spread_charts(
             outlier_pct=pct,
             mean_label=_("panel mean"),
             outlier_label=_("outlier"),
+            axis_label=_("Points"),
         )
         out.append((c.title, Markup(svg)))  # noqa: S704 - built by charts.py, text escaped
     return out
@@ -401,5 +404,8 @@ def price_chart(result: dict, names: Mapping[str, str]) -> Markup | None:
             Decimal(price["benchmark"]) if price.get("benchmark") else None,
             title=_("Prices of the compliant bids"),
             benchmark_label=_("Benchmark"),
+            price_label=_("Bid price"),
+            axis_label=_("Price (%(currency)s)", currency=current_app.config["FAIRBID_CURRENCY"]),
+            format_value=money,
         )
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.accounts.models import User
@@ -28,7 +29,10 @@ from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.opening.models import EvaluatedBid, OpeningLine
 from app.opening.operations import record_of
+from app.opening.problems import line_problems
 from app.panels.models import PanelMember
+from app.records import labels
+from app.tender_templates.rendering import localized
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender
 
@@ -112,6 +116,9 @@ def _sealing(tender: Tender) -> dict[str, Any] | None:
 
 
 def _opening(tender: Tender) -> tuple[list[dict[str, Any]], str | None]:
+    """The opening lines, their reasons in the reader's language, and each malformed
+    commercial part's problems as the published opening record lists them."""
+    problems = line_problems(tender)
     rows = db.session.execute(
         select(OpeningLine, Company)
         .join(Company, Company.id == OpeningLine.company_id)
@@ -125,7 +132,8 @@ def _opening(tender: Tender) -> tuple[list[dict[str, Any]], str | None]:
             "status": line.status,
             "price": line.price,
             "envelope_sha256": line.envelope_sha256,
-            "reason": line.reason,
+            "reason": labels.opening_reason(line.reason, problems.get(line.bid_id)),
+            "problems": problems.get(line.bid_id) or [],
             "objection": line.objection,
         }
         for line, company in rows
@@ -163,7 +171,11 @@ def _input_bids(scoring: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {bid["id"]: bid for bid in scoring.get("bids", [])}
 
 
-def _compliance(scoring: dict[str, Any]) -> list[dict[str, Any]]:
+def _compliance(
+    scoring: dict[str, Any],
+    names: dict[str, dict[str, str]] | None = None,
+    problems: dict[str, list] | None = None,
+) -> list[dict[str, Any]]:
     inputs = _input_bids(scoring)
     out = []
     for bid in scoring.get("result", {}).get("bids", []):
@@ -174,7 +186,12 @@ def _compliance(scoring: dict[str, Any]) -> list[dict[str, Any]]:
                 "bid": bid["id"],
                 "automatic": bid.get("automatic_compliant"),
                 "compliant": bid.get("compliant"),
-                "reasons": [r.get("message") or r.get("code") for r in bid.get("reasons", [])],
+                # in the reader's language, as the ranking page shows them; the scoring
+                # file keeps the code, its parameters and the English message
+                "reasons": [
+                    labels.reason(r, names, (problems or {}).get(bid["id"]))
+                    for r in bid.get("reasons", [])
+                ],
                 "override": override,
                 "checks": source.get("compliance", {}),
                 "documents": source.get("documents", []),
@@ -183,15 +200,53 @@ def _compliance(scoring: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _criteria(scoring: dict[str, Any]) -> list[dict[str, Any]]:
+def _criteria(
+    scoring: dict[str, Any], titles: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The technical criteria, numbered C1, C2... (the score tables' column headers, so a
+    works tender's seven criteria fit a page), titled in the reader's language when the
+    tender's template names them."""
     return [
         {
             "key": c["key"],
-            "title": c.get("title") or c["key"],
+            "label": f"C{n}",
+            "title": (titles or {}).get(c["key"])
+            or c.get("title")
+            or c["key"].replace("_", " ").capitalize(),
             "max_points": c.get("max_points"),
         }
-        for c in scoring.get("technical_criteria", [])
+        for n, c in enumerate(scoring.get("technical_criteria", []), start=1)
     ]
+
+
+def _template_names(tender: Tender) -> dict[str, dict[str, str]]:
+    """The names the tender's template gives, in the current language: technical criteria
+    (`criteria`), qualification documents (`documents`) and bid-form fields (`fields`), so
+    the record shows "Audited financial statements", not `financial_statement`. Empty when
+    the template cannot be read (the scoring file's titles or keys are shown)."""
+    from app.evaluations.scoring_file import current_locale, template_of
+
+    try:
+        template = template_of(tender)
+    except Exception:  # a template that no longer parses still gets its record
+        log.warning("template of tender %s unreadable for the record", tender.id)
+        return {}
+    locale = current_locale()
+
+    def names(section: str, attribute: str) -> dict[str, str]:
+        out = {}
+        for item in template.get(section) or []:
+            if isinstance(item, dict) and item.get("key"):
+                text = localized(item.get(attribute), locale)
+                if text:
+                    out[item["key"]] = text
+        return out
+
+    return {
+        "criteria": names("technical_criteria", "title"),
+        "documents": names("qualification_documents", "label"),
+        "fields": names("commercial_fields", "label"),
+    }
 
 
 def _experts(scoring: dict[str, Any]) -> list[str]:
@@ -221,7 +276,7 @@ def _expert_sheets(
                     "bid": bid["id"],
                     "scores": [scores.get(c["key"]) for c in criteria],
                     "reasons": [
-                        (c["key"], reasons[c["key"]]) for c in criteria if reasons.get(c["key"])
+                        (c["label"], reasons[c["key"]]) for c in criteria if reasons.get(c["key"])
                     ],
                 }
             )
@@ -274,14 +329,19 @@ def _charts(content: RecordContent) -> dict[str, Any]:
             for row in content.aggregated
             if _dec(row["price"]) is not None
         ]
+    currency = current_app.config["FAIRBID_CURRENCY"]
     if priced:
         charts["price"] = price_chart_svg(
             priced[:CHART_MAX_ROWS],
             _dec((content.price or {}).get("benchmark")),
             title=_("Price distribution"),
             benchmark_label=_("Benchmark"),
+            price_label=_("Bid price"),
+            axis_label=_("Price (%(currency)s)", currency=currency),
+            format_value=labels.money,
         )
     spreads = []
+    outlier_pct = _dec(content.scoring.get("technical_outlier_pct")) or Decimal(30)
     inputs = _input_bids(content.scoring)
     bids = [row["bid"] for row in content.aggregated if row["technical"] is not None]
     for criterion in content.criteria:
@@ -293,7 +353,14 @@ def _charts(content: RecordContent) -> dict[str, Any]:
                 if (value := _dec(sheet.get(criterion["key"]))) is not None
             }
             if scores:
-                rows.append((label.get(bid, bid), scores, frozenset()))
+                flagged = frozenset(
+                    params.get("expert")
+                    for flag in content.flags
+                    if isinstance(flag, dict) and flag.get("code") == "outlier_score"
+                    for params in [flag.get("params") or {}]
+                    if params.get("bid") == bid and params.get("criterion") == criterion["key"]
+                )
+                rows.append((label.get(bid, bid), scores, flagged))
         maximum = _dec(criterion["max_points"])
         if rows and maximum:
             spreads.append(
@@ -303,8 +370,15 @@ def _charts(content: RecordContent) -> dict[str, Any]:
                         rows,
                         maximum,
                         title=_("Score spread: %(criterion)s", criterion=criterion["title"]),
-                        mean_label=_("mean"),
+                        mean_label=_("panel mean"),
                         outlier_label=_("outlier"),
+                        outlier_pct=outlier_pct,
+                        band_label=_(
+                            "panel mean ± %(pct)s %% of the maximum points (no outlier)",
+                            pct=labels.points(outlier_pct),
+                        ),
+                        axis_label=_("Points"),
+                        format_value=labels.points,
                     ),
                 }
             )
@@ -334,6 +408,7 @@ def record_content(tender: Tender, evaluation: Evaluation) -> RecordContent:
         panel=_panel(tender, evaluation),
         audit_seq=seq,
         audit_head=head,
+        template_names=_template_names(tender),
     )
 
 
@@ -350,12 +425,13 @@ def build_content(
     panel: list[dict[str, Any]],
     audit_seq: int,
     audit_head: str,
+    template_names: dict[str, dict[str, str]] | None = None,
 ) -> RecordContent:
     """The record's content from the scoring file and the facts read from the database
     (the benchmark passes its own)."""
     scoring = json.loads(scoring_text)
     result = scoring.get("result", {})
-    criteria = _criteria(scoring)
+    criteria = _criteria(scoring, (template_names or {}).get("criteria"))
     experts = _experts(scoring)
     aggregated = _aggregated(scoring, criteria)
     outcome = result.get("outcome", {})
@@ -379,7 +455,11 @@ def build_content(
         opening=opening,
         opening_sha256=opening_sha256,
         panel=panel,
-        compliance=_compliance(scoring),
+        compliance=_compliance(
+            scoring,
+            template_names,
+            {line["bidder"]: line["problems"] for line in opening if line.get("problems")},
+        ),
         price=result.get("price") or {},
         criteria=criteria,
         experts=experts,

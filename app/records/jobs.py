@@ -25,12 +25,13 @@ from app.core.types import utcnow
 from app.evaluations.models import Evaluation
 from app.extensions import db
 from app.pdf import TEMPLATES_DIR, PdfAttachment, render_pdf
-from app.records import signing
+from app.records import labels, signing
 from app.records.content import RecordContent, record_content
 from app.records.models import EvaluationRecord, RecordSignature, RecordStatus
 from app.records.versions import PLATFORM_FIELD, record_title, store_version
 from app.tasks import in_app_context
 from app.tender_templates import normalize_locale
+from app.tender_templates.rendering import aggregation_text, price_method_text
 from app.tenders.models import Tender
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def render_record_html(tender: Tender, evaluation: Evaluation, locale: str) -> t
 
 
 def record_html(content: RecordContent, locale: str) -> str:
-    """The template rendered with `content`."""
+    """The template rendered with `content`, its words in `locale`."""
     with force_locale(locale):
         return render_template(
             RECORD_TEMPLATE,
@@ -71,7 +72,29 @@ def record_html(content: RecordContent, locale: str) -> str:
             issued_at=utcnow(),
             document_hash=scoring_sha256(content.scoring_text),
             **content.as_context(),
+            **labels.helpers(),
+            **_descriptions(content, locale),
         )
+
+
+def _descriptions(content: RecordContent, locale: str) -> dict:
+    """The price method and the technical aggregation in words (the template library's
+    wording, in en, ko and zh_Hans), and each criterion's name for the flags."""
+    locale = normalize_locale(locale)
+    price = dict(content.scoring.get("price") or {})
+    if not isinstance(price.get("adjustments"), str | dict):
+        price.pop("adjustments", None)
+    method = price_method_text({"price": price}, locale) if price.get("method") else ""
+    aggregation = next(
+        (row["technical_method"] for row in content.aggregated if row["technical_method"]), None
+    )
+    return {
+        "method_description": method if method != price.get("method") else "",
+        "aggregation_description": aggregation_text(aggregation, locale)
+        if aggregation in ("mean", "trimmed_mean", "auto")
+        else "",
+        "criterion_names": {c["key"]: f"{c['label']} {c['title']}" for c in content.criteria},
+    }
 
 
 def scoring_sha256(text: str) -> str:

@@ -70,6 +70,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
+from pyhanko.sign.signers import constants as signer_constants
 from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
@@ -608,6 +609,28 @@ def _existing_signature_count(pdf_bytes: bytes) -> int:
     return sum(1 for _ in fields.enumerate_sig_fields(reader, filled_status=None))
 
 
+class PdfA3Signer(signers.PdfSigner):
+    """pyHanko's signer, kept consistent with the PDF/A-3B file it signs:
+
+    - PDF/A-3 is PDF 1.7: only the PAdES extension (ESIC) is registered. pyHanko would
+      register ISO/TS 32002 for ECDSA keys and raise the catalog's /Version to 2.0, which
+      contradicts the PDF/A-3 identification (ECDSA signatures are PAdES's own, in PDF 1.7).
+    - The signing time (the signature's /M, the CMS signing-time attribute and the stamp's
+      `%(ts)s`) is the platform's clock (`utcnow()`), the clock every other moment of the
+      record is read from (the drill's simulated clock included), not the machine's.
+    """
+
+    def register_extensions(self, pdf_out, *, md_algorithm: str) -> None:
+        if self.signature_meta.subfilter == fields.SigSeedSubFilter.PADES:
+            pdf_out.ensure_output_version(version=(1, 7))
+            pdf_out.register_extension(signer_constants.ESIC_EXTENSION_1)
+
+    def init_signing_session(self, pdf_out, existing_fields_only=False):
+        session = super().init_signing_session(pdf_out, existing_fields_only=existing_fields_only)
+        session.system_time = utcnow().replace(microsecond=0)
+        return session
+
+
 def stamp_box(index: int) -> tuple[int, int, int, int]:
     """The rectangle (x1, y1, x2, y2, in points) of the index-th stamp on its page."""
     row, column = divmod(index, 3)
@@ -715,10 +738,11 @@ def build_pdf_signer(
             stamp_text=_printable(text, font),
             text_box_style=TextBoxStyle(font=_InMemoryFontFactory(font, font_size=8), font_size=8),
             border_width=1,
+            timestamp_format="%Y-%m-%d %H:%M:%S UTC",
         )
     else:
         field_spec = fields.SigFieldSpec(sig_field_name=field_name, on_page=on_page)
-    return signers.PdfSigner(
+    return PdfA3Signer(
         metadata,
         cms_signer,
         timestamper=timestamper,

@@ -355,7 +355,7 @@ def test_a_failed_evaluation_still_gets_its_signed_record(
     record = _make_record(built)
     assert record.status == RecordStatus.SIGNED, record.error
     text = _pdftotext(operations.record_pdf(record), tmp_path)
-    assert "1000.00" in text
+    assert "¥1,000.00" in text  # the ceiling price, with its currency
 
 
 def test_cli_verifies_the_record_and_catches_an_altered_scoring_file(app, finalised, tmp_path):

@@ -6,6 +6,7 @@ the charts."""
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -577,7 +578,10 @@ def test_charts_escape_text_and_carry_title_and_desc():
         title="Quality",
     )
     assert "E3 10 (outlier)" in spread and "style=" not in spread
-    assert spread.count("<circle") == 4  # three dots and one outlier ring
+    # three dots and one outlier ring in the plot, each with its tooltip
+    assert len(re.findall(r"<circle [^>]*><title>", spread)) == 4
+    # a legend: each expert, the mean and the outlier ring
+    assert spread.count('<g class="legend-item"') == 5
 
 
 def test_a_full_tie_is_separated_by_a_replayable_lot_draw(make_tender, make_user):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 import evaluation
 from evaluation import samples
@@ -24,8 +25,69 @@ class Finalised:
     scoring_json: str
 
 
+def works_document(bids: int = 7) -> tuple[str, dict]:
+    """The built-in works template's YAML and a scoring file made from it: seven technical
+    criteria, the average benchmark, `bids` bids of which the last is above the ceiling
+    price and the one before it lacks a qualification document (both non-compliant)."""
+    import json
+
+    from app.evaluations.scoring_file import _scoring_config
+    from app.tender_templates import builtin_template
+
+    yaml_text = builtin_template("works")
+    values = {
+        "ceiling_price": "1200000.00",
+        "bid_bond": "20000.00",
+        "tender": {"id": "T-WORKS", "reference": "R-WORKS", "title": "Road"},
+    }
+    document = json.loads(_scoring_config(yaml_text, json.dumps(values, sort_keys=True)))
+    rules = document["compliance_rules"]
+    criteria = document["technical_criteria"]
+    for n in range(bids):
+        price = f"{1_000_000 + 23_456 * n - (n % 3) * 50_123}.{n * 7 % 100:02d}"
+        if n == bids - 1:
+            price = "1234567.89"
+        sheets = {
+            f"E{e + 1}": {
+                # half points between half and nine tenths of the maximum
+                c["key"]: str(
+                    Decimal(int(Decimal(c["max_points"]) * 2 * (5 + (n + e + i) % 5) / 10)) / 2
+                )
+                for i, c in enumerate(criteria)
+            }
+            for e in range(5)
+        }
+        documents = list(rules["required_documents"])
+        if n == bids - 2:
+            documents.remove("financial_statement")
+        document["bids"].append(
+            {
+                "id": f"B{n + 1}",
+                "price": price,
+                "fields": {
+                    "construction_days": "300",
+                    "quality_standard": "qualified",
+                    "bid_validity_days": "90",
+                    "project_manager_registration": "yes",
+                },
+                "documents": documents,
+                "compliance": dict.fromkeys(rules["required_checks"], True),
+                "bid_bond": "20000.00",
+                "technical": sheets,
+            }
+        )
+    return yaml_text, document
+
+
 def build_finalised(
-    make_tender, make_user, make_company, *, locale=None, experts=5, ceiling_price=None
+    make_tender,
+    make_user,
+    make_company,
+    *,
+    locale=None,
+    experts=5,
+    ceiling_price=None,
+    works=False,
 ):
     from app.accounts.models import Role
     from app.bids.models import Bid, BidStatus
@@ -36,11 +98,15 @@ def build_finalised(
     from app.opening.models import EvaluatedBid, LineStatus, OpeningLine
     from app.panels.models import MemberStatus, PanelMember
 
-    tender = make_tender(status="evaluating")
+    tender = make_tender(status="evaluating", category="works" if works else "goods")
     staff = make_user(Role.STAFF, centre=tender.centre, locale=locale)
     bidder = make_user(Role.BIDDER)
     now = utcnow()
-    document = samples.example_document()
+    if works:
+        yaml_text, document = works_document()
+        tender.template_version.yaml_text = yaml_text
+    else:
+        document = samples.example_document()
     if ceiling_price is not None:
         document["ceiling_price"] = ceiling_price
     companies = []
@@ -75,8 +141,9 @@ def build_finalised(
             )
         )
         bid["id"] = renamed[bid["id"]]
-    document["bids"][0]["technical_reasons"] = {"E1": {"design": "Clear design, minor gaps"}}
-    document["bids"][1]["technical_reasons"] = {"E3": {"service_plan": "Best service plan"}}
+    first, second = (c["key"] for c in document["technical_criteria"][:2])
+    document["bids"][0]["technical_reasons"] = {"E1": {first: "Clear design, minor gaps"}}
+    document["bids"][1]["technical_reasons"] = {"E3": {second: "Best service plan"}}
     members = []
     for seat in range(1, experts + 1):
         expert = make_user(Role.EXPERT, full_name=f"Expert {seat} 김", locale=locale)
@@ -86,7 +153,7 @@ def build_finalised(
                 user_id=expert.id,
                 status=MemberStatus.ACCEPTED,
                 position=seat,
-                drawn_for="engineering",
+                drawn_for="technical_economic",  # evaluation.draw.CORE_SEAT
                 conflict_declared_at=now - timedelta(days=1),
                 conflict_statement="",
             )
