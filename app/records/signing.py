@@ -251,6 +251,12 @@ def _file_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+# Signatures are validated at their own signing time (`validate_pdf`), and the drill signs on
+# its backdated clock (weeks before the real now): the generated development CA and platform
+# certificate are valid from a year before they were made. Production configures its own.
+DEVELOPMENT_BACKDATE = dt.timedelta(days=366)
+
+
 def _ensure_development_keys(directory: Path) -> None:
     if (directory / PLATFORM_CERT_FILENAME).exists() and (directory / CA_CERT_FILENAME).exists():
         return
@@ -266,7 +272,7 @@ def _ensure_development_keys(directory: Path) -> None:
             )
             ca_cert = _build_certificate(
                 subject=name, issuer=name, public_key=ca_key.public_key(), issuer_key=ca_key,
-                days=10 * 365, ca=True,
+                days=10 * 365, ca=True, backdate=DEVELOPMENT_BACKDATE,
             )  # fmt: skip
             _write_private(directory / CA_KEY_FILENAME, _key_pem(ca_key))
             _write_public(directory / CA_CERT_FILENAME, _cert_pem(ca_cert))
@@ -289,6 +295,7 @@ def _ensure_development_keys(directory: Path) -> None:
                 public_key=key.public_key(),
                 issuer_key=ca_key,
                 days=5 * 365,
+                backdate=DEVELOPMENT_BACKDATE,
             )
             _write_private(directory / PLATFORM_KEY_FILENAME, _key_pem(key))
             _write_public(directory / PLATFORM_CERT_FILENAME, _cert_pem(certificate))
@@ -334,6 +341,7 @@ def _build_certificate(
     issuer_key: object,
     days: int,
     ca: bool = False,
+    backdate: dt.timedelta = dt.timedelta(minutes=5),
 ) -> x509.Certificate:
     now = utcnow().replace(microsecond=0)
     builder = (
@@ -342,7 +350,7 @@ def _build_certificate(
         .issuer_name(issuer)
         .public_key(public_key)  # type: ignore[arg-type]
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(now - backdate)
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
         .add_extension(
