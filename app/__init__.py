@@ -89,11 +89,21 @@ def _connect_stages() -> None:
     from app.evaluations.operations import follow_vacated_seat
     from app.evaluations.queries import scoring_has_locked
     from app.evaluations.signals import evaluation_finalised
+    from app.panels.operations import panel_people
     from app.panels.signals import scoring_lock_asked, seat_vacated
     from app.records.operations import request_record_on_finalise
-    from app.tenders.signals import tender_publishing
+    from app.results.operations import reevaluate_on_order
+    from app.tenders.signals import (
+        people_involved_asked,
+        reevaluation_ordered,
+        tender_publishing,
+    )
+    from app.tenders.suspension import install_guard
 
     tender_publishing.connect(key_ceremony_on_publication)
+    people_involved_asked.connect(panel_people)
+    reevaluation_ordered.connect(reevaluate_on_order)
+    install_guard()
     evaluation_finalised.connect(request_record_on_finalise)
     scoring_lock_asked.connect(scoring_has_locked)
     seat_vacated.connect(follow_vacated_seat)

@@ -25,17 +25,21 @@ class Permission(StrEnum):
     MANAGE_TENDERS = "manage_tenders"
     VIEW_TENDERS = "view_tenders"
     TAKE_PART = "take_part"
+    # Suspend a tender and decide its resumption (dual control: app.tenders.suspension).
+    SUPERVISE_TENDERS = "supervise_tenders"
 
 
 # Permissions a role holds; centre-scoped ones also need the object's centre to match.
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(Permission) - {Permission.TAKE_PART},
+    # Administrators run the platform; intervening in a tender is the supervisors' duty.
+    Role.ADMIN: frozenset(Permission) - {Permission.TAKE_PART, Permission.SUPERVISE_TENDERS},
     Role.SUPERVISOR: frozenset(
         {
             Permission.VIEW_COMPANIES,
             Permission.VIEW_AUDIT,
             Permission.VIEW_ALL_CENTRES,
             Permission.VIEW_TENDERS,
+            Permission.SUPERVISE_TENDERS,
         }
     ),
     Role.STAFF: frozenset(

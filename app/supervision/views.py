@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, render_template, request
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -11,11 +13,25 @@ from app.audit import AuditEvent, chain_head, verify_chain
 from app.centres.models import TradingCentre
 from app.companies.models import Company
 from app.core.access import restrict_blueprint
+from app.core.formatting import centre_time
+from app.core.types import timestamp
 from app.extensions import db
 from app.permissions import Permission, require
+from app.portal.queries import CATEGORIES
+from app.tenders.labels import STATUS_LABELS
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
 restrict_blueprint(bp, Role.SUPERVISOR, Role.ADMIN)
+
+
+@bp.context_processor
+def supervision_helpers() -> dict[str, Any]:
+    return {
+        "CATEGORIES": CATEGORIES,
+        "STATUS_LABELS": STATUS_LABELS,
+        "centre_time": centre_time,
+        "iso": timestamp,
+    }
 
 
 @bp.route("/")
@@ -51,3 +67,7 @@ def audit_verify() -> str:
     require(current_user, Permission.VIEW_AUDIT)
     broken = verify_chain()
     return render_template("supervision/audit_verify.html", broken=broken, head=chain_head())
+
+
+# The routes of the other supervision pages attach to `bp` when their modules load.
+from app.supervision import intervention  # noqa: E402, F401
