@@ -7,13 +7,15 @@ from typing import Any
 from apiflask import Schema
 from apiflask.fields import String
 from apiflask.validators import Length, OneOf
+from flask import request
 
 from app.accounts.models import Role
 from app.api import auth, bp, roles_required
 from app.api.schemas import error_responses
 from app.api.tenders import tender_scope
 from app.core.boundary import transactional
-from app.permissions import Permission
+from app.permissions import Permission, require
+from app.supervision import monitoring
 from app.tenders import suspension as ops
 from app.tenders.access import public_tender, visible_tender
 
@@ -115,3 +117,27 @@ def withdraw_resumption(tender_id: int) -> dict[str, Any]:
 @transactional
 def approve_resumption(tender_id: int) -> dict[str, Any]:
     return _act(tender_id, ops.approve_resumption)
+
+
+@bp.get("/supervision/dashboard")
+@bp.auth_required(auth)
+@roles_required(Role.SUPERVISOR, Role.ADMIN)
+@bp.doc(
+    summary="The supervisors' dashboard (supervisors: their jurisdiction; administrators: all)",
+    description="Query: `centre` (a centre code within the jurisdiction, with the centres "
+    "below it), `category`, `period` (`today`, `7d`, `30d`, `365d`: tenders published "
+    "then). Tenders by stage, today's bid deadlines and openings, envelope *counts* of the "
+    "tenders taking bids (never who bid before the opening), openings in progress, "
+    "evaluations waiting, open objections, the clock's open alerts, suspensions, and the "
+    "figures per centre. The page's live stream sends the same object.",
+    responses=error_responses(400, 403, 404),
+)
+def supervision_dashboard() -> dict[str, Any]:
+    require(auth.current_user, Permission.VIEW_ALL_CENTRES)
+    scope = monitoring.scope_for(
+        auth.current_user,
+        centre_code=request.args.get("centre", "")[:32],
+        category=request.args.get("category", "")[:32],
+        period=request.args.get("period", "")[:8],
+    )
+    return monitoring.snapshot(scope)

@@ -6,12 +6,11 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.accounts.models import Role
+from app.admin.forms import LEVEL_LABELS
 from app.audit import AuditEvent, chain_head, verify_chain
-from app.centres.models import TradingCentre
-from app.companies.models import Company
 from app.core.access import restrict_blueprint
 from app.core.formatting import centre_time
 from app.core.types import timestamp
@@ -31,19 +30,8 @@ def supervision_helpers() -> dict[str, Any]:
         "STATUS_LABELS": STATUS_LABELS,
         "centre_time": centre_time,
         "iso": timestamp,
+        "LEVELS": LEVEL_LABELS,
     }
-
-
-@bp.route("/")
-def dashboard() -> str:
-    require(current_user, Permission.VIEW_ALL_CENTRES)
-    counts = dict(
-        db.session.execute(
-            select(Company.home_centre_id, func.count(Company.id)).group_by(Company.home_centre_id)
-        ).all()
-    )
-    centres = db.session.scalars(select(TradingCentre).order_by(TradingCentre.code)).all()
-    return render_template("supervision/dashboard.html", centres=centres, counts=counts)
 
 
 @bp.route("/audit")
@@ -70,4 +58,4 @@ def audit_verify() -> str:
 
 
 # The routes of the other supervision pages attach to `bp` when their modules load.
-from app.supervision import intervention  # noqa: E402, F401
+from app.supervision import intervention, live  # noqa: E402, F401

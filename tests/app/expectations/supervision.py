@@ -7,12 +7,17 @@ from tests.app.expectations import PUBLIC, SUPERVISION
 SUPERVISOR_ONLY = frozenset({"supervisor"})
 
 EXPECTED = {
+    "supervision.centre": SUPERVISION,
+    "supervision.summary": SUPERVISION,
+    "supervision.dashboard_csv": SUPERVISION,
+    "supervision.events": SUPERVISION,
     "supervision.tender": SUPERVISION,
     "supervision.suspend": SUPERVISOR_ONLY,
     "supervision.request_resume": SUPERVISOR_ONLY,
     "supervision.withdraw_resume": SUPERVISOR_ONLY,
     "supervision.approve_resume": SUPERVISOR_ONLY,
     "api.tender_suspensions": PUBLIC,
+    "api.supervision_dashboard": SUPERVISION,
     "api.suspend_tender": SUPERVISOR_ONLY,
     "api.request_resumption": SUPERVISOR_ONLY,
     "api.withdraw_resumption": SUPERVISOR_ONLY,
