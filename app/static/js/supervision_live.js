@@ -140,6 +140,7 @@
         polling = null;
       }
       say(true);
+      state.setAttribute("data-stream", "open");
       try {
         show(JSON.parse(event.data));
       } catch (e) {}
