@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, render_template, request
@@ -31,7 +32,14 @@ def supervision_helpers() -> dict[str, Any]:
         "centre_time": centre_time,
         "iso": timestamp,
         "LEVELS": LEVEL_LABELS,
+        "when": _when,
     }
+
+
+def _when(stamp: str) -> str:
+    """A snapshot's UTC timestamp, as people read it (the platform's zone, their language)."""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return centre_time(moment, None, "short")
 
 
 @bp.route("/audit")

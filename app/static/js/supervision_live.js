@@ -92,7 +92,7 @@
     var stamp = document.getElementById("generated-at");
     if (stamp) {
       stamp.setAttribute("datetime", data.generated_at);
-      stamp.textContent = data.generated_at;
+      stamp.textContent = new Date(data.generated_at).toLocaleString();
     }
     // A tender that started or stopped taking bids changes the table's rows: reload once.
     var rows = document.querySelectorAll("[data-envelopes]");
