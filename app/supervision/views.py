@@ -5,19 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, flash, render_template, request
+from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.accounts.models import Role
 from app.admin.forms import LEVEL_LABELS
-from app.audit import AuditEvent, chain_head, verify_chain
+from app.audit import chain_head, verify_chain
+from app.centres.operations import all_centres
 from app.core.access import restrict_blueprint
 from app.core.formatting import centre_time
 from app.core.types import timestamp
 from app.extensions import db
 from app.permissions import Permission, require
 from app.portal.queries import CATEGORIES
+from app.supervision import explorer
 from app.tenders.labels import STATUS_LABELS
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
@@ -43,18 +45,28 @@ def _when(stamp: str) -> str:
 
 
 @bp.route("/audit")
-def audit() -> str:
+def audit() -> tuple[str, int] | str:
     require(current_user, Permission.VIEW_AUDIT)
-    query = select(AuditEvent).order_by(AuditEvent.seq.desc())
-    action = request.args.get("action", "").strip()[:64]
-    if action:
-        query = query.where(AuditEvent.action.startswith(action))
-    centre = request.args.get("centre", type=int)
-    if centre:
-        query = query.where(AuditEvent.centre_id == centre)
-    page = db.paginate(query, per_page=50, error_out=False)
-    return render_template(
-        "supervision/audit.html", page=page, action=action, centre=centre, head=chain_head()
+    try:
+        filters = explorer.parse_filters(request.args)
+    except explorer.BadFilter:
+        flash(_("Write dates as YYYY-MM-DD."), "error")
+        filters = explorer.parse_filters({})
+        status = 400
+    else:
+        status = 200
+    page = db.paginate(explorer.search(filters), per_page=50, error_out=False)
+    return (
+        render_template(
+            "supervision/audit.html",
+            page=page,
+            rows=explorer.rows(list(page.items)),
+            filters=filters,
+            centres=all_centres(),
+            actions=explorer.known_actions(),
+            head=chain_head(),
+        ),
+        status,
     )
 
 
