@@ -15,7 +15,7 @@ from app.api.schemas import error_responses
 from app.api.tenders import tender_scope
 from app.core.boundary import transactional
 from app.permissions import Permission, require
-from app.supervision import monitoring
+from app.supervision import monitoring, statistics
 from app.tenders import suspension as ops
 from app.tenders.access import public_tender, visible_tender
 
@@ -141,3 +141,28 @@ def supervision_dashboard() -> dict[str, Any]:
         period=request.args.get("period", "")[:8],
     )
     return monitoring.snapshot(scope)
+
+
+@bp.get("/supervision/statistics")
+@bp.auth_required(auth)
+@roles_required(Role.SUPERVISOR, Role.ADMIN)
+@bp.doc(
+    summary="Statistics of the centres overseen (the statistics page's tables)",
+    description="The same query as the dashboard (`centre`, `category`, `period`). Three "
+    "tables, each with its columns and rows: `monthly` (tenders and value by centre and "
+    "month), `bids` (tenders by number of bids), `centres` (bids per tender, single-bid "
+    "share, savings against budget, days from publication to award, failure, re-tender and "
+    "objection rates, per centre and in total). Money and rates are decimal strings; null "
+    "where there is nothing to compute.",
+    responses=error_responses(400, 403, 404),
+)
+def supervision_statistics() -> dict[str, Any]:
+    require(auth.current_user, Permission.VIEW_ALL_CENTRES)
+    scope = monitoring.scope_for(
+        auth.current_user,
+        centre_code=request.args.get("centre", "")[:32],
+        category=request.args.get("category", "")[:32],
+        period=request.args.get("period", "")[:8],
+    )
+    tables = statistics.compute(scope)
+    return {"filters": scope.args(), "tables": {k: t.json() for k, t in tables.items()}}

@@ -28,7 +28,7 @@ from app.web import redis_available
 CHANNELS = (AUDIT_CHANNEL, TENDER_CHANNEL, SUPERVISION_CHANNEL)
 
 
-def _scope(centre_code: str | None = None) -> monitoring.Scope:
+def scope_from_request(centre_code: str | None = None) -> monitoring.Scope:
     require(current_user, Permission.VIEW_ALL_CENTRES)
     args = request.args
     return monitoring.scope_for(
@@ -56,31 +56,31 @@ def _render(scope: monitoring.Scope, centre=None) -> str:
 
 @bp.route("/")
 def dashboard() -> str:
-    return _render(_scope())
+    return _render(scope_from_request())
 
 
 @bp.route("/centres/<centre_code>")
 def centre(centre_code: str) -> str:
-    scope = _scope(centre_code[:32])
+    scope = scope_from_request(centre_code[:32])
     return _render(scope, centre=scope.centre)
 
 
 @bp.route("/summary.json")
 def summary() -> dict:
     """The dashboard's figures as JSON: the page's fallback when the stream is not live."""
-    return monitoring.snapshot(_scope())
+    return monitoring.snapshot(scope_from_request())
 
 
 @bp.route("/dashboard.csv")
 def dashboard_csv() -> Response:
-    data = monitoring.snapshot(_scope())
+    data = monitoring.snapshot(scope_from_request())
     waiting = {row["id"]: row["waiting_for"] for row in data["evaluations_waiting"]}
     objections = {row["id"]: row["objections"] for row in data["objections_open"]}
     envelopes = {row["id"]: row["envelopes"] for row in data["envelopes"]}
     alerts: dict[int, list[str]] = {}
     for row in data["alerts"]:
         alerts.setdefault(row["id"], []).append(row["alert"])
-    scope = _scope()
+    scope = scope_from_request()
     tenders = db.session.scalars(monitoring.tenders_query(scope).order_by(Tender.id))
     codes = {c.id: c.code for c in scope.centres}
     return csv_response(
@@ -128,7 +128,7 @@ def events() -> Response:
     """Server-sent events: the figures now, then again whenever an event published on Redis
     changes them, until the stream times out (the browser reconnects). `unavailable` when
     Redis is down: the page then polls `summary.json`."""
-    scope = _scope()
+    scope = scope_from_request()
     centre_ids = set(scope.centre_ids)
     seconds = current_app.config.get("DASHBOARD_EVENTS_SECONDS", 25)
 

@@ -78,4 +78,4 @@ def audit_verify() -> str:
 
 
 # The routes of the other supervision pages attach to `bp` when their modules load.
-from app.supervision import intervention, live  # noqa: E402, F401
+from app.supervision import intervention, live, stats_views  # noqa: E402, F401

@@ -8,6 +8,9 @@ SUPERVISOR_ONLY = frozenset({"supervisor"})
 
 EXPECTED = {
     "supervision.centre": SUPERVISION,
+    "supervision.statistics_page": SUPERVISION,
+    "supervision.statistics_csv": SUPERVISION,
+    "api.supervision_statistics": SUPERVISION,
     "supervision.summary": SUPERVISION,
     "supervision.dashboard_csv": SUPERVISION,
     "supervision.events": SUPERVISION,
