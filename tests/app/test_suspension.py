@@ -11,11 +11,12 @@ from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.accounts.models import Role
 from app.audit import verify_chain
 from app.audit.models import AuditEvent
+from app.bids.models import Bid
 from app.clock.service import tick
 from app.core.errors import Conflict, OperationError
 from app.core.types import CLOCK_OFFSET, timestamp, utcnow
@@ -356,3 +357,64 @@ def test_a_reevaluation_needs_the_second_supervisor_then_goes_back_to_review(
         select(AuditEvent.data).where(AuditEvent.action == "results.evaluation_reopened")
     )
     assert json.loads(reopened)["ordered_by"] == "supervision"
+
+
+def test_while_suspended_the_api_refuses_uploads_clearly_and_every_page_still_reads(app, world):
+    tender, bidder, staff = world["tender"], world["bidder"], world["staff"]
+    with app.test_request_context():
+        suspend_tender(world["a"], tender, "Pending a court order.")
+        db.session.commit()
+    api = app.test_client()
+    whole = api.post(
+        f"/api/v1/tenders/{tender.id}/bids",
+        data=envelope(tender, bidder),
+        headers={**token_for(bidder), "Content-Type": "application/octet-stream"},
+    )
+    assert whole.status_code == 409
+    assert whole.get_json()["error"] == "suspended"
+    assert "Pending a court order." in whole.get_json()["message"]
+    resumable = api.post(
+        f"/api/v1/tenders/{tender.id}/uploads", json={"size": 100}, headers=token_for(bidder)
+    )
+    assert resumable.status_code == 409 and resumable.get_json()["error"] == "suspended"
+    assert db.session.scalar(select(func.count()).select_from(Bid)) == 0
+    # Reading goes on for everyone: nothing a page does on a GET is refused.
+    pages = {
+        None: [f"/tenders/{tender.id}", f"/api/v1/tenders/{tender.id}/suspensions"],
+        bidder: [f"/tenders/{tender.id}", f"/bids/tenders/{tender.id}"],
+        staff: [f"/centre/tenders/{tender.id}", f"/opening/tenders/{tender.id}"],
+        world["b"]: [f"/supervision/tenders/{tender.id}", "/supervision/"],
+    }
+    for user, urls in pages.items():
+        client = app.test_client()
+        if user is not None:
+            AuthActions(client).login(user)
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+
+
+def test_the_evaluation_period_does_not_count_the_suspended_time(app, world):
+    from app.clock.models import ClockAlert
+
+    tender = world["tender"]
+    started = utcnow() - timedelta(days=11)
+    tender.status = TenderStatus.EVALUATING
+    tender.evaluation_days = 10
+    db.session.add(Evaluation(tender_id=tender.id, started_at=started))
+    db.session.commit()
+    with app.test_request_context(), later(timedelta(days=-3)):
+        suspend_tender(world["a"], tender, "Inquiry.")
+        db.session.commit()
+    with app.test_request_context(), later(timedelta(days=-1)):
+        request_resumption(world["a"], tender, "resume", "Done.")
+        approve_resumption(world["b"], tender)
+        db.session.commit()
+    # Eleven days since the start, two of them suspended: nine count, within the ten.
+    tick()
+    alerts = select(ClockAlert).where(
+        ClockAlert.tender_id == tender.id, ClockAlert.kind == "evaluation_overdue"
+    )
+    assert db.session.scalars(alerts).all() == []
+    tick(utcnow() + timedelta(days=1, hours=1))
+    assert len(db.session.scalars(alerts).all()) == 1
