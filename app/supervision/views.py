@@ -21,6 +21,7 @@ from app.permissions import Permission, require
 from app.portal.queries import CATEGORIES
 from app.supervision import explorer
 from app.tenders.labels import STATUS_LABELS
+from app.tenders.suspension import TenderSuspension, active_suspension
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
 restrict_blueprint(bp, Role.SUPERVISOR, Role.ADMIN)
@@ -36,6 +37,13 @@ def supervision_helpers() -> dict[str, Any]:
         "LEVELS": LEVEL_LABELS,
         "when": _when,
     }
+
+
+@bp.app_template_global("tender_suspension")
+def tender_suspension(tender_id: int) -> TenderSuspension | None:
+    """The suspension holding a tender, for the pages of every stage
+    (templates/supervision/_suspension_banner.html)."""
+    return active_suspension(tender_id)
 
 
 def _when(stamp: str) -> str:

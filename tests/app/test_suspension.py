@@ -392,6 +392,10 @@ def test_while_suspended_the_api_refuses_uploads_clearly_and_every_page_still_re
         for url in urls:
             response = client.get(url)
             assert response.status_code == 200, (url, response.status_code)
+            if url.startswith(("/centre/", "/bids/", "/opening/")):
+                # Where people act on the tender, the page says why nothing can be done.
+                assert 'id="suspended-banner"' in response.text, url
+                assert "Pending a court order." in response.text
 
 
 def test_the_evaluation_period_does_not_count_the_suspended_time(app, world):
