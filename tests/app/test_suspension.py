@@ -39,6 +39,7 @@ from app.tenders.suspension import (
 from tests.conftest import AuthActions
 from tests.factories.accounts import token_for
 from tests.factories.bids import lib_seal, public_key, registered_bidder, submit, tid, uscc
+from tests.factories.ocds import assert_valid, package_validator
 
 
 def envelope(tender, bidder, price="900.00") -> bytes:
@@ -265,7 +266,9 @@ def test_everyone_involved_is_told_and_the_public_sees_both_steps(app, client, w
     page = client.get(f"/tenders/{tender.id}").get_data(as_text=True)
     assert 'id="suspension"' not in page and "Complaint dismissed." in page
 
-    releases = client.get(f"/api/v1/ocds/tenders/{tender.id}").get_json()["releases"]
+    package = client.get(f"/api/v1/ocds/tenders/{tender.id}").get_json()
+    assert_valid(package_validator(), package)  # OCDS 1.1 release package schema
+    releases = package["releases"]
     by_id = {r["id"].rsplit(tender.ocid_suffix + "-", 1)[1]: r for r in releases}
     suspended, resumed = by_id["suspension-1"], by_id["resumption-1"]
     assert suspended["tag"] == ["tenderUpdate"] and resumed["tag"] == ["tenderUpdate"]
