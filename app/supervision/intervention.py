@@ -4,11 +4,12 @@ and its buttons."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.centres.operations import oversees
 from app.core.boundary import attempt, run_operation
 from app.core.forms import ButtonForm
 from app.permissions import Permission, can, require
@@ -20,7 +21,10 @@ from app.tenders.access import staff_tender
 
 
 def _tender(tender_id: int):
-    return staff_tender(current_user, tender_id, Permission.VIEW_TENDERS, public_only=True)
+    tender = staff_tender(current_user, tender_id, Permission.VIEW_TENDERS, public_only=True)
+    if not oversees(current_user, tender.centre_id):
+        abort(404)  # another jurisdiction's tender
+    return tender
 
 
 def _page(tender, suspend_form=None, request_form=None, status: int = 200):

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from app.accounts.models import Role, User
 from app.bids.models import Bid, BidStatus
 from app.centres.models import TradingCentre
+from app.centres.operations import centre_and_below
 from app.clock.models import ClockAlert
 from app.clock.service import alert_title
 from app.core.formatting import platform_timezone
@@ -69,12 +70,12 @@ def descendants(root_id: int, centres: list[TradingCentre]) -> set[int]:
 
 
 def jurisdiction(user: User) -> list[TradingCentre]:
-    """The centres a supervisor oversees: a supervisor placed at a centre sees it and every
-    centre below it (a city: its counties and townships; a county: its townships); one
-    placed nowhere, and administrators, see every centre."""
+    """The centres a supervisor oversees (`app.centres.operations.oversees`): a supervisor
+    placed at a centre sees it and every centre below it (a city: its counties and
+    townships; a county: its townships); one placed nowhere, and administrators, all."""
     centres = all_centres()
     if user.role == Role.SUPERVISOR and user.centre_id:
-        ids = descendants(user.centre_id, centres)
+        ids = centre_and_below(user.centre_id)
         return [c for c in centres if c.id in ids]
     return centres
 

@@ -26,12 +26,13 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.accounts.models import Role, User
 from app.audit import append_event
+from app.centres.operations import oversees
 from app.core.errors import Conflict, OperationError
 from app.core.types import UTCDateTime, utcnow
 from app.core.urls import public_url
 from app.events import CHANNEL_PREFIX, publish_after_commit
 from app.extensions import db
-from app.permissions import Permission, require
+from app.permissions import Permission, PermissionDenied, require
 from app.tenders import documents
 from app.tenders.models import Tender, TenderCustodian, TenderStatus
 from app.tenders.notify import notify_users, registered_bidders
@@ -234,6 +235,13 @@ def _clean_reason(reason: str, message) -> str:
     return reason
 
 
+def _require(actor: User, tender: Tender) -> None:
+    """The permission, and the tender within the supervisor's jurisdiction."""
+    require(actor, Permission.SUPERVISE_TENDERS)
+    if not oversees(actor, tender.centre_id):
+        raise PermissionDenied()
+
+
 def _lock(tender: Tender) -> None:
     db.session.execute(select(Tender.id).where(Tender.id == tender.id).with_for_update())
 
@@ -243,7 +251,7 @@ def _lock(tender: Tender) -> None:
 
 def suspend_tender(actor: User, tender: Tender, reason: str) -> TenderSuspension:
     """Stop the tender now with a public reason."""
-    require(actor, Permission.SUPERVISE_TENDERS)
+    _require(actor, tender)
     _lock(tender)
     db.session.refresh(tender)
     if tender.status not in SUSPENDABLE:
@@ -287,7 +295,7 @@ def request_resumption(
 ) -> TenderSuspension:
     """Ask to lift the suspension (kind `resume`) or to lift it and redo the evaluation
     (kind `reevaluate`). A second supervisor approves."""
-    require(actor, Permission.SUPERVISE_TENDERS)
+    _require(actor, tender)
     _lock(tender)
     suspension = active_suspension(tender.id)
     if suspension is None:
@@ -330,7 +338,7 @@ def request_resumption(
 def withdraw_request(actor: User, tender: Tender) -> TenderSuspension:
     """The requester (or any supervisor) takes a pending request back; the tender stays
     suspended."""
-    require(actor, Permission.SUPERVISE_TENDERS)
+    _require(actor, tender)
     _lock(tender)
     suspension = active_suspension(tender.id)
     if suspension is None or suspension.status != SuspensionStatus.REQUESTED:
@@ -355,7 +363,7 @@ def withdraw_request(actor: User, tender: Tender) -> TenderSuspension:
 def approve_resumption(actor: User, tender: Tender) -> TenderSuspension:
     """The second supervisor's approval: the tender resumes with the time it had left (and
     goes back to evaluation if a re-evaluation was asked)."""
-    require(actor, Permission.SUPERVISE_TENDERS)
+    _require(actor, tender)
     _lock(tender)
     db.session.refresh(tender)
     suspension = active_suspension(tender.id)

@@ -425,3 +425,29 @@ def test_the_evaluation_period_does_not_count_the_suspended_time(app, world):
     assert db.session.scalars(alerts).all() == []
     tick(utcnow() + timedelta(days=1, hours=1))
     assert len(db.session.scalars(alerts).all()) == 1
+
+
+def test_a_supervisor_intervenes_only_within_its_jurisdiction(
+    app, make_centre, make_tender, make_user
+):
+    city = make_centre(level="city")
+    east = make_centre(level="county", parent=city)
+    west = make_centre(level="county", parent=city)
+    town = make_centre(level="township", parent=east)
+    east_supervisor = make_user(Role.SUPERVISOR, centre_id=east.id)
+    city_supervisor = make_user(Role.SUPERVISOR, centre_id=city.id)
+    west_tender, town_tender = make_tender(centre=west), make_tender(centre=town)
+    with app.test_request_context():
+        with pytest.raises(PermissionDenied):
+            suspend_tender(east_supervisor, west_tender, "Not mine.")
+        db.session.rollback()
+        suspend_tender(east_supervisor, town_tender, "A township of my county.")
+        request_resumption(east_supervisor, town_tender, "resume", "Fine.")
+        db.session.commit()
+        # The city's supervisor oversees the township too: it may approve.
+        approve_resumption(city_supervisor, town_tender)
+        db.session.commit()
+    client = app.test_client()
+    AuthActions(client).login(east_supervisor)
+    assert client.get(f"/supervision/tenders/{west_tender.id}").status_code == 404
+    assert client.get(f"/supervision/tenders/{town_tender.id}").status_code == 200
