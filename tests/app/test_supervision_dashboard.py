@@ -230,3 +230,50 @@ def test_csv_cells_that_look_like_formulas_are_neutralised():
         ["'@SUM(A1)", "0"],
         ["ok", "2"],
     ]
+
+
+def test_an_administrator_places_a_supervisor_at_a_centre(app, make_user, make_centre):
+    from app.accounts import operations as account_ops
+    from app.core.errors import OperationError
+
+    admin, county = make_user(Role.ADMIN), make_centre(level="county")
+    with app.test_request_context():
+        placed = account_ops.create_user(
+            admin,
+            email="county-supervisor@example.com",
+            full_name="County Supervisor",
+            role=Role.SUPERVISOR,
+            centre_id=county.id,
+            password="a long enough passphrase 42",
+        )
+        db.session.commit()
+        assert placed.centre_id == county.id
+        everywhere = account_ops.create_user(
+            admin,
+            email="city-supervisor@example.com",
+            full_name="Any Supervisor",
+            role=Role.SUPERVISOR,
+            centre_id=None,
+            password="a long enough passphrase 42",
+        )
+        assert everywhere.centre_id is None
+        with pytest.raises(OperationError):
+            account_ops.create_user(
+                admin,
+                email="nowhere@example.com",
+                full_name="Nowhere",
+                role=Role.SUPERVISOR,
+                centre_id=999999,
+                password="a long enough passphrase 42",
+            )
+        db.session.rollback()
+        # An expert belongs to no centre, whatever the form sent.
+        expert = account_ops.create_user(
+            admin,
+            email="expert-x@example.com",
+            full_name="Expert X",
+            role=Role.EXPERT,
+            centre_id=county.id,
+            password="a long enough passphrase 42",
+        )
+        assert expert.centre_id is None
