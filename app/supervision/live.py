@@ -73,14 +73,14 @@ def summary() -> dict:
 
 @bp.route("/dashboard.csv")
 def dashboard_csv() -> Response:
-    data = monitoring.snapshot(scope_from_request())
+    scope = scope_from_request()
+    data = monitoring.snapshot(scope)
     waiting = {row["id"]: row["waiting_for"] for row in data["evaluations_waiting"]}
     objections = {row["id"]: row["objections"] for row in data["objections_open"]}
     envelopes = {row["id"]: row["envelopes"] for row in data["envelopes"]}
     alerts: dict[int, list[str]] = {}
     for row in data["alerts"]:
         alerts.setdefault(row["id"], []).append(row["alert"])
-    scope = scope_from_request()
     tenders = db.session.scalars(monitoring.tenders_query(scope).order_by(Tender.id))
     codes = {c.id: c.code for c in scope.centres}
     return csv_response(
