@@ -91,15 +91,25 @@ def _connect_stages() -> None:
     from app.evaluations.queries import scoring_has_locked
     from app.evaluations.signals import evaluation_finalised
     from app.opening.signals import tender_opened
+    from app.panels.operations import panel_people
     from app.panels.signals import scoring_lock_asked, seat_vacated
     from app.records.operations import request_record_on_finalise
-    from app.results.operations import sign_cancellation_notice
+    from app.results.operations import reevaluate_on_order, sign_cancellation_notice
     from app.supervision.flag_jobs import screen_on_opening
-    from app.tenders.signals import tender_cancelled, tender_publishing
+    from app.tenders.signals import (
+        people_involved_asked,
+        reevaluation_ordered,
+        tender_cancelled,
+        tender_publishing,
+    )
+    from app.tenders.suspension import install_guard
 
     tender_publishing.connect(key_ceremony_on_publication)
     tender_cancelled.connect(sign_cancellation_notice)
     tender_opened.connect(screen_on_opening)
+    people_involved_asked.connect(panel_people)
+    reevaluation_ordered.connect(reevaluate_on_order)
+    install_guard()
     evaluation_finalised.connect(request_record_on_finalise)
     scoring_lock_asked.connect(scoring_has_locked)
     seat_vacated.connect(follow_vacated_seat)

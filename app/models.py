@@ -38,3 +38,4 @@ from app.tenders.models import (  # noqa: F401
     TenderRegistration,
     TenderTemplate,
 )
+from app.tenders.suspension import TenderSuspension  # noqa: F401

@@ -26,11 +26,14 @@ class Permission(StrEnum):
     VIEW_TENDERS = "view_tenders"
     TAKE_PART = "take_part"
     REVIEW_FLAGS = "review_flags"  # red flags: supervisors (within their centres), admins
+    # Suspend a tender and decide its resumption (dual control: app.tenders.suspension).
+    SUPERVISE_TENDERS = "supervise_tenders"
 
 
 # Permissions a role holds; centre-scoped ones also need the object's centre to match.
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
-    Role.ADMIN: frozenset(Permission) - {Permission.TAKE_PART},
+    # Administrators run the platform; intervening in a tender is the supervisors' duty.
+    Role.ADMIN: frozenset(Permission) - {Permission.TAKE_PART, Permission.SUPERVISE_TENDERS},
     Role.SUPERVISOR: frozenset(
         {
             Permission.VIEW_COMPANIES,
@@ -38,6 +41,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
             Permission.VIEW_ALL_CENTRES,
             Permission.VIEW_TENDERS,
             Permission.REVIEW_FLAGS,
+            Permission.SUPERVISE_TENDERS,
         }
     ),
     Role.STAFF: frozenset(

@@ -362,6 +362,16 @@ def _check_role_placement(role: str, centre_id: int | None) -> None:
         raise OperationError(_l("Choose a staff, expert, custodian or supervisor role."))
     if role in CENTRE_ROLES and db.session.get(TradingCentre, centre_id or 0) is None:
         raise OperationError(_l("Staff and custodians belong to a trading centre."))
+    if role == Role.SUPERVISOR and centre_id and db.session.get(TradingCentre, centre_id) is None:
+        raise OperationError(_l("Choose an existing trading centre."), code="unknown_centre")
+
+
+def _placement(role: str, centre_id: int | None) -> int | None:
+    """Staff and custodians work at a centre; a supervisor may be placed at one (it then
+    oversees that centre and those below it: app.supervision.monitoring.jurisdiction)."""
+    if role in CENTRE_ROLES or role == Role.SUPERVISOR:
+        return centre_id or None
+    return None
 
 
 def create_user(
@@ -388,7 +398,7 @@ def create_user(
         email=email,
         full_name=full_name.strip(),
         role=role,
-        centre_id=centre_id if role in CENTRE_ROLES else None,
+        centre_id=_placement(role, centre_id),
         password_hash=security.hash_password(password or security.new_api_token()[0]),
         email_confirmed_at=utcnow() if password is not None else None,
     )
@@ -416,7 +426,7 @@ def change_role(actor: User, user: User, role: str, centre_id: int | None) -> No
         raise OperationError(_l("You cannot remove your own administrator role."))
     before = {"role": user.role, "centre_id": user.centre_id}
     user.role = role
-    user.centre_id = centre_id if role in CENTRE_ROLES else None
+    user.centre_id = _placement(role, centre_id)
     end_sessions(user)
     append_event(
         "user.role_changed",

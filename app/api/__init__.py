@@ -56,5 +56,6 @@ from app.api import (  # noqa: E402, F401
     records,
     results,
     scoring,
+    supervision,
     tenders,
 )

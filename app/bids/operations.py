@@ -81,6 +81,7 @@ from app.storage import BlobStore, BlobTooLarge, StoredBlob
 from app.tenders.documents import blob_store, open_document
 from app.tenders.models import Tender, TenderDocument, TenderRegistration, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL
+from app.tenders.suspension import is_suspended, refuse_if_suspended
 from bidding import envelope as envelopes
 from bidding.errors import EnvelopeError, WrongBidder, WrongTender
 from bidding.merkle import make_sealing_record
@@ -176,6 +177,7 @@ def _fresh_schedule(tender: Tender) -> tuple[str, datetime]:
 def check_open(tender: Tender, moment: datetime | None = None) -> datetime:
     """The tender takes bids at `moment` (default: now, by the server's clock); returns the
     deadline."""
+    refuse_if_suspended(tender)
     status, deadline = _fresh_schedule(tender)
     # Closed by the clock at its deadline: an envelope received before it is still checked
     # (within the sealing grace), a later one is refused with the server time.
@@ -190,7 +192,11 @@ def check_open(tender: Tender, moment: datetime | None = None) -> datetime:
 
 
 def is_open(tender: Tender) -> bool:
-    return tender.status == TenderStatus.PUBLISHED and utcnow() < tender.submission_deadline
+    return (
+        tender.status == TenderStatus.PUBLISHED
+        and utcnow() < tender.submission_deadline
+        and not is_suspended(tender.id)
+    )
 
 
 def sealing_grace() -> timedelta:

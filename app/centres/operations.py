@@ -7,7 +7,7 @@ import re
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from app.accounts.models import User
+from app.accounts.models import Role, User
 from app.audit import append_event
 from app.centres.models import PARENT_LEVEL, CentreLevel, TradingCentre
 from app.core.errors import Conflict, OperationError
@@ -56,3 +56,27 @@ def create_centre(
         data={"code": code, "name": centre.name, "level": level, "parent_id": parent_id},
     )
     return centre
+
+
+def centre_and_below(root_id: int) -> set[int]:
+    """The centre and every centre under it (a city: its counties and their townships)."""
+    rows = db.session.execute(select(TradingCentre.id, TradingCentre.parent_id)).all()
+    children: dict[int | None, list[int]] = {}
+    for centre_id, parent_id in rows:
+        children.setdefault(parent_id, []).append(centre_id)
+    found: set[int] = set()
+    todo = [root_id]
+    while todo:
+        node = todo.pop()
+        if node not in found:
+            found.add(node)
+            todo.extend(children.get(node, []))
+    return found
+
+
+def oversees(user: User, centre_id: int) -> bool:
+    """Whether a supervisor's jurisdiction holds the centre: a supervisor placed at a centre
+    oversees it and the centres below it; one placed nowhere (and an administrator) all."""
+    if user.role != Role.SUPERVISOR or not user.centre_id:
+        return True
+    return centre_id in centre_and_below(user.centre_id)

@@ -56,6 +56,7 @@ from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNot
 from app.supervision.flag_jobs import nightly as nightly_flags
 from app.tenders.models import Notification, Tender, TenderDocument, TenderStatus
 from app.tenders.notify import notify_users, registered_bidders
+from app.tenders.suspension import is_suspended, suspended_seconds_since, suspended_tender_ids
 from bidding.audit_export import sign_checkpoint
 
 log = logging.getLogger(__name__)
@@ -766,7 +767,15 @@ def _watch_evaluation(now: datetime) -> list[Pending]:
         .join(Evaluation, Evaluation.tender_id == Tender.id)
         .where(Tender.status == TenderStatus.EVALUATING, Evaluation.finalised_at.is_(None))
     )
-    return [Pending(tid, cid, started + timedelta(days=days)) for tid, cid, started, days in rows]
+    # The time the tender stood suspended does not count against its evaluation period.
+    return [
+        Pending(
+            tid,
+            cid,
+            started + timedelta(days=days, seconds=suspended_seconds_since(tid, started)),
+        )
+        for tid, cid, started, days in rows
+    ]
 
 
 def _first_per_tender(rows, late: timedelta) -> list[Pending]:
@@ -939,6 +948,10 @@ def _run(step: Step, pending: Pending, now: datetime, report: TickReport) -> Non
     db.session.rollback()  # each step in a transaction of its own
     try:
         tender = _lock(pending.tender_id)
+        if tender is not None and is_suspended(tender.id):
+            # Suspended by the supervision authority: its clock stands still.
+            db.session.rollback()
+            return
         done = tender is not None and step.perform(tender, pending.due_at, now, pending.key)
         if done:
             append_event(
@@ -1058,8 +1071,10 @@ def _watch(now: datetime, report: TickReport) -> None:
         db.session.rollback()
         _begin_write()
         pending = {p.tender_id: p for p in watch(now)}
+        # A suspended tender is neither late nor on time: its alerts stay as they are.
+        suspended = suspended_tender_ids()
         for item in pending.values():
-            if item.due_at <= now:
+            if item.due_at <= now and item.tender_id not in suspended:
                 _raise(kind, item, now, report)
         open_alerts = db.session.execute(
             select(ClockAlert.tender_id, ClockAlert.centre_id).where(
@@ -1067,7 +1082,7 @@ def _watch(now: datetime, report: TickReport) -> None:
             )
         ).all()
         for tender_id, centre_id in open_alerts:
-            if tender_id not in pending:
+            if tender_id not in pending and tender_id not in suspended:
                 _resolve(kind, tender_id, centre_id, now, report)
         db.session.commit()
 

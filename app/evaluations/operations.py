@@ -83,6 +83,7 @@ from app.permissions import Permission, PermissionDenied, require
 from app.tenders.documents import Upload, store_attachments
 from app.tenders.models import Tender, TenderStatus
 from app.tenders.notify import notify_users
+from app.tenders.suspension import refuse_if_suspended
 from evaluation.decimals import is_decimal_string
 from evaluation.technical import is_extreme, reason_flags, score_problem
 
@@ -130,6 +131,7 @@ def _ensure_evaluated_bids(tender: Tender) -> None:
 def start_evaluation(actor: User, tender: Tender, chair: User | None = None) -> Evaluation:
     """Staff start the evaluation of an opened tender whose panel is complete."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     if evaluation_of(tender) is not None:
         raise Conflict(_l("The evaluation of this tender has already started."), "started")
     if tender.status != TenderStatus.OPENED:
@@ -488,6 +490,7 @@ def _seat(actor: User, tender: Tender) -> PanelMember:
 
 def _chair(actor: User, tender: Tender) -> PanelMember:
     member = _seat(actor, tender)
+    refuse_if_suspended(tender)
     if not is_chair(actor, tender):
         raise OperationError(
             _l("Only the chair of the panel can do this."), code="not_chair", status=403

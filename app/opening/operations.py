@@ -81,6 +81,7 @@ from app.tenders.commercial import commercial_spec_of
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL, template_document
+from app.tenders.suspension import refuse_if_suspended
 from bidding import envelope as envelopes
 from bidding import keys
 from bidding.canonical import canonical_json
@@ -227,6 +228,7 @@ def start_opening(actor: User, tender: Tender) -> OpeningSession:
     `min_bids` submitted envelopes nothing is opened and the tender fails. The caller
     commits, then makes the sealing record (`seal_tender`)."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     now = utcnow()
     if now < tender.opening_at:
         raise Conflict(
@@ -344,6 +346,7 @@ def unlock_share(actor: User, tender: Tender, passphrase: str) -> bool:
     was the k-th share (the caller commits, then enqueues the opening job). A wrong passphrase
     is audited and refused (`WrongKeyPassphrase`, whose audited attempt is kept)."""
     require_key_holder(actor)
+    refuse_if_suspended(tender)
     share = db.session.scalar(
         select(KeyShare).where(KeyShare.tender_id == tender.id, KeyShare.custodian_id == actor.id)
     )

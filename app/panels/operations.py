@@ -54,6 +54,7 @@ from app.permissions import Permission, can, require
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderRegistration, TenderStatus
 from app.tenders.operations import template_document
+from app.tenders.suspension import refuse_if_suspended
 from evaluation.draw import (
     CANONICAL_JSON,
     COMMITMENT_RULE,
@@ -91,6 +92,22 @@ def members_of(tender: Tender) -> list[PanelMember]:
             select(PanelMember)
             .where(PanelMember.tender_id == tender.id)
             .order_by(PanelMember.position, PanelMember.id)
+        )
+    )
+
+
+def panel_people(tender: Tender, **_: object) -> list[User]:
+    """The experts invited to or sitting on the panel (`people_involved_asked`: they hear
+    about a suspension of the tender)."""
+    return list(
+        db.session.scalars(
+            select(User)
+            .join(PanelMember, PanelMember.user_id == User.id)
+            .where(
+                PanelMember.tender_id == tender.id,
+                PanelMember.status.in_((MemberStatus.INVITED, MemberStatus.ACCEPTED)),
+            )
+            .order_by(User.id)
         )
     )
 
@@ -427,6 +444,7 @@ def draw_tender_panel(
 ) -> PanelDraw:
     """Draw the panel (size None: the tender's default). Refusals store nothing."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     if tender.status not in DRAWABLE_STATUSES:
         raise Conflict(
             _l("A panel is drawn once the tender is closed or opened."), code="bad_status"

@@ -27,6 +27,12 @@ same content on every call (corrections are new releases):
   public reason in `tender.amendments`, pending awards `unsuccessful`.
 - "<ocid>-cancellation": tag tenderCancellation, tender status `cancelled`, the reason in
   `tender.amendments`, pending awards `cancelled`.
+- "<ocid>-suspension-<n>": a supervisor suspended the tender (tag tenderUpdate). OCDS 1.1
+  has no suspended status: the status stays `active` and the public reason goes in
+  `tender.amendments` (id "suspension-<n>").
+- "<ocid>-resumption-<n>": a second supervisor approved the resumption (tag tenderUpdate):
+  an amendment "resumption-<n>" (saying whether the evaluation is done again) and, from this
+  release on, the bid deadline moved by the time the tender stood still.
 
 Other choices, where the standard leaves room:
 - ocid = "<prefix>-<centre code>-<reference>" (`Tender.ocid_suffix`); a reference is unique
@@ -51,7 +57,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -146,6 +152,19 @@ class CheckpointFacts:
     export_url: str
 
 
+class SuspensionFacts:
+    """A supervision authority's suspension: when and why, and (once lifted) when it was
+    lifted, by how much the bid deadline moved then, and whether a re-evaluation was ordered."""
+
+    id: int
+    suspended_at: datetime
+    reason: str
+    lifted_at: datetime | None = None
+    deadline_shift_seconds: int = 0
+    reevaluation: bool = False
+    note: str = ""
+
+
 @dataclass
 class TenderFacts:
     tender: Any
@@ -160,6 +179,7 @@ class TenderFacts:
     checkpoints: tuple[CheckpointFacts, ...] = ()
     # The signed cancellation notice of a cancelled tender: (document, its public URL).
     cancellation: tuple[Any, str] | None = None
+    suspensions: list[SuspensionFacts] = field(default_factory=list)
 
 
 # -- small helpers ----------------------------------------------------------------------
@@ -270,6 +290,7 @@ class _State:
         self.award_period_end: datetime | None = None
         self.sealed = False
         self.checkpoints: list[CheckpointFacts] = []
+        self.date: datetime | None = None
 
     # Lookups ---------------------------------------------------------------------
 
@@ -298,11 +319,33 @@ class _State:
     def deadline(self) -> datetime:
         """The bid deadline in force once `addenda_in_force` addenda were published."""
         addenda = sorted(self.tender.addenda, key=lambda a: a.number)
+        # The value read is as it stood at `known` (now, or an addendum's publication): the
+        # resumptions between `known` and the release's date move it (see `_resumed`).
         if not addenda:
-            return self.tender.submission_deadline
-        if self.addenda_in_force == 0:
-            return addenda[0].deadline_before
-        return addenda[self.addenda_in_force - 1].deadline_after
+            deadline, known = self.tender.submission_deadline, None
+        elif self.addenda_in_force == 0:
+            deadline, known = addenda[0].deadline_before, addenda[0].published_at
+        else:
+            addendum = addenda[self.addenda_in_force - 1]
+            deadline, known = addendum.deadline_after, addendum.published_at
+        return deadline + self._resumed(known)
+
+    def _resumed(self, known: datetime | None) -> timedelta:
+        """The deadline shifts of resumptions after `known` (None: now) up to this release's
+        date, minus those after the release's date up to `known`."""
+        if self.date is None:
+            return timedelta(0)
+        shift = timedelta(0)
+        for suspension in self.facts.suspensions:
+            lifted = suspension.lifted_at
+            if lifted is None or not suspension.deadline_shift_seconds:
+                continue
+            moved = timedelta(seconds=suspension.deadline_shift_seconds)
+            if known is not None and known < lifted <= self.date:
+                shift += moved
+            elif self.date < lifted and (known is None or lifted <= known):
+                shift -= moved
+        return shift
 
     def tender_section(self, date: datetime) -> dict[str, Any]:
         tender = self.tender
@@ -403,6 +446,7 @@ class _State:
         return parties
 
     def release(self, suffix: str, tag: list[str], date: datetime) -> dict[str, Any]:
+        self.date = date
         centre = self.tender.centre
         release: dict[str, Any] = {
             "ocid": self.ocid,
@@ -624,6 +668,10 @@ def _stages(facts: TenderFacts) -> list[tuple[datetime, int, str, Any]]:
         if notice.kind in ("candidates", "award", "failed"):
             stages.append((notice.published_at, 3, notice.kind, notice))
             failed = failed or notice.kind == "failed"
+    for number, suspension in enumerate(facts.suspensions, start=1):
+        stages.append((suspension.suspended_at, 1, "suspended", (number, suspension)))
+        if suspension.lifted_at is not None:
+            stages.append((suspension.lifted_at, 1, "resumed", (number, suspension)))
     if tender.status == "cancelled":
         stages.append((tender.cancelled_at or changed_at(tender), 4, "cancelled", None))
     elif tender.status == "failed" and not failed:
@@ -691,6 +739,28 @@ def build_releases(
         elif kind == "checkpoint":
             state.checkpoints.append(payload)
             releases.append(state.release(f"checkpoint-{payload.seq}", ["tenderUpdate"], date))
+        elif kind == "suspended":
+            number, suspension = payload
+            state.amendments.append(
+                {
+                    "id": f"suspension-{number}",
+                    "date": timestamp(suspension.suspended_at),
+                    "rationale": f"Suspended by the supervision authority: {suspension.reason}",
+                }
+            )
+            releases.append(state.release(f"suspension-{number}", ["tenderUpdate"], date))
+        elif kind == "resumed":
+            number, suspension = payload
+            what = "resumed with a new evaluation" if suspension.reevaluation else "resumed"
+            state.amendments.append(
+                {
+                    "id": f"resumption-{number}",
+                    "date": timestamp(suspension.lifted_at),
+                    "rationale": f"Suspension {number} lifted after a second supervisor's "
+                    f"approval; {what}: {suspension.note}",
+                }
+            )
+            releases.append(state.release(f"resumption-{number}", ["tenderUpdate"], date))
         elif kind == "cancelled":
             state.end("cancelled", "cancellation", date, tender.cancel_reason or "Cancelled")
             releases.append(state.release("cancellation", ["tenderCancellation"], date))

@@ -38,6 +38,7 @@ from app.portal.ocds import (
     OpenedEnvelope,
     OpeningFacts,
     SealingFacts,
+    SuspensionFacts,
     TenderFacts,
     notice_entries,
 )
@@ -45,6 +46,7 @@ from app.records.models import EvaluationRecord, RecordSignature
 from app.results.models import NoticeKind, ResultNotice
 from app.results.operations import cancellation_notice
 from app.tenders.models import PUBLIC_STATUSES, Addendum, Tender, TenderStatus
+from app.tenders.suspension import ResumeKind, TenderSuspension
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,24 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
     )
 
     anchors = _anchors(ids)
+    suspensions: dict[int, list[SuspensionFacts]] = defaultdict(list)
+    for row in db.session.scalars(
+        select(TenderSuspension)
+        .where(TenderSuspension.tender_id.in_(ids))
+        .order_by(TenderSuspension.suspended_at, TenderSuspension.id)
+    ):
+        suspensions[row.tender_id].append(
+            SuspensionFacts(
+                id=row.id,
+                suspended_at=row.suspended_at,
+                reason=row.reason,
+                lifted_at=row.lifted_at,
+                deadline_shift_seconds=row.paused_seconds if row.deadline_moved else 0,
+                reevaluation=row.request_kind == ResumeKind.REEVALUATE,
+                note=row.request_note if row.lifted_at else "",
+            )
+        )
+
     out = []
     for tender in tenders:
         session = sessions.get(tender.id)
@@ -177,6 +197,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 sealing=_sealing(tender),
                 checkpoints=anchors.get(tender.id, ()),
                 cancellation=_cancellation(tender),
+                suspensions=suspensions.get(tender.id, []),
             )
         )
     return out

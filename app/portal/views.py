@@ -60,6 +60,7 @@ from app.tenders.participation import (
     record_download,
     registration_of,
 )
+from app.tenders.suspension import active_suspension, suspensions_of
 from app.web import redis_available
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,11 @@ def tenders() -> Response:
 def tender(tender_id: int) -> str:
     tender = portal_tender(tender_id)
     now = utcnow()
+    suspension = active_suspension(tender.id)
     participation = None
     if current_user.is_authenticated and current_user.role == Role.BIDDER:
         registration = registration_of(tender, current_user.company_id)
-        bidding_open = tender.status == TenderStatus.PUBLISHED
+        bidding_open = tender.status == TenderStatus.PUBLISHED and suspension is None
         participation = {
             "registration": registration,
             "bond": bond_status(tender, registration),
@@ -143,7 +145,9 @@ def tender(tender_id: int) -> str:
         addenda=sorted(tender.addenda, key=lambda addendum: addendum.number, reverse=True),
         participation=participation,
         may_download=current_user.is_authenticated and can_download(current_user, tender),
-        bidding_open=tender.status == TenderStatus.PUBLISHED,
+        bidding_open=tender.status == TenderStatus.PUBLISHED and suspension is None,
+        suspension=suspension,
+        suspensions=suspensions_of(tender),
         sealing_integrity=_sealing_integrity(),
         sealing=sealing_summary(tender),
         live=tender.status in LIVE_STATUSES,

@@ -47,6 +47,7 @@ from app.records.versions import (
 from app.tasks import enqueue_after_commit
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument
+from app.tenders.suspension import refuse_if_suspended
 
 # A queued or rendering record untouched this long may be requested again (worker lost).
 STALE_AFTER = timedelta(minutes=15)
@@ -129,6 +130,7 @@ def request_record(actor: User, tender: Tender) -> EvaluationRecord:
     evaluation = db.session.get(Evaluation, tender.id)
     if not _may_request(actor, tender, evaluation):
         raise PermissionDenied()
+    refuse_if_suspended(tender)
     if evaluation is None or evaluation.stage != EvaluationStage.FINALISED:
         raise Conflict(
             _l("The record is made once the panel has finalised the evaluation."),
@@ -322,6 +324,7 @@ def _member_seat(actor: User, record: EvaluationRecord) -> tuple[Tender, PanelMe
     member = seat_of(actor, tender) if tender is not None else None
     if member is None:
         raise PermissionDenied()
+    refuse_if_suspended(tender)
     return tender, member
 
 

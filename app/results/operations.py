@@ -60,6 +60,7 @@ from app.tenders.operations import (
     create_tender,
     template_document,
 )
+from app.tenders.suspension import refuse_if_suspended
 from bidding.notices import sign_notice
 from bidding.receipts import dump_document
 
@@ -215,6 +216,7 @@ def publish_candidates(actor: User, tender: Tender) -> ResultNotice:
     """Staff publish the ranked candidates once the record of the current round is signed;
     the objection window opens now."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     _lock(tender)
     if tender.status != TenderStatus.EVALUATING:
         raise Conflict(_l("Candidates are published for a tender under evaluation."), "status")
@@ -285,6 +287,7 @@ def file_objection(actor: User, tender: Tender, text: str, uploads: list[Upload]
     """A company that took part objects to the candidates, in the window, with its reasons
     and attachments. Late, empty, duplicate or badly typed: refused, nothing stored."""
     require(actor, Permission.TAKE_PART)
+    refuse_if_suspended(tender)
     _lock(tender)
     if not took_part(actor.company_id, tender):
         raise OperationError(
@@ -367,6 +370,7 @@ def decide_objection(actor: User, objection: Objection, outcome: str, reason: st
     """Staff uphold or dismiss an open objection, with the reason the bidder is told."""
     tender = db.session.get(Tender, objection.tender_id)
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     _lock(objection)
     if objection.status != ObjectionStatus.OPEN:
         raise Conflict(_l("This objection has already been decided."), code="decided")
@@ -407,6 +411,7 @@ def reopen_evaluation(
     concerns, with `app.evaluations.scoring.reopen_sheet`), and the panel finalises again,
     which requests the new signed record."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     _lock(tender)
     if tender.status != TenderStatus.CANDIDATES:
         raise Conflict(_l("Only a tender with published candidates can go back."), "status")
@@ -433,11 +438,28 @@ def reopen_evaluation(
     evaluation = evaluation_of(tender)
     if evaluation is None:
         raise Conflict(_l("This tender has no evaluation."), code="no_evaluation")
+    return _send_back(
+        actor, tender, evaluation, notice, reason, stage, objections=[o.id for o in upheld]
+    )
+
+
+def _send_back(
+    actor: User,
+    tender: Tender,
+    evaluation: Evaluation,
+    notice: ResultNotice | None,
+    reason: str,
+    stage: str,
+    **audit: object,
+) -> Evaluation:
+    """The evaluation's next round at `stage`: the signed record and the candidates notice
+    (if any) are superseded (kept); bidders are told."""
     now = utcnow()
     record = signed_record(tender, evaluation)
     if record is not None:
         supersede(record, reason)
-    notice.superseded_at = now
+    if notice is not None:
+        notice.superseded_at = now
     old_round = evaluation.round
     evaluation.round = old_round + 1
     evaluation.stage = stage
@@ -458,9 +480,9 @@ def reopen_evaluation(
             "stage": str(stage),
             "round": evaluation.round,
             "previous_round": old_round,
-            "superseded_notice": notice.id,
+            "superseded_notice": notice.id if notice is not None else None,
             "superseded_record": record.id if record else None,
-            "objections": [o.id for o in upheld],
+            **audit,
         },
     )
     _notify(
@@ -474,12 +496,32 @@ def reopen_evaluation(
     return evaluation
 
 
+def reevaluate_on_order(tender: Tender, *, actor: User, reason: str, **_: object) -> Evaluation:
+    """A re-evaluation ordered by the supervision authority, once a second supervisor has
+    approved it (`app.tenders.suspension`, connected in the app factory): like
+    `reopen_evaluation` but without an upheld objection; the panel reviews again."""
+    _lock(tender)
+    evaluation = evaluation_of(tender)
+    if evaluation is None or tender.status not in (
+        TenderStatus.EVALUATING,
+        TenderStatus.CANDIDATES,
+    ):
+        raise Conflict(_l("This tender has no evaluation to redo."), code="no_evaluation")
+    notice = current_notice(tender)
+    if notice is not None and notice.kind != NoticeKind.CANDIDATES:
+        raise Conflict(_l("This tender has no evaluation to redo."), code="no_evaluation")
+    return _send_back(
+        actor, tender, evaluation, notice, reason, EvaluationStage.REVIEW, ordered_by="supervision"
+    )
+
+
 # --- award ---------------------------------------------------------------------------------
 
 
 def publish_award(actor: User, tender: Tender) -> ResultNotice:
     """After the objection window, with no objection open: the award notice (rank 1)."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     _lock(tender)
     notice = current_notice(tender)
     if (
@@ -548,6 +590,7 @@ def publish_award(actor: User, tender: Tender) -> ResultNotice:
 
 def declare_failed(actor: User, tender: Tender, reason_code: str, text: str = "") -> ResultNotice:
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     _lock(tender)
     if tender.status not in FAILABLE:
         raise Conflict(
@@ -623,6 +666,7 @@ def retender(actor: User, tender: Tender) -> Tender:
     custodians, description), through `create_tender`, with a fresh schedule of the same
     lengths starting now; staff review and publish it as any draft."""
     require(actor, Permission.MANAGE_TENDERS, tender.centre_id)
+    refuse_if_suspended(tender)
     _lock(tender)
     if tender.status != TenderStatus.FAILED:
         raise Conflict(_l("Only a failed tender can be re-tendered."), code="status")

@@ -151,6 +151,7 @@ def url_args(rule, world) -> dict:
         "centre_code": world["centre"].code,
         "month": "2026-01",
         "category": "goods",
+        "table": "centres",  # supervision: a statistics table
         "filename": "css/app.css" if rule.endpoint == "static" else "pico.min.css",
     }
     return {name: values[name] for name in rule.arguments}
