@@ -152,6 +152,7 @@ class CheckpointFacts:
     export_url: str
 
 
+@dataclass(frozen=True)
 class SuspensionFacts:
     """A supervision authority's suspension: when and why, and (once lifted) when it was
     lifted, by how much the bid deadline moved then, and whether a re-evaluation was ordered."""

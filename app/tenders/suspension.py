@@ -450,9 +450,19 @@ def request_state(suspension: TenderSuspension | None) -> dict | None:
 # --- the guard under every stage -----------------------------------------------------------------
 
 # Rows that may change while a tender is suspended: the suspension itself, the clock's own
-# bookkeeping, enquiries (questions and answers go on), notifications.
+# bookkeeping, enquiries (questions and answers go on), notifications, the audit log (every
+# refusal and the suspension itself are audited) and supervisors' red flags (a flag never
+# changes a tender).
 WRITABLE_WHILE_SUSPENDED = frozenset(
-    {"tender_suspension", "clock_alert", "clock_step", "enquiry", "notification"}
+    {
+        "tender_suspension",
+        "clock_alert",
+        "clock_step",
+        "enquiry",
+        "notification",
+        "audit_event",
+        "red_flag",
+    }
 )
 
 
