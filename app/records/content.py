@@ -26,6 +26,7 @@ from app.bids.operations import bidder_id, sealing_record_of
 from app.companies.models import Company
 from app.evaluations.charts import price_chart_svg, score_spread_svg
 from app.evaluations.models import Evaluation
+from app.evaluations.scoring_file import current_locale, template_of
 from app.extensions import db
 from app.opening.models import EvaluatedBid, OpeningLine
 from app.opening.operations import record_of
@@ -224,8 +225,6 @@ def _template_names(tender: Tender) -> dict[str, dict[str, str]]:
     (`criteria`), qualification documents (`documents`) and bid-form fields (`fields`), so
     the record shows "Audited financial statements", not `financial_statement`. Empty when
     the template cannot be read (the scoring file's titles or keys are shown)."""
-    from app.evaluations.scoring_file import current_locale, template_of
-
     try:
         template = template_of(tender)
     except Exception:  # a template that no longer parses still gets its record
