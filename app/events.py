@@ -1,13 +1,38 @@
-"""Live events over Redis pub/sub, published after commit. Losing one (Redis down) only
-delays a live page; the database stays the record."""
+"""Live events over Redis pub/sub, published after commit, and the server-sent-event
+streams that carry them to browsers. Losing one (Redis down) only delays a live page; the
+database stays the record.
+
+Serving a stream (any `text/event-stream` response of the app):
+- `stream_response(channel, initial, final=..., finished=...)` builds it: the current state
+  first, then what the channel says, until a final event, the end of the ceremony or
+  `EVENT_STREAM_SECONDS` (the browser then reconnects and gets the state again). It needs
+  no request or app context while streaming, so the request's database session is
+  released before the first byte (a watcher never holds a database connection).
+- One Redis connection per process (`_Hub`) listens to every `fairbid:*` channel and fans
+  messages out to the process's watchers: 1,000 watchers are 1,000 queues, not 1,000
+  Redis connections.
+- Watchers are cheap only on an asynchronous server: production runs gunicorn's gevent
+  worker class (README, "Production stack"); the dev server's threads serve them too.
+- `init_app` caps the concurrent streams per client address (`EVENT_STREAMS_PER_ADDRESS`,
+  counted in Redis across workers, with a lease so a killed worker cannot leak a slot):
+  beyond it, 429 with a plain explanation.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import redis
+from flask import Flask, Response, current_app, request
+from flask_babel import gettext as _
 
 from app.core.transaction import after_commit
 from app.extensions import db, redis_client
@@ -15,6 +40,8 @@ from app.extensions import db, redis_client
 log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "fairbid:"
 AUDIT_CHANNEL = CHANNEL_PREFIX + "audit"
+STREAM_MIMETYPE = "text/event-stream"
+RETRY_MS = 3000  # the browser's reconnection delay after a stream ends normally
 
 
 def publish_after_commit(channel: str, payload: dict[str, Any]) -> None:
@@ -28,3 +55,250 @@ def publish_after_commit(channel: str, payload: dict[str, Any]) -> None:
             log.warning("Redis unavailable: live event on %s not published", channel)
 
     after_commit(db.session(), publish)
+
+
+def publish_now(channel: str, payload: dict[str, Any]) -> None:
+    """Live-only news that is not state (e.g. a job's progress inside its transaction)."""
+    message = json.dumps(payload, sort_keys=True, default=str)
+    try:
+        redis_client.client.publish(channel, message)
+    except redis.RedisError:
+        log.warning("Redis unavailable: live event on %s not published", channel)
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, sort_keys=True, default=str)}\n\n"
+
+
+# --- one subscription per process ---------------------------------------------------------
+
+_LOST = object()  # the hub lost Redis: streams end with `unavailable`
+_QUIET = object()  # nothing arrived within the wait
+
+
+class Watcher:
+    """One stream's mailbox. A watcher that falls `capacity` messages behind (a client
+    that does not read) is dropped: its stream ends and the browser reconnects to the
+    current state."""
+
+    def __init__(self, hub: _Hub, channel: str, capacity: int = 512) -> None:
+        self.hub = hub
+        self.channel = channel
+        self.inbox: queue.Queue = queue.Queue(maxsize=capacity)
+        self.overflowed = False
+
+    def deliver(self, item: object) -> None:
+        try:
+            self.inbox.put_nowait(item)
+        except queue.Full:
+            self.overflowed = True
+
+    def next(self, timeout: float) -> object:
+        if self.overflowed:
+            return _LOST
+        try:
+            return self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return _QUIET
+
+    def close(self) -> None:
+        self.hub.forget(self)
+
+
+class _Hub:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.lock = threading.Lock()
+        self.watchers: dict[str, set[Watcher]] = {}
+        self.listening = False
+
+    def watch(self, channel: str) -> Watcher:
+        """A mailbox for `channel`, subscribed before this returns (raises RedisError)."""
+        with self.lock:
+            if not self.listening:
+                self._start()
+            watcher = Watcher(self, channel)
+            self.watchers.setdefault(channel, set()).add(watcher)
+            return watcher
+
+    def forget(self, watcher: Watcher) -> None:
+        with self.lock:
+            watchers = self.watchers.get(watcher.channel)
+            if watchers is not None:
+                watchers.discard(watcher)
+                if not watchers:
+                    del self.watchers[watcher.channel]
+
+    def _start(self) -> None:
+        pubsub = self.client.pubsub()
+        try:
+            pubsub.psubscribe(CHANNEL_PREFIX + "*")
+            deadline = time.monotonic() + 5
+            while True:  # confirmed: a message published from now on reaches us
+                message = pubsub.get_message(timeout=1.0)
+                if message is not None and message["type"] == "psubscribe":
+                    break
+                if time.monotonic() > deadline:
+                    raise redis.ConnectionError("no confirmation of the subscription")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+            raise
+        self.listening = True
+        thread = threading.Thread(target=self._listen, args=(pubsub,), daemon=True)
+        thread.name = "fairbid-events"
+        thread.start()
+
+    def _listen(self, pubsub) -> None:
+        try:
+            while True:
+                message = pubsub.get_message(timeout=1.0)
+                if message is None or message["type"] != "pmessage":
+                    continue
+                channel = message["channel"]
+                if isinstance(channel, bytes):
+                    channel = channel.decode("utf-8", "replace")
+                with self.lock:
+                    watchers = list(self.watchers.get(channel, ()))
+                for watcher in watchers:
+                    watcher.deliver(message["data"])
+        except Exception as error:  # Redis went away: every stream says so and ends
+            log.warning("live events: Redis subscription lost (%s)", type(error).__name__)
+        finally:
+            with self.lock:
+                self.listening = False
+                watchers = [w for group in self.watchers.values() for w in group]
+                self.watchers.clear()
+            for watcher in watchers:
+                watcher.deliver(_LOST)
+            with contextlib.suppress(Exception):
+                pubsub.close()
+
+
+_hubs_lock = threading.Lock()
+
+
+def _hub() -> _Hub:
+    client = redis_client.client
+    hubs = current_app.extensions.setdefault("fairbid_event_hubs", {})
+    with _hubs_lock:
+        hub = hubs.get(id(client))
+        if hub is None or hub.client is not client:
+            hub = hubs[id(client)] = _Hub(client)
+        return hub
+
+
+# --- the stream ---------------------------------------------------------------------------
+
+
+def stream_response(
+    channel: str,
+    initial: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    final: Iterable[str] = (),
+    finished: bool = False,
+) -> Response:
+    """A server-sent-event response: `initial` events, then the channel's messages (each
+    a JSON object whose `event` names it) until one of `final`, for at most
+    `EVENT_STREAM_SECONDS`. `finished`: nothing more will happen, send `initial` and end
+    (the page stops listening on its terminal state). Redis down: `unavailable`, end."""
+    config = current_app.config
+    seconds = float(config["EVENT_STREAM_SECONDS"])
+    keepalive = float(config["EVENT_STREAM_KEEPALIVE_SECONDS"])
+    head = f"retry: {RETRY_MS}\n" + "".join(sse(name, data) for name, data in initial)
+    final = frozenset(final)
+    watcher: Watcher | None = None
+    if not finished:
+        try:
+            watcher = _hub().watch(channel)  # before the state is sent: no gap
+        except redis.RedisError:
+            head += sse("unavailable", {})
+            finished = True
+
+    def generate() -> Iterator[str]:
+        try:
+            yield head
+            if finished or watcher is None:
+                return
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                item = watcher.next(min(keepalive, left))
+                if item is _QUIET:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item is _LOST:
+                    yield sse("unavailable", {})
+                    return
+                try:
+                    data = json.loads(item)
+                except ValueError:
+                    continue
+                if not isinstance(data, dict):
+                    continue
+                name = str(data.get("event", "message"))
+                yield sse(name, data)
+                if name in final:
+                    return
+        finally:
+            if watcher is not None:
+                watcher.close()
+
+    # No stream_with_context: the generator needs no request, so the request's context
+    # (and its database session) ends as soon as the view returns.
+    response = Response(generate(), mimetype=STREAM_MIMETYPE)
+    if watcher is not None:
+        response.call_on_close(watcher.close)  # also when refused before it started
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+# --- a cap per client address -------------------------------------------------------------
+
+
+def _limit_streams(response: Response) -> Response:
+    cap = current_app.config.get("EVENT_STREAMS_PER_ADDRESS") or 0
+    if response.mimetype != STREAM_MIMETYPE or response.status_code != 200 or cap <= 0:
+        return response
+    client = redis_client.client
+    key = f"{CHANNEL_PREFIX}streams:{request.remote_addr or '-'}"
+    token = secrets.token_hex(8)
+    lease = float(current_app.config["EVENT_STREAM_SECONDS"]) + 60
+    now = time.time()
+    try:
+        pipe = client.pipeline()
+        pipe.zremrangebyscore(key, "-inf", now)
+        pipe.zadd(key, {token: now + lease})
+        pipe.zcard(key)
+        pipe.expire(key, int(lease) + 1)
+        count = pipe.execute()[2]
+    except redis.RedisError:
+        return response  # no shared count without Redis; the stream itself says unavailable
+    if count > cap:
+        with contextlib.suppress(redis.RedisError):
+            client.zrem(key, token)
+        response.close()
+        refusal = Response(
+            _(
+                "Too many live streams from your address (at most %(cap)d at once). "
+                "Close other pages or reload later.",
+                cap=cap,
+            )
+            + "\n",
+            status=429,
+            mimetype="text/plain",
+        )
+        refusal.headers["Retry-After"] = "30"
+        refusal.headers["Cache-Control"] = "no-store"
+        return refusal
+
+    def release() -> None:
+        with contextlib.suppress(redis.RedisError):
+            client.zrem(key, token)
+
+    response.call_on_close(release)
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_limit_streams)
