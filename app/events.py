@@ -13,7 +13,9 @@ Serving a stream (any `text/event-stream` response of the app):
   Redis connections.
 - Watchers are cheap only on an asynchronous server: production runs gunicorn's gevent
   worker class (README, "Production stack"); the dev server's threads serve them too.
-- `init_app` caps the concurrent streams per client address (`EVENT_STREAMS_PER_ADDRESS`,
+- `init_app` releases the request's database connection before any stream starts (also
+  for a stream written with `stream_with_context`), and caps the concurrent streams per
+  client address (`EVENT_STREAMS_PER_ADDRESS`,
   counted in Redis across workers, with a lease so a killed worker cannot leak a slot):
   beyond it, 429 with a plain explanation.
 """
@@ -257,8 +259,17 @@ def stream_response(
 
 
 def _limit_streams(response: Response) -> Response:
+    if response.mimetype != STREAM_MIMETYPE:
+        return response
+    # Any stream, even one built with stream_with_context (whose request context lives as
+    # long as it does): end the request's read transaction now, so that its database
+    # connection goes back to the pool instead of being held for the stream's minutes.
+    # Streams are read-only GETs (what a request writes is committed by its boundary), so
+    # ending the transaction writes nothing; commit rather than rollback so that a
+    # transaction shared with the caller (the tests' savepoints) keeps what it holds.
+    db.session.commit()
     cap = current_app.config.get("EVENT_STREAMS_PER_ADDRESS") or 0
-    if response.mimetype != STREAM_MIMETYPE or response.status_code != 200 or cap <= 0:
+    if response.status_code != 200 or cap <= 0:
         return response
     client = redis_client.client
     key = f"{CHANNEL_PREFIX}streams:{request.remote_addr or '-'}"

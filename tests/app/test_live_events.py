@@ -129,6 +129,13 @@ def test_the_stream_carries_the_whole_ceremony_in_order(app, client, tender, mak
     assert 'data-over="true"' in page
 
 
+def test_a_stream_holds_no_database_transaction(client, tender):
+    response = client.get(f"/opening/tenders/{tender.id}/events", buffered=False)
+    assert response.status_code == 200
+    assert not db.session().in_transaction()  # its connection went back to the pool
+    response.close()
+
+
 def test_a_page_before_the_end_listens(client, tender):
     page = client.get(f"/opening/tenders/{tender.id}").get_data(as_text=True)
     assert 'data-over="false"' in page and "The ceremony has not started." in page
