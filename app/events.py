@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import queue
+import random
 import secrets
 import threading
 import time
@@ -222,7 +223,8 @@ def stream_response(
             yield head
             if finished or watcher is None:
                 return
-            deadline = time.monotonic() + seconds
+            # Spread out: streams opened together must not all reconnect together.
+            deadline = time.monotonic() + seconds * random.uniform(0.75, 1.0)  # noqa: S311
             while (left := deadline - time.monotonic()) > 0:
                 item = watcher.next(min(keepalive, left))
                 if item is _QUIET:
