@@ -163,8 +163,13 @@ class _Hub:
                     channel = channel.decode("utf-8", "replace")
                 with self.lock:
                     watchers = list(self.watchers.get(channel, ()))
+                if not watchers:
+                    continue
+                event = _encode(message["data"])  # once, for every watcher of the channel
+                if event is None:
+                    continue
                 for watcher in watchers:
-                    watcher.deliver(message["data"])
+                    watcher.deliver(event)
         except Exception as error:  # Redis went away: every stream says so and ends
             log.warning("live events: Redis subscription lost (%s)", type(error).__name__)
         finally:
@@ -176,6 +181,18 @@ class _Hub:
                 watcher.deliver(_LOST)
             with contextlib.suppress(Exception):
                 pubsub.close()
+
+
+def _encode(raw: bytes | str) -> tuple[str, bytes] | None:
+    """A channel message (a JSON object whose `event` names it) as (name, SSE bytes)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    name = str(data.get("event", "message"))
+    return name, sse(name, data).encode("utf-8")
 
 
 _hubs_lock = threading.Lock()
@@ -218,7 +235,7 @@ def stream_response(
             head += sse("unavailable", {})
             finished = True
 
-    def generate() -> Iterator[str]:
+    def generate() -> Iterator[str | bytes]:
         try:
             yield head
             if finished or watcher is None:
@@ -233,14 +250,8 @@ def stream_response(
                 if item is _LOST:
                     yield sse("unavailable", {})
                     return
-                try:
-                    data = json.loads(item)
-                except ValueError:
-                    continue
-                if not isinstance(data, dict):
-                    continue
-                name = str(data.get("event", "message"))
-                yield sse(name, data)
+                name, chunk = item
+                yield chunk
                 if name in final:
                     return
         finally:
