@@ -15,8 +15,9 @@ Serving a stream (any `text/event-stream` response of the app):
   worker class (README, "Production stack"); the dev server's threads serve them too.
 - `init_app` releases the request's database connection before any stream starts (also
   for a stream written with `stream_with_context`), and caps the concurrent streams per
-  client address (`EVENT_STREAMS_PER_ADDRESS`,
-  counted in Redis across workers, with a lease so a killed worker cannot leak a slot):
+  client address (`EVENT_STREAMS_PER_ADDRESS`, counted in Redis across workers; a slot
+  is a lease of 4 keep-alive intervals renewed while the stream writes, so one left by
+  a killed worker or a restart is free again within a minute):
   beyond it, 429 with a plain explanation.
 """
 
@@ -287,15 +288,9 @@ def _limit_streams(response: Response) -> Response:
     client = redis_client.client
     key = f"{CHANNEL_PREFIX}streams:{request.remote_addr or '-'}"
     token = secrets.token_hex(8)
-    lease = float(current_app.config["EVENT_STREAM_SECONDS"]) + 60
-    now = time.time()
+    lease = 4 * float(current_app.config["EVENT_STREAM_KEEPALIVE_SECONDS"])
     try:
-        pipe = client.pipeline()
-        pipe.zremrangebyscore(key, "-inf", now)
-        pipe.zadd(key, {token: now + lease})
-        pipe.zcard(key)
-        pipe.expire(key, int(lease) + 1)
-        count = pipe.execute()[2]
+        count = _take_slot(client, key, token, lease)
     except redis.RedisError:
         return response  # no shared count without Redis; the stream itself says unavailable
     if count > cap:
@@ -321,7 +316,38 @@ def _limit_streams(response: Response) -> Response:
             client.zrem(key, token)
 
     response.call_on_close(release)
+    response.response = _renewing(response.response, client, key, token, lease)
     return response
+
+
+def _take_slot(client: redis.Redis, key: str, token: str, lease: float) -> int:
+    """Hold (or renew) a slot until now + lease; the number of live slots of the key."""
+    now = time.time()
+    pipe = client.pipeline()
+    pipe.zremrangebyscore(key, "-inf", now)
+    pipe.zadd(key, {token: now + lease})
+    pipe.zcard(key)
+    pipe.expire(key, int(lease) + 1)
+    return pipe.execute()[2]
+
+
+def _renewing(chunks, client: redis.Redis, key: str, token: str, lease: float):
+    """The stream's chunks, renewing its slot's lease as it goes (a stream writes at least
+    every keep-alive interval): a slot is held while its stream lives, and one left by a
+    killed worker or a restart is free again within `lease` seconds."""
+    renewed = time.monotonic()
+    iterator = iter(chunks)
+    try:
+        for chunk in iterator:
+            if time.monotonic() - renewed > lease / 4:
+                renewed = time.monotonic()
+                with contextlib.suppress(redis.RedisError):
+                    _take_slot(client, key, token, lease)
+            yield chunk
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
 
 
 def init_app(app: Flask) -> None:

@@ -136,6 +136,11 @@ def seed(database_url: str, instance: Path, redis_url: str, count: int) -> int:
             watched = watched or tender.id
         db.session.commit()
         redis_client.client.incr(GENERATION_KEY)  # cached pages of an earlier run
+        # Stream slots an interrupted earlier run may have left (they expire by themselves
+        # within a minute; the bench's Redis database is its own).
+        stale = list(redis_client.client.scan_iter("fairbid:streams:*"))
+        if stale:
+            redis_client.client.delete(*stale)
         db.session.remove()
         for engine in db.engines.values():
             engine.dispose()

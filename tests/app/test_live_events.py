@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 import redis as redis_lib
 
-from app.extensions import db
+from app.extensions import db, redis_client
 from app.opening import operations as ops
 from app.tenders.models import Tender
 from tests.factories.bids import lib_seal, public_key, registered_bidder, submit, tid, uscc
@@ -163,6 +164,26 @@ def test_streams_per_address_are_capped(app, client, tender):
             response.close()
     finally:
         app.config["EVENT_STREAMS_PER_ADDRESS"] = 20
+
+
+def test_a_slot_left_by_a_dead_stream_frees_itself(app, client, tender):
+    """A worker killed mid-stream never releases its slot: the slot's lease runs out."""
+    app.config["EVENT_STREAMS_PER_ADDRESS"] = 1
+    url = f"/opening/tenders/{tender.id}/events"
+    key = "fairbid:streams:127.0.0.1"
+    redis = redis_client.client
+    try:
+        redis.zadd(key, {"killed-worker": time.time() + 60})  # a lease still running
+        assert client.get(url, buffered=False).status_code == 429
+        redis.zadd(key, {"killed-worker": time.time() - 1})  # its lease has run out
+        response = client.get(url, buffered=False)
+        assert response.status_code == 200
+        assert redis.zrange(key, 0, -1) != [b"killed-worker"]  # the stale slot is gone
+        response.close()
+        assert redis.zcard(key) == 0
+    finally:
+        app.config["EVENT_STREAMS_PER_ADDRESS"] = 20
+        redis.delete(key)
 
 
 def test_without_redis_the_stream_says_unavailable_and_ends(app, client, tender):
