@@ -31,7 +31,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis
@@ -212,34 +212,47 @@ def _hub() -> _Hub:
 # --- the stream ---------------------------------------------------------------------------
 
 
+Events = list[tuple[str, dict[str, Any]]]
+
+
 def stream_response(
     channel: str,
-    initial: Iterable[tuple[str, dict[str, Any]]],
+    initial: Callable[[], Events],
     *,
     final: Iterable[str] = (),
-    finished: bool = False,
+    finished: Callable[[Events], bool] = lambda events: False,
 ) -> Response:
-    """A server-sent-event response: `initial` events, then the channel's messages (each
-    a JSON object whose `event` names it) until one of `final`, for at most
-    `EVENT_STREAM_SECONDS`. `finished`: nothing more will happen, send `initial` and end
-    (the page stops listening on its terminal state). Redis down: `unavailable`, end."""
+    """A server-sent-event response: the events `initial()` returns (the current state),
+    then the channel's messages (each a JSON object whose `event` names it) until one of
+    `final`, for at most `EVENT_STREAM_SECONDS`. `initial` is called once the channel is
+    subscribed, so no change falls between the state and the stream (one may arrive twice:
+    pages apply events idempotently). `finished(initial events)`: nothing more will
+    happen, send them and end (the page stops listening on its terminal state). Redis
+    down: the state, then `unavailable`, and the end."""
     config = current_app.config
     seconds = float(config["EVENT_STREAM_SECONDS"])
     keepalive = float(config["EVENT_STREAM_KEEPALIVE_SECONDS"])
-    head = f"retry: {RETRY_MS}\n" + "".join(sse(name, data) for name, data in initial)
     final = frozenset(final)
     watcher: Watcher | None = None
-    if not finished:
-        try:
-            watcher = _hub().watch(channel)  # before the state is sent: no gap
-        except redis.RedisError:
-            head += sse("unavailable", {})
-            finished = True
+    with contextlib.suppress(redis.RedisError):  # Redis down: the state, then unavailable
+        watcher = _hub().watch(channel)
+    try:
+        events = initial()
+    except BaseException:
+        if watcher is not None:
+            watcher.close()
+        raise
+    head = f"retry: {RETRY_MS}\n" + "".join(sse(name, data) for name, data in events)
+    if watcher is None:
+        head += sse("unavailable", {})
+    elif finished(events):
+        watcher.close()
+        watcher = None
 
     def generate() -> Iterator[str | bytes]:
         try:
             yield head
-            if finished or watcher is None:
+            if watcher is None:
                 return
             # Spread out: streams opened together must not all reconnect together.
             deadline = time.monotonic() + seconds * random.uniform(0.75, 1.0)  # noqa: S311

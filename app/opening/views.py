@@ -224,12 +224,11 @@ def events(tender_id: int) -> Response:
     ceremony (started, unlocked k of n, progress, each line, the record, opened or failed)
     until it is over; a stream on a finished ceremony sends the state and ends."""
     tender = public_tender(tender_id)
-    state = operations.live_state(tender)
     return stream_response(
         operations.opening_channel(tender.id),
-        [("state", state)],
+        lambda: [("state", operations.live_state(tender))],
         final=("opened", "failed"),
-        finished=operations.ceremony_over(state),
+        finished=lambda events: operations.ceremony_over(events[0][1]),
     )
 
 
