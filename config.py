@@ -195,7 +195,12 @@ class Config:
 
     # Opening ceremony.
     OPENING_OBJECTION_MINUTES = int(os.environ.get("FAIRBID_OPENING_OBJECTION_MINUTES", 30))
-    OPENING_EVENTS_SECONDS = int(os.environ.get("FAIRBID_OPENING_EVENTS_SECONDS", 25))
+
+    # Live pages (server-sent events, app/events.py): how long one stream lasts before the
+    # browser reconnects, the keep-alive comment interval, and concurrent streams per address.
+    EVENT_STREAM_SECONDS = int(os.environ.get("FAIRBID_EVENT_STREAM_SECONDS", 120))
+    EVENT_STREAM_KEEPALIVE_SECONDS = 15
+    EVENT_STREAMS_PER_ADDRESS = int(os.environ.get("FAIRBID_EVENT_STREAMS_PER_ADDRESS", 20))
 
     # Evaluation: days a bidder has to justify an abnormally low price; technical PDFs
     # larger than this are kept as sent (not rewritten without metadata) and flagged.

@@ -44,6 +44,7 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     from app import (
         cli,
         errors,
+        events,
         i18n,
         models,  # noqa: F401  (the whole schema)
         security_headers,
@@ -69,6 +70,7 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     security_headers.init_app(app)
     errors.init_app(app)
     web.init_app(app)
+    events.init_app(app)
     cli.init_app(app)
     _register_blueprints(app)
     _connect_stages()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
 import redis
 from flask import current_app
@@ -16,31 +17,46 @@ log = logging.getLogger(__name__)
 GENERATION_KEY = "fairbid:portal:generation"
 
 
-def _generation() -> str:
-    value = redis_client.client.get(GENERATION_KEY)
-    return value.decode() if value else "0"
+@dataclass(frozen=True)
+class Slot:
+    """Where a page is cached, and the generation it was computed under."""
+
+    key: str
+    generation: str
 
 
 def cache_key(*parts: str) -> str:
     digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
-    return f"fairbid:portal:{_generation()}:{digest}"
+    return f"fairbid:portal:page:{digest}"
 
 
-def get_cached(parts: tuple[str, ...]) -> tuple[str | None, str | None]:
-    """(cached value, key to store under); (None, None) when Redis is unavailable."""
+def get_cached(parts: tuple[str, ...]) -> tuple[str | None, Slot | None]:
+    """(cached value, slot to store under); (None, None) when Redis is unavailable.
+
+    One round trip (MGET of the generation and the page): the page is stored with the
+    generation it was computed under, and is a hit only while that is still current.
+    (Two sequential GETs, generation then page, were most of a cached request's time:
+    bench/README.md.)"""
+    key = cache_key(*parts)
     try:
-        key = cache_key(*parts)
-        value = redis_client.client.get(key)
+        generation, value = redis_client.client.mget(GENERATION_KEY, key)
     except redis.RedisError:
         return None, None
-    return (value.decode() if value is not None else None), key
+    current = generation.decode() if generation else "0"
+    if value is not None:
+        stored, _, page = value.decode().partition("\n")
+        if stored == current:
+            return page, Slot(key, current)
+    return None, Slot(key, current)
 
 
-def store(key: str | None, value: str) -> None:
-    if key is None:
+def store(slot: Slot | None, value: str) -> None:
+    if slot is None:
         return
     try:
-        redis_client.client.set(key, value, ex=current_app.config["PORTAL_CACHE_SECONDS"])
+        redis_client.client.set(
+            slot.key, f"{slot.generation}\n{value}", ex=current_app.config["PORTAL_CACHE_SECONDS"]
+        )
     except redis.RedisError:
         log.warning("Redis unavailable: portal page not cached")
 

@@ -41,7 +41,6 @@ store and each opened bid gets an `EvaluatedBid` with a random code (app/opening
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
@@ -70,8 +69,8 @@ from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
 from app.custody.models import KeyShare, TenderKey
 from app.custody.operations import envelope_tender_id, require_key_holder, unseal_share
-from app.events import CHANNEL_PREFIX, publish_after_commit
-from app.extensions import db, redis_client
+from app.events import CHANNEL_PREFIX, publish_after_commit, publish_now
+from app.extensions import db
 from app.opening import parts as opened_parts
 from app.opening.models import LineStatus, OpeningLine, OpeningSession, OpeningStatus, ShareUnlock
 from app.opening.signals import tender_opened
@@ -178,6 +177,57 @@ def custodian_state(tender: Tender) -> CustodianState | None:
     )
 
 
+def line_event(line: OpeningLine | _Outcome, company: Company) -> dict:
+    """One opening line as the live page shows it (the same public columns as the page)."""
+    if isinstance(line, _Outcome):
+        bid_id, sha256, fields = line.bid.id, line.bid.envelope_sha256, line.commercial or {}
+    else:
+        bid_id, sha256, fields = line.bid_id, line.envelope_sha256, commercial_fields(line)
+    return {
+        "event": "line",
+        "bid": bid_id,
+        "company": company.name,
+        "status": str(line.status),
+        "reason": line.reason or "",
+        "price": fields.get("price") or "",
+        "fields": {key: value for key, value in fields.items() if key != "price"},
+        "envelope_sha256": sha256,
+    }
+
+
+def live_state(tender: Tender) -> dict:
+    """Everything the live page needs to redraw itself: the first event of every stream
+    (after a reconnection too). Once the ceremony is over it carries the lines and the
+    record, so a watcher that missed the `line` events still sees them."""
+    session = session_of(tender)
+    total = submitted_count(tender)
+    ceremony = str(session.status) if session is not None else None
+    tender_key = db.session.get(TenderKey, tender.id)
+    unlocked = db.session.scalar(
+        select(func.count()).select_from(ShareUnlock).where(ShareUnlock.tender_id == tender.id)
+    )
+    state = {
+        "status": str(tender.status),
+        "ceremony": ceremony,
+        "done": total if ceremony == OpeningStatus.COMPLETED else 0,
+        "total": total,
+        "unlocked": unlocked if ceremony == OpeningStatus.UNLOCKING else 0,
+        "threshold": tender_key.threshold if tender_key is not None else None,
+        "reason": session.reason if session is not None and session.reason else "",
+    }
+    if ceremony == OpeningStatus.COMPLETED:
+        lines = lines_of(tender)
+        companies = companies_of(lines)
+        state["lines"] = [line_event(line, companies[line.company_id]) for line in lines]
+        record = record_of(tender)
+        state["record_sha256"] = record.sha256 if record is not None else None
+    return state
+
+
+def ceremony_over(state: dict) -> bool:
+    return state["ceremony"] in (OpeningStatus.COMPLETED, OpeningStatus.FAILED)
+
+
 def is_custodian_of(user: User, tender: Tender) -> bool:
     if not getattr(user, "is_authenticated", False):
         return False
@@ -274,7 +324,7 @@ def start_opening(actor: User, tender: Tender) -> OpeningSession:
             centre_id=tender.centre_id,
             data={"reason": "min_bids", "received": received, "min_bids": needed},
         )
-        _publish(tender.id, {"event": "failed"})
+        _publish(tender.id, {"event": "failed", "reason": reason})
     else:
         append_event(
             "opening.started",
@@ -284,7 +334,8 @@ def start_opening(actor: User, tender: Tender) -> OpeningSession:
             centre_id=tender.centre_id,
             data={"envelopes": received},
         )
-        _publish(tender.id, {"event": "started", "total": received})
+        threshold = db.session.get(TenderKey, tender.id).threshold
+        _publish(tender.id, {"event": "started", "total": received, "threshold": threshold})
     db.session.flush()
     return session
 
@@ -469,9 +520,10 @@ def _open_one(
 
 def _progress(tender_id: int, done: int, total: int) -> None:
     # Live only, not state: published at once (the job's transaction is still open).
-    message = json.dumps({"tender": tender_id, "event": "progress", "done": done, "total": total})
-    with contextlib.suppress(Exception):
-        redis_client.client.publish(opening_channel(tender_id), message)
+    publish_now(
+        opening_channel(tender_id),
+        {"tender": tender_id, "event": "progress", "done": done, "total": total},
+    )
 
 
 def open_bids(tender_id: int) -> str:
@@ -604,6 +656,10 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
         centre_id=tender.centre_id,
         data={"document_id": document.id, "sha256": document.sha256, **counts},
     )
+    # Live, after the commit, in order: each line, the record, then the end of the ceremony.
+    for outcome in outcomes:
+        _publish(tender.id, line_event(outcome, outcome.company))
+    _publish(tender.id, {"event": "record", "sha256": document.sha256})
     _publish(tender.id, {"event": "opened", "done": len(outcomes), "total": len(outcomes)})
     publish_after_commit(TENDER_CHANNEL, {"tender": tender.id, "event": "opened"})
     tender_opened.send(tender)

@@ -6,19 +6,15 @@ each POST is gated by its operation (staff of the tender's centre, key holders, 
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
-    stream_with_context,
     url_for,
 )
 from flask_babel import gettext as _
@@ -31,7 +27,7 @@ from app.core.boundary import attempt, perform, run_operation
 from app.core.formatting import centre_time
 from app.core.types import utcnow
 from app.custody.operations import KEY_HOLDER_ROLES
-from app.extensions import redis_client
+from app.events import stream_response
 from app.opening import operations
 from app.opening.forms import (
     ConfirmLineForm,
@@ -222,50 +218,18 @@ def object_line(tender_id: int) -> Response:
     return _answer(tender_id, form, operations.object_to_line, form.objection.data)
 
 
-def _sse(event: str, data: dict) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, sort_keys=True)}\n\n"
-
-
 @bp.route("/tenders/<int:tender_id>/events")
 def events(tender_id: int) -> Response:
-    """Server-sent events: the current state, then what the per-tender Redis channel says,
-    until the opening is over or the stream times out (the browser reconnects)."""
+    """Server-sent events (app/events.py): the whole live state, then every change of the
+    ceremony (started, unlocked k of n, progress, each line, the record, opened or failed)
+    until it is over; a stream on a finished ceremony sends the state and ends."""
     tender = public_tender(tender_id)
-    session = operations.session_of(tender)
-    state = {
-        "status": tender.status,
-        "ceremony": session.status if session else None,
-        **_progress(tender, session),
-    }
-    seconds = current_app.config.get("OPENING_EVENTS_SECONDS", 25)
-    channel = operations.opening_channel(tender.id)
-
-    def stream() -> Iterator[str]:
-        pubsub = redis_client.client.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(channel)
-            yield "retry: 3000\n" + _sse("state", state)
-            if state["ceremony"] in (OpeningStatus.COMPLETED, OpeningStatus.FAILED):
-                return
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                message = pubsub.get_message(timeout=1.0)
-                if message is None:
-                    yield ": keep-alive\n\n"
-                    continue
-                data = json.loads(message["data"])
-                yield _sse(data.get("event", "message"), data)
-                if data.get("event") in ("opened", "failed"):
-                    return
-        except Exception:  # Redis down: end the stream; the page's refresh link still works
-            yield _sse("unavailable", {})
-        finally:
-            pubsub.close()
-
-    response = Response(stream_with_context(stream()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    return stream_response(
+        operations.opening_channel(tender.id),
+        lambda: [("state", operations.live_state(tender))],
+        final=("opened", "failed"),
+        finished=lambda events: operations.ceremony_over(events[0][1]),
+    )
 
 
 @bp.route("/tenders/<int:tender_id>/record.json")

@@ -267,6 +267,10 @@ def test_the_job_rerun_completes_exactly_once(tender, bidders, monkeypatch):
         ("progress", 1),
         ("progress", 2),
         ("progress", 3),
+        ("line", None),
+        ("line", None),
+        ("line", None),
+        ("record", None),
         ("opened", 3),
     ]
     assert count(OpeningLine) == 3
@@ -285,7 +289,7 @@ def test_event_stream_sends_state_and_progress(app, client, tender, bidders):
         submit(tender, bidder, seal_for(tender, bidder, price))
     past_opening(tender)
     start(tender)
-    app.config["OPENING_EVENTS_SECONDS"] = 5
+    app.config["EVENT_STREAM_SECONDS"] = 5
     try:
         response = client.get(f"/opening/tenders/{tender.id}/events", buffered=False)
         assert response.status_code == 200
@@ -304,7 +308,7 @@ def test_event_stream_sends_state_and_progress(app, client, tender, bidders):
         assert "event: opened" in rest
         response.close()
     finally:
-        app.config.pop("OPENING_EVENTS_SECONDS", None)
+        app.config.pop("EVENT_STREAM_SECONDS", None)
     page = client.get(f"/opening/tenders/{tender.id}")
     body = page.get_data(as_text=True)
     assert "<progress" in body and "opening_live.js" in body and "<script>" not in body

@@ -1,9 +1,17 @@
-/* Fairbid: live progress of a bid opening over server-sent events.
+/* Fairbid: the bid opening, live, over server-sent events (app/events.py).
  *
- * Markup: #opening-live with data-events-url and translated data-opened-text /
- * data-failed-text, containing the <progress id="opening-progress">, .opening-count and
- * .opening-message. Without JavaScript (or when the stream fails) the page's Refresh link
- * is the fallback. No inline script (CSP script-src 'self').
+ * Markup: #opening-live with data-events-url, data-over ("true" once the ceremony is
+ * completed or failed: then nothing is requested), data-record-url and the translated
+ * texts (data-*-text; {unlocked}, {threshold}, {sha} are filled in here); inside it the
+ * <progress id="opening-progress">, .opening-count, .opening-message and .opening-shares;
+ * the lines go into #opening-lines (tbody) of #opening-lines-section, whose
+ * .opening-record shows the published record.
+ *
+ * Events: state (the whole state, first on every connection), started, unlocked, reset,
+ * progress, line, record, opened, failed, unavailable. The page stops listening once the
+ * ceremony is over (or the stream is refused or unavailable); until then the browser
+ * reconnects after each stream ends and gets the state again. Without JavaScript the
+ * Refresh link is the fallback. No inline script (CSP script-src 'self').
  */
 (function () {
   "use strict";
@@ -12,10 +20,26 @@
   if (!root || typeof EventSource === "undefined") {
     return;
   }
+  if (root.getAttribute("data-over") === "true") {
+    return; // the ceremony is over: the page already shows everything
+  }
   var bar = document.getElementById("opening-progress");
   var count = root.querySelector(".opening-count");
   var message = root.querySelector(".opening-message");
+  var shares = root.querySelector(".opening-shares");
+  var section = document.getElementById("opening-lines-section");
+  var tbody = document.getElementById("opening-lines");
+  var recordBox = section ? section.querySelector(".opening-record") : null;
+  var over = false;
   var source = new EventSource(root.getAttribute("data-events-url"));
+
+  function text(name) {
+    return root.getAttribute("data-" + name + "-text") || "";
+  }
+
+  function say(value) {
+    message.textContent = value;
+  }
 
   function show(done, total) {
     if (typeof total === "number" && total > 0) {
@@ -27,9 +51,79 @@
     }
   }
 
+  function showShares(unlocked, threshold) {
+    if (!shares || typeof threshold !== "number") {
+      return;
+    }
+    shares.textContent = text("shares")
+      .replace("{unlocked}", String(unlocked || 0))
+      .replace("{threshold}", String(threshold));
+    shares.hidden = false;
+  }
+
+  function hideShares() {
+    if (shares) {
+      shares.hidden = true;
+    }
+  }
+
+  function cell(row, value) {
+    var td = document.createElement("td");
+    td.textContent = value;
+    row.appendChild(td);
+    return td;
+  }
+
+  function addLine(line) {
+    if (!tbody || typeof line.bid !== "number") {
+      return;
+    }
+    if (tbody.querySelector('tr[data-bid="' + line.bid + '"]')) {
+      return; // already on the page (server-rendered or sent before a reconnection)
+    }
+    var row = document.createElement("tr");
+    row.setAttribute("data-bid", String(line.bid));
+    cell(row, String(line.bid));
+    cell(row, line.company || "");
+    cell(row, (line.status || "") + (line.reason ? " (" + line.reason + ")" : ""));
+    cell(row, line.price ? String(line.price) : "");
+    var fields = line.fields || {};
+    cell(
+      row,
+      Object.keys(fields)
+        .map(function (key) {
+          return key + ": " + fields[key];
+        })
+        .join("; ")
+    );
+    var code = document.createElement("code");
+    code.textContent = String(line.envelope_sha256 || "").slice(0, 16) + "…";
+    cell(row, "").appendChild(code);
+    tbody.appendChild(row);
+    section.hidden = false;
+  }
+
+  function showRecord(sha) {
+    if (!recordBox || !sha) {
+      return;
+    }
+    var link = document.createElement("a");
+    link.href = root.getAttribute("data-record-url");
+    link.textContent = text("record");
+    recordBox.textContent = "";
+    recordBox.appendChild(link);
+    recordBox.appendChild(document.createTextNode(" · " + text("sha").replace("{sha}", sha)));
+    section.hidden = false;
+  }
+
+  function finish() {
+    over = true;
+    source.close();
+  }
+
   function data(event) {
     try {
-      return JSON.parse(event.data);
+      return JSON.parse(event.data) || {};
     } catch (e) {
       return {};
     }
@@ -38,25 +132,75 @@
   source.addEventListener("state", function (event) {
     var state = data(event);
     show(state.done, state.total);
+    if (state.ceremony === "unlocking") {
+      say(text("waiting"));
+      showShares(state.unlocked, state.threshold);
+    } else if (state.ceremony === "opening") {
+      say(text("opening"));
+      hideShares();
+    }
+    (state.lines || []).forEach(addLine);
+    showRecord(state.record_sha256);
+    if (state.ceremony === "completed") {
+      hideShares();
+      say(text("opened"));
+      finish();
+    } else if (state.ceremony === "failed") {
+      hideShares();
+      say(text("failed"));
+      finish();
+    }
   });
   source.addEventListener("started", function (event) {
-    show(0, data(event).total);
+    var started = data(event);
+    show(0, started.total);
+    say(text("waiting"));
+    showShares(0, started.threshold);
+  });
+  source.addEventListener("unlocked", function (event) {
+    var unlocked = data(event);
+    showShares(unlocked.unlocked, unlocked.threshold);
+    if (unlocked.unlocked >= unlocked.threshold) {
+      say(text("opening"));
+    }
+  });
+  source.addEventListener("reset", function () {
+    say(text("waiting"));
   });
   source.addEventListener("progress", function (event) {
-    var state = data(event);
-    show(state.done, state.total);
+    var progress = data(event);
+    hideShares();
+    say(text("opening"));
+    show(progress.done, progress.total);
+  });
+  source.addEventListener("line", function (event) {
+    addLine(data(event));
+  });
+  source.addEventListener("record", function (event) {
+    showRecord(data(event).sha256);
   });
   source.addEventListener("opened", function (event) {
-    var state = data(event);
-    show(state.done, state.total);
-    message.textContent = root.getAttribute("data-opened-text");
-    source.close();
+    var opened = data(event);
+    show(opened.done, opened.total);
+    hideShares();
+    say(text("opened"));
+    finish();
   });
   source.addEventListener("failed", function () {
-    message.textContent = root.getAttribute("data-failed-text");
-    source.close();
+    hideShares();
+    say(text("failed"));
+    finish();
   });
   source.addEventListener("unavailable", function () {
-    source.close();
+    say(text("stopped"));
+    finish();
   });
+  source.onerror = function () {
+    // CONNECTING: the stream ended and the browser reconnects (normal). CLOSED: refused
+    // (429, 404) or not an event stream: the browser gives up; say so.
+    if (!over && source.readyState === EventSource.CLOSED) {
+      say(text("stopped"));
+      over = true;
+    }
+  };
 })();
