@@ -289,6 +289,7 @@ def test_event_stream_sends_state_and_progress(app, client, tender, bidders):
         submit(tender, bidder, seal_for(tender, bidder, price))
     past_opening(tender)
     start(tender)
+    previous = app.config["EVENT_STREAM_SECONDS"]
     app.config["EVENT_STREAM_SECONDS"] = 5
     try:
         response = client.get(f"/opening/tenders/{tender.id}/events", buffered=False)
@@ -308,7 +309,7 @@ def test_event_stream_sends_state_and_progress(app, client, tender, bidders):
         assert "event: opened" in rest
         response.close()
     finally:
-        app.config.pop("EVENT_STREAM_SECONDS", None)
+        app.config["EVENT_STREAM_SECONDS"] = previous
     page = client.get(f"/opening/tenders/{tender.id}")
     body = page.get_data(as_text=True)
     assert "<progress" in body and "opening_live.js" in body and "<script>" not in body
