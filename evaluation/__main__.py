@@ -105,7 +105,43 @@ def _parser() -> argparse.ArgumentParser:
         "the full draw published with the award or failure notice, is the draw it committed "
         "to (exit 1 when it is not)",
     )
+    p_award = sub.add_parser(
+        "award",
+        help="decide the winner of every lot under a per-company win limit, or replay it",
+        description="FILE is a lot-award document (format fairbid-lot-award/1: limit, rule "
+        "lot_order | max_total_score | min_total_price, and per lot, in the tender's lot "
+        "order, its ranking of compliant bidders: company, total, price). Without a result "
+        "in FILE, print the document completed with the award and its trace; with one, "
+        "recompute it and list every difference. Exit 0 done (the recorded award matches), "
+        "1 it differs, 2 FILE cannot be used.",
+    )
+    p_award.add_argument("file", metavar="FILE", help="lot-award JSON, or - for stdin")
     return parser
+
+
+def _award(data: bytes, name: str) -> int:
+    from evaluation.lots import LotAwardError, award_lots, award_to_json, input_from_json, replay
+
+    try:
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise LotAwardError("not a JSON object")
+        award_input = input_from_json(doc)
+    except (ValueError, LotAwardError) as exc:
+        print(f"error: {name} is not a usable lot-award document: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if "result" not in doc:
+        award = award_lots(award_input.lots, award_input.limit, award_input.rule)
+        sys.stdout.write(json.dumps(award_to_json(award_input, award), indent=2) + "\n")
+        return EXIT_OK
+    differences = replay(doc)
+    if differences:
+        print(f"{name}: {len(differences)} difference(s) from the recomputed award:")
+        for difference in differences:
+            print(f"  {difference}")
+        return EXIT_DIFFERENT
+    print(f"{name}: verified, the award matches the recomputation")
+    return EXIT_OK
 
 
 COMMITMENT_ONLY = (
@@ -210,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
     if args.command == "draw-replay":
         return _draw_replay(data, args.file, args.commitment)
+    if args.command == "award":
+        return _award(data, args.file)
     signatures_failed = False
     if is_pdf(data):
         from evaluation.pdf import EmbeddedFileError, has_signatures, scoring_file_from_pdf
