@@ -137,8 +137,13 @@ def test_schema_command_prints_the_schema():
 
 def test_award_computes_then_verifies_and_names_a_tampered_winner(tmp_path: Path):
     lots = [
-        {"lot": "1", "ranking": [{"company": "A", "total": "90", "price": "100"},
-                                 {"company": "B", "total": "80", "price": "100"}]},
+        {
+            "lot": "1",
+            "ranking": [
+                {"company": "A", "total": "90", "price": "100"},
+                {"company": "B", "total": "80", "price": "100"},
+            ],
+        },
         {"lot": "2", "ranking": [{"company": "A", "total": "95", "price": "100"}]},
     ]
     doc = {"format": "fairbid-lot-award/1", "limit": 1, "rule": "lot_order", "lots": lots}
