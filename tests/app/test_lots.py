@@ -274,3 +274,16 @@ def test_staff_define_lots_and_the_award_rules(client, make_user, make_centre, g
         if code:
             assert response.json["error"] == code
     assert count(Lot) == before
+
+
+def test_the_bid_page_offers_the_registered_lots_and_lists_bids_by_lot(
+    client, auth, lots_tender, bidder, tender_key
+):
+    assert (
+        submit(client, lots_tender, bidder, seal(tender_key, lots_tender, bidder, "B")).status_code
+        == 201
+    )
+    auth.login(bidder)
+    page = client.get(f"/bids/tenders/{lots_tender.id}").get_data(as_text=True)
+    # (The in-browser sealing form and its lot choice: tests/browser.)
+    assert 'data-bid-lot="B"' in page and "--lot 1" in page and "1, B" in page
