@@ -228,6 +228,13 @@ def _check_signatures(name: str, data: bytes, trust: str | None) -> int | None:
     return None
 
 
+def _lot_of(doc: object) -> str:
+    """ " (lot REF)" for a scoring file of one lot of a tender divided into lots."""
+    tender = doc.get("tender") if isinstance(doc, dict) else None
+    lot = tender.get("lot") if isinstance(tender, dict) else None
+    return f" (lot {lot})" if isinstance(lot, str) and lot else ""
+
+
 def _read(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read()
@@ -301,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "signatures do not hold (above)"
         )
         return EXIT_DIFFERENT
-    print(f"{args.file}: verified, the result matches the recomputation")
+    print(f"{args.file}{_lot_of(doc)}: verified, the result matches the recomputation")
     return EXIT_OK
 
 

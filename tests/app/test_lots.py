@@ -287,3 +287,21 @@ def test_the_bid_page_offers_the_registered_lots_and_lists_bids_by_lot(
     page = client.get(f"/bids/tenders/{lots_tender.id}").get_data(as_text=True)
     # (The in-browser sealing form and its lot choice: tests/browser.)
     assert 'data-bid-lot="B"' in page and "--lot 1" in page and "1, B" in page
+
+
+def test_a_resumable_upload_takes_its_lot_from_the_header(client, lots_tender, bidder, tender_key):
+    headers = token_for(bidder)
+    for lot, status in (("B", 200), ("C", 403)):
+        data = seal(tender_key, lots_tender, bidder, lot)
+        started = client.post(
+            f"/api/v1/tenders/{lots_tender.id}/uploads", json={"size": len(data)}, headers=headers
+        )
+        assert started.status_code == 201, started.json
+        done = client.put(
+            started.json["url"],
+            data=data,
+            headers={**headers, "Content-Range": f"bytes 0-{len(data) - 1}/{len(data)}"},
+        )
+        assert done.status_code == status, done.json
+    bid = db.session.scalar(select(Bid))
+    assert count(Bid) == 1 and bid.lot_id == lots_tender.lot_by_reference("B").id

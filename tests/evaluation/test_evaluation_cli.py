@@ -60,7 +60,8 @@ def test_score_reads_stdin_and_writes_a_file(input_file: Path, tmp_path: Path):
 def test_verify_accepts_an_untouched_file(scored_file: Path):
     out = run("verify", str(scored_file))
     assert out.returncode == 0, out.stderr
-    assert "verified" in out.stdout
+    # The example names its lot (tender.lot): a tender divided into lots has one file each.
+    assert f"{scored_file} (lot 1): verified" in out.stdout
 
 
 def test_verify_detects_a_single_altered_score(scored_file: Path):
