@@ -6,6 +6,7 @@ return.  The envelope byte format is specified in ``bidding/FORMAT.md``.
 """
 
 from .envelope import (
+    ANY_LOT,
     CHUNK_SIZE,
     EnvelopeHeader,
     Part,
@@ -34,11 +35,13 @@ from .errors import (
     SealingRecordError,
     ShareError,
     WrongBidder,
+    WrongLot,
     WrongPassphrase,
     WrongTender,
 )
 
 __all__ = [
+    "ANY_LOT",
     "CHUNK_SIZE",
     "BiddingError",
     "DecryptionError",
@@ -57,6 +60,7 @@ __all__ = [
     "SealingRecordError",
     "ShareError",
     "WrongBidder",
+    "WrongLot",
     "WrongPassphrase",
     "WrongTender",
     "bid_parts",

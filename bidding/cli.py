@@ -117,7 +117,7 @@ def _cmd_seal(args: argparse.Namespace) -> int:
         fd, temp_name = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent or ".")
         try:
             with open(fd, "wb") as sink:
-                result = env.seal(sink, public_key, args.tender, args.bidder, parts)
+                result = env.seal(sink, public_key, args.tender, args.bidder, parts, lot=args.lot)
                 sink.flush()
                 os.fsync(sink.fileno())
             os.replace(temp_name, out)
@@ -125,11 +125,24 @@ def _cmd_seal(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)
             raise
-    print(f"sealed {out}: {result.size} bytes")
+    lot = f" for lot {args.lot}" if args.lot else ""
+    print(f"sealed {out}{lot}: {result.size} bytes")
     print(f"envelope SHA-256: {result.sha256}")
     for part in result.header.parts:
         print(f"  part {part.name}: {part.size} bytes")
     return EXIT_OK
+
+
+def _expected_lot(args: argparse.Namespace) -> str | env.AnyLot | None:
+    return args.lot if args.lot is not None else env.ANY_LOT
+
+
+def _lot_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lot",
+        metavar="REF",
+        help="refuse unless the envelope is for this lot (checked before any key is used)",
+    )
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -139,10 +152,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         raise _InputError(f"cannot read envelope {args.envelope}: {exc.strerror}") from exc
     with handle:
         info = env.inspect_envelope(
-            handle, expected_tender=args.tender, expected_bidder=args.bidder
+            handle,
+            expected_tender=args.tender,
+            expected_bidder=args.bidder,
+            expected_lot=_expected_lot(args),
         )
     header = info.header
-    print(f"envelope format {header.version}, tender {header.tender}, bidder {header.bidder}")
+    lot = f", lot {header.lot}" if header.lot is not None else ""
+    print(f"envelope format {header.version}, tender {header.tender}{lot}, bidder {header.bidder}")
     print(f"size {info.size} bytes, SHA-256 {info.sha256}")
     print(f"chunks: {header.chunk_count} of up to {header.chunk_size} bytes")
     for part in header.parts:
@@ -177,12 +194,14 @@ def _cmd_open(args: argparse.Namespace) -> int:
                 expected_tender=args.tender,
                 expected_bidder=args.bidder,
                 expected_sha256=args.expected_sha256,
+                expected_lot=_expected_lot(args),
             )
         except FileExistsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_INVALID
     header = opened.header
-    print(f"opened envelope of bidder {header.bidder} for tender {header.tender}")
+    lot = f", lot {header.lot}" if header.lot is not None else ""
+    print(f"opened envelope of bidder {header.bidder} for tender {header.tender}{lot}")
     for name, path in opened.files.items():
         print(f"  {name}: {path}")
     try:
@@ -341,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tender", required=True, metavar="ID", help="tender id")
     p.add_argument("--bidder", required=True, metavar="ID", help="your bidder id")
     p.add_argument(
+        "--lot",
+        metavar="REF",
+        help="the lot this bid is for, in a tender divided into lots (its reference on the "
+        "tender page); the envelope's header binds it. Omit for a tender of one lot",
+    )
+    p.add_argument(
         "--commercial",
         required=True,
         metavar="BID.json",
@@ -370,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("envelope", metavar="ENVELOPE")
     p.add_argument("--tender", metavar="ID", help="refuse unless the envelope is for this tender")
     p.add_argument("--bidder", metavar="ID", help="refuse unless the envelope is from this bidder")
+    _lot_argument(p)
     p.set_defaults(func=_cmd_inspect)
 
     p = command("verify-receipt", "Verify a receipt's platform signature.")
@@ -446,6 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tender", metavar="ID", help="refuse unless the envelope is for this tender")
     p.add_argument("--bidder", metavar="ID", help="refuse unless the envelope is from this bidder")
+    _lot_argument(p)
     p.add_argument(
         "--expected-sha256",
         metavar="HEX",

@@ -31,6 +31,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -60,14 +61,18 @@ from .errors import (
     IntegrityError,
     MalformedEnvelope,
     WrongBidder,
+    WrongLot,
     WrongTender,
 )
 from .keys import wipe
 
 __all__ = [
+    "ANY_LOT",
     "CHUNK_SIZE",
     "FORMAT_VERSION",
+    "FORMAT_VERSION_LOT",
     "MAGIC",
+    "AnyLot",
     "DecryptResult",
     "EnvelopeHeader",
     "EnvelopeInfo",
@@ -90,7 +95,9 @@ __all__ = [
 # --- constants (see FORMAT.md) ----------------------------------------------------------------
 
 MAGIC = b"FAIRBID"  # 7 ASCII bytes, then one version byte
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # an envelope for a tender of one lot: no lot in the header
+FORMAT_VERSION_LOT = 2  # version 1 plus the lot the envelope is for (a tender of several lots)
+VERSIONS = (FORMAT_VERSION, FORMAT_VERSION_LOT)
 FORMAT_NAME = "fairbid-envelope"
 PREFIX = MAGIC + bytes([FORMAT_VERSION])
 PREFIX_SIZE = len(PREFIX)  # 8
@@ -117,6 +124,19 @@ COMMERCIAL = "commercial"
 TECHNICAL = "technical"
 QUALIFICATION_PREFIX = "qualification-"
 _HEADER_KEYS = {"bidder", "chunk_size", "format", "key", "parts", "suite", "tender", "version"}
+_HEADER_KEYS_BY_VERSION = {
+    FORMAT_VERSION: frozenset(_HEADER_KEYS),
+    FORMAT_VERSION_LOT: frozenset(_HEADER_KEYS | {"lot"}),
+}
+
+
+class AnyLot(Enum):
+    """The default of ``expected_lot``: the lot is not checked."""
+
+    ANY = "any"
+
+
+ANY_LOT = AnyLot.ANY
 
 _COPY_BLOCK = 1 << 20
 
@@ -162,6 +182,12 @@ class EnvelopeHeader:
     enc: bytes = field(repr=False)
     sealed_key: bytes = field(repr=False)
     raw: bytes = field(repr=False)
+    lot: str | None = None  # version 2 only: the lot this envelope is for
+
+    @property
+    def prefix(self) -> bytes:
+        """Magic and version byte."""
+        return MAGIC + bytes([self.version])
 
     @cached_property
     def sha256(self) -> bytes:
@@ -282,7 +308,7 @@ def _check_chunk_size(chunk_size: object) -> int:
 
 
 def _header_core_object(header: EnvelopeHeader) -> dict[str, Any]:
-    return {
+    core: dict[str, Any] = {
         "bidder": header.bidder,
         "chunk_size": header.chunk_size,
         "format": FORMAT_NAME,
@@ -291,6 +317,9 @@ def _header_core_object(header: EnvelopeHeader) -> dict[str, Any]:
         "tender": header.tender,
         "version": header.version,
     }
+    if header.version == FORMAT_VERSION_LOT:
+        core["lot"] = header.lot
+    return core
 
 
 def _nonce(index: int, last: bool) -> bytes:
@@ -338,7 +367,8 @@ def _readinto(stream: BinaryIO, view: memoryview) -> int:
 # --- header -------------------------------------------------------------------------------
 
 
-def _parse_header(raw: bytes) -> EnvelopeHeader:
+def _parse_header(raw: bytes, version: int = FORMAT_VERSION) -> EnvelopeHeader:
+    """Parse the header of an envelope whose version byte is ``version``."""
     try:
         obj = parse_canonical_json(raw)
     except CanonicalJSONError as exc:
@@ -346,16 +376,20 @@ def _parse_header(raw: bytes) -> EnvelopeHeader:
     if not isinstance(obj, dict):
         raise MalformedEnvelope("header: not a JSON object")
     keys = set(obj)
-    if keys != _HEADER_KEYS:
-        missing = sorted(_HEADER_KEYS - keys)
-        extra = sorted(keys - _HEADER_KEYS)
+    expected_keys = _HEADER_KEYS_BY_VERSION[version]
+    if keys != expected_keys:
+        missing = sorted(expected_keys - keys)
+        extra = sorted(keys - expected_keys)
         raise MalformedEnvelope(f"header: missing fields {missing}, unknown fields {extra}")
     if obj["format"] != FORMAT_NAME:
         raise MalformedEnvelope(f"header: format must be {FORMAT_NAME!r}")
-    if obj["version"] != FORMAT_VERSION or type(obj["version"]) is not int:
+    if obj["version"] != version or type(obj["version"]) is not int:
         raise MalformedEnvelope(
-            f"header: version {obj['version']!r} does not match the magic (version 1)"
+            f"header: version {obj['version']!r} does not match the magic (version {version})"
         )
+    lot = obj.get("lot")
+    if version == FORMAT_VERSION_LOT and not is_identifier(lot):
+        raise MalformedEnvelope("header: invalid lot reference")
     if not is_identifier(obj["tender"]):
         raise MalformedEnvelope("header: invalid tender id")
     if not is_identifier(obj["bidder"]):
@@ -400,7 +434,8 @@ def _parse_header(raw: bytes) -> EnvelopeHeader:
     except ValueError as exc:
         raise MalformedEnvelope(f"header: key: {exc}") from exc
     return EnvelopeHeader(
-        version=FORMAT_VERSION,
+        version=version,
+        lot=lot,
         tender=obj["tender"],
         bidder=obj["bidder"],
         chunk_size=chunk_size,
@@ -421,9 +456,10 @@ def read_header(stream: BinaryIO) -> EnvelopeHeader:
         raise MalformedEnvelope("too short to be an envelope")
     if prefix[: len(MAGIC)] != MAGIC:
         raise MalformedEnvelope("not a Fairbid envelope (bad magic)")
-    if prefix[len(MAGIC)] != FORMAT_VERSION:
+    version = prefix[len(MAGIC)]
+    if version not in VERSIONS:
         raise MalformedEnvelope(
-            f"unsupported envelope format version {prefix[len(MAGIC)]} (this reader knows 1)"
+            f"unsupported envelope format version {version} (this reader knows 1 and 2)"
         )
     length = int.from_bytes(prefix[PREFIX_SIZE:], "big")
     if not 2 <= length <= MAX_HEADER_SIZE:
@@ -431,16 +467,27 @@ def read_header(stream: BinaryIO) -> EnvelopeHeader:
     raw = _read_exact(stream, length)
     if len(raw) != length:
         raise MalformedEnvelope("truncated: the header is incomplete")
-    return _parse_header(raw)
+    return _parse_header(raw, version)
 
 
 def _check_expected(
-    header: EnvelopeHeader, expected_tender: str | None, expected_bidder: str | None
+    header: EnvelopeHeader,
+    expected_tender: str | None,
+    expected_bidder: str | None,
+    expected_lot: str | AnyLot | None = ANY_LOT,
 ) -> None:
     if expected_tender is not None and header.tender != expected_tender:
         raise WrongTender(f"envelope is for tender {header.tender!r}, not {expected_tender!r}")
     if expected_bidder is not None and header.bidder != expected_bidder:
         raise WrongBidder(f"envelope is from bidder {header.bidder!r}, not {expected_bidder!r}")
+    if expected_lot is not ANY_LOT and header.lot != expected_lot:
+        if expected_lot is None:
+            raise WrongLot(
+                f"envelope is for lot {header.lot!r}, but this tender is not divided into lots"
+            )
+        if header.lot is None:
+            raise WrongLot(f"envelope names no lot, expected lot {expected_lot!r}")
+        raise WrongLot(f"envelope is for lot {header.lot!r}, not {expected_lot!r}")
 
 
 def _check_size(header: EnvelopeHeader, actual: int) -> None:
@@ -460,15 +507,18 @@ def inspect_header(
     *,
     expected_tender: str | None = None,
     expected_bidder: str | None = None,
+    expected_lot: str | AnyLot | None = ANY_LOT,
 ) -> EnvelopeHeader:
     """Parse and validate an envelope's header and framing without any key.
 
     Checks the magic and version, that the header is canonical JSON of the expected shape
     (suite, part names and order, sizes, key fields), the expected tender and bidder if
-    given, and that the envelope's length is exactly what the header implies (the chunk
-    framing is fully determined by the part sizes and the chunk size).  A seekable stream is
+    given, the expected lot if given (``None``: the envelope must name no lot), and that
+    the envelope's length is exactly what the header implies (the chunk framing is fully
+    determined by the part sizes and the chunk size).  A seekable stream is
     measured and put back where it was; a non-seekable one is read to its end in bounded
-    memory.  Raises :class:`MalformedEnvelope`, :class:`WrongTender`, :class:`WrongBidder`.
+    memory.  Raises :class:`MalformedEnvelope`, :class:`WrongTender`, :class:`WrongBidder`,
+    :class:`WrongLot`.
 
     This cannot detect altered ciphertext: only the tender key can (when opening).
     """
@@ -476,7 +526,7 @@ def inspect_header(
     with contextlib.suppress(OSError, AttributeError, ValueError):
         start = stream.tell() if stream.seekable() else None
     header = read_header(stream)
-    _check_expected(header, expected_tender, expected_bidder)
+    _check_expected(header, expected_tender, expected_bidder, expected_lot)
     remaining = _seekable_remaining(stream)
     if remaining is None:
         remaining = 0
@@ -493,13 +543,14 @@ def inspect_envelope(
     *,
     expected_tender: str | None = None,
     expected_bidder: str | None = None,
+    expected_lot: str | AnyLot | None = ANY_LOT,
 ) -> EnvelopeInfo:
     """Like :func:`inspect_header`, and also read everything once to compute the envelope's
     SHA-256 and size (what a receipt records).  Bounded memory."""
     digest = hashlib.sha256()
     header = read_header(stream)
-    _check_expected(header, expected_tender, expected_bidder)
-    digest.update(PREFIX + len(header.raw).to_bytes(LENGTH_SIZE, "big") + header.raw)
+    _check_expected(header, expected_tender, expected_bidder, expected_lot)
+    digest.update(header.prefix + len(header.raw).to_bytes(LENGTH_SIZE, "big") + header.raw)
     size = header.body_offset
     buffer = bytearray(_COPY_BLOCK)
     view = memoryview(buffer)
@@ -634,12 +685,15 @@ def seal(
     *,
     chunk_size: int = CHUNK_SIZE,
     hash_output: bool = True,
+    lot: str | None = None,
 ) -> SealResult:
     """Seal ``parts`` into an envelope written to ``out``, streaming in bounded memory.
 
     ``parts`` must be commercial, then optionally technical, then qualification-1..N (see
     :func:`bid_parts`).  Returns the header, the envelope size and, unless ``hash_output``
-    is false, its SHA-256 (the hash the receipt will show).  On an exception ``out`` holds a
+    is false, its SHA-256 (the hash the receipt will show).  ``lot``: the lot the bid is for,
+    in a tender divided into lots (a version 2 envelope binding it); None for a tender of
+    one lot (version 1).  On an exception ``out`` holds a
     partial envelope that must be discarded.  Raises ValueError on bad arguments or a part
     stream whose length differs from its declared size.
     """
@@ -647,6 +701,8 @@ def seal(
         raise TypeError("tender_public_key must be an X25519 public key")
     check_identifier(tender, "tender id")
     check_identifier(bidder, "bidder id")
+    if lot is not None:
+        check_identifier(lot, "lot reference")
     _check_chunk_size(chunk_size)
     _check_part_names([source.name for source in parts])
     sizes = []
@@ -663,7 +719,8 @@ def seal(
     content_key = bytearray(os.urandom(KEY_SIZE))
     try:
         draft = EnvelopeHeader(
-            version=FORMAT_VERSION,
+            version=FORMAT_VERSION if lot is None else FORMAT_VERSION_LOT,
+            lot=lot,
             tender=tender,
             bidder=bidder,
             chunk_size=chunk_size,
@@ -681,7 +738,9 @@ def seal(
         raw = canonical_json(header_obj)
         if len(raw) > MAX_HEADER_SIZE:
             raise ValueError("header too large (too many parts)")
-        header = _parse_header(raw)  # the reader's own checks, on what we are about to write
+        header = _parse_header(
+            raw, draft.version
+        )  # the reader's own checks, on what we are about to write
         digest = hashlib.sha256() if hash_output else None
         size = _encrypt_content(out, header, parts, sizes, bytes(content_key), digest)
     finally:
@@ -702,7 +761,7 @@ def _encrypt_content(
         if digest is not None:
             digest.update(data)
 
-    emit(PREFIX + len(header.raw).to_bytes(LENGTH_SIZE, "big") + header.raw)
+    emit(header.prefix + len(header.raw).to_bytes(LENGTH_SIZE, "big") + header.raw)
     reader = _PartReader(parts, sizes)
     aes = algorithms.AES(key)
     aad = header.sha256
@@ -869,6 +928,7 @@ def decrypt_envelope(
     expected_bidder: str | None = None,
     expected_sha256: str | None = None,
     use_mmap: bool = True,
+    expected_lot: str | AnyLot | None = ANY_LOT,
 ) -> DecryptResult:
     """Verify and decrypt an envelope, streaming each part to ``sink_for(part_name)``.
 
@@ -888,8 +948,10 @@ def decrypt_envelope(
     A regular file is read through a sliding 16 MiB memory map unless ``use_mmap`` is false;
     as with any memory map, truncating the file while it is being opened kills the process
     with SIGBUS, so pass ``use_mmap=False`` for files that others may still be writing.
+    ``expected_lot`` is checked with the tender and bidder, before any key is used.
     Raises :class:`MalformedEnvelope`, :class:`WrongTender`, :class:`WrongBidder`,
-    :class:`DecryptionError`, :class:`IntegrityError` (:class:`EnvelopeHashMismatch`).
+    :class:`WrongLot`, :class:`DecryptionError`, :class:`IntegrityError`
+    (:class:`EnvelopeHashMismatch`).
     """
     if expected_sha256 is not None and not is_hex_sha256(expected_sha256.lower()):
         raise ValueError("expected_sha256 must be 64 hexadecimal digits")
@@ -905,6 +967,7 @@ def decrypt_envelope(
             expected_bidder,
             expected_sha256,
             use_mmap,
+            expected_lot,
         )
     except EnvelopeHashMismatch:
         raise
@@ -937,15 +1000,16 @@ def _decrypt_envelope(
     expected_bidder: str | None,
     expected_sha256: str | None,
     use_mmap: bool,
+    expected_lot: str | AnyLot | None,
 ) -> DecryptResult:
     digest = hashlib.sha256() if expected_sha256 is not None else None
     header = read_header(stream)
-    _check_expected(header, expected_tender, expected_bidder)
+    _check_expected(header, expected_tender, expected_bidder, expected_lot)
     remaining = _seekable_remaining(stream)
     if remaining is not None:
         _check_size(header, header.body_offset + remaining)
     if digest is not None:
-        digest.update(PREFIX + len(header.raw).to_bytes(LENGTH_SIZE, "big") + header.raw)
+        digest.update(header.prefix + len(header.raw).to_bytes(LENGTH_SIZE, "big") + header.raw)
     key = _unseal_content_key(header, tender_private_key)
     fd = _regular_file_fd(stream) if use_mmap and remaining is not None else None
     chunks: _StreamChunks | _MappedChunks
@@ -1014,6 +1078,7 @@ def open_envelope(
     expected_sha256: str | None = None,
     fsync: bool = True,
     use_mmap: bool = True,
+    expected_lot: str | AnyLot | None = ANY_LOT,
 ) -> OpenedEnvelope:
     """Verify and decrypt an envelope into ``out_dir``, all or nothing.
 
@@ -1047,6 +1112,7 @@ def open_envelope(
                 expected_bidder=expected_bidder,
                 expected_sha256=expected_sha256,
                 use_mmap=use_mmap,
+                expected_lot=expected_lot,
             )
         if fsync:
             _fsync_tree(temp)

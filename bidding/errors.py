@@ -35,6 +35,11 @@ class WrongBidder(EnvelopeError):
     """The header names another bidder than the one expected."""
 
 
+class WrongLot(EnvelopeError):
+    """The header names another lot than the one expected (or a lot where none is expected,
+    or none where one is)."""
+
+
 class DecryptionError(EnvelopeError):
     """The content key could not be unsealed.
 

@@ -123,6 +123,17 @@ def _parser() -> argparse.ArgumentParser:
         '"Red flags"). Exit 0, or 2 when FILE cannot be used.',
     )
     p_screens.add_argument("file", metavar="FILE", help="JSON file, or - for stdin")
+    p_award = sub.add_parser(
+        "award",
+        help="decide the winner of every lot under a per-company win limit, or replay it",
+        description="FILE is a lot-award document (format fairbid-lot-award/1: limit, rule "
+        "lot_order | max_total_score | min_total_price, and per lot, in the tender's lot "
+        "order, its ranking of compliant bidders: company, total, price). Without a result "
+        "in FILE, print the document completed with the award and its trace; with one, "
+        "recompute it and list every difference. Exit 0 done (the recorded award matches), "
+        "1 it differs, 2 FILE cannot be used.",
+    )
+    p_award.add_argument("file", metavar="FILE", help="lot-award JSON, or - for stdin")
     return parser
 
 
@@ -137,6 +148,31 @@ def _screens(data: bytes, name: str) -> int:
         print(f"error: {name}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+def _award(data: bytes, name: str) -> int:
+    from evaluation.lots import LotAwardError, award_lots, award_to_json, input_from_json, replay
+
+    try:
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            raise LotAwardError("not a JSON object")
+        award_input = input_from_json(doc)
+    except (ValueError, LotAwardError) as exc:
+        print(f"error: {name} is not a usable lot-award document: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if "result" not in doc:
+        award = award_lots(award_input.lots, award_input.limit, award_input.rule)
+        sys.stdout.write(json.dumps(award_to_json(award_input, award), indent=2) + "\n")
+        return EXIT_OK
+    differences = replay(doc)
+    if differences:
+        print(f"{name}: {len(differences)} difference(s) from the recomputed award:")
+        for difference in differences:
+            print(f"  {difference}")
+        return EXIT_DIFFERENT
+    print(f"{name}: verified, the award matches the recomputation")
     return EXIT_OK
 
 
@@ -235,6 +271,13 @@ def _check_signatures(
     return None
 
 
+def _lot_of(doc: object) -> str:
+    """ " (lot REF)" for a scoring file of one lot of a tender divided into lots."""
+    tender = doc.get("tender") if isinstance(doc, dict) else None
+    lot = tender.get("lot") if isinstance(tender, dict) else None
+    return f" (lot {lot})" if isinstance(lot, str) and lot else ""
+
+
 def _read(name: str) -> bytes:
     if name == "-":
         return sys.stdin.buffer.read()
@@ -255,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _draw_replay(data, args.file, args.commitment)
     if args.command == "screens":
         return _screens(data, args.file)
+    if args.command == "award":
+        return _award(data, args.file)
     signatures_failed = False
     if is_pdf(data):
         from evaluation.pdf import EmbeddedFileError, has_signatures, scoring_file_from_pdf
@@ -308,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "signatures do not hold (above)"
         )
         return EXIT_DIFFERENT
-    print(f"{args.file}: verified, the result matches the recomputation")
+    print(f"{args.file}{_lot_of(doc)}: verified, the result matches the recomputation")
     return EXIT_OK
 
 

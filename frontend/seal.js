@@ -1,4 +1,5 @@
-// Fairbid browser sealing: builds a version 1 envelope exactly as bidding/FORMAT.md specifies,
+// Fairbid browser sealing: builds a version 1 envelope (version 2 when the bid is for a lot of a
+// tender divided into lots: the header binds the lot) exactly as bidding/FORMAT.md specifies,
 // with WebCrypto (AES-256-GCM, SHA-256, X25519) and @hpke/core (RFC 9180 HPKE).
 //
 // The bundle built from this file (app/static/build/seal.js, see `make node-deps`) exposes
@@ -16,6 +17,7 @@ import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke
 // --- constants (FORMAT.md sections 1-4) ------------------------------------------------------
 
 export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION_LOT = 2; // version 1 plus the lot the envelope is for
 export const CHUNK_SIZE = 1 << 20; // what writers use
 const MIN_CHUNK_SIZE = 1 << 6;
 const MAX_CHUNK_SIZE = 1 << 24;
@@ -379,13 +381,15 @@ class BytesSink {
 // --- sealing ----------------------------------------------------------------------------------
 
 /**
- * Seal a bid into a Fairbid envelope (bidding/FORMAT.md, version 1).
+ * Seal a bid into a Fairbid envelope (bidding/FORMAT.md, version 1; version 2 with a lot).
  *
  * @param {object} options
  * @param {Uint8Array|ArrayBuffer|string} options.tenderPublicKey the tender's X25519 public key:
  *   32 raw bytes, the 44-byte DER SubjectPublicKeyInfo, or its PEM text
  * @param {string} options.tender tender id
  * @param {string} options.bidder bidder id
+ * @param {string|null} [options.lot] the lot the bid is for, in a tender divided into lots
+ *   (bound by the header: an envelope version 2); omit for a tender of one lot
  * @param {{name: string, data: Uint8Array|ArrayBuffer|Blob}[]} options.parts `commercial`
  *   (see encodeCommercial), then optionally `technical`, then `qualification-1`, ... in order;
  *   Blobs (File objects) are read in chunk-sized slices
@@ -405,6 +409,7 @@ export async function sealEnvelope({
   tenderPublicKey,
   tender,
   bidder,
+  lot = null,
   parts,
   chunkSize = CHUNK_SIZE,
   output = "blob",
@@ -415,6 +420,8 @@ export async function sealEnvelope({
   const publicKey = tenderPublicKeyBytes(tenderPublicKey);
   checkIdentifier(tender, "tender id");
   checkIdentifier(bidder, "bidder id");
+  if (lot !== null && lot !== undefined) checkIdentifier(lot, "lot reference");
+  const version = lot === null || lot === undefined ? FORMAT_VERSION : FORMAT_VERSION_LOT;
   checkChunkSize(chunkSize);
   const toWriter = output !== null && typeof output === "object" && typeof output.write === "function";
   if (output !== "blob" && output !== "bytes" && !toWriter) {
@@ -444,8 +451,9 @@ export async function sealEnvelope({
     parts: sources.map((source) => ({ name: source.name, size: source.size })),
     suite: { ...SUITE_IDS },
     tender,
-    version: FORMAT_VERSION,
+    version,
   };
+  if (version === FORMAT_VERSION_LOT) core.lot = lot;
   const coreHash = new Uint8Array(await api.digest("SHA-256", encoder.encode(canonicalJson(core))));
   const info = new Uint8Array(HPKE_INFO_LABEL.length + coreHash.length);
   info.set(ascii(HPKE_INFO_LABEL));
@@ -480,7 +488,7 @@ export async function sealEnvelope({
 
   const prefix = new Uint8Array(12);
   prefix.set(MAGIC);
-  prefix[7] = FORMAT_VERSION;
+  prefix[7] = version;
   new DataView(prefix.buffer).setUint32(8, header.length);
   const size = prefix.length + header.length + total + TAG_SIZE * count;
   const sink = toWriter

@@ -13,8 +13,8 @@ import hashlib
 import io
 
 from apiflask import Schema
-from apiflask.fields import Integer
-from apiflask.validators import Range
+from apiflask.fields import Integer, String
+from apiflask.validators import Length, Range
 from flask import Response, abort, current_app, request
 
 from app.api import auth, bp, roles_required
@@ -37,8 +37,8 @@ from app.tenders.access import visible_tender
 from app.tenders.documents import open_document, send_document
 
 _ERRORS = {
-    400: "Refused: `error` says why (e.g. `wrong_tender`, `wrong_bidder`, "
-    "`malformed_envelope`, `content_range`).",
+    400: "Refused: `error` says why (e.g. `wrong_tender`, `wrong_bidder`, `wrong_lot`, "
+    "`unknown_lot`, `lot_required`, `malformed_envelope`, `content_range`).",
     403: "Not a bidder, company not approved, or not registered for the tender.",
     404: "No such tender, bid or upload (or not the caller's company's).",
     409: "`deadline_passed` (the message states the server time), `not_open`, "
@@ -56,6 +56,17 @@ def _token_key() -> str:
     # Per bearer token: every bidder of an office may share one address.
     header = request.headers.get("Authorization", "") or request.remote_addr or ""
     return "bid-upload:" + hashlib.sha256(header.encode()).hexdigest()[:32]
+
+
+class SubmitQuery(Schema):
+    lot = String(
+        load_default=None,
+        validate=Length(min=1, max=32),
+        metadata={
+            "description": "A tender divided into lots: the lot the envelope is for (its "
+            "header must name the same lot, else 400 `wrong_lot`)."
+        },
+    )
 
 
 class UploadIn(Schema):
@@ -83,23 +94,29 @@ def platform_receipt_key() -> Response:
 @bp.auth_required(auth)
 @roles_required(*BIDDERS)
 @limiter.limit(upload_limit, key_func=_token_key)
+@bp.input(SubmitQuery, location="query", arg_name="query")
 @bp.doc(
     summary="Submit a sealed envelope (bidders registered for the tender)",
     description="The body is the envelope file made by `python -m bidding seal` (or the "
     "bid page), as `application/octet-stream`. Checked without any key (header, tender id "
     "`T<tender id>`, bidder id = the company's unified social credit code, sizes, chunk "
     "framing), stored with fsync, then receipted: 201 with the bid and its signed receipt. "
-    "A previous current bid of the company is replaced (kept, marked superseded).",
+    "A previous current bid of the company is replaced (kept, marked superseded). In a "
+    "tender divided into lots the envelope's header names its lot (`python -m bidding seal "
+    "--lot REF`): the company must have registered for it (403 `lot_not_registered`; "
+    "`unknown_lot`, `lot_required`: 400), and one bid per lot is current.",
     responses=_errors(400, 403, 404, 409, 413),
 )
 @transactional
-def submit_bid(tender_id: int) -> tuple[dict, int]:
+def submit_bid(tender_id: int, query: dict) -> tuple[dict, int]:
     tender = visible_tender(auth.current_user, tender_id)
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
     request.max_content_length = limit + 1  # the blob store enforces the exact cap
     if (request.content_length or 0) > limit:
         raise operations.too_large(limit)
-    bid = operations.submit_envelope(auth.current_user, tender, request.stream, **client_info())
+    bid = operations.submit_envelope(
+        auth.current_user, tender, request.stream, lot=query["lot"], **client_info()
+    )
     data = operations.bid_data(bid)
     return {"bid": data, "receipt": data["receipt"]}, 201
 

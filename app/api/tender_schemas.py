@@ -10,6 +10,7 @@ from decimal import Decimal
 from apiflask import Schema
 from apiflask.fields import (
     AwareDateTime,
+    Boolean,
     DateTime,
     Integer,
     List,
@@ -21,7 +22,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 
 from app.api.schemas import ErrorOut
 from app.tenders.models import PUBLIC_STATUSES
-from app.tenders.participation import MAX_QUESTION, bond_status
+from app.tenders.participation import MAX_QUESTION, bond_required, bond_status
 
 CATEGORIES = ["goods", "works", "services", "asset_sale"]
 BOND_KINDS = ["payment", "guarantee"]
@@ -105,18 +106,32 @@ class CentreRef(Schema):
 
 
 class LotIn(Schema):
+    reference = String(
+        load_default="",
+        validate=Length(max=32),
+        metadata={
+            "description": "What envelopes and records name the lot by; its number if empty."
+        },
+    )
     title = String(required=True, validate=Length(min=1, max=300))
+    description = String(load_default="", validate=Length(max=20000))
+    quantity = String(load_default="", validate=Length(max=200))
     budget = Money(load_default=None, allow_none=True)
     ceiling_price = Money(load_default=None, allow_none=True)
     reserve_price = Money(load_default=None, allow_none=True)
+    bid_bond_amount = Money(load_default=None, allow_none=True)
 
 
 class LotOut(Schema):
     number = Integer()
+    reference = String()
     title = String()
+    description = String()
+    quantity = String()
     budget = Money(allow_none=True)
     ceiling_price = Money(allow_none=True)
     reserve_price = Money(allow_none=True)
+    bid_bond_amount = Money(allow_none=True)
 
 
 class TenderFields(Schema):
@@ -136,6 +151,19 @@ class TenderFields(Schema):
     custodian_ids = List(Integer(strict=True), validate=Length(min=1, max=50))
     custodian_threshold = Integer(strict=True, validate=Range(min=2, max=50))
     lots = List(Nested(LotIn), validate=Length(min=1, max=100))
+    multi_lot_bidding = Boolean(
+        metadata={"description": "Whether one company may bid for several lots."}
+    )
+    max_lots_won = Integer(
+        strict=True,
+        allow_none=True,
+        validate=Range(min=1),
+        metadata={"description": "The most lots one company may win; null: no limit."},
+    )
+    lot_award_rule = String(
+        validate=OneOf(["lot_order", "max_total_score", "min_total_price"]),
+        metadata={"description": "How lots are awarded when the win limit binds."},
+    )
 
 
 class TenderIn(TenderFields):
@@ -164,6 +192,12 @@ class TenderIn(TenderFields):
     custodian_ids = List(Integer(strict=True), required=True, validate=Length(min=1, max=50))
     custodian_threshold = Integer(required=True, strict=True, validate=Range(min=2, max=50))
     lots = List(Nested(LotIn), required=True, validate=Length(min=1, max=100))
+    multi_lot_bidding = Boolean(load_default=True)
+    max_lots_won = Integer(load_default=None, strict=True, allow_none=True, validate=Range(min=1))
+    lot_award_rule = String(
+        load_default="lot_order",
+        validate=OneOf(["lot_order", "max_total_score", "min_total_price"]),
+    )
 
 
 class TenderQuery(Schema):
@@ -248,6 +282,9 @@ class TenderOut(TenderSummaryOut):
     cancel_reason = String()
     template_version = Nested(TemplateVersionRef)
     lots = List(Nested(LotOut))
+    multi_lot_bidding = Boolean()
+    max_lots_won = Integer(allow_none=True)
+    lot_award_rule = String()
     documents = List(Nested(DocumentOut))
     addenda = List(Nested(AddendumOut))
 
@@ -336,12 +373,39 @@ class RegistrationOut(Schema):
     company = Nested(CompanyRef)
     registered_at = DateTime()
     bond_status = Method("get_bond_status", metadata={"type": "string", "enum": BOND_STATUSES})
-    bond_required = Money(attribute="tender.bid_bond_amount", allow_none=True)
+    bond_required = Method(
+        "get_bond_required",
+        metadata={"type": ["string", "null"], "description": "Per chosen lot, summed."},
+    )
     bond_total = Money()
     bonds = List(Nested(BondOut))
+    lots = Method(
+        "get_lots",
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "References of the lots the company bids for (lots only).",
+        },
+    )
 
     def get_bond_status(self, registration) -> str:
         return bond_status(registration.tender, registration)
+
+    def get_bond_required(self, registration) -> str | None:
+        amount = bond_required(registration.tender, registration)
+        return None if amount is None else format(amount, "f")
+
+    def get_lots(self, registration) -> list[str]:
+        return [lot.reference for lot in registration.lots]
+
+
+class RegistrationIn(Schema):
+    lots = List(
+        String(validate=Length(min=1, max=32)),
+        load_default=None,
+        validate=Length(max=100),
+        metadata={"description": "A tender divided into lots: the lots' references."},
+    )
 
 
 class BondRecordedOut(Schema):

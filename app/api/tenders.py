@@ -37,6 +37,7 @@ from app.api.tender_schemas import (
     EnquiryIn,
     EnquiryOut,
     PublishIn,
+    RegistrationIn,
     RegistrationOut,
     TemplateCopyIn,
     TemplateDetailOut,
@@ -145,6 +146,10 @@ def _lots(items: list[dict]) -> list[LotInput]:
             budget=item.get("budget"),
             ceiling_price=item.get("ceiling_price"),
             reserve_price=item.get("reserve_price"),
+            reference=item.get("reference", ""),
+            description=item.get("description", ""),
+            quantity=item.get("quantity", ""),
+            bid_bond_amount=item.get("bid_bond_amount"),
         )
         for item in items
     ]
@@ -406,16 +411,19 @@ def answer_enquiry(enquiry_id: int, body: dict) -> Enquiry:
 @bp.post("/tenders/<int:tender_id>/registrations")
 @bp.auth_required(auth)
 @roles_required(*BIDDERS)
+@bp.input(RegistrationIn, arg_name="body")
 @bp.output(RegistrationOut, status_code=201)
 @bp.doc(
     summary="Register the caller's company for a published tender (bidders)",
-    description="Approved companies only, before the bid deadline; once per company (409).",
-    responses=error_responses(403, 404, 409),
+    description="Approved companies only, before the bid deadline; once per company (409). "
+    "A tender divided into lots: name the lots in `lots` (one only unless the tender allows "
+    "bidding for several); a tender of one lot: no body, or no `lots`.",
+    responses=error_responses(400, 403, 404, 409),
 )
 @transactional
-def register_for_tender(tender_id: int) -> TenderRegistration:
+def register_for_tender(tender_id: int, body: dict) -> TenderRegistration:
     tender = visible_tender(auth.current_user, tender_id)
-    return participation.register_for_tender(auth.current_user, tender)
+    return participation.register_for_tender(auth.current_user, tender, body.get("lots"))
 
 
 @bp.get("/tenders/<int:tender_id>/registrations")

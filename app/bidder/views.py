@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -78,7 +78,10 @@ def register(tender_id: int) -> Response | tuple[str, int]:
     tender = visible_tender(current_user, tender_id)
     if not ButtonForm().validate_on_submit():
         abort(400)
-    outcome = attempt(participation.register_for_tender, current_user, tender, flash_refusal=False)
+    lots = request.form.getlist("lots") if tender.has_lots else None
+    outcome = attempt(
+        participation.register_for_tender, current_user, tender, lots, flash_refusal=False
+    )
     if not outcome.ok:
         return _refused(outcome.error, tender)
     flash(

@@ -29,6 +29,8 @@ class Bid(db.Model):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     tender_id: Mapped[int] = mapped_column(ForeignKey("tender.id"), index=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    # The lot the envelope is for (its header binds it); None in a tender of one lot.
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lot.id"), index=True)
     submitted_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     status: Mapped[str] = mapped_column(String(16), default=BidStatus.SUBMITTED, index=True)
     envelope_sha256: Mapped[str] = mapped_column(String(64))

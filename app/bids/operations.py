@@ -79,11 +79,11 @@ from app.extensions import db
 from app.permissions import Permission, require
 from app.storage import BlobStore, BlobTooLarge, StoredBlob
 from app.tenders.documents import blob_store, open_document
-from app.tenders.models import Tender, TenderDocument, TenderRegistration, TenderStatus
+from app.tenders.models import Lot, Tender, TenderDocument, TenderRegistration, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL
 from app.tenders.suspension import is_suspended, refuse_if_suspended
 from bidding import envelope as envelopes
-from bidding.errors import EnvelopeError, WrongBidder, WrongTender
+from bidding.errors import EnvelopeError, WrongBidder, WrongLot, WrongTender
 from bidding.merkle import make_sealing_record
 from bidding.receipts import dump_document, format_timestamp, make_receipt, sign_receipt
 
@@ -228,6 +228,14 @@ def _refusal(error: EnvelopeError, tender_id: str, expected_bidder: str) -> Oper
             ),
             code="wrong_tender",
         )
+    if isinstance(error, WrongLot):
+        return OperationError(
+            _l(
+                "This envelope was sealed for another lot than the one it was submitted for "
+                "(or names a lot in a tender of one lot). Seal it again for this lot."
+            ),
+            code="wrong_lot",
+        )
     if isinstance(error, WrongBidder):
         return OperationError(
             _l(
@@ -259,12 +267,26 @@ def _discard_blob(store: BlobStore, stored: StoredBlob) -> None:
             store.path_for(stored.sha256).unlink()
 
 
-def _inspect(store: BlobStore, stored: StoredBlob, tender: Tender, company: Company):
+def _inspect(
+    store: BlobStore,
+    stored: StoredBlob,
+    tender: Tender,
+    company: Company,
+    expected_lot: str | None = None,
+):
     expected_tender, expected_bidder = envelope_tender_id(tender), bidder_id(company)
+    # A tender of one lot takes envelopes naming no lot; in a tender divided into lots the
+    # header names the lot (checked against what the submission said, when it said it).
+    lot: str | envelopes.AnyLot | None = None
+    if tender.has_lots:
+        lot = expected_lot if expected_lot is not None else envelopes.ANY_LOT
     try:
         with store.open(stored.sha256) as handle:
             info = envelopes.inspect_envelope(
-                handle, expected_tender=expected_tender, expected_bidder=expected_bidder
+                handle,
+                expected_tender=expected_tender,
+                expected_bidder=expected_bidder,
+                expected_lot=lot,
             )
     except EnvelopeError as error:
         raise _refusal(error, expected_tender, expected_bidder) from None
@@ -276,12 +298,71 @@ def _inspect(store: BlobStore, stored: StoredBlob, tender: Tender, company: Comp
     return info
 
 
+def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot | None:
+    """The lot an envelope is for (its header's `lot`): None in a tender of one lot; in a
+    tender divided into lots, a lot of the tender that the company registered for."""
+    if not tender.has_lots:
+        return None
+    if reference is None:
+        raise OperationError(
+            _l(
+                "This tender is divided into lots: seal your bid for one of them (the "
+                "envelope must name its lot)."
+            ),
+            code="lot_required",
+        )
+    lot = tender.lot_by_reference(reference)
+    if lot is None:
+        raise OperationError(
+            _l("This tender has no lot %(lot)s.", lot=reference), code="unknown_lot"
+        )
+    registration = db.session.scalar(
+        select(TenderRegistration).where(
+            TenderRegistration.tender_id == tender.id,
+            TenderRegistration.company_id == company.id,
+        )
+    )
+    if registration is None or lot not in registration.lots:
+        raise OperationError(
+            _l(
+                "Your company did not register for lot %(lot)s of this tender.",
+                lot=reference,
+            ),
+            code="lot_not_registered",
+            status=403,
+        )
+    return lot
+
+
+def check_expected_lot(tender: Tender, reference: str | None) -> None:
+    """A lot named with a submission must be one of the tender's (before any byte is kept)."""
+    if reference is None:
+        return
+    if not tender.has_lots:
+        raise OperationError(
+            _l("This tender is not divided into lots: name no lot."), code="no_lots"
+        )
+    if tender.lot_by_reference(reference) is None:
+        raise OperationError(
+            _l("This tender has no lot %(lot)s.", lot=reference[:40]), code="unknown_lot"
+        )
+
+
 def submit_envelope(
-    actor: User, tender: Tender, stream: BinaryIO, *, ip: str | None = None, user_agent: str = ""
+    actor: User,
+    tender: Tender,
+    stream: BinaryIO,
+    *,
+    ip: str | None = None,
+    user_agent: str = "",
+    lot: str | None = None,
 ) -> Bid:
     """Stream an envelope to the blob store, check it, and accept it as the company's bid
-    (superseding its previous one). Never commits; the caller commits once."""
+    for its lot (superseding its previous one for that lot). ``lot``: the lot the submitter
+    says it is for (checked against the envelope's header). Never commits; the caller
+    commits once."""
     company = bidding_company(actor, tender)
+    check_expected_lot(tender, lot)
     check_open(tender)
     store = blob_store()
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
@@ -296,7 +377,9 @@ def submit_envelope(
         ) from None
     # put_stream returns once the last byte is fsynced in place: that is the receipt time.
     received_at = utcnow()
-    return _accept_stored(actor, tender, company, store, stored, received_at, ip, user_agent)
+    return _accept_stored(
+        actor, tender, company, store, stored, received_at, ip, user_agent, expected_lot=lot
+    )
 
 
 def _accept_stored(
@@ -308,9 +391,11 @@ def _accept_stored(
     received_at: datetime,
     ip: str | None,
     user_agent: str,
+    expected_lot: str | None = None,
 ) -> Bid:
     try:
-        _inspect(store, stored, tender, company)
+        info = _inspect(store, stored, tender, company, expected_lot)
+        lot = envelope_lot(tender, company, info.header.lot)
         deadline = check_open(tender, received_at)
         now = utcnow()
         if now >= deadline + sealing_grace():
@@ -342,6 +427,8 @@ def _accept_stored(
                 Bid.tender_id == tender.id,
                 Bid.company_id == company.id,
                 Bid.status == BidStatus.SUBMITTED,
+                # One live envelope per company per lot.
+                Bid.lot_id.is_(None) if lot is None else Bid.lot_id == lot.id,
             )
             .order_by(Bid.id)
         )
@@ -349,6 +436,7 @@ def _accept_stored(
     bid = Bid(
         tender_id=tender.id,
         company_id=company.id,
+        lot_id=None if lot is None else lot.id,
         submitted_by_id=actor.id,
         status=BidStatus.SUBMITTED,
         envelope_sha256=stored.sha256,
@@ -376,7 +464,13 @@ def _accept_stored(
         old.status = BidStatus.SUPERSEDED
     db.session.flush()
     after_commit(db.session(), partial(record_bid_received, bid.id))
-    log.info("bid %s accepted for tender %s (%s bytes)", bid.id, tender.id, stored.size)
+    log.info(
+        "bid %s accepted for tender %s%s (%s bytes)",
+        bid.id,
+        tender.id,
+        "" if lot is None else f" lot {lot.reference}",
+        stored.size,
+    )
     return bid
 
 
@@ -416,6 +510,7 @@ def _append_received_event(bid: Bid) -> bool:
             "size": bid.size,
             "received_at": format_timestamp(bid.received_at),
             "supersedes": bid.supersedes_id,
+            **({"lot_id": bid.lot_id} if bid.lot_id is not None else {}),
         },
     )
     return True
@@ -452,6 +547,7 @@ def bid_data(bid: Bid) -> dict:
         "id": bid.id,
         "sequence": bid.id,
         "tender_id": bid.tender_id,
+        "lot": None if bid.lot_id is None else db.session.get(Lot, bid.lot_id).reference,
         "status": bid.status,
         "envelope_sha256": bid.envelope_sha256,
         "size": bid.size,

@@ -139,6 +139,7 @@ def _render_page(
     now = utcnow()
     bids = operations.company_bids(current_user, tender)
     sealing_record = operations.sealing_record_of(tender)
+    registration = participation.registration_of(tender, company.id if company else None)
     page = render_template(
         "bids/tender.html",
         tender=tender,
@@ -156,6 +157,8 @@ def _render_page(
         timezone=centre_timezone(tender.centre),
         max_size=current_app.config["MAX_ENVELOPE_SIZE"],
         chunk_size=current_app.config["UPLOAD_CHUNK_SIZE"],
+        lot_references={lot.id: lot.reference for lot in tender.lots},
+        my_lots=registration.lots if registration is not None and tender.has_lots else [],
         **_seal_form_data(tender),
     )
     return page, status

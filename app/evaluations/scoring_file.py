@@ -158,7 +158,7 @@ def _config(tender: Tender) -> dict:
         }
     }
     if lot is not None:
-        values["tender"]["lot"] = str(lot.number)
+        values["tender"]["lot"] = lot.reference  # what the lot's envelopes name it by
     if tender.direction == "highest_wins":
         values["reserve_price"] = _money(lot.reserve_price if lot else None)
     else:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,6 +51,9 @@ class OpeningSession(db.Model):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     record_document_id: Mapped[int | None] = mapped_column(ForeignKey("tender_document.id"))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # A tender divided into lots: the lots with fewer than min_bids envelopes, failed at the
+    # start and never opened ([{"lot": reference, "received": n, "min_bids": m}]).
+    failed_lots: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
 
 class ShareUnlock(db.Model):
@@ -72,6 +76,7 @@ class OpeningLine(db.Model):
     tender_id: Mapped[int] = mapped_column(ForeignKey("tender.id"), index=True)
     bid_id: Mapped[int] = mapped_column(ForeignKey("bid.id"))
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lot.id"))  # None: one lot
     status: Mapped[str] = mapped_column(String(16))
     price: Mapped[str | None] = mapped_column(String(64))
     commercial: Mapped[str | None] = mapped_column(Text)  # canonical JSON of the fields

@@ -78,7 +78,7 @@ from app.permissions import Permission, require
 from app.storage import StorageError
 from app.tenders.commercial import commercial_spec_of
 from app.tenders.documents import blob_store
-from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.models import Lot, Tender, TenderDocument, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL, template_document
 from app.tenders.suspension import refuse_if_suspended
 from bidding import envelope as envelopes
@@ -123,11 +123,13 @@ def session_of(tender: Tender) -> OpeningSession | None:
 
 
 def lines_of(tender: Tender) -> list[OpeningLine]:
+    """The opening lines, grouped by lot (in lot order), then in receipt order."""
     return list(
         db.session.scalars(
             select(OpeningLine)
+            .outerjoin(Lot, Lot.id == OpeningLine.lot_id)
             .where(OpeningLine.tender_id == tender.id)
-            .order_by(OpeningLine.bid_id)
+            .order_by(Lot.number, OpeningLine.bid_id)
         )
     )
 
@@ -136,6 +138,28 @@ def companies_of(lines: list[OpeningLine]) -> dict[int, Company]:
     """The companies of the opening lines, by id."""
     ids = [line.company_id for line in lines]
     return {c.id: c for c in db.session.scalars(select(Company).where(Company.id.in_(ids)))}
+
+
+def submitted_by_lot(tender: Tender) -> dict[int | None, int]:
+    """Submitted envelopes per lot id (None: a tender of one lot)."""
+    rows = db.session.execute(
+        select(Bid.lot_id, func.count())
+        .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
+        .group_by(Bid.lot_id)
+    ).all()
+    return {row[0]: row[1] for row in rows}
+
+
+def _ids(failed: list[dict], tender: Tender) -> set[int]:
+    references = {item["lot"] for item in failed}
+    return {lot.id for lot in tender.lots if lot.reference in references}
+
+
+def failed_lot_ids(tender: Tender, session: OpeningSession | None) -> set[int]:
+    """The lots failed at the start of the opening (their envelopes stay unopened)."""
+    if session is None or not session.failed_lots:
+        return set()
+    return _ids(session.failed_lots, tender)
 
 
 def submitted_count(tender: Tender) -> int:
@@ -310,8 +334,34 @@ def start_opening(actor: User, tender: Tender) -> OpeningSession:
     )
     db.session.add(session)
     received, needed = submitted_count(tender), min_bids_of(tender)
-    if received < needed:
-        reason = f"{received} bid(s) received by the deadline; at least {needed} are needed"
+    fails = received < needed
+    reason = f"{received} bid(s) received by the deadline; at least {needed} are needed"
+    if tender.has_lots:
+        # Each lot is its own competition: a lot with fewer than min_bids envelopes fails
+        # unopened; the others proceed (the tender fails only when every lot does).
+        per_lot = submitted_by_lot(tender)
+        failed = [
+            {"lot": lot.reference, "received": per_lot.get(lot.id, 0), "min_bids": needed}
+            for lot in tender.lots
+            if per_lot.get(lot.id, 0) < needed
+        ]
+        session.failed_lots = failed
+        for item in failed:
+            append_event(
+                "opening.lot_failed",
+                actor=actor,
+                object_type="tender",
+                object_id=tender.id,
+                centre_id=tender.centre_id,
+                data={"reason": "min_bids", **item},
+            )
+        fails = len(failed) == len(tender.lots)
+        counts = ", ".join(f"lot {item['lot']}: {item['received']}" for item in failed)
+        reason = f"every lot has fewer than {needed} envelopes ({counts})"
+        if not fails:  # the envelopes to open: those of the lots that proceed
+            skipped = _ids(failed, tender)
+            received = sum(n for lot_id, n in per_lot.items() if lot_id not in skipped)
+    if fails:
         session.status = OpeningStatus.FAILED
         session.completed_at = now
         session.reason = reason
@@ -471,7 +521,12 @@ class _BoundedPart:
 
 
 def _open_one(
-    bid: Bid, company: Company, tender: Tender, private_key, spec: CommercialSpec
+    bid: Bid,
+    company: Company,
+    tender: Tender,
+    private_key,
+    spec: CommercialSpec,
+    lot: str | None = None,
 ) -> _Outcome:
     commercial = _BoundedPart(MAX_COMMERCIAL_SIZE)
     parts = opened_parts.PartSinks(blob_store())
@@ -488,6 +543,8 @@ def _open_one(
                 expected_tender=envelope_tender_id(tender),
                 expected_bidder=bidder_id(company),
                 expected_sha256=bid.envelope_sha256,
+                # The lot it was accepted for, checked in the header before the key is used.
+                expected_lot=lot,
             )
     except (StorageError, EnvelopeHashMismatch, OSError) as error:
         reason = (
@@ -568,17 +625,24 @@ def open_bids(tender_id: int) -> str:
         _publish(tender_id, {"event": "reset"})
         return "shares_reset"
     del mnemonics
-    rows = db.session.execute(
-        select(Bid, Company)
-        .join(Company, Company.id == Bid.company_id)
-        .where(Bid.tender_id == tender_id, Bid.status == BidStatus.SUBMITTED)
-        .order_by(Bid.id)
-    ).all()
+    failed_lots = failed_lot_ids(tender, session)
+    rows = [
+        (bid, company)
+        for bid, company in db.session.execute(
+            select(Bid, Company)
+            .join(Company, Company.id == Bid.company_id)
+            .where(Bid.tender_id == tender_id, Bid.status == BidStatus.SUBMITTED)
+            .order_by(Bid.id)
+        ).all()
+        if bid.lot_id not in failed_lots  # a failed lot's envelopes stay unopened
+    ]
+    references = {lot.id: lot.reference for lot in tender.lots}
     outcomes = []
     spec = commercial_spec_of(tender)
     try:
         for number, (bid, company) in enumerate(rows, start=1):
-            outcomes.append(_open_one(bid, company, tender, private_key, spec))
+            lot = references.get(bid.lot_id) if bid.lot_id is not None else None
+            outcomes.append(_open_one(bid, company, tender, private_key, spec, lot))
             _progress(tender_id, number, len(rows))
     finally:
         del private_key  # best effort: the OpenSSL object is freed when unreferenced
@@ -589,6 +653,7 @@ def open_bids(tender_id: int) -> str:
 
 def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], now: datetime):
     sealing = sealing_record_of(tender)
+    references = {lot.id: lot.reference for lot in tender.lots}
     lines = []
     opened_parts.record_opened_bids(
         tender.id,
@@ -601,6 +666,7 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
                 tender_id=tender.id,
                 bid_id=outcome.bid.id,
                 company_id=outcome.company.id,
+                lot_id=outcome.bid.lot_id,
                 status=outcome.status,
                 price=fields.get("price") if fields else None,
                 commercial=canonical_json(fields).decode("utf-8") if fields else None,
@@ -612,6 +678,7 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
         lines.append(
             {
                 "sequence": outcome.bid.id,
+                **({"lot": references[outcome.bid.lot_id]} if outcome.bid.lot_id else {}),
                 "bidder": bidder_id(outcome.company),
                 "company": outcome.company.name,
                 "status": str(outcome.status),
@@ -637,6 +704,8 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
         "opened_at": now.isoformat(),
         "sealing_record_sha256": sealing.sha256 if sealing else None,
         "lines": lines,
+        # A tender divided into lots: the lots failed unopened (fewer than min_bids).
+        **({"failed_lots": list(session.failed_lots)} if session.failed_lots else {}),
     }
     signed = dump_document(sign_opening_record(record, platform_signing_key()))
     document = store_record(tender, OPENING_RECORD_KIND, "Opening record", signed, now)

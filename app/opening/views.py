@@ -119,6 +119,7 @@ def tender(tender_id: int) -> str:
         tender=tender,
         session=session,
         lines=lines,
+        lot_references={lot.id: lot.reference for lot in tender.lots},
         companies=operations.companies_of(lines),
         own_line=own_line,
         fields=operations.commercial_fields,

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
+    BooleanField,
     DateTimeLocalField,
     FieldList,
     Form,
@@ -25,6 +26,7 @@ from app import tender_templates
 from app.core.errors import OperationError
 from app.core.formatting import centre_timezone
 from app.core.forms import StrictIntegerField
+from app.tenders.labels import LOT_AWARD_RULE_LABELS
 from app.tenders.operations import parse_money
 from app.tenders.participation import MAX_QUESTION
 
@@ -106,14 +108,20 @@ class PreviewForm(FlaskForm):
 
 
 class LotForm(Form):
+    reference = StringField(
+        _l("Lot reference"),
+        validators=[Optional(), Length(max=32)],
+        description=_l("What envelopes name the lot by; its number if left empty."),
+    )
     title = StringField(_l("Lot title"), validators=[Optional(), Length(max=300)])
     budget = MoneyField(_l("Budget"))
     ceiling_price = MoneyField(_l("Ceiling price"))
     reserve_price = MoneyField(_l("Reserve price"))
+    bid_bond_amount = MoneyField(_l("Lot bid bond"))
 
     @property
     def is_blank(self) -> bool:
-        amounts = (self.budget, self.ceiling_price, self.reserve_price)
+        amounts = (self.budget, self.ceiling_price, self.reserve_price, self.bid_bond_amount)
         return not (self.title.data or "").strip() and not any(
             f.raw_data and f.raw_data[0].strip() for f in amounts
         )
@@ -149,6 +157,17 @@ class TenderForm(FlaskForm):
         validators=[InputRequired(), NumberRange(min=1, max=365)],
     )
     lots = FieldList(FormField(LotForm), min_entries=LOT_ROWS, max_entries=LOT_ROWS)
+    multi_lot_bidding = BooleanField(_l("A company may bid for several lots"), default=True)
+    max_lots_won = StrictIntegerField(
+        _l("Most lots one company may win"),
+        validators=[Optional(), NumberRange(min=1, max=LOT_ROWS)],
+        description=_l("Leave empty for no limit."),
+    )
+    lot_award_rule = SelectField(
+        _l("When a company would win more lots than allowed"),
+        choices=[SelectChoice(key, label) for key, label in LOT_AWARD_RULE_LABELS.items()],
+        default="lot_order",
+    )
     custodian_ids = SelectMultipleField(
         _l("Custodians (n)"),
         description=_l("Hold Ctrl (⌘ on a Mac) to choose several."),

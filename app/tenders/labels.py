@@ -16,3 +16,10 @@ STATUS_LABELS = {
     TenderStatus.FAILED: _l("Failed"),
     TenderStatus.CANCELLED: _l("Cancelled"),
 }
+
+# How lots are awarded when the per-company win limit binds (evaluation.lots.AwardRule).
+LOT_AWARD_RULE_LABELS = {
+    "lot_order": _l("award lots in their order"),
+    "max_total_score": _l("choose the combination with the highest total score"),
+    "min_total_price": _l("choose the combination with the lowest total price"),
+}

@@ -7,7 +7,16 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, Numeric, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.centres.models import TradingCentre
@@ -110,6 +119,16 @@ class Tender(db.Model):
     procuring_entity: Mapped[str] = mapped_column(
         String(300), default="", server_default=text("''")
     )
+    # Lots (标段 / 包): whether a company may bid for several lots, the most lots one company
+    # may win (兼投不兼中; None: no limit) and how lots are awarded when that limit binds
+    # (evaluation.lots.AwardRule: lot_order, max_total_score, min_total_price).
+    multi_lot_bidding: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=text("true")
+    )
+    max_lots_won: Mapped[int | None] = mapped_column(Integer)
+    lot_award_rule: Mapped[str] = mapped_column(
+        String(24), default="lot_order", server_default=text("'lot_order'")
+    )
 
     centre: Mapped[TradingCentre] = relationship()
     template_version: Mapped[TemplateVersion] = relationship()
@@ -128,23 +147,44 @@ class Tender(db.Model):
         return self.status in PUBLIC_STATUSES
 
     @property
+    def has_lots(self) -> bool:
+        """Divided into several lots: bids, envelopes and registrations name their lot."""
+        return len(self.lots) > 1
+
+    def lot_by_reference(self, reference: str | None) -> Lot | None:
+        return next((lot for lot in self.lots if lot.reference == reference), None)
+
+    @property
     def ocid_suffix(self) -> str:
         return f"{self.centre.code}-{self.reference}"
+
+
+def _number_as_reference(context) -> str:
+    return str(context.get_current_parameters()["number"])
 
 
 class Lot(db.Model):
     """标段: each lot is its own competition."""
 
     __tablename__ = "lot"
-    __table_args__ = (UniqueConstraint("tender_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("tender_id", "number"),
+        UniqueConstraint("tender_id", "reference"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tender_id: Mapped[int] = mapped_column(ForeignKey("tender.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
+    # What envelopes, receipts and records name the lot by (an identifier: 1-32 characters
+    # of A-Z a-z 0-9 . _ : -); the lot's number unless staff chose another.
+    reference: Mapped[str] = mapped_column(String(32), default=_number_as_reference)
     title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    quantity: Mapped[str] = mapped_column(String(200), default="", server_default=text("''"))
     budget: Mapped[Decimal | None] = mapped_column(Money)
     ceiling_price: Mapped[Decimal | None] = mapped_column(Money)
     reserve_price: Mapped[Decimal | None] = mapped_column(Money)
+    bid_bond_amount: Mapped[Decimal | None] = mapped_column(Money)
 
     tender: Mapped[Tender] = relationship(back_populates="lots")
 
@@ -228,10 +268,22 @@ class TenderRegistration(db.Model):
     tender: Mapped[Tender] = relationship()
     company: Mapped[Company] = relationship()
     bonds: Mapped[list[BondRecord]] = relationship(order_by="BondRecord.recorded_at")
+    lots: Mapped[list[Lot]] = relationship(secondary="registration_lot", order_by="Lot.number")
 
     @property
     def bond_total(self) -> Decimal:
         return sum((b.amount for b in self.bonds), Decimal("0"))
+
+
+class RegistrationLot(db.Model):
+    """A lot a registered company chose to bid for (a tender divided into lots)."""
+
+    __tablename__ = "registration_lot"
+
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("tender_registration.id", ondelete="CASCADE"), primary_key=True
+    )
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lot.id"), primary_key=True, index=True)
 
 
 class BondRecord(db.Model):

@@ -58,6 +58,14 @@ class LotInput:
     budget: Decimal | None = None
     ceiling_price: Decimal | None = None
     reserve_price: Decimal | None = None
+    reference: str = ""  # empty: the lot's number
+    description: str = ""
+    quantity: str = ""
+    bid_bond_amount: Decimal | None = None
+
+
+LOT_REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
+LOT_AWARD_RULES = ("lot_order", "max_total_score", "min_total_price")
 
 
 @dataclass
@@ -76,6 +84,9 @@ class TenderInput:
     budget: Decimal | None = None
     bid_bond_amount: Decimal | None = None
     evaluation_days: int = 10
+    multi_lot_bidding: bool = True
+    max_lots_won: int | None = None
+    lot_award_rule: str = "lot_order"
     errors: list = field(default_factory=list)
 
 
@@ -145,6 +156,31 @@ def _check(data: TenderInput, template: dict, category: str, now: datetime, cent
             raise OperationError(_l("A procurement has a ceiling price, not a reserve."), "reserve")
         if direction == "highest_wins" and lot.ceiling_price is not None:
             raise OperationError(_l("A sale has a reserve price, not a ceiling."), "ceiling")
+        if lot.reference and not LOT_REFERENCE_RE.match(lot.reference):
+            raise OperationError(
+                _l(
+                    "Lot %(n)d: a reference is 1 to 32 letters, digits and . _ : - "
+                    "(starting with a letter or digit).",
+                    n=number,
+                ),
+                code="lot_reference",
+            )
+    references = [lot.reference or str(n) for n, lot in enumerate(data.lots, start=1)]
+    if len(set(references)) != len(references):
+        raise OperationError(_l("Each lot needs its own reference."), code="lot_reference")
+    if data.lot_award_rule not in LOT_AWARD_RULES:
+        raise OperationError(
+            _l("Choose how lots are awarded when the win limit binds."), code="lot_award_rule"
+        )
+    if data.max_lots_won is not None and not 1 <= data.max_lots_won <= len(data.lots):
+        raise OperationError(
+            _l(
+                "The most lots one company may win is between 1 and the number of lots "
+                "(%(n)d), or no limit.",
+                n=len(data.lots),
+            ),
+            code="max_lots_won",
+        )
     if data.bid_bond_amount is not None and data.budget is not None:
         limit = data.budget * Decimal(config["BID_BOND_MAX_PERCENT"]) / 100
         if data.bid_bond_amount > limit:
@@ -192,16 +228,23 @@ def _apply(tender: Tender, data: TenderInput) -> None:
     tender.opening_at = data.opening_at
     tender.evaluation_days = data.evaluation_days
     tender.custodian_threshold = data.custodian_threshold
+    tender.multi_lot_bidding = data.multi_lot_bidding
+    tender.max_lots_won = data.max_lots_won
+    tender.lot_award_rule = data.lot_award_rule
     tender.lots.clear()
     db.session.flush()
     for number, lot in enumerate(data.lots, start=1):
         tender.lots.append(
             Lot(
                 number=number,
+                reference=lot.reference or str(number),
                 title=lot.title.strip(),
+                description=lot.description.strip(),
+                quantity=lot.quantity.strip(),
                 budget=lot.budget,
                 ceiling_price=lot.ceiling_price,
                 reserve_price=lot.reserve_price,
+                bid_bond_amount=lot.bid_bond_amount,
             )
         )
     tender.custodians.clear()
@@ -336,7 +379,22 @@ def input_from_tender(tender: Tender) -> TenderInput:
         evaluation_days=tender.evaluation_days,
         custodian_threshold=tender.custodian_threshold,
         custodian_ids=[c.user_id for c in tender.custodians],
-        lots=[LotInput(x.title, x.budget, x.ceiling_price, x.reserve_price) for x in tender.lots],
+        multi_lot_bidding=tender.multi_lot_bidding,
+        max_lots_won=tender.max_lots_won,
+        lot_award_rule=tender.lot_award_rule,
+        lots=[
+            LotInput(
+                x.title,
+                x.budget,
+                x.ceiling_price,
+                x.reserve_price,
+                reference=x.reference,
+                description=x.description,
+                quantity=x.quantity,
+                bid_bond_amount=x.bid_bond_amount,
+            )
+            for x in tender.lots
+        ],
     )
 
 

@@ -3,6 +3,7 @@ staff answer enquiries and record bid bonds."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from flask import has_request_context, request
@@ -21,6 +22,7 @@ from app.tenders.models import (
     DocumentDownload,
     DocumentKind,
     Enquiry,
+    Lot,
     Notification,
     Tender,
     TenderDocument,
@@ -55,7 +57,39 @@ def registration_of(tender: Tender, company_id: int | None) -> TenderRegistratio
     )
 
 
-def register_for_tender(user: User, tender: Tender) -> TenderRegistration:
+def chosen_lots(tender: Tender, references: Sequence[str] | None) -> list[Lot]:
+    """The lots a company registers for, by reference: in a tender divided into lots, at
+    least one (only one unless the tender allows bidding for several), each known; in a
+    tender of one lot, none may be named."""
+    references = list(dict.fromkeys(references or ()))
+    if not tender.has_lots:
+        if references:
+            raise OperationError(
+                _l("This tender is not divided into lots: name no lot."), code="no_lots"
+            )
+        return []
+    if not references:
+        raise OperationError(_l("Choose the lots your company will bid for."), code="lots_required")
+    lots = []
+    for reference in references:
+        lot = tender.lot_by_reference(reference)
+        if lot is None:
+            raise OperationError(
+                _l("This tender has no lot %(lot)s.", lot=reference[:40]), code="unknown_lot"
+            )
+        lots.append(lot)
+    if len(lots) > 1 and not tender.multi_lot_bidding:
+        raise OperationError(
+            _l("In this tender a company may bid for one lot only."), code="one_lot_only"
+        )
+    return sorted(lots, key=lambda lot: lot.number)
+
+
+def register_for_tender(
+    user: User, tender: Tender, lots: Sequence[str] | None = None
+) -> TenderRegistration:
+    """Register the user's company; ``lots``: the references of the lots it will bid for
+    (a tender divided into lots)."""
     company = _approved_company(user)
     if tender.status != TenderStatus.PUBLISHED:
         raise Conflict(_l("This tender is not open for registration."), code="status")
@@ -63,18 +97,23 @@ def register_for_tender(user: User, tender: Tender) -> TenderRegistration:
         raise Conflict(_l("The bid deadline has passed."), code="deadline_passed")
     if registration_of(tender, company.id) is not None:
         raise Conflict(_l("Your company is already registered for this tender."), "registered")
+    chosen = chosen_lots(tender, lots)
     registration = TenderRegistration(
         tender_id=tender.id, company_id=company.id, registered_by_id=user.id
     )
+    registration.lots = chosen
     db.session.add(registration)
     db.session.flush()
+    data: dict = {"company_id": company.id}
+    if chosen:
+        data["lots"] = [lot.reference for lot in chosen]
     append_event(
         "tender.registered",
         actor=user,
         object_type="tender",
         object_id=tender.id,
         centre_id=tender.centre_id,
-        data={"company_id": company.id},
+        data=data,
     )
     return registration
 
@@ -194,9 +233,20 @@ def record_bond(
     return bond
 
 
+def bond_required(tender: Tender, registration: TenderRegistration | None) -> Decimal | None:
+    """The bid bond a registration owes: per lot in a tender divided into lots (each chosen
+    lot's bond, the tender's where a lot names none), else the tender's."""
+    if registration is None or not tender.has_lots or not registration.lots:
+        return tender.bid_bond_amount
+    amounts = [lot.bid_bond_amount or tender.bid_bond_amount for lot in registration.lots]
+    if all(amount is None for amount in amounts):
+        return None
+    return sum((amount or Decimal("0") for amount in amounts), Decimal("0"))
+
+
 def bond_status(tender: Tender, registration: TenderRegistration | None) -> str:
     """not_required | missing | partial | paid."""
-    required = tender.bid_bond_amount
+    required = bond_required(tender, registration)
     if not required:
         return "not_required"
     if registration is None:

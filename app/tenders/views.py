@@ -55,6 +55,7 @@ from app.tenders.forms import (
     TemplateTextForm,
     TenderForm,
 )
+from app.tenders.labels import LOT_AWARD_RULE_LABELS
 from app.tenders.models import (
     Enquiry,
     TemplateVersion,
@@ -267,12 +268,17 @@ def _tender_input(form: TenderForm) -> TenderInput:
         submission_deadline=form.submission_deadline.data,
         opening_at=form.opening_at.data,
         evaluation_days=form.evaluation_days.data,
+        multi_lot_bidding=bool(form.multi_lot_bidding.data),
+        max_lots_won=form.max_lots_won.data,
+        lot_award_rule=form.lot_award_rule.data or "lot_order",
         lots=[
             LotInput(
                 title=lot.title.data or "",
                 budget=lot.budget.data,
                 ceiling_price=lot.ceiling_price.data,
                 reserve_price=lot.reserve_price.data,
+                reference=(lot.reference.data or "").strip(),
+                bid_bond_amount=lot.bid_bond_amount.data,
             )
             for lot in form.filled_lots()
         ],
@@ -360,12 +366,17 @@ def _form_data(tender: Tender) -> dict:
         "evaluation_days": tender.evaluation_days,
         "custodian_ids": [c.user_id for c in tender.custodians],
         "custodian_threshold": tender.custodian_threshold,
+        "multi_lot_bidding": tender.multi_lot_bidding,
+        "max_lots_won": tender.max_lots_won,
+        "lot_award_rule": tender.lot_award_rule,
         "lots": [
             {
+                "reference": lot.reference,
                 "title": lot.title,
                 "budget": lot.budget,
                 "ceiling_price": lot.ceiling_price,
                 "reserve_price": lot.reserve_price,
+                "bid_bond_amount": lot.bid_bond_amount,
             }
             for lot in tender.lots
         ],
@@ -429,6 +440,7 @@ def _render_show(tender: Tender, status: int = 200, **failed: Any) -> Page:
         downloads=documents.download_counts(tender),
         custodians=_names([c.user_id for c in tender.custodians]),
         publisher=_names([tender.published_by_id]).get(tender.published_by_id),
+        lot_award_rules=LOT_AWARD_RULE_LABELS,
         **forms,
     ), status
 

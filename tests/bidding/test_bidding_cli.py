@@ -414,3 +414,66 @@ def test_keygen_refuses_to_overwrite(python, cli_env, tmp_path: Path) -> None:
     result = run(python, cli_env, "keygen", "--out", tmp_path)
     assert result.returncode == 1 and "refusing to overwrite" in result.stderr
     assert (tmp_path / "tender.key.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_seal_for_a_lot_and_refuse_it_under_another(
+    python, cli_env, workspace, tmp_path: Path
+) -> None:
+    base = workspace["base"]
+    out = tmp_path / "lot2.env"
+    result = run(
+        python,
+        cli_env,
+        "seal",
+        "--tender-key",
+        workspace["tender_pub"],
+        "--tender",
+        "T-2025-001",
+        "--bidder",
+        "B-42",
+        "--lot",
+        "2",
+        "--commercial",
+        base / "bid.json",
+        "--technical",
+        base / "proposal.pdf",
+        "--out",
+        out,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "for lot 2" in result.stdout
+    result = run(python, cli_env, "inspect", out, "--lot", "2")
+    assert result.returncode == 0 and "lot 2, bidder B-42" in result.stdout
+    result = run(python, cli_env, "inspect", out, "--lot", "1")
+    assert result.returncode == 1 and "lot '2', not '1'" in result.stderr
+    opened = tmp_path / "opened"
+    args = ("open", out, "--tender-private-key", workspace["tender_key"], "--out", opened)
+    result = run(python, cli_env, *args, "--lot", "1")
+    assert result.returncode == 1 and "lot '2', not '1'" in result.stderr
+    assert not opened.exists()
+    result = run(python, cli_env, *args, "--lot", "2")
+    assert result.returncode == 0, result.stderr
+    assert "for tender T-2025-001, lot 2" in result.stdout
+    result = run(python, cli_env, "inspect", workspace["envelope"], "--lot", "1")
+    assert result.returncode == 1 and "names no lot" in result.stderr
+    result = run(
+        python,
+        cli_env,
+        "seal",
+        "--tender-key",
+        workspace["tender_pub"],
+        "--tender",
+        "T-1",
+        "--bidder",
+        "B-1",
+        "--lot",
+        "bad lot",
+        "--commercial",
+        base / "bid.json",
+        "--technical",
+        base / "proposal.pdf",
+        "--out",
+        tmp_path / "bad.env",
+    )
+    assert result.returncode != 0 and "lot" in result.stderr
+    assert not (tmp_path / "bad.env").exists()

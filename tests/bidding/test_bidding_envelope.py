@@ -26,6 +26,7 @@ from bidding.errors import (
     IntegrityError,
     MalformedEnvelope,
     WrongBidder,
+    WrongLot,
     WrongTender,
 )
 
@@ -493,8 +494,8 @@ def test_non_canonical_headers_are_refused(small_envelope: bytes) -> None:
 def test_prefix_errors() -> None:
     with pytest.raises(MalformedEnvelope, match="magic"):
         env.inspect_header(io.BytesIO(b"NOTFAIRB" + bytes(100)))
-    with pytest.raises(MalformedEnvelope, match="version 2"):
-        env.inspect_header(io.BytesIO(b"FAIRBID\x02" + bytes(100)))
+    with pytest.raises(MalformedEnvelope, match="version 3"):
+        env.inspect_header(io.BytesIO(b"FAIRBID\x03" + bytes(100)))
     with pytest.raises(MalformedEnvelope, match="header length"):
         env.inspect_header(io.BytesIO(b"FAIRBID\x01" + (10**7).to_bytes(4, "big")))
     with pytest.raises(MalformedEnvelope, match="too short"):
@@ -569,11 +570,12 @@ def test_commercial_part_encoding() -> None:
 
 def reference_open(data: bytes, private_key: X25519PrivateKey) -> dict[str, bytes]:
     """Decrypt an envelope following FORMAT.md step by step, without the library."""
-    assert data[:8] == b"FAIRBID\x01"
+    assert data[:7] == b"FAIRBID" and data[7] in (1, 2)
     length = int.from_bytes(data[8:12], "big")
     header = data[12 : 12 + length]
     obj = json.loads(header)
     assert canonical(obj) == header
+    assert obj["version"] == data[7] and ("lot" in obj) == (data[7] == 2)
     core = {k: v for k, v in obj.items() if k != "key"}
     info = b"fairbid-envelope-v1\x00" + hashlib.sha256(canonical(core)).digest()
     sealed = base64.b64decode(obj["key"]["enc"]) + base64.b64decode(obj["key"]["sealed"])
@@ -598,18 +600,21 @@ def reference_open(data: bytes, private_key: X25519PrivateKey) -> dict[str, byte
 
 
 def reference_seal(
-    public_key, tender: str, bidder: str, parts: dict[str, bytes], chunk: int
+    public_key, tender: str, bidder: str, parts: dict[str, bytes], chunk: int, lot: str = ""
 ) -> bytes:
-    """Write an envelope following FORMAT.md, without the library (what the browser does)."""
-    core = {
+    """Write an envelope following FORMAT.md, without the library (what the browser does);
+    with ``lot``, a version 2 envelope for that lot."""
+    core: dict = {
         "bidder": bidder,
         "chunk_size": chunk,
         "format": "fairbid-envelope",
         "parts": [{"name": name, "size": len(value)} for name, value in parts.items()],
         "suite": {"aead": 2, "kdf": 1, "kem": 32},
         "tender": tender,
-        "version": 1,
+        "version": 2 if lot else 1,
     }
+    if lot:
+        core["lot"] = lot
     key = os.urandom(32)
     info = b"fairbid-envelope-v1\x00" + hashlib.sha256(canonical(core)).digest()
     sealed = SUITE.encrypt(key, public_key, info=info)
@@ -625,7 +630,7 @@ def reference_seal(
     aad = hashlib.sha256(header).digest()
     content = b"".join(parts.values())
     count = max(1, -(-len(content) // chunk))
-    out = [b"FAIRBID\x01", len(header).to_bytes(4, "big"), header]
+    out = [b"FAIRBID" + bytes([core["version"]]), len(header).to_bytes(4, "big"), header]
     for index in range(count):
         last = b"\x01" if index == count - 1 else b"\x00"
         nonce = bytes(7) + index.to_bytes(4, "big") + last
@@ -668,3 +673,78 @@ def test_stored_vector_still_opens() -> None:
     assert header.sha256.hex() == vector["header_sha256"]
     # FORMAT.md shows this very header as its example.
     assert vector["header"] in (Path(env.__file__).parent / "FORMAT.md").read_text()
+
+
+# --- lots (version 2: the header binds the lot) --------------------------------------------
+
+
+def seal_for_lot(key: X25519PrivateKey, lot: str | None) -> bytes:
+    out = io.BytesIO()
+    parts = env.bid_parts(b'{"price":"1.00"}', io.BytesIO(b"tech"), [])
+    env.seal(out, key.public_key(), "T-1", "B-1", parts, chunk_size=64, lot=lot)
+    return out.getvalue()
+
+
+def test_a_lot_envelope_is_version_2_and_opens_for_its_lot(tender_key) -> None:
+    data = seal_for_lot(tender_key, "2")
+    header = env.inspect_header(io.BytesIO(data), expected_lot="2")
+    assert (data[7], header.version, header.lot) == (2, 2, "2")
+    assert header_obj(data)["lot"] == "2"
+    assert open_bytes(data, tender_key, expected_lot="2")["technical"] == b"tech"
+    assert reference_open(data, tender_key)["technical"] == b"tech"
+    written = reference_seal(tender_key.public_key(), "T-9", "B-9", {"commercial": b"{}"}, 64, "L3")
+    assert open_bytes(written, tender_key, expected_lot="L3") == {"commercial": b"{}"}
+    one_lot = seal_for_lot(tender_key, None)
+    assert one_lot[7] == 1 and "lot" not in header_obj(one_lot)
+    assert open_bytes(one_lot, tender_key, expected_lot=None)["technical"] == b"tech"
+
+
+@pytest.mark.parametrize(
+    ("lot", "expected", "message"),
+    [
+        ("2", "1", "for lot '2', not '1'"),
+        ("2", None, "not divided into lots"),
+        (None, "1", "names no lot"),
+    ],
+)
+def test_an_envelope_for_another_lot_is_refused_before_any_key(
+    lot: str | None, expected: str | None, message: str
+) -> None:
+    data = seal_for_lot(X25519PrivateKey.generate(), lot)
+    with pytest.raises(WrongLot, match=message):
+        env.inspect_envelope(io.BytesIO(data), expected_lot=expected)
+    # No key given at all: the refusal comes from the header check, before any key is used.
+    with pytest.raises(WrongLot, match=message):
+        env.decrypt_envelope(
+            io.BytesIO(data), None, lambda name: io.BytesIO(), expected_lot=expected
+        )  # type: ignore[arg-type]
+
+
+def test_a_lot_relabelled_in_the_header_does_not_open(tender_key) -> None:
+    data = seal_for_lot(tender_key, "2")
+    obj = header_obj(data)
+    obj["lot"] = "1"
+    raw = canonical(obj)
+    forged = data[:8] + len(raw).to_bytes(4, "big") + raw + split_envelope(data)[2]
+    assert env.inspect_header(io.BytesIO(forged), expected_lot="1").lot == "1"
+    with pytest.raises(DecryptionError):  # the HPKE info binds the lot
+        open_bytes(forged, tender_key, expected_lot="1")
+
+
+def test_lot_and_version_must_agree(tender_key) -> None:
+    lot_envelope = seal_for_lot(tender_key, "2")
+    as_v1 = b"FAIRBID\x01" + lot_envelope[8:]
+    with pytest.raises(MalformedEnvelope, match="unknown fields"):
+        env.inspect_header(io.BytesIO(as_v1))
+    plain = seal_for_lot(tender_key, None)
+    as_v2 = b"FAIRBID\x02" + plain[8:]
+    with pytest.raises(MalformedEnvelope, match="missing fields"):
+        env.inspect_header(io.BytesIO(as_v2))
+    obj = header_obj(lot_envelope)
+    obj["lot"] = "bad lot"
+    raw = canonical(obj)
+    bad = lot_envelope[:8] + len(raw).to_bytes(4, "big") + raw + split_envelope(lot_envelope)[2]
+    with pytest.raises(MalformedEnvelope, match="lot reference"):
+        env.inspect_header(io.BytesIO(bad))
+    with pytest.raises(ValueError):
+        seal_for_lot(tender_key, "bad lot")

@@ -50,10 +50,11 @@ WATCH_STATUS = """() => {
 _made = itertools.count(1)
 
 
-def _published_tender(live_app) -> dict:
+def _published_tender(live_app, lots: int = 1) -> dict:
     """A published goods tender with two custodians, its key ceremony done, and a bidder of
     an approved company registered for it (new ones at every call: the live database is
-    shared by the session's tests)."""
+    shared by the session's tests); with ``lots`` > 1, divided into lots (references 1, 2,
+    ...), the bidder registered for all of them."""
     n = next(_made)
     with live_app.app_context():
         goods = next(t for t in sync_builtin_templates() if t.key == "goods")
@@ -112,16 +113,24 @@ def _published_tender(live_app) -> dict:
         )
         db.session.add(tender)
         db.session.flush()
-        db.session.add(
-            Lot(tender_id=tender.id, number=1, title="Lot 1", ceiling_price=Decimal("890000.00"))
-        )
+        made_lots = [
+            Lot(
+                tender_id=tender.id,
+                number=number,
+                title=f"Lot {number}",
+                ceiling_price=Decimal("890000.00"),
+            )
+            for number in range(1, lots + 1)
+        ]
+        db.session.add_all(made_lots)
         for key in ("custodian1", "custodian2"):
             db.session.add(TenderCustodian(tender_id=tender.id, user_id=users[key].id))
-        db.session.add(
-            TenderRegistration(
-                tender_id=tender.id, company_id=company.id, registered_by_id=users["bidder"].id
-            )
+        registration = TenderRegistration(
+            tender_id=tender.id, company_id=company.id, registered_by_id=users["bidder"].id
         )
+        if lots > 1:
+            registration.lots = made_lots
+        db.session.add(registration)
         db.session.commit()
         run_key_ceremony(tender, users["staff"])
         db.session.commit()
@@ -372,3 +381,43 @@ def test_the_form_refuses_what_the_opening_would_call_malformed(live_app, live_s
     assert spec["format"] == "fairbid-commercial-fields/1"
     assert [f["key"] for f in spec["fields"]] == [f["key"] for f in fields]
     context.close()
+
+
+def test_a_bidder_seals_two_lots_and_sees_two_receipts(live_app, live_server, browser):
+    made = _published_tender(live_app, lots=2)
+    tender_id, fields = made["tender_id"], made["fields"]
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(live_server + "/accounts/login")
+    page.locator("#email").fill(made["bidder_email"])
+    page.locator("#password").fill(PASSWORD)
+    page.locator("form button[type=submit]").last.click()
+    page.goto(f"{live_server}/bids/tenders/{tender_id}")
+    # The lot choice is not posted either: only the sealed envelope leaves the page.
+    assert page.locator("#seal-form [name]").count() == 0
+    receipts = {}
+    for lot, price in (("1", "812345.60"), ("2", "455000.00")):
+        page.locator("#seal-lot").select_option(lot)
+        _fill(page, fields, _offer(fields, price, f"Desk for lot {lot}")[0])
+        page.locator("#seal-technical").set_input_files(
+            {"name": "proposal.pdf", "mimeType": "application/pdf", "buffer": os.urandom(3 * MIB)}
+        )
+        receipts[lot] = _seal_and_upload(page)
+    for lot, receipt in receipts.items():
+        row = page.locator(f"#bid-{receipt['sequence']}")
+        expect(row).to_have_attribute("data-bid-status", "submitted")
+        expect(row.locator("[data-bid-lot]")).to_have_attribute("data-bid-lot", lot)
+        expect(row.get_by_role("link", name="Download receipt")).to_be_visible()
+    assert errors == []
+    context.close()
+    with live_app.app_context():
+        tender = db.session.get(Tender, tender_id)
+        bids = db.session.scalars(select(Bid).where(Bid.tender_id == tender_id)).all()
+        by_lot = {tender.lots[0].id: "1", tender.lots[1].id: "2"}
+        assert sorted((by_lot[b.lot_id], b.status, b.id) for b in bids) == [
+            ("1", BidStatus.SUBMITTED, receipts["1"]["sequence"]),
+            ("2", BidStatus.SUBMITTED, receipts["2"]["sequence"]),
+        ]

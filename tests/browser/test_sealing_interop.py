@@ -21,7 +21,13 @@ import pytest
 from app.bids import sealing_script
 from bidding import keys
 from bidding.envelope import encode_commercial, inspect_envelope, open_envelope
-from bidding.errors import DecryptionError, IntegrityError, MalformedEnvelope, WrongBidder
+from bidding.errors import (
+    DecryptionError,
+    IntegrityError,
+    MalformedEnvelope,
+    WrongBidder,
+    WrongLot,
+)
 
 MIB = 1 << 20
 TENDER = "T-2025-0042"
@@ -44,7 +50,7 @@ COMMERCIAL = {
 # Runs in the page: builds the parts (random bytes, or the commercial fields through
 # FairbidSeal.encodeCommercial), seals them and uploads the envelope to the test server.
 SEAL_JS = """
-async ({pem, tender, bidder, chunkSize, output, parts, upload}) => {
+async ({pem, tender, bidder, chunkSize, output, parts, upload, lot}) => {
   const randomBytes = (n) => {
     const bytes = new Uint8Array(n);
     for (let i = 0; i < n; i += 65536) {
@@ -71,6 +77,7 @@ async ({pem, tender, bidder, chunkSize, output, parts, upload}) => {
     onProgress: (done, total) => progress.push([done, total]),
   };
   if (chunkSize !== null) options.chunkSize = chunkSize;
+  if (lot !== null) options.lot = lot;
   let file = null;
   let writable = null;
   if (output === "opfs") {
@@ -173,7 +180,7 @@ def sealing_page(page, sealing_server):
     assert errors == []
 
 
-def _seal(page, server, tender_key, parts, *, upload, chunk_size=None, output=None):
+def _seal(page, server, tender_key, parts, *, upload, chunk_size=None, output=None, lot=None):
     pem = keys.public_key_to_pem(tender_key.public_key()).decode("ascii")
     result = page.evaluate(
         SEAL_JS,
@@ -185,6 +192,7 @@ def _seal(page, server, tender_key, parts, *, upload, chunk_size=None, output=No
             "output": output,
             "parts": parts,
             "upload": upload,
+            "lot": lot,
         },
     )
     assert result["status"] == 200
@@ -430,6 +438,39 @@ def test_seal_envelope_refuses_bad_arguments(sealing_page, tender_key, options, 
         },
     )
     assert error is not None and message in error
+
+
+def test_sealed_for_a_lot_in_chromium_opens_in_python_for_that_lot_only(
+    sealing_page, sealing_server, tender_key, tmp_path
+):
+    parts = [
+        {"name": "commercial", "fields": COMMERCIAL, "as": "bytes"},
+        {"name": "technical", "size": 5000, "as": "bytes"},
+    ]
+    result, envelope = _seal(
+        sealing_page, sealing_server, tender_key, parts, upload="lot", output="bytes", lot="L2"
+    )
+    assert envelope[:8] == b"FAIRBID\x02"
+    header = inspect_envelope(io.BytesIO(envelope), expected_lot="L2").header
+    assert (header.version, header.lot) == (2, "L2")
+    with pytest.raises(WrongLot):
+        open_envelope(io.BytesIO(envelope), None, tmp_path / "other", expected_lot="L1")  # type: ignore[arg-type]
+    opened = open_envelope(
+        io.BytesIO(envelope), tender_key, tmp_path / "opened", expected_lot="L2", fsync=False
+    )
+    data = opened.files["technical"].read_bytes()
+    assert hashlib.sha256(data).hexdigest() == result["digests"]["technical"]
+    error = sealing_page.evaluate(
+        """async (pem) => {
+            try {
+                await FairbidSeal.sealEnvelope({tenderPublicKey: pem, tender: "T-1",
+                    bidder: "B-1", lot: "bad lot",
+                    parts: [{name: "commercial", data: new Uint8Array(1)}]});
+            } catch (e) { return e.message; }
+        }""",
+        keys.public_key_to_pem(tender_key.public_key()).decode(),
+    )
+    assert error is not None and "lot reference" in error
 
 
 def test_raw_and_spki_public_keys_are_accepted(sealing_page, tender_key, tmp_path):

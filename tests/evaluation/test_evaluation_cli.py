@@ -60,7 +60,8 @@ def test_score_reads_stdin_and_writes_a_file(input_file: Path, tmp_path: Path):
 def test_verify_accepts_an_untouched_file(scored_file: Path):
     out = run("verify", str(scored_file))
     assert out.returncode == 0, out.stderr
-    assert "verified" in out.stdout
+    # The example names its lot (tender.lot): a tender divided into lots has one file each.
+    assert f"{scored_file} (lot 1): verified" in out.stdout
 
 
 def test_verify_detects_a_single_altered_score(scored_file: Path):
@@ -133,3 +134,33 @@ def test_schema_command_prints_the_schema():
     out = run("schema")
     assert out.returncode == 0
     assert json.loads(out.stdout)["title"] == "Fairbid scoring file"
+
+
+def test_award_computes_then_verifies_and_names_a_tampered_winner(tmp_path: Path):
+    lots = [
+        {
+            "lot": "1",
+            "ranking": [
+                {"company": "A", "total": "90", "price": "100"},
+                {"company": "B", "total": "80", "price": "100"},
+            ],
+        },
+        {"lot": "2", "ranking": [{"company": "A", "total": "95", "price": "100"}]},
+    ]
+    doc = {"format": "fairbid-lot-award/1", "limit": 1, "rule": "lot_order", "lots": lots}
+    path = tmp_path / "award.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    out = run("award", str(path))
+    assert out.returncode == 0, out.stderr
+    awarded = json.loads(out.stdout)
+    assert [a["winner"] for a in awarded["result"]["lots"]] == ["A", None]
+    path.write_text(out.stdout, encoding="utf-8")
+    out = run("award", str(path))
+    assert out.returncode == 0 and "verified, the award matches" in out.stdout
+    awarded["result"]["lots"][1]["winner"] = "A"
+    path.write_text(json.dumps(awarded), encoding="utf-8")
+    out = run("award", str(path))
+    assert out.returncode == 1 and "result.lots" in out.stdout
+    path.write_text(json.dumps({**doc, "limit": 0}), encoding="utf-8")
+    out = run("award", str(path))
+    assert out.returncode == 2 and "limit" in out.stderr

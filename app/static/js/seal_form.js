@@ -196,10 +196,13 @@
         return Promise.reject(error);
       }
       sealBar.value = 0;
+      // A tender divided into lots: the header binds the chosen lot.
+      var lotChoice = document.getElementById("seal-lot");
       return window.FairbidSeal.sealEnvelope({
         tenderPublicKey: key,
         tender: form.getAttribute("data-envelope-tender"),
         bidder: form.getAttribute("data-bidder"),
+        lot: lotChoice ? lotChoice.value : null,
         parts: parts,
         onProgress: function (done, total) {
           sealBar.value = percent(done, total);
