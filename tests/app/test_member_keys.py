@@ -308,16 +308,11 @@ def test_lost_key_is_revoked_and_the_crl_catches_later_signatures(app, record, t
 
     # ...and a thief with the lost key who signs the record offline later is caught: the
     # prepared signature is dated two hours on (the thief's clock), after the revocation.
-    import pyhanko.sign.signers.pdf_signer as pdf_signer_module
-
-    class Later(dt.datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return dt.datetime.now(tz) + dt.timedelta(hours=2)
-
+    # (the platform's clock, which the signer reads: `app.records.signing.utcnow`)
+    later = signing.utcnow() + dt.timedelta(hours=2)
     base = signing.sign_pdf(render_pdf(HTML), signer="platform", field_name="platform", reason="R")
     patch = pytest.MonkeyPatch()
-    patch.setattr(pdf_signer_module, "datetime", Later)
+    patch.setattr(signing, "utcnow", lambda: later)
     try:
         prepared = member_keys.prepare_signature(
             base, old, signer_name="Thief", field_name="member-1", reason="Forged"
