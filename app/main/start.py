@@ -17,7 +17,7 @@ from app.custody.operations import shares_of, tenders_awaiting_key
 from app.evaluations.models import EvaluationStage
 from app.evaluations.queries import expert_evaluations, sheet_of
 from app.extensions import db
-from app.main.stages import Action, next_action
+from app.main.stages import REACHED, Action, next_action
 from app.opening.models import ShareUnlock
 from app.opening.operations import line_of_company
 from app.panels.models import MemberStatus
@@ -96,7 +96,13 @@ def _staff(user: User) -> StartPage:
             "companies": [
                 (None, Action(c.name, url_for("companies.show", company_id=c.id))) for c in pending
             ],
-            "tenders": [(tender, next_action(tender)) for tender in tenders],
+            # Grouped by stage (so by next action), the nearest deadline first in each.
+            "tenders": [
+                (tender, next_action(tender))
+                for tender in sorted(
+                    tenders, key=lambda t: (REACHED.get(t.status, 99), t.submission_deadline)
+                )
+            ],
         }
     )
 

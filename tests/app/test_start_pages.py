@@ -152,3 +152,25 @@ def test_the_start_page_in_korean_and_chinese(client, auth, make_user, code, wor
     auth.login(make_user(Role.EXPERT))
     client.set_cookie("fairbid_lang", code)
     assert word in client.get("/start").get_data(as_text=True)
+
+
+def test_a_company_that_never_bid_sees_no_sealing_material_on_a_closed_tender(
+    client, auth, make_user, make_tender
+):
+    tender = make_tender()
+    bidder = registered_bidder(make_user, tender)
+    auth.login(bidder)
+    page = client.get(f"/bids/tenders/{tender.id}").get_data(as_text=True)
+    # Open: the command line and the envelope upload are folded into "Advanced" (the
+    # browser form, first on the page, needs a template with commercial fields).
+    assert 'id="advanced"' in page
+    assert page.index('id="envelope-upload"') > page.index('id="advanced"')
+    assert page.index('id="envelope-tender"') > page.index('id="advanced"')
+
+    tender.submission_deadline = utcnow() - timedelta(minutes=1)
+    tender.status = TenderStatus.CLOSED
+    db.session.commit()
+    page = client.get(f"/bids/tenders/{tender.id}").get_data(as_text=True)
+    assert 'id="closed"' in page
+    for material in ('id="advanced"', "envelope-tender", "python -m bidding", 'id="seal"'):
+        assert material not in page, material

@@ -32,6 +32,8 @@ def key_pages(role: str, ids: dict) -> list[str]:
             f"/tenders/{ids['open']}",
             f"/tenders/{ids['fail']}",
             f"/results/tenders/{ids['award']}",
+            f"/results/tenders/{ids['fail']}",
+            f"/opening/tenders/{ids['fail']}",
             "/accounts/login",
             "/accounts/signup",
         ]
@@ -55,6 +57,8 @@ def key_pages(role: str, ids: dict) -> list[str]:
             "/panels/pool",
             f"/evaluations/tenders/{ids['eval']}",
             f"/opening/tenders/{ids['closed']}",
+            f"/panels/tenders/{ids['eval']}",
+            f"/results/tenders/{ids['cand']}/manage",
         ],
         "custodian": ["/start", "/custody/", f"/opening/tenders/{ids['closed']}"],
         "expert": ["/start", "/panels/invitations", "/scoring/", f"/scoring/tenders/{ids['eval']}"],
