@@ -88,6 +88,14 @@ def test_sign_in_seal_a_bid_and_score_with_the_keyboard_only(demo_app, demo_serv
     expect(page.locator("#bid-received")).to_contain_text("Your bid no. 1 for this tender")
     # The receipt link has the focus: the next step is one key away.
     assert page.evaluate("document.activeElement.id") == "seal-receipt-download"
+    # Coming back later: the form is still locked; replacing the bid is a deliberate key.
+    page.reload()
+    expect(page.locator("#seal-receipt")).to_be_visible()
+    expect(page.locator("#seal-submit")).to_be_hidden()
+    tab_to(page, "#seal-replace")
+    page.keyboard.press("Enter")
+    expect(page.locator("#seal-submit")).to_be_visible()
+    expect(page.locator("#seal-commercial [data-field]").first).to_be_enabled()
     context.close()
 
     # An expert of the panel signs in with a TOTP code and scores every bid of the sheet.
