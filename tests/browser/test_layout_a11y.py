@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pyotp
 import pytest
 from playwright.sync_api import expect
 
 from tests.factories import PASSWORD
+from tests.factories.axe import BLOCKING, run_axe
 
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 WIDTHS = (390, 1280)
 LANGUAGES = ("en", "ko", "zh_Hans")
-BLOCKING = {"critical", "serious"}
 
 
 def key_pages(role: str, ids: dict) -> list[str]:
@@ -43,6 +41,7 @@ def key_pages(role: str, ids: dict) -> list[str]:
             "/bidder/",
             "/bids/",
             f"/bids/tenders/{ids['open']}",
+            f"/bids/tenders/{ids['goods']}",  # the browser sealing form (bid or none yet)
             f"/bids/tenders/{ids['closed']}",
             f"/tenders/{ids['open']}",
             "/bidder/profile",
@@ -93,18 +92,6 @@ def _sign_in(browser, server: str, email: str, secret: str | None) -> dict:
     state = context.storage_state()
     context.close()
     return state
-
-
-def run_axe(page) -> list[dict]:
-    if not page.evaluate("typeof window.axe !== 'undefined'"):
-        page.evaluate(AXE.read_text(encoding="utf-8"))
-    result = page.evaluate(
-        "() => axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}})"
-        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, "
-        "nodes: v.nodes.length, target: v.nodes[0].target.join(' ')})))"
-    )
-    return result
 
 
 def overflow(page) -> dict | None:
