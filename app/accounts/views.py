@@ -106,9 +106,9 @@ def resend_confirmation() -> Response:
 @account_limit(form_email)
 def login() -> Response | tuple[str, int]:
     if current_user.is_authenticated:
-        return redirect(url_for("main.home"))
+        return redirect(url_for("main.start"))
     form = SignInForm()
-    next_url = safe_next(request.args.get("next"), url_for("main.home"))
+    next_url = safe_next(request.args.get("next"), url_for("main.start"))
     if form.validate_on_submit():
         # A refusal (SignInFailed) keeps its audited failure; a success keeps a rehash.
         outcome = attempt(operations.authenticate, form.email.data, form.password.data)

@@ -867,6 +867,18 @@ def progress(actor: User, tender: Tender) -> list[MemberProgress]:
     """How far each member is: counts and lock state, never the scores themselves."""
     _chair(actor, tender)
     _evaluation(tender, READABLE_STAGES)
+    return _progress_rows(tender)
+
+
+def scoring_progress(actor: User, tender: Tender) -> list[MemberProgress]:
+    """The same progress for the centre's staff, supervisors and administrators (counts and
+    lock state only, never scores), so they can follow the scoring."""
+    require(actor, Permission.VIEW_TENDERS, centre_id=tender.centre_id)
+    _evaluation(tender, READABLE_STAGES)
+    return _progress_rows(tender)
+
+
+def _progress_rows(tender: Tender) -> list[MemberProgress]:
     total = len(criteria_of(tender)) * len(evaluated_bids(tender))
     sheets = sheets_by_user(tender)
     out = []

@@ -123,7 +123,17 @@ def review_page(tender_id: int) -> str:
         decision_form=DecisionForm(),
         confirm_form=ConfirmForm(),
         statuses=LowPriceStatus,
+        progress=_staff_progress(tender, current),
     )
+
+
+def _staff_progress(tender, current) -> list | None:
+    """The experts' scoring progress for staff who follow the evaluation (not its members)."""
+    if current is None or current.stage not in queries.READABLE_STAGES:
+        return None
+    if current_user.role == Role.EXPERT:
+        return None
+    return operations.scoring_progress(current_user, tender)
 
 
 @bp.route("/tenders/<int:tender_id>/start", methods=["POST"])

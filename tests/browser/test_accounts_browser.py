@@ -43,13 +43,17 @@ def test_bidder_signs_up_confirms_signs_in_and_switches_to_korean(
     page.get_by_label("E-mail").fill("chen@paving.example")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("link", name="Chen Er").click()
+    # Signed in: the start page; the profile is in the account menu under the name.
+    expect(page.get_by_role("heading", name="Start page")).to_be_visible()
+    page.locator("header .nav-wide summary", has_text="Chen Er").click()
+    page.get_by_role("link", name="Profile").click()
     expect(page.locator("#company-status")).to_contain_text("Waiting for the trading centre")
 
-    page.locator("details.dropdown summary").click()
+    page.locator("header .nav-wide summary", has_text="English").click()
     page.get_by_role("link", name="한국어").click()
     expect(page.locator("html")).to_have_attribute("lang", "ko")
     expect(page.get_by_role("heading", name="내 계정")).to_be_visible()
+    page.locator("header .nav-wide summary", has_text="Chen Er").click()
     expect(page.get_by_role("button", name="로그아웃")).to_be_visible()
 
 

@@ -192,9 +192,9 @@ def _seal_and_upload(page) -> dict:
     assert "Uploading… 100%" in statuses, statuses
     assert any(s.startswith("Uploading… ") and s != "Uploading… 100%" for s in statuses)
     return {
-        "sequence": int(page.locator("#seal-receipt-sequence").inner_text()),
+        "sequence": int(page.locator("#seal-receipt").get_attribute("data-sequence")),
         "sha256": page.locator("#seal-receipt-sha256").inner_text().strip(),
-        "received_at": page.locator("#seal-receipt-received").inner_text().strip(),
+        "received_at": page.locator("#seal-receipt-received").get_attribute("datetime"),
     }
 
 
@@ -265,8 +265,17 @@ def test_seal_in_the_browser_replace_withdraw_and_refused_after_the_deadline(
     row = page.locator(f"#bid-{first['sequence']}")
     expect(row).to_have_attribute("data-bid-status", "submitted")
     expect(row).to_contain_text(first["sha256"])
+    # The form is locked after success: "bid received — download the receipt", and the
+    # bid's number for this tender (not the platform's sequence).
+    expect(page.locator("#seal-commercial [data-field]").first).to_be_disabled()
+    expect(page.locator("#seal-submit")).to_be_hidden()
+    expect(page.locator("#seal-receipt-download")).to_have_attribute(
+        "href", f"/bids/{first['sequence']}/receipt"
+    )
+    expect(page.locator("#bid-received")).to_contain_text("Your bid no. 1 for this tender")
 
     # The replacement: another price, another file and one qualification document.
+    page.locator("#seal-replace").click()
     typed, expected = _offer(fields, "799999.99", "Model X-2 desk, 北京")
     _fill(page, fields, typed)
     page.locator("#seal-technical").set_input_files(

@@ -64,7 +64,7 @@ def _sign_in(browser, live_server, who: dict):
     page.get_by_role("button", name="Sign in").click()
     page.locator("#code").fill(pyotp.TOTP(who["secret"]).now())
     page.get_by_role("button", name="Verify").click()
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_role("heading", name="Start page")).to_be_visible()  # signed in
     return context, page, problems
 
 

@@ -177,6 +177,59 @@
       });
     }
 
+    /* Each field's own error next to it, linked with aria-describedby. */
+    function showFieldErrors(errors) {
+      Array.prototype.forEach.call(form.querySelectorAll("small.field-error"), function (old) {
+        var input = document.getElementById(old.getAttribute("data-for"));
+        if (input) {
+          var ids = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (id) {
+            return id && id !== old.id;
+          });
+          if (ids.length) { input.setAttribute("aria-describedby", ids.join(" ")); }
+          else { input.removeAttribute("aria-describedby"); }
+        }
+        old.remove();
+      });
+      errors.forEach(function (error) {
+        var input = error.input;
+        var note = document.createElement("small");
+        note.className = "error field-error";
+        note.id = input.id + "-error";
+        note.setAttribute("data-for", input.id);
+        note.textContent = error.message;
+        input.insertAdjacentElement("afterend", note);
+        var described = input.getAttribute("aria-describedby");
+        input.setAttribute("aria-describedby", described ? described + " " + note.id : note.id);
+      });
+    }
+
+    /* After a bid is received the form is locked until the bidder chooses to replace it. */
+    var fieldsets = form.querySelectorAll("fieldset");
+    function lock(locked) {
+      Array.prototype.forEach.call(fieldsets, function (set) { set.disabled = locked; });
+      button.hidden = locked;
+    }
+    var replaceButton = document.getElementById("seal-replace");
+    if (replaceButton) {
+      replaceButton.addEventListener("click", function () {
+        lock(false);
+        receiptBox.hidden = true;
+        var first = form.querySelector("[data-field]");
+        if (first) { first.focus(); }
+      });
+    }
+
+    function localTime(iso) {
+      try {
+        return new Intl.DateTimeFormat(form.getAttribute("data-locale") || undefined, {
+          dateStyle: "long", timeStyle: "long",
+          timeZone: form.getAttribute("data-timezone") || undefined
+        }).format(new Date(iso));
+      } catch (error) {
+        return iso;
+      }
+    }
+
     // Any change to the inputs means the next press seals afresh.
     var changedWhileBusy = false;
     var discard = function () {
@@ -222,21 +275,33 @@
       return fetch(window.location.href, { credentials: "same-origin" }).then(function (response) {
         return response.text();
       }).then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("bids");
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.getElementById("bids");
         var current = document.getElementById("bids");
         if (fresh && current) { current.replaceWith(document.importNode(fresh, true)); }
+        // "Bid received — download the receipt", your bid no. N for this tender.
+        var notice = doc.getElementById("bid-received");
+        var shown = document.getElementById("bid-received");
+        var seal = document.getElementById("seal");
+        if (notice && shown) { shown.replaceWith(document.importNode(notice, true)); }
+        else if (notice && seal) { seal.before(document.importNode(notice, true)); }
       }).catch(function () { /* the receipt is shown; the list updates on the next visit */ });
     }
 
     function showReceipt(response) {
       var receipt = response && response.receipt ? response.receipt : (response || {});
-      document.getElementById("seal-receipt-sequence").textContent = receipt.sequence;
+      receiptBox.setAttribute("data-sequence", receipt.sequence);
+      document.getElementById("seal-receipt-download").setAttribute("href",
+        form.getAttribute("data-receipt-url").replace("{id}", String(receipt.sequence)));
       document.getElementById("seal-receipt-sha256").textContent = receipt.envelope_sha256;
       var time = document.getElementById("seal-receipt-received");
-      time.textContent = receipt.received_at;
+      time.textContent = localTime(receipt.received_at);
       time.setAttribute("datetime", receipt.received_at);
       receiptBox.hidden = false;
+      lock(true);
       status.textContent = format(form.getAttribute("data-msg-done"), { sequence: receipt.sequence });
+      var link = document.getElementById("seal-receipt-download");
+      if (link) { link.focus(); }
     }
 
     form.addEventListener("submit", function (event) {
@@ -244,6 +309,7 @@
       if (busy) { return; }
       showErrors([]);
       var checked = collect(form);
+      showFieldErrors(checked.errors);
       if (checked.errors.length) {
         showErrors(checked.errors.map(function (error) { return error.message; }));
         checked.errors[0].input.focus();

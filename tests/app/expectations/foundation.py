@@ -53,3 +53,4 @@ EXPECTED = {
     "api.audit_head": SUPERVISION,
     "api.audit_verify": SUPERVISION,
 }
+EXPECTED["main.start"] = SIGNED_IN
