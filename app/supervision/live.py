@@ -13,6 +13,7 @@ from flask import current_app, render_template, request, stream_with_context
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from app.accounts.models import User
 from app.audit import AUDIT_CHANNEL
 from app.extensions import db, redis_client
 from app.permissions import Permission, require
@@ -131,6 +132,14 @@ def events() -> Response:
     scope = scope_from_request()
     centre_ids = set(scope.centre_ids)
     seconds = current_app.config.get("DASHBOARD_EVENTS_SECONDS", 25)
+    # The response's after-request hook ends the request's session (app.events) before the
+    # stream runs: the stream loads its supervisor and scope again from plain values.
+    user_id = current_user.id
+    filters = {
+        "centre_code": request.args.get("centre", "")[:32],
+        "category": request.args.get("category", "")[:32],
+        "period": request.args.get("period", "")[:8],
+    }
 
     def relevant(message: dict) -> bool:
         try:
@@ -142,6 +151,7 @@ def events() -> Response:
         return centre_id is None or centre_id in centre_ids
 
     def stream() -> Iterator[str]:
+        scope = monitoring.scope_for(db.session.get(User, user_id), **filters)
         pubsub = redis_client.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(*CHANNELS)
