@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.core.boundary import settle
@@ -26,6 +26,7 @@ TITLES = {
     413: _l("Too large"),
     429: _l("Too many requests"),
     500: _l("Something went wrong"),
+    503: _l("Temporarily unavailable"),
 }
 MESSAGES = {
     400: _l("The request could not be understood. Check what you sent and try again."),
@@ -37,7 +38,13 @@ MESSAGES = {
     413: _l("What you sent is larger than the limit for this page."),
     429: _l("Too many attempts. Wait a minute and try again."),
     500: _l("An unexpected error occurred. Nothing you sent was lost; try again shortly."),
+    503: _l(
+        "The database connection was interrupted; nothing of this request was saved. "
+        "Try again in a few seconds."
+    ),
 }
+# Seconds a client waits before retrying after a dropped database connection.
+DATABASE_RETRY_AFTER = 5
 
 NUMBER_TOO_LARGE = _l("A number in the request is too large. Check what you sent and try again.")
 # PostgreSQL's SQLSTATE for "integer out of range" and its kin.
@@ -118,6 +125,22 @@ def init_app(app: Flask) -> None:
         if not out_of_range:
             return unexpected_error(error)
         return error_response(400, NUMBER_TOO_LARGE, code="number_out_of_range")
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DisconnectionError)
+    def database_unavailable(error: Exception):
+        """The database dropped the connection (restart, failover, a terminated backend) or
+        could not be reached: the request's transaction is lost, so nothing was saved; the
+        client may safely send it again (the pool reconnects on the next checkout)."""
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        try:
+            db.session.rollback()
+        except Exception:  # the connection is gone; the session is discarded below anyway
+            log.debug("rollback after a dropped connection failed", exc_info=True)
+        db.session.remove()
+        response = error_response(503, code="database_unavailable")
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -42,7 +42,7 @@ class Gunicorn:
         self.application_name = f"fairbid-drill-{os.getpid()}-{free_port()}"
         self.env = {
             **os.environ,
-            "FAIRBID_ENV": "testing",
+            "FAIRBID_ENV": "development",  # errors answered as in production
             "DATABASE_URL": server_database_url(app, self.application_name),
             "REDIS_URL": app.config["REDIS_URL"],
             "FAIRBID_INSTANCE_DIR": str(app.config["INSTANCE_DIR"]),
