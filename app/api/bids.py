@@ -45,6 +45,8 @@ _ERRORS = {
     "`offset_mismatch` (with `offset`), `not_current`.",
     410: "The upload is gone: start again.",
     413: "Larger than the envelope size limit, or a chunk over 16 MiB.",
+    507: "`storage_full`: the platform's storage is full; nothing was received, no receipt. "
+    "Try again later.",
 }
 
 
@@ -90,7 +92,7 @@ def platform_receipt_key() -> Response:
     "`T<tender id>`, bidder id = the company's unified social credit code, sizes, chunk "
     "framing), stored with fsync, then receipted: 201 with the bid and its signed receipt. "
     "A previous current bid of the company is replaced (kept, marked superseded).",
-    responses=_errors(400, 403, 404, 409, 413),
+    responses=_errors(400, 403, 404, 409, 413, 507),
 )
 @transactional
 def submit_bid(tender_id: int) -> tuple[dict, int]:
@@ -191,7 +193,7 @@ def start_upload(tender_id: int, body: dict) -> tuple[dict, int]:
 @roles_required(*BIDDERS)
 @bp.doc(
     summary="Append a chunk to a resumable upload",
-    responses=_errors(400, 403, 404, 409, 410, 413),
+    responses=_errors(400, 403, 404, 409, 410, 413, 507),
 )
 # Committed before the answer leaves: the last chunk's receipt is for a stored bid.
 @transactional
