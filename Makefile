@@ -23,7 +23,7 @@ SEAL_SOURCES := $(wildcard frontend/*.js)
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint format install system-deps python-deps node-deps translations \
+.PHONY: run test drills lint format install system-deps python-deps node-deps translations \
 	extract-messages bench clean
 
 run: install
@@ -31,8 +31,14 @@ run: install
 	$(VENV)/bin/flask seed-demo
 	FAIRBID_CLOCK_IN_PROCESS=1 $(VENV)/bin/flask run --host 127.0.0.1 --port 5000
 
+# The fault drills (tests/drills, marker `drills`) run apart: `make drills`.
 test: install lint
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "not drills" $(PYTEST_ARGS)
+
+# Fault drills on the real PostgreSQL (DATABASE_URL; they skip on anything else) with real
+# gunicorn and Redis processes they start and kill themselves (tests/drills/conftest.py).
+drills: install
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -m drills tests/drills $(PYTEST_ARGS)
 
 lint: python-deps
 	$(VENV)/bin/ruff check .

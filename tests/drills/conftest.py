@@ -15,12 +15,17 @@ from tests.conftest import build_app, dispose, using_postgres
 
 
 @pytest.fixture(scope="module")
-def drill_app(tmp_path_factory, request):
+def drill_settings() -> dict:
+    """Settings of the module's drill app (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def drill_app(tmp_path_factory, request, drill_settings):
     if not using_postgres():
         pytest.skip("fault drills run on PostgreSQL only (set DATABASE_URL=postgresql://...)")
     name = "drill_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    overrides = getattr(request.module, "APP_OVERRIDES", {})
-    app = build_app(tmp_path_factory, name, **overrides)
+    app = build_app(tmp_path_factory, name, **drill_settings)
     yield app
     dispose(app)
 

@@ -15,6 +15,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psutil
+from sqlalchemy import select
+
+from app.bids.models import Bid
+from app.extensions import db
+from app.tenders.documents import blob_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -151,3 +156,33 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
         return 0, b""
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split()[1]), body
+
+
+def wait_for(condition, what: str, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"never happened: {what}")
+
+
+def bids_of(tender) -> list[Bid]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Bid).where(Bid.tender_id == tender.id)))
+
+
+def temp_files(app=None) -> list:
+    return sorted((blob_store().root / "tmp").glob("*.part"))
+
+
+def blob_count() -> int:
+    root = blob_store().root
+    return sum(1 for path in root.glob("??/??/*") if path.is_file())
+
+
+def answers(server) -> bool:
+    try:
+        return server.request("GET", "/healthz")[0] == 200
+    except OSError:
+        return False

@@ -18,8 +18,7 @@ from app.opening import operations as opening_ops
 from app.opening.jobs import open_tender_bids
 from app.opening.models import OpeningLine
 from app.tenders.models import Tender, TenderStatus
-from tests.drills.server import Gunicorn, read_response
-from tests.drills.test_process_kills import bids_of, temp_files, wait_for
+from tests.drills.server import Gunicorn, bids_of, read_response, temp_files, wait_for
 from tests.factories import CUSTODIAN_PASSPHRASE, rebuild_tender_key
 from tests.factories.accounts import token_for
 from tests.factories.bids import lib_seal, registered_bidder, submit, tid, uscc

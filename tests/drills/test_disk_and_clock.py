@@ -18,8 +18,7 @@ from app.core.types import utcnow
 from app.extensions import db
 from app.tenders.documents import blob_store
 from bidding.receipts import format_timestamp
-from tests.drills.server import Gunicorn
-from tests.drills.test_process_kills import bids_of
+from tests.drills.server import Gunicorn, bids_of
 from tests.factories import rebuild_tender_key
 from tests.factories.accounts import token_for
 from tests.factories.bids import lib_seal, registered_bidder, tid, uscc

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +15,15 @@ from app.bids.models import Bid
 from app.bids.operations import reconcile_audit
 from app.extensions import db
 from app.tenders.documents import blob_store
-from tests.drills.server import Gunicorn, read_response
+from tests.drills.server import (
+    Gunicorn,
+    answers,
+    bids_of,
+    blob_count,
+    read_response,
+    temp_files,
+    wait_for,
+)
 from tests.factories import rebuild_tender_key
 from tests.factories.accounts import token_for
 from tests.factories.bids import lib_seal, registered_bidder, tid, uscc
@@ -45,29 +52,6 @@ def bidder_world(app, make_tender, make_user):
         technical=os.urandom(3_000_000),
     )
     return tender, bidder, headers, envelope
-
-
-def wait_for(condition, what: str, seconds: float = 30):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"never happened: {what}")
-
-
-def bids_of(tender) -> list[Bid]:
-    db.session.expire_all()
-    return list(db.session.scalars(select(Bid).where(Bid.tender_id == tender.id)))
-
-
-def temp_files(app) -> list:
-    return sorted((blob_store().root / "tmp").glob("*.part"))
-
-
-def blob_count() -> int:
-    root = blob_store().root
-    return sum(1 for path in root.glob("??/??/*") if path.is_file())
 
 
 def test_worker_killed_mid_upload_leaves_nothing_and_the_resumed_upload_completes(
@@ -108,7 +92,7 @@ def test_worker_killed_mid_upload_leaves_nothing_and_the_resumed_upload_complete
     # Nothing half-stored is visible: no bid, no blob, the bidder's list is empty.
     assert bids_of(tender) == []
     assert blob_count() == blobs_before
-    wait_for(lambda: _answers(server), "the master's new worker answers")
+    wait_for(lambda: answers(server), "the master's new worker answers")
     status, mine = server.json("GET", f"/api/v1/tenders/{tender.id}/bids/mine", None, headers)
     assert (status, mine) == (200, {"bids": []})
 
@@ -153,7 +137,7 @@ def test_worker_killed_mid_post_leaves_no_bid_and_a_new_post_is_accepted(app, se
         sock.close()
     assert bids_of(tender) == []
     assert blob_count() == blobs_before
-    wait_for(lambda: _answers(server), "the master's new worker answers")
+    wait_for(lambda: answers(server), "the master's new worker answers")
 
     status, body = server.json(
         "POST",
@@ -198,10 +182,3 @@ def test_server_killed_after_the_receipt_keeps_the_bid_byte_identical(app, serve
         db.session.scalar(select(func.count()).select_from(Bid).where(Bid.tender_id == tender.id))
         == 1
     )
-
-
-def _answers(server) -> bool:
-    try:
-        return server.request("GET", "/healthz")[0] == 200
-    except OSError:
-        return False
