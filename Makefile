@@ -31,12 +31,12 @@ run: install
 	$(VENV)/bin/flask seed-demo
 	FAIRBID_CLOCK_IN_PROCESS=1 $(VENV)/bin/flask run --host 127.0.0.1 --port 5000
 
-# The fault drills (tests/drills, marker `drills`) run apart: `make drills`.
 test: install lint
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -m "not drills" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
-# Fault drills on the real PostgreSQL (DATABASE_URL; they skip on anything else) with real
-# gunicorn and Redis processes they start and kill themselves (tests/drills/conftest.py).
+# Fault drills alone (tests/drills, marker `drills`; `make test` includes them): on the real
+# PostgreSQL (DATABASE_URL; they skip on anything else) with real gunicorn and Redis
+# processes they start and kill themselves (tests/drills/conftest.py). About 45 s here.
 drills: install
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -m drills tests/drills $(PYTEST_ARGS)
 

@@ -26,7 +26,7 @@ from app.audit.models import AuditEvent
 from app.clock.jobs import tick_job
 from app.clock.service import tick
 from app.core.types import utcnow
-from app.extensions import db, get_queue
+from app.extensions import db, get_queue, redis_client
 from app.opening import jobs as opening_jobs
 from app.opening import operations as opening_ops
 from app.opening.models import OpeningLine
@@ -34,7 +34,7 @@ from app.records import operations as record_ops
 from app.records.models import EvaluationRecord, RecordStatus
 from app.tenders.models import Tender, TenderStatus
 from tests.conftest import run_queued_jobs
-from tests.drills.server import Gunicorn, bids_of, free_port
+from tests.drills.server import Gunicorn, bids_of, free_port, wait_for
 from tests.factories import CUSTODIAN_PASSPHRASE, rebuild_tender_key
 from tests.factories.accounts import token_for
 from tests.factories.bids import lib_seal, registered_bidder, submit, tid, uscc
@@ -181,7 +181,12 @@ def test_redis_stopped_bids_accepted_degraded_mode_and_queued_work_runs_once(
         db.session.expire_all()
         assert db.session.get(Tender, opening.id).status == TenderStatus.OPENED
         assert db.session.get(Tender, due.id).status == TenderStatus.CLOSED
-        assert server.json("GET", "/healthz") == (200, {"database": "ok", "redis": "ok"})
+        # After an outage Redis is retried within seconds, by the server and here.
+        wait_for(
+            lambda: server.json("GET", "/healthz") == (200, {"database": "ok", "redis": "ok"}),
+            "the server sees Redis again",
+        )
+        wait_for(redis_client.available, "this process sees Redis again")
 
         # Redis is back: a worker runs what was queued before the outage.
         assert Queue(queue.name, connection=queue.connection).count == 3
