@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
@@ -93,6 +93,20 @@ def api_error(error):
     return body, status, headers
 
 
+def _other_method_matches(methods) -> bool:
+    """Whether the request's path is served by one of `methods` (a 405's offer)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in methods:
+        if method in ("HEAD", "OPTIONS"):
+            continue
+        try:
+            adapter.match(method=method)
+        except HTTPException:
+            continue
+        return True
+    return False
+
+
 def init_app(app: Flask) -> None:
     app.error_processor(api_error)
 
@@ -145,13 +159,18 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
+        methods = getattr(error, "valid_methods", None)
+        if status == 405 and methods and not _other_method_matches(methods):
+            # werkzeug offers the methods of a rule whose path matched before its converter
+            # refused the value (an id beyond 2^31 - 1): no method serves this address.
+            status = 404
         # Our own aborts carry a specific description; werkzeug's defaults are English-only.
         custom = error.description if getattr(error, "fairbid_message", False) else None
         # A stable code where clients act on it: a 429 means wait and retry.
         response = error_response(
             status, custom, code="too_many_attempts" if status == 429 else None
         )
-        if status == 405 and error.valid_methods:
+        if status == 405 and methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
 

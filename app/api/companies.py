@@ -7,7 +7,14 @@ from flask import abort, current_app
 from app.accounts.operations import register_company
 from app.api import auth, bp, roles_required
 from app.api.roles import DECIDERS, VIEWERS
-from app.api.schemas import CompanyOut, CompanyPage, CompanyQuery, DecisionIn, SignUpIn
+from app.api.schemas import (
+    CompanyOut,
+    CompanyPage,
+    CompanyQuery,
+    DecisionIn,
+    SignUpIn,
+    error_responses,
+)
 from app.companies import operations
 from app.companies.models import Company
 from app.core.boundary import transactional
@@ -18,7 +25,11 @@ from app.extensions import db, limiter
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP"])
 @bp.input(SignUpIn, arg_name="body")
 @bp.output(CompanyOut, status_code=201)
-@bp.doc(summary="Register a bidder company", description="Sends an e-mail confirmation link.")
+@bp.doc(
+    summary="Register a bidder company",
+    description="Sends an e-mail confirmation link.",
+    responses=error_responses(400),
+)
 @transactional
 def sign_up(body: dict[str, Any]) -> Company:
     return register_company(**body).company
