@@ -62,7 +62,10 @@ def get_company(company_id: int) -> Company:
 @roles_required(*DECIDERS)
 @bp.input(DecisionIn, arg_name="body")
 @bp.output(CompanyOut)
-@bp.doc(summary="Approve a pending registration (staff of its centre)")
+@bp.doc(
+    summary="Approve a pending registration (staff of its centre)",
+    responses=error_responses(400, 403, 404, 409),
+)
 @transactional
 def approve_company(company_id: int, body: dict[str, Any]) -> Company:
     company = operations.get_company_for(auth.current_user, company_id) or abort(404)
@@ -75,7 +78,10 @@ def approve_company(company_id: int, body: dict[str, Any]) -> Company:
 @roles_required(*DECIDERS)
 @bp.input(DecisionIn, arg_name="body")
 @bp.output(CompanyOut)
-@bp.doc(summary="Reject a pending registration with a reason (staff of its centre)")
+@bp.doc(
+    summary="Reject a pending registration with a reason (staff of its centre)",
+    responses=error_responses(400, 403, 404, 409),
+)
 @transactional
 def reject_company(company_id: int, body: dict[str, Any]) -> Company:
     company = operations.get_company_for(auth.current_user, company_id) or abort(404)
