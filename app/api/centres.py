@@ -34,7 +34,7 @@ def get_centre(centre_id: int) -> TradingCentre:
 @bp.output(CentreOut, status_code=201)
 @bp.doc(
     summary="Create a trading centre (administrators)",
-    responses=error_responses(400, 403),
+    responses=error_responses(400, 403, 409),
 )
 @transactional
 def create_centre(body: dict[str, Any]) -> TradingCentre:

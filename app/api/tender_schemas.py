@@ -11,6 +11,7 @@ from apiflask import Schema
 from apiflask.fields import (
     AwareDateTime,
     DateTime,
+    Dict,
     Integer,
     List,
     Method,
@@ -93,6 +94,7 @@ class TemplateErrorItem(Schema):
 
 class TemplateErrorsOut(ErrorOut):
     errors = List(Nested(TemplateErrorItem))
+    detail = Dict(metadata={"description": "The request body's validation errors, by field."})
 
 
 # Tenders -------------------------------------------------------------------------------
