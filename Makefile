@@ -23,7 +23,7 @@ SEAL_SOURCES := $(wildcard frontend/*.js)
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
-.PHONY: run test lint format install system-deps python-deps node-deps translations \
+.PHONY: run test drills lint format install system-deps python-deps node-deps translations \
 	extract-messages bench clean
 
 run: install
@@ -33,6 +33,12 @@ run: install
 
 test: install lint
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# Fault drills alone (tests/drills, marker `drills`; `make test` includes them): on the real
+# PostgreSQL (DATABASE_URL; they skip on anything else) with real gunicorn and Redis
+# processes they start and kill themselves (tests/drills/conftest.py). About 45 s here.
+drills: install
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile -m drills tests/drills $(PYTEST_ARGS)
 
 lint: python-deps
 	$(VENV)/bin/ruff check .

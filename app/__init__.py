@@ -73,6 +73,7 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     events.init_app(app)
     cli.init_app(app)
     _register_blueprints(app)
+    _complete_api_spec(app)
     _connect_stages()
     if app.config.get("CLOCK_IN_PROCESS"):
         # `make run`: the clock ticks in the web process (embedded defaults only).
@@ -80,6 +81,12 @@ def create_app(config: type | None = None, **overrides) -> Flask:
 
         start_in_process(app)
     return app
+
+
+def _complete_api_spec(app: APIFlask) -> None:
+    from app.api.spec import complete_spec
+
+    app.spec_processor(lambda spec: complete_spec(app, spec))
 
 
 def _connect_stages() -> None:

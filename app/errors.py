@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DisconnectionError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.core.boundary import settle
@@ -26,6 +26,7 @@ TITLES = {
     413: _l("Too large"),
     429: _l("Too many requests"),
     500: _l("Something went wrong"),
+    503: _l("Temporarily unavailable"),
 }
 MESSAGES = {
     400: _l("The request could not be understood. Check what you sent and try again."),
@@ -37,7 +38,13 @@ MESSAGES = {
     413: _l("What you sent is larger than the limit for this page."),
     429: _l("Too many attempts. Wait a minute and try again."),
     500: _l("An unexpected error occurred. Nothing you sent was lost; try again shortly."),
+    503: _l(
+        "The database connection was interrupted; nothing of this request was saved. "
+        "Try again in a few seconds."
+    ),
 }
+# Seconds a client waits before retrying after a dropped database connection.
+DATABASE_RETRY_AFTER = 5
 
 NUMBER_TOO_LARGE = _l("A number in the request is too large. Check what you sent and try again.")
 # PostgreSQL's SQLSTATE for "integer out of range" and its kin.
@@ -86,6 +93,20 @@ def api_error(error):
     return body, status, headers
 
 
+def _other_method_matches(methods) -> bool:
+    """Whether the request's path is served by one of `methods` (a 405's offer)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in methods:
+        if method in ("HEAD", "OPTIONS"):
+            continue
+        try:
+            adapter.match(method=method)
+        except HTTPException:
+            continue
+        return True
+    return False
+
+
 def init_app(app: Flask) -> None:
     app.error_processor(api_error)
 
@@ -119,16 +140,37 @@ def init_app(app: Flask) -> None:
             return unexpected_error(error)
         return error_response(400, NUMBER_TOO_LARGE, code="number_out_of_range")
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(DisconnectionError)
+    def database_unavailable(error: Exception):
+        """The database dropped the connection (restart, failover, a terminated backend) or
+        could not be reached: the request's transaction is lost, so nothing was saved; the
+        client may safely send it again (the pool reconnects on the next checkout)."""
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        try:
+            db.session.rollback()
+        except Exception:  # the connection is gone; the session is discarded below anyway
+            log.debug("rollback after a dropped connection failed", exc_info=True)
+        db.session.remove()
+        response = error_response(503, code="database_unavailable")
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
+        methods = getattr(error, "valid_methods", None)
+        if status == 405 and methods and not _other_method_matches(methods):
+            # werkzeug offers the methods of a rule whose path matched before its converter
+            # refused the value (an id beyond 2^31 - 1): no method serves this address.
+            status = 404
         # Our own aborts carry a specific description; werkzeug's defaults are English-only.
         custom = error.description if getattr(error, "fairbid_message", False) else None
         # A stable code where clients act on it: a 429 means wait and retry.
         response = error_response(
             status, custom, code="too_many_attempts" if status == 429 else None
         )
-        if status == 405 and error.valid_methods:
+        if status == 405 and methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import fakeredis
 import redis
 from flask import Flask, current_app
@@ -44,6 +47,59 @@ talisman = Talisman()
 limiter = Limiter(key_func=get_remote_address)
 
 
+# After a Redis failure (refused, reset or timed out), calls fail at once for this long
+# instead of each waiting for its own timeout: a hung Redis must not slow every request (a
+# bid upload touched it about six times, 2 s each), and the tick and queue fall back inline.
+REDIS_RETRY_SECONDS = 5.0
+
+
+class _Breaker:
+    """Fail fast while Redis was found unavailable in the last REDIS_RETRY_SECONDS."""
+
+    def __init__(self) -> None:
+        self.open_until = 0.0
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        if time.monotonic() < self.open_until:
+            raise redis.ConnectionError("Redis was unavailable moments ago; not retried yet")
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self) -> None:
+        with self._lock:
+            self.open_until = time.monotonic() + REDIS_RETRY_SECONDS
+
+
+def _guarded_connection_class(breaker: _Breaker) -> type[redis.Connection]:
+    class GuardedConnection(redis.Connection):
+        def connect(self, *args, **kwargs):
+            breaker.check()
+            try:
+                return super().connect(*args, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError):
+                breaker.trip()
+                raise
+
+        def send_packed_command(self, *args, **kwargs):
+            breaker.check()
+            try:
+                return super().send_packed_command(*args, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError):
+                breaker.trip()
+                raise
+
+        def read_response(self, *args, **kwargs):
+            try:
+                return super().read_response(*args, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError):
+                breaker.trip()
+                raise
+
+    return GuardedConnection
+
+
 class RedisClient:
     """The Redis connection: a real server when REDIS_URL is set, else in-process fakeredis.
 
@@ -58,9 +114,14 @@ class RedisClient:
         if url:
             # Fail fast: Redis is optional for every write path, so a retry loop would only
             # make pages slow during an outage.
-            client = redis.Redis.from_url(
-                url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
-            )
+            options: dict = {"socket_timeout": 2, "socket_connect_timeout": 2}
+            if url.startswith("redis://"):
+                breaker = app.extensions["fairbid_redis_breaker"] = _Breaker()
+                options["connection_class"] = _guarded_connection_class(breaker)
+                if app.config.get("RATELIMIT_STORAGE_URI", url) == url:
+                    # The rate limiter's own client on the same server shares the breaker.
+                    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", dict(options))
+            client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
         else:
             if RedisClient._fake_server is None:
                 RedisClient._fake_server = fakeredis.FakeServer()
@@ -70,6 +131,11 @@ class RedisClient:
     @property
     def client(self) -> redis.Redis:
         return current_app.extensions["fairbid_redis"]
+
+    def known_down(self) -> bool:
+        """Redis failed moments ago (no round trip to find out)."""
+        breaker = current_app.extensions.get("fairbid_redis_breaker")
+        return breaker is not None and breaker.is_open()
 
     def available(self) -> bool:
         try:

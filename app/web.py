@@ -27,7 +27,10 @@ _redis_state = {"checked": 0.0, "ok": True}
 
 
 def redis_available() -> bool:
-    """Cached for a few seconds so a Redis outage does not slow every page down."""
+    """Cached for a few seconds so a Redis outage does not slow every page down; a failure
+    seen by any Redis call in the meantime counts at once."""
+    if redis_client.known_down():
+        return False
     now = time.monotonic()
     if now - _redis_state["checked"] > _REDIS_CHECK_SECONDS:
         _redis_state.update(checked=now, ok=redis_client.available())

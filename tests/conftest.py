@@ -75,15 +75,14 @@ def build_app(tmp_path_factory, name: str, **overrides):
 
     url, engine_options = fresh_database(tmp_path_factory, name)
     instance = tmp_path_factory.mktemp(f"instance-{name}")
-    app = create_app(
-        TestingConfig,
-        SQLALCHEMY_DATABASE_URI=url,
-        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
-        REDIS_URL=redis_url(),
-        INSTANCE_DIR=instance,
-        MAIL_FILE_PATH=str(instance / "mail"),
-        **overrides,
-    )
+    settings = {
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+        "REDIS_URL": redis_url(),
+        "INSTANCE_DIR": instance,
+        "MAIL_FILE_PATH": str(instance / "mail"),
+    }
+    app = create_app(TestingConfig, **{**settings, **overrides})
     with app.app_context():
         upgrade()
         db.session.remove()

@@ -8,7 +8,7 @@ from app.accounts import operations
 from app.accounts.limits import account_limit, json_email
 from app.accounts.models import User
 from app.api import auth, bp
-from app.api.schemas import TokenOut, TokenRequest, UserOut
+from app.api.schemas import TokenOut, TokenRequest, UserOut, error_responses
 from app.core.boundary import transactional
 from app.extensions import limiter
 
@@ -18,7 +18,13 @@ from app.extensions import limiter
 @account_limit(json_email)
 @bp.input(TokenRequest, arg_name="body")
 @bp.output(TokenOut, status_code=201)
-@bp.doc(summary="Create an API token", description="Privileged roles must send `totp_code`.")
+@bp.doc(
+    summary="Create an API token",
+    description="Privileged roles must send `totp_code`.",
+    responses=error_responses(
+        401, texts={401: "Wrong e-mail, password or second-factor code (`bad_credentials`, ...)."}
+    ),
+)
 @transactional
 def create_token(body: dict[str, Any]) -> dict[str, Any]:
     # A wrong password or code (SignInFailed) keeps its audited failure.

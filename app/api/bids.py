@@ -45,6 +45,8 @@ _ERRORS = {
     "`offset_mismatch` (with `offset`), `not_current`.",
     410: "The upload is gone: start again.",
     413: "Larger than the envelope size limit, or a chunk over 16 MiB.",
+    507: "`storage_full`: the platform's storage is full; nothing was received, no receipt. "
+    "Try again later.",
 }
 
 
@@ -105,7 +107,7 @@ def platform_receipt_key() -> Response:
     "tender divided into lots the envelope's header names its lot (`python -m bidding seal "
     "--lot REF`): the company must have registered for it (403 `lot_not_registered`; "
     "`unknown_lot`, `lot_required`: 400), and one bid per lot is current.",
-    responses=_errors(400, 403, 404, 409, 413),
+    responses=_errors(400, 403, 404, 409, 413, 507),
 )
 @transactional
 def submit_bid(tender_id: int, query: dict) -> tuple[dict, int]:
@@ -208,7 +210,7 @@ def start_upload(tender_id: int, body: dict) -> tuple[dict, int]:
 @roles_required(*BIDDERS)
 @bp.doc(
     summary="Append a chunk to a resumable upload",
-    responses=_errors(400, 403, 404, 409, 410, 413),
+    responses=_errors(400, 403, 404, 409, 410, 413, 507),
 )
 # Committed before the answer leaves: the last chunk's receipt is for a stored bid.
 @transactional

@@ -6,7 +6,7 @@ from flask import abort
 
 from app.api import auth, bp, roles_required
 from app.api.roles import ADMIN
-from app.api.schemas import CentreIn, CentreOut
+from app.api.schemas import CentreIn, CentreOut, error_responses
 from app.centres import operations
 from app.centres.models import TradingCentre
 from app.core.boundary import transactional
@@ -32,7 +32,10 @@ def get_centre(centre_id: int) -> TradingCentre:
 @roles_required(*ADMIN)
 @bp.input(CentreIn, arg_name="body")
 @bp.output(CentreOut, status_code=201)
-@bp.doc(summary="Create a trading centre (administrators)")
+@bp.doc(
+    summary="Create a trading centre (administrators)",
+    responses=error_responses(400, 403, 409),
+)
 @transactional
 def create_centre(body: dict[str, Any]) -> TradingCentre:
     return operations.create_centre(auth.current_user, **body)

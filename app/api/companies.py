@@ -7,7 +7,14 @@ from flask import abort, current_app
 from app.accounts.operations import register_company
 from app.api import auth, bp, roles_required
 from app.api.roles import DECIDERS, VIEWERS
-from app.api.schemas import CompanyOut, CompanyPage, CompanyQuery, DecisionIn, SignUpIn
+from app.api.schemas import (
+    CompanyOut,
+    CompanyPage,
+    CompanyQuery,
+    DecisionIn,
+    SignUpIn,
+    error_responses,
+)
 from app.companies import operations
 from app.companies.models import Company
 from app.core.boundary import transactional
@@ -18,7 +25,11 @@ from app.extensions import db, limiter
 @limiter.limit(lambda: current_app.config["RATELIMIT_SIGNUP"])
 @bp.input(SignUpIn, arg_name="body")
 @bp.output(CompanyOut, status_code=201)
-@bp.doc(summary="Register a bidder company", description="Sends an e-mail confirmation link.")
+@bp.doc(
+    summary="Register a bidder company",
+    description="Sends an e-mail confirmation link.",
+    responses=error_responses(400),
+)
 @transactional
 def sign_up(body: dict[str, Any]) -> Company:
     return register_company(**body).company
@@ -51,7 +62,10 @@ def get_company(company_id: int) -> Company:
 @roles_required(*DECIDERS)
 @bp.input(DecisionIn, arg_name="body")
 @bp.output(CompanyOut)
-@bp.doc(summary="Approve a pending registration (staff of its centre)")
+@bp.doc(
+    summary="Approve a pending registration (staff of its centre)",
+    responses=error_responses(400, 403, 404, 409),
+)
 @transactional
 def approve_company(company_id: int, body: dict[str, Any]) -> Company:
     company = operations.get_company_for(auth.current_user, company_id) or abort(404)
@@ -64,7 +78,10 @@ def approve_company(company_id: int, body: dict[str, Any]) -> Company:
 @roles_required(*DECIDERS)
 @bp.input(DecisionIn, arg_name="body")
 @bp.output(CompanyOut)
-@bp.doc(summary="Reject a pending registration with a reason (staff of its centre)")
+@bp.doc(
+    summary="Reject a pending registration with a reason (staff of its centre)",
+    responses=error_responses(400, 403, 404, 409),
+)
 @transactional
 def reject_company(company_id: int, body: dict[str, Any]) -> Company:
     company = operations.get_company_for(auth.current_user, company_id) or abort(404)

@@ -12,6 +12,7 @@ from apiflask.fields import (
     AwareDateTime,
     Boolean,
     DateTime,
+    Dict,
     Integer,
     List,
     Method,
@@ -94,6 +95,7 @@ class TemplateErrorItem(Schema):
 
 class TemplateErrorsOut(ErrorOut):
     errors = List(Nested(TemplateErrorItem))
+    detail = Dict(metadata={"description": "The request body's validation errors, by field."})
 
 
 # Tenders -------------------------------------------------------------------------------

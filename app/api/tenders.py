@@ -136,6 +136,8 @@ def _centre_of_caller(centre_id: int | None) -> int:
     centre_id = centre_id or auth.current_user.centre_id
     if centre_id is None:
         raise OperationError(_l("Name the trading centre (centre_id)."), code="centre")
+    if db.session.get(TradingCentre, centre_id) is None:
+        raise OperationError(_l("There is no trading centre %(id)d.", id=centre_id), code="centre")
     return centre_id
 
 
@@ -518,10 +520,14 @@ def copy_template(template_id: int, body: dict) -> TenderTemplate:
         403,
         404,
         **{
+            "200": {
+                "description": "The same text as the latest version: that version.",
+                "content": {"application/json": {"schema": TemplateVersionDetailOut}},
+            },
             "422": {
                 "description": "The template is not valid: `errors` lists each problem.",
                 "content": {"application/json": {"schema": TemplateErrorsOut}},
-            }
+            },
         },
     ),
 )

@@ -44,6 +44,7 @@ for each other.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -218,6 +219,34 @@ def too_large(limit: int) -> OperationError:
     )
 
 
+_STORAGE_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def storage_full() -> OperationError:
+    """The blob store's filesystem is full: nothing was received, no receipt; the bidder
+    retries later (the operators see the logged error)."""
+    return OperationError(
+        _l(
+            "The platform cannot store your envelope right now: its storage is full. Nothing "
+            "was received and no receipt was issued. Try again in a few minutes."
+        ),
+        code="storage_full",
+        status=507,
+    )
+
+
+@contextlib.contextmanager
+def _storage_errors():
+    """Turn a full disk while storing an envelope into the bidder's `storage_full`."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in _STORAGE_FULL:
+            raise
+        log.error("blob store full while receiving an envelope: %s", error)
+        raise storage_full() from None
+
+
 def _refusal(error: EnvelopeError, tender_id: str, expected_bidder: str) -> OperationError:
     if isinstance(error, WrongTender):
         return OperationError(
@@ -367,7 +396,8 @@ def submit_envelope(
     store = blob_store()
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
     try:
-        stored = store.put_stream(stream, max_size=limit)
+        with _storage_errors():
+            stored = store.put_stream(stream, max_size=limit)
     except BlobTooLarge:
         raise too_large(limit) from None
     except ClientDisconnected:
@@ -758,7 +788,8 @@ def append_chunk(
         offset = os.fstat(handle.fileno()).st_size
         if first != offset:
             raise OffsetMismatch(offset)
-        _write_chunk(handle, offset, length, stream)
+        with _storage_errors():
+            _write_chunk(handle, offset, length, stream)
         if offset + length < total:
             return UploadProgress(offset + length, total)
         # The last byte is durable now: that is the receipt time.
@@ -784,7 +815,10 @@ def _write_chunk(handle, offset: int, length: int, stream: BinaryIO) -> None:
             handle.write(block)
             written += len(block)
         complete = written == length and not stream.read(1)
-    except (ClientDisconnected, OSError):
+    except (ClientDisconnected, OSError) as error:
+        if isinstance(error, OSError) and error.errno in _STORAGE_FULL:
+            handle.truncate(offset)  # a full disk: the stored bytes end where they did before
+            raise
         complete = False
     if not complete:
         handle.truncate(offset)
@@ -811,7 +845,7 @@ def _complete_upload(
     user_agent: str,
 ) -> Bid:
     try:
-        with open(path, "rb") as handle:
+        with open(path, "rb") as handle, _storage_errors():
             stored = store.put_stream(handle, max_size=size)
         return _accept_stored(actor, tender, company, store, stored, received_at, ip, user_agent)
     except OperationError:

@@ -7,8 +7,9 @@ discard everything otherwise). Then:
 
 - a PDF technical part is rewritten page by page with pypdf, without the document
   information dictionary (/Info: author, creator, producer...) nor XMP /Metadata (catalog
-  and pages); its text is extracted and scanned (`evaluation.anonymity`) for the company's
-  name, unified social credit code and aliases;
+  and pages), nor any action but plain links (document and page JavaScript, launch and form
+  actions: the panel's browser opens these files); its text is extracted and scanned
+  (`evaluation.anonymity`) for the company's name, unified social credit code and aliases;
 - a technical part that is not a PDF, a PDF that does not parse or has no text layer, is
   stored as it came and flagged: the panel must look at it (an anonymity question);
 - qualification parts are stored as they came (they carry the bidder's name by nature and
@@ -261,6 +262,7 @@ def _strip_pdf(source: Path, target: Path, info: dict | None = None) -> list[str
                 if key in added:
                     del added[NameObject(key)]
             _anonymous_annotations(added)
+            _inert_actions(added)
         writer.metadata = None
         for key in ("/Metadata", "/PieceInfo"):
             if key in writer.root_object:
@@ -283,6 +285,35 @@ def _anonymous_annotations(page) -> None:
                     del annotation[NameObject(key)]
     except Exception:  # a damaged annotation list: left as it is
         log.warning("annotations of a technical part could not be cleaned")
+
+
+# Actions a link may keep: moving inside the document, or a web address the reader asks
+# about. Everything else (JavaScript, launching programs, submitting forms, other files)
+# is removed: the panel's browser opens these files.
+_SAFE_ACTIONS = frozenset({"/GoTo", "/URI"})
+
+
+def _inert_actions(page) -> None:
+    """Remove the page's automatic actions (/AA: on open, on close) and every annotation
+    action that is not a plain link (the catalog's /OpenAction and document JavaScript are
+    already gone: the writer builds a new catalog)."""
+    from pypdf.generic import NameObject
+
+    if "/AA" in page:
+        del page[NameObject("/AA")]
+    try:
+        annotations = page.get("/Annots")
+        for reference in annotations.get_object() if annotations else []:
+            annotation = reference.get_object()
+            if "/AA" in annotation:
+                del annotation[NameObject("/AA")]
+            action = annotation.get("/A")
+            if action is not None and action.get_object().get("/S") not in _SAFE_ACTIONS:
+                del annotation[NameObject("/A")]
+    except Exception:  # a damaged annotation list: drop it whole rather than keep an action
+        log.warning("annotations of a technical part could not be checked; removed")
+        if "/Annots" in page:
+            del page[NameObject("/Annots")]
 
 
 def _flag(kind: str) -> dict:

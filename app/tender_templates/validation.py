@@ -270,7 +270,10 @@ def _parse(text: str | bytes) -> _Parsed:
                 "", f"the template is longer than {MAX_TEMPLATE_CHARS} characters ({len(text)})"
             )
         )
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # its reader refuses control characters at once
+    except yaml.YAMLError as exc:
+        raise _Unreadable(_yaml_error(exc)) from exc
     try:
         node = loader.get_single_node()
         if node is None:

@@ -690,3 +690,9 @@ def test_errors_of_several_sections_are_all_reported():
             "7 does not divide max_points 25: scores go in steps from 0 to the maximum",
         ),
     ]
+
+
+def test_control_characters_are_a_yaml_error_not_a_crash():
+    # Found by the API fuzzing: PyYAML's reader refuses them before parsing starts.
+    (error,) = validate_text("key: goods\x99\n")
+    assert error.message.startswith("not valid YAML: unacceptable character #x0099")
