@@ -104,7 +104,7 @@ def page_paths(app, world):
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if "GET" not in rule.methods or rule.rule.startswith("/api/"):
             continue
-        if rule.endpoint in ("static", "accounts.logout", "main.language"):
+        if rule.endpoint in ("static", "accounts.logout", "main.set_language"):
             continue
         yield rule.endpoint, rule.build(url_args(rule, world), append_unknown=False)[1]
 
