@@ -134,6 +134,8 @@ def url_args(rule, world) -> dict:
         "centre_code": world["centre"].code,
         "month": "2026-01",
         "category": "goods",
+        "page": "bidder",  # the user guide
+        "name": "bidder-start-en.png",
         "filename": "css/app.css" if rule.endpoint == "static" else "pico.min.css",
     }
     return {name: values[name] for name in rule.arguments}
