@@ -252,6 +252,8 @@ def label(value: object, kind: str) -> str:
     if found is not None:
         return str(found)
     if kind == "member":
+        if text == "platform":
+            return gettext("Platform")
         for pattern in (_MEMBER, _EXPERT):
             match = pattern.match(text)
             if match:

@@ -235,9 +235,9 @@ CASES = [
     (
         "unknown_placeholder_group",
         "works",
-        "{{ contact.phone }}",
-        "{{ bidder.phone }}",
-        [("body", "unknown placeholder 'bidder' (line 164 of the body)")],
+        "| Telephone | {{ contact.phone }}",
+        "| Telephone | {{ bidder.phone }}",
+        [("body.en", "unknown placeholder 'bidder' (line 164 of the body)")],
     ),
     (
         "unknown_loop_attribute",
@@ -271,10 +271,10 @@ CASES = [
         "include_in_body",
         "services",
         "## Part 9. Contact",
-        "{% include 'secrets.txt' %}\n  ## Part 9. Contact",
+        "{% include 'secrets.txt' %}\n    ## Part 9. Contact",
         [
             (
-                "body",
+                "body.en",
                 "{% include %} is not allowed in a tender body: use {{ placeholders }}, "
                 "{% if %} and {% for %} (line 106 of the body)",
             )
