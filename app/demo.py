@@ -406,7 +406,8 @@ def _seat_demo_experts(staff: User, tender: Tender) -> list[str]:
             task = "an invitation to the panel: accept it, then score"
         else:
             task = "in the expert pool"
-        lines.append(f"  {expert.email.split('@')[0]}@...{'':<6} {tender.reference}: {task}.")
+        account = expert.email.split("@")[0] + "@..."
+        lines.append(f"  {account:<16} {tender.reference}: {task}.")
     return lines
 
 

@@ -125,6 +125,7 @@ LABELS: dict[str, dict[str, object]] = {
     "choice": {
         "domestic": _l("Domestic"),
         "imported": _l("Imported"),
+        "qualified": _l("Qualified (meets the acceptance standard)"),
         "yes": _l("Yes"),
         "no": _l("No"),
     },
@@ -240,6 +241,8 @@ AUDIT_ACTIONS: dict[str, object] = {
 LABELS["audit_action"] = AUDIT_ACTIONS
 
 _MEMBER = re.compile(r"^member-(\d+)$")
+# Sentences stored in English by earlier versions and shown on pages: read back translated.
+_TOO_FEW_BIDS = re.compile(r"^(\d+) bid\(s\) received by the deadline; at least (\d+) are needed$")
 _EXPERT = re.compile(r"^expert-(\d+)$")
 
 
@@ -251,6 +254,14 @@ def label(value: object, kind: str) -> str:
     found = LABELS.get(kind, {}).get(text)
     if found is not None:
         return str(found)
+    if kind == "opening_reason":
+        match = _TOO_FEW_BIDS.match(text)
+        if match:
+            return gettext(
+                "%(received)s bid(s) received by the deadline; at least %(needed)s are needed",
+                received=match.group(1),
+                needed=match.group(2),
+            )
     if kind == "member":
         if text == "platform":
             return gettext("Platform")

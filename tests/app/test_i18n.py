@@ -136,3 +136,15 @@ def test_scores_to_their_precision(app, value, shown):
 
     with app.test_request_context(), force_locale("en"):
         assert render_template_string("{{ v|score }}", v=value) == shown
+
+
+def test_a_stored_english_reason_is_read_back_translated(app):
+    from flask import render_template_string
+
+    stored = "2 bid(s) received by the deadline; at least 3 are needed"
+    with app.test_request_context(), force_locale("ko"):
+        shown = render_template_string("{{ r|label('opening_reason') }}", r=stored)
+    assert shown == "마감까지 접수된 입찰서 2건, 최소 3건이 필요합니다"
+    with app.test_request_context(), force_locale("ko"):
+        other = render_template_string("{{ r|label('opening_reason') }}", r="something else")
+    assert other == "something else"
