@@ -24,7 +24,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .PHONY: run test drills lint format install system-deps python-deps node-deps translations \
-	extract-messages bench clean
+	extract-messages bench clean guide
 
 run: install
 	$(VENV)/bin/flask db upgrade
@@ -101,6 +101,11 @@ translations: $(STAMPS)/python
 extract-messages: python-deps
 	$(VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".* _* .venv node_modules instance tests bench" -o app/translations/messages.pot .
 	$(VENV)/bin/pybabel -q update -i app/translations/messages.pot -d app/translations
+
+# The user guide's screenshots (docs/guide/img/): the demo seed in a real browser, in
+# English, Korean and Chinese (tests/browser/test_guide_screenshots.py, skipped by `make test`).
+guide: install
+	FAIRBID_GUIDE=1 $(VENV)/bin/pytest -p no:cacheprovider -q -m guide tests/browser/test_guide_screenshots.py
 
 bench: install
 	$(PY) bench/run_all.py

@@ -145,6 +145,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.evaluations.scoring_views import bp as scoring_bp
     from app.evaluations.views import bp as evaluations_bp
     from app.extensions import csrf
+    from app.main.guide import bp as guide_bp
     from app.main.views import bp as main_bp
     from app.opening.views import bp as opening_bp
     from app.panels.views import bp as panels_bp
@@ -156,6 +157,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.tenders.views import bp as tenders_bp
 
     app.register_blueprint(main_bp)
+    app.register_blueprint(guide_bp)
     # Third-party CSS installed from the npm registry at setup, not committed.
     app.register_blueprint(
         Blueprint(

@@ -27,7 +27,10 @@ from app.centres.models import TradingCentre
 from app.companies.models import Company, CompanyStatus
 from app.core.types import utcnow
 from app.custody.operations import create_custodian_key
+from app.evaluations.models import Evaluation
 from app.extensions import db
+from app.panels import operations as panels
+from app.panels.models import MemberStatus
 from app.scenario import Custodian, Options, run
 from app.tenders import operations, participation
 from app.tenders.models import Tender
@@ -234,12 +237,13 @@ def seed_tenders(centre: TradingCentre) -> list[str]:
 # reference, template, last stage, bidders, incidents, how long before now the stage ended,
 # what a newcomer finds.
 DEMO_STAGES = [
+    # First: its panel is drawn while the demo experts are in the pool (see _seat_demo_experts).
+    ("HZ-DEMO-EVAL", "works", "review", 4, True, timedelta(minutes=5), "under evaluation"),
     ("HZ-DEMO-OPEN", "goods", "bids", 4, True, timedelta(minutes=5), "open for bids"),
     # Its deadline is moved to a few minutes after seeding: `make run`'s clock closes it and
     # publishes its sealing record while a newcomer watches (CLOSING_DEMO below).
     ("HZ-DEMO-CLOSING", "goods", "bids", 3, False, timedelta(minutes=5), "closes on its own"),
     ("HZ-DEMO-CLOSED", "services", "deadline", 4, True, timedelta(hours=2), "awaiting opening"),
-    ("HZ-DEMO-EVAL", "works", "review", 4, True, timedelta(minutes=5), "under evaluation"),
     ("HZ-DEMO-CAND", "goods", "candidates", 5, True, timedelta(hours=1), "candidates published"),
     ("HZ-DEMO-AWARD", "goods", "award", 5, True, timedelta(minutes=5), "awarded"),
     ("HZ-DEMO-FAIL", "goods", "opening", 2, False, timedelta(minutes=5), "failed (too few bids)"),
@@ -247,6 +251,25 @@ DEMO_STAGES = [
 
 
 CLOSING_DEMO = "HZ-DEMO-CLOSING"
+EVAL_DEMO = "HZ-DEMO-EVAL"
+DEMO_EXPERTS = [email for email, _name, role, _centre in PEOPLE if role == Role.EXPERT]
+# Broad enough for any seat of a draw (technical or economic).
+DEMO_SPECIALTIES = ["civil", "economic", "electrical", "environmental", "it", "mechanical"]
+
+# Who to sign in as for each part of the tour (printed with the credentials).
+TOUR = [
+    "",
+    "A guided tour (the user guide, docs/guide/, walks through each role):",
+    "  bidder1@...      HZ-DEMO-OPEN is open: seal and submit a bid in the browser;",
+    "                   HZ-DEMO-CLOSING closes a few minutes after start: watch its",
+    "                   sealing record appear, then check your receipt against it.",
+    "  staff@...        approve Qiantang Services (awaiting approval); draft tender",
+    "                   HZ-W-2026-002 to publish; HZ-DEMO-CAND: decide objections, award.",
+    "  custodian1@...   HZ-DEMO-CLOSED awaits its opening: unlock your key share (with",
+    "  custodian2@...   the passphrase above); two of them open the bids.",
+    "  supervisor@...   the dashboard, red flags and the audit log.",
+    "  admin@...        accounts, centres and the expert pool.",
+]
 
 
 def _close_soon(tender: Tender) -> None:
@@ -275,7 +298,10 @@ def seed_stages(
     centre = db.session.scalar(select(TradingCentre).where(TradingCentre.code == "HZ"))
     admin = db.session.scalar(select(User).where(User.email == PEOPLE[0][0]))
     custodians = [Custodian(user, passphrase) for user, passphrase in custodian_keys]
+    staff = db.session.scalar(select(User).where(User.email == "staff@demo.fairbid.example"))
+    _demo_experts_in_pool(staff, centre, available=True)
     lines = ["", "Tenders in every stage (run by the drill, `flask scenario run`):"]
+    expert_tour: list[str] = []
     for reference, template, stop_after, bidders, incidents, ago, label in DEMO_STAGES:
         if db.session.scalar(
             select(Tender.id).where(Tender.centre_id == centre.id, Tender.reference == reference)
@@ -304,10 +330,87 @@ def seed_stages(
             tender = db.session.get(Tender, result.tender_id)
             if reference == CLOSING_DEMO:
                 _close_soon(tender)
+            if reference == EVAL_DEMO:
+                expert_tour = _seat_demo_experts(staff, tender)
+                # The other drills draw their panels from their own experts.
+                _demo_experts_in_pool(staff, centre, available=False)
             state = f"{tender.status}, drill reached {result.reached}"
             if result.stopped and not result.failed:
                 state += f" (stopped: {result.stopped})"
         line = f"  {reference:<15} {label:<22} {state}"
         echo(line)
         lines.append(line)
+    _demo_experts_in_pool(staff, centre, available=True)
+    db.session.commit()
+    return lines + TOUR + expert_tour
+
+
+def _demo_experts_in_pool(staff: User, centre: TradingCentre, available: bool) -> None:
+    """The demo experts in the centre's pool (available to draws, or not)."""
+    for email in DEMO_EXPERTS:
+        expert = db.session.scalar(select(User).where(User.email == email))
+        panels.save_expert_profile(
+            staff,
+            expert,
+            centre_id=centre.id,
+            specialties=DEMO_SPECIALTIES,
+            employer="Demo Institute of Engineering",
+            available=available,
+        )
+    db.session.commit()
+
+
+def _seat_demo_experts(staff: User, tender: Tender) -> list[str]:
+    """Put the demo experts on the tender's panel (scoring has started): drill experts'
+    seats are handed over (removal and the draw's replayable refill) until every demo
+    expert holds one. One demo expert (the first, unless the draw seated one already) has
+    accepted and finds an open score sheet; the others keep their invitation to answer.
+    Returns the tour's lines for the experts."""
+    experts = [db.session.scalar(select(User).where(User.email == e)) for e in DEMO_EXPERTS]
+    demo_ids = {e.id for e in experts}
+    chair_id = _chair_of(tender)
+    for _attempt in range(len(panels.members_of(tender)) + len(experts)):
+        seated = {m.user_id for m in panels.members_of(tender) if m.status != MemberStatus.REMOVED}
+        if demo_ids <= seated:
+            break
+        handed_over = next(
+            (
+                m
+                for m in panels.members_of(tender)
+                if m.status == MemberStatus.ACCEPTED
+                and m.user_id not in demo_ids
+                and m.user_id != chair_id
+            ),
+            None,
+        )
+        if handed_over is None:
+            break
+        panels.remove_member(
+            staff, tender, handed_over, "Demo: the seat is handed to a demo expert."
+        )
+        db.session.commit()
+    statuses = {e.id: getattr(panels.member_of(e, tender), "status", None) for e in experts}
+    invited = [e for e in experts if statuses[e.id] == MemberStatus.INVITED]
+    if MemberStatus.ACCEPTED not in statuses.values() and invited:
+        first = invited[0]
+        panels.accept_invitation(first, tender)
+        panels.declare_conflict(first, tender, True, "No relationship with any bidder.")
+        db.session.commit()
+    lines = []
+    for expert in experts:
+        member = panels.member_of(expert, tender)
+        status = member.status if member else None
+        if status == MemberStatus.ACCEPTED:
+            task = "your technical score sheet is open (blind scoring)"
+        elif status == MemberStatus.INVITED:
+            task = "an invitation to the panel: accept it, then score"
+        else:
+            task = "in the expert pool"
+        account = expert.email.split("@")[0] + "@..."
+        lines.append(f"  {account:<16} {tender.reference}: {task}.")
     return lines
+
+
+def _chair_of(tender: Tender) -> int | None:
+    evaluation = db.session.scalar(select(Evaluation).where(Evaluation.tender_id == tender.id))
+    return evaluation.chair_id if evaluation else None

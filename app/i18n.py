@@ -8,6 +8,8 @@ from decimal import Decimal
 from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_currency, format_decimal, get_locale
 
+from app.core.formatting import file_size, moment_text
+from app.core.labels import label, member_label
 from app.core.types import utcnow
 from app.extensions import babel
 
@@ -56,6 +58,22 @@ def number(value) -> str:
     return "" if value is None else format_decimal(value)
 
 
+def datetime_filter(value, form: str = "medium", rebase: bool = True) -> str:
+    return moment_text(value, form or "medium")
+
+
+def size_filter(value, binary: bool = False) -> str:
+    return file_size(None if value is None else int(value))
+
+
+def score(value, places: int = 2) -> str:
+    """A score to its defined precision (two decimals unless the criterion says otherwise)."""
+    if value in (None, ""):
+        return ""
+    quantum = Decimal(1).scaleb(-places)
+    return format_decimal(Decimal(str(value)).quantize(quantum), format="#,##0." + "0" * places)
+
+
 def html_lang() -> str:
     return str(get_locale()).replace("_", "-")
 
@@ -64,4 +82,12 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["number"] = number
+    # One style per language for every moment and size on every page (flask-babel's and
+    # Jinja's own filters replaced): app.core.formatting.
+    app.jinja_env.filters["datetimeformat"] = datetime_filter
+    app.jinja_env.filters["filesizeformat"] = size_filter
+    app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["score"] = score
+    app.jinja_env.filters["member_label"] = member_label
+    app.jinja_env.globals.update(label=label, file_size=file_size, moment_text=moment_text)
     app.jinja_env.globals.update(LANGUAGE_NAMES=LANGUAGE_NAMES, html_lang=html_lang, now_utc=utcnow)

@@ -35,6 +35,7 @@ from app.bids.models import Bid
 from app.bids.operations import bidder_id
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
+from app.core.formatting import moment_text
 from app.core.types import utcnow
 from app.evaluations import scoring_file
 from app.evaluations.models import (
@@ -358,8 +359,8 @@ def submit_justification(
     if utcnow() > evaluated.low_price_due_at:
         raise Conflict(
             _l(
-                "The time to justify your price ended on %(due)s UTC: nothing was stored.",
-                due=evaluated.low_price_due_at.strftime("%Y-%m-%d %H:%M"),
+                "The time to justify your price ended on %(due)s: nothing was stored.",
+                due=moment_text(evaluated.low_price_due_at, "long", tender.centre),
             ),
             code="late",
         )

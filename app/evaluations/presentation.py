@@ -109,9 +109,29 @@ def _display(value: str) -> str:
     return value
 
 
+# Parameters of the library's messages that are amounts of money.
+MONEY_PARAMS = frozenset(
+    {"price", "ceiling_price", "reserve_price", "amount", "required", "mean_of_others",
+     "next_price"}
+)  # fmt: skip
+
+
+def _shown(key: str, value: Any) -> Any:
+    """A parameter as the reader reads it: money with its currency and separators, long
+    decimals rounded."""
+    if not isinstance(value, str):
+        return value
+    if key in MONEY_PARAMS:
+        try:
+            return money(Decimal(value))
+        except ArithmeticError:
+            return value
+    return _display(value)
+
+
 def reason_text(code: str, params: Mapping[str, Any], fallback: str = "") -> str:
     """The translated message of a library code (the English one if unknown)."""
-    shown = {k: _display(v) if isinstance(v, str) else v for k, v in params.items()}
+    shown = {k: _shown(k, v) for k, v in params.items()}
     if "check" in shown:
         shown["check"] = str(CHECK_LABELS.get(shown["check"], shown["check"]))
     text = REASON_TEXTS.get(code)

@@ -307,6 +307,7 @@ def results(tender_id: int) -> str:
         ),
         chair=queries.is_panel_chair(current_user, tender),
         stages=EvaluationStage,
+        reason_text=presentation.reason_text,
         finalise_form=FinaliseForm(),
         draw_form=DrawLotsForm(),
         needs_draw=queries.needs_lot_draw(outcome.evaluation),

@@ -66,6 +66,7 @@ from app.bids.operations import bidder_id, deadline_passed, sealing_grace, seali
 from app.bids.receipts import platform_signing_key
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
+from app.core.formatting import moment_text
 from app.core.types import utcnow
 from app.custody.models import KeyShare, TenderKey
 from app.custody.operations import envelope_tender_id, require_key_holder, unseal_share
@@ -308,9 +309,9 @@ def start_opening(actor: User, tender: Tender) -> OpeningSession:
         raise Conflict(
             _l(
                 "The opening time has not come: the server time is %(now)s, the opening is at "
-                "%(opening)s (UTC).",
-                now=now.strftime("%Y-%m-%d %H:%M:%S"),
-                opening=tender.opening_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "%(opening)s.",
+                now=moment_text(now, "precise", tender.centre),
+                opening=moment_text(tender.opening_at, "precise", tender.centre),
             ),
             code="before_opening",
         )

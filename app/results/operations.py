@@ -26,6 +26,7 @@ from app.audit import append_event
 from app.bids.documents import store_record
 from app.bids.receipts import platform_signing_key
 from app.core.errors import Conflict, OperationError
+from app.core.formatting import moment_text
 from app.core.types import utcnow
 from app.core.urls import public_url
 from app.custody.operations import envelope_tender_id
@@ -306,10 +307,10 @@ def file_objection(actor: User, tender: Tender, text: str, uploads: list[Upload]
     if not window_open(notice, now):
         raise Conflict(
             _l(
-                "The objection period ended at %(deadline)s (UTC); the server time is %(now)s. "
+                "The objection period ended at %(deadline)s; the server time is %(now)s. "
                 "Late objections are not accepted.",
-                deadline=notice.objection_deadline.strftime("%Y-%m-%d %H:%M:%S"),
-                now=now.strftime("%Y-%m-%d %H:%M:%S"),
+                deadline=moment_text(notice.objection_deadline, "precise", tender.centre),
+                now=moment_text(now, "precise", tender.centre),
             ),
             code="window_closed",
         )
@@ -534,8 +535,8 @@ def publish_award(actor: User, tender: Tender) -> ResultNotice:
     if window_open(notice, now):
         raise Conflict(
             _l(
-                "The objection period runs until %(deadline)s (UTC); the award comes after it.",
-                deadline=notice.objection_deadline.strftime("%Y-%m-%d %H:%M:%S"),
+                "The objection period runs until %(deadline)s; the award comes after it.",
+                deadline=moment_text(notice.objection_deadline, "precise", tender.centre),
             ),
             code="window_open",
         )

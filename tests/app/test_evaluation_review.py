@@ -496,7 +496,7 @@ def test_the_review_through_the_web(app, make_tender, make_user):
     # Every bid by name with its reasons; never a technical code on this page.
     for bidder in opened.bidders:
         assert bidder.company.name in page
-    assert "No bid bond was recorded; 10000.00 is required." in page
+    assert "No bid bond was recorded; CN¥10,000.00 is required." in page
     assert "Essential (★) specifications met" in page and "provisional" in page
     for row in queries.evaluated_bids(tender):
         assert row.code not in page

@@ -69,3 +69,82 @@ def test_dates_by_locale_in_the_centre_time_zone(app):
             assert "2026. 11. 27." in format_datetime(moment, "medium")
         with force_locale("zh_Hans"):
             assert "2026年11月27日" in format_datetime(moment, "medium")
+
+
+@pytest.mark.parametrize(
+    ("locale", "medium", "long"),
+    [
+        ("en", "2 Dec 2026 00:52", "2 Dec 2026 00:52:07 (UTC+8)"),
+        ("ko", "2026. 12. 2. 00:52", "2026. 12. 2. 00:52:07 (UTC+8)"),
+        ("zh_Hans", "2026年12月2日 00:52", "2026年12月2日 00:52:07 (UTC+8)"),
+    ],
+)
+def test_one_moment_style_per_language_in_the_centre_zone(app, locale, medium, long):
+    from flask import render_template_string
+
+    moment = datetime(2026, 12, 1, 16, 52, 7, tzinfo=UTC)  # 00:52:07 in Asia/Shanghai
+    with app.test_request_context(), force_locale(locale):
+        for form in ("short", "medium"):
+            assert render_template_string("{{ m|datetimeformat(f) }}", m=moment, f=form) == medium
+        for form in ("long", "full", "precise"):
+            assert render_template_string("{{ m|datetimeformat(f) }}", m=moment, f=form) == long
+        # A naive moment is UTC, as stored.
+        naive = moment.replace(tzinfo=None)
+        assert render_template_string("{{ m|datetimeformat }}", m=naive) == medium
+
+
+@pytest.mark.parametrize(
+    ("locale", "small", "large"),
+    [
+        ("en", "580 bytes", "1.2 MB"),
+        ("ko", "580바이트", "1.2메가바이트"),
+        ("zh_Hans", "580字节", "1.2兆字节"),
+    ],
+)
+def test_sizes_in_the_viewers_language(app, locale, small, large):
+    from flask import render_template_string
+
+    with app.test_request_context(), force_locale(locale):
+        assert render_template_string("{{ 580|filesizeformat }}", m=None) == small
+        assert render_template_string("{{ file_size(1234567) }}") == large
+
+
+def test_labels_translate_stored_codes_and_keep_unknown_ones(app):
+    from flask import render_template_string
+
+    page = (
+        "{{ 'opened'|label('tender_status') }}|{{ 'pending'|label('company_status') }}|"
+        "{{ 'county'|label('centre_level') }}|{{ 'sealing_record'|label('document_kind') }}|"
+        "{{ 'imported'|label('choice') }}|{{ 'member-2'|label('member') }}|"
+        "{{ 'tender.published'|label('audit_action') }}|{{ 'expert'|label('role') }}|"
+        "{{ 'no_such_code'|label('tender_status') }}|{{ none|label('role') }}"
+    )
+    with app.test_request_context():
+        with force_locale("zh_Hans"):
+            assert render_template_string(page) == (
+                "已开标|待审核|县级|封存记录|进口|委员 2|招标已发布|评标专家|no_such_code|"
+            )
+        with force_locale("en"):
+            assert render_template_string(page).startswith("Bids opened|Awaiting approval|County")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("87.3333333333333333333333333", "87.33"), (90, "90.00")]
+)
+def test_scores_to_their_precision(app, value, shown):
+    from flask import render_template_string
+
+    with app.test_request_context(), force_locale("en"):
+        assert render_template_string("{{ v|score }}", v=value) == shown
+
+
+def test_a_stored_english_reason_is_read_back_translated(app):
+    from flask import render_template_string
+
+    stored = "2 bid(s) received by the deadline; at least 3 are needed"
+    with app.test_request_context(), force_locale("ko"):
+        shown = render_template_string("{{ r|label('opening_reason') }}", r=stored)
+    assert shown == "마감까지 접수된 입찰서 2건, 최소 3건이 필요합니다"
+    with app.test_request_context(), force_locale("ko"):
+        other = render_template_string("{{ r|label('opening_reason') }}", r="something else")
+    assert other == "something else"

@@ -353,6 +353,7 @@ def test_the_demo_seed_leaves_a_tender_in_every_stage(app):
     assert tenders["HZ-DEMO-AWARD"].status in (TenderStatus.AWARDED, TenderStatus.EVALUATING)
     # Everything the drill wrote lies in the past of the real clock.
     assert all(t.created_at < now for t in tenders.values())
+    assert_the_tour_leaves_every_role_something_to_do(tenders, text)
 
     # Idempotent: a second seed adds nothing and shows the stored credentials again.
     users = count(User)
@@ -363,6 +364,52 @@ def test_the_demo_seed_leaves_a_tender_in_every_stage(app):
     assert db.session.scalar(
         select(func.count()).select_from(Tender).where(Tender.reference.like("HZ-DEMO-%"))
     ) == len(DEMO_STAGES)
+
+
+def assert_the_tour_leaves_every_role_something_to_do(tenders: dict, text: str) -> None:
+    """The guided tour: an expert with an open score sheet and one invited, a ceremony
+    waiting for the demo custodians, a company awaiting approval, the demo experts in the
+    pool, and the printed credentials naming the account for each part."""
+    from app.companies.models import Company, CompanyStatus
+    from app.custody.models import KeyShare
+    from app.demo import DEMO_EXPERTS
+    from app.evaluations import operations as evaluation_ops
+    from app.panels import operations as panels
+    from app.panels.models import ExpertProfile, MemberStatus
+
+    experts = [db.session.scalar(select(User).where(User.email == e)) for e in DEMO_EXPERTS]
+    evaluating = tenders["HZ-DEMO-EVAL"]
+    profiles = [db.session.get(ExpertProfile, e.id) for e in experts]
+    assert all(p is not None and p.available for p in profiles)
+    assert {p.centre_id for p in profiles} == {evaluating.centre_id}
+    statuses = {e.email: panels.member_of(e, evaluating).status for e in experts}
+    assert MemberStatus.ACCEPTED in statuses.values(), statuses
+    assert MemberStatus.INVITED in statuses.values(), statuses
+    scorer = next(e for e in experts if statuses[e.email] == MemberStatus.ACCEPTED)
+    sheet = evaluation_ops.my_sheet(scorer, evaluating)
+    assert sheet.bids and sheet.criteria and not sheet.locked
+    invited = next(e for e in experts if statuses[e.email] == MemberStatus.INVITED)
+    assert evaluating.id in {m.tender_id for m in panels.invitations_of(invited)}
+    # Scoring still counts five accepted members once the invitation is answered.
+    seated = [m for m in panels.members_of(evaluating) if m.status != MemberStatus.REMOVED]
+    assert len(seated) == 5
+    # The ceremony waits for the demo custodians (their shares, none unlocked).
+    custodians = db.session.scalars(
+        select(User).where(User.email.like("custodian%@demo.fairbid.example"))
+    ).all()
+    shares = db.session.scalars(
+        select(KeyShare).where(KeyShare.tender_id == tenders["HZ-DEMO-CLOSED"].id)
+    ).all()
+    assert {s.custodian_id for s in shares} == {c.id for c in custodians}
+    # A company awaits the staff's approval.
+    assert db.session.scalar(select(Company.id).where(Company.status == CompanyStatus.PENDING))
+    # The credentials say which account to try for which part.
+    for account in ("bidder1@", "staff@", "custodian1@", "supervisor@", "admin@"):
+        assert f"  {account}..." in text
+    assert f"{scorer.email.split('@')[0]}@...".strip() in text
+    assert "your technical score sheet is open" in text
+    assert "an invitation to the panel" in text
+    assert "closes a few minutes after start" in text
 
 
 def test_the_command_offers_every_stage_and_template():

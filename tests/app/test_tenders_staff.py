@@ -175,7 +175,7 @@ def test_preview_renders_the_document_or_the_errors(client, auth, staff, builtin
     assert "<script" not in body and "style=" not in body
 
     hostile = goods.replace(
-        "# {{ tender.title }}", "# {{ tender.title }}\n\n  <script>alert(1)</script>"
+        "# {{ tender.title }}", "# {{ tender.title }}\n\n    <script>alert(1)</script>", 1
     )
     response = client.post("/centre/templates/preview", data={"yaml_text": hostile})
     assert response.status_code == 200

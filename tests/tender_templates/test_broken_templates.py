@@ -228,32 +228,33 @@ CASES = [
     (
         "unknown_placeholder",
         "goods",
-        "{{ tender.reference }} |\n  | Procuring",
-        "{{ tender.referense }} |\n  | Procuring",
-        [("body", "unknown placeholder 'tender.referense' (line 7 of the body)")],
+        "{{ tender.reference }} |\n    | Procuring",
+        "{{ tender.referense }} |\n    | Procuring",
+        [("body.en", "unknown placeholder 'tender.referense' (line 7 of the body)")],
     ),
     (
         "unknown_placeholder_group",
         "works",
-        "{{ contact.phone }}",
-        "{{ bidder.phone }}",
-        [("body", "unknown placeholder 'bidder' (line 164 of the body)")],
+        "| Telephone | {{ contact.phone }}",
+        "| Telephone | {{ bidder.phone }}",
+        [("body.en", "unknown placeholder 'bidder' (line 164 of the body)")],
     ),
     (
         "unknown_loop_attribute",
         "goods",
-        "  {{ qualification_documents }}\n",
-        "  {% for d in qualification_documents %}\n  - {{ d.title }}\n  {% endfor %}\n",
-        [("body", "unknown placeholder 'd.title' (line 54 of the body)")],
+        "electronically):\n\n    {{ qualification_documents }}\n",
+        "electronically):\n\n    {% for d in qualification_documents %}\n"
+        "    - {{ d.title }}\n    {% endfor %}\n",
+        [("body.en", "unknown placeholder 'd.title' (line 54 of the body)")],
     ),
     (
         "filter_in_body",
         "goods",
-        "{{ tender.reference }} |\n  | Procuring",
-        "{{ tender.reference | upper }} |\n  | Procuring",
+        "{{ tender.reference }} |\n    | Procuring",
+        "{{ tender.reference | upper }} |\n    | Procuring",
         [
             (
-                "body",
+                "body.en",
                 "a filter (|) is not allowed in a tender body: use {{ placeholders }}, "
                 "{% if %} and {% for %} (line 7 of the body)",
             )
@@ -262,18 +263,18 @@ CASES = [
     (
         "sandbox_escape_attempt",
         "goods",
-        "{{ tender.reference }} |\n  | Procuring",
-        "{{ tender.__class__.__mro__ }} |\n  | Procuring",
-        [("body", "unknown placeholder 'tender.__class__' (line 7 of the body)")],
+        "{{ tender.reference }} |\n    | Procuring",
+        "{{ tender.__class__.__mro__ }} |\n    | Procuring",
+        [("body.en", "unknown placeholder 'tender.__class__' (line 7 of the body)")],
     ),
     (
         "include_in_body",
         "services",
         "## Part 9. Contact",
-        "{% include 'secrets.txt' %}\n  ## Part 9. Contact",
+        "{% include 'secrets.txt' %}\n    ## Part 9. Contact",
         [
             (
-                "body",
+                "body.en",
                 "{% include %} is not allowed in a tender body: use {{ placeholders }}, "
                 "{% if %} and {% for %} (line 106 of the body)",
             )
@@ -282,9 +283,9 @@ CASES = [
     (
         "placeholder_syntax_error",
         "goods",
-        "{{ tender.reference }} |\n  | Procuring",
-        "{{ tender.reference } |\n  | Procuring",
-        [("body", "placeholder syntax error: unexpected '}' (line 7 of the body)")],
+        "{{ tender.reference }} |\n    | Procuring",
+        "{{ tender.reference } |\n    | Procuring",
+        [("body.en", "placeholder syntax error: unexpected '}' (line 7 of the body)")],
     ),
     (
         "unknown_key",
@@ -668,7 +669,7 @@ def test_raw_html_in_the_body_is_not_an_error():
     text = replace_once(
         builtin_template("goods"),
         "## Part 12. Contact",
-        '<script>alert("x")</script>\n  <b onclick="steal()">bold</b>\n\n  ## Part 12. Contact',
+        '<script>alert("x")</script>\n    <b onclick="steal()">bold</b>\n\n    ## Part 12. Contact',
     )
     assert validate_text(text) == []
 

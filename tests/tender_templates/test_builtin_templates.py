@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from importlib.resources import files
 
 import pytest
@@ -173,3 +174,22 @@ def test_builtin_periods_meet_the_legal_minimums(app, key):
     assert doc["addendum_min_days"] >= 15
     assert app.config["SUBMISSION_DAYS_MIN"][doc["category"]] >= 20
     assert app.config["ADDENDUM_MIN_DAYS"] >= 15
+
+
+@pytest.mark.parametrize("key", BUILTIN_KEYS)
+def test_every_builtin_body_is_written_in_the_three_languages(key):
+    """The tender document of a built-in template reads in Korean and Chinese too, with the
+    same placeholders and conditions as the English one."""
+    doc = builtin_doc(key)
+    body = doc["body"]
+    assert sorted(body) == ["en", "ko", "zh_Hans"]
+    tags = {
+        lang: sorted(re.findall(r"\{\{\s*[a-z_.]+\s*\}\}|\{%[^%]*%\}", text))
+        for lang, text in body.items()
+    }
+    assert tags["ko"] == tags["en"] and tags["zh_Hans"] == tags["en"]
+    context = sample_context(doc["category"])
+    korean = render_body(doc, context, "ko")
+    chinese = render_body(doc, context, "zh_Hans")
+    assert len(re.findall(r"[\uac00-\ud7a3]", korean)) > 800 and "Part 1" not in korean
+    assert len(re.findall(r"[\u4e00-\u9fff]", chinese)) > 800 and "Part 1" not in chinese
