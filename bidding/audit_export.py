@@ -1,21 +1,26 @@
 """The audit log's hash chain, its signed checkpoints and the verifiable export of one tender.
 
 The platform's audit log is one global hash chain. Each event has a *header* (sequence number,
-time, tender, action) and a *payload* (actor, centre, object, IP address, data). From hash
-version 2 on, an event's hash covers the header, the SHA-256 of its payload and the previous
-event's hash::
+time, tender, action), a *public payload* (actor, centre, object, data) and a *private
+payload* (the client's IP address, and a per-event random ``salt``: personal data that the
+platform keeps and never publishes). From hash version 2 on, an event's hash covers the
+header, the SHA-256 of each payload separately and the previous event's hash::
 
-    payload_sha256 = SHA-256(cj({actor_id, actor_role, centre_id, object_type, object_id,
-                                  ip, data}))
-    hash = SHA-256(cj({version: 2, seq, occurred_at, tender, action, payload_sha256,
-                       prev_hash}))
+    payload_public_sha256 = SHA-256(cj({actor_id, actor_role, centre_id, object_type,
+                                         object_id, data}))
+    payload_private_sha256 = SHA-256(cj({ip, salt}))
+    hash = SHA-256(cj({version: 2, seq, occurred_at, tender, action, payload_public_sha256,
+                       payload_private_sha256, prev_hash}))
 
 where ``cj`` is ``json.dumps(value, sort_keys=True, separators=(",", ":"),
-ensure_ascii=False)`` in UTF-8. Events written before version 2 (``version`` 1) hash their
-whole content instead (`LEGACY_FIELDS`), so they stay verifiable as they were.
+ensure_ascii=False)`` in UTF-8. The salt (128 random bits in hex) makes the private hash
+impossible to brute-force although an IP address has little entropy. Events written before
+version 2 (``version`` 1) hash their whole content instead (`LEGACY_FIELDS`), so they stay
+verifiable as they were.
 
-So an event of another tender can be shown as a *stub* (its header and payload hash, no
-payload) and the chain still be recomputed over the complete sequence.
+So an event can be published without its private payload (its public payload and
+``payload_private_sha256``), an event of another tender as a *stub* (its header and both
+payload hashes), and the chain still be recomputed over the complete sequence.
 
 A *checkpoint* is the chain head (``seq``, ``head``) signed by the platform's Ed25519 key
 (``fairbid-audit-checkpoint``, signed like receipts: ``format NUL cj(body)``).
@@ -23,10 +28,11 @@ A *checkpoint* is the chain head (``seq``, ``head``) signed by the platform's Ed
 An *export* (JSON Lines) is: a header line ``{"type": "export", "format":
 "fairbid-audit-export", "tender": ..., "from_seq": a, "to_seq": b}``; then a checkpoint line
 ``{"type": "checkpoint", "document": ...}`` at ``a`` (none when ``a`` is 0: the chain's
-genesis); then every event ``a+1 .. b`` in order, in full (``"type": "event"``) if it is the
-tender's, else as a stub (``"type": "stub"``), with checkpoints in between where they were
-made; and last a checkpoint at ``b``. `verify_export` proves the sequence is complete and
-unaltered between the two signed checkpoints and that no stub belongs to the tender.
+genesis); then every event ``a+1 .. b`` in order, with its public payload and private payload
+hash (``"type": "event"``) if it is the tender's, else as a stub (``"type": "stub"``), with
+checkpoints in between where they were made; and last a checkpoint at ``b``. `verify_export`
+proves the sequence is complete and unaltered between the two signed checkpoints and that no
+stub belongs to the tender.
 """
 
 from __future__ import annotations
@@ -49,15 +55,17 @@ EXPORT_FORMAT = "fairbid-audit-export"
 CHECKPOINT_FORMAT = "fairbid-audit-checkpoint"
 
 HEADER_FIELDS = ("seq", "occurred_at", "tender", "action")
-PAYLOAD_FIELDS = (
+PUBLIC_FIELDS = (
     "actor_id",
     "actor_role",
     "centre_id",
     "object_type",
     "object_id",
-    "ip",
     "data",
 )
+# Personal or technical data, never published (hashed with the event's random salt).
+PRIVATE_FIELDS = ("ip", "salt")
+PAYLOAD_FIELDS = PUBLIC_FIELDS + PRIVATE_FIELDS
 # What a version-1 event's hash covers (the whole event, no tender in the header).
 LEGACY_FIELDS = (
     "seq",
@@ -83,23 +91,44 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def payload_hash(event: Mapping[str, Any]) -> str:
-    """SHA-256 of an event's payload (everything but the header and the links)."""
-    return _sha256(cj({name: event[name] for name in PAYLOAD_FIELDS}))
+def public_payload_hash(event: Mapping[str, Any]) -> str:
+    """SHA-256 of an event's public payload (actor, centre, object, data)."""
+    return _sha256(cj({name: event[name] for name in PUBLIC_FIELDS}))
+
+
+def private_payload_hash(event: Mapping[str, Any]) -> str:
+    """SHA-256 of an event's private payload (IP address and salt)."""
+    return _sha256(cj({name: event[name] for name in PRIVATE_FIELDS}))
+
+
+def _digest(event: Mapping[str, Any], name: str, compute: Any) -> str:
+    return event[name] if name in event else compute(event)
 
 
 def event_hash(event: Mapping[str, Any]) -> str:
-    """The hash of a full event (version 1 or 2) or of a version-2 stub (with
-    ``payload_sha256`` instead of the payload)."""
+    """The hash of an event (version 1: its whole content; version 2: its header, each
+    payload or, in its place, the payload's hash ``payload_public_sha256`` /
+    ``payload_private_sha256``, and its link)."""
     version = event.get("version", 1)
     if version == 1:
         return _sha256(cj({name: event[name] for name in LEGACY_FIELDS}))
     if version != HASH_VERSION:
         raise ValueError(f"unknown hash version {version!r}")
-    digest = event["payload_sha256"] if "payload_sha256" in event else payload_hash(event)
     content = {name: event[name] for name in HEADER_FIELDS}
-    content.update(version=HASH_VERSION, payload_sha256=digest, prev_hash=event["prev_hash"])
+    content.update(
+        version=HASH_VERSION,
+        payload_public_sha256=_digest(event, "payload_public_sha256", public_payload_hash),
+        payload_private_sha256=_digest(event, "payload_private_sha256", private_payload_hash),
+        prev_hash=event["prev_hash"],
+    )
     return _sha256(cj(content))
+
+
+def public_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A version-2 event as published: its private payload replaced by its hash."""
+    line = {name: value for name, value in event.items() if name not in PRIVATE_FIELDS}
+    line["payload_private_sha256"] = _digest(event, "payload_private_sha256", private_payload_hash)
+    return line
 
 
 @dataclass(frozen=True)
@@ -198,20 +227,28 @@ def export_lines(
         if kind == "checkpoint":
             yield cj({"type": "checkpoint", "document": dict(item)}) + b"\n"
         elif item.get("tender") == tender:
-            yield cj({"type": "event", **item}) + b"\n"
+            if item.get("version", 1) == 1:
+                # A version-1 hash covers the whole event: it cannot be shown without it.
+                full = {name: value for name, value in item.items() if name != "salt"}
+                yield cj({"type": "event", **full}) + b"\n"
+            else:
+                yield cj({"type": "event", **public_event(item)}) + b"\n"
         else:
             yield cj(stub(item)) + b"\n"
 
 
 def stub(event: Mapping[str, Any]) -> dict[str, Any]:
-    """An event without its payload (its header, payload hash and links)."""
+    """An event without its payloads (its header, both payload hashes and links)."""
     version = event.get("version", 1)
     line: dict[str, Any] = {"type": "stub", "version": version}
     line.update({name: event.get(name) for name in HEADER_FIELDS})
     line["prev_hash"] = event["prev_hash"]
     line["hash"] = event["hash"]
     if version != 1:
-        line["payload_sha256"] = payload_hash(event)
+        line["payload_public_sha256"] = _digest(event, "payload_public_sha256", public_payload_hash)
+        line["payload_private_sha256"] = _digest(
+            event, "payload_private_sha256", private_payload_hash
+        )
     return line
 
 
@@ -248,8 +285,10 @@ def _parse_line(number: int, line: bytes) -> dict[str, Any]:
     return value
 
 
-_EVENT_KEYS = {"type", "version", *HEADER_FIELDS, *PAYLOAD_FIELDS, "prev_hash", "hash"}
-_STUB_KEYS = {"type", "version", *HEADER_FIELDS, "payload_sha256", "prev_hash", "hash"}
+_LINKS = {"type", "version", *HEADER_FIELDS, "prev_hash", "hash"}
+_EVENT_KEYS = {*_LINKS, *PUBLIC_FIELDS, "payload_private_sha256"}
+_STUB_KEYS = {*_LINKS, "payload_public_sha256", "payload_private_sha256"}
+_V1_EVENT_KEYS = {*_LINKS, *LEGACY_FIELDS}
 
 
 def verify_export(
@@ -315,9 +354,11 @@ def verify_export(
             )
         event_seq = item.get("seq")
         where = f"line {number} (event {event_seq})"
-        if set(item) != (_EVENT_KEYS if kind == "event" else _STUB_KEYS) and not (
-            kind == "stub" and item.get("version") == 1
-        ):
+        if item.get("version") == 1:
+            expected = _V1_EVENT_KEYS if kind == "event" else set(item)
+        else:
+            expected = _EVENT_KEYS if kind == "event" else _STUB_KEYS
+        if set(item) != expected:
             raise AuditExportError(f"{where}: malformed {kind} (unexpected or missing fields)")
         if event_seq != seq + 1:
             raise AuditExportError(
@@ -336,7 +377,7 @@ def verify_export(
                 raise AuditExportError(
                     f"{where}: a stub of tender {tender} itself (its events must be in full)"
                 )
-            if not is_hex_sha256(item["payload_sha256"]):
+            if not is_hex_sha256(item["payload_public_sha256"]):
                 raise AuditExportError(f"{where}: malformed payload hash")
         elif item.get("version") != 1 and (
             item["tender"] is None or str(item["tender"]) != str(tender)
@@ -344,6 +385,8 @@ def verify_export(
             raise AuditExportError(
                 f"{where}: a full event of tender {item['tender']}, not {tender}"
             )
+        if item.get("version") != 1 and not is_hex_sha256(item["payload_private_sha256"]):
+            raise AuditExportError(f"{where}: malformed private payload hash")
         try:
             computed = event_hash(item)
         except (ValueError, KeyError) as exc:

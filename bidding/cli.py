@@ -305,7 +305,8 @@ def _cmd_verify_audit(args: argparse.Namespace) -> int:
     print(
         f"valid audit export of tender {summary.tender}: events {summary.from_seq + 1}.."
         f"{summary.to_seq} complete and unaltered from {opening} to the signed checkpoint at "
-        f"event {last.seq} ({last.made_at}); {summary.events} event(s) of the tender, "
+        f"event {last.seq} ({last.made_at}); {summary.events} event(s) of the tender "
+        "(public payload, private payload hashed), "
         f"{summary.stubs} stub(s) of others, none the tender's; {summary.checkpoints} "
         "checkpoint(s) signed by the platform key"
     )
@@ -440,7 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "verify-audit",
         "Verify a tender's audit export: the complete, unaltered chain between two signed "
-        "checkpoints, other tenders' events as stubs only.",
+        "checkpoints, the tender's events with their public payload and their private "
+        "payload's hash (no IP address), other tenders' events as stubs only.",
     )
     p.add_argument("export", metavar="AUDIT.jsonl")
     _platform_key_argument(p)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,6 +77,7 @@ def append_event(
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),
         ip=ip,
+        salt=secrets.token_hex(16),
         data=canonical_json(data or {}),
         prev_hash=prev_hash,
     )

@@ -32,7 +32,8 @@ class AuditEvent(db.Model):
     __tablename__ = "audit_event"
 
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    # 1: the hash covers the whole event; 2: header + payload hash (see bidding.audit_export)
+    # 1: the hash covers the whole event; 2: header + public and private payload hashes
+    # (see bidding.audit_export)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The tender the event belongs to (header field from version 2 on; null: none)
     tender_id: Mapped[int | None] = mapped_column(Integer, index=True)
@@ -44,6 +45,9 @@ class AuditEvent(db.Model):
     object_type: Mapped[str | None] = mapped_column(String(32))
     object_id: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(45))
+    # Version 2: random hex hashed with the private payload (ip), never published, so the
+    # published payload_private_sha256 cannot be brute-forced over the few IP addresses.
+    salt: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -53,7 +57,8 @@ class AuditEvent(db.Model):
 
 
 def chain_dict(row: Any) -> dict[str, Any]:
-    """The hashed view of an event, from an ORM object or a plain result row."""
+    """The hashed view of an event, from an ORM object or a plain result row (with its private
+    payload: publish it through `bidding.audit_export.public_event` or `export_lines`)."""
     return {
         "seq": row.seq,
         "version": row.version,
@@ -66,6 +71,7 @@ def chain_dict(row: Any) -> dict[str, Any]:
         "object_type": row.object_type,
         "object_id": row.object_id,
         "ip": row.ip,
+        "salt": row.salt,
         "data": json.loads(row.data),
         "prev_hash": row.prev_hash,
         "hash": row.hash,

@@ -136,8 +136,10 @@ What each proves:
 - `verify-notice`: each result notice (candidates, award, failure) is signed by the
   platform.
 - `verify-audit`: `audit.jsonl` is the complete, unaltered sequence of the platform's audit
-  log between two checkpoints signed by the platform; the tender's events are in full,
-  other tenders' events are stubs (header and payload hash), and no stub is the tender's.
+  log between two checkpoints signed by the platform; the tender's events carry their public
+  payload (actor, object, data) and only the hash of their private one (the client's IP
+  address with a secret random salt: no address is published), other tenders' events are
+  stubs (header and both payload hashes), and no stub is the tender's.
 - `python -m evaluation verify`: every signature of the evaluation record (the platform and
   the panel members) against the platform CA, the last one covering the whole file, the
   embedded scoring file the one signed, and the result recomputed from it.

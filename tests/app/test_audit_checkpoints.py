@@ -22,7 +22,7 @@ from app.clock.service import tick
 from app.core.types import utcnow
 from app.extensions import db
 from app.tenders.operations import cancel_tender
-from bidding.audit_export import verify_checkpoint, verify_export
+from bidding.audit_export import cj, private_payload_hash, verify_checkpoint, verify_export
 from bidding.errors import AuditExportError
 from bidding.notices import verify_notice
 
@@ -191,3 +191,44 @@ def test_the_supervision_page_verifies_a_chain_of_both_versions(app, client, aut
     auth.login(supervisor)
     page = client.post("/supervision/audit/verify").get_data(as_text=True)
     assert 'id="chain-result"' in page and "Every link holds" in page
+
+
+KNOWN_IP = "203.0.113.77"
+
+
+def test_the_export_publishes_no_ip_address(
+    app, client, auth, make_tender, make_user, platform_public
+):
+    """A staff member cancels a tender from a known address: the database keeps the address
+    (and a random salt), the public export carries neither, only the private payload's hash,
+    and still verifies; altering its public payload or its private hash is caught."""
+    tender = make_tender()
+    staff = make_user(Role.STAFF, centre=tender.centre)
+    client.environ_base["REMOTE_ADDR"] = KNOWN_IP
+    auth.login(staff)
+    response = client.post(
+        f"/centre/tenders/{tender.id}/cancel", data={"reason": "The budget was withdrawn."}
+    )
+    assert response.status_code in (302, 303)
+    row = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "tender.cancelled"))
+    assert row.ip == KNOWN_IP and len(row.salt) == 32 and row.tender_id == tender.id
+    assert tick().checkpoints
+    data = client.get(f"/tenders/{tender.id}/audit.jsonl").data
+    assert KNOWN_IP.encode() not in data and row.salt.encode() not in data
+    lines = [json.loads(line) for line in data.splitlines()]
+    [line] = [x for x in lines if x.get("type") == "event" and x["seq"] == row.seq]
+    assert "ip" not in line and "salt" not in line
+    assert line["payload_private_sha256"] == private_payload_hash(chain_dict(row))
+    assert line["data"] == json.loads(row.data) and line["actor_id"] == staff.id
+    assert verify_export(data, platform_public, expected_tender=tender.id).events >= 1
+    assert verify_chain() is None
+
+    def rewritten(field: str, value: object) -> bytes:
+        changed = [dict(x, **{field: value}) if x is line else x for x in lines]
+        return b"".join(cj(x) + b"\n" for x in changed)
+
+    for field, value in [("data", {"reason": "forged"}), ("payload_private_sha256", "0" * 64)]:
+        with pytest.raises(AuditExportError, match="content does not match its hash"):
+            verify_export(rewritten(field, value), platform_public)
+    with pytest.raises(AuditExportError, match="malformed event"):
+        verify_export(rewritten("ip", KNOWN_IP), platform_public)

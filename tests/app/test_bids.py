@@ -805,3 +805,33 @@ def test_page_uploads_need_the_csrf_token(
         f"/bids/tenders/{tender.id}/envelope", data=form, content_type="multipart/form-data"
     )
     assert accepted.status_code == 302 and count(Bid) == 2
+
+
+def test_the_received_event_publishes_no_address_or_its_hashes(
+    client, auth, tender, bidder, tender_key_pem, tmp_path
+):
+    """The uploader's address is the event's private payload; its keyed hashes (for the
+    supervisors' same-source screen) are in no audit event's public payload."""
+    from app.audit.chain import public_event
+    from app.audit.models import chain_dict
+    from bidding.audit_export import cj
+
+    address, agent = "198.51.100.23", "Fairbid-Test-Agent/1.0"
+    data = cli_seal(tmp_path, tender_key_pem, tid(tender), uscc(bidder), {"price": "12.50"})
+    client.environ_base.update(REMOTE_ADDR=address, HTTP_USER_AGENT=agent)
+    auth.login(bidder)
+    response = client.post(
+        f"/bids/tenders/{tender.id}/envelope",
+        data={"envelope": (io.BytesIO(data), "bid.env")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    bid = db.session.scalar(select(Bid))
+    assert bid.ip == address and bid.address_hmac and bid.agent_hmac
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == operations.RECEIVED))
+    assert event.ip == address and event.salt
+    published = cj(public_event(chain_dict(event)))
+    for private in (address, agent, bid.address_hmac, bid.agent_hmac, event.salt):
+        assert private.encode() not in published
+    assert bid.envelope_sha256.encode() in published
+    assert verify_chain() is None

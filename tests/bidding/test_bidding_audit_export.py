@@ -1,5 +1,6 @@
-"""The audit export (bidding.audit_export): a tender's events in full, other tenders' as stubs,
-between two signed checkpoints; every tampering is named by `verify_export` and by
+"""The audit export (bidding.audit_export): a tender's events with their public payload and
+the hash of their private one (no IP address), other tenders' as stubs, between two signed
+checkpoints; every tampering is named by `verify_export` and by
 `python -m bidding verify-audit`."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bidding.keys import public_key_to_pem
 from bidding.receipts import dump_document
 
 TENDER = 7
+IP = "192.0.2.1"
 
 
 def make_chain(tenders: list[int | None], start_version: int = 2) -> list[dict]:
@@ -36,10 +38,12 @@ def make_chain(tenders: list[int | None], start_version: int = 2) -> list[dict]:
             "action": f"test.action_{seq % 4}",
             "object_type": "tender" if tender else "user",
             "object_id": str(tender or seq),
-            "ip": "192.0.2.1",
+            "ip": IP,
             "data": {"n": seq, "secret": f"payload of {tender}"},
             "prev_hash": prev,
         }
+        if start_version == 2:
+            event["salt"] = f"{seq:032x}"
         event["hash"] = ax.event_hash(event)
         events.append(event)
         prev = event["hash"]
@@ -87,6 +91,13 @@ def test_an_export_verifies_and_hides_other_tenders_payloads(chain, platform_key
     assert (summary.from_seq, summary.to_seq) == (2, 11)
     assert b"payload of 3" not in data and b"payload of 5" not in data
     assert b"payload of 7" in data
+    # No event carries its private payload: only its hash.
+    assert IP.encode() not in data and b'"salt"' not in data and b'"ip"' not in data
+    events = [line for line in lines_of(data) if line["type"] == "event"]
+    assert all(
+        line["payload_private_sha256"] == ax.private_payload_hash(chain[line["seq"] - 1])
+        for line in events
+    )
     # From the genesis, no opening checkpoint is needed.
     assert ax.verify_export(export(chain, platform_key, 0, 10), platform_key.public_key())
 
@@ -109,6 +120,31 @@ def _rehash_payload(lines: list[dict]) -> list[dict]:
         if line["type"] == "event":
             line["data"]["n"] = 999
             line["hash"] = ax.event_hash(line)
+            break
+    return lines
+
+
+def _alter_private_hash(lines: list[dict]) -> list[dict]:
+    for line in lines:
+        if line["type"] == "event":
+            line["payload_private_sha256"] = "0" * 64
+            break
+    return lines
+
+
+def _alter_stub_private_hash(lines: list[dict]) -> list[dict]:
+    for line in lines:
+        if line["type"] == "stub":
+            line["payload_private_sha256"] = "0" * 64
+            break
+    return lines
+
+
+def _publish_private(lines: list[dict]) -> list[dict]:
+    """An event line carrying an IP address is refused (the format has no place for it)."""
+    for line in lines:
+        if line["type"] == "event":
+            line["ip"] = IP
             break
     return lines
 
@@ -176,6 +212,12 @@ TAMPERING = {
     ),
     "payload altered": (_alter_payload, "content does not match its hash"),
     "payload altered and rehashed": (_rehash_payload, "previous-hash link"),
+    "private payload hash altered": (_alter_private_hash, "content does not match its hash"),
+    "stub's private payload hash altered": (
+        _alter_stub_private_hash,
+        "content does not match its hash",
+    ),
+    "private payload published": (_publish_private, "malformed event"),
     "stub header altered": (_alter_stub_header, "content does not match its hash"),
     "stub claimed for this tender": (_claim_stub, "stub of tender 7 itself"),
     "tender's event relabelled as another's stub": (
@@ -225,6 +267,16 @@ def test_version_one_events_verify_in_full_but_not_as_stubs(platform_key):
         ax.verify_export(export(legacy, platform_key, 0, 3), platform_key.public_key())
 
 
+def test_the_private_hash_is_salted():
+    """The same IP address hashes differently under two salts, and the hash commits to it."""
+    event = make_chain([TENDER])[0]
+    other = {**event, "salt": "f" * 32}
+    assert ax.private_payload_hash(event) != ax.private_payload_hash(other)
+    assert ax.private_payload_hash(event) != ax.private_payload_hash({**event, "ip": "192.0.2.2"})
+    assert ax.event_hash(ax.public_event(event)) == event["hash"]
+    assert "ip" not in ax.public_event(event) and "salt" not in ax.public_event(event)
+
+
 def test_the_chain_of_mixed_versions_verifies_and_breaks(chain):
     mixed = make_chain([1, 2], start_version=1)
     tail = make_chain([3, 4])
@@ -269,7 +321,12 @@ def test_any_single_change_is_caught(platform_key, tenders, data):
         other = data.draw(st.sampled_from(neighbours), label="other")
         lines[index], lines[other] = lines[other], lines[index]
     elif change == "alter":
-        field = "occurred_at" if lines[index]["type"] == "stub" else "ip"
+        fields = (
+            ["occurred_at", "payload_public_sha256", "payload_private_sha256"]
+            if lines[index]["type"] == "stub"
+            else ["data", "actor_id", "payload_private_sha256"]
+        )
+        field = data.draw(st.sampled_from(fields), label="field")
         lines[index][field] = "changed"
     else:
         lines = lines[:index]
