@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Integer, List, String
-from apiflask.validators import Length, OneOf
+from apiflask.fields import Boolean, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
 from flask import abort
 
 from app.accounts.models import User
@@ -18,7 +18,9 @@ from app.api.schemas import error_responses
 from app.core.boundary import transactional
 from app.extensions import db
 from app.panels import operations
+from app.panels.forms import specialties_matching
 from app.panels.models import SPECIALTIES, ExpertProfile
+from app.panels.operations import POOL_SCOPES, TIES_FILTERS
 from app.permissions import Permission, can
 
 
@@ -54,19 +56,76 @@ def _profile(profile: ExpertProfile, user: User) -> dict[str, Any]:
     }
 
 
+class PoolQuery(Schema):
+    q = String(
+        load_default="",
+        validate=Length(max=200),
+        metadata={
+            "description": "Search in the name, e-mail and employer (case-insensitive), "
+            "and the specialty keys or labels (in the request's language)."
+        },
+    )
+    pool = String(
+        load_default=None,
+        validate=OneOf(POOL_SCOPES),
+        metadata={"description": "`centre`: the caller's centre pool; `city`: the city pool."},
+    )
+    specialty = String(load_default=None, validate=OneOf(SPECIALTIES))
+    available = Boolean(load_default=None, allow_none=True)
+    ties = String(
+        load_default=None,
+        validate=OneOf(TIES_FILTERS),
+        metadata={
+            "description": "`declared`: experts who declared a relationship with some "
+            "company; `none`: those who declared none."
+        },
+    )
+    page = Integer(load_default=1, validate=Range(min=1))
+    per_page = Integer(load_default=50, validate=Range(min=1, max=200))
+
+
+class PoolExpertOut(ExpertProfileOut):
+    """One expert of a pool page (its own schema name: ExpertProfileOut is a response)."""
+
+
+class PoolPage(Schema):
+    experts = List(Nested(PoolExpertOut))
+    page = Integer()
+    pages = Integer()
+    total = Integer()
+
+
 @bp.get("/experts/pool")
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
-@bp.output(ExpertProfileOut(many=True))
+@bp.input(PoolQuery, location="query", arg_name="query")
+@bp.output(PoolPage)
 @bp.doc(
     summary="The expert pool the caller draws from (staff, administrators)",
+    description="Searched and filtered like the pool page, one page at a time (by name). "
+    "An unknown filter value or a page below 1 answers 422 naming the parameter.",
     responses=error_responses(403),
 )
-def expert_pool() -> list[dict[str, Any]]:
+def expert_pool(query: dict[str, Any]) -> dict[str, Any]:
     actor = auth.current_user
     if not can(actor, Permission.MANAGE_TENDERS, actor.centre_id):
         abort(403)
-    return [_profile(profile, user) for profile, user in operations.pool_of(actor)]
+    select_ = operations.pool_query(
+        actor,
+        search=query["q"],
+        scope=query["pool"],
+        specialty=query["specialty"],
+        available=query["available"],
+        ties=query["ties"],
+        search_specialties=specialties_matching(query["q"]),
+    )
+    page = db.paginate(select_, page=query["page"], per_page=query["per_page"], error_out=False)
+    return {
+        "experts": [_profile(profile, profile.user) for profile in page.items],
+        "page": page.page,
+        "pages": page.pages,
+        "total": page.total,
+    }
 
 
 @bp.put("/experts/<int:expert_id>/profile")

@@ -25,7 +25,12 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from app.core.forms import StrictIntegerField
 from app.core.text import PlainName
 from app.panels.models import SPECIALTIES
-from app.panels.operations import DEFAULT_PANEL_SIZE, TEMPLATE_MIN_PANEL_SIZE
+from app.panels.operations import (
+    DEFAULT_PANEL_SIZE,
+    POOL_SCOPES,
+    TEMPLATE_MIN_PANEL_SIZE,
+    TIES_FILTERS,
+)
 from evaluation.draw import CORE_SEAT
 
 SPECIALTY_LABELS = {
@@ -126,6 +131,27 @@ class ConflictDeclarationForm(FlaskForm):
     def validate_statement(self, field) -> None:
         if not self.no_conflict.data and not (field.data or "").strip():
             raise ValidationError(_l("Describe the conflict."))
+
+
+# The pool page's filters: URL parameter -> the values it takes.
+POOL_FILTER_CHOICES: dict[str, tuple[str, ...]] = {
+    "pool": POOL_SCOPES,
+    "specialty": SPECIALTIES,
+    "available": ("yes", "no"),
+    "ties": TIES_FILTERS,
+}
+
+
+def specialties_matching(search: str) -> tuple[str, ...]:
+    """The specialty keys whose key or label (in the reader's language) holds `search`."""
+    needle = search.strip().casefold()
+    if not needle:
+        return ()
+    return tuple(
+        key
+        for key, label in SPECIALTY_LABELS.items()
+        if needle in key or needle in str(label).casefold()
+    )
 
 
 class ExpertProfileForm(FlaskForm):

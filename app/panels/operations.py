@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, Select, func, literal, or_, select
+from sqlalchemy.orm import contains_eager
 
 from app.accounts.models import Role, User
 from app.audit import append_event
@@ -772,17 +773,82 @@ def save_expert_profile(
 
 def pool_of(actor: User) -> list[tuple[ExpertProfile, User]]:
     """The pool the actor manages: their centre's and the shared city pool."""
+    return [(profile, profile.user) for profile in db.session.scalars(pool_query(actor))]
+
+
+# The pool filters of the page and the API: which pool, availability, declared ties.
+POOL_SCOPES = ("centre", "city")
+TIES_FILTERS = ("declared", "none")
+
+
+def pool_query(
+    actor: User,
+    *,
+    search: str = "",
+    scope: str | None = None,
+    specialty: str | None = None,
+    available: bool | None = None,
+    ties: str | None = None,
+    search_specialties: tuple[str, ...] = (),
+) -> Select[tuple[ExpertProfile]]:
+    """The actor's pool (their centre's and the shared city pool, profiles with their
+    user loaded, by name), filtered: `search` in
+    the name, e-mail or employer (case-insensitive), `scope` "centre" or "city",
+    `specialty` one key of SPECIALTIES, `available`, `ties` "declared" (the expert
+    declared a relationship with some company) or "none". `search_specialties`: keys
+    whose label (in the reader's language) matches `search`, so that searching "civil"
+    or "土木" also finds the civil engineers. Unknown values are the caller's to refuse
+    before (ValueError here)."""
+    if scope is not None and scope not in POOL_SCOPES:
+        raise ValueError(scope)
+    if specialty is not None and specialty not in SPECIALTIES:
+        raise ValueError(specialty)
+    if ties is not None and ties not in TIES_FILTERS:
+        raise ValueError(ties)
     where = [ExpertProfile.centre_id.is_(None)]
     if actor.centre_id is not None:
         where.append(ExpertProfile.centre_id == actor.centre_id)
-    return list(
-        db.session.execute(
-            select(ExpertProfile, User)
-            .join(User, User.id == ExpertProfile.user_id)
-            .where(or_(*where))
-            .order_by(User.full_name, User.id)
-        ).all()
+    query = (
+        select(ExpertProfile)
+        .join(ExpertProfile.user)
+        .options(contains_eager(ExpertProfile.user))
+        .where(or_(*where))
+        .order_by(User.full_name, User.id)
     )
+    if scope == "city":
+        query = query.where(ExpertProfile.centre_id.is_(None))
+    elif scope == "centre":
+        query = query.where(ExpertProfile.centre_id.is_not(None))
+    if specialty is not None:
+        query = query.where(_has_specialty(specialty))
+    if available is not None:
+        query = query.where(ExpertProfile.available.is_(available))
+    if ties is not None:
+        declared = select(ExpertRelationship.user_id).where(
+            ExpertRelationship.user_id == ExpertProfile.user_id
+        )
+        query = query.where(declared.exists() if ties == "declared" else ~declared.exists())
+    search = search.strip()
+    if search:
+        needle = f"%{_escape_like(search.lower())}%"
+        query = query.where(
+            or_(
+                func.lower(User.full_name).like(needle, escape="\\"),
+                func.lower(User.email).like(needle, escape="\\"),
+                func.lower(ExpertProfile.employer).like(needle, escape="\\"),
+                *(_has_specialty(key) for key in search_specialties if key in SPECIALTIES),
+            )
+        )
+    return query
+
+
+def _has_specialty(key: str) -> ColumnElement[bool]:
+    # Keys hold no comma: match the whole key in the comma list.
+    return (literal(",") + ExpertProfile.specialties + literal(",")).contains(f",{key},")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def declare_relationship(expert: User, company: Company, kind: str) -> ExpertRelationship:

@@ -9,7 +9,19 @@ outcome), then the full draw file to replay (user ids only)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, url_for
+from dataclasses import dataclass
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
@@ -18,11 +30,13 @@ from wtforms import SelectChoice
 
 from app.accounts.models import Role, User
 from app.core.boundary import run_operation as _run
+from app.errors import abort_with
 from app.extensions import db
 from app.panels import operations
 from app.panels.forms import (
     CAUSE_LABELS,
     EXCLUSION_LABELS,
+    POOL_FILTER_CHOICES,
     SEAT_LABELS,
     SPECIALTY_LABELS,
     VACANCY_LABELS,
@@ -32,6 +46,7 @@ from app.panels.forms import (
     DrawPanelForm,
     ExpertProfileForm,
     RemoveMemberForm,
+    specialties_matching,
 )
 from app.panels.models import MemberStatus, PanelMember
 from app.permissions import Permission, can
@@ -144,7 +159,12 @@ def pool() -> Response | tuple[str, int]:
     if not can(current_user, Permission.MANAGE_TENDERS, current_user.centre_id):
         abort(403)
     form = ExpertProfileForm()
+    city_pool = can(current_user, Permission.MANAGE_USERS)
+    if not city_pool:
+        del form.city_pool  # administrators only: not offered to staff
     if form.validate_on_submit():
+        # A staff member's forged city_pool still reaches the operation, which refuses it.
+        to_city = form.city_pool.data if city_pool else bool(request.form.get("city_pool"))
         expert = db.session.scalar(select(User).where(User.email == form.email.data.lower()))
         if expert is None:
             flash(_("There is no account with this e-mail."), "error")
@@ -153,7 +173,7 @@ def pool() -> Response | tuple[str, int]:
             lambda actor, user: operations.save_expert_profile(
                 actor,
                 user,
-                centre_id=None if form.city_pool.data else actor.centre_id,
+                centre_id=None if to_city else actor.centre_id,
                 specialties=form.specialties.data or [],
                 employer=form.employer.data or "",
                 available=form.available.data,
@@ -162,12 +182,48 @@ def pool() -> Response | tuple[str, int]:
             success=_("The expert's profile has been saved."),
             back=url_for(".pool"),
         )
+    filters = _pool_filters()
+    page = db.paginate(
+        operations.pool_query(current_user, **filters.query), per_page=25, error_out=False
+    )
     return render_template(
         "panels/pool.html",
         form=form,
-        profiles=operations.pool_of(current_user),
+        page=page,
+        filters=filters.chosen,
         specialty_labels=SPECIALTY_LABELS,
     ), 400 if form.errors else 200
+
+
+@dataclass(frozen=True)
+class PoolFilters:
+    query: dict[str, Any]  # the keywords of operations.pool_query
+    chosen: dict[str, str]  # the URL parameters as given (kept by the form and the pager)
+
+
+def _pool_filters() -> PoolFilters:
+    """The search and filters of the pool page from the URL; an unknown value is a 400
+    naming the parameter (never silently ignored: the list would look filtered)."""
+    args = request.args
+    chosen = {key: args.get(key, "").strip() for key in POOL_FILTER_CHOICES if args.get(key)}
+    for key, value in chosen.items():
+        if value not in POOL_FILTER_CHOICES[key]:
+            abort_with(400, _("Unknown value for the filter “%(name)s”.", name=key))
+    search = args.get("q", "").strip()[:200]
+    if search:
+        chosen["q"] = search
+    available = chosen.get("available")
+    return PoolFilters(
+        query={
+            "search": search,
+            "scope": chosen.get("pool"),
+            "specialty": chosen.get("specialty"),
+            "available": None if available is None else available == "yes",
+            "ties": chosen.get("ties"),
+            "search_specialties": specialties_matching(search),
+        },
+        chosen=chosen,
+    )
 
 
 @bp.route("/tenders/<int:tender_id>/draw.json")

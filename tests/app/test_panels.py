@@ -403,8 +403,9 @@ def test_the_pool_through_the_api(app, make_user, make_centre):
     assert answer.status_code == 403 and _profile_state(expert) == before
     # The pools listed: A's staff see the expert, B's do not.
     listed = client.get("/api/v1/experts/pool", headers=token_for(staff_a)).get_json()
-    assert [p["user_id"] for p in listed] == [expert.id]
-    assert client.get("/api/v1/experts/pool", headers=token_for(staff_b)).get_json() == []
+    assert [p["user_id"] for p in listed["experts"]] == [expert.id]
+    listed = client.get("/api/v1/experts/pool", headers=token_for(staff_b)).get_json()
+    assert listed["experts"] == [] and listed["total"] == 0
     # Bad input: a clear 422 (the API's validation answer), nothing stored.
     answer = client.put(url, json={"specialties": ["astrology"]}, headers=token_for(staff_a))
     assert answer.status_code == 422 and _profile_state(expert) == before
