@@ -12,6 +12,7 @@ from sqlalchemy import String, cast, or_, select
 from app.accounts.models import Role, User
 from app.audit import AuditEvent
 from app.bids.models import Bid
+from app.core.labels import label
 from app.extensions import db
 from app.tenders.models import Tender, TenderStatus
 
@@ -105,14 +106,14 @@ BIDDER_ACTIONS = frozenset(
 
 
 def action_label(action: str) -> str:
-    label = ACTION_LABELS.get(action)
-    if label is not None:
-        return str(label)
-    return action.replace("_", " ").replace(".", ": ")
+    known = ACTION_LABELS.get(action)
+    if known is not None:
+        return str(known)
+    return label(action, "audit_action")  # the app's one list of translated codes
 
 
 def role_label(role: str | None) -> str:
-    return str(ROLE_LABELS.get(role, "")) if role else ""
+    return str(ROLE_LABELS.get(role) or label(role, "role")) if role else ""
 
 
 @dataclass(frozen=True)
