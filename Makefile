@@ -96,8 +96,10 @@ extract-messages: python-deps
 	$(VENV)/bin/pybabel -q extract -F babel.cfg -k _l -k lazy_gettext --ignore-dirs=".* _* .venv node_modules instance tests bench" -o app/translations/messages.pot .
 	$(VENV)/bin/pybabel -q update -i app/translations/messages.pot -d app/translations
 
+# Every benchmark of bench/, short settings; e.g. BENCH_ARGS="--only envelope,opening".
+BENCH_ARGS ?=
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache app/static/build
