@@ -28,6 +28,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ class AnyLot(Enum):
 ANY_LOT = AnyLot.ANY
 
 _COPY_BLOCK = 1 << 20
+_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux
 
 
 class Writable(Protocol):
@@ -855,10 +857,13 @@ class _StreamChunks:
 class _WindowHasher:
     """Hashes mapped envelope bytes in a second thread while the main thread decrypts them.
 
-    ``hashlib`` releases the GIL on large buffers, and so does the streaming AES-GCM
-    decryptor, so on two cores the receipt-hash check costs little more than the hash alone
-    (hashing is the slower of the two).  One window is hashed at a time, in file order; a
-    window is unmapped only after its hash is done (:meth:`wait`).
+    ``hashlib`` releases the GIL while it hashes a large buffer, so on two cores the receipt
+    hash check costs little more than the hash alone (hashing is the slower of the two).
+    The decryption holds the GIL, so :meth:`submit` waits until the hashing thread has
+    taken the window (and released the GIL inside ``update``): otherwise that thread only
+    starts once the main thread blocks, and the two run one after the other.  One window is
+    hashed at a time, in file order; a window is unmapped only after its hash is done
+    (:meth:`wait`).
     """
 
     def __init__(self, digest: Any) -> None:
@@ -866,9 +871,15 @@ class _WindowHasher:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="envelope-sha256")
         self._pending: tuple[Future[None], memoryview] | None = None
 
+    def _hash(self, view: memoryview, started: threading.Event) -> None:
+        started.set()
+        self._digest.update(view)
+
     def submit(self, view: memoryview) -> None:
         self.wait()
-        self._pending = (self._pool.submit(self._digest.update, view), view)
+        started = threading.Event()
+        self._pending = (self._pool.submit(self._hash, view, started), view)
+        started.wait()
 
     def wait(self) -> None:
         if self._pending is not None:
@@ -922,7 +933,9 @@ class _MappedChunks:
         self._map = mmap.mmap(
             self._fd,
             self._map_end - self._map_start,
-            flags=mmap.MAP_SHARED,
+            # With a hashing thread, page tables filled at once: two threads faulting the
+            # same mapping page by page ran mostly one at a time (alone, faulting is cheaper).
+            flags=mmap.MAP_SHARED | (_MAP_POPULATE if self._hasher is not None else 0),
             prot=mmap.PROT_READ,
             offset=self._map_start,
         )
@@ -1085,7 +1098,6 @@ def _decrypt_envelope(
             bytes(key),
             _PartWriter(header, sink_for),
             chunk_digest,
-            parallel=chunk_digest is not digest,
         )
         chunks.finish()
     finally:
@@ -1108,20 +1120,17 @@ def _decrypt_content(
     key: bytes,
     writer: _PartWriter,
     digest: Any,
-    *,
-    parallel: bool = False,
 ) -> None:
     """Decrypts the chunks in order, writing only authenticated plaintext.
 
-    Alone, ``AESGCM.decrypt_into`` is the cheapest per chunk (one call, no context object,
-    no tag copy) but holds the GIL; when another thread hashes the same bytes
-    (``parallel``), the streaming decryptor, which releases the GIL, lets both run at once.
+    ``AESGCM.decrypt_into`` is the cheapest per chunk: one call, no context object, no tag
+    copy (it was ``Cipher(...).decryptor()``, ``authenticate_additional_data``,
+    ``update_into`` and ``finalize_with_tag`` with a copied tag).
     """
     aad = header.sha256
     count = header.chunk_count
     plain_buffer = memoryview(bytearray(header.chunk_size + TAG_SIZE + 15))
-    aead = None if parallel else AESGCM(key)
-    aes = algorithms.AES(key)
+    aead = AESGCM(key)
     for index in range(count):
         size = header.chunk_plain_size(index) + TAG_SIZE
         sealed = chunks.read(size)
@@ -1130,13 +1139,7 @@ def _decrypt_content(
         nonce = _nonce(index, index == count - 1)
         written = size - TAG_SIZE
         try:
-            if aead is not None:
-                aead.decrypt_into(nonce, sealed, aad, plain_buffer[:written])
-            else:
-                decryptor = Cipher(aes, modes.GCM(nonce)).decryptor()
-                decryptor.authenticate_additional_data(aad)
-                decryptor.update_into(sealed[:written], plain_buffer)
-                decryptor.finalize_with_tag(bytes(sealed[written:]))
+            aead.decrypt_into(nonce, sealed, aad, plain_buffer[:written])
         except InvalidTag:
             raise IntegrityError(
                 f"chunk {index} of {count} fails authentication: the content was altered, "
