@@ -107,8 +107,10 @@ extract-messages: python-deps
 guide: install
 	FAIRBID_GUIDE=1 $(VENV)/bin/pytest -p no:cacheprovider -q -m guide tests/browser/test_guide_screenshots.py
 
+# Every benchmark of bench/, short settings; e.g. BENCH_ARGS="--only envelope,opening".
+BENCH_ARGS ?=
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache .ruff_cache app/static/build

@@ -3,6 +3,7 @@ language. Shared by every stage of the lifecycle (pages, notices, receipts, feed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -58,14 +59,32 @@ def moment_text(moment: datetime | None, form: str = "medium", centre=None) -> s
     minutes), long/full/precise (seconds and the zone's offset)."""
     if moment is None:
         return ""
+    return _moment(moment, form, centre_timezone(centre), get_locale())
+
+
+def _moment(moment: datetime, form: str, zone: ZoneInfo, locale) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    zone = centre_timezone(centre)
-    locale = get_locale()
     text = format_datetime(moment, _pattern(locale, form), tzinfo=zone, locale=locale)
     if form in _WITH_ZONE:
         text += f" ({utc_offset(moment, zone)})"
     return text
+
+
+def centre_time_formatter(locale=None) -> Callable[..., str]:
+    """`centre_time` for one page: the locale and the platform's zone resolved once instead
+    of at each of the page's dates (a list page shows 40). Same output."""
+    locale = locale or get_locale()
+    default_zone = platform_timezone()
+
+    def format_centre_time(moment: datetime | None, centre, form: str = "long") -> str:
+        if moment is None:
+            return ""
+        name = getattr(centre, "timezone", None)
+        zone = ZoneInfo(name) if name else default_zone  # ZoneInfo caches its instances
+        return _moment(moment, form, zone, locale)
+
+    return format_centre_time
 
 
 def centre_time(moment: datetime | None, centre, form: str = "long") -> str:

@@ -28,7 +28,7 @@ from app.bids.operations import sealing_summary
 from app.centres.operations import all_centres
 from app.core import cache
 from app.core.boundary import transactional
-from app.core.formatting import centre_time, centre_timezone, file_size
+from app.core.formatting import centre_time, centre_time_formatter, centre_timezone, file_size
 from app.core.forms import ButtonForm
 from app.core.types import timestamp, utcnow
 from app.core.urls import public_url
@@ -96,12 +96,17 @@ def tenders() -> Response:
             results = search_tenders(query)
         except BadQuery as error:
             abort_with(400, error.message)
+        # The labels translated and babel's date patterns looked up once for the page, not
+        # at each row (a missed page's CPU went there: issue 18, bench/README.md).
         fragment = render_template(
             "portal/_tender_list.html",
             query=query,
             results=results,
             centres=all_centres(),
             statuses=PUBLIC_STATUS_ORDER,
+            CATEGORIES={value: str(label) for value, label in CATEGORIES.items()},
+            STATUS_LABELS={value: str(label) for value, label in STATUS_LABELS.items()},
+            centre_time=centre_time_formatter(get_locale()),
         )
         cache.store(key, fragment)
     else:

@@ -148,3 +148,26 @@ def test_a_stored_english_reason_is_read_back_translated(app):
     with app.test_request_context(), force_locale("ko"):
         other = render_template_string("{{ r|label('opening_reason') }}", r="something else")
     assert other == "something else"
+
+
+@pytest.mark.parametrize("locale", ["en", "ko", "zh_Hans"])
+def test_page_formatter_writes_what_centre_time_writes(app, locale):
+    """The list page's formatter (patterns looked up once) matches `centre_time` exactly."""
+    from types import SimpleNamespace
+
+    from app.core.formatting import centre_time, centre_time_formatter
+
+    moments = [
+        datetime(2026, 11, 27, 1, 30, tzinfo=UTC),
+        datetime(2026, 3, 29, 0, 59, 59),  # naive: UTC
+        datetime(2026, 12, 31, 23, 0, tzinfo=UTC),  # another day in the centre's zone
+        None,
+    ]
+    centres = [None, SimpleNamespace(timezone="Europe/Berlin"), SimpleNamespace(timezone="")]
+    with app.test_request_context(), force_locale(locale):
+        formatter = centre_time_formatter()
+        for moment in moments:
+            for centre in centres:
+                for form in ("short", "medium", "long", "full"):
+                    assert formatter(moment, centre, form) == centre_time(moment, centre, form)
+        assert formatter(moments[0], None) == centre_time(moments[0], None)

@@ -202,6 +202,35 @@ def test_mapped_reader_slides_over_many_windows(tender_key, tmp_path: Path, monk
         assert handle.read() == b""  # left at the end
 
 
+def test_mapped_reader_hashes_every_window_in_parallel(
+    tender_key, tmp_path: Path, monkeypatch
+) -> None:
+    """The receipt hash computed by the hashing thread over sliding windows is the file's."""
+    monkeypatch.setattr(env._MappedChunks, "WINDOW", 4096)
+    technical = random.Random(5).randbytes(50_000)
+    data, sealed = seal_bytes(tender_key, technical=technical, chunk_size=1024)
+    path = tmp_path / "bid.env"
+    path.write_bytes(data)
+    with open(path, "rb") as handle:
+        result = env.decrypt_envelope(
+            handle, tender_key, lambda name: io.BytesIO(), expected_sha256=sealed.sha256
+        )
+    assert result.sha256 == hashlib.sha256(data).hexdigest() == sealed.sha256
+    # A wrong receipt hash on intact bytes: the parallel hash catches it.
+    other = hashlib.sha256(b"another envelope").hexdigest()
+    with open(path, "rb") as handle, pytest.raises(env.EnvelopeHashMismatch):
+        env.decrypt_envelope(handle, tender_key, lambda name: io.BytesIO(), expected_sha256=other)
+    # An altered byte in a late window: the chunk fails, and the stored bytes are not the
+    # receipted ones.
+    altered = bytearray(data)
+    altered[-3000] ^= 1
+    path.write_bytes(altered)
+    with open(path, "rb") as handle, pytest.raises(env.EnvelopeHashMismatch):
+        env.decrypt_envelope(
+            handle, tender_key, lambda name: io.BytesIO(), expected_sha256=sealed.sha256
+        )
+
+
 def test_open_envelope_writes_files_and_modes(tender_key, tmp_path: Path) -> None:
     data, _ = seal_bytes(tender_key, qualifications=(b"one", b""))
     target = tmp_path / "opened"
