@@ -32,7 +32,6 @@ from sqlalchemy import select
 from app.accounts.models import Role, User
 from app.audit import append_event
 from app.bids.models import Bid
-from app.bids.operations import bidder_id
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
@@ -54,11 +53,11 @@ from app.evaluations.queries import (
     evaluated_for_bid,
     evaluated_with_code,
     evaluation_of,
+    flagged_low_bids,
     identities,
     is_chair,
     justification_days,
     lot_draw_order,
-    low_price_flags,
     mapping_digest,
     needs_lot_draw,
     open_checks,
@@ -170,15 +169,14 @@ def start_evaluation(actor: User, tender: Tender, chair: User | None = None) -> 
     )
     db.session.add(current)
     db.session.flush()
-    scored = scoring_file.compute(tender)
-    scoring_file.store(current, scored)
+    input_sha256 = scoring_file.store_review(tender, current)
     _audit(
         "evaluation.started",
         actor,
         tender,
         chair=chair_member.user_id,
         members=[m.user_id for m in experts],
-        input_sha256=scored["result"]["input_sha256"],
+        input_sha256=input_sha256,
     )
     return current
 
@@ -202,7 +200,7 @@ def _evaluated_by_bid(tender: Tender, bid_id: int) -> EvaluatedBid:
 
 def _after_change(tender: Tender, current: Evaluation) -> str:
     """Score the review file again and store it; its input hash."""
-    return scoring_file.store(current, scoring_file.compute(tender))
+    return scoring_file.store_review(tender, current)
 
 
 def overrule(
@@ -311,7 +309,7 @@ def request_justification(
     if evaluated.low_price_status != LowPriceStatus.NONE:
         raise Conflict(_l("A justification was already requested."), code="requested")
     company = db.session.get(Company, db.session.get(Bid, bid_id).company_id)
-    if bidder_id(company) not in low_price_flags(scoring_file.provisional(tender)):
+    if bid_id not in flagged_low_bids(tender):
         raise Conflict(_l("This bid's price is not flagged as abnormally low."), "not_flagged")
     due = utcnow() + timedelta(days=days)
     evaluated.low_price_status = LowPriceStatus.REQUESTED

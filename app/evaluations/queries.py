@@ -33,6 +33,7 @@ from app.evaluations.scoring_file import (
     opened_bids,
     provisional,
     required_checks,
+    several_lots,
     stored_result,
 )
 from app.extensions import db
@@ -148,11 +149,25 @@ def low_price_flags(scored: dict) -> dict[str, list[dict]]:
     return out
 
 
+def flagged_low_bids(tender: Tender, scored: dict | None = None) -> set[int]:
+    """Bid ids whose price is flagged abnormally low in the provisional review file (`scored`
+    when given), or, in a tender of several lots, in its own lot's provisional file."""
+    if scored is not None or not several_lots(tender):
+        flagged = low_price_flags(scored if scored is not None else provisional(tender))
+        return {row.line.bid_id for row in opened_bids(tender) if bidder_id(row.company) in flagged}
+    out: set[int] = set()
+    for lot in several_lots(tender):
+        flagged = low_price_flags(provisional(tender, lot))
+        out.update(
+            row.line.bid_id for row in opened_bids(tender, lot) if bidder_id(row.company) in flagged
+        )
+    return out
+
+
 def open_low_price_questions(tender: Tender, scored: dict | None = None) -> list[int]:
     """Bid ids whose low-price question is open: flagged and not decided, or requested and
     not decided."""
-    scored = scored if scored is not None else provisional(tender)
-    flagged = low_price_flags(scored)
+    flagged = flagged_low_bids(tender, scored)
     decided = (LowPriceStatus.ACCEPTED, LowPriceStatus.REJECTED)
     out = []
     for row in opened_bids(tender):
@@ -160,7 +175,7 @@ def open_low_price_questions(tender: Tender, scored: dict | None = None) -> list
         status = evaluated.low_price_status if evaluated else LowPriceStatus.NONE
         if status in decided:
             continue
-        if bidder_id(row.company) in flagged or status != LowPriceStatus.NONE:
+        if row.line.bid_id in flagged or status != LowPriceStatus.NONE:
             out.append(row.line.bid_id)
     return out
 

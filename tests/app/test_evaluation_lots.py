@@ -1,0 +1,138 @@
+"""The evaluation of a tender divided into lots: one scoring file per lot (the lot's
+reference, its own ceiling, its own opened lines), ranking per lot, then the cross-lot
+award (兼投不兼中) stored with the evaluation and replayable from its record."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+import evaluation as evaluation_lib
+from app.evaluations import operations, scoring_file
+from app.extensions import db
+from app.tenders.models import Lot, Tender, TenderRegistration
+from evaluation.lots import replay
+from tests.factories.bids import submit
+from tests.factories.evaluations import record_bond, seal_bid, seat_panel, use_goods_template
+from tests.factories.opening import custodians, past_opening, staff_of, start, unlock
+from tests.factories.scoring import confirm_review, fill_sheet, lock
+
+# Lot 1 keeps the factory's ceiling (990000.00); lots 2 and 3 have their own.
+CEILINGS = {"2": Decimal("200000.00"), "3": Decimal("300000.00")}
+# company index -> lot -> price; company 0 is the cheapest everywhere it bids.
+PRICES = {
+    0: {"1": "500000.00", "2": "150000.00", "3": "250000.00"},
+    1: {"1": "520000.00", "2": "160000.00", "3": "260000.00"},
+    2: {"1": "510000.00", "2": "250000.00", "3": "270000.00"},  # lot 2: over its ceiling
+}
+
+
+@pytest.fixture(autouse=True)
+def request_context(app):
+    with app.test_request_context():
+        yield
+
+
+def lots_tender(make_tender, make_user, limit: int | None):
+    tender = use_goods_template(make_tender())
+    db.session.add_all(
+        [
+            Lot(tender_id=tender.id, number=n, title=f"Lot {n}", ceiling_price=CEILINGS[str(n)])
+            for n in (2, 3)
+        ]
+    )
+    tender.max_lots_won = limit
+    tender.lot_award_rule = "lot_order"
+    db.session.commit()
+    db.session.refresh(tender)
+    bidders = []
+    for _ in PRICES:
+        user = make_user("bidder")
+        registration = TenderRegistration(
+            tender_id=tender.id, company_id=user.company_id, registered_by_id=user.id
+        )
+        registration.lots = [tender.lot_by_reference(ref) for ref in ("1", "2", "3")]
+        db.session.add(registration)
+        db.session.commit()
+        bidders.append(user)
+    for index, user in enumerate(bidders):
+        for lot, price in PRICES[index].items():
+            submit(tender, user, seal_bid(tender, user, price, lot=lot))
+        record_bond(tender, user)
+    past_opening(tender)
+    start(tender)
+    for custodian in custodians(tender):
+        unlock(tender, custodian)
+    db.session.commit()
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    experts = seat_panel(make_user, tender)
+    operations.start_evaluation(staff_of(tender), tender, chair=experts[0])
+    db.session.commit()
+    return tender, bidders, experts
+
+
+def unblinded(tender, experts):
+    confirm_review(tender, experts[0])
+    for expert in experts:
+        fill_sheet(expert, tender)
+        lock(expert, tender)
+    evaluation = operations.unblind(experts[0], tender)
+    db.session.commit()
+    return evaluation
+
+
+def test_each_lot_is_scored_against_its_own_ceiling_and_lines(make_tender, make_user):
+    tender, bidders, experts = lots_tender(make_tender, make_user, limit=None)
+    evaluation = unblinded(tender, experts)
+    stored = scoring_file.stored_lots(evaluation)
+    assert stored["format"] == scoring_file.LOTS_FORMAT
+    assert [entry["lot"] for entry in stored["lots"]] == ["1", "2", "3"]
+    ids = [b.company.registration_number for b in bidders]
+    for entry in stored["lots"]:
+        scored = evaluation_lib.parse_json(json.dumps(entry["scoring_file"]))
+        assert evaluation_lib.verify(scored) == []
+        assert scored["tender"]["lot"] == entry["lot"]
+        ceiling = CEILINGS.get(entry["lot"], Decimal("990000.00"))
+        assert Decimal(scored["ceiling_price"]) == ceiling
+        prices = {b["id"]: b["price"] for b in scored["bids"]}
+        assert prices == {ids[i]: PRICES[i][entry["lot"]] for i in PRICES}
+        assert scored["result"]["ranking"][0]["bid"] == ids[0]
+    lot_2 = stored["lots"][1]["scoring_file"]["result"]
+    compliant = {b["id"]: b["compliant"] for b in lot_2["bids"]}
+    assert compliant == {ids[0]: True, ids[1]: True, ids[2]: False}  # over lot 2's ceiling
+    assert ids[2] not in [r["bid"] for r in lot_2["ranking"]]
+    # Without a limit each lot goes to its first-ranked bidder.
+    award = stored["award"]
+    assert {a["lot"]: a["winner"] for a in award["result"]["lots"]} == dict.fromkeys(
+        ["1", "2", "3"], ids[0]
+    )
+    assert replay(award) == []
+
+
+def test_the_limit_across_lots_is_applied_and_recorded(make_tender, make_user):
+    tender, bidders, experts = lots_tender(make_tender, make_user, limit=1)
+    evaluation = unblinded(tender, experts)
+    award = scoring_file.stored_lots(evaluation)["award"]
+    assert award["limit"] == 1 and award["rule"] == "lot_order"
+    ids = [b.company.registration_number for b in bidders]
+    winners = {a["lot"]: a["winner"] for a in award["result"]["lots"]}
+    # Company 0 tops every lot but may win one: lot 1 (lot order); lot 2 goes to company 1
+    # (company 2 is over lot 2's ceiling); lot 3 to the best bidder left under its limit.
+    assert winners["1"] == ids[0] and winners["2"] == ids[1]
+    assert winners["3"] == ids[2]
+    assert replay(award) == []
+    # Tampering with the recorded result is found by the replay.
+    award["result"]["lots"][2]["winner"] = ids[0]
+    assert replay(award) != []
+
+
+def test_a_tender_of_one_lot_keeps_one_scoring_file(make_tender, make_user):
+    from tests.factories.scoring import scoring_tender
+
+    setup = scoring_tender(make_tender, make_user, ["500000.00", "520000.00", "510000.00"])
+    evaluation = operations.evaluation_of(setup.tender)
+    assert evaluation.lots_json is None and scoring_file.stored_lots(evaluation) is None
+    assert scoring_file.score_lots(setup.tender) == []
