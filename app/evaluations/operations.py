@@ -32,6 +32,7 @@ from sqlalchemy import select
 from app.accounts.models import Role, User
 from app.audit import append_event
 from app.bids.models import Bid
+from app.bids.operations import bidder_id
 from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.types import utcnow
@@ -949,6 +950,8 @@ def draw_lots(actor: User, tender: Tender) -> Evaluation:
     evaluation = _evaluation(tender, {EvaluationStage.UNBLINDED})
     if not needs_lot_draw(evaluation):
         raise Conflict(_l("No tie needs a lot draw."), code="no_tie")
+    if evaluation.lots_json:
+        return _draw_lots_per_lot(actor, tender, evaluation)
     result = json.loads(evaluation.scoring_json)["result"]
     seed = evaluation.scoring_sha256
     groups = [list(group["bids"]) for tie in result["ties"] for group in tie["needs_draw"]]
@@ -969,6 +972,41 @@ def draw_lots(actor: User, tender: Tender) -> Evaluation:
         object_id=tender.id,
         centre_id=tender.centre_id,
         data={"seed": seed, "groups": drawn, "scoring_sha256": evaluation.scoring_sha256},
+    )
+    return evaluation
+
+
+def _draw_lots_per_lot(actor: User, tender: Tender, evaluation: Evaluation) -> Evaluation:
+    """`draw_lots` in a tender of several lots: each lot's ties are drawn within that lot,
+    seeded by that lot's scoring-file input hash; the lots and the award are recomputed."""
+    lots = {lot.reference: lot for lot in scoring_file.several_lots(tender)}
+    drawn = []
+    for entry in json.loads(evaluation.lots_json)["lots"]:
+        result = entry["scoring_file"]["result"]
+        groups = [list(g["bids"]) for tie in result["ties"] for g in tie["needs_draw"]]
+        if not groups:
+            continue
+        seed = result["input_sha256"]
+        rows = {
+            bidder_id(row.company): row.evaluated
+            for row in scoring_file.opened_bids(tender, lots[entry["lot"]])
+        }
+        orders = []
+        for group in groups:
+            order = lot_draw_order(seed, group)
+            for position, bidder in enumerate(order, start=1):
+                rows[bidder].lot_draw = position
+            orders.append(order)
+        drawn.append({"lot": entry["lot"], "seed": seed, "groups": orders})
+    db.session.flush()
+    scoring_file.store_final_result(tender, evaluation, panel_sheets(tender))
+    append_event(
+        "evaluation.lot_drawn",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"lots": drawn, "scoring_sha256": evaluation.scoring_sha256},
     )
     return evaluation
 

@@ -337,6 +337,12 @@ def lot_draw_order(scoring_sha256: str, group: list[str]) -> list[str]:
 
 
 def needs_lot_draw(evaluation: Evaluation) -> bool:
+    """Whether a tie needs a lot draw (in any lot of a tender of several lots)."""
+    if evaluation.lots_json:
+        return any(
+            entry["scoring_file"]["result"]["outcome"]["status"] == "needs_draw"
+            for entry in json.loads(evaluation.lots_json)["lots"]
+        )
     if not evaluation.scoring_json:
         return False
     return json.loads(evaluation.scoring_json)["result"]["outcome"]["status"] == "needs_draw"

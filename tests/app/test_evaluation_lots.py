@@ -8,10 +8,14 @@ import json
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 
 import evaluation as evaluation_lib
-from app.evaluations import operations, scoring_file
+from app.audit.models import AuditEvent
+from app.core.errors import Conflict
+from app.evaluations import operations, queries, scoring_file
 from app.extensions import db
+from app.opening.models import EvaluatedBid
 from app.tenders.models import Lot, Tender, TenderRegistration
 from evaluation.lots import replay
 from tests.factories.bids import submit
@@ -35,7 +39,7 @@ def request_context(app):
         yield
 
 
-def lots_tender(make_tender, make_user, limit: int | None):
+def lots_tender(make_tender, make_user, limit: int | None, prices=PRICES):
     tender = use_goods_template(make_tender())
     db.session.add_all(
         [
@@ -48,7 +52,7 @@ def lots_tender(make_tender, make_user, limit: int | None):
     db.session.commit()
     db.session.refresh(tender)
     bidders = []
-    for _ in PRICES:
+    for _ in prices:
         user = make_user("bidder")
         registration = TenderRegistration(
             tender_id=tender.id, company_id=user.company_id, registered_by_id=user.id
@@ -58,7 +62,7 @@ def lots_tender(make_tender, make_user, limit: int | None):
         db.session.commit()
         bidders.append(user)
     for index, user in enumerate(bidders):
-        for lot, price in PRICES[index].items():
+        for lot, price in prices[index].items():
             submit(tender, user, seal_bid(tender, user, price, lot=lot))
         record_bond(tender, user)
     past_opening(tender)
@@ -136,3 +140,33 @@ def test_a_tender_of_one_lot_keeps_one_scoring_file(make_tender, make_user):
     evaluation = operations.evaluation_of(setup.tender)
     assert evaluation.lots_json is None and scoring_file.stored_lots(evaluation) is None
     assert scoring_file.score_lots(setup.tender) == []
+
+
+def test_a_tie_is_drawn_within_its_own_lot(make_tender, make_user):
+    tied = {i: dict(PRICES[i]) for i in PRICES}
+    tied[1]["3"] = tied[0]["3"]  # companies 0 and 1 level in lot 3 only
+    tender, _bidders, experts = lots_tender(make_tender, make_user, limit=None, prices=tied)
+    evaluation = unblinded(tender, experts)
+    assert queries.needs_lot_draw(evaluation)
+    with pytest.raises(Conflict) as refused:
+        operations.finalise(experts[0], tender)
+    assert refused.value.code == "needs_draw"
+    db.session.rollback()
+    lot_3 = scoring_file.stored_lots(evaluation)["lots"][2]["scoring_file"]["result"]
+    seed = lot_3["input_sha256"]
+    group = next(list(g["bids"]) for tie in lot_3["ties"] for g in tie["needs_draw"])
+    operations.draw_lots(experts[0], tender)
+    db.session.commit()
+    assert not queries.needs_lot_draw(evaluation)
+    winner, second = queries.lot_draw_order(seed, group)
+    stored = scoring_file.stored_lots(evaluation)
+    ranks = {r["bid"]: r["rank"] for r in stored["lots"][2]["scoring_file"]["result"]["ranking"]}
+    assert ranks[winner] < ranks[second]
+    assert {a["lot"]: a["winner"] for a in stored["award"]["result"]["lots"]}["3"] == winner
+    # Only lot 3's bids were drawn.
+    drawn = db.session.scalars(select(EvaluatedBid).where(EvaluatedBid.lot_draw.is_not(None)))
+    assert len(list(drawn)) == 2
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "evaluation.lot_drawn"))
+    assert json.loads(event.data)["lots"] == [
+        {"lot": "3", "seed": seed, "groups": [[winner, second]]}
+    ]
