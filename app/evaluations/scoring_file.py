@@ -34,15 +34,20 @@ from app.tender_templates import normalize_locale, to_scoring_config
 from app.tender_templates.rendering import localized
 from app.tenders.models import BondRecord, Lot, Tender, TenderRegistration
 from app.tenders.operations import template_document
-from evaluation.lots import AwardInput, AwardRule, LotRanking, Ranked, award_lots, award_to_json
+from evaluation.lots import (
+    LOTS_FORMAT,
+    AwardInput,
+    AwardRule,
+    award_lots,
+    award_to_json,
+    lot_ranking_of,
+)
 from evaluation.model import TechnicalCriterion
 
 AUTOMATIC_CHECKS = ("signed_and_sealed", "technical_part_anonymous", "commercial_part_valid")
 # Failed by the opening when the commercial part broke the tender's form (the line's reason).
 COMMERCIAL_CHECK = "commercial_part_valid"
 DEFAULT_OUTLIER_PCT = Decimal(30)
-# `Evaluation.lots_json`: one scoring file per lot, in lot order, and the cross-lot award.
-LOTS_FORMAT = "fairbid-lots-evaluation/1"
 _FIELD_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}", re.ASCII)
 
 
@@ -394,25 +399,6 @@ def store_review(tender: Tender, evaluation: Evaluation) -> str:
 # --- a tender of several lots --------------------------------------------------------------
 
 
-def lot_ranking(reference: str, scored: Mapping[str, Any]) -> LotRanking:
-    """A lot's ranking (compliant bids, best first) as the cross-lot award reads it: the
-    bidder id, its total score (None without points) and the price the ranking uses (the
-    evaluated price where the method has one)."""
-    result = scored["result"]
-    bids = {bid["id"]: bid for bid in result["bids"]}
-    ranked = []
-    for entry in result["ranking"]:
-        bid = bids[entry["bid"]]
-        price = bid.get("evaluated_price") or bid.get("price")
-        if price is None:
-            raise ValueError(f"lot {reference}: ranked bid {entry['bid']} has no price")
-        total = bid.get("total")
-        ranked.append(
-            Ranked(entry["bid"], None if total is None else Decimal(total), Decimal(price))
-        )
-    return LotRanking(reference, tuple(ranked))
-
-
 def score_lots(
     tender: Tender,
     technical: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
@@ -428,7 +414,7 @@ def score_lots(
 def award_document(tender: Tender, scored_lots: Sequence[tuple[Lot, Mapping]]) -> dict:
     """The cross-lot award step (format `fairbid-lot-award/1`: input, result and trace),
     from each lot's ranking, the tender's limit and rule."""
-    rankings = tuple(lot_ranking(lot.reference, scored) for lot, scored in scored_lots)
+    rankings = tuple(lot_ranking_of(lot.reference, scored) for lot, scored in scored_lots)
     rule = AwardRule(tender.lot_award_rule)
     award = award_lots(rankings, tender.max_lots_won, rule)
     return award_to_json(AwardInput(rankings, tender.max_lots_won, rule), award)

@@ -17,6 +17,7 @@ from app.evaluations import operations, queries, scoring_file
 from app.extensions import db
 from app.opening.models import EvaluatedBid
 from app.tenders.models import Lot, Tender, TenderRegistration
+from evaluation.__main__ import main as evaluation_cli
 from evaluation.lots import replay
 from tests.factories.bids import submit
 from tests.factories.evaluations import record_bond, seal_bid, seat_panel, use_goods_template
@@ -170,3 +171,24 @@ def test_a_tie_is_drawn_within_its_own_lot(make_tender, make_user):
     assert json.loads(event.data)["lots"] == [
         {"lot": "3", "seed": seed, "groups": [[winner, second]]}
     ]
+
+
+def test_python_m_evaluation_verify_checks_every_lot_and_the_award(
+    make_tender, make_user, tmp_path, capsys
+):
+    tender, _bidders, experts = lots_tender(make_tender, make_user, limit=1)
+    evaluation = unblinded(tender, experts)
+    good = tmp_path / "lots.json"
+    good.write_text(evaluation.lots_json, encoding="utf-8")
+    assert evaluation_cli(["verify", str(good)]) == 0
+    assert "every lot (1, 2, 3) and the award" in capsys.readouterr().out
+    # A lot's recorded ranking changed, and an award whose input is not the lots' rankings.
+    doc = json.loads(evaluation.lots_json)
+    doc["lots"][1]["scoring_file"]["result"]["ranking"].reverse()
+    doc["award"]["lots"][0]["ranking"][0]["price"] = "1.00"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    assert evaluation_cli(["verify", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "lot 2: $.result.ranking" in out
+    assert "award: its input is not the lots' rankings" in out
