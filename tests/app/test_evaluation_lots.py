@@ -13,7 +13,7 @@ from sqlalchemy import select
 import evaluation as evaluation_lib
 from app.audit.models import AuditEvent
 from app.core.errors import Conflict
-from app.evaluations import operations, queries, scoring_file
+from app.evaluations import operations, presentation, queries, scoring_file
 from app.extensions import db
 from app.opening.models import EvaluatedBid
 from app.tenders.models import Lot, Tender, TenderRegistration
@@ -192,3 +192,26 @@ def test_python_m_evaluation_verify_checks_every_lot_and_the_award(
     out = capsys.readouterr().out
     assert "lot 2: $.result.ranking" in out
     assert "award: its input is not the lots' rankings" in out
+
+
+def test_the_review_shows_each_lots_price_working_and_each_bids_lot(app, make_tender, make_user):
+    from tests.conftest import AuthActions
+
+    tender, bidders, experts = lots_tender(make_tender, make_user, limit=1)
+    data = presentation.review_data(tender)
+    assert data["price"] is None
+    assert [part["lot"] for part in data["lots"]] == ["1", "2", "3"]
+    by_lot: dict[str, list] = {}
+    for bid in data["bids"]:
+        by_lot.setdefault(bid["lot"], []).append(bid)
+    assert {lot: len(rows) for lot, rows in by_lot.items()} == {"1": 3, "2": 3, "3": 3}
+    over = next(b for b in by_lot["2"] if b["company"] == bidders[2].company.name)
+    assert over["price"] == "250000.00" and over["compliant"] is False
+    assert any("200000.00" in r["message"] for r in over["reasons"])  # lot 2's ceiling
+    same_company = next(b for b in by_lot["1"] if b["company"] == bidders[2].company.name)
+    assert same_company["compliant"] is not False  # lot 1's ceiling is 990000.00
+    client = app.test_client()
+    AuthActions(client).login(experts[0])
+    page = client.get(f"/evaluations/tenders/{tender.id}").get_data(as_text=True)
+    assert page.count('<section data-lot="') == 3
+    assert page.count("Lot 2: Lot 2") == 4  # its price working and its three bids
