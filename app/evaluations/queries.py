@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask import current_app
@@ -358,24 +359,70 @@ class ResultLine:
 
 
 @dataclass
-class Results:
-    evaluation: Evaluation
-    document: dict
+class LotResults:
+    """One lot's results in a tender of several lots, with its winner under the award
+    across lots (None: the lot has no winner)."""
+
+    lot: str
+    title: str
+    document: dict  # the lot's scoring file
     lines: list[ResultLine]
     candidates: list[ResultLine]
+    winner: ResultLine | None
 
 
-def results_of(evaluation: Evaluation, tender: Tender) -> Results:
-    document = json.loads(evaluation.scoring_json)
-    result = document["result"]
+@dataclass
+class Results:
+    evaluation: Evaluation
+    document: dict  # the scoring file; for several lots, `Evaluation.lots_json`
+    lines: list[ResultLine]
+    candidates: list[ResultLine]
+    lots: list[LotResults] = field(default_factory=list)  # several lots only
+    award: dict | None = None  # the award across lots (several lots only)
+
+
+def _ranked(
+    result: dict, ids: Iterable[tuple[str, str, Company]]
+) -> tuple[list[ResultLine], list[ResultLine]]:
     by_bidder = {r["id"]: r for r in result["bids"]}
     lines = [
         ResultLine(
             by_bidder.get(bidder, {}).get("rank"), code, bidder, company, by_bidder.get(bidder, {})
         )
-        for code, bidder, company in identities(tender)
+        for code, bidder, company in ids
     ]
     lines.sort(key=lambda line: (line.rank is None, line.rank or 0, line.code))
     order = {bidder: i for i, bidder in enumerate(result["outcome"].get("candidates", []))}
     candidates = sorted((x for x in lines if x.bidder in order), key=lambda x: order[x.bidder])
-    return Results(evaluation, document, lines, candidates[:3])
+    return lines, candidates[:3]
+
+
+def results_of(evaluation: Evaluation, tender: Tender) -> Results:
+    if evaluation.lots_json:
+        return _lot_results(evaluation, tender)
+    document = json.loads(evaluation.scoring_json)
+    lines, candidates = _ranked(document["result"], identities(tender))
+    return Results(evaluation, document, lines, candidates)
+
+
+def _lot_results(evaluation: Evaluation, tender: Tender) -> Results:
+    document = json.loads(evaluation.lots_json)
+    lots = {lot.reference: lot for lot in tender.lots}
+    lot_of_bid = dict(
+        db.session.execute(select(Bid.id, Bid.lot_id).where(Bid.tender_id == tender.id)).all()
+    )
+    by_lot: dict[int | None, list[tuple[str, str, Company]]] = {}
+    for row, identity in zip(bids_by_code(tender), identities(tender), strict=True):
+        by_lot.setdefault(lot_of_bid.get(row.bid_id), []).append(identity)
+    awarded = {a["lot"]: a for a in document["award"]["result"]["lots"]}
+    out = []
+    for entry in document["lots"]:
+        lot = lots[entry["lot"]]
+        lines, candidates = _ranked(entry["scoring_file"]["result"], by_lot.get(lot.id, []))
+        winner_id = awarded.get(entry["lot"], {}).get("winner")
+        winner = next((line for line in lines if line.bidder == winner_id), None)
+        out.append(
+            LotResults(entry["lot"], lot.title, entry["scoring_file"], lines, candidates, winner)
+        )
+    every_line = [line for lot in out for line in lot.lines]
+    return Results(evaluation, document, every_line, [], out, document["award"])

@@ -215,3 +215,22 @@ def test_the_review_shows_each_lots_price_working_and_each_bids_lot(app, make_te
     page = client.get(f"/evaluations/tenders/{tender.id}").get_data(as_text=True)
     assert page.count('<section data-lot="') == 3
     assert page.count("Lot 2: Lot 2") == 4  # its price working and its three bids
+
+
+def test_the_results_show_each_lot_and_its_winner_under_the_limit(app, make_tender, make_user):
+    from tests.conftest import AuthActions
+
+    tender, bidders, experts = lots_tender(make_tender, make_user, limit=1)
+    unblinded(tender, experts)
+    outcome = operations.results(experts[0], tender)
+    assert [lot.lot for lot in outcome.lots] == ["1", "2", "3"]
+    names = [b.company.name for b in bidders]
+    assert [lot.winner.company.name for lot in outcome.lots] == names
+    assert all(len(lot.lines) == 3 for lot in outcome.lots)
+    # Company 0 is first in lot 2 but wins lot 1 only.
+    assert outcome.lots[1].lines[0].company.name == names[0]
+    client = app.test_client()
+    AuthActions(client).login(experts[0])
+    page = client.get(f"/scoring/tenders/{tender.id}/results").get_data(as_text=True)
+    assert page.count('<section data-lot="') == 3
+    assert f"Winner under the limit across lots: {names[1]}" in page
