@@ -234,3 +234,17 @@ def test_the_results_show_each_lot_and_its_winner_under_the_limit(app, make_tend
     page = client.get(f"/scoring/tenders/{tender.id}/results").get_data(as_text=True)
     assert page.count('<section data-lot="') == 3
     assert f"Winner under the limit across lots: {names[1]}" in page
+
+
+def test_a_lot_failed_at_the_opening_has_an_empty_file_and_no_winner(make_tender, make_user):
+    thin = {i: {k: v for k, v in PRICES[i].items() if k != "3" or i == 0} for i in PRICES}
+    tender, bidders, experts = lots_tender(make_tender, make_user, limit=None, prices=thin)
+    evaluation = unblinded(tender, experts)
+    stored = scoring_file.stored_lots(evaluation)
+    lot_3 = stored["lots"][2]["scoring_file"]
+    assert lot_3["tender"]["lot"] == "3" and lot_3["bids"] == []
+    assert lot_3["result"]["ranking"] == []
+    winners = {a["lot"]: a["winner"] for a in stored["award"]["result"]["lots"]}
+    assert winners["3"] is None and winners["1"] == bidders[0].company.registration_number
+    outcome = operations.results(experts[0], tender)
+    assert outcome.lots[2].winner is None and outcome.lots[2].lines == []
