@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from evaluation.lots import LOTS_FORMAT
 from evaluation.model import ScoringFileError
 from evaluation.scoring_file import (
     FORMAT_HELP,
@@ -271,6 +272,26 @@ def _check_signatures(
     return None
 
 
+def _verify_lots(doc: dict, name: str) -> int:
+    """`verify` of the evaluation of a tender divided into lots (every lot's scoring file,
+    then the award across lots)."""
+    from evaluation.lots import LotAwardError, verify_lots
+
+    try:
+        differences = verify_lots(doc)
+    except LotAwardError as exc:
+        print(f"error: {name} is not a usable evaluation of lots: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    if differences:
+        print(f"{name}: {len(differences)} difference(s) from the recomputation:")
+        for difference in differences:
+            print(f"  {difference}")
+        return EXIT_DIFFERENT
+    lots = ", ".join(str(entry.get("lot")) for entry in doc["lots"])
+    print(f"{name}: verified, every lot ({lots}) and the award match the recomputation")
+    return EXIT_OK
+
+
 def _lot_of(doc: object) -> str:
     """ " (lot REF)" for a scoring file of one lot of a tender divided into lots."""
     tender = doc.get("tender") if isinstance(doc, dict) else None
@@ -336,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             validate(doc)
             print(f"{args.file}: valid scoring file")
             return EXIT_OK
+        if isinstance(doc, dict) and doc.get("format") == LOTS_FORMAT:
+            return _verify_lots(doc, args.file)
         differences = verify(doc)
     except ScoringFileError as exc:
         print(f"error: {args.file} is not a valid scoring file:", file=sys.stderr)

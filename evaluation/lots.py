@@ -602,3 +602,66 @@ def input_from_json(doc: Mapping[str, Any]) -> AwardInput:
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LotAwardError(f"not a lot-award document: {exc}") from exc
     return _checked(AwardInput(lots, limit, rule))
+
+
+# -- the evaluation of a tender divided into lots ------------------------------------------
+
+# One scoring file per lot, in lot order, and the award made from their rankings:
+# {"format", "input_sha256", "lots": [{"lot": REF, "scoring_file": {...}}], "award": {...}}.
+LOTS_FORMAT = "fairbid-lots-evaluation/1"
+
+
+def lot_ranking_of(reference: str, scored: Mapping[str, Any]) -> LotRanking:
+    """A lot's ranking as the award reads it, from the lot's scored file: the compliant bids
+    best first (the file's ``result.ranking``), each with its bidder id, total score (None
+    without points) and the price the ranking uses (the evaluated price when there is one).
+    Raises ``LotAwardError`` when a ranked bid has no price."""
+    result = scored["result"]
+    bids = {bid["id"]: bid for bid in result["bids"]}
+    ranked = []
+    for entry in result["ranking"]:
+        bid = bids.get(entry["bid"])
+        price = None if bid is None else (bid.get("evaluated_price") or bid.get("price"))
+        if price is None:
+            raise LotAwardError(f"lot {reference}: ranked bid {entry['bid']} has no price")
+        total = bid.get("total")
+        ranked.append(
+            Ranked(
+                entry["bid"], None if total is None else parse_decimal(total), parse_decimal(price)
+            )
+        )
+    return LotRanking(reference, tuple(ranked))
+
+
+def verify_lots(doc: Mapping[str, Any]) -> list[str]:
+    """Check an evaluation of several lots (``LOTS_FORMAT``): recompute every lot's scoring
+    file, check that the award's input is the lots' rankings (same lots, same order) and
+    replay the award. The list of differences (empty: verified). Raises
+    ``ScoringFileError`` for a lot file that is not a valid scoring file."""
+    from evaluation.scoring_file import verify
+
+    differences: list[str] = []
+    lots = doc.get("lots")
+    award = doc.get("award")
+    if (
+        doc.get("format") != LOTS_FORMAT
+        or not isinstance(lots, list)
+        or not isinstance(award, Mapping)
+    ):
+        return [f"not a {LOTS_FORMAT} document (format, lots and award are needed)"]
+    rankings = []
+    for index, entry in enumerate(lots):
+        reference = str(entry.get("lot"))
+        scored = entry.get("scoring_file") or {}
+        named = (scored.get("tender") or {}).get("lot")
+        if named != reference:
+            differences.append(
+                f"lots[{index}]: the scoring file names lot {named!r}, not {reference!r}"
+            )
+        differences.extend(f"lot {reference}: {d}" for d in verify(scored))
+        rankings.append(lot_ranking_of(reference, scored))
+    expected = input_to_json(AwardInput(tuple(rankings), None, AwardRule.LOT_ORDER))["lots"]
+    if award.get("lots") != expected:
+        differences.append("award: its input is not the lots' rankings")
+    differences.extend(f"award: {d}" for d in replay(award))
+    return differences

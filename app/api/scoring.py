@@ -293,9 +293,23 @@ def _results_json(outcome: Results) -> dict:
         "unblinded_at": _iso(evaluation.unblinded_at),
         "finalised_at": _iso(evaluation.finalised_at),
         "scoring_sha256": evaluation.scoring_sha256,
-        "outcome": outcome.document["result"]["outcome"],
+        "outcome": outcome.document["result"]["outcome"] if not outcome.lots else None,
         "candidates": [line_json(line) for line in outcome.candidates],
         "ranking": [line_json(line) for line in outcome.lines],
+        # A tender of several lots: each lot's outcome, candidates, ranking and winner under
+        # the award across lots (whose input, result and trace follow).
+        "lots": [
+            {
+                "lot": lot.lot,
+                "title": lot.title,
+                "outcome": lot.document["result"]["outcome"],
+                "candidates": [line_json(line) for line in lot.candidates],
+                "ranking": [line_json(line) for line in lot.lines],
+                "winner": None if lot.winner is None else line_json(lot.winner),
+            }
+            for lot in outcome.lots
+        ],
+        "award": outcome.award,
     }
 
 

@@ -1,7 +1,8 @@
-"""Evaluation rows. One `Evaluation` per tender; one `ScoreSheet` per panel member with a
-`TechnicalScore` per (evaluated bid, criterion). The evaluated bids themselves (one per
-opened bid, under the random technical code experts see instead of a name) are made when
-the bids are opened: `app.opening.models.EvaluatedBid`."""
+"""Evaluation rows. One `Evaluation` per tender (a tender of several lots keeps its
+per-lot scoring files and the cross-lot award in `lots_json`); one `ScoreSheet` per panel
+member with a `TechnicalScore` per (evaluated bid, criterion). The evaluated bids
+themselves (one per opened bid, under the random technical code experts see instead of a
+name) are made when the bids are opened: `app.opening.models.EvaluatedBid`."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ class Evaluation(db.Model):
     # The last complete scoring file (canonical JSON, input and result) and its input hash.
     scoring_json: Mapped[str | None] = mapped_column(Text)
     scoring_sha256: Mapped[str | None] = mapped_column(String(64))
+    # A tender divided into lots (NULL otherwise): one scoring file per lot and the
+    # cross-lot award (canonical JSON, `app.evaluations.scoring_file.LOTS_FORMAT`).
+    lots_json: Mapped[str | None] = mapped_column(Text)
 
 
 class ScoreSheet(db.Model):

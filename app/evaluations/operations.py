@@ -55,11 +55,11 @@ from app.evaluations.queries import (
     evaluated_for_bid,
     evaluated_with_code,
     evaluation_of,
+    flagged_low_bids,
     identities,
     is_chair,
     justification_days,
     lot_draw_order,
-    low_price_flags,
     mapping_digest,
     needs_lot_draw,
     open_checks,
@@ -171,15 +171,14 @@ def start_evaluation(actor: User, tender: Tender, chair: User | None = None) -> 
     )
     db.session.add(current)
     db.session.flush()
-    scored = scoring_file.compute(tender)
-    scoring_file.store(current, scored)
+    input_sha256 = scoring_file.store_review(tender, current)
     _audit(
         "evaluation.started",
         actor,
         tender,
         chair=chair_member.user_id,
         members=[m.user_id for m in experts],
-        input_sha256=scored["result"]["input_sha256"],
+        input_sha256=input_sha256,
     )
     return current
 
@@ -203,7 +202,7 @@ def _evaluated_by_bid(tender: Tender, bid_id: int) -> EvaluatedBid:
 
 def _after_change(tender: Tender, current: Evaluation) -> str:
     """Score the review file again and store it; its input hash."""
-    return scoring_file.store(current, scoring_file.compute(tender))
+    return scoring_file.store_review(tender, current)
 
 
 def overrule(
@@ -312,7 +311,7 @@ def request_justification(
     if evaluated.low_price_status != LowPriceStatus.NONE:
         raise Conflict(_l("A justification was already requested."), code="requested")
     company = db.session.get(Company, db.session.get(Bid, bid_id).company_id)
-    if bidder_id(company) not in low_price_flags(scoring_file.provisional(tender)):
+    if bid_id not in flagged_low_bids(tender):
         raise Conflict(_l("This bid's price is not flagged as abnormally low."), "not_flagged")
     due = utcnow() + timedelta(days=days)
     evaluated.low_price_status = LowPriceStatus.REQUESTED
@@ -952,6 +951,8 @@ def draw_lots(actor: User, tender: Tender) -> Evaluation:
     evaluation = _evaluation(tender, {EvaluationStage.UNBLINDED})
     if not needs_lot_draw(evaluation):
         raise Conflict(_l("No tie needs a lot draw."), code="no_tie")
+    if evaluation.lots_json:
+        return _draw_lots_per_lot(actor, tender, evaluation)
     result = json.loads(evaluation.scoring_json)["result"]
     seed = evaluation.scoring_sha256
     groups = [list(group["bids"]) for tie in result["ties"] for group in tie["needs_draw"]]
@@ -972,6 +973,41 @@ def draw_lots(actor: User, tender: Tender) -> Evaluation:
         object_id=tender.id,
         centre_id=tender.centre_id,
         data={"seed": seed, "groups": drawn, "scoring_sha256": evaluation.scoring_sha256},
+    )
+    return evaluation
+
+
+def _draw_lots_per_lot(actor: User, tender: Tender, evaluation: Evaluation) -> Evaluation:
+    """`draw_lots` in a tender of several lots: each lot's ties are drawn within that lot,
+    seeded by that lot's scoring-file input hash; the lots and the award are recomputed."""
+    lots = {lot.reference: lot for lot in scoring_file.several_lots(tender)}
+    drawn = []
+    for entry in json.loads(evaluation.lots_json)["lots"]:
+        result = entry["scoring_file"]["result"]
+        groups = [list(g["bids"]) for tie in result["ties"] for g in tie["needs_draw"]]
+        if not groups:
+            continue
+        seed = result["input_sha256"]
+        rows = {
+            bidder_id(row.company): row.evaluated
+            for row in scoring_file.opened_bids(tender, lots[entry["lot"]])
+        }
+        orders = []
+        for group in groups:
+            order = lot_draw_order(seed, group)
+            for position, bidder in enumerate(order, start=1):
+                rows[bidder].lot_draw = position
+            orders.append(order)
+        drawn.append({"lot": entry["lot"], "seed": seed, "groups": orders})
+    db.session.flush()
+    scoring_file.store_final_result(tender, evaluation, panel_sheets(tender))
+    append_event(
+        "evaluation.lot_drawn",
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"lots": drawn, "scoring_sha256": evaluation.scoring_sha256},
     )
     return evaluation
 

@@ -35,6 +35,8 @@ from app.evaluations.scoring_file import (
     opened_bids,
     provisional,
     required_checks,
+    several_lots,
+    stored_lots,
     template_of,
 )
 from app.extensions import db
@@ -215,15 +217,46 @@ def _check_rows(tender: Tender, evaluated: EvaluatedBid | None, blind: bool) -> 
     return rows
 
 
+def _price_working(result: dict, names: dict[str, str], description: str) -> dict:
+    price = dict(result.get("price") or {})
+    price["description"] = description
+    working = []
+    for item in price.get("bids", []):
+        working.append({**item, "company": names.get(item.get("bid"), item.get("bid"))})
+    price["bids"] = working
+    price["dropped"] = [
+        {**d, "company": names.get(d.get("bid"), d.get("bid"))} for d in price.get("dropped", [])
+    ]
+    price["valid_prices"] = [
+        {**v, "company": names.get(v.get("bid"), v.get("bid"))}
+        for v in price.get("valid_prices", [])
+    ]
+    return price
+
+
 def review_data(tender: Tender) -> dict:
     """Everything the review page shows, keyed by the public opening sequence (bid id) and
     the company name; never a technical code."""
     current = evaluation_of(tender)
     in_review = current is not None and current.stage == EvaluationStage.REVIEW
-    scored = provisional(tender) if (current is None or in_review) else review_result(tender)
-    result = scored["result"]
-    by_id = {b["id"]: b for b in result["bids"]}
-    flags = low_price_flags(scored)
+    lots = several_lots(tender)
+    # One scored file per lot (by lot id; None: the tender's one file).
+    if not lots:
+        scored_by_lot = {
+            None: provisional(tender) if (current is None or in_review) else review_result(tender)
+        }
+    elif current is None or in_review:
+        scored_by_lot = {lot.id: provisional(tender, lot) for lot in lots}
+    else:
+        stored = {e["lot"]: e["scoring_file"] for e in stored_lots(current)["lots"]}
+        scored_by_lot = {lot.id: stored[lot.reference] for lot in lots}
+    by_id = {
+        lot_id: {b["id"]: b for b in scored["result"]["bids"]}
+        for lot_id, scored in scored_by_lot.items()
+    }
+    flags_by_lot = {lot_id: low_price_flags(scored) for lot_id, scored in scored_by_lot.items()}
+    references = {lot.id: lot.reference for lot in lots}
+    titles_of_lots = {lot.id: lot.title for lot in lots}
     blind = not scoring_has_locked(tender)
     names = {}
     bids = []
@@ -231,7 +264,9 @@ def review_data(tender: Tender) -> dict:
     for row in sorted(opened_bids(tender), key=lambda r: r.line.bid_id):
         key = bidder_id(row.company)
         names[key] = row.company.name
-        computed = by_id.get(key, {})
+        lot_id = row.line.lot_id if lots else None
+        computed = by_id.get(lot_id, {}).get(key, {})
+        flags = flags_by_lot.get(lot_id, {})
         evaluated = row.evaluated
         checks = _check_rows(tender, evaluated, blind)
         low = {
@@ -256,6 +291,8 @@ def review_data(tender: Tender) -> dict:
         bids.append(
             {
                 "bid_id": row.line.bid_id,
+                "lot": references.get(lot_id),
+                "lot_title": titles_of_lots.get(lot_id),
                 "company": row.company.name,
                 "bidder": key,
                 "price": row.line.price,
@@ -296,19 +333,11 @@ def review_data(tender: Tender) -> dict:
     for bid in bids:
         for criterion in bid["commercial_criteria"]:
             criterion["title"] = titles.get(criterion["key"], criterion["key"])
-    price = dict(result.get("price") or {})
-    price["description"] = price_method_text(template, locale)
-    working = []
-    for item in price.get("bids", []):
-        working.append({**item, "company": names.get(item.get("bid"), item.get("bid"))})
-    price["bids"] = working
-    price["dropped"] = [
-        {**d, "company": names.get(d.get("bid"), d.get("bid"))} for d in price.get("dropped", [])
-    ]
-    price["valid_prices"] = [
-        {**v, "company": names.get(v.get("bid"), v.get("bid"))}
-        for v in price.get("valid_prices", [])
-    ]
+    description = price_method_text(template, locale)
+    prices = {
+        lot_id: _price_working(scored["result"], names, description)
+        for lot_id, scored in scored_by_lot.items()
+    }
     pending = sum(
         1 for e in evaluated_bids(tender) if e.anonymity_decision == AnonymityDecision.PENDING
     )
@@ -332,7 +361,11 @@ def review_data(tender: Tender) -> dict:
         },
         "provisional": current is None or in_review,
         "bids": bids,
-        "price": price,
+        # A tender of several lots: the price working of each lot (and no tender-wide one).
+        "price": None if lots else prices[None],
+        "lots": [
+            {"lot": lot.reference, "title": lot.title, "price": prices[lot.id]} for lot in lots
+        ],
         "open_questions": {
             "anonymity": pending,
             # Bids with a manual check open; the anonymity questions are counted apart
@@ -342,7 +375,9 @@ def review_data(tender: Tender) -> dict:
                 for missing in open_checks(tender).values()
                 if set(missing) - {"technical_part_anonymous"}
             ),
-            "low_price": len(open_low_price_questions(tender, scored)),
+            "low_price": len(
+                open_low_price_questions(tender, None if lots else scored_by_lot[None])
+            ),
         },
         "manual_checks": [{"check": c, "label": check_label(c)} for c in manual_checks(tender)],
     }

@@ -7,7 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask import current_app
@@ -33,6 +34,7 @@ from app.evaluations.scoring_file import (
     opened_bids,
     provisional,
     required_checks,
+    several_lots,
     stored_result,
 )
 from app.extensions import db
@@ -148,11 +150,25 @@ def low_price_flags(scored: dict) -> dict[str, list[dict]]:
     return out
 
 
+def flagged_low_bids(tender: Tender, scored: dict | None = None) -> set[int]:
+    """Bid ids whose price is flagged abnormally low in the provisional review file (`scored`
+    when given), or, in a tender of several lots, in its own lot's provisional file."""
+    if scored is not None or not several_lots(tender):
+        flagged = low_price_flags(scored if scored is not None else provisional(tender))
+        return {row.line.bid_id for row in opened_bids(tender) if bidder_id(row.company) in flagged}
+    out: set[int] = set()
+    for lot in several_lots(tender):
+        flagged = low_price_flags(provisional(tender, lot))
+        out.update(
+            row.line.bid_id for row in opened_bids(tender, lot) if bidder_id(row.company) in flagged
+        )
+    return out
+
+
 def open_low_price_questions(tender: Tender, scored: dict | None = None) -> list[int]:
     """Bid ids whose low-price question is open: flagged and not decided, or requested and
     not decided."""
-    scored = scored if scored is not None else provisional(tender)
-    flagged = low_price_flags(scored)
+    flagged = flagged_low_bids(tender, scored)
     decided = (LowPriceStatus.ACCEPTED, LowPriceStatus.REJECTED)
     out = []
     for row in opened_bids(tender):
@@ -160,7 +176,7 @@ def open_low_price_questions(tender: Tender, scored: dict | None = None) -> list
         status = evaluated.low_price_status if evaluated else LowPriceStatus.NONE
         if status in decided:
             continue
-        if bidder_id(row.company) in flagged or status != LowPriceStatus.NONE:
+        if row.line.bid_id in flagged or status != LowPriceStatus.NONE:
             out.append(row.line.bid_id)
     return out
 
@@ -322,6 +338,12 @@ def lot_draw_order(scoring_sha256: str, group: list[str]) -> list[str]:
 
 
 def needs_lot_draw(evaluation: Evaluation) -> bool:
+    """Whether a tie needs a lot draw (in any lot of a tender of several lots)."""
+    if evaluation.lots_json:
+        return any(
+            entry["scoring_file"]["result"]["outcome"]["status"] == "needs_draw"
+            for entry in json.loads(evaluation.lots_json)["lots"]
+        )
     if not evaluation.scoring_json:
         return False
     return json.loads(evaluation.scoring_json)["result"]["outcome"]["status"] == "needs_draw"
@@ -337,24 +359,70 @@ class ResultLine:
 
 
 @dataclass
-class Results:
-    evaluation: Evaluation
-    document: dict
+class LotResults:
+    """One lot's results in a tender of several lots, with its winner under the award
+    across lots (None: the lot has no winner)."""
+
+    lot: str
+    title: str
+    document: dict  # the lot's scoring file
     lines: list[ResultLine]
     candidates: list[ResultLine]
+    winner: ResultLine | None
 
 
-def results_of(evaluation: Evaluation, tender: Tender) -> Results:
-    document = json.loads(evaluation.scoring_json)
-    result = document["result"]
+@dataclass
+class Results:
+    evaluation: Evaluation
+    document: dict  # the scoring file; for several lots, `Evaluation.lots_json`
+    lines: list[ResultLine]
+    candidates: list[ResultLine]
+    lots: list[LotResults] = field(default_factory=list)  # several lots only
+    award: dict | None = None  # the award across lots (several lots only)
+
+
+def _ranked(
+    result: dict, ids: Iterable[tuple[str, str, Company]]
+) -> tuple[list[ResultLine], list[ResultLine]]:
     by_bidder = {r["id"]: r for r in result["bids"]}
     lines = [
         ResultLine(
             by_bidder.get(bidder, {}).get("rank"), code, bidder, company, by_bidder.get(bidder, {})
         )
-        for code, bidder, company in identities(tender)
+        for code, bidder, company in ids
     ]
     lines.sort(key=lambda line: (line.rank is None, line.rank or 0, line.code))
     order = {bidder: i for i, bidder in enumerate(result["outcome"].get("candidates", []))}
     candidates = sorted((x for x in lines if x.bidder in order), key=lambda x: order[x.bidder])
-    return Results(evaluation, document, lines, candidates[:3])
+    return lines, candidates[:3]
+
+
+def results_of(evaluation: Evaluation, tender: Tender) -> Results:
+    if evaluation.lots_json:
+        return _lot_results(evaluation, tender)
+    document = json.loads(evaluation.scoring_json)
+    lines, candidates = _ranked(document["result"], identities(tender))
+    return Results(evaluation, document, lines, candidates)
+
+
+def _lot_results(evaluation: Evaluation, tender: Tender) -> Results:
+    document = json.loads(evaluation.lots_json)
+    lots = {lot.reference: lot for lot in tender.lots}
+    lot_of_bid = dict(
+        db.session.execute(select(Bid.id, Bid.lot_id).where(Bid.tender_id == tender.id)).all()
+    )
+    by_lot: dict[int | None, list[tuple[str, str, Company]]] = {}
+    for row, identity in zip(bids_by_code(tender), identities(tender), strict=True):
+        by_lot.setdefault(lot_of_bid.get(row.bid_id), []).append(identity)
+    awarded = {a["lot"]: a for a in document["award"]["result"]["lots"]}
+    out = []
+    for entry in document["lots"]:
+        lot = lots[entry["lot"]]
+        lines, candidates = _ranked(entry["scoring_file"]["result"], by_lot.get(lot.id, []))
+        winner_id = awarded.get(entry["lot"], {}).get("winner")
+        winner = next((line for line in lines if line.bidder == winner_id), None)
+        out.append(
+            LotResults(entry["lot"], lot.title, entry["scoring_file"], lines, candidates, winner)
+        )
+    every_line = [line for lot in out for line in lot.lines]
+    return Results(evaluation, document, every_line, [], out, document["award"])

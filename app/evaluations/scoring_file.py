@@ -10,6 +10,7 @@ from the panel's locked sheets. Nothing here checks access or audits: callers do
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,14 @@ from app.tender_templates import normalize_locale, to_scoring_config
 from app.tender_templates.rendering import localized
 from app.tenders.models import BondRecord, Lot, Tender, TenderRegistration
 from app.tenders.operations import template_document
+from evaluation.lots import (
+    LOTS_FORMAT,
+    AwardInput,
+    AwardRule,
+    award_lots,
+    award_to_json,
+    lot_ranking_of,
+)
 from evaluation.model import TechnicalCriterion
 
 AUTOMATIC_CHECKS = ("signed_and_sealed", "technical_part_anonymous", "commercial_part_valid")
@@ -148,8 +157,14 @@ def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(Decimal(value), "f")
 
 
-def _config(tender: Tender) -> dict:
-    lot = _lot(tender)
+def several_lots(tender: Tender) -> list[Lot]:
+    """The tender's lots in order when it is divided into several (else empty: a tender of
+    one lot is scored as one file, as it always was)."""
+    return sorted(tender.lots, key=lambda lot: lot.number) if len(tender.lots) > 1 else []
+
+
+def _config(tender: Tender, one_of_several: Lot | None = None) -> dict:
+    lot = one_of_several or _lot(tender)
     values: dict[str, Any] = {
         "tender": {
             "id": envelope_tender_id(tender),
@@ -163,7 +178,9 @@ def _config(tender: Tender) -> dict:
         values["reserve_price"] = _money(lot.reserve_price if lot else None)
     else:
         values["ceiling_price"] = _money(lot.ceiling_price if lot else None)
-    values["bid_bond"] = _money(tender.bid_bond_amount)
+    # One lot of several: its own bond when it has one (a lone lot keeps the tender's).
+    own_bond = one_of_several.bid_bond_amount if one_of_several is not None else None
+    values["bid_bond"] = _money(own_bond or tender.bid_bond_amount)
     values["budget"] = _money((lot.budget if lot else None) or tender.budget)
     values = {k: v for k, v in values.items() if v is not None}
     # Validating a template takes a tenth of a second: once per text and values.
@@ -256,15 +273,19 @@ class OpenedBid:
     evaluated: EvaluatedBid | None
 
 
-def opened_bids(tender: Tender) -> list[OpenedBid]:
-    """The tender's OPENED lines, by the company's registration number."""
-    rows = db.session.execute(
+def opened_bids(tender: Tender, lot: Lot | None = None) -> list[OpenedBid]:
+    """The tender's OPENED lines (only `lot`'s when given), by the company's registration
+    number."""
+    query = (
         select(OpeningLine, Company, EvaluatedBid)
         .join(Company, Company.id == OpeningLine.company_id)
         .outerjoin(EvaluatedBid, EvaluatedBid.bid_id == OpeningLine.bid_id)
         .where(OpeningLine.tender_id == tender.id, OpeningLine.status == LineStatus.OPENED)
         .order_by(Company.registration_number)
-    ).all()
+    )
+    if lot is not None:
+        query = query.where(OpeningLine.lot_id == lot.id)
+    rows = db.session.execute(query).all()
     return [OpenedBid(line, company, evaluated) for line, company, evaluated in rows]
 
 
@@ -272,10 +293,13 @@ def scoring_document(
     tender: Tender,
     technical: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
     technical_reasons: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
+    lot: Lot | None = None,
 ) -> dict:
-    """The input part of the tender's scoring file. `technical` / `technical_reasons` map
-    `EvaluatedBid.id` → expert id ("E<seat>") → criterion → score / reason."""
-    document = _config(tender)
+    """The input part of the tender's scoring file (of `lot`'s file when given: that lot's
+    reference, ceiling or reserve, bond and opened lines only). `technical` /
+    `technical_reasons` map `EvaluatedBid.id` → expert id ("E<seat>") → criterion → score /
+    reason."""
+    document = _config(tender, lot)
     keys = qualification_keys(tender)
     pass_marks = {
         item["key"]: Decimal(str(item["pass_mark"]))
@@ -283,7 +307,7 @@ def scoring_document(
         if item.get("pass_mark") is not None
     }
     bids = []
-    for row in opened_bids(tender):
+    for row in opened_bids(tender, lot):
         bid: dict[str, Any] = {
             "id": bidder_id(row.company),
             "fields": _fields(row.line),
@@ -342,11 +366,12 @@ def compute(tender: Tender) -> dict:
     return evaluation_lib.score(scoring_document(tender))
 
 
-def provisional(tender: Tender) -> dict:
-    """The review computation with every OPEN check (unrecorded check, undecided anonymity
-    question) assumed passed, so that the panel sees price and commercial scores and
-    abnormally-low flags while it still records checks. Never stored."""
-    document = scoring_document(tender)
+def provisional(tender: Tender, lot: Lot | None = None) -> dict:
+    """The review computation (of `lot`'s file when given) with every OPEN check
+    (unrecorded check, undecided anonymity question) assumed passed, so that the panel sees
+    price and commercial scores and abnormally-low flags while it still records checks.
+    Never stored."""
+    document = scoring_document(tender, lot=lot)
     for check in required_checks(tender):
         for bid in document["bids"]:
             bid["compliance"].setdefault(check, True)
@@ -358,6 +383,80 @@ def store(evaluation: Evaluation, scored: dict) -> str:
     evaluation.scoring_json = evaluation_lib.dumps(scored)
     evaluation.scoring_sha256 = scored["result"]["input_sha256"]
     return evaluation.scoring_sha256
+
+
+def store_review(tender: Tender, evaluation: Evaluation) -> str:
+    """Score the review file(s) and store them; the stored input hash. A tender of one lot:
+    its one file (`compute`, `store`). A tender of several lots: one file per lot and the
+    cross-lot award in `lots_json` (no whole-tender file: a company bidding for several lots
+    has one bid in each)."""
+    document = lots_document(tender)
+    if document is None:
+        return store(evaluation, compute(tender))
+    return _keep_lots(evaluation, document)
+
+
+# --- a tender of several lots --------------------------------------------------------------
+
+
+def score_lots(
+    tender: Tender,
+    technical: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
+    technical_reasons: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
+) -> list[tuple[Lot, dict]]:
+    """Each lot's scored file, in lot order (empty for a tender of one lot)."""
+    return [
+        (lot, evaluation_lib.score(scoring_document(tender, technical, technical_reasons, lot)))
+        for lot in several_lots(tender)
+    ]
+
+
+def award_document(tender: Tender, scored_lots: Sequence[tuple[Lot, Mapping]]) -> dict:
+    """The cross-lot award step (format `fairbid-lot-award/1`: input, result and trace),
+    from each lot's ranking, the tender's limit and rule."""
+    rankings = tuple(lot_ranking_of(lot.reference, scored) for lot, scored in scored_lots)
+    rule = AwardRule(tender.lot_award_rule)
+    award = award_lots(rankings, tender.max_lots_won, rule)
+    return award_to_json(AwardInput(rankings, tender.max_lots_won, rule), award)
+
+
+def lots_document(
+    tender: Tender,
+    technical: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
+    technical_reasons: Mapping[int, Mapping[str, Mapping[str, str]]] | None = None,
+) -> dict | None:
+    """`Evaluation.lots_json` of a tender of several lots (None for one lot): every lot's
+    scored file and the cross-lot award, with `input_sha256` over the lots' input hashes,
+    the limit and the rule."""
+    scored_lots = score_lots(tender, technical, technical_reasons)
+    if not scored_lots:
+        return None
+    inputs = {
+        "lots": [[lot.reference, scored["result"]["input_sha256"]] for lot, scored in scored_lots],
+        "limit": tender.max_lots_won,
+        "rule": tender.lot_award_rule,
+    }
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return {
+        "format": LOTS_FORMAT,
+        "input_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "lots": [{"lot": lot.reference, "scoring_file": scored} for lot, scored in scored_lots],
+        "award": award_document(tender, scored_lots),
+    }
+
+
+def _keep_lots(evaluation: Evaluation, document: dict) -> str:
+    evaluation.lots_json = evaluation_lib.dumps(document)
+    evaluation.scoring_json = None
+    evaluation.scoring_sha256 = document["input_sha256"]
+    return evaluation.scoring_sha256
+
+
+def stored_lots(evaluation: Evaluation | None) -> dict | None:
+    """The stored per-lot files and award (None for a tender of one lot)."""
+    if evaluation is None or not evaluation.lots_json:
+        return None
+    return json.loads(evaluation.lots_json)
 
 
 def _reason_text(score: Any) -> str:
@@ -382,6 +481,10 @@ def store_final_result(
                 reasons.setdefault(s.evaluated_bid_id, {}).setdefault(expert, {})[s.criterion] = (
                     text
                 )
+    lots = lots_document(tender, technical, reasons)
+    if lots is not None:  # several lots: `lots_json` (see `store_review`)
+        _keep_lots(evaluation, lots)
+        return lots
     document = scoring_document(tender, technical=technical, technical_reasons=reasons)
     scored = evaluation_lib.score(document)
     evaluation.scoring_json = evaluation_lib.dumps(scored)

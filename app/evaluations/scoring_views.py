@@ -293,7 +293,7 @@ def results(tender_id: int) -> str:
         outcome = operations.results(current_user, tender)
     else:
         outcome = operations.results_for_staff(current_user, tender)
-    result = outcome.document["result"]
+    result = outcome.document.get("result")  # None for several lots: see outcome.lots
     names = {line.bidder: line.company.name for line in outcome.lines}
     labels = {line.code: f"{line.code} · {line.company.name}" for line in outcome.lines}
     return render_template(
@@ -301,7 +301,10 @@ def results(tender_id: int) -> str:
         tender=tender,
         outcome=outcome,
         result=result,
-        price_svg=presentation.price_chart(result, names),
+        price_svg=None if result is None else presentation.price_chart(result, names),
+        lot_price_svgs={
+            lot.lot: presentation.price_chart(lot.document["result"], names) for lot in outcome.lots
+        },
         charts=presentation.spread_charts(
             queries.panel_data(tender), scoring_file.outlier_pct_of(tender), labels=labels
         ),

@@ -106,6 +106,7 @@ class OpenedEnvelope:
     company_id: int
     status: str  # opened | revoked | withdrawn
     price: str | None
+    lot: int | None = None  # the lot's number (its OCDS id) in a tender of several lots
 
 
 @dataclass(frozen=True)
@@ -608,6 +609,8 @@ class _State:
                 detail["date"] = timestamp(envelope.received_at)
             if bidder is not None:
                 detail["tenderers"] = [_reference(bidder)]
+            if self.multi_lot and envelope.lot is not None:
+                detail["relatedLots"] = [str(envelope.lot)]
             value = value_of(envelope.price, self.currency) if envelope.status == "opened" else None
             if value:
                 detail["value"] = value

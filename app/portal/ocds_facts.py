@@ -45,7 +45,7 @@ from app.portal.ocds import (
 from app.records.models import EvaluationRecord, RecordSignature
 from app.results.models import NoticeKind, ResultNotice
 from app.results.operations import cancellation_notice
-from app.tenders.models import PUBLIC_STATUSES, Addendum, Tender, TenderStatus
+from app.tenders.models import PUBLIC_STATUSES, Addendum, Lot, Tender, TenderStatus
 from app.tenders.suspension import ResumeKind, TenderSuspension
 
 log = logging.getLogger(__name__)
@@ -91,15 +91,16 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
             )
         )
     }
-    lines: dict[int, list[tuple[OpeningLine, datetime | None]]] = defaultdict(list)
+    lines: dict[int, list[tuple[OpeningLine, datetime | None, int | None]]] = defaultdict(list)
     rows = db.session.execute(
-        select(OpeningLine, Bid.received_at)
+        select(OpeningLine, Bid.received_at, Lot.number)
         .join(Bid, Bid.id == OpeningLine.bid_id)
+        .outerjoin(Lot, Lot.id == OpeningLine.lot_id)
         .where(OpeningLine.tender_id.in_(ids))
         .order_by(OpeningLine.bid_id)
     )
-    for line, received_at in rows:
-        lines[line.tender_id].append((line, received_at))
+    for line, received_at, lot_number in rows:
+        lines[line.tender_id].append((line, received_at, lot_number))
     notices: dict[int, list[ResultNotice]] = defaultdict(list)
     for notice in db.session.scalars(
         select(ResultNotice)
@@ -108,7 +109,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
     ):
         notices[notice.tender_id].append(notice)
 
-    company_ids = {line.company_id for found in lines.values() for line, _ in found}
+    company_ids = {line.company_id for found in lines.values() for line, _, _ in found}
     for found in notices.values():
         for notice in found:
             for entry in notice_entries(_bare(notice)):
@@ -166,8 +167,9 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                         company_id=line.company_id,
                         status=str(line.status),
                         price=line.price,
+                        lot=lot_number,
                     )
-                    for line, received_at in lines.get(tender.id, [])
+                    for line, received_at, lot_number in lines.get(tender.id, [])
                 ),
             )
         involved = {e.company_id for e in opening.envelopes} if opening else set()

@@ -12,11 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from app.accounts.models import Role
 from app.bids.models import Bid, BidStatus
 from app.extensions import db
-from app.opening.models import OpeningStatus
+from app.opening.models import OpeningLine, OpeningStatus
 from app.records.models import EvaluationRecord, RecordSignature, SigningCertificate
 from app.tenders.models import Addendum, Enquiry, Lot, Tender, TenderDocument
 from tests.factories.ocds import (
@@ -461,9 +462,14 @@ def test_an_addendum_is_a_new_release_and_lots_use_the_extension(client, validat
 def test_multi_lot_award_relates_each_award_to_its_lot(client, validator, story):
     told = story("candidates")
     tender = told.tender
-    db.session.add(Lot(tender_id=tender.id, number=2, title="Grit", budget=Decimal("9000.00")))
-    db.session.commit()
+    grit = Lot(tender_id=tender.id, number=2, title="Grit", budget=Decimal("9000.00"))
+    db.session.add(grit)
+    db.session.flush()
     c = told.companies
+    # Company b's envelope was for lot 2 (the others for lot 1).
+    for line in db.session.scalars(select(OpeningLine).where(OpeningLine.tender_id == tender.id)):
+        line.lot_id = grit.id if line.company_id == c["b"].id else tender.lot_by_reference("1").id
+    db.session.commit()
     winners = [
         dict(candidate(1, c["a"], PRICES["a"]), lot=1),
         dict(candidate(1, c["b"], "8000"), lot=2),
@@ -477,6 +483,9 @@ def test_multi_lot_award_relates_each_award_to_its_lot(client, validator, story)
     assert active == {f"award-{c['a'].id}-lot-1": ["1"], f"award-{c['b'].id}-lot-2": ["2"]}
     assert len(release["tender"]["lots"]) == 2
     assert len(package["extensions"]) == 2
+    related = {d["tenderers"][0]["id"]: d["relatedLots"] for d in release["bids"]["details"]}
+    assert related[f"CN-USCC-{c['b'].registration_number}"] == ["2"]
+    assert related[f"CN-USCC-{c['a'].registration_number}"] == ["1"]
 
 
 def test_drafts_have_no_package(client, make_tender):

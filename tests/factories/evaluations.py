@@ -103,6 +103,7 @@ def seal_bid(
     price: str,
     technical: bytes | None = None,
     qualifications: int = QUALIFICATIONS,
+    lot: str | None = None,
     **fields,
 ) -> bytes:
     key = X25519PublicKey.from_public_bytes(public_key(tender))
@@ -112,7 +113,7 @@ def seal_bid(
     quals = [io.BytesIO(f"qualification {n}".encode()) for n in range(1, qualifications + 1)]
     parts = envelopes.bid_parts(commercial, io.BytesIO(technical), quals)
     out = io.BytesIO()
-    envelopes.seal(out, key, tid(tender), uscc(bidder), parts)
+    envelopes.seal(out, key, tid(tender), uscc(bidder), parts, lot=lot)
     return out.getvalue()
 
 
