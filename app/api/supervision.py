@@ -134,12 +134,7 @@ def approve_resumption(tender_id: int) -> dict[str, Any]:
 )
 def supervision_dashboard() -> dict[str, Any]:
     require(auth.current_user, Permission.VIEW_ALL_CENTRES)
-    scope = monitoring.scope_for(
-        auth.current_user,
-        centre_code=request.args.get("centre", "")[:32],
-        category=request.args.get("category", "")[:32],
-        period=request.args.get("period", "")[:8],
-    )
+    scope = monitoring.scope_for(auth.current_user, **monitoring.filters_from(request.args))
     return monitoring.snapshot(scope)
 
 
@@ -158,11 +153,6 @@ def supervision_dashboard() -> dict[str, Any]:
 )
 def supervision_statistics() -> dict[str, Any]:
     require(auth.current_user, Permission.VIEW_ALL_CENTRES)
-    scope = monitoring.scope_for(
-        auth.current_user,
-        centre_code=request.args.get("centre", "")[:32],
-        category=request.args.get("category", "")[:32],
-        period=request.args.get("period", "")[:8],
-    )
+    scope = monitoring.scope_for(auth.current_user, **monitoring.filters_from(request.args))
     tables = statistics.compute(scope)
     return {"filters": scope.args(), "tables": {k: t.json() for k, t in tables.items()}}

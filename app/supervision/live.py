@@ -31,13 +31,10 @@ CHANNELS = (AUDIT_CHANNEL, TENDER_CHANNEL, SUPERVISION_CHANNEL)
 
 def scope_from_request(centre_code: str | None = None) -> monitoring.Scope:
     require(current_user, Permission.VIEW_ALL_CENTRES)
-    args = request.args
-    return monitoring.scope_for(
-        current_user,
-        centre_code=centre_code if centre_code is not None else args.get("centre", "")[:32],
-        category=args.get("category", "")[:32],
-        period=args.get("period", "")[:8],
-    )
+    filters = monitoring.filters_from(request.args)
+    if centre_code is not None:
+        filters["centre_code"] = centre_code
+    return monitoring.scope_for(current_user, **filters)
 
 
 def _render(scope: monitoring.Scope, centre=None) -> str:
@@ -135,11 +132,7 @@ def events() -> Response:
     # The response's after-request hook ends the request's session (app.events) before the
     # stream runs: the stream loads its supervisor and scope again from plain values.
     user_id = current_user.id
-    filters = {
-        "centre_code": request.args.get("centre", "")[:32],
-        "category": request.args.get("category", "")[:32],
-        "period": request.args.get("period", "")[:8],
-    }
+    filters = monitoring.filters_from(request.args)
 
     def relevant(message: dict) -> bool:
         try:

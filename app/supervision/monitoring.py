@@ -100,6 +100,16 @@ class Scope:
         return {k: v for k, v in out.items() if v}
 
 
+def filters_from(args: Any) -> dict[str, str]:
+    """The dashboard's query (`centre`, `category`, `period`) as `scope_for` arguments, the
+    same for the pages, their stream and the API."""
+    return {
+        "centre_code": args.get("centre", "")[:32],
+        "category": args.get("category", "")[:32],
+        "period": args.get("period", "")[:8],
+    }
+
+
 def scope_for(user: User, centre_code: str = "", category: str = "", period: str = "") -> Scope:
     """The scope the filters ask for; a centre outside the jurisdiction is a 404, an unknown
     category or period a 400."""
