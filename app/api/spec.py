@@ -22,6 +22,7 @@ from app.extensions import limiter
 FILE_RESPONSES = {
     "api.platform_receipt_key": "application/x-pem-file",
     "api.platform_signing_ca": "application/x-pem-file",
+    "api.platform_signing_crl": "application/pkix-crl",
     "api.tender_record_pdf": "application/pdf",
     "api.result_letter": "application/pdf",
     "api.scoring_document": "application/pdf",
@@ -70,6 +71,12 @@ def complete_spec(app: Flask, spec: dict) -> dict:
                     }
             elif endpoint in FILE_RESPONSES and "200" in responses:
                 responses["200"]["content"] = {FILE_RESPONSES[endpoint]: {"schema": _FILE_SCHEMA}}
+            elif (
+                "200" in responses
+                and "201" not in responses
+                and _CREATED.search(inspect.getsource(inspect.unwrap(view)))
+            ):  # the framework's default 200 for a view that answers 201 (creates)
+                responses["201"] = responses.pop("200")
             if getattr(view, "allowed_roles", None) and "403" not in responses:
                 responses["403"] = _error(ERROR_TEXTS[403])
             if limiter.limit_manager.decorated_limits(get_qualified_name(view)):

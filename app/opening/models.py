@@ -18,7 +18,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,7 +52,7 @@ class OpeningSession(db.Model):
     reason: Mapped[str] = mapped_column(Text, default="")
     # A tender divided into lots: the lots with fewer than min_bids envelopes, failed at the
     # start and never opened ([{"lot": reference, "received": n, "min_bids": m}]).
-    failed_lots: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    failed_lots: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class ShareUnlock(db.Model):

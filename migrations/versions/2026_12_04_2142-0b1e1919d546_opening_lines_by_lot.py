@@ -27,6 +27,10 @@ def upgrade():
 
     with op.batch_alter_table('opening_session', schema=None) as batch_op:
         batch_op.add_column(sa.Column('failed_lots', sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
+    # The default only fills the existing rows: PostgreSQL's json has no equality, so a
+    # server default on it cannot be compared with the model's (the model sets `list`).
+    with op.batch_alter_table('opening_session', schema=None) as batch_op:
+        batch_op.alter_column('failed_lots', server_default=None)
 
     # ### end Alembic commands ###
 

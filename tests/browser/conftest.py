@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 from app.accounts import security
 from app.accounts.models import Role, User
 from app.extensions import db
-from app.panels.models import PanelMember
+from app.panels.models import MemberStatus, PanelMember
 from app.tenders.models import Tender
 from tests.conftest import Outbox, build_app, dispose
 from tests.factories import PASSWORD
@@ -148,7 +148,13 @@ def demo(demo_app) -> dict:
         member = db.session.scalars(
             select(User)
             .join(PanelMember, PanelMember.user_id == User.id)
-            .where(PanelMember.tender_id == ids["eval"], User.role == Role.EXPERT)
+            .where(
+                PanelMember.tender_id == ids["eval"],
+                User.role == Role.EXPERT,
+                # Seated with an open sheet (the demo tour leaves other demo experts invited).
+                PanelMember.status == MemberStatus.ACCEPTED,
+                PanelMember.conflict_declared_at.is_not(None),
+            )
             .order_by(User.id)
         ).first()
         people = {
