@@ -364,7 +364,8 @@ def _seat_demo_experts(staff: User, tender: Tender) -> list[str]:
     """Put the demo experts on the tender's panel (scoring has started): drill experts'
     seats are handed over (removal and the draw's replayable refill) until every demo
     expert holds one. One demo expert (the first, unless the draw seated one already) has
-    accepted and finds an open score sheet; the others keep their invitation to answer.
+    accepted and finds an open score sheet; those given a handed-over seat keep their
+    invitation to answer (the ones the draw seated were accepted by the drill).
     Returns the tour's lines for the experts."""
     experts = [db.session.scalar(select(User).where(User.email == e)) for e in DEMO_EXPERTS]
     demo_ids = {e.id for e in experts}
