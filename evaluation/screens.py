@@ -245,6 +245,16 @@ def coefficient_of_variation(prices: Sequence[Decimal]) -> Decimal | None:
         return sample_sd(values) / _mean(values)
 
 
+def _spread_moments(values: list[Decimal], order: int) -> tuple[Decimal, Decimal] | None:
+    """The second central moment and the one of `order`; None when all prices are equal
+    (the shape statistics are undefined). Call inside `evaluation_context()`."""
+    mean = _mean(values)
+    m2 = _central_moment(values, mean, 2)
+    if m2 == 0:
+        return None
+    return m2, _central_moment(values, mean, order)
+
+
 def skewness(prices: Sequence[Decimal]) -> Decimal | None:
     """Adjusted Fisher-Pearson G1; None for fewer than 3 bids or equal prices."""
     values = _checked(prices)
@@ -252,11 +262,10 @@ def skewness(prices: Sequence[Decimal]) -> Decimal | None:
     if n < MIN_BIDS:
         return None
     with evaluation_context():
-        mean = _mean(values)
-        m2 = _central_moment(values, mean, 2)
-        if m2 == 0:
+        moments = _spread_moments(values, 3)
+        if moments is None:
             return None
-        m3 = _central_moment(values, mean, 3)
+        m2, m3 = moments
         g1 = m3 / (m2 * m2.sqrt())
         return Decimal(n * (n - 1)).sqrt() / (n - 2) * g1
 
@@ -268,11 +277,10 @@ def kurtosis(prices: Sequence[Decimal]) -> Decimal | None:
     if n < MIN_BIDS_KURTOSIS:
         return None
     with evaluation_context():
-        mean = _mean(values)
-        m2 = _central_moment(values, mean, 2)
-        if m2 == 0:
+        moments = _spread_moments(values, 4)
+        if moments is None:
             return None
-        m4 = _central_moment(values, mean, 4)
+        m2, m4 = moments
         return Decimal(n - 1) / ((n - 2) * (n - 3)) * ((n + 1) * m4 / (m2 * m2) - 3 * (n - 1))
 
 
