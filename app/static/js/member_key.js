@@ -134,7 +134,9 @@
     return !!(window.crypto && window.crypto.subtle && window.indexedDB && window.fetch);
   }
 
-  function enrol(root) {
+  /* One submission at a time: `steps(code, account, csrf)` returns the promise of the
+   * work; the page reloads when it is done, or says why it failed. */
+  function whenSubmitted(root, steps) {
     var form = root.querySelector("form");
     var account = root.getAttribute("data-account");
     var csrf = root.getAttribute("data-csrf-token");
@@ -150,9 +152,22 @@
       }
       busy = true;
       var code = form.querySelector("input[name='code']").value;
+      steps(code, account, csrf)
+        .then(function () {
+          window.location.reload();
+        })
+        .catch(function (error) {
+          busy = false;
+          failure(root, error);
+        });
+    });
+  }
+
+  function enrol(root) {
+    whenSubmitted(root, function (code, account, csrf) {
       var keys;
       var spki;
-      window.crypto.subtle
+      return window.crypto.subtle
         .generateKey(ALGORITHM, false, ["sign", "verify"])
         .then(function (pair) {
           keys = pair;
@@ -183,35 +198,14 @@
             spki: spki,
             serial: issued.serial,
           });
-        })
-        .then(function () {
-          window.location.reload();
-        })
-        .catch(function (error) {
-          busy = false;
-          failure(root, error);
         });
     });
   }
 
   function countersign(root) {
-    var form = root.querySelector("form");
-    var account = root.getAttribute("data-account");
-    var csrf = root.getAttribute("data-csrf-token");
-    var busy = false;
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      if (busy) {
-        return;
-      }
-      if (!supported()) {
-        showMessage(root, root.getAttribute("data-unsupported-text"));
-        return;
-      }
-      busy = true;
-      var code = form.querySelector("input[name='code']").value;
+    whenSubmitted(root, function (code, account, csrf) {
       var entry;
-      loadKey(account)
+      return loadKey(account)
         .then(function (found) {
           if (!found || !found.privateKey) {
             var missing = new Error(root.getAttribute("data-no-key-text"));
@@ -230,13 +224,6 @@
                 signature: toBase64(signature),
               });
             });
-        })
-        .then(function () {
-          window.location.reload();
-        })
-        .catch(function (error) {
-          busy = false;
-          failure(root, error);
         });
     });
   }
