@@ -343,7 +343,8 @@ def round_award(tender: Tender, evaluation: Evaluation) -> tuple[dict, list[str]
     signed record). After an award and an upheld objection on another lot: the same
     procedure (`evaluation.lots.award_lots`, the tender's limit and rule) run again over the
     awarded lots first, each ranked with its published winner only, then the open lots'
-    new rankings; so an awarded lot counts against its winner's limit. Should the rule's
+    new rankings (failed lots stay failed); so an awarded lot counts against its winner's
+    limit. Should the rule's
     optimum give an awarded lot to nobody (possible only under max_total_score /
     min_total_price), lot order is used instead and the document says so (`fallback`).
     Replayable with `python -m evaluation` (`evaluation.lots.replay`)."""
@@ -361,10 +362,11 @@ def round_award(tender: Tender, evaluation: Evaluation) -> tuple[dict, list[str]
                 kept.append(lot.reference)
     if not fixed:
         return stored["award"], []
+    failed = {lot_id for lot_id, notice in notices.items() if notice.kind == NoticeKind.FAILED}
     rankings = fixed + [
         lot_ranking_of(lot.reference, files[lot.reference])
         for lot in result_lots(tender)
-        if lot.reference not in kept and lot.reference in files
+        if lot.reference not in kept and lot.id not in failed and lot.reference in files
     ]
     rule = AwardRule(tender.lot_award_rule)
     award = award_lots(rankings, tender.max_lots_won, rule)
@@ -529,13 +531,25 @@ def publish_lot_candidates(
     if not published:
         raise Conflict(_l("Every lot is already awarded or failed."), code="no_open_lot")
     _settle(tender)
-    _notify(
-        tender,
-        [c.id for c in bidding_companies(tender)],
-        _l("Candidates published for tender %(ref)s", ref=tender.reference),
-        "candidates",
-        notice=published[0],
-    )
+    with_candidates = [n for n in published if n.kind == NoticeKind.CANDIDATES]
+    if with_candidates:
+        _notify(
+            tender,
+            [c.id for c in bidding_companies(tender)],
+            _l("Candidates published for tender %(ref)s", ref=tender.reference),
+            "candidates",
+            notice=with_candidates[0],
+        )
+    for notice in published:
+        if notice.kind == NoticeKind.FAILED:
+            lot = db.session.get(Lot, notice.lot_id)
+            _notify(
+                tender,
+                [c.id for c in lot_bidders(tender, lot)],
+                _l("Tender %(ref)s has failed", ref=tender.reference),
+                "failed",
+                reason=f"{lot.reference}: {notice.reason}",
+            )
     _announce(tender, "candidates", notices=[n.id for n in published])
     return published
 
