@@ -207,7 +207,7 @@ def test_a_new_round_keeps_the_awarded_lot_and_replays(lots_world):
 
 
 def awarded_world(lots_world):
-    tender, bidders, experts = lots_world
+    tender, bidders, _experts = lots_world
     staff = staff_of(tender)
     operations.publish_candidates(staff, tender)
     db.session.commit()
