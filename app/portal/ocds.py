@@ -654,6 +654,11 @@ class _State:
         if lot is not None:
             self.settle_lot(lot, "complete", notice.published_at)
             return
+        # One award notice for the whole tender (older notices of several lots name each
+        # winner's lot): the lots it awards are complete, the others unsuccessful.
+        won = {lots[0] for award in winners.values() for lots in [award.get("relatedLots")] if lots}
+        for number in self.lot_status:
+            self.lot_status[number] = "complete" if number in won else "unsuccessful"
         self.publish_details(notice.published_at)
 
     def publish_details(self, date: datetime) -> None:
