@@ -24,8 +24,8 @@ from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from bidding.notices import verify_notice
 from evaluation.lots import replay
-from tests.app.test_evaluation_lots import lots_tender, unblinded
 from tests.conftest import run_queued_jobs
+from tests.factories.lots import lots_tender, unblinded
 from tests.factories.ocds import assert_valid, package_validator
 from tests.factories.opening import staff_of
 from tests.factories.results import close_window, store_record
