@@ -211,3 +211,40 @@ def test_a_single_lot_record_keeps_its_one_scoring_file(app, make_tender, make_u
     db.session.refresh(record)
     assert list(_attachments(operations.record_pdf(record))) == ["scoring.json"]
     assert db.session.get(Evaluation, built.tender.id).lots_json is None
+
+
+@pytest.mark.parametrize("locale", ["ko", "zh_Hans"])
+def test_the_lots_record_reads_in_korean_and_chinese_with_a_lot_failed_at_the_opening(
+    app, make_tender, make_user, locale
+):
+    """Every new word of the lots' parts and of the award is translated; a lot without
+    opened bids still has its part (no ranking, no winner)."""
+    from tests.factories.lots import PRICES, unblinded
+
+    thin = {i: {k: v for k, v in PRICES[i].items() if k != "3" or i == 0} for i in PRICES}
+    with app.test_request_context():
+        tender, _bidders, experts = lots_tender(make_tender, make_user, limit=1, prices=thin)
+        evaluation = unblinded(tender, experts)
+        html, facts = jobs.render_record_html(tender, evaluation, locale)
+    assert [name for name, _text in facts["lot_files"]] == [
+        "scoring-1.json",
+        "scoring-2.json",
+        "scoring-3.json",
+    ]
+    assert html.count('class="portrait lot"') == 3
+    assert 'id="lot-3-ranking"' in html and 'id="award"' in html
+    words = {"ko": ("로트 간 낙찰", "동점", "처리 과정"), "zh_Hans": ("跨标段授标", "同分", "过程记录")}
+    for word in words[locale]:
+        assert word in html
+    for english in (
+        "Award across lots",
+        "Opened lines",
+        "Rule when the limit binds",
+        "Most lots one company may win",
+        "Passed over",
+        "already wins the most lots",
+        "lots-evaluation.json): ",
+        "No tie in this lot.",
+        "each lot's part below",
+    ):
+        assert english not in html, english
