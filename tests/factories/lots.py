@@ -1,7 +1,7 @@
-"""A tender of three lots taken through the real sealing, opening and evaluation up to the
-panel's unblinded result: lot 1 keeps the factory's ceiling (990000.00), lots 2 and 3 have
-their own; every company registers for every lot and bids for the lots `prices` gives it.
-(The same builder as tests/app/test_evaluation_lots.py's, shared here for the results.)"""
+"""A tender divided into three lots, bid for by three companies, opened and evaluated by the
+real operations (the evaluation tests of lots and the records tests use it): `lots_tender`
+up to the evaluation's start, `unblinded` through the panel's sheets, `finalised` to the
+chair's finalisation (which requests the signed record)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,17 @@ from tests.factories.evaluations import record_bond, seal_bid, seat_panel, use_g
 from tests.factories.opening import custodians, past_opening, staff_of, start, unlock
 from tests.factories.scoring import confirm_review, fill_sheet, lock
 
+# Lot 1 keeps the factory's ceiling (990000.00); lots 2 and 3 have their own.
 CEILINGS = {"2": Decimal("200000.00"), "3": Decimal("300000.00")}
+# company index -> lot -> price; company 0 is the cheapest everywhere it bids.
+PRICES = {
+    0: {"1": "500000.00", "2": "150000.00", "3": "250000.00"},
+    1: {"1": "520000.00", "2": "160000.00", "3": "260000.00"},
+    2: {"1": "510000.00", "2": "250000.00", "3": "270000.00"},  # lot 2: over its ceiling
+}
 
 
-def lots_tender(make_tender, make_user, limit: int | None, prices: dict[int, dict[str, str]]):
-    """(tender, bidders, experts): opened, its evaluation started; `prices` maps a company's
-    index to {lot reference: price}."""
+def lots_tender(make_tender, make_user, limit: int | None, prices=PRICES):
     tender = use_goods_template(make_tender())
     db.session.add_all(
         [
@@ -60,11 +65,18 @@ def lots_tender(make_tender, make_user, limit: int | None, prices: dict[int, dic
 
 
 def unblinded(tender, experts):
-    """The review confirmed, every sheet filled and locked, the result unblinded."""
     confirm_review(tender, experts[0])
     for expert in experts:
         fill_sheet(expert, tender)
         lock(expert, tender)
     evaluation = operations.unblind(experts[0], tender)
+    db.session.commit()
+    return evaluation
+
+
+def finalised(tender, experts):
+    """`unblinded`, then finalised by the chair (a tie would need `draw_lots` first)."""
+    evaluation = unblinded(tender, experts)
+    operations.finalise(experts[0], tender)
     db.session.commit()
     return evaluation
