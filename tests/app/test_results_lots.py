@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app.bids.receipts import platform_signing_key
 from app.core.errors import Conflict, OperationError
 from app.evaluations.models import Evaluation, EvaluationStage
+from app.evaluations.queries import evaluation_of
 from app.extensions import db
 from app.results import operations, reading
 from app.results.letters import letter_of
@@ -25,7 +26,7 @@ from app.tenders.models import Tender, TenderDocument, TenderStatus
 from bidding.notices import verify_notice
 from evaluation.lots import replay
 from tests.conftest import run_queued_jobs
-from tests.factories.lots import lots_tender, unblinded
+from tests.factories.lots import finalised, lots_tender
 from tests.factories.ocds import assert_valid, package_validator
 from tests.factories.opening import staff_of
 from tests.factories.results import close_window, store_record
@@ -46,9 +47,9 @@ def request_context(app):
         yield
 
 
-def finalised(tender: Tender, experts) -> Evaluation:
-    """The panel's result finalised and its record signed (rows, as the records job would:
-    this branch's record stage does not make a record of several lots yet)."""
+def next_round_finalised(tender: Tender) -> Evaluation:
+    """A new round's result finalised and its record signed, as rows (the panel's scoring
+    again and the records job are tested elsewhere)."""
     evaluation = db.session.get(Evaluation, tender.id)
     evaluation.stage = EvaluationStage.FINALISED
     store_record(tender, evaluation.round)
@@ -58,9 +59,14 @@ def finalised(tender: Tender, experts) -> Evaluation:
 
 @pytest.fixture
 def lots_world(make_tender, make_user):
+    """Round 1 through the real operations: sealed bids per lot, the opening, the panel's
+    scoring, the chair's finalisation and the signed record of the lots."""
     tender, bidders, experts = lots_tender(make_tender, make_user, limit=1, prices=PRICES)
-    unblinded(tender, experts)
     finalised(tender, experts)
+    run_queued_jobs()  # the record's rendering and signing
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    assert reading.signed_record(tender, evaluation_of(tender)) is not None
     return tender, bidders, experts
 
 
@@ -166,7 +172,7 @@ def test_an_objection_on_lot_2_does_not_hold_up_lot_1(lots_world):
         r for r in ranking if r["bid"] == bidders[0].company.registration_number
     ]
     evaluation.lots_json = json.dumps(document)
-    finalised(tender, None)
+    next_round_finalised(tender)
     [notice] = operations.publish_lot_candidates(
         staff, tender, evaluation, reading.signed_record(tender, evaluation)
     )
@@ -190,7 +196,7 @@ def test_a_new_round_keeps_the_awarded_lot_and_replays(lots_world):
     operations.reopen_evaluation(staff, tender, "Objection to lot 2 upheld")
     db.session.commit()
     evaluation = db.session.get(Evaluation, tender.id)
-    finalised(tender, None)
+    next_round_finalised(tender)
     operations.publish_candidates(staff, tender)
     db.session.commit()
     notice = by_lot(tender)["2"]["notice"]
