@@ -25,7 +25,7 @@ from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus
 from bidding.notices import verify_notice
 from evaluation.lots import replay
-from tests.conftest import run_queued_jobs
+from tests.conftest import AuthActions, run_queued_jobs
 from tests.factories.lots import finalised, lots_tender
 from tests.factories.ocds import assert_valid, package_validator
 from tests.factories.opening import staff_of
@@ -257,8 +257,10 @@ def test_results_api_shows_each_lot(app, lots_world):
     }
     assert lots["3"]["notice"]["reason"]
     assert lots["1"]["open_objections"] == 0
-    page = app.test_client().get(f"/results/tenders/{tender.id}").get_data(as_text=True)
-    assert 'id="lot-result-3"' in page
+    client = app.test_client()
+    for url in (f"/results/tenders/{tender.id}", f"/tenders/{tender.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert 'id="lot-result-3"' in page and "lot-failed" in page, url
 
 
 def test_ocds_has_one_award_per_lot_and_each_lots_outcome(app, lots_world):
@@ -299,3 +301,39 @@ def test_a_tender_of_one_lot_has_no_lot_results(results_world):
     with pytest.raises(OperationError) as refused:
         operations.resolve_lot(w.tender, "1")
     assert refused.value.code == "lot"
+
+
+def test_pages_object_to_and_award_one_lot(app, lots_world):
+    tender, bidders, _experts = lots_world
+    staff = staff_of(tender)
+    operations.publish_candidates(staff, tender)
+    db.session.commit()
+    bidder = app.test_client()
+    AuthActions(bidder).login(bidders[2])
+    page = bidder.get(f"/results/tenders/{tender.id}/bidder").get_data(as_text=True)
+    assert 'id="object-lot-1"' in page and 'id="object-lot-2"' in page
+    assert 'id="object-lot-3"' not in page  # lot 3 failed
+    response = bidder.post(
+        f"/results/tenders/{tender.id}/objections",
+        data={"text": "Our lot 2 price is within the ceiling.", "lot": "2"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    [objection] = reading.open_objections(tender)
+    assert objection.notice_id == by_lot(tender)["2"]["notice"].id
+    page = bidder.get(f"/results/tenders/{tender.id}/bidder").get_data(as_text=True)
+    assert 'id="object-lot-2"' not in page and 'id="object-lot-1"' in page
+
+    close_window(tender)
+    manager = app.test_client()
+    AuthActions(manager).login(staff)
+    page = manager.get(f"/results/tenders/{tender.id}/manage").get_data(as_text=True)
+    assert 'id="award-lot-1"' in page and 'id="award-lot-2"' not in page
+    refused = manager.post(f"/results/tenders/{tender.id}/award", data={"lot": "2"})
+    assert refused.status_code == 303  # back to the page with the reason
+    db.session.expire_all()
+    assert by_lot(tender)["2"]["status"] == "candidates"  # refused: its objection is open
+    assert manager.post(f"/results/tenders/{tender.id}/award", data={"lot": "1"}).status_code == 302
+    db.session.expire_all()
+    assert by_lot(tender)["1"]["status"] == "awarded"
+    assert by_lot(tender)["2"]["status"] == "candidates"
