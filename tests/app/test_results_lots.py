@@ -146,6 +146,10 @@ def test_an_objection_on_lot_2_does_not_hold_up_lot_1(lots_world):
     assert award.lot_id == lot_1.id and award.kind == NoticeKind.AWARD
     assert award.content["winner"]["company_id"] == bidders[0].company_id
     assert tender.status == TenderStatus.CANDIDATES  # lot 2 waits for its objection
+    with pytest.raises(Conflict) as refused:  # lot 1 is awarded: fail lots one by one
+        operations.declare_failed(staff, tender, "other", "Everything.")
+    assert refused.value.code == "lot_awarded"
+    db.session.rollback()
     assert {r: s["status"] for r, s in by_lot(tender).items()} == {
         "1": "awarded",
         "2": "candidates",
@@ -337,3 +341,43 @@ def test_pages_object_to_and_award_one_lot(app, lots_world):
     db.session.expire_all()
     assert by_lot(tender)["1"]["status"] == "awarded"
     assert by_lot(tender)["2"]["status"] == "candidates"
+
+
+def test_a_lot_failed_at_the_opening_fails_and_staff_fail_one_lot(make_tender, make_user):
+    # Lot 3 has one envelope (fewer than the minimum): failed at the opening.
+    prices = {i: {k: v for k, v in PRICES[i].items() if k != "3" or i == 0} for i in PRICES}
+    tender, bidders, experts = lots_tender(make_tender, make_user, limit=None, prices=prices)
+    finalised(tender, experts)
+    run_queued_jobs()
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    staff = staff_of(tender)
+    operations.publish_candidates(staff, tender)
+    db.session.commit()
+    states = by_lot(tender)
+    assert states["3"]["notice"].content["reason_code"] == "too_few_bids"
+    # Without a limit each lot goes to its first-ranked bidder.
+    assert states["2"]["notice"].content["proposed"]["company_id"] == bidders[0].company_id
+    # Staff fail lot 2 on its own; lot 1 goes on.
+    notice = operations.declare_failed(
+        staff, tender, "other", "The lot is withdrawn.", tender.lot_by_reference("2")
+    )
+    db.session.commit()
+    assert notice.lot_id == tender.lot_by_reference("2").id
+    assert {r: s["status"] for r, s in by_lot(tender).items()} == {
+        "1": "candidates",
+        "2": "failed",
+        "3": "failed",
+    }
+    assert tender.status == TenderStatus.CANDIDATES
+    with pytest.raises(Conflict) as refused:
+        operations.declare_failed(staff, tender, "other", "Again.", tender.lot_by_reference("2"))
+    assert refused.value.code == "lot_decided"
+    db.session.rollback()
+    close_window(tender)
+    operations.publish_award(staff, tender)
+    db.session.commit()
+    assert tender.status == TenderStatus.AWARDED
+    with pytest.raises(Conflict) as refused:  # awarded: nothing left to fail
+        operations.declare_failed(staff, tender, "other", "Everything.")
+    assert refused.value.code == "status"
