@@ -642,6 +642,14 @@ def _award_lots(actor: User, tender: Tender, lot: Lot | None) -> ResultNotice:
         _l("Tender %(ref)s is awarded", ref=tender.reference),
         "award",
         winner=awards[0].content["winner"],
+        lots=[
+            {
+                "reference": award.content["lot"]["reference"],
+                "title": award.content["lot"]["title"],
+                "company": award.content["winner"].get("company"),
+            }
+            for award in awards
+        ],
     )
     _announce(tender, "awarded", notices=[a.id for a in awards])
     return awards[0]

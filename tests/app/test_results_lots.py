@@ -227,9 +227,13 @@ def awarded_world(lots_world):
     return tender, bidders, staff
 
 
-def test_letters_list_each_lot_the_company_bid_for(lots_world):
+def test_letters_list_each_lot_the_company_bid_for(lots_world, outbox):
     tender, bidders, _staff = awarded_world(lots_world)
     assert tender.status == TenderStatus.AWARDED
+    # The award e-mail names each lot awarded and its winner.
+    [told] = [m for m in outbox.messages() if m.to == [bidders[2].email] and "- Lot" in m.body]
+    assert f"- Lot 1: Lot 1: {bidders[0].company.name}\n" in told.body
+    assert f"- Lot 2: Lot 2: {bidders[1].company.name}\n" in told.body
     run_queued_jobs()
     texts = {}
     for user in bidders:
