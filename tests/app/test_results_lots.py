@@ -13,6 +13,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from app.accounts import operations as account_ops
 from app.bids.receipts import platform_signing_key
 from app.core.errors import Conflict, OperationError
 from app.evaluations.models import Evaluation, EvaluationStage
@@ -385,3 +386,40 @@ def test_a_lot_failed_at_the_opening_fails_and_staff_fail_one_lot(make_tender, m
     with pytest.raises(Conflict) as refused:  # awarded: nothing left to fail
         operations.declare_failed(staff, tender, "other", "Everything.")
     assert refused.value.code == "status"
+
+
+def test_api_objects_to_awards_and_fails_one_lot(app, lots_world):
+    tender, bidders, _experts = lots_world
+    client = app.test_client()
+
+    def bearer(user):
+        token = account_ops.create_api_token(user, "results")
+        db.session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    staff, bidder = bearer(staff_of(tender)), bearer(bidders[2])
+    base = f"/api/v1/tenders/{tender.id}"
+    assert client.post(f"{base}/results/candidates", headers=staff).status_code == 201
+    response = client.post(f"{base}/objections", headers=bidder, json={"text": "Which lot?"})
+    assert response.status_code == 400 and response.get_json()["error"] == "lot"
+    response = client.post(f"{base}/objections", headers=bidder, json={"text": "x", "lot": "9"})
+    assert response.status_code == 400 and response.get_json()["error"] == "lot"
+    response = client.post(f"{base}/objections", headers=bidder, json={"text": "No", "lot": "2"})
+    assert response.status_code == 201 and response.get_json()["lot"] == "2"
+    close_window(tender)
+    response = client.post(f"{base}/results/award?lot=2", headers=staff)
+    assert response.status_code == 409 and response.get_json()["error"] == "objection_open"
+    response = client.post(f"{base}/results/award?lot=1", headers=staff)
+    assert response.status_code == 201
+    lots = {entry["lot"]: entry for entry in response.get_json()["lots"]}
+    assert lots["1"]["status"] == "awarded" and lots["1"]["notice"]["lot"] == "1"
+    assert lots["2"]["status"] == "candidates" and lots["2"]["open_objections"] == 1
+    response = client.post(
+        f"{base}/results/failure",
+        headers=staff,
+        json={"reason_code": "other", "text": "Withdrawn.", "lot": "2"},
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "awarded"  # every lot decided: lot 1 awarded, lots 2 and 3 failed
+    assert [entry["status"] for entry in body["lots"]] == ["awarded", "failed", "failed"]
