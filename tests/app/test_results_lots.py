@@ -23,7 +23,7 @@ from app.results import operations, reading
 from app.results.letters import letter_of
 from app.results.models import NoticeKind, ObjectionStatus, ResultNotice
 from app.tenders.documents import blob_store
-from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.models import Lot, Tender, TenderDocument, TenderStatus
 from bidding.notices import verify_notice
 from evaluation.lots import replay
 from tests.conftest import AuthActions, run_queued_jobs
@@ -423,3 +423,55 @@ def test_api_objects_to_awards_and_fails_one_lot(app, lots_world):
     body = response.get_json()
     assert body["status"] == "awarded"  # every lot decided: lot 1 awarded, lots 2 and 3 failed
     assert [entry["status"] for entry in body["lots"]] == ["awarded", "failed", "failed"]
+
+
+def _lot_file(*ranked: tuple[str, str, str]) -> dict:
+    """A scored lot file as the award reads it: (bidder id, price, total), best first."""
+    return {
+        "result": {
+            "bids": [{"id": bid, "price": price, "total": total} for bid, price, total in ranked],
+            "ranking": [{"bid": bid, "rank": n} for n, (bid, _p, _t) in enumerate(ranked, 1)],
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("rule", "fallback", "winner_2"),
+    [("lot_order", None, None), ("max_total_score", "lot_order", None)],
+)
+def test_round_award_keeps_an_awarded_lot_under_every_rule(make_tender, rule, fallback, winner_2):
+    # Limit 1. Lot 1 was awarded to C (total 50). In the new round only C is compliant in
+    # lot 2, with a higher total (90): max_total_score alone would rather give C lot 2 and
+    # leave lot 1 without its winner; the kept award wins, by lot order, and says so.
+    tender = make_tender(keyed=False)
+    db.session.add(Lot(tender_id=tender.id, number=2, title="Lot 2"))
+    tender.max_lots_won = 1
+    tender.lot_award_rule = rule
+    db.session.flush()
+    db.session.refresh(tender)
+    lot_1 = tender.lot_by_reference("1")
+    db.session.add(
+        ResultNotice(
+            tender_id=tender.id,
+            lot_id=lot_1.id,
+            kind=NoticeKind.AWARD,
+            content={"winner": {"bid": "C", "price": "100.00", "total": "50.00"}},
+        )
+    )
+    files = [
+        {"lot": "1", "scoring_file": _lot_file(("C", "100.00", "50.00"))},
+        {"lot": "2", "scoring_file": _lot_file(("C", "100.00", "90.00"))},
+    ]
+    evaluation = Evaluation(
+        tender_id=tender.id,
+        stage=EvaluationStage.FINALISED,
+        round=2,
+        lots_json=json.dumps({"lots": files, "award": {}}),
+    )
+    db.session.add(evaluation)
+    db.session.commit()
+    award, kept = operations.round_award(tender, evaluation)
+    assert kept == ["1"] and award["fallback"] == fallback
+    winners = {entry["lot"]: entry["winner"] for entry in award["result"]["lots"]}
+    assert winners == {"1": "C", "2": winner_2}
+    assert replay(award) == []
