@@ -488,6 +488,7 @@ def _accept_stored(
         stored.size,
         received_at,
         bid.id,
+        lot=None if lot is None else lot.reference,
     )
     bid.receipt = dump_document(sign_receipt(receipt, platform_signing_key())).decode("ascii")
     for old in previous:
@@ -902,14 +903,19 @@ def seal_bids(tender: Tender) -> TenderDocument:
         .order_by(TenderRegistration.id)
         .with_for_update()
     )
-    hashes = list(
-        db.session.scalars(
-            select(Bid.envelope_sha256)
-            .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
-            .order_by(Bid.id)
-        )
+    rows = db.session.execute(
+        select(Bid.envelope_sha256, Lot.reference)
+        .outerjoin(Lot, Lot.id == Bid.lot_id)
+        .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
+        .order_by(Bid.id)
+    ).all()
+    hashes = [row.envelope_sha256 for row in rows]
+    # A tender divided into lots: one record over every lot's envelopes, each leaf carrying
+    # its lot (format v2); a tender of one lot keeps the v1 record of bare envelope hashes.
+    lots = [row.reference for row in rows] if tender.has_lots else None
+    document = make_sealing_record(
+        envelope_tender_id(tender), hashes, now, platform_signing_key(), lots=lots
     )
-    document = make_sealing_record(envelope_tender_id(tender), hashes, now, platform_signing_key())
     record = store_record(
         tender, SEALING_RECORD_KIND, "Sealing record", dump_document(document), now
     )
