@@ -345,6 +345,7 @@ def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot
         raise OperationError(
             _l("This tender has no lot %(lot)s.", lot=reference), code="unknown_lot"
         )
+    refuse_cancelled_lot(lot)
     registration = db.session.scalar(
         select(TenderRegistration).where(
             TenderRegistration.tender_id == tender.id,
@@ -371,9 +372,25 @@ def check_expected_lot(tender: Tender, reference: str | None) -> None:
         raise OperationError(
             _l("This tender is not divided into lots: name no lot."), code="no_lots"
         )
-    if tender.lot_by_reference(reference) is None:
+    lot = tender.lot_by_reference(reference)
+    if lot is None:
         raise OperationError(
             _l("This tender has no lot %(lot)s.", lot=reference[:40]), code="unknown_lot"
+        )
+    refuse_cancelled_lot(lot)
+
+
+def refuse_cancelled_lot(lot: Lot) -> None:
+    """A lot cancelled by an addendum takes no new envelope (those received before stay
+    sealed and are reported, unopened, at the opening)."""
+    if lot.is_cancelled:
+        raise Conflict(
+            _l(
+                "Lot %(lot)s was cancelled by an addendum: it takes no more bids. The "
+                "envelopes received before are kept unopened.",
+                lot=lot.reference,
+            ),
+            code="lot_cancelled",
         )
 
 
