@@ -280,3 +280,42 @@ def test_a_cancelled_lots_envelopes_are_kept_unopened_and_reported(client, tende
     page = client.get(f"/opening/tenders/{tender.id}").get_data(as_text=True)
     assert 'data-cancelled-lot="3"' in page
     assert "Lots cancelled, not opened" in page
+
+
+def test_staff_cancel_and_reprice_lots_from_the_addendum_form(client, auth, tender, make_tender):
+    auth.login(staff_of(tender))
+    page = client.get(f"/centre/tenders/{tender.id}").get_data(as_text=True)
+    assert 'name="cancel_lot"' in page and '<option value="3">3: Lot 3</option>' in page
+    response = client.post(
+        f"/centre/tenders/{tender.id}/addenda",
+        data={
+            "title": "Lot 3 withdrawn",
+            "body": "Lot 3 is cancelled; lot 2's ceiling rises.",
+            "cancel_lot": "3",
+            "reprice_lot": "2",
+            "new_price": "550.00",
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:800]
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    assert tender.lot_by_reference("3").is_cancelled
+    assert tender.lot_by_reference("2").ceiling_price == Decimal("550.00")
+    assert [c["action"] for c in tender.addenda[0].lot_changes] == ["change", "cancel"]
+    page = client.get(f"/centre/tenders/{tender.id}").get_data(as_text=True)
+    assert '<option value="3">' not in page  # a cancelled lot is no longer offered
+    # Re-pricing with nothing to change is refused, and nothing is kept.
+    refused = client.post(
+        f"/centre/tenders/{tender.id}/addenda",
+        data={"title": "Nothing", "body": "Nothing.", "reprice_lot": "1"},
+    )
+    assert refused.status_code == 400
+    assert "bid bond, budget or quantity" in refused.get_data(as_text=True)
+    db.session.expire_all()
+    assert len(db.session.get(Tender, tender.id).addenda) == 1
+    # A tender of one lot has no lot fields on its addendum form.
+    single = make_tender(centre=tender.centre)
+    single.created_by_id = tender.created_by_id
+    db.session.commit()
+    page = client.get(f"/centre/tenders/{single.id}").get_data(as_text=True)
+    assert 'name="cancel_lot"' not in page and 'name="title"' in page
