@@ -296,6 +296,27 @@ class _State:
 
     # Lookups ---------------------------------------------------------------------
 
+    def lots_in_force(self) -> list[dict[str, Any]]:
+        """The lots as the addenda in force left them: a lot added by a later addendum is
+        not there yet; one cancelled by an addendum in force has status `cancelled`."""
+        numbers = {addendum.id: addendum.number for addendum in self.tender.addenda}
+        added_by = {
+            change["lot"]: addendum.number
+            for addendum in self.tender.addenda
+            for change in addendum.lot_changes or []
+            if change.get("action") == "add"
+        }
+        out = []
+        for lot in self.tender.lots:
+            if added_by.get(lot.reference, 0) > self.addenda_in_force:
+                continue
+            entry = _lot(lot, self.currency)
+            cancelled_in = numbers.get(lot.cancelled_by_addendum_id)
+            if cancelled_in is not None and cancelled_in <= self.addenda_in_force:
+                entry["status"] = "cancelled"
+            out.append(entry)
+        return out
+
     def bidder_of(self, entry: dict[str, Any]) -> Bidder | None:
         bidders = self.facts.bidders
         company_id = entry.get("company_id")
@@ -391,7 +412,7 @@ class _State:
                 "Open public sale of assets or land-use rights (highest price wins)"
             )
         if self.multi_lot:
-            section["lots"] = [_lot(lot, self.currency) for lot in tender.lots]
+            section["lots"] = self.lots_in_force()
         documents = self.tender_documents(date)
         if documents:
             section["documents"] = documents
