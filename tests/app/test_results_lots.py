@@ -475,3 +475,18 @@ def test_round_award_keeps_an_awarded_lot_under_every_rule(make_tender, rule, fa
     winners = {entry["lot"]: entry["winner"] for entry in award["result"]["lots"]}
     assert winners == {"1": "C", "2": winner_2}
     assert replay(award) == []
+
+
+def test_a_lot_failed_before_the_candidates_wins_nobody_a_place(lots_world):
+    tender, bidders, _experts = lots_world
+    staff = staff_of(tender)
+    # Staff fail lot 1 while the tender is under evaluation: company 0 no longer wins it,
+    # so under the limit of one lot it wins lot 2, and lot 3 goes to company 1.
+    operations.declare_failed(staff, tender, "other", "Withdrawn.", tender.lot_by_reference("1"))
+    operations.publish_candidates(staff, tender)
+    db.session.commit()
+    states = by_lot(tender)
+    assert states["1"]["status"] == "failed"
+    proposed = {r: states[r]["notice"].content["proposed"]["company_id"] for r in ("2", "3")}
+    assert proposed == {"2": bidders[0].company_id, "3": bidders[1].company_id}
+    assert replay(states["2"]["notice"].content["award"]) == []
