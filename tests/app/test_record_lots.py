@@ -110,7 +110,7 @@ def test_the_record_page_and_api_list_the_lots(app, client, auth, lots_record):
     from tests.factories.accounts import token_for
     from tests.factories.opening import staff_of
 
-    tender, bidders, _experts, evaluation, _record = lots_record
+    tender, bidders, _experts, evaluation, record = lots_record
     staff = staff_of(tender)
     names = [b.company.name for b in bidders]
     auth.login(staff)
@@ -134,6 +134,13 @@ def test_the_record_page_and_api_list_the_lots(app, client, auth, lots_record):
         digest = hashlib.sha256(dumps(entry["scoring_file"]).encode()).hexdigest()
         assert lot["sha256"] == digest
     assert lots[1]["passed_over"] == [bidders[0].company.registration_number]
+    # once the evaluation's lots file is no longer the record's (a later round), the lots
+    # are read from the signed PDF itself
+    changed = json.loads(evaluation.lots_json)
+    changed["lots"] = changed["lots"][:1]
+    evaluation.lots_json = dumps(changed)
+    db.session.commit()
+    assert operations.record_lots(record, tender) == lots
     # in Korean, the record page's new words are translated
     url = f"/records/tenders/{tender.id}"
     client.set_cookie("fairbid_lang", "ko")
@@ -233,7 +240,10 @@ def test_the_lots_record_reads_in_korean_and_chinese_with_a_lot_failed_at_the_op
     ]
     assert html.count('class="portrait lot"') == 3
     assert 'id="lot-3-ranking"' in html and 'id="award"' in html
-    words = {"ko": ("로트 간 낙찰", "동점", "처리 과정"), "zh_Hans": ("跨标段授标", "同分", "过程记录")}
+    words = {
+        "ko": ("로트 간 낙찰", "동점", "처리 과정"),
+        "zh_Hans": ("跨标段授标", "同分", "过程记录"),
+    }
     for word in words[locale]:
         assert word in html
     for english in (
