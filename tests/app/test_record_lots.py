@@ -47,6 +47,26 @@ def _attachments(pdf: bytes) -> dict[str, bytes]:
     return {name: body[0] for name, body in PdfReader(io.BytesIO(pdf)).attachments.items()}
 
 
+def _assert_attached_once_as_data(pdf: bytes) -> None:
+    """PDF/A-3: every attachment listed once in the catalog's /AF, as /Data, JSON."""
+    reader = PdfReader(io.BytesIO(pdf))
+    associated = [a.get_object() for a in reader.trailer["/Root"]["/AF"]]
+    names = sorted(str(spec["/UF"]) for spec in associated)
+    assert (
+        names
+        == sorted(reader.attachments)
+        == [
+            "lots-evaluation.json",
+            "scoring-1.json",
+            "scoring-2.json",
+            "scoring-3.json",
+        ]
+    )
+    for spec in associated:
+        assert spec["/F"] == spec["/UF"] and spec["/AFRelationship"] == "/Data"
+        assert spec["/EF"]["/F"].get_object()["/Subtype"] == "/application/json"
+
+
 def _pdftotext(pdf: bytes, tmp_path) -> str:
     path = tmp_path / "record.pdf"
     path.write_bytes(pdf)
@@ -152,7 +172,19 @@ def test_the_record_page_and_api_list_the_lots(app, client, auth, lots_record):
 
 def test_countersigned_lots_record_verifies_and_a_forged_lot_is_caught(app, lots_record, tmp_path):
     tender, _bidders, experts, evaluation, record = lots_record
-    for expert in experts:
+    from tests.factories.member_keys import BrowserKey, enrol, totp_code
+
+    # the first member countersigns with the key their browser holds, the others with the
+    # older server-held keys
+    browser = BrowserKey()
+    with app.test_request_context():
+        enrol(experts[0], browser)
+        pending = operations.prepare_countersignature(experts[0], record, totp_code(experts[0]))
+        db.session.commit()
+        value = browser.sign(bytes(pending.signed_attrs))
+        operations.finish_countersignature(experts[0], record, pending.id, value)
+    db.session.commit()
+    for expert in experts[1:]:
         with app.test_request_context():
             operations.countersign(expert, record, pyotp.TOTP(expert.totp_secret).now())
         db.session.commit()
@@ -163,6 +195,7 @@ def test_countersigned_lots_record_verifies_and_a_forged_lot_is_caught(app, lots
     assert signing.signatures_ok(pdf, expected=count)
     report = signing.pdfsig_report(pdf, signing.trust_roots_pem())
     assert report.signature_count == count and report.all_valid, report.text
+    _assert_attached_once_as_data(pdf)
     out = _verify(pdf, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "every lot (1, 2, 3) and the award match" in out.stdout
