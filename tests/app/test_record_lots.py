@@ -67,6 +67,24 @@ def _assert_attached_once_as_data(pdf: bytes) -> None:
         assert spec["/EF"]["/F"].get_object()["/Subtype"] == "/application/json"
 
 
+def _replace_attachment(pdf: bytes, name: str, price: str) -> bytes:
+    """The PDF with an incremental update giving the first bid of attachment `name` another
+    price (the signed revisions are left as they are)."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(io.BytesIO(pdf), incremental=True)
+    names = writer._root_object["/Names"]["/EmbeddedFiles"]["/Names"]
+    spec = next(names[i + 1].get_object() for i in range(0, len(names), 2) if names[i] == name)
+    stream = spec["/EF"]["/F"].get_object()
+    doc = json.loads(stream.get_data())
+    doc["bids"][0]["price"] = price
+    stream.set_data(dumps(doc).encode())
+    out = io.BytesIO()
+    writer.write(out)
+    assert out.getvalue().startswith(pdf)
+    return out.getvalue()
+
+
 def _pdftotext(pdf: bytes, tmp_path) -> str:
     path = tmp_path / "record.pdf"
     path.write_bytes(pdf)
@@ -200,6 +218,16 @@ def test_countersigned_lots_record_verifies_and_a_forged_lot_is_caught(app, lots
     assert out.returncode == 0, out.stdout + out.stderr
     assert "every lot (1, 2, 3) and the award match" in out.stdout
     assert "lots-evaluation.json, scoring-1.json" in out.stdout
+
+    # a lot's attached file changed in place, in an update appended after the signatures
+    tampered = _replace_attachment(pdf, "scoring-2.json", "1.00")
+    out = _verify(tampered, tmp_path, "tampered.pdf")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the embedded scoring-2.json differs from the one the first signature covers" in (
+        out.stdout
+    )
+    assert "lot 2: the attached scoring-2.json is not the lot's scoring file" in out.stdout
+    assert not signing.signatures_ok(tampered)
 
     # Forgeries, each signed by the platform so that only the contents can give them away.
     html, facts = jobs.render_record_html(tender, evaluation, "en")
