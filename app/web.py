@@ -129,17 +129,56 @@ def _request_items() -> Iterator[tuple[str | None, object]]:
         yield None, key
         yield None, storage.filename or ""
     if request.is_json:
-        stack: list[tuple[str | None, object]] = [(None, request.get_json(silent=True))]
+        limit = current_app.config["MAX_JSON_DEPTH"]
+        stack: list[tuple[str | None, object, int]] = [(None, _json_body(), 0)]
         while stack:
-            name, item = stack.pop()
+            name, item, depth = stack.pop()
+            if isinstance(item, dict | list) and depth >= limit:
+                raise _too_deep()
             if isinstance(item, dict):
                 for key, value in item.items():
                     yield None, key
-                    stack.append((key, value))
+                    stack.append((key, value, depth + 1))
             elif isinstance(item, list):
-                stack.extend((name, value) for value in item)
+                stack.extend((name, value, depth + 1) for value in item)
             else:
                 yield name, item
+
+
+def _too_deep() -> OperationError:
+    return OperationError(
+        _l(
+            "The JSON body is nested too deeply (more than %(n)d levels).",
+            n=current_app.config["MAX_JSON_DEPTH"],
+        ),
+        code="json_too_deep",
+    )
+
+
+def _json_body() -> object:
+    """The request's JSON (None if it is not JSON). A body nested deeper than Python's
+    parser can recurse (thousands of brackets) is refused as too deep, not a 500."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _limit_json_body() -> None:
+    """A JSON body larger than MAX_JSON_BYTES answers 413: before it is read when its length
+    is declared, else (chunked) once read, within the request's general limit."""
+    if not request.is_json:
+        return
+    limit = current_app.config["MAX_JSON_BYTES"]
+    size = request.content_length
+    if size is None and _has_body():
+        size = len(request.get_data(cache=True))
+    if size is not None and size > limit:
+        raise OperationError(
+            _l("The JSON body is larger than the limit of %(n)d bytes.", n=limit),
+            code="json_too_large",
+            status=413,
+        )
 
 
 def _has_body() -> bool:
@@ -193,6 +232,7 @@ def init_app(app: Flask) -> None:
     def before_request() -> Response | None:
         if request.method in {"POST", "PUT", "PATCH"}:
             _reject_undecodable_forms()
+            _limit_json_body()
         _reject_unstorable_input()
         return _enforce_second_factor()
 
