@@ -61,10 +61,8 @@ class PlainName:
 # confusables, UTS #39, for the alphabets company names here mix with Latin), to the Latin
 # letter they pass for.
 _CONFUSABLES = str.maketrans(
-    "АВЕКМНОРСТУХІЈЅаеорсухіјѕԁԛԝһкмнтв"
-    "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριν",
-    "ABEKMHOPCTYXIJSaeopcyxijsdqwhkmhtb"
-    "ABEZHIKMNOPTYXaopiv",
+    "АВЕКМНОРСТУХІЈЅаеорсухіјѕԁԛԝһкмнтвΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριν",
+    "ABEKMHOPCTYXIJSaeopcyxijsdqwhkmhtbABEZHIKMNOPTYXaopiv",
 )
 _LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
 
