@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--path", action="append")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--callers", help="also print the callers of functions matching this")
     args = parser.parse_args()
     paths = args.path or ["/healthz", "/tenders/"]
     redis_url = (
@@ -114,6 +115,10 @@ def main() -> None:
                 for key in ("cumulative", "tottime"):
                     out = io.StringIO()
                     pstats.Stats(profiler, stream=out).sort_stats(key).print_stats(args.top)
+                    print(out.getvalue())
+                if args.callers:
+                    out = io.StringIO()
+                    pstats.Stats(profiler, stream=out).print_callers(args.callers)
                     print(out.getvalue())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
