@@ -81,6 +81,10 @@ class Config:
     # Requests: 16 MiB for forms; bid uploads get their own streamed limits later.
     MAX_CONTENT_LENGTH = int(os.environ.get("FAIRBID_MAX_CONTENT_LENGTH", 64 * 1024 * 1024))
     MAX_FORM_MEMORY_SIZE = 512 * 1024
+    # JSON request bodies (the API): at most this many bytes and this many levels of nesting
+    # (a deeper body answers 400 before any parser recurses into it; a larger one 413).
+    MAX_JSON_BYTES = int(os.environ.get("FAIRBID_MAX_JSON_BYTES", 1024 * 1024))
+    MAX_JSON_DEPTH = 32
 
     # Sessions and cookies.
     SESSION_COOKIE_NAME = "fairbid_session"

@@ -51,6 +51,7 @@ def create_app(config: type | None = None, **overrides) -> Flask:
         web,
     )
     from app.core import sqlite  # noqa: F401  (engine hooks)
+    from app.core.request_hooks import LeanSessionInterface, skip_limiter_where_no_limit_applies
     from app.extensions import csrf, db, limiter, login_manager, mail, migrate, redis_client
 
     _configure_database(app)
@@ -63,6 +64,8 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)
+    skip_limiter_where_no_limit_applies(app, limiter)
+    app.session_interface = LeanSessionInterface()
     csrf.init_app(app)
     mail.init_app(app)
     login_manager.init_app(app)

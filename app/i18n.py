@@ -37,6 +37,21 @@ def select_locale() -> str:
     chosen = normalise_language(request.cookies.get(LANGUAGE_COOKIE))
     if chosen:
         return chosen
+    # The choice depends on the header's text alone: parsed once per distinct header
+    # (browsers send a handful), not on every request (issue 18's per-request floor).
+    header = request.headers.get("Accept-Language", "")
+    locale = _ACCEPTED.get(header)
+    if locale is None:
+        if len(_ACCEPTED) >= 512:
+            _ACCEPTED.clear()
+        locale = _ACCEPTED[header] = _from_accept_language()
+    return locale
+
+
+_ACCEPTED: dict[str, str] = {}
+
+
+def _from_accept_language() -> str:
     best = request.accept_languages.best_match(list(_ACCEPT_MAP))
     if best is None:
         # "zh-CN" and friends: match on the primary tag.

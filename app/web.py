@@ -8,9 +8,10 @@ import re
 import time
 from collections.abc import Iterator
 
-from flask import Flask, flash, redirect, request, session, url_for
+from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
+from flask_login.config import COOKIE_NAME
 from werkzeug.wrappers import Response
 
 from app.accounts.models import User
@@ -113,26 +114,76 @@ def _request_items() -> Iterator[tuple[str | None, object]]:
     """Every key and value the request carries (path, query, form, file names, JSON), each
     value with the name it came under."""
     yield None, request.path
-    for multi in (request.args, request.form):
-        for key, values in multi.lists():
+    if request.query_string:
+        for key, values in request.args.lists():
             yield None, key
             for value in values:
                 yield key, value
+    if not _has_body():
+        return  # no form, file or JSON to parse (most GETs): skip werkzeug's parsers
+    for key, values in request.form.lists():
+        yield None, key
+        for value in values:
+            yield key, value
     for key, storage in request.files.items(multi=True):
         yield None, key
         yield None, storage.filename or ""
     if request.is_json:
-        stack: list[tuple[str | None, object]] = [(None, request.get_json(silent=True))]
+        limit = current_app.config["MAX_JSON_DEPTH"]
+        stack: list[tuple[str | None, object, int]] = [(None, _json_body(), 0)]
         while stack:
-            name, item = stack.pop()
+            name, item, depth = stack.pop()
+            if isinstance(item, dict | list) and depth >= limit:
+                raise _too_deep()
             if isinstance(item, dict):
                 for key, value in item.items():
                     yield None, key
-                    stack.append((key, value))
+                    stack.append((key, value, depth + 1))
             elif isinstance(item, list):
-                stack.extend((name, value) for value in item)
+                stack.extend((name, value, depth + 1) for value in item)
             else:
                 yield name, item
+
+
+def _too_deep() -> OperationError:
+    return OperationError(
+        _l(
+            "The JSON body is nested too deeply (more than %(n)d levels).",
+            n=current_app.config["MAX_JSON_DEPTH"],
+        ),
+        code="json_too_deep",
+    )
+
+
+def _json_body() -> object:
+    """The request's JSON (None if it is not JSON). A body nested deeper than Python's
+    parser can recurse (thousands of brackets) is refused as too deep, not a 500."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _limit_json_body() -> None:
+    """A JSON body larger than MAX_JSON_BYTES answers 413: before it is read when its length
+    is declared, else (chunked) once read, within the request's general limit."""
+    if not request.is_json:
+        return
+    limit = current_app.config["MAX_JSON_BYTES"]
+    size = request.content_length
+    if size is None and _has_body():
+        size = len(request.get_data(cache=True))
+    if size is not None and size > limit:
+        raise OperationError(
+            _l("The JSON body is larger than the limit of %(n)d bytes.", n=limit),
+            code="json_too_large",
+            status=413,
+        )
+
+
+def _has_body() -> bool:
+    """Whether the request may carry a body: a length above zero, or a chunked one."""
+    return bool(request.content_length) or "Transfer-Encoding" in request.headers
 
 
 def _reject_unstorable_input() -> None:
@@ -157,16 +208,19 @@ def _reject_unstorable_input() -> None:
 def _enforce_second_factor() -> Response | None:
     """A privileged user whose session did not pass TOTP is signed out (e.g. a role that
     became privileged while signed in)."""
-    if (
-        current_user.is_authenticated
-        and current_user.needs_totp
-        and not session.get(SECOND_FACTOR_KEY)
-        and not request.path.startswith("/api/")
-    ):
+    if session.get(SECOND_FACTOR_KEY) or request.path.startswith("/api/"):
+        return None  # the cheap conditions first: loading the user costs more
+    if "_user_id" not in session and _remember_cookie() not in request.cookies:
+        return None  # nobody is signed in (what Flask-Login would find, without asking it)
+    if current_user.is_authenticated and current_user.needs_totp:
         logout_user()
         flash(_l("Your role needs a second factor: sign in again."), "info")
         return redirect(url_for("accounts.login"))
     return None
+
+
+def _remember_cookie() -> str:
+    return current_app.config.get("REMEMBER_COOKIE_NAME", COOKIE_NAME)
 
 
 def init_app(app: Flask) -> None:
@@ -178,6 +232,7 @@ def init_app(app: Flask) -> None:
     def before_request() -> Response | None:
         if request.method in {"POST", "PUT", "PATCH"}:
             _reject_undecodable_forms()
+            _limit_json_body()
         _reject_unstorable_input()
         return _enforce_second_factor()
 

@@ -9,13 +9,14 @@ What runs, all on loopback:
 - a bare Flask app under gunicorn with the same settings, one endpoint returning the very
   bytes the portal served for ``/tenders/`` (same size, no work).
 
-Each target gets a warm-up, then ``--requests`` GETs from ``--concurrency`` client threads
-(http.client, one connection per request: gunicorn's sync workers close it anyway). Printed:
+Each target gets a warm-up, then ``--requests`` GETs (in ``--rounds`` interleaved slices)
+from ``--concurrency`` client threads (http.client, one connection per request: gunicorn's
+sync workers close it anyway). Printed:
 requests/s, p50 and p99 latency, and the ratios. A third line measures the list with the
 cache missed on purpose (a different date range per request, the same 20 rows), to show
 what the cache buys, and a fourth the app's own per-request floor (/healthz).
 
-    python bench/bench_portal.py [--tenders 200] [--requests 2000] [--concurrency 16]
+    python bench/bench_portal.py [--tenders 200] [--requests 2000] [--concurrency 16] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -202,6 +203,30 @@ def load(port: int, paths: list[str], concurrency: int) -> dict:
         "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "statuses": statuses,
         "cache": cache,
+        "latencies": latencies,
+    }
+
+
+def merge(results: list[dict]) -> dict:
+    """One target's rounds as one result (rate over the summed wall time)."""
+    latencies = sorted(x for result in results for x in result["latencies"])
+    statuses: dict[int, int] = {}
+    cache: dict[str, int] = {}
+    for result in results:
+        for status, count in result["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+        for state, count in result["cache"].items():
+            cache[state] = cache.get(state, 0) + count
+    wall = sum(result["wall"] for result in results)
+    return {
+        "requests": len(latencies),
+        "wall": wall,
+        "rps": len(latencies) / wall,
+        "p50": statistics.median(latencies),
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "statuses": statuses,
+        "cache": cache,
+        "latencies": latencies,
     }
 
 
@@ -211,6 +236,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per target")
     parser.add_argument("--redis", default="127.0.0.1:6379", help="host:port to try")
     parser.add_argument("--redis-db", type=int, default=15)
     args = parser.parse_args()
@@ -265,18 +291,29 @@ def main() -> None:
         )
         load(bare.port, ["/page"] * args.warmup, args.concurrency)
         load(portal.port, ["/tenders/"] * args.warmup, args.concurrency)
-        bare_result = load(bare.port, ["/page"] * args.requests, args.concurrency)
-        cached = load(portal.port, ["/tenders/"] * args.requests, args.concurrency)
         # A new date range per request: always a cache miss, always the same 20 rows.
         first = date(2100, 1, 1)
         misses = [
             f"/tenders/?from=2000-01-01&to={first + timedelta(days=n)}"
             for n in range(args.requests)
         ]
-        uncached = load(portal.port, misses, args.concurrency)
         # The app's own floor: every request pays its hooks (session, sign-in, limiter,
         # security headers, locale); /healthz is the lightest page that has them all.
-        floor = load(portal.port, ["/healthz"] * args.requests, args.concurrency)
+        targets = {
+            "bare": (bare.port, ["/page"] * args.requests),
+            "cached": (portal.port, ["/tenders/"] * args.requests),
+            "uncached": (portal.port, misses),
+            "floor": (portal.port, ["/healthz"] * args.requests),
+        }
+        # Interleaved rounds (each target's requests split into --rounds slices, run in
+        # turn): the machine's load drifts over a run, and a target measured in one block
+        # would carry whatever load its minute had.
+        parts: dict[str, list[dict]] = {name: [] for name in targets}
+        for round_number in range(args.rounds):
+            for name, (port, paths) in targets.items():
+                share = paths[round_number :: args.rounds]
+                parts[name].append(load(port, share, args.concurrency))
+        bare_result, cached, uncached, floor = (merge(parts[name]) for name in targets)
 
         rows = [
             ("bare Flask endpoint", bare_result),

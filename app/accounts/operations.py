@@ -18,7 +18,7 @@ from app.centres.models import TradingCentre
 from app.companies.models import Company, CompanyStatus
 from app.core.errors import Conflict, OperationError
 from app.core.mail import send_after_commit
-from app.core.text import clean_name
+from app.core.text import clean_name, mixed_script_word, name_skeleton
 from app.core.types import utcnow
 from app.core.urls import public_url
 from app.extensions import db
@@ -52,6 +52,34 @@ def current_locale() -> str:
         return "en"
 
 
+def _check_lookalike_name(name: str) -> None:
+    """Homoglyphs: a word mixing alphabets ("Bridgеs" with a Cyrillic "е") is refused, and
+    so is a name that reads like a registered company's without being it (same skeleton,
+    other characters): both are ways to pass for another bidder in lists and records."""
+    word = mixed_script_word(name)
+    if word is not None:
+        raise OperationError(
+            _l(
+                "The company name mixes alphabets in “%(word)s” (for example a Cyrillic "
+                "letter among Latin ones). Type the name in one alphabet.",
+                word=word,
+            ),
+            code="mixed_scripts",
+        )
+    skeleton = name_skeleton(name)
+    for existing in db.session.scalars(select(Company.name)):
+        if existing != name and name_skeleton(existing) == skeleton:
+            raise Conflict(
+                _l(
+                    "The company name looks the same as that of a registered company "
+                    "(%(name)s) but is written with other characters. Use your company's "
+                    "own name.",
+                    name=existing,
+                ),
+                code="lookalike_name",
+            )
+
+
 def register_company(
     *,
     company_name: str,
@@ -65,6 +93,7 @@ def register_company(
 ) -> User:
     """A company signs up; anyone may do this. Staff of the home centre approve it later."""
     company_name = clean_name(company_name, _l("Company name"))
+    _check_lookalike_name(company_name)
     legal_representative = clean_name(legal_representative, _l("Legal representative"))
     contact_name = clean_name(contact_name, _l("Your name"))
     number = uscc.compact(registration_number or "")

@@ -30,6 +30,24 @@ def cache_key(*parts: str) -> str:
     return f"fairbid:portal:page:{digest}"
 
 
+def get_many(*entries: tuple[str, ...]) -> list[tuple[str | None, Slot | None]]:
+    """`get_cached` for several entries in the same one round trip (one MGET)."""
+    keys = [cache_key(*parts) for parts in entries]
+    try:
+        generation, *values = redis_client.client.mget(GENERATION_KEY, *keys)
+    except redis.RedisError:
+        return [(None, None)] * len(entries)
+    current = generation.decode() if generation else "0"
+    found: list[tuple[str | None, Slot | None]] = []
+    for key, value in zip(keys, values, strict=True):
+        page = None
+        if value is not None:
+            stored, _, text = value.decode().partition("\n")
+            page = text if stored == current else None
+        found.append((page, Slot(key, current)))
+    return found
+
+
 def get_cached(parts: tuple[str, ...]) -> tuple[str | None, Slot | None]:
     """(cached value, slot to store under); (None, None) when Redis is unavailable.
 
@@ -37,17 +55,7 @@ def get_cached(parts: tuple[str, ...]) -> tuple[str | None, Slot | None]:
     generation it was computed under, and is a hit only while that is still current.
     (Two sequential GETs, generation then page, were most of a cached request's time:
     bench/README.md.)"""
-    key = cache_key(*parts)
-    try:
-        generation, value = redis_client.client.mget(GENERATION_KEY, key)
-    except redis.RedisError:
-        return None, None
-    current = generation.decode() if generation else "0"
-    if value is not None:
-        stored, _, page = value.decode().partition("\n")
-        if stored == current:
-            return page, Slot(key, current)
-    return None, Slot(key, current)
+    return get_many(parts)[0]
 
 
 def store(slot: Slot | None, value: str) -> None:
@@ -57,6 +65,21 @@ def store(slot: Slot | None, value: str) -> None:
         redis_client.client.set(
             slot.key, f"{slot.generation}\n{value}", ex=current_app.config["PORTAL_CACHE_SECONDS"]
         )
+    except redis.RedisError:
+        log.warning("Redis unavailable: portal page not cached")
+
+
+def store_many(*entries: tuple[Slot | None, str]) -> None:
+    """`store` for several values in one round trip."""
+    entries = tuple((slot, value) for slot, value in entries if slot is not None)
+    if not entries:
+        return
+    seconds = current_app.config["PORTAL_CACHE_SECONDS"]
+    try:
+        pipe = redis_client.client.pipeline(transaction=False)
+        for slot, value in entries:
+            pipe.set(slot.key, f"{slot.generation}\n{value}", ex=seconds)
+        pipe.execute()
     except redis.RedisError:
         log.warning("Redis unavailable: portal page not cached")
 

@@ -55,3 +55,39 @@ class PlainName:
         char = refused_character(unicodedata.normalize("NFC", field.data or ""))
         if char is not None:
             raise ValidationError(_refusal(field.label.text, char))
+
+
+# Homoglyphs: letters of other alphabets drawn like Latin ones (a subset of Unicode's
+# confusables, UTS #39, for the alphabets company names here mix with Latin), to the Latin
+# letter they pass for.
+_CONFUSABLES = str.maketrans(
+    "АВЕКМНОРСТУХІЈЅаеорсухіјѕԁԛԝһкмнтвΑΒΕΖΗΙΚΜΝΟΡΤΥΧαοριν",
+    "ABEKMHOPCTYXIJSaeopcyxijsdqwhkmhtbABEZHIKMNOPTYXaopiv",
+)
+_LOOKALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _script(char: str) -> str | None:
+    name = unicodedata.name(char, "")
+    for script in _LOOKALIKE_SCRIPTS:
+        if name.startswith(script + " "):
+            return script
+    return None
+
+
+def mixed_script_word(value: str) -> str | None:
+    """The first word that mixes Latin, Cyrillic and Greek letters (e.g. "Bridgеs" with a
+    Cyrillic "е"), or None. Words of one alphabet, and Latin beside CJK, are fine."""
+    for word in value.split():
+        scripts = {_script(char) for char in word if char.isalpha()} - {None}
+        if len(scripts) > 1:
+            return word
+    return None
+
+
+def name_skeleton(value: str) -> str:
+    """What a name looks like: compatibility forms folded (full-width letters), look-alike
+    letters of other alphabets read as Latin, case and spacing ignored. Two names with the
+    same skeleton read the same to a person."""
+    folded = unicodedata.normalize("NFKC", value).translate(_CONFUSABLES).casefold()
+    return " ".join(folded.split())

@@ -26,7 +26,7 @@ from app.audit import export as audit_export
 from app.bids import sealing_script
 from app.bids.operations import sealing_summary
 from app.centres.operations import all_centres
-from app.core import cache
+from app.core import cache, page_cache
 from app.core.boundary import transactional
 from app.core.formatting import centre_time, centre_time_formatter, centre_timezone, file_size
 from app.core.forms import ButtonForm
@@ -90,7 +90,24 @@ def tenders() -> Response:
         query = parse_query(request.args)
     except BadQuery as error:
         abort_with(400, error.message)
-    cached, key = cache_lookup(("tenders", str(get_locale()), query.canonical()))
+    locale = str(get_locale())
+    fragment_parts = ("tenders", locale, query.canonical())
+    # A signed-out visitor's whole page is cached too (app.core.page_cache) when the address
+    # is the query's canonical one (the layout's language links carry the address; other
+    # spellings would split the cache), e.g. `/tenders/` itself.
+    whole = request.query_string.decode("latin-1") == query.canonical()
+    whole = whole and page_cache.anonymous_visitor()
+    page_parts = ("tenders-page", locale, request.script_root, query.canonical())
+    if not redis_available():
+        (cached, key), (page, page_key) = (None, None), (None, None)
+    elif whole:
+        (cached, key), (page, page_key) = cache.get_many(fragment_parts, page_parts)
+    else:
+        (cached, key), (page, page_key) = cache.get_many(fragment_parts)[0], (None, None)
+    if page is not None:
+        response = Response(page_cache.fill(page))
+        response.headers["X-Portal-Cache"] = "hit"
+        return response
     if cached is None:
         try:
             results = search_tenders(query)
@@ -108,13 +125,21 @@ def tenders() -> Response:
             STATUS_LABELS={value: str(label) for value, label in STATUS_LABELS.items()},
             centre_time=centre_time_formatter(get_locale()),
         )
-        cache.store(key, fragment)
     else:
         fragment = cached
     # The fragment is our own autoescaped template output (Redis is the deployment's own,
     # trusted store), so it goes into the layout as it is.
-    page = render_template("portal/tenders.html", fragment=Markup(fragment))  # noqa: S704
-    response = Response(page)
+    layout = {"template": "portal/tenders.html", "fragment": Markup(fragment)}  # noqa: S704
+    marked = page_cache.render_marked(**layout) if whole and page_key is not None else None
+    if marked is None:
+        html = render_template(layout.pop("template"), **layout)
+    else:
+        html = page_cache.fill(marked)
+    cache.store_many(
+        *([(key, fragment)] if cached is None else []),
+        *([(page_key, marked)] if marked is not None else []),
+    )
+    response = Response(html)
     # For operators and the benchmark: whether Redis served the fragment.
     response.headers["X-Portal-Cache"] = "miss" if cached is None else "hit"
     return response

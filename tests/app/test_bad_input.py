@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -9,7 +12,7 @@ from app.accounts.models import User
 from app.companies.models import Company
 from app.extensions import db
 from tests.factories import PASSWORD
-from tests.factories.accounts import signup_form
+from tests.factories.accounts import signup_form, valid_uscc
 
 
 def counts():
@@ -164,3 +167,94 @@ def test_session_cookie_flags(client, make_user):
     response = client.post("/accounts/login", data={"email": user.email, "password": PASSWORD})
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def _api_signup_body(centre) -> dict:
+    form = signup_form(centre)
+    form.pop("confirm")
+    form["home_centre_id"] = centre.id
+    return form
+
+
+@pytest.mark.parametrize("depth", [33, 2_000, 200_000])
+def test_deeply_nested_json_is_a_clear_400_and_stores_nothing(client, make_centre, depth):
+    """Nesting beyond MAX_JSON_DEPTH, including deeper than Python's parser can recurse (a
+    RecursionError, which was a 500), answers 400 with a JSON error."""
+    centre = make_centre()
+    body = _api_signup_body(centre)
+    nested = "[" * depth + "]" * depth
+    raw = json.dumps(body)[:-1] + ', "extra": ' + nested + "}"
+    response = client.post("/api/v1/companies", data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert response.is_json and response.json["error"] == "json_too_deep"
+    assert counts() == (0, 0)
+    # The same body without the nesting would have gone through: the depth is the reason.
+    assert client.post("/api/v1/companies", json=body).status_code == 201
+
+
+def test_oversized_json_is_a_clear_413_and_stores_nothing(app, client, make_centre):
+    centre = make_centre()
+    body = _api_signup_body(centre)
+    body["legal_representative"] = "x" * (app.config["MAX_JSON_BYTES"] + 1)
+    response = client.post("/api/v1/companies", json=body)
+    assert response.status_code == 413
+    assert response.is_json and response.json["error"] == "json_too_large"
+    assert counts() == (0, 0)
+
+
+def test_oversized_chunked_json_is_413(app, client, make_centre):
+    """Without a declared length the body is measured once read (within the general limit)."""
+    centre = make_centre()
+    body = _api_signup_body(centre)
+    body["legal_representative"] = "x" * (app.config["MAX_JSON_BYTES"] + 1)
+    data = json.dumps(body).encode()
+    response = client.post(
+        "/api/v1/companies",
+        input_stream=io.BytesIO(data),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        # What a server says of a chunked body (gunicorn does): read it to its end.
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert response.is_json
+    assert counts() == (0, 0)
+
+
+def test_company_name_mixing_alphabets_is_refused(client, make_centre):
+    """A Cyrillic "е" inside "Bridges" looks Latin: refused at registration, form and API."""
+    centre = make_centre()
+    lookalike = "Hangzhou Bridg\u0435s Co., Ltd."
+    response = client.post("/accounts/signup", data=signup_form(centre, company_name=lookalike))
+    # The form page again, with the refusal (as for an invalid registration number).
+    assert "mixes alphabets" in response.get_data(as_text=True)
+    assert counts() == (0, 0)
+    body = _api_signup_body(centre)
+    body["company_name"] = lookalike
+    response = client.post("/api/v1/companies", json=body)
+    assert response.status_code == 400 and response.json["error"] == "mixed_scripts"
+    assert counts() == (0, 0)
+    # One alphabet per word is fine, and so is Latin beside Chinese.
+    body["company_name"] = "杭州 Bridges 有限公司 Москва"
+    assert client.post("/api/v1/companies", json=body).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "lookalike", ["\u0410\u0421\u041c\u0415", "\uff21\uff23\uff2d\uff25", "acme"]
+)
+def test_company_name_reading_like_a_registered_one_is_refused(client, make_centre, lookalike):
+    """All-Cyrillic "АСМЕ", full-width "ＡＣＭＥ" or another case pass for "ACME"."""
+    centre = make_centre()
+    first = _api_signup_body(centre)
+    first["company_name"] = "ACME"
+    assert client.post("/api/v1/companies", json=first).status_code == 201
+    second = signup_form(
+        centre,
+        company_name=lookalike,
+        registration_number=valid_uscc(990002),
+        email="other@acme.example",
+    )
+    second.pop("confirm")
+    second["home_centre_id"] = centre.id
+    response = client.post("/api/v1/companies", json=second)
+    assert response.status_code == 409 and response.json["error"] == "lookalike_name"
+    assert counts() == (1, 1)

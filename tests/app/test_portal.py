@@ -616,3 +616,54 @@ def test_a_status_poll_is_one_query_before_sealing(app, client, make_tender):
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 1, [s.split("FROM")[-1][:150] for s in selects]
     assert "WHERE tender.id = ?" in selects[0] or "WHERE tender.id = %(" in selects[0]
+
+
+SERVER_TIME = re.compile(r'<time datetime="[^"]+">[^<]*</time>(?= · <a href="/guide)')
+
+
+def test_signed_out_visitors_get_the_whole_page_from_the_cache(app, client, make_tender):
+    make_tender(title="Whole page announcement")
+    first = client.get("/tenders/")
+    keys = set(redis_client.client.keys("fairbid:portal:page:*"))
+    assert len(keys) == 2  # the fragment, and the signed-out visitor's whole page
+    second = client.get("/tenders/")
+    assert second.headers["X-Portal-Cache"] == "hit"
+    # Byte for byte the page rendered afresh, but for the footer's server time.
+    assert SERVER_TIME.sub("", html(second)) == SERVER_TIME.sub("", html(first))
+    assert "Whole page announcement" in html(second) and "Sign in" in html(second)
+    # The server time is the request's own, not the moment the page was rendered with.
+    footer = SERVER_TIME.search(html(second)).group(0)
+    assert "2000-01-02" not in footer and str(datetime.now(UTC).year) in footer
+    assert "fairbid:server-time" not in html(second)
+    # The security headers and the cookie-dependent caching apply to the cached page.
+    assert "Content-Security-Policy" in second.headers
+    assert "Cookie" in second.headers.get("Vary", "")
+
+
+def test_whole_page_cache_is_never_served_to_a_signed_in_user_or_a_pending_message(
+    app, client, auth, make_tender, make_user
+):
+    make_tender(title="Shared announcement")
+    anonymous = app.test_client()
+    anonymous.get("/tenders/")
+    assert anonymous.get("/tenders/").headers["X-Portal-Cache"] == "hit"
+    bidder = make_user(Role.BIDDER, full_name="Li Na Bidder")
+    auth.login(bidder)
+    signed_in = html(client.get("/tenders/"))
+    assert "Li Na Bidder" in signed_in and "Sign out" in signed_in
+    # A flash message waiting for a signed-out visitor is shown, not a cached page.
+    visitor = app.test_client()
+    assert visitor.get("/start").status_code == 302  # "Sign in to continue." flashed
+    listed = html(visitor.get("/tenders/"))
+    assert "Sign in to continue." in listed
+    for key in redis_client.client.keys("fairbid:portal:page:*"):
+        value = redis_client.client.get(key).decode()
+        assert "Li Na Bidder" not in value and "csrf_token" not in value
+        assert "Sign in to continue." not in value
+
+
+def test_only_the_canonical_address_is_cached_whole(client, make_tender):
+    make_tender()
+    for n in range(3):
+        client.get(f"/tenders/?utm_source={n}")
+    assert len(redis_client.client.keys("fairbid:portal:page:*")) == 1  # the fragment only

@@ -445,3 +445,17 @@ def test_the_migration_seals_existing_secrets_and_the_downgrade_opens_them(tmp_p
             connection.execute(sa.text("DELETE FROM user_account"))
         upgrade()
     dispose(app)
+
+
+def test_limiter_shortcut_skips_only_routes_no_limit_applies_to(app, client, monkeypatch):
+    """The limiter's before-request pass is skipped for an unlimited route (app.core.
+    request_hooks) only while no default limit exists: with one, the route is limited."""
+    from flask_limiter import Limit
+
+    from app.extensions import limiter
+
+    assert all(client.get("/healthz").status_code == 200 for _ in range(3))
+    default = Limit(limit_provider="2 per minute", key_function=lambda: "one-client").bind(limiter)
+    monkeypatch.setattr(limiter.limit_manager, "_default_limits", [default])
+    statuses = [client.get("/healthz").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
