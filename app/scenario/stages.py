@@ -905,6 +905,8 @@ def _countersign_with_own_key(expert: User, record) -> None:
 
 
 def stage_candidates(drill: Drill) -> str:
+    if drill.several_lots:
+        raise StageUnavailable("candidates, objections and award per lot are not built yet")
     drill.travel("candidates")
     notice = results.publish_candidates(drill.cast.staff, drill.tender)
     commit()

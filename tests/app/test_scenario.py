@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.bids.models import Bid, BidStatus
+from app.companies.models import Company
 from app.core.types import CLOCK_OFFSET, utcnow
 from app.extensions import db
 from app.scenario import STAGES, Options, run
@@ -226,8 +227,10 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
     assert standing == {"L1": 4, "L2": 3, "L3": 3}
     assert sorted(b.status for b in bids).count(BidStatus.SUPERSEDED) == 1
     assert [b.status for b in bids].count(BidStatus.WITHDRAWN) == 1
-    several = {b.company_id for b in bids if b.status == BidStatus.SUBMITTED}
-    assert len(several) == 5
+    lots_by_company: dict[int, set[str]] = {}
+    for bid in bids:
+        lots_by_company.setdefault(bid.company_id, set()).add(lot_of[bid.lot_id])
+    assert sorted(len(lots) for lots in lots_by_company.values()) == [2, 2, 2, 2, 3]
 
     # Every receipt verifies with its envelope (named by lot).
     key = out / "platform-receipt-key.pem"
@@ -284,6 +287,8 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
     strong = {r["ranking"][0]["bidder"] for r in summary["lots"]}
     assert len(strong) == 1, summary["lots"]
     (strong,) = strong
+    everywhere = next(c for c, lots in lots_by_company.items() if len(lots) == 3)
+    assert db.session.get(Company, everywhere).registration_number == strong
     winners = [lot["winner"] for lot in summary["lots"]]
     assert all(winners) and len(set(winners)) == 3, summary["lots"]
     assert winners.count(strong) == 1 and winners[0] == strong
