@@ -25,6 +25,7 @@ from app.api.tenders import tender_scope
 from app.core.boundary import transactional
 from app.core.errors import OperationError
 from app.evaluations.models import EvaluationStage
+from app.extensions import db
 from app.permissions import Permission, can
 from app.results import operations, reading
 from app.results.access import letter_document, tender_objection
@@ -33,10 +34,21 @@ from app.tenders.access import public_tender, visible_tender
 from app.tenders.documents import Upload, open_document, send_document
 from app.tenders.models import Tender
 
+LOT_FIELD = {
+    "load_default": None,
+    "validate": Length(min=1, max=32),
+    "metadata": {"description": "A lot's reference, in a tender of several lots."},
+}
+
 
 class FailureIn(Schema):
     reason_code = String(required=True, validate=OneOf(operations.FAILURE_CODES))
     text = String(load_default="", validate=Length(max=4000))
+    lot = String(**LOT_FIELD)
+
+
+class LotQuery(Schema):
+    lot = String(**LOT_FIELD)
 
 
 class DecisionIn(Schema):
@@ -62,6 +74,8 @@ def notice_data(notice: ResultNotice) -> dict:
     return {
         "id": notice.id,
         "kind": notice.kind,
+        # The lot's reference in a tender of several lots (None: the whole tender).
+        "lot": (notice.content or {}).get("lot", {}).get("reference") if notice.lot_id else None,
         "published_at": _time(notice.published_at),
         "objection_deadline": _time(notice.objection_deadline),
         "superseded_at": _time(notice.superseded_at),
@@ -77,9 +91,11 @@ def notice_data(notice: ResultNotice) -> dict:
 
 
 def objection_data(objection: Objection, with_company: bool = True) -> dict:
+    notice = db.session.get(ResultNotice, objection.notice_id)
     data = {
         "id": objection.id,
         "notice_id": objection.notice_id,
+        "lot": notice_data(notice)["lot"] if notice is not None else None,
         "filed_at": _time(objection.filed_at),
         "text": objection.text,
         "attachments": objection.attachments or [],
@@ -92,6 +108,22 @@ def objection_data(objection: Objection, with_company: bool = True) -> dict:
     return data
 
 
+def lot_data(state: dict) -> dict:
+    """One lot's result: its status (pending, candidates, awarded, failed), its notice in
+    force, whether its objection period is open and how many objections to it are open."""
+    lot = state["lot"]
+    notice = state["notice"]
+    return {
+        "lot": lot.reference,
+        "number": lot.number,
+        "title": lot.title,
+        "status": state["status"],
+        "notice": notice_data(notice) if notice is not None else None,
+        "window_open": state["window_open"],
+        "open_objections": state["open_objections"],
+    }
+
+
 def _results(tender: Tender) -> dict:
     current = reading.current_notice(tender)
     links = reading.retender_links(tender)
@@ -99,6 +131,8 @@ def _results(tender: Tender) -> dict:
         "tender": tender.id,
         "status": tender.status,
         "current": notice_data(current) if current else None,
+        # A tender of several lots: each lot's result (empty for one lot).
+        "lots": [lot_data(state) for state in reading.lot_states(tender)],
         "notices": [notice_data(n) for n in reading.notices_of(tender)],
         "retender": {
             k: {"id": v["id"], "reference": v["reference"]} if v else None for k, v in links.items()
@@ -117,7 +151,10 @@ def _staff_call(tender_id: int, operation: Callable[..., Any], *args: Any) -> di
 @bp.doc(
     summary="The result notices of a tender (public)",
     description="`current` is the notice in force (candidates with the objection deadline, "
-    "award, or failure); `notices` lists every notice, superseded ones marked.",
+    "award, or failure); `notices` lists every notice, superseded ones marked. A tender of "
+    "several lots has one notice per lot (`lot`: its reference) and `lots` gives each "
+    "lot's status (pending, candidates, awarded, failed), notice in force and open "
+    "objections.",
     responses=error_responses(404),
 )
 def get_results(tender_id: int) -> dict:
@@ -143,15 +180,21 @@ def publish_candidates(tender_id: int) -> tuple[dict, int]:
 @bp.auth_required(auth)
 @roles_required(*TENDER_MANAGERS)
 @tender_scope(Permission.MANAGE_TENDERS)
+@bp.input(LotQuery, location="query", arg_name="query")
 @bp.doc(
     summary="Publish the award (staff of the centre)",
     description="After the objection period, with no objection open; the result letters "
-    "are made by a job.",
+    "are made by a job once every lot is decided. A tender of several lots: the award of "
+    "the lot `?lot=REF`, or of every lot whose objection period is over and whose "
+    "objections are decided.",
     responses=error_responses(400, 403, 404, 409),
 )
 @transactional
-def publish_award(tender_id: int) -> tuple[dict, int]:
-    return _staff_call(tender_id, operations.publish_award), 201
+def publish_award(tender_id: int, query: dict) -> tuple[dict, int]:
+    tender = visible_tender(auth.current_user, tender_id)
+    lot = operations.resolve_lot(tender, query.get("lot"))
+    operations.publish_award(auth.current_user, tender, lot)
+    return _results(tender), 201
 
 
 @bp.post("/tenders/<int:tender_id>/results/failure")
@@ -162,12 +205,17 @@ def publish_award(tender_id: int) -> tuple[dict, int]:
 @bp.doc(
     summary="Declare the tender failed (staff of the centre)",
     description="`reason_code`: no_compliant_bid, too_few_bids, all_over_ceiling or other "
-    "(`text` required). From opened, evaluating or candidates.",
+    "(`text` required). From opened, evaluating or candidates. A tender of several lots: "
+    "`lot` fails that lot only (not yet awarded or failed); without it the whole tender "
+    "fails, while no lot is awarded.",
     responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def declare_failed(tender_id: int, body: dict) -> dict:
-    return _staff_call(tender_id, operations.declare_failed, body["reason_code"], body["text"])
+    tender = visible_tender(auth.current_user, tender_id)
+    lot = operations.resolve_lot(tender, body.get("lot"))
+    operations.declare_failed(auth.current_user, tender, body["reason_code"], body["text"], lot)
+    return _results(tender)
 
 
 @bp.post("/tenders/<int:tender_id>/results/retender")
@@ -232,7 +280,9 @@ def list_objections(tender_id: int) -> dict:
     summary="File an objection to the candidates (companies that bid)",
     description="`multipart/form-data` with `text` and up to five `attachments` files, or "
     'JSON `{"text": ...}`. Only within the objection period (server clock), one open '
-    "objection per company at a time.",
+    "objection per company at a time. A tender of several lots: `lot` (the reference of "
+    "a lot the company bid for) is required, and the limit is one open objection per "
+    "company and lot.",
     responses=error_responses(400, 403, 404, 409),
 )
 @transactional
@@ -241,9 +291,11 @@ def file_objection(tender_id: int) -> tuple[dict, int]:
     if request.is_json:
         body = request.get_json(silent=True)
         text = body.get("text", "") if isinstance(body, dict) else ""
+        reference = body.get("lot") if isinstance(body, dict) else None
         uploads = []
     else:
         text = request.form.get("text", "")
+        reference = request.form.get("lot")
         uploads = [
             Upload(f.filename or "", f.mimetype, f.stream)
             for f in request.files.getlist("attachments")
@@ -251,7 +303,10 @@ def file_objection(tender_id: int) -> tuple[dict, int]:
         ]
     if not isinstance(text, str):
         raise OperationError(_l("Say what the objection is about and why."), code="text")
-    objection = operations.file_objection(auth.current_user, tender, text, uploads)
+    if reference is not None and not isinstance(reference, str):
+        raise OperationError(_l("This tender has no such lot."), code="lot")
+    lot = operations.resolve_lot(tender, reference)
+    objection = operations.file_objection(auth.current_user, tender, text, uploads, lot)
     return objection_data(objection), 201
 
 

@@ -25,6 +25,14 @@ same content on every call (corrections are new releases):
 - "<ocid>-unsuccessful" (opening failed: too few envelopes) or
   "<ocid>-unsuccessful-<notice id>" (failed notice): tender status `unsuccessful`, the
   public reason in `tender.amendments`, pending awards `unsuccessful`.
+- A tender of several lots publishes one notice per lot (`NoticeFacts.lot`): each lot's
+  candidates, award or failure is its own release as above, touching only that lot's awards
+  (`relatedLots`) and status (`tender.lots[].status`: active, then complete or
+  unsuccessful); the tender becomes `complete` (or `unsuccessful`) once every lot is
+  decided. `bids.statistics` has a `bids` count per lot (`relatedLot`) from the opening, and
+  each decided lot's valid bids and lowest / highest valid price; `bids.details` lists a
+  lot's envelopes once the lot is decided. `tender.lotDetails.maximumLotsAwardedPerSupplier`
+  is the tender's win limit (兼投不兼中).
 - "<ocid>-cancellation": tag tenderCancellation, tender status `cancelled`, the reason in
   `tender.amendments`, pending awards `cancelled`.
 - "<ocid>-suspension-<n>": a supervisor suspended the tender (tag tenderUpdate). OCDS 1.1
@@ -139,6 +147,7 @@ class NoticeFacts:
     content: Any
     reason: str = ""
     documents: tuple[tuple[str, Any], ...] = ()
+    lot: int | None = None  # the lot's number in a tender of several lots (None: the tender)
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,8 @@ class TenderFacts:
     bidders: dict[int, Bidder] = field(default_factory=dict)
     # The evaluation's verdict per bidder (unified social credit code): compliant or not.
     compliant: dict[str, bool] = field(default_factory=dict)
+    # A tender of several lots: the verdict per (lot number, bidder id).
+    lot_compliant: dict[tuple[int, str], bool] = field(default_factory=dict)
     # The tender this one re-tenders after it failed: (ocid suffix, title), or None.
     prior: tuple[str, str] | None = None
     sealing: SealingFacts | None = None
@@ -280,6 +291,10 @@ class _State:
         self.currency = currency
         self.document_url = document_url
         self.multi_lot = len(self.tender.lots) > 1
+        # Each lot's status by its OCDS id (a tender of several lots).
+        self.lot_status: dict[str, str] = (
+            {str(lot.number): "active" for lot in self.tender.lots} if self.multi_lot else {}
+        )
         self.addenda_in_force = 0
         self.status = "active"
         self.amendments: list[dict[str, Any]] = []
@@ -307,14 +322,22 @@ class _State:
                 return bidder
         return None
 
-    def envelope_of(self, bidder: Bidder) -> OpenedEnvelope | None:
+    def envelope_of(self, bidder: Bidder, lot: int | None = None) -> OpenedEnvelope | None:
+        """The bidder's opened envelope (for `lot` in a tender of several lots)."""
         opening = self.facts.opening
         if opening is None:
             return None
         for envelope in opening.envelopes:
-            if envelope.company_id == bidder.id:
+            if envelope.company_id == bidder.id and (lot is None or envelope.lot == lot):
                 return envelope
         return None
+
+    def of_lot(self, award: dict[str, Any], lot: int | None) -> bool:
+        """Whether an award belongs to `lot` (every award does when no lot is given)."""
+        return lot is None or award.get("relatedLots") == [str(lot)]
+
+    def lots_decided(self) -> bool:
+        return all(status != "active" for status in self.lot_status.values())
 
     # Sections --------------------------------------------------------------------
 
@@ -391,7 +414,12 @@ class _State:
                 "Open public sale of assets or land-use rights (highest price wins)"
             )
         if self.multi_lot:
-            section["lots"] = [_lot(lot, self.currency) for lot in tender.lots]
+            section["lots"] = [
+                {**_lot(lot, self.currency), "status": self.lot_status[str(lot.number)]}
+                for lot in sorted(tender.lots, key=lambda lot: lot.number)
+            ]
+            if getattr(tender, "max_lots_won", None):
+                section["lotDetails"] = {"maximumLotsAwardedPerSupplier": tender.max_lots_won}
         documents = self.tender_documents(date)
         if documents:
             section["documents"] = documents
@@ -517,6 +545,10 @@ class _State:
                 "Envelopes the platform could not open at the opening (an incident, recorded)",
             ),
         ]
+        if self.multi_lot:
+            for lot in sorted(self.tender.lots, key=lambda lot: lot.number):
+                number = sum(1 for e in opening.envelopes if e.lot == lot.number)
+                self.statistics.append(_lot_statistic("bids", number, when, lot.number))
 
     def award_entries(self, notice: NoticeFacts) -> list[tuple[str, dict[str, Any], Bidder]]:
         """(award id, award, bidder) for each candidate or winner the notice names."""
@@ -525,11 +557,11 @@ class _State:
             bidder = self.bidder_of(entry)
             if bidder is None:
                 continue
-            lot = entry.get("lot")
+            lot = notice.lot if notice.lot is not None else entry.get("lot")
             award_id = f"award-{bidder.id}"
             if self.multi_lot and lot is not None:
                 award_id += f"-lot-{lot}"
-            envelope = self.envelope_of(bidder)
+            envelope = self.envelope_of(bidder, lot if self.multi_lot else None)
             price = entry.get("price")
             if price is None and envelope is not None:
                 price = envelope.price
@@ -563,23 +595,53 @@ class _State:
         if self.award_period_start is None:
             self.award_period_start = notice.published_at
         named = {award_id: award for award_id, award, _b in self.award_entries(notice)}
+        lot = notice.lot if self.multi_lot else None
         for award_id, award in self.awards.items():
-            if award_id not in named and award["status"] == "pending":
+            if award_id not in named and award["status"] == "pending" and self.of_lot(award, lot):
                 award["status"] = "cancelled"
                 award["date"] = timestamp(notice.published_at)
         for award_id, award in named.items():
             award["status"] = "pending"
             self.awards[award_id] = award
 
+    def settle_lot(self, lot: int, status: str, date: datetime) -> None:
+        """A lot decided (complete or unsuccessful); the tender too once every lot is."""
+        self.lot_status[str(lot)] = status
+        if self.lots_decided():
+            statuses = set(self.lot_status.values())
+            self.status = "complete" if "complete" in statuses else "unsuccessful"
+            self.award_period_end = date
+        self.publish_details(date)
+
+    def fail_lot(self, notice: NoticeFacts, date: datetime) -> None:
+        """One lot of several failed: its pending awards unsuccessful, its reason an
+        amendment."""
+        lot = notice.lot
+        reference = next((x.reference for x in self.tender.lots if x.number == lot), str(lot))
+        self.amendments.append(
+            {
+                "id": f"unsuccessful-{notice.id}",
+                "date": timestamp(date),
+                "rationale": f"Lot {reference}: {notice.reason or 'unsuccessful'}",
+            }
+        )
+        for award in self.awards.values():
+            if award["status"] == "pending" and self.of_lot(award, lot):
+                award["status"] = "unsuccessful"
+                award["date"] = timestamp(date)
+        self.settle_lot(lot, "unsuccessful", date)
+
     def award(self, notice: NoticeFacts) -> None:
         if self.award_period_start is None:
             self.award_period_start = notice.published_at
-        self.award_period_end = notice.published_at
-        self.status = "complete"
+        lot = notice.lot if self.multi_lot else None
+        if lot is None:
+            self.award_period_end = notice.published_at
+            self.status = "complete"
         entries = self.award_entries(notice)
         winners = {award_id: award for award_id, award, _b in entries}
         for award_id, award in self.awards.items():
-            if award_id not in winners and award["status"] == "pending":
+            if award_id not in winners and award["status"] == "pending" and self.of_lot(award, lot):
                 award["status"] = "unsuccessful"
                 award["date"] = timestamp(notice.published_at)
         for award_id, award in winners.items():
@@ -589,6 +651,9 @@ class _State:
                 award["title"] = previous["title"]
             self.awards[award_id] = award
         self.suppliers.update(bidder.id for _id, _award, bidder in entries)
+        if lot is not None:
+            self.settle_lot(lot, "complete", notice.published_at)
+            return
         self.publish_details(notice.published_at)
 
     def publish_details(self, date: datetime) -> None:
@@ -600,9 +665,17 @@ class _State:
         valid_prices = []
         disqualified = 0
         for envelope in sorted(opening.envelopes, key=lambda e: e.bid_id):
+            if self.multi_lot and self.lot_status.get(str(envelope.lot)) in (None, "active"):
+                continue  # a lot still being decided: its bids are listed once it is
             bidder = self.facts.bidders.get(envelope.company_id)
             status = LINE_STATUS.get(envelope.status, "disqualified")
-            if status == "valid" and bidder and self.facts.compliant.get(bidder.uscc) is False:
+            if self.multi_lot:
+                verdict = self.facts.lot_compliant.get(
+                    (envelope.lot, bidder.uscc if bidder else "")
+                )
+            else:
+                verdict = self.facts.compliant.get(bidder.uscc) if bidder else None
+            if status == "valid" and verdict is False:
                 status = "disqualified"
             detail: dict[str, Any] = {"id": str(envelope.bid_id), "status": status}
             if envelope.received_at is not None:
@@ -629,14 +702,38 @@ class _State:
             when,
             "Revoked at the opening or found non-compliant by the evaluation",
         )
-        if valid_prices:
+        if valid_prices and not self.multi_lot:  # prices of different lots: per lot only
             for measure, number in (
                 ("lowestValidBidValue", min(valid_prices)),
                 ("highestValidBidValue", max(valid_prices)),
             ):
                 statistics[measure] = _statistic(measure, number, when)
                 statistics[measure]["currency"] = self.currency
+        if self.multi_lot:
+            for lot in sorted(self.tender.lots, key=lambda lot: lot.number):
+                if self.lot_status.get(str(lot.number)) in (None, "active"):
+                    continue
+                self.lot_statistics(statistics, lot.number, details, when)
         self.statistics = list(statistics.values())
+
+    def lot_statistics(
+        self, statistics: dict[str, dict[str, Any]], lot: int, details: list, when: str
+    ) -> None:
+        """A decided lot's valid bids and lowest / highest valid price (`relatedLot`)."""
+        mine = [d for d in details if d.get("relatedLots") == [str(lot)]]
+        valid = [d for d in mine if d["status"] == "valid"]
+        entries = [_lot_statistic("validBids", len(valid), when, lot)]
+        prices = [d["value"]["amount"] for d in valid if "value" in d]
+        if prices:
+            for measure, number in (
+                ("lowestValidBidValue", min(prices)),
+                ("highestValidBidValue", max(prices)),
+            ):
+                entry = _lot_statistic(measure, number, when, lot)
+                entry["currency"] = self.currency
+                entries.append(entry)
+        for entry in entries:
+            statistics[entry["id"]] = entry
 
     def end(self, status: str, amendment_id: str, date: datetime, reason: str) -> None:
         self.status = status
@@ -644,6 +741,9 @@ class _State:
             {"id": amendment_id, "date": timestamp(date), "rationale": reason or status.title()}
         )
         award_status = "cancelled" if status == "cancelled" else "unsuccessful"
+        for lot, lot_status in self.lot_status.items():
+            if lot_status == "active":
+                self.lot_status[lot] = status
         for award in self.awards.values():
             if award["status"] == "pending":
                 award["status"] = award_status
@@ -732,6 +832,11 @@ def build_releases(
             tag = ["tenderUpdate", "awardUpdate" if awarded_before else "award"]
             awarded_before = True
             releases.append(state.release(f"award-{payload.id}", tag, date))
+        elif kind == "failed" and state.multi_lot and payload.lot is not None:
+            had_awards = bool(state.awards)
+            state.fail_lot(payload, date)
+            tag = ["tenderUpdate", "awardUpdate"] if had_awards else ["tenderUpdate"]
+            releases.append(state.release(f"unsuccessful-{payload.id}", tag, date))
         elif kind == "failed":
             had_awards = bool(state.awards)
             state.end("unsuccessful", f"unsuccessful-{payload.id}", date, payload.reason)
@@ -775,6 +880,14 @@ def _statistic(measure: str, value: int | float, date: str, notes: str = "") -> 
     out: dict[str, Any] = {"id": measure, "measure": measure, "value": value, "date": date}
     if notes:
         out["notes"] = notes
+    return out
+
+
+def _lot_statistic(measure: str, value: int | float, date: str, lot: int) -> dict[str, Any]:
+    """A statistic of one lot (the bids extension's `relatedLot`); its id names the lot."""
+    out = _statistic(measure, value, date)
+    out["id"] = f"{measure}-lot-{lot}"
+    out["relatedLot"] = str(lot)
     return out
 
 

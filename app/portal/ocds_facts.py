@@ -122,6 +122,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
     documents = _notice_documents(tenders, [n for found in notices.values() for n in found])
     awarded = [tid for tid, found in notices.items() if any(n.kind == "award" for n in found)]
     verdicts = _verdicts(awarded)
+    lot_verdicts = _lot_verdicts(awarded, {t.id: t for t in tenders})
     priors = _priors(ids)
     withdrawals = dict(
         db.session.execute(
@@ -173,6 +174,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 ),
             )
         involved = {e.company_id for e in opening.envelopes} if opening else set()
+        numbers = {lot.id: lot.number for lot in tender.lots}
         tender_notices = [
             NoticeFacts(
                 id=n.id,
@@ -181,6 +183,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 content=n.content,
                 reason=n.reason or "",
                 documents=documents.get(n.id, ()),
+                lot=numbers.get(n.lot_id) if n.lot_id is not None else None,
             )
             for n in notices.get(tender.id, [])
         ]
@@ -195,6 +198,7 @@ def gather(tenders: list[Tender]) -> list[TenderFacts]:
                 notices=tender_notices,
                 bidders={cid: companies[cid] for cid in involved if cid in companies},
                 compliant=verdicts.get(tender.id, {}),
+                lot_compliant=lot_verdicts.get(tender.id, {}),
                 prior=priors.get(tender.id),
                 sealing=_sealing(tender),
                 checkpoints=anchors.get(tender.id, ()),
@@ -368,6 +372,33 @@ def _verdicts(tender_ids: list[int]) -> dict[int, dict[str, bool]]:
             }
         except (ValueError, KeyError, TypeError):
             log.warning("scoring file of tender %s unreadable for OCDS", evaluation.tender_id)
+    return out
+
+
+def _lot_verdicts(
+    tender_ids: list[int], tenders: dict[int, Tender]
+) -> dict[int, dict[tuple[int, str], bool]]:
+    """A tender of several lots: the verdict per (lot number, bidder id) from each lot's
+    scoring file (`Evaluation.lots_json`)."""
+    out: dict[int, dict[tuple[int, str], bool]] = {}
+    if not tender_ids:
+        return out
+    for evaluation in db.session.scalars(
+        select(Evaluation).where(
+            Evaluation.tender_id.in_(sorted(tender_ids)), Evaluation.lots_json.is_not(None)
+        )
+    ):
+        numbers = {lot.reference: lot.number for lot in tenders[evaluation.tender_id].lots}
+        try:
+            verdicts = {}
+            for entry in json.loads(evaluation.lots_json or "")["lots"]:
+                number = numbers.get(str(entry["lot"]))
+                for bid in entry["scoring_file"]["result"]["bids"]:
+                    if number is not None and "compliant" in bid:
+                        verdicts[(number, str(bid["id"]))] = bool(bid["compliant"])
+            out[evaluation.tender_id] = verdicts
+        except (ValueError, KeyError, TypeError):
+            log.warning("lot scoring files of tender %s unreadable for OCDS", evaluation.tender_id)
     return out
 
 

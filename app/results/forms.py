@@ -3,7 +3,14 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import MultipleFileField
-from wtforms import RadioField, SelectChoice, SelectField, SubmitField, TextAreaField
+from wtforms import (
+    HiddenField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.evaluations.models import EvaluationStage
@@ -15,7 +22,13 @@ class PublishCandidatesForm(FlaskForm):
     submit = SubmitField(_l("Publish the candidates"))
 
 
+def lot_field() -> HiddenField:
+    """The lot's reference in a tender of several lots (empty: the whole tender)."""
+    return HiddenField(validators=[Optional(), Length(max=32)])
+
+
 class PublishAwardForm(FlaskForm):
+    lot = lot_field()
     submit = SubmitField(_l("Publish the award"))
 
 
@@ -33,6 +46,7 @@ class ObjectionForm(FlaskForm):
         _l("Attachments"),
         description=_l("PDF, Word, Excel, ZIP, PNG, JPEG, text or CSV; at most five files."),
     )
+    lot = lot_field()
     submit = SubmitField(_l("File the objection"))
 
 
@@ -79,4 +93,5 @@ class DeclareFailedForm(FlaskForm):
         _l("Explanation (public; required for another reason)"),
         validators=[Optional(), Length(max=4000)],
     )
+    lot = lot_field()
     submit = SubmitField(_l("Declare the tender failed"))

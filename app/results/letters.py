@@ -23,10 +23,14 @@ from app.permissions import Permission, can
 from app.records.signing import sign_pdf
 from app.results.models import ResultLetter
 from app.results.reading import (
+    LOT_AWARDED,
     bidding_companies,
     company_result,
     current_notice,
+    lot_files,
+    lot_states,
     scoring_file,
+    took_part,
 )
 from app.tenders import documents
 from app.tenders.models import Tender, TenderDocument, TenderStatus
@@ -80,7 +84,60 @@ def _opening_price(tender: Tender, company: Company) -> str | None:
     )
 
 
+def _lot_price(tender: Tender, company: Company, lot_id: int) -> str | None:
+    return db.session.scalar(
+        select(OpeningLine.price)
+        .where(
+            OpeningLine.tender_id == tender.id,
+            OpeningLine.company_id == company.id,
+            OpeningLine.lot_id == lot_id,
+        )
+        .order_by(OpeningLine.id.desc())
+        .limit(1)
+    )
+
+
+def lot_lines(tender: Tender, company: Company) -> list[dict]:
+    """A tender of several lots: for each lot the company bid for, in lot order, its line of
+    that lot's scoring file (price, verdict, scores, rank), the lot's outcome (awarded,
+    failed) with the winner or the failure notice, and whether the company won it."""
+    files = lot_files(evaluation_of(tender))
+    out = []
+    for state in lot_states(tender):
+        lot = state["lot"]
+        if not took_part(company.id, tender, lot):
+            continue
+        line = company_result(files.get(lot.reference), company)
+        notice = state["notice"]
+        winner = (notice.content or {}).get("winner") if state["status"] == LOT_AWARDED else None
+        out.append(
+            {
+                "lot": lot,
+                "status": state["status"],
+                "notice": notice,
+                "line": line,
+                "price": (line or {}).get("price") or _lot_price(tender, company, lot.id),
+                "winner": winner,
+                "is_winner": bool(winner and winner.get("company_id") == company.id),
+            }
+        )
+    return out
+
+
 def letter_context(tender: Tender, company: Company) -> dict:
+    lots = lot_lines(tender, company)
+    if lots:
+        return {
+            "tender": tender,
+            "company": company,
+            "lots": lots,
+            "line": None,
+            "price": None,
+            "notice": None,
+            "winner": None,
+            "is_winner": any(entry["is_winner"] for entry in lots),
+            "issued_at": utcnow(),
+        }
     doc = scoring_file(evaluation_of(tender))
     line = company_result(doc, company)
     notice = current_notice(tender)
@@ -94,6 +151,7 @@ def letter_context(tender: Tender, company: Company) -> dict:
         "winner": winner,
         "is_winner": bool(winner and winner.get("company_id") == company.id),
         "issued_at": utcnow(),
+        "lots": [],
     }
 
 

@@ -31,6 +31,9 @@ class ResultNotice(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tender_id: Mapped[int] = mapped_column(ForeignKey("tender.id"), index=True)
+    # The lot the notice is about in a tender of several lots; None: the whole tender (a
+    # tender of one lot, or a failure of the whole tender).
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lot.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     record_id: Mapped[int | None] = mapped_column(ForeignKey("evaluation_record.id"))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -20,11 +20,12 @@ from app.companies.models import Company
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation
 from app.evaluations.presentation import reason_text
+from app.evaluations.scoring_file import several_lots, stored_lots
 from app.extensions import db
 from app.permissions import Permission, can
 from app.records.models import EvaluationRecord, RecordStatus
 from app.results.models import NoticeKind, Objection, ObjectionStatus, ResultNotice
-from app.tenders.models import Tender
+from app.tenders.models import Lot, Tender
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,109 @@ def current_notice(tender: Tender) -> ResultNotice | None:
     )
 
 
+# --- a tender of several lots: each lot its own notices ----------------------------------
+
+# A lot's result as pages, the API and OCDS show it.
+LOT_PENDING = "pending"  # no notice yet (under evaluation)
+LOT_CANDIDATES = "candidates"
+LOT_AWARDED = "awarded"
+LOT_FAILED = "failed"
+LOT_STATUS_OF_NOTICE = {
+    NoticeKind.CANDIDATES: LOT_CANDIDATES,
+    NoticeKind.AWARD: LOT_AWARDED,
+    NoticeKind.FAILED: LOT_FAILED,
+}
+
+
+def result_lots(tender: Tender) -> list[Lot]:
+    """The lots whose results are published one by one: a tender of several lots, in lot
+    order (empty for a tender of one lot, whose notices are the tender's)."""
+    return several_lots(tender)
+
+
+def lot_notices(tender: Tender) -> dict[int, ResultNotice]:
+    """The notice in force of each lot (by lot id), for the lots that have one."""
+    found: dict[int, ResultNotice] = {}
+    for notice in notices_of(tender):
+        if notice.lot_id is not None and notice.superseded_at is None:
+            found[notice.lot_id] = notice  # the latest wins (notices_of is oldest first)
+    return found
+
+
+def tender_failure(tender: Tender) -> ResultNotice | None:
+    """A failure notice of the whole tender in force (every lot failed with it)."""
+    return db.session.scalar(
+        select(ResultNotice)
+        .where(
+            ResultNotice.tender_id == tender.id,
+            ResultNotice.lot_id.is_(None),
+            ResultNotice.kind == NoticeKind.FAILED,
+            ResultNotice.superseded_at.is_(None),
+        )
+        .order_by(ResultNotice.id.desc())
+        .limit(1)
+    )
+
+
+def lot_states(tender: Tender, now=None) -> list[dict[str, Any]]:
+    """Per lot, in lot order: {"lot", "notice" (in force, or None), "status" (pending,
+    candidates, awarded, failed), "window_open", "open_objections"} (empty for one lot)."""
+    lots = result_lots(tender)
+    if not lots:
+        return []
+    notices = lot_notices(tender)
+    whole = tender_failure(tender)
+    open_by_notice: dict[int, int] = {}
+    for objection in open_objections(tender):
+        open_by_notice[objection.notice_id] = open_by_notice.get(objection.notice_id, 0) + 1
+    states = []
+    for lot in lots:
+        notice = notices.get(lot.id)
+        if whole is not None and (notice is None or notice.kind == NoticeKind.CANDIDATES):
+            notice = whole
+        status = LOT_STATUS_OF_NOTICE[notice.kind] if notice is not None else LOT_PENDING
+        states.append(
+            {
+                "lot": lot,
+                "notice": notice,
+                "status": status,
+                "window_open": window_open(notice, now),
+                "open_objections": open_by_notice.get(notice.id, 0) if notice else 0,
+            }
+        )
+    return states
+
+
+def lot_bidders(tender: Tender, lot: Lot) -> list[Company]:
+    """Companies with a submitted bid for the lot."""
+    return list(
+        db.session.scalars(
+            select(Company)
+            .join(Bid, Bid.company_id == Company.id)
+            .where(
+                Bid.tender_id == tender.id,
+                Bid.lot_id == lot.id,
+                Bid.status == BidStatus.SUBMITTED,
+            )
+            .distinct()
+            .order_by(Company.id)
+        )
+    )
+
+
+def lot_files(evaluation: Evaluation | None) -> dict[str, dict]:
+    """Each lot's scored file by lot reference (empty for a tender of one lot)."""
+    stored = stored_lots(evaluation)
+    if stored is None:
+        return {}
+    return {str(entry["lot"]): entry["scoring_file"] for entry in stored.get("lots") or []}
+
+
+def notices_in_force(tender: Tender) -> list[ResultNotice]:
+    """Every notice not superseded (one per lot at most, or the tender's)."""
+    return [n for n in notices_of(tender) if n.superseded_at is None]
+
+
 def objections_of(tender: Tender, company_id: int | None = None) -> list[Objection]:
     query = select(Objection).where(Objection.tender_id == tender.id)
     if company_id is not None:
@@ -76,21 +180,22 @@ def bidding_companies(tender: Tender) -> list[Company]:
     )
 
 
-def took_part(company_id: int | None, tender: Tender) -> bool:
+def took_part(company_id: int | None, tender: Tender, lot: Lot | None = None) -> bool:
+    """Whether the company submitted a bid for the tender (for `lot` when given)."""
     if company_id is None:
         return False
-    return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(Bid)
-            .where(
-                Bid.tender_id == tender.id,
-                Bid.company_id == company_id,
-                Bid.status == BidStatus.SUBMITTED,
-            )
+    query = (
+        select(func.count())
+        .select_from(Bid)
+        .where(
+            Bid.tender_id == tender.id,
+            Bid.company_id == company_id,
+            Bid.status == BidStatus.SUBMITTED,
         )
-        > 0
     )
+    if lot is not None:
+        query = query.where(Bid.lot_id == lot.id)
+    return db.session.scalar(query) > 0
 
 
 def signed_record(tender: Tender, evaluation: Evaluation | None) -> EvaluationRecord | None:
@@ -174,14 +279,17 @@ def _part_scores(row: dict) -> dict[str, str | None]:
     }
 
 
-def ranked_candidates(doc: dict, companies: Iterable[Company]) -> list[dict]:
-    """Up to three ranked candidates from the scoring file's ranking, named."""
+def ranked_candidates(
+    doc: dict, companies: Iterable[Company], count: int | None = CANDIDATE_COUNT
+) -> list[dict]:
+    """Up to `count` (three; None: all) ranked candidates from the scoring file's ranking,
+    named."""
     by_bidder = {bidder_id(company): company for company in companies}
     rows = _result_rows(doc)
     result = doc.get("result") or {}
     ranking = sorted(result.get("ranking") or [], key=lambda item: item["rank"])
     candidates = []
-    for item in ranking[:CANDIDATE_COUNT]:
+    for item in ranking[:count]:
         row = rows.get(item["bid"], {})
         company = by_bidder.get(item["bid"])
         candidates.append(

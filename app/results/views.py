@@ -57,6 +57,12 @@ STAGE_LABELS = {
     EvaluationStage.UNBLINDED: _l("unblinded"),
     EvaluationStage.FINALISED: _l("finalised"),
 }
+LOT_LABELS = {
+    reading.LOT_PENDING: _l("under evaluation"),
+    reading.LOT_CANDIDATES: _l("candidates published"),
+    reading.LOT_AWARDED: _l("awarded"),
+    reading.LOT_FAILED: _l("failed"),
+}
 OBJECTION_LABELS = {
     ObjectionStatus.OPEN: _l("open: awaiting the decision"),
     ObjectionStatus.UPHELD: _l("upheld"),
@@ -81,6 +87,15 @@ def result_labels() -> dict:
         "RECORD_LABELS": RECORD_LABELS,
         "STAGE_LABELS": STAGE_LABELS,
         "OBJECTION_LABELS": OBJECTION_LABELS,
+        "LOT_LABELS": LOT_LABELS,
+    }
+
+
+def _lot_of_notice(tender: Tender) -> dict[int, str]:
+    """The lot reference of each notice about one lot (for the objections and history)."""
+    references = {lot.id: lot.reference for lot in reading.result_lots(tender)}
+    return {
+        n.id: references[n.lot_id] for n in reading.notices_of(tender) if n.lot_id in references
     }
 
 
@@ -122,6 +137,7 @@ def notice(tender_id: int) -> str:
         current=reading.current_notice(tender),
         links=reading.retender_links(tender),
         staff=reading.is_staff_of(current_user, tender),
+        lots=reading.lot_states(tender),
     )
 
 
@@ -161,6 +177,8 @@ def manage(tender_id: int) -> str:
         ),
         objections=objections,
         companies=companies,
+        lots=reading.lot_states(tender),
+        lot_of_notice=_lot_of_notice(tender),
         letters=letters.letters_of(tender),
         links=reading.retender_links(tender),
         manage=can(current_user, Permission.MANAGE_TENDERS, tender.centre_id),
@@ -232,10 +250,13 @@ def reopen(tender_id: int) -> Response:
 @login_required
 def award(tender_id: int) -> Response:
     tender = staff_tender(current_user, tender_id, Permission.MANAGE_TENDERS)
-    if not PublishAwardForm().validate_on_submit():
+    form = PublishAwardForm()
+    if not form.validate_on_submit():
         abort(400)
     return run_operation(
-        operations.publish_award,
+        lambda actor, t: operations.publish_award(
+            actor, t, operations.resolve_lot(t, form.lot.data)
+        ),
         tender,
         success=_("The award is published; the result letters are being made."),
         back=_manage_url(tender),
@@ -252,7 +273,11 @@ def fail(tender_id: int) -> Response:
         return redirect(_manage_url(tender), code=303)
     return run_operation(
         lambda actor, t: operations.declare_failed(
-            actor, t, form.reason_code.data, form.text.data or ""
+            actor,
+            t,
+            form.reason_code.data,
+            form.text.data or "",
+            operations.resolve_lot(t, form.lot.data),
         ),
         tender,
         success=_("The tender is declared failed; the notice is public."),
@@ -294,9 +319,23 @@ def bidder(tender_id: int) -> str:
         and reading.window_open(current)
         and not any(o.status == ObjectionStatus.OPEN for o in objections)
     )
+    lots = reading.lot_states(tender) if took_part else []
+    company = current_user.company_id
+    open_on = {o.notice_id for o in objections if o.status == ObjectionStatus.OPEN}
+    objectable = {
+        state["lot"].id
+        for state in lots
+        if state["status"] == reading.LOT_CANDIDATES
+        and state["window_open"]
+        and state["notice"].id not in open_on
+        and reading.took_part(company, tender, state["lot"])
+    }
     return render_template(
         "results/bidder.html",
         tender=tender,
+        lots=lots,
+        objectable=objectable,
+        lot_of_notice=_lot_of_notice(tender),
         current=current,
         took_part=took_part,
         objections=objections,
@@ -323,7 +362,9 @@ def file_objection(tender_id: int) -> Response:
         if f and f.filename
     ]
     return run_operation(
-        lambda actor, t: operations.file_objection(actor, t, form.text.data, uploads),
+        lambda actor, t: operations.file_objection(
+            actor, t, form.text.data, uploads, operations.resolve_lot(t, form.lot.data)
+        ),
         tender,
         success=_("Your objection is filed; the trading centre will answer it."),
         back=back,
