@@ -245,10 +245,13 @@ def _lots_summary(drill: Drill, reached: str | None) -> list[dict]:
     """Each lot: its status, its winner under the award across lots (once the evaluation
     is unblinded) and its ranking.
 
-    Status: `open` (before the opening), `failed` (fewer than min_bids envelopes: not
-    opened), `evaluating`, `ranked` (the evaluation's winner is known), `awarded` (the award
-    notice is out), `unsuccessful` (no winner: no compliant bid, or every one passed over)."""
+    Status: once the lot has a result notice, the lot's (app.results.reading.lot_states):
+    `candidates`, `awarded` or `failed`. Before: `open` (before the opening), `failed` (fewer
+    than min_bids envelopes: not opened), `evaluating`, `ranked` (the evaluation's winner
+    under the limit is known), `unsuccessful` (no winner: no compliant bid, or every one
+    passed over)."""
     from app.opening.operations import session_of
+    from app.results.reading import LOT_PENDING, lot_states
 
     tender = drill.tender
     if tender is None:
@@ -261,6 +264,7 @@ def _lots_summary(drill: Drill, reached: str | None) -> list[dict]:
     ranked = {}
     if evaluation is not None and evaluation.unblinded_at is not None:
         ranked = {lot["lot"]: lot for lot in lot_results(evaluation.lots_json)}
+    published = {state["lot"].id: state["status"] for state in lot_states(tender)}
     out = []
     for lot in tender.lots:
         entry = ranked.get(lot.reference)
@@ -268,7 +272,9 @@ def _lots_summary(drill: Drill, reached: str | None) -> list[dict]:
         for row in ranking:
             row["company"] = names.get(row["bidder"])
         winner = entry["winner"] if entry else None
-        if lot.reference in failed:
+        if published.get(lot.id, LOT_PENDING) != LOT_PENDING:
+            status = published[lot.id]
+        elif lot.reference in failed:
             status = "failed"
         elif not opened:
             status = "open"
@@ -277,7 +283,7 @@ def _lots_summary(drill: Drill, reached: str | None) -> list[dict]:
         elif winner is None:
             status = "unsuccessful"
         else:
-            status = "awarded" if reached == "award" else "ranked"
+            status = "ranked"
         out.append(
             {
                 "lot": lot.reference,

@@ -41,6 +41,7 @@ from app.records import member_keys
 from app.records import operations as records
 from app.records.models import RecordStatus
 from app.results import operations as results
+from app.results import reading as result_reading
 from app.scenario import cast as casting
 from app.scenario import documents
 from app.scenario.clock import SimulatedClock
@@ -905,13 +906,15 @@ def _countersign_with_own_key(expert: User, record) -> None:
 
 
 def stage_candidates(drill: Drill) -> str:
-    if drill.several_lots:
-        raise StageUnavailable("candidates, objections and award per lot are not built yet")
     drill.travel("candidates")
     notice = results.publish_candidates(drill.cast.staff, drill.tender)
     commit()
     run_queued_jobs()
     deadline = getattr(notice, "objection_deadline", None)
+    if drill.several_lots:
+        states = result_reading.lot_states(drill.tender)
+        published = ", ".join(f"lot {s['lot'].reference}: {s['status']}" for s in states)
+        return f"{published}; objections until {deadline:%Y-%m-%d %H:%M} UTC"
     return (
         f"candidates published; objections until {deadline:%Y-%m-%d %H:%M} UTC"
         if deadline
@@ -921,6 +924,19 @@ def stage_candidates(drill: Drill) -> str:
 
 def stage_award(drill: Drill) -> str:
     drill.travel("award")
+    if drill.several_lots:
+        # Each lot is awarded on its own once its objection window is over.
+        awarded = []
+        for state in result_reading.lot_states(drill.tender):
+            if state["status"] == result_reading.LOT_CANDIDATES:
+                results.publish_award(drill.cast.staff, drill.tender, state["lot"])
+                commit()
+                awarded.append(state["lot"].reference)
+                drill.clock.advance(timedelta(minutes=5))
+        run_queued_jobs()
+        return (
+            f"award notices published for lots {', '.join(awarded)}; tender {_status(drill.tender)}"
+        )
     results.publish_award(drill.cast.staff, drill.tender)
     commit()
     run_queued_jobs()
