@@ -3,7 +3,8 @@
 Exit status: 0 done (verified); 1 ``verify`` found differences or a bad signature; 2 the
 input could not be used (unreadable, not a valid scoring file, a PDF without one, a usage
 error). A signed evaluation record (PDF) is verified with its signatures (``--trust``), then
-through its embedded scoring.json (evaluation.pdf).
+through its embedded scoring.json (evaluation.pdf); the record of a tender divided into lots
+through its lots-evaluation.json and every lot's scoring-<lot>.json.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Score a tender's bids from a scoring file, or verify a scored one.\n"
         "Exit status: 0 done (verified); 1 verify found differences; 2 FILE cannot be used\n"
         "(unreadable, not a valid scoring file, a PDF without one).\nFILE may be a signed "
-        "evaluation record (PDF): its embedded scoring.json is used.",
+        "evaluation record (PDF): its embedded scoring.json is used (for a tender divided "
+        "into lots: lots-evaluation.json and each lot's scoring-<lot>.json).",
         epilog=FORMAT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -64,9 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         description="For a signed evaluation record (PDF): check every signature against "
         "the trust root given with --trust (intact, valid, trusted), that the last one "
         "covers the whole file, and that the embedded scoring.json is the one the platform "
-        "signed. Then recompute the result from the input part of the scoring file and "
-        "compare it with the recorded one. Exit 0 when all holds, 1 naming every problem "
-        "or difference, 2 when FILE cannot be used.",
+        "signed (a tender divided into lots: lots-evaluation.json and every lot's "
+        "scoring-<lot>.json, each the lot's entry of the lots file; every lot is recomputed "
+        "and the award across lots replayed). Then recompute the result from the input "
+        "part of the scoring file and compare it with the recorded one. Exit 0 when all "
+        "holds, 1 naming every problem or difference, 2 when FILE cannot be used.",
     )
     p_verify.add_argument("file", metavar="FILE", help="signed record (PDF), or scored file")
     p_verify.add_argument(
@@ -272,20 +276,34 @@ def _check_signatures(
     return None
 
 
-def _verify_lots(doc: dict, name: str) -> int:
+def _verify_lots(
+    doc: dict,
+    name: str,
+    lot_files: dict[str, bytes] | None = None,
+    signatures_failed: bool = False,
+) -> int:
     """`verify` of the evaluation of a tender divided into lots (every lot's scoring file,
-    then the award across lots)."""
+    then the award across lots). From a signed record (`lot_files`: its `scoring-<lot>.json`
+    attachments), each lot's attached file must be its entry of the lots file."""
     from evaluation.lots import LotAwardError, verify_lots
+    from evaluation.pdf import lot_file_problems
 
+    differences = [] if lot_files is None else lot_file_problems(doc, lot_files)
     try:
-        differences = verify_lots(doc)
+        differences += verify_lots(doc)
     except LotAwardError as exc:
         print(f"error: {name} is not a usable evaluation of lots: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return EXIT_DIFFERENT if signatures_failed or differences else EXIT_UNUSABLE
     if differences:
         print(f"{name}: {len(differences)} difference(s) from the recomputation:")
         for difference in differences:
             print(f"  {difference}")
+        return EXIT_DIFFERENT
+    if signatures_failed:
+        print(
+            f"{name}: NOT verified: every lot and the award match the recomputation, but "
+            "the signatures do not hold (above)"
+        )
         return EXIT_DIFFERENT
     lots = ", ".join(str(entry.get("lot")) for entry in doc["lots"])
     print(f"{name}: verified, every lot ({lots}) and the award match the recomputation")
@@ -322,11 +340,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "award":
         return _award(data, args.file)
     signatures_failed = False
+    lot_files: dict[str, bytes] | None = None
     if is_pdf(data):
-        from evaluation.pdf import EmbeddedFileError, has_signatures, scoring_file_from_pdf
+        from evaluation.pdf import (
+            LOTS_ATTACHMENT_NAME,
+            EmbeddedFileError,
+            has_signatures,
+            lots_file_from_pdf,
+            scoring_file_from_pdf,
+        )
 
+        attachment = "scoring.json"
         try:
-            embedded, unusable = scoring_file_from_pdf(data), None
+            lots = lots_file_from_pdf(data)
+            if lots is not None:  # the record of a tender divided into lots
+                (embedded, lot_files), unusable = lots, None
+                attachment = LOTS_ATTACHMENT_NAME
+            else:
+                embedded, unusable = scoring_file_from_pdf(data), None
         except EmbeddedFileError as exc:
             embedded, unusable = None, exc
         trust = getattr(args, "trust", None)
@@ -343,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # an unusable input.
             return EXIT_DIFFERENT if signatures_failed else EXIT_UNUSABLE
         data = embedded
-        print(f"{args.file}: reading its embedded scoring.json", file=sys.stderr)
+        print(f"{args.file}: reading its embedded {attachment}", file=sys.stderr)
     try:
         doc = parse_json(data)
         if args.command == "score":
@@ -358,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{args.file}: valid scoring file")
             return EXIT_OK
         if isinstance(doc, dict) and doc.get("format") == LOTS_FORMAT:
-            return _verify_lots(doc, args.file)
+            return _verify_lots(doc, args.file, lot_files, signatures_failed)
         differences = verify(doc)
     except ScoringFileError as exc:
         print(f"error: {args.file} is not a valid scoring file:", file=sys.stderr)

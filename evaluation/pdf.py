@@ -5,6 +5,14 @@ offline: no Flask, no database, no network.
 signature with pyHanko's validator against the given trust root, that the last signature covers
 the whole file (bytes appended after it are reported), that the embedded scoring file is the one
 the platform signed, and then recomputes the record's result from that file.
+
+The record of a tender divided into lots carries no ``scoring.json``: it carries the lots
+file ``lots-evaluation.json`` (format ``fairbid-lots-evaluation/1``: every lot's scoring
+file and the award across lots) and, for each lot, that lot's scoring file as
+``scoring-<lot>.json`` (``lot_attachment_name``), the same JSON as the lot's entry in the
+lots file. The verification then checks that every one of these attachments is the one the
+platform signed, that each lot's attachment is its entry of the lots file
+(``lot_file_problems``), recomputes every lot and replays the award.
 """
 
 from __future__ import annotations
@@ -18,15 +26,21 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 ATTACHMENT_NAME = "scoring.json"
+LOTS_ATTACHMENT_NAME = "lots-evaluation.json"
+LOT_ATTACHMENT_PREFIX = "scoring-"
 T = TypeVar("T")
 
 __all__ = [
     "ATTACHMENT_NAME",
+    "LOTS_ATTACHMENT_NAME",
     "EmbeddedFileError",
     "SignatureStatus",
     "embedded_files",
+    "evaluation_files",
     "has_signatures",
     "load_crls",
+    "lot_attachment_name",
+    "lot_file_problems",
     "record_problems",
     "scoring_file_from_pdf",
     "validate_signatures",
@@ -61,6 +75,75 @@ def scoring_file_from_pdf(data: bytes) -> bytes:
     if len(found) > 1 or len({bytes(x) for x in found}) > 1:
         raise EmbeddedFileError(f"more than one {ATTACHMENT_NAME} attachment")
     return bytes(found[0])
+
+
+def lot_attachment_name(reference: str) -> str:
+    """The name of a lot's scoring file in the record: ``scoring-<lot reference>.json``
+    (lot references are 1-32 characters of A-Z a-z 0-9 . _ : -)."""
+    return f"{LOT_ATTACHMENT_PREFIX}{reference}.json"
+
+
+def is_lot_attachment(name: str) -> bool:
+    return name.startswith(LOT_ATTACHMENT_PREFIX) and name.endswith(".json")
+
+
+def evaluation_files(data: bytes) -> dict[str, bytes]:
+    """The record's evaluation attachments, by name: ``scoring.json`` (one lot), or
+    ``lots-evaluation.json`` and every ``scoring-<lot>.json`` (several lots). A name found
+    more than once with different contents raises ``EmbeddedFileError``."""
+    files = embedded_files(data)
+    out: dict[str, bytes] = {}
+    for name, contents in files.items():
+        if name not in (ATTACHMENT_NAME, LOTS_ATTACHMENT_NAME) and not is_lot_attachment(name):
+            continue
+        if len({bytes(x) for x in contents}) > 1:
+            raise EmbeddedFileError(f"more than one {name} attachment")
+        out[name] = bytes(contents[0])
+    return out
+
+
+def lots_file_from_pdf(data: bytes) -> tuple[bytes, dict[str, bytes]] | None:
+    """The record's ``lots-evaluation.json`` and its lots' ``scoring-<lot>.json`` (None for
+    a record without a lots file)."""
+    files = evaluation_files(data)
+    if LOTS_ATTACHMENT_NAME not in files:
+        return None
+    lots = {name: body for name, body in files.items() if is_lot_attachment(name)}
+    return files[LOTS_ATTACHMENT_NAME], lots
+
+
+def lot_file_problems(lots_doc: object, attached: dict[str, bytes]) -> list[str]:
+    """Whether each lot of the lots file has its scoring file attached as
+    ``scoring-<lot>.json``, identical (as JSON) to the lot's entry of the lots file, and no
+    other lot file is attached. One line per problem (empty: consistent)."""
+    import json
+
+    entries = lots_doc.get("lots") if isinstance(lots_doc, dict) else None
+    if not isinstance(entries, list):
+        return [f"{LOTS_ATTACHMENT_NAME} lists no lots"]
+    problems: list[str] = []
+    expected: set[str] = set()
+    for entry in entries:
+        reference = str(entry.get("lot")) if isinstance(entry, dict) else "?"
+        name = lot_attachment_name(reference)
+        expected.add(name)
+        body = attached.get(name)
+        if body is None:
+            problems.append(f"lot {reference}: its scoring file {name} is not attached")
+            continue
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            problems.append(f"lot {reference}: the attached {name} is not JSON ({error})")
+            continue
+        if parsed != entry.get("scoring_file"):
+            problems.append(
+                f"lot {reference}: the attached {name} is not the lot's scoring file in "
+                f"{LOTS_ATTACHMENT_NAME} (a lot file was changed)"
+            )
+    for name in sorted(set(attached) - expected):
+        problems.append(f"{name} is attached but names no lot of {LOTS_ATTACHMENT_NAME}")
+    return problems
 
 
 # --- signatures ----------------------------------------------------------------------------
@@ -304,6 +387,13 @@ def record_problems(
         )
     else:
         checked.append("the last signature covers the whole file")
+    try:
+        signed_files = evaluation_files(data[: statuses[0].signed_end])
+    except EmbeddedFileError as error:
+        problems.append(f"the signed revision carries no usable {ATTACHMENT_NAME} ({error})")
+        return checked, problems
+    if ATTACHMENT_NAME not in signed_files and LOTS_ATTACHMENT_NAME in signed_files:
+        return checked, problems + _same_files(data, signed_files, checked)
     differs = f"the embedded {ATTACHMENT_NAME} differs from the one the first signature covers"
     try:
         signed = scoring_file_from_pdf(data[: statuses[0].signed_end])
@@ -320,3 +410,24 @@ def record_problems(
     else:
         checked.append(f"the embedded {ATTACHMENT_NAME} is the one the platform signed")
     return checked, problems
+
+
+def _same_files(data: bytes, signed: dict[str, bytes], checked: list[str]) -> list[str]:
+    """A record of several lots: every evaluation attachment of the whole file is the one
+    the platform's signature covers (none changed, added or removed). The problems."""
+    try:
+        current = evaluation_files(data)
+    except EmbeddedFileError as error:
+        return [f"the record's evaluation files cannot be read ({error})"]
+    problems = []
+    for name in sorted(set(signed) | set(current)):
+        if name not in current:
+            problems.append(f"the embedded {name} the platform signed is gone")
+        elif name not in signed:
+            problems.append(f"{name} was attached after the platform signed")
+        elif signed[name] != current[name]:
+            problems.append(f"the embedded {name} differs from the one the first signature covers")
+    if not problems:
+        names = ", ".join(sorted(signed))
+        checked.append(f"the embedded {names} are the ones the platform signed")
+    return problems

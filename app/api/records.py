@@ -27,11 +27,14 @@ from app.records.access import record_tender
 from app.records.models import EvaluationRecord, SigningCertificate
 from app.records.versions import record_document
 from app.tenders.documents import open_document, send_document
+from app.tenders.models import Tender
 
 RECORD_VIEWERS = (*VIEWERS, Role.EXPERT)
 
 
-def record_data(record: EvaluationRecord) -> dict:
+def record_data(record: EvaluationRecord, tender: Tender) -> dict:
+    """A record as the API gives it; `lots` is empty for a tender of one lot, else each
+    lot's part of the signed record (`operations.record_lots`)."""
     document = record_document(record)
     return {
         "id": record.id,
@@ -62,6 +65,7 @@ def record_data(record: EvaluationRecord) -> dict:
             }
             for s in operations.signatures_of(record)
         ],
+        "lots": operations.record_lots(record, tender),
     }
 
 
@@ -84,12 +88,15 @@ def platform_signing_ca() -> Response:
 @bp.doc(
     summary="The tender's evaluation records, newest round first",
     description="Status and progress of the job, the current signed version and every "
-    "signature (staff of the centre, supervisors, admins, the tender's panel members).",
+    "signature (staff of the centre, supervisors, admins, the tender's panel members). For a "
+    "tender divided into lots, `lots` lists each lot of the signed record: its reference, "
+    "title, attached scoring file (`scoring-<lot>.json`) and its SHA-256, and its winner "
+    "under the award across lots (the lots file is attached as `lots-evaluation.json`).",
     responses={403: "Not a viewer role.", 404: "No such tender, or not yours to see."},
 )
 def tender_records(tender_id: int) -> dict:
     tender = record_tender(auth.current_user, tender_id, conceal=True)
-    return {"records": [record_data(r) for r in operations.records_of(tender)]}
+    return {"records": [record_data(r, tender) for r in operations.records_of(tender)]}
 
 
 @bp.get("/tenders/<int:tender_id>/record.pdf")

@@ -6,10 +6,35 @@ experts' scores and reasons, the aggregation, the ranking. The database adds wha
 does not carry: the tender's identification and schedule, the sealing and opening records,
 the panel with their conflict declarations, the codes the experts saw and whom they hid,
 and the audit-chain head.
+
+A tender divided into lots (`Evaluation.lots_json`, format `fairbid-lots-evaluation/1`) has
+no whole-tender scoring file: its record is made from the lots file (`record_content` tells
+them apart). Then `RecordContent` holds the tender-wide parts (tender, sealing, opening
+record hash, panel, audit head) and:
+
+- `scoring` / `scoring_text`: the lots file itself (parsed / its exact text, attached as
+  `lots-evaluation.json`; `document_hash` is its SHA-256);
+- `lots`: one `LotSection` per lot, in the tender's lot order: `lot` (reference), `title`,
+  `ceiling_price` / `reserve_price` (from the lot's scoring file), `attachment`
+  (`scoring-<lot>.json`, see `evaluation.pdf.lot_attachment_name`), `scoring_text` (the
+  lot's scoring file, canonical text, attached byte-identical) and its `sha256`, `opening`
+  (the lot's opening lines), `ties` (the lot's ties, how each was resolved, the drawn
+  positions), `award` (this lot's entry of the award's result: `winner`, `rank`,
+  `passed_over`, with names) and `content`: a `RecordContent` of the lot's scoring file as
+  a single-lot record has it (compliance, price, criteria, expert_sheets, aggregated,
+  ranking, candidates, outcome, flags, charts; names and codes of that lot's bids);
+- `award`: the cross-lot award step (`award_section`): `rule`, `limit`, `input` (per lot
+  its ranking: bidder, name, total, price), `result` (per lot winner and passed-over
+  bidders), `search` (the trace: method, states, complete, fallback, awarded, objective,
+  tie) and `document` (the award JSON as recorded in the lots file).
+
+The tender-wide `compliance`, `price`, `criteria`, `ranking`... are empty then. A tender of
+one lot has `lots == []` and `award is None`, and its record is what it always was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -68,9 +93,29 @@ class RecordContent:
     audit_seq: int
     audit_head: str
     charts: dict[str, Any] = field(default_factory=dict)
+    lots: list[LotSection] = field(default_factory=list)  # several lots only
+    award: dict[str, Any] | None = None  # the award across lots (several lots only)
 
     def as_context(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass
+class LotSection:
+    """One lot's part of the record of a tender divided into lots (see the module's
+    docstring)."""
+
+    lot: str
+    title: str
+    ceiling_price: str | None
+    reserve_price: str | None
+    attachment: str
+    scoring_text: str
+    sha256: str
+    opening: list[dict[str, Any]]
+    ties: list[dict[str, Any]]
+    award: dict[str, Any]
+    content: RecordContent
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -96,6 +141,11 @@ def _identities(tender: Tender) -> tuple[dict[str, str], dict[str, str]]:
         names[bidder_id(company)] = company.name
         codes[bidder_id(company)] = code
     return names, codes
+
+
+def bidder_names(tender: Tender) -> dict[str, str]:
+    """Bidder id -> company name, for the tender's evaluated bids."""
+    return _identities(tender)[0]
 
 
 def _sealing(tender: Tender) -> dict[str, Any] | None:
@@ -136,6 +186,7 @@ def _opening(tender: Tender) -> tuple[list[dict[str, Any]], str | None]:
             "reason": labels.opening_reason(line.reason, problems.get(line.bid_id)),
             "problems": problems.get(line.bid_id) or [],
             "objection": line.objection,
+            "lot_id": line.lot_id,
         }
         for line, company in rows
     ]
@@ -387,7 +438,10 @@ def _charts(content: RecordContent) -> dict[str, Any]:
 
 
 def record_content(tender: Tender, evaluation: Evaluation) -> RecordContent:
-    """Everything the record template shows. Needs `evaluation.scoring_json`."""
+    """Everything the record template shows. Needs `evaluation.scoring_json`, or for a
+    tender divided into lots `evaluation.lots_json` (`lots_record_content`)."""
+    if evaluation.lots_json:
+        return lots_record_content(tender, evaluation)
     if not evaluation.scoring_json:
         raise ValueError("the evaluation has no scoring file")
     names, codes = _identities(tender)
@@ -473,3 +527,185 @@ def build_content(
     )
     content.charts = _charts(content)
     return content
+
+
+# --- a tender divided into lots ------------------------------------------------------------
+
+
+def _identities_by_lot(tender: Tender) -> dict[int | None, tuple[dict[str, str], dict[str, str]]]:
+    """Per lot id: bidder id -> company name, bidder id -> technical code (a company bidding
+    for several lots has one bid, and one code, in each)."""
+    out: dict[int | None, tuple[dict[str, str], dict[str, str]]] = {}
+    rows = db.session.execute(
+        select(Bid.lot_id, EvaluatedBid.code, Company)
+        .join(Bid, Bid.id == EvaluatedBid.bid_id)
+        .join(Company, Company.id == Bid.company_id)
+        .where(EvaluatedBid.tender_id == tender.id)
+        .order_by(EvaluatedBid.code)
+    ).all()
+    for lot_id, code, company in rows:
+        names, codes = out.setdefault(lot_id, ({}, {}))
+        names[bidder_id(company)] = company.name
+        codes[bidder_id(company)] = code
+    return out
+
+
+def _ties(scored: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lot's ties as the record lists them: the level bids, their rank, on what they
+    were level, the tie-breaks that separated them and the positions drawn by lot."""
+    drawn = {bid["id"]: bid.get("draw") for bid in scored.get("bids", [])}
+    return [
+        {
+            "bids": list(tie.get("bids", [])),
+            "rank": tie.get("rank"),
+            "on": tie.get("on"),
+            "value": tie.get("value"),
+            "resolved_by": list(tie.get("resolved_by", [])),
+            "draws": [
+                (bid, drawn.get(bid)) for bid in tie.get("bids", []) if drawn.get(bid) is not None
+            ],
+            "needs_draw": [list(group.get("bids", [])) for group in tie.get("needs_draw", [])],
+        }
+        for tie in scored.get("result", {}).get("ties", [])
+    ]
+
+
+def award_section(award: dict[str, Any], names: dict[str, str], titles: dict[str, str]) -> dict:
+    """The award across lots as the record shows it (see the module's docstring)."""
+    result = award.get("result") or {}
+    search = result.get("search")
+    return {
+        "rule": award.get("rule"),
+        "limit": award.get("limit"),
+        "input": [
+            {
+                "lot": entry.get("lot"),
+                "title": titles.get(entry.get("lot"), ""),
+                "ranking": [
+                    {
+                        "position": position,
+                        "bidder": row.get("company"),
+                        "name": names.get(row.get("company"), ""),
+                        "total": row.get("total"),
+                        "price": row.get("price"),
+                    }
+                    for position, row in enumerate(entry.get("ranking", []), start=1)
+                ],
+            }
+            for entry in award.get("lots", [])
+        ],
+        "result": [_lot_award(entry, names, titles) for entry in result.get("lots", [])],
+        "search": search,
+        "document": award,
+    }
+
+
+def _lot_award(entry: dict[str, Any], names: dict[str, str], titles: dict[str, str]) -> dict:
+    return {
+        "lot": entry.get("lot"),
+        "title": titles.get(entry.get("lot"), ""),
+        "winner": entry.get("winner"),
+        "winner_name": names.get(entry.get("winner"), "") if entry.get("winner") else "",
+        "rank": entry.get("rank"),
+        "passed_over": [
+            {
+                "bidder": p.get("company"),
+                "name": names.get(p.get("company"), ""),
+                "rank": p.get("rank"),
+                "reason": p.get("reason"),
+                "won": list(p.get("won", [])),
+            }
+            for p in entry.get("passed_over", [])
+        ],
+    }
+
+
+def lots_record_content(tender: Tender, evaluation: Evaluation) -> RecordContent:
+    """The record's content for a tender divided into lots, from `evaluation.lots_json`."""
+    from evaluation import dumps
+    from evaluation.pdf import lot_attachment_name
+
+    text = evaluation.lots_json
+    document = json.loads(text)
+    names, codes = _identities(tender)
+    opening, opening_sha256 = _opening(tender)
+    for line in opening:
+        names.setdefault(line["bidder"], line["company"])
+    seq, head = chain_head()
+    panel = _panel(tender, evaluation)
+    sealing = _sealing(tender)
+    template_names = _template_names(tender)
+    lots = {lot.reference: lot for lot in tender.lots}
+    by_lot = _identities_by_lot(tender)
+    titles = {ref: lot.title for ref, lot in lots.items()}
+    awarded = {
+        entry.get("lot"): _lot_award(entry, names, titles)
+        for entry in (document.get("award", {}).get("result") or {}).get("lots", [])
+    }
+    sections = []
+    for entry in document.get("lots", []):
+        reference = str(entry["lot"])
+        lot = lots.get(reference)
+        lot_id = lot.id if lot is not None else None
+        scored = entry["scoring_file"]
+        lot_text = dumps(scored)
+        lot_names, lot_codes = by_lot.get(lot_id, ({}, {}))
+        lot_names = dict(lot_names)
+        lot_opening = [line for line in opening if line["lot_id"] == lot_id]
+        for line in lot_opening:
+            lot_names.setdefault(line["bidder"], line["company"])
+        content = build_content(
+            lot_text,
+            tender,
+            evaluation,
+            names=lot_names,
+            codes=dict(lot_codes),
+            sealing=sealing,
+            opening=lot_opening,
+            opening_sha256=opening_sha256,
+            panel=panel,
+            audit_seq=seq,
+            audit_head=head,
+            template_names=template_names,
+        )
+        sections.append(
+            LotSection(
+                lot=reference,
+                title=lot.title if lot is not None else "",
+                ceiling_price=scored.get("ceiling_price"),
+                reserve_price=scored.get("reserve_price"),
+                attachment=lot_attachment_name(reference),
+                scoring_text=lot_text,
+                sha256=hashlib.sha256(lot_text.encode("utf-8")).hexdigest(),
+                opening=lot_opening,
+                ties=_ties(scored),
+                award=awarded.get(reference) or _lot_award({"lot": reference}, names, titles),
+                content=content,
+            )
+        )
+    return RecordContent(
+        tender=tender,
+        evaluation=evaluation,
+        scoring=document,
+        scoring_text=text,
+        names=names,
+        codes=codes,
+        sealing=sealing,
+        opening=opening,
+        opening_sha256=opening_sha256,
+        panel=panel,
+        compliance=[],
+        price={},
+        criteria=[],
+        experts=[],
+        expert_sheets=[],
+        aggregated=[],
+        ranking=[],
+        candidates=[],
+        outcome={},
+        flags=[],
+        audit_seq=seq,
+        audit_head=head,
+        lots=sections,
+        award=award_section(document.get("award") or {}, names, titles),
+    )

@@ -1,5 +1,7 @@
 """The record job: render the evaluation record (WeasyPrint, PDF/A-3b with the scoring file
-attached), sign it as the platform, store it. Seconds of work for a large tender, so never
+attached as scoring.json; for a tender divided into lots, the lots file as
+lots-evaluation.json and each lot's scoring file as scoring-<lot>.json), sign it as the
+platform, store it. Seconds of work for a large tender, so never
 in a request.
 
 Progress is committed step by step (the job owns its session, inline or in a worker) so the
@@ -33,6 +35,7 @@ from app.tasks import in_app_context
 from app.tender_templates import normalize_locale
 from app.tender_templates.rendering import aggregation_text, price_method_text
 from app.tenders.models import Tender
+from evaluation.pdf import LOTS_ATTACHMENT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +59,23 @@ def record_locale(record: EvaluationRecord) -> str:
 
 
 def render_record_html(tender: Tender, evaluation: Evaluation, locale: str) -> tuple[str, dict]:
-    """The record's HTML and the audit head it shows (for tests and the benchmark too)."""
+    """The record's HTML and the audit head it shows (for tests and the benchmark too); for
+    a tender divided into lots, `facts["lot_files"]` are the lots' attachments
+    (`lot_files`)."""
     with force_locale(locale):
         content = record_content(tender, evaluation)
         html = record_html(content, locale)
-    return html, {"audit_head": content.audit_head, "audit_seq": content.audit_seq}
+    return html, {
+        "audit_head": content.audit_head,
+        "audit_seq": content.audit_seq,
+        "lot_files": lot_files(content),
+    }
+
+
+def lot_files(content: RecordContent) -> list[tuple[str, str]]:
+    """The lots' scoring files attached to the record of a tender divided into lots, as
+    (attachment name, text), in lot order (empty for one lot)."""
+    return [(lot.attachment, lot.scoring_text) for lot in content.lots]
 
 
 def record_html(content: RecordContent, locale: str) -> str:
@@ -71,9 +86,12 @@ def record_html(content: RecordContent, locale: str) -> str:
             lang=locale.replace("_", "-"),
             issued_at=utcnow(),
             document_hash=scoring_sha256(content.scoring_text),
+            anchor="",
+            heading="h2",
             **content.as_context(),
             **labels.helpers(),
             **_descriptions(content, locale),
+            lot_descriptions={lot.lot: _descriptions(lot.content, locale) for lot in content.lots},
         )
 
 
@@ -81,6 +99,8 @@ def _descriptions(content: RecordContent, locale: str) -> dict:
     """The price method and the technical aggregation in words (the template library's
     wording, in en, ko and zh_Hans), and each criterion's name for the flags."""
     locale = normalize_locale(locale)
+    if content.lots:  # several lots: each lot's own (`lot_descriptions`)
+        return {"method_description": "", "aggregation_description": "", "criterion_names": {}}
     price = dict(content.scoring.get("price") or {})
     if not isinstance(price.get("adjustments"), str | dict):
         price.pop("adjustments", None)
@@ -101,19 +121,42 @@ def scoring_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def render_record_pdf(html: str, scoring_json: str) -> bytes:
-    return render_pdf(
-        html,
-        resources=record_resources(),
-        pdf_variant="pdf/a-3b",
-        attachments=[
+def render_record_pdf(
+    html: str, scoring_json: str, lots: list[tuple[str, str]] | None = None
+) -> bytes:
+    """The record's PDF/A-3b with its evaluation attached: `scoring_json` as scoring.json;
+    with `lots` (a tender divided into lots), `scoring_json` is the lots file, attached as
+    lots-evaluation.json, and each (name, text) of `lots` is a lot's scoring file."""
+    if lots is None:
+        attachments = [
             PdfAttachment(
                 name=ATTACHMENT_NAME,
                 data=scoring_json.encode("utf-8"),
                 description="Fairbid scoring file (input and result)",
                 relationship="Data",
             )
-        ],
+        ]
+    else:
+        attachments = [
+            PdfAttachment(
+                name=LOTS_ATTACHMENT_NAME,
+                data=scoring_json.encode("utf-8"),
+                description="Fairbid evaluation of the lots (every lot's scoring file and "
+                "the award across lots)",
+                relationship="Data",
+            ),
+            *(
+                PdfAttachment(
+                    name=name,
+                    data=text.encode("utf-8"),
+                    description="Fairbid scoring file of one lot (input and result)",
+                    relationship="Data",
+                )
+                for name, text in lots
+            ),
+        ]
+    return render_pdf(
+        html, resources=record_resources(), pdf_variant="pdf/a-3b", attachments=attachments
     )
 
 
@@ -170,16 +213,23 @@ def render_record(record_id: int) -> str:
 def _make(record: EvaluationRecord) -> str:
     tender = db.session.get(Tender, record.tender_id)
     evaluation = db.session.get(Evaluation, record.tender_id)
-    if tender is None or evaluation is None or not evaluation.scoring_json:
+    if (
+        tender is None
+        or evaluation is None
+        or not (evaluation.scoring_json or evaluation.lots_json)
+    ):
         raise RuntimeError("the tender's evaluation has no scoring file")
     if evaluation.round != record.round:
         raise RuntimeError("the evaluation moved to another round; this record is stale")
-    scoring_json = evaluation.scoring_json
+    # a tender divided into lots: the lots file (every lot's scoring file and the award)
+    scoring_json = evaluation.lots_json or evaluation.scoring_json
     locale = record_locale(record)
     _step(record, "rendering", 15)
     started = time.perf_counter()
     html, facts = render_record_html(tender, evaluation, locale)
-    pdf = render_record_pdf(html, scoring_json)
+    pdf = render_record_pdf(
+        html, scoring_json, facts["lot_files"] if evaluation.lots_json else None
+    )
     rendered = time.perf_counter()
     pages = len(PdfReader(io.BytesIO(pdf)).pages)
     record.pages = pages

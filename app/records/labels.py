@@ -22,6 +22,7 @@ from app.evaluations.presentation import check_label, reason_text
 from app.evaluations.scoring_file import COMMERCIAL_CHECK
 from app.opening.problems import problems_text
 from app.panels.forms import SEAT_LABELS
+from app.tenders.labels import LOT_AWARD_RULE_LABELS
 
 # Scores and points are defined to two decimal places (evaluation.rounding: each score is
 # rounded once, half up); means and deviations are shown at the same precision.
@@ -274,6 +275,25 @@ def outcome(entry: Mapping[str, Any]) -> str:
     return text if text is not None else (entry.get("message") or "")
 
 
+# The record of a tender divided into lots (templates/pdf/_record_lots.html).
+TIE_KEY_LABELS = {
+    "total": _l("the total score"),
+    "evaluated_price": _l("the evaluated price"),
+    "price": _l("the price"),
+    "technical": _l("the technical score"),
+    "draw": _l("the lot draw"),
+}
+AWARD_SEARCH_LABELS = {
+    "flow": _l("exact (minimum-cost flow)"),
+    "states": _l("exact search over the limit-consistent awards"),
+}
+
+
+def tie_breaks(keys: Any) -> str:
+    """The tie-breaks that separated level bids, in the reader's language."""
+    return ", ".join(label(TIE_KEY_LABELS, key) for key in keys or [])
+
+
 def helpers() -> dict[str, Any]:
     """What the record template formats with."""
     return {
@@ -292,4 +312,8 @@ def helpers() -> dict[str, Any]:
         "POSITION_LABELS": POSITION_LABELS,
         "LINE_STATUS_LABELS": LINE_STATUS_LABELS,
         "MEMBER_STATUS_LABELS": MEMBER_STATUS_LABELS,
+        "fmt_tie_breaks": tie_breaks,
+        "TIE_KEY_LABELS": TIE_KEY_LABELS,
+        "AWARD_SEARCH_LABELS": AWARD_SEARCH_LABELS,
+        "LOT_AWARD_RULE_LABELS": LOT_AWARD_RULE_LABELS,
     }

@@ -11,6 +11,8 @@ boundary and the job do.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from datetime import timedelta
 
@@ -28,6 +30,7 @@ from app.extensions import db
 from app.panels.models import PanelMember
 from app.permissions import Permission, PermissionDenied, can
 from app.records import member_keys, signing
+from app.records.content import bidder_names
 from app.records.jobs import render_record
 from app.records.models import (
     EvaluationRecord,
@@ -48,6 +51,8 @@ from app.tasks import enqueue_after_commit
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument
 from app.tenders.suspension import refuse_if_suspended
+from evaluation import dumps
+from evaluation.pdf import EmbeddedFileError, lot_attachment_name, lots_file_from_pdf
 
 # A queued or rendering record untouched this long may be requested again (worker lost).
 STALE_AFTER = timedelta(minutes=15)
@@ -109,6 +114,49 @@ def current_document(tender: Tender) -> TenderDocument:
     return signed_version(current_record(tender))
 
 
+def record_lots(record: EvaluationRecord | None, tender: Tender) -> list[dict]:
+    """The lots of a signed record of a tender divided into lots (empty for one lot, or
+    before the record is signed): per lot, in the record's order, `lot` (reference),
+    `title`, `attachment` (`scoring-<lot>.json`), `sha256` (of that attachment), `winner`
+    (bidder id under the award across lots, None: no winner), `winner_name`, `rank`, and
+    `passed_over` (bidder ids passed over at their limit). Read from the evaluation when its
+    lots file is the one the record carries (same SHA-256), else from the signed PDF."""
+    if record is None or not record.scoring_sha256 or record.document_id is None:
+        return []
+    evaluation = db.session.get(Evaluation, record.tender_id)
+    text = evaluation.lots_json if evaluation is not None else None
+    if not text or hashlib.sha256(text.encode("utf-8")).hexdigest() != record.scoring_sha256:
+        try:
+            found = lots_file_from_pdf(record_pdf(record))
+        except EmbeddedFileError:
+            return []
+        if found is None:
+            return []
+        text = found[0].decode("utf-8")
+    document = json.loads(text)
+    names = bidder_names(tender)
+    titles = {lot.reference: lot.title for lot in tender.lots}
+    awarded = {a["lot"]: a for a in (document.get("award", {}).get("result") or {}).get("lots", [])}
+    out = []
+    for entry in document.get("lots", []):
+        reference = str(entry["lot"])
+        award = awarded.get(reference, {})
+        winner = award.get("winner")
+        out.append(
+            {
+                "lot": reference,
+                "title": titles.get(reference, ""),
+                "attachment": lot_attachment_name(reference),
+                "sha256": hashlib.sha256(dumps(entry["scoring_file"]).encode("utf-8")).hexdigest(),
+                "winner": winner,
+                "winner_name": names.get(winner, "") if winner else "",
+                "rank": award.get("rank"),
+                "passed_over": [p.get("company") for p in award.get("passed_over", [])],
+            }
+        )
+    return out
+
+
 # --- requesting ----------------------------------------------------------------------------
 
 
@@ -136,7 +184,7 @@ def request_record(actor: User, tender: Tender) -> EvaluationRecord:
             _l("The record is made once the panel has finalised the evaluation."),
             code="not_finalised",
         )
-    if not evaluation.scoring_json:
+    if not (evaluation.scoring_json or evaluation.lots_json):  # one lot, or several
         raise Conflict(_l("The evaluation has no scoring file."), code="no_scoring_file")
     record = db.session.scalar(
         select(EvaluationRecord)

@@ -73,6 +73,7 @@ def show(tender_id: int) -> str:
         record=record,
         older=records[1:],
         document=record_document(record) if record else None,
+        lots=operations.record_lots(record, tender),
         signatures=signatures,
         members=operations.signing_members(tender),
         seat=seat,
