@@ -114,11 +114,11 @@ def write_all(out: Path, drill) -> dict[str, str]:
     if evaluation is not None and evaluation.lots_json and evaluation.unblinded_at:
         # Several lots: each lot's scoring file (`python -m evaluation verify scoring-L1.json`)
         # and the whole evaluation, the award across lots included (`… verify
-        # evaluation-lots.json` recomputes every lot and replays the award).
+        # lots-evaluation.json` recomputes every lot and replays the award).
         document = json.loads(evaluation.lots_json)
         for entry in document["lots"]:
             put(f"scoring-{entry['lot']}.json", evaluation_lib.dumps(entry["scoring_file"]))
-        put("evaluation-lots.json", evaluation.lots_json)
+        put("lots-evaluation.json", evaluation.lots_json)
     put("evaluation-record.pdf", record_pdf(tender))
     signed = "evaluation-record.pdf" in written
     put("platform-signing-cert.pem", signing_certificate_pem() if signed else None)

@@ -849,8 +849,6 @@ def ranking_of(scoring_json: str | None) -> list[dict]:
 def stage_record(drill: Drill) -> str:
     if not evaluation_finalised.receivers:
         raise StageUnavailable("no finalise hook makes the signed evaluation record yet")
-    if drill.several_lots:
-        raise StageUnavailable("the signed evaluation record of several lots is not built yet")
     tender = drill.tender
     drill.travel("record", -timedelta(minutes=50))
     evaluation_ops.finalise(_chair(drill), tender)

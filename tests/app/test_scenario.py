@@ -190,9 +190,8 @@ def test_the_drill_runs_a_whole_tender(app, tmp_path, template, bidders, counter
 
 # --- the drill, a tender of three lots ----------------------------------------------------
 
-# As far as the stages go for several lots today (the drill stops cleanly after it, saying
-# which stage is not available yet).
-LOTS_AT_LEAST = "unblinded"
+# Every stage exists for several lots too: the drill goes all the way.
+LOTS_AT_LEAST = "award"
 
 
 def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
@@ -202,7 +201,15 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
     go to the next compliant bidder; everything the outsider checks still verifies."""
     out = tmp_path / "drill"
     lines: list[str] = []
-    options = Options(template="goods", bidders=5, experts=5, seed=11, lots=3, echo=lines.append)
+    options = Options(
+        template="goods",
+        bidders=5,
+        experts=5,
+        seed=11,
+        lots=3,
+        countersign=False,
+        echo=lines.append,
+    )
     result = run(options, out=out)
     log = "\n".join(lines)
     assert reached_at_least(result, LOTS_AT_LEAST), log
@@ -275,14 +282,14 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
         )
         assert [r["bidder"] for r in lot["ranking"]] == [b["id"] for b in ranked]
         assert all(r["company"] for r in lot["ranking"])
-    verified = cli("-m", "evaluation", "verify", str(out / "evaluation-lots.json"))
+    verified = cli("-m", "evaluation", "verify", str(out / "lots-evaluation.json"))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "every lot (L1, L2, L3) and the award match" in verified.stdout
 
     # The award across lots: the company bidding for every lot ranks first in each, wins
     # one (the first, by lot order) and is passed over in the others for the limit; each
     # other lot goes to its best-ranked compliant company under the limit.
-    award = json.loads((out / "evaluation-lots.json").read_text())["award"]
+    award = json.loads((out / "lots-evaluation.json").read_text())["award"]
     assert award["limit"] == 1 and award["rule"] == "lot_order"
     strong = {r["ranking"][0]["bidder"] for r in summary["lots"]}
     assert len(strong) == 1, summary["lots"]
@@ -298,6 +305,20 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
         assert lot["winner"] == lot["ranking"][1]["bidder"] and lot["winner_rank"] == 2
     expected = "awarded" if result.reached == "award" else "ranked"
     assert {lot["status"] for lot in summary["lots"]} == {expected}
+    if result.reached == "award":
+        assert tender.status == TenderStatus.AWARDED and summary["status"] == "awarded"
+        # The signed record has a part per lot and the award across lots; its embedded
+        # files are the ones signed, and it recomputes every lot and replays the award.
+        pdf = out / "evaluation-record.pdf"
+        verified = cli(
+            "-m", "evaluation", "verify", str(pdf), "--trust", str(out / "platform-ca-cert.pem")
+        )  # fmt: skip
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "the last signature covers the whole file" in verified.stdout
+        assert "every lot (L1, L2, L3) and the award match" in verified.stdout
+        from app.records.signing import signatures_ok
+
+        assert signatures_ok(pdf.read_bytes(), expected=1)
 
     # The audit export and the OCDS package, as for one lot.
     checked = cli(
@@ -312,6 +333,25 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
     assert len(last["tender"]["lots"]) == 3
     if result.reached == "award":
         assert all(d.get("relatedLots") for d in last["bids"]["details"])
+        # One active award per lot, to the company the award across lots chose.
+        numbers = {lot.reference: str(lot.number) for lot in tender.lots}
+        for lot in summary["lots"]:
+            active = [
+                a
+                for a in last["awards"]
+                if a["status"] == "active" and a["relatedLots"] == [numbers[lot["lot"]]]
+            ]
+            assert len(active) == 1, last["awards"]
+            assert active[0]["suppliers"][0]["id"] == f"CN-USCC-{lot['winner']}"
+        assert {lot["status"] for lot in last["tender"]["lots"]} == {"complete"}
+        # The verification bundle: its documented commands pass, and tampering is caught.
+        caught = check_bundle(out / "verification-bundle.zip", tmp_path / "bundle")
+        assert "verify" in caught["evaluation-record.pdf"]
+        assert "verify-opening" in caught["opening-record.json"]
+        assert "verify-audit" in caught["audit.jsonl"]
+        notices = [name for name in caught if name.startswith("notices/")]
+        # A candidates and an award notice per lot.
+        assert len(notices) == 6 and all("verify-notice" in caught[n] for n in notices)
 
 
 def test_a_drill_of_several_lots_needs_enough_bidders(app, tmp_path):
