@@ -485,6 +485,26 @@ def test_the_command_runs_on_a_fresh_empty_database(tmp_path):
         env=env,
     )  # fmt: skip
     assert refused.returncode == 1 and "odd number of experts" in refused.stderr
+    # --lots: the same database, a tender of three lots as far as the opening.
+    lots = tmp_path / "lots"
+    done = cli(
+        "-m", "flask", "--app", "app", "scenario", "run", "--lots", "3", "--bidders", "5",
+        "--seed", "3", "--out", str(lots), "--stop-after", "opening", "--no-migrate",
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "lot L1: 4, lot L2: 3, lot L3: 3" in done.stdout
+    summary = json.loads((lots / "summary.json").read_text())
+    assert [(lot["lot"], lot["status"]) for lot in summary["lots"]] == [
+        ("L1", "evaluating"),
+        ("L2", "evaluating"),
+        ("L3", "evaluating"),
+    ]
+    refused = cli(
+        "-m", "flask", "--app", "app", "scenario", "run", "--lots", "3", "--bidders", "4",
+        "--out", str(lots), env=env,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "need at least 5 bidders" in refused.stderr
 
 
 # --- the demo seed ------------------------------------------------------------------------
