@@ -47,6 +47,44 @@ def _attachments(pdf: bytes) -> dict[str, bytes]:
     return {name: body[0] for name, body in PdfReader(io.BytesIO(pdf)).attachments.items()}
 
 
+def _assert_attached_once_as_data(pdf: bytes) -> None:
+    """PDF/A-3: every attachment listed once in the catalog's /AF, as /Data, JSON."""
+    reader = PdfReader(io.BytesIO(pdf))
+    associated = [a.get_object() for a in reader.trailer["/Root"]["/AF"]]
+    names = sorted(str(spec["/UF"]) for spec in associated)
+    assert (
+        names
+        == sorted(reader.attachments)
+        == [
+            "lots-evaluation.json",
+            "scoring-1.json",
+            "scoring-2.json",
+            "scoring-3.json",
+        ]
+    )
+    for spec in associated:
+        assert spec["/F"] == spec["/UF"] and spec["/AFRelationship"] == "/Data"
+        assert spec["/EF"]["/F"].get_object()["/Subtype"] == "/application/json"
+
+
+def _replace_attachment(pdf: bytes, name: str, price: str) -> bytes:
+    """The PDF with an incremental update giving the first bid of attachment `name` another
+    price (the signed revisions are left as they are)."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(io.BytesIO(pdf), incremental=True)
+    names = writer._root_object["/Names"]["/EmbeddedFiles"]["/Names"]
+    spec = next(names[i + 1].get_object() for i in range(0, len(names), 2) if names[i] == name)
+    stream = spec["/EF"]["/F"].get_object()
+    doc = json.loads(stream.get_data())
+    doc["bids"][0]["price"] = price
+    stream.set_data(dumps(doc).encode())
+    out = io.BytesIO()
+    writer.write(out)
+    assert out.getvalue().startswith(pdf)
+    return out.getvalue()
+
+
 def _pdftotext(pdf: bytes, tmp_path) -> str:
     path = tmp_path / "record.pdf"
     path.write_bytes(pdf)
@@ -110,7 +148,7 @@ def test_the_record_page_and_api_list_the_lots(app, client, auth, lots_record):
     from tests.factories.accounts import token_for
     from tests.factories.opening import staff_of
 
-    tender, bidders, _experts, evaluation, _record = lots_record
+    tender, bidders, _experts, evaluation, record = lots_record
     staff = staff_of(tender)
     names = [b.company.name for b in bidders]
     auth.login(staff)
@@ -134,6 +172,13 @@ def test_the_record_page_and_api_list_the_lots(app, client, auth, lots_record):
         digest = hashlib.sha256(dumps(entry["scoring_file"]).encode()).hexdigest()
         assert lot["sha256"] == digest
     assert lots[1]["passed_over"] == [bidders[0].company.registration_number]
+    # once the evaluation's lots file is no longer the record's (a later round), the lots
+    # are read from the signed PDF itself
+    changed = json.loads(evaluation.lots_json)
+    changed["lots"] = changed["lots"][:1]
+    evaluation.lots_json = dumps(changed)
+    db.session.commit()
+    assert operations.record_lots(record, tender) == lots
     # in Korean, the record page's new words are translated
     url = f"/records/tenders/{tender.id}"
     client.set_cookie("fairbid_lang", "ko")
@@ -145,7 +190,19 @@ def test_the_record_page_and_api_list_the_lots(app, client, auth, lots_record):
 
 def test_countersigned_lots_record_verifies_and_a_forged_lot_is_caught(app, lots_record, tmp_path):
     tender, _bidders, experts, evaluation, record = lots_record
-    for expert in experts:
+    from tests.factories.member_keys import BrowserKey, enrol, totp_code
+
+    # the first member countersigns with the key their browser holds, the others with the
+    # older server-held keys
+    browser = BrowserKey()
+    with app.test_request_context():
+        enrol(experts[0], browser)
+        pending = operations.prepare_countersignature(experts[0], record, totp_code(experts[0]))
+        db.session.commit()
+        value = browser.sign(bytes(pending.signed_attrs))
+        operations.finish_countersignature(experts[0], record, pending.id, value)
+    db.session.commit()
+    for expert in experts[1:]:
         with app.test_request_context():
             operations.countersign(expert, record, pyotp.TOTP(expert.totp_secret).now())
         db.session.commit()
@@ -156,10 +213,21 @@ def test_countersigned_lots_record_verifies_and_a_forged_lot_is_caught(app, lots
     assert signing.signatures_ok(pdf, expected=count)
     report = signing.pdfsig_report(pdf, signing.trust_roots_pem())
     assert report.signature_count == count and report.all_valid, report.text
+    _assert_attached_once_as_data(pdf)
     out = _verify(pdf, tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "every lot (1, 2, 3) and the award match" in out.stdout
     assert "lots-evaluation.json, scoring-1.json" in out.stdout
+
+    # a lot's attached file changed in place, in an update appended after the signatures
+    tampered = _replace_attachment(pdf, "scoring-2.json", "1.00")
+    out = _verify(tampered, tmp_path, "tampered.pdf")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the embedded scoring-2.json differs from the one the first signature covers" in (
+        out.stdout
+    )
+    assert "lot 2: the attached scoring-2.json is not the lot's scoring file" in out.stdout
+    assert not signing.signatures_ok(tampered)
 
     # Forgeries, each signed by the platform so that only the contents can give them away.
     html, facts = jobs.render_record_html(tender, evaluation, "en")
@@ -211,3 +279,43 @@ def test_a_single_lot_record_keeps_its_one_scoring_file(app, make_tender, make_u
     db.session.refresh(record)
     assert list(_attachments(operations.record_pdf(record))) == ["scoring.json"]
     assert db.session.get(Evaluation, built.tender.id).lots_json is None
+
+
+@pytest.mark.parametrize("locale", ["ko", "zh_Hans"])
+def test_the_lots_record_reads_in_korean_and_chinese_with_a_lot_failed_at_the_opening(
+    app, make_tender, make_user, locale
+):
+    """Every new word of the lots' parts and of the award is translated; a lot without
+    opened bids still has its part (no ranking, no winner)."""
+    from tests.factories.lots import PRICES, unblinded
+
+    thin = {i: {k: v for k, v in PRICES[i].items() if k != "3" or i == 0} for i in PRICES}
+    with app.test_request_context():
+        tender, _bidders, experts = lots_tender(make_tender, make_user, limit=1, prices=thin)
+        evaluation = unblinded(tender, experts)
+        html, facts = jobs.render_record_html(tender, evaluation, locale)
+    assert [name for name, _text in facts["lot_files"]] == [
+        "scoring-1.json",
+        "scoring-2.json",
+        "scoring-3.json",
+    ]
+    assert html.count('class="portrait lot"') == 3
+    assert 'id="lot-3-ranking"' in html and 'id="award"' in html
+    words = {
+        "ko": ("로트 간 낙찰", "동점", "처리 과정"),
+        "zh_Hans": ("跨标段授标", "同分", "过程记录"),
+    }
+    for word in words[locale]:
+        assert word in html
+    for english in (
+        "Award across lots",
+        "Opened lines",
+        "Rule when the limit binds",
+        "Most lots one company may win",
+        "Passed over",
+        "already wins the most lots",
+        "lots-evaluation.json): ",
+        "No tie in this lot.",
+        "each lot's part below",
+    ):
+        assert english not in html, english
