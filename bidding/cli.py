@@ -235,8 +235,16 @@ def _cmd_verify_receipt(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_INVALID
+        if info.header.lot != receipt.lot:
+            print(
+                f"invalid: the receipt is for lot {receipt.lot}, {args.envelope} for lot "
+                f"{info.header.lot}",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+    lot = f", lot {receipt.lot}" if receipt.lot is not None else ""
     print(
-        f"valid receipt: tender {receipt.tender}, bidder {receipt.bidder}, "
+        f"valid receipt: tender {receipt.tender}{lot}, bidder {receipt.bidder}, "
         f"sequence {receipt.sequence}, received {receipt.received_at}"
     )
     print(f"envelope SHA-256 {receipt.envelope_sha256}, {receipt.size} bytes")
@@ -252,18 +260,16 @@ def _cmd_verify_inclusion(args: argparse.Namespace) -> int:
     if public_key is not None:
         receipt = receipts.verify_receipt(receipt_data, public_key)
     else:
-        _, body = receipts.load_document(
-            receipt_data, receipts.RECEIPT_FORMAT, "receipt", "receipt"
-        )
-        receipt = receipts.Receipt.from_json(body)
+        receipt = receipts.read_receipt(receipt_data)
         print(
             "warning: no --platform-key: signatures not checked, only the Merkle proof",
             file=sys.stderr,
         )
     record = merkle.verify_sealing_record(record_data, public_key)
     index = merkle.verify_receipt_inclusion(receipt, record)
+    lot = f" for lot {receipt.lot}" if receipt.lot is not None else ""
     print(
-        f"included: envelope {receipt.envelope_sha256} is leaf {index} of {record.size} "
+        f"included: envelope {receipt.envelope_sha256} is leaf {index} of {record.size}{lot} "
         f"in the sealing record of tender {record.tender} (root {record.root}, "
         f"sealed {record.sealed_at})"
     )

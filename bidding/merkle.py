@@ -21,6 +21,16 @@ leaf data is the raw 32-byte digest (so leaf hash = SHA-256(0x00 || digest)).  T
 hash already covers tender and bidder (they are in its header).  The signature is over
 ``b"fairbid-sealing-record-v1\\x00" + canonical_json(record)``.  With the leaves public,
 anyone recomputes the root and the inclusion proof of any receipt.
+
+A tender divided into lots publishes one record over the envelopes of all its lots, format
+``fairbid-sealing-record-v2``: the same fields, but each leaf is an object naming its lot::
+
+    "leaves": [{"envelope_sha256": <64 hex>, "lot": <lot reference>}, ...]
+
+and each leaf's data is the canonical JSON of that object (:func:`lot_leaf_data`), so the
+root commits to which lot every envelope was accepted for.  The data of a version 2 leaf is
+never 32 bytes long, so it is never the data of a version 1 leaf either.  A tender of one lot
+keeps version 1.
 """
 
 from __future__ import annotations
@@ -28,13 +38,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .canonical import check_identifier, is_hex_sha256, is_identifier, is_plain_int
+from .canonical import (
+    canonical_json,
+    check_identifier,
+    is_hex_sha256,
+    is_identifier,
+    is_plain_int,
+)
 from .errors import InclusionError, SealingRecordError
 from .receipts import (
     Receipt,
@@ -47,9 +63,11 @@ from .receipts import (
 
 __all__ = [
     "SEALING_RECORD_FORMAT",
+    "SEALING_RECORD_FORMAT_LOTS",
     "SealingRecord",
     "inclusion_proof",
     "leaf_hash",
+    "lot_leaf_data",
     "make_sealing_record",
     "merkle_root",
     "node_hash",
@@ -59,12 +77,26 @@ __all__ = [
 ]
 
 SEALING_RECORD_FORMAT = "fairbid-sealing-record-v1"
+SEALING_RECORD_FORMAT_LOTS = "fairbid-sealing-record-v2"  # leaves carry their lot
+_FORMATS = (SEALING_RECORD_FORMAT, SEALING_RECORD_FORMAT_LOTS)
+_LEAF_FIELDS = {"envelope_sha256", "lot"}
 _RECORD_FIELDS = {"leaves", "root", "sealed_at", "size", "tender"}
 
 
 def leaf_hash(data: bytes) -> bytes:
     """SHA-256(0x00 || data)."""
     return hashlib.sha256(b"\x00" + data).digest()
+
+
+def lot_leaf_data(lot: str, envelope_sha256: str) -> bytes:
+    """The data of a version 2 leaf: ``canonical_json({"envelope_sha256": .., "lot": ..})``.
+
+    Canonical JSON of an object of two identifier-safe strings reads back to exactly that
+    object, so two different (lot, envelope) pairs never give the same leaf data."""
+    check_identifier(lot, "lot reference")
+    if not is_hex_sha256(envelope_sha256):
+        raise ValueError("envelope_sha256 must be 64 lowercase hex digits")
+    return canonical_json({"envelope_sha256": envelope_sha256, "lot": lot})
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -136,20 +168,46 @@ def verify_inclusion(
 
 @dataclass(frozen=True)
 class SealingRecord:
-    """A verified sealing record: tender, time, leaves (hex envelope hashes) and root."""
+    """A verified sealing record: tender, time, leaves (hex envelope hashes) and root; in
+    version 2 (a tender of several lots) also each leaf's lot, in ``lots``."""
 
     tender: str
     sealed_at: str
     leaves: tuple[str, ...]
     root: str
+    lots: tuple[str, ...] | None = None  # version 2: the lot of each leaf, in leaf order
+
+    def __post_init__(self) -> None:
+        if self.lots is not None and len(self.lots) != len(self.leaves):
+            raise ValueError("a sealing record needs one lot per leaf")
 
     @property
     def size(self) -> int:
         return len(self.leaves)
 
+    @property
+    def format(self) -> str:
+        return SEALING_RECORD_FORMAT if self.lots is None else SEALING_RECORD_FORMAT_LOTS
+
+    def lot_of(self, index: int) -> str | None:
+        """The lot of leaf ``index`` (None in version 1)."""
+        return None if self.lots is None else self.lots[index]
+
+    def leaf_data(self) -> list[bytes]:
+        """The data of every leaf, in order (what the Merkle tree is built over)."""
+        if self.lots is None:
+            return [bytes.fromhex(leaf) for leaf in self.leaves]
+        return [lot_leaf_data(lot, leaf) for lot, leaf in zip(self.lots, self.leaves, strict=True)]
+
     def to_json(self) -> dict[str, Any]:
+        leaves: list[Any] = list(self.leaves)
+        if self.lots is not None:
+            leaves = [
+                {"envelope_sha256": leaf, "lot": lot}
+                for lot, leaf in zip(self.lots, self.leaves, strict=True)
+            ]
         return {
-            "leaves": list(self.leaves),
+            "leaves": leaves,
             "root": self.root,
             "sealed_at": self.sealed_at,
             "size": self.size,
@@ -165,7 +223,7 @@ class SealingRecord:
                 f"envelope {envelope_sha256} is not in the sealing record of tender "
                 f"{self.tender} ({self.size} envelopes)"
             ) from None
-        return index, inclusion_proof([bytes.fromhex(leaf) for leaf in self.leaves], index)
+        return index, inclusion_proof(self.leaf_data(), index)
 
 
 def make_sealing_record(
@@ -173,21 +231,57 @@ def make_sealing_record(
     envelope_hashes: Sequence[str],
     sealed_at: datetime,
     platform_key: Ed25519PrivateKey,
+    lots: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Build and sign the sealing record over the accepted envelopes' SHA-256 (hex), given in
-    receipt sequence order.  Returns the JSON-ready signed document."""
+    receipt sequence order.  ``lots``: for a tender divided into lots, the lot of each
+    envelope (same order and length): a version 2 record whose leaves carry their lot; None
+    for a tender of one lot (version 1).  Returns the JSON-ready signed document."""
     check_identifier(tender, "tender id")
     if not all(is_hex_sha256(item) for item in envelope_hashes):
         raise ValueError("envelope hashes must be 64 lowercase hex digits")
     if len(set(envelope_hashes)) != len(envelope_hashes):
         raise ValueError("duplicate envelope hash")
+    if lots is not None:
+        if len(lots) != len(envelope_hashes):
+            raise ValueError("one lot per envelope hash")
+        for lot in lots:
+            check_identifier(lot, "lot reference")
     record = SealingRecord(
         tender=tender,
         sealed_at=format_timestamp(sealed_at),
         leaves=tuple(envelope_hashes),
-        root=merkle_root([bytes.fromhex(item) for item in envelope_hashes]).hex(),
+        root="",
+        lots=None if lots is None else tuple(lots),
     )
-    return sign_document(SEALING_RECORD_FORMAT, "record", record.to_json(), platform_key)
+    record = replace(record, root=merkle_root(record.leaf_data()).hex())
+    return sign_document(record.format, "record", record.to_json(), platform_key)
+
+
+def _leaves_of(body: Mapping[str, Any], format_name: str) -> tuple[tuple[str, ...], tuple | None]:
+    """(envelope hashes, lots or None) of a record body's leaves; SealingRecordError."""
+    leaves = body["leaves"]
+    if not isinstance(leaves, list):
+        raise SealingRecordError("malformed sealing record: leaves must be a list")
+    if format_name == SEALING_RECORD_FORMAT:
+        if not all(is_hex_sha256(leaf) for leaf in leaves):
+            raise SealingRecordError("malformed sealing record: leaves must be 64-hex hashes")
+        return tuple(leaves), None
+    for leaf in leaves:
+        if (
+            not isinstance(leaf, Mapping)
+            or set(leaf) != _LEAF_FIELDS
+            or not is_hex_sha256(leaf["envelope_sha256"])
+            or not is_identifier(leaf["lot"])
+        ):
+            raise SealingRecordError(
+                "malformed sealing record: each leaf must be an object of envelope_sha256 "
+                "(64 hex) and lot (a lot reference)"
+            )
+    return (
+        tuple(leaf["envelope_sha256"] for leaf in leaves),
+        tuple(leaf["lot"] for leaf in leaves),
+    )
 
 
 def verify_sealing_record(
@@ -200,35 +294,35 @@ def verify_sealing_record(
     Without a key only internal consistency is checked: anyone can forge such a record.
     """
     what = "sealing record"
-    doc, body = load_document(document, SEALING_RECORD_FORMAT, "record", what, SealingRecordError)
+    doc, body = load_document(document, _FORMATS, "record", what, SealingRecordError)
     if set(body) != _RECORD_FIELDS:
         raise SealingRecordError(
             f"malformed sealing record: expected the fields {', '.join(sorted(_RECORD_FIELDS))}"
         )
-    leaves = body["leaves"]
     if not is_identifier(body["tender"]):
         raise SealingRecordError("malformed sealing record: invalid tender id")
     try:
         parse_timestamp(body["sealed_at"])
     except ValueError as exc:
         raise SealingRecordError(f"malformed sealing record: sealed_at: {exc}") from exc
-    if not isinstance(leaves, list) or not all(is_hex_sha256(leaf) for leaf in leaves):
-        raise SealingRecordError("malformed sealing record: leaves must be 64-hex hashes")
+    leaves, lots = _leaves_of(body, doc["format"])
+    if len(set(leaves)) != len(leaves):
+        raise SealingRecordError("malformed sealing record: an envelope hash appears twice")
     if not is_plain_int(body["size"]) or body["size"] != len(leaves):
         raise SealingRecordError("sealing record: size does not match the number of leaves")
     if not is_hex_sha256(body["root"]):
         raise SealingRecordError("malformed sealing record: root must be 64 lowercase hex")
-    record = SealingRecord(body["tender"], body["sealed_at"], tuple(leaves), body["root"])
+    record = SealingRecord(body["tender"], body["sealed_at"], leaves, body["root"], lots)
     if platform_public_key is not None:
         check_signature(
             doc,
-            SEALING_RECORD_FORMAT,
+            record.format,
             record.to_json(),
             platform_public_key,
             what,
             SealingRecordError,
         )
-    computed = merkle_root([bytes.fromhex(leaf) for leaf in leaves]).hex()
+    computed = merkle_root(record.leaf_data()).hex()
     if not hmac.compare_digest(computed, record.root):
         raise SealingRecordError(
             f"sealing record: the root {record.root} is not the Merkle root of its leaves "
@@ -240,16 +334,38 @@ def verify_sealing_record(
 def verify_receipt_inclusion(receipt: Receipt, record: SealingRecord) -> int:
     """Check that a receipt's envelope is in the sealing record; return its leaf index.
 
-    Recomputes the audit path from the leaves and verifies it against the record's root.
-    Raises :class:`InclusionError`.
+    In a version 2 record the leaf must be for the lot the receipt names (a receipt naming no
+    lot, or another lot, is refused).  Recomputes the audit path from the leaves and verifies
+    it against the record's root.  Raises :class:`InclusionError`.
     """
     if receipt.tender != record.tender:
         raise InclusionError(
             f"the receipt is for tender {receipt.tender}, the sealing record for {record.tender}"
         )
     index, proof = record.proof_for(receipt.envelope_sha256)
+    leaf_lot = record.lot_of(index)
+    if receipt.lot != leaf_lot:
+        if leaf_lot is None:
+            raise InclusionError(
+                f"the receipt is for lot {receipt.lot}, but the sealing record's leaves carry "
+                "no lot (a tender of one lot)"
+            )
+        if receipt.lot is None:
+            raise InclusionError(
+                f"the receipt names no lot, but the sealing record seals this envelope for "
+                f"lot {leaf_lot}"
+            )
+        raise InclusionError(
+            f"the receipt is for lot {receipt.lot}, but the sealing record seals this "
+            f"envelope for lot {leaf_lot}"
+        )
+    leaf = (
+        bytes.fromhex(receipt.envelope_sha256)
+        if receipt.lot is None
+        else lot_leaf_data(receipt.lot, receipt.envelope_sha256)
+    )
     if not verify_inclusion(
-        bytes.fromhex(receipt.envelope_sha256),
+        leaf,
         index,
         record.size,
         proof,

@@ -78,11 +78,19 @@ def _check_against_sealing(
             f"the sealing record is of tender {sealing.tender}, the opening record of "
             f"{body['tender']}"
         )
-    leaves = set(sealing.leaves)
+    leaves = {leaf: sealing.lot_of(index) for index, leaf in enumerate(sealing.leaves)}
     for number, line in enumerate(body["lines"], 1):
         if line["envelope_sha256"] not in leaves:
             raise OpeningRecordError(
                 f"line {number} opened envelope {line['envelope_sha256'][:16]}..., which the "
                 "sealing record did not seal"
+            )
+        # A sealing record of lots (v2) says which lot each envelope was sealed for: the
+        # opening line must name the same lot.
+        sealed_lot = leaves[line["envelope_sha256"]]
+        if sealed_lot is not None and line.get("lot") != sealed_lot:
+            raise OpeningRecordError(
+                f"line {number} is for lot {line.get('lot')}, but the sealing record sealed "
+                f"its envelope for lot {sealed_lot}"
             )
     return sealing

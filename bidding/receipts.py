@@ -12,8 +12,13 @@ The receipt file a bidder keeps is the signed document::
      "receipt": {...}, "signature": <base64 of the 64-byte signature>}
 
 ``received_at`` is the server time at which the envelope's last byte was stored (UTC,
-microseconds); ``sequence`` orders the receipts of one tender.  The same signing scheme, with
-another label, signs sealing records (:mod:`bidding.merkle`).
+microseconds); ``sequence`` orders the receipts of one tender.
+
+A receipt for an envelope of a tender divided into lots is format ``fairbid-receipt-v2``:
+version 1 plus one member, ``"lot"`` (the lot reference its envelope's header binds), signed
+over ``b"fairbid-receipt-v2\\x00" + canonical bytes``.  A tender of one lot keeps version 1.
+
+The same signing scheme, with another label, signs sealing records (:mod:`bidding.merkle`).
 """
 
 from __future__ import annotations
@@ -44,17 +49,22 @@ from .keys import key_fingerprint
 
 __all__ = [
     "RECEIPT_FORMAT",
+    "RECEIPT_FORMAT_LOT",
     "Receipt",
     "dump_document",
     "format_timestamp",
     "make_receipt",
     "parse_timestamp",
+    "read_receipt",
     "sign_receipt",
     "verify_receipt",
 ]
 
 RECEIPT_FORMAT = "fairbid-receipt-v1"
+RECEIPT_FORMAT_LOT = "fairbid-receipt-v2"  # version 1 plus the lot (a tender of several lots)
+RECEIPT_FORMATS = (RECEIPT_FORMAT, RECEIPT_FORMAT_LOT)
 _RECEIPT_FIELDS = {"bidder", "envelope_sha256", "received_at", "sequence", "size", "tender"}
+_RECEIPT_FIELDS_LOT = _RECEIPT_FIELDS | {"lot"}
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 
@@ -85,9 +95,15 @@ class Receipt:
     size: int
     received_at: str
     sequence: int
+    lot: str | None = None  # version 2 only: the lot the envelope is for
+
+    @property
+    def format(self) -> str:
+        """The receipt's format: version 2 when it names a lot, else version 1."""
+        return RECEIPT_FORMAT if self.lot is None else RECEIPT_FORMAT_LOT
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "bidder": self.bidder,
             "envelope_sha256": self.envelope_sha256,
             "received_at": self.received_at,
@@ -95,6 +111,9 @@ class Receipt:
             "size": self.size,
             "tender": self.tender,
         }
+        if self.lot is not None:
+            data["lot"] = self.lot
+        return data
 
     def canonical_bytes(self) -> bytes:
         return canonical_json(self.to_json())
@@ -104,19 +123,24 @@ class Receipt:
         return parse_timestamp(self.received_at)
 
     @classmethod
-    def from_json(cls, obj: object) -> Receipt:
-        """Validate and build a receipt from its JSON object.  Raises :class:`ReceiptError`."""
+    def from_json(cls, obj: object, format_name: str = RECEIPT_FORMAT) -> Receipt:
+        """Validate and build a receipt from its JSON object, of version 1 (no lot) or, with
+        ``format_name`` :data:`RECEIPT_FORMAT_LOT`, version 2 (a lot required).  Raises
+        :class:`ReceiptError`."""
         if not isinstance(obj, Mapping):
             raise ReceiptError("malformed receipt: the receipt is not a JSON object")
-        missing = sorted(_RECEIPT_FIELDS - set(obj))
+        fields = _RECEIPT_FIELDS_LOT if format_name == RECEIPT_FORMAT_LOT else _RECEIPT_FIELDS
+        missing = sorted(fields - set(obj))
         if missing:
             raise ReceiptError(f"malformed receipt: missing field(s) {', '.join(missing)}")
-        extra = sorted(set(obj) - _RECEIPT_FIELDS)
+        extra = sorted(set(obj) - fields)
         if extra:
             raise ReceiptError(f"malformed receipt: unknown field(s) {', '.join(extra)}")
         for name in ("tender", "bidder"):
             if not is_identifier(obj[name]):
                 raise ReceiptError(f"malformed receipt: invalid {name} id")
+        if "lot" in fields and not is_identifier(obj["lot"]):
+            raise ReceiptError("malformed receipt: invalid lot reference")
         if not is_hex_sha256(obj["envelope_sha256"]):
             raise ReceiptError("malformed receipt: envelope_sha256 must be 64 lowercase hex")
         if not is_plain_int(obj["size"]):
@@ -134,6 +158,7 @@ class Receipt:
             size=obj["size"],
             received_at=obj["received_at"],
             sequence=obj["sequence"],
+            lot=obj["lot"] if "lot" in fields else None,
         )
 
 
@@ -144,15 +169,21 @@ def make_receipt(
     size: int,
     received_at: datetime,
     sequence: int,
+    lot: str | None = None,
 ) -> Receipt:
-    """Build a receipt (validating every field); sign it with :func:`sign_receipt`."""
+    """Build a receipt (validating every field); sign it with :func:`sign_receipt`.  ``lot``:
+    the lot of a tender divided into lots (a version 2 receipt); None for one lot."""
     check_identifier(tender, "tender id")
     check_identifier(bidder, "bidder id")
+    if lot is not None:
+        check_identifier(lot, "lot reference")
     if not is_hex_sha256(envelope_sha256):
         raise ValueError("envelope_sha256 must be 64 lowercase hex digits")
     if not is_plain_int(size) or not is_plain_int(sequence):
         raise ValueError("size and sequence must be non-negative integers")
-    return Receipt(tender, bidder, envelope_sha256, size, format_timestamp(received_at), sequence)
+    return Receipt(
+        tender, bidder, envelope_sha256, size, format_timestamp(received_at), sequence, lot
+    )
 
 
 # --- signed documents (shared with sealing records) ---------------------------------------
@@ -173,12 +204,15 @@ def sign_document(
 
 def load_document(
     document: Mapping[str, Any] | bytes | str,
-    format_name: str,
+    format_name: str | tuple[str, ...],
     body_field: str,
     what: str,
     error: type[BiddingError] = ReceiptError,
 ) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    """Parse a signed document's envelope (strict JSON); return (document, body)."""
+    """Parse a signed document's envelope (strict JSON); return (document, body).
+    ``format_name``: the format expected, or a tuple of the formats accepted (the caller reads
+    which one from ``document["format"]``)."""
+    formats = (format_name,) if isinstance(format_name, str) else format_name
     if isinstance(document, str):
         document = document.encode("utf-8")
     if isinstance(document, bytes):
@@ -191,8 +225,8 @@ def load_document(
     expected = {"format", "key_id", body_field, "signature"}
     if set(document) != expected:
         raise error(f"malformed {what}: expected exactly the fields {', '.join(sorted(expected))}")
-    if document["format"] != format_name:
-        raise error(f"malformed {what}: format is not {format_name!r}")
+    if not isinstance(document["format"], str) or document["format"] not in formats:
+        raise error(f"malformed {what}: format is not {' or '.join(map(repr, formats))}")
     if not isinstance(document[body_field], Mapping):
         raise error(f"malformed {what}: {body_field} is not a JSON object")
     return document, document[body_field]
@@ -237,7 +271,14 @@ def dump_document(document: Mapping[str, Any]) -> bytes:
 
 def sign_receipt(receipt: Receipt, platform_key: Ed25519PrivateKey) -> dict[str, Any]:
     """Sign a receipt; returns the JSON-ready signed document (see :func:`dump_document`)."""
-    return sign_document(RECEIPT_FORMAT, "receipt", receipt.to_json(), platform_key)
+    return sign_document(receipt.format, "receipt", receipt.to_json(), platform_key)
+
+
+def read_receipt(document: Mapping[str, Any] | bytes | str) -> Receipt:
+    """A receipt's content, of either version, WITHOUT checking its signature (anyone can
+    forge such a receipt: for tools that say so).  Raises :class:`ReceiptError`."""
+    doc, body = load_document(document, RECEIPT_FORMATS, "receipt", "receipt")
+    return Receipt.from_json(body, doc["format"])
 
 
 def verify_receipt(
@@ -248,7 +289,7 @@ def verify_receipt(
     Raises :class:`ReceiptError` whose message says why: malformed JSON or fields, signed by
     another key, or an invalid signature (altered or forged).
     """
-    doc, body = load_document(document, RECEIPT_FORMAT, "receipt", "receipt")
-    receipt = Receipt.from_json(body)
-    check_signature(doc, RECEIPT_FORMAT, receipt.to_json(), platform_public_key, "receipt")
+    doc, body = load_document(document, RECEIPT_FORMATS, "receipt", "receipt")
+    receipt = Receipt.from_json(body, doc["format"])
+    check_signature(doc, receipt.format, receipt.to_json(), platform_public_key, "receipt")
     return receipt

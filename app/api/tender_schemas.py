@@ -134,6 +134,10 @@ class LotOut(Schema):
     ceiling_price = Money(allow_none=True)
     reserve_price = Money(allow_none=True)
     bid_bond_amount = Money(allow_none=True)
+    cancelled_at = DateTime(
+        allow_none=True,
+        metadata={"description": "When an addendum cancelled the lot (null: competed for)."},
+    )
 
 
 class TenderFields(Schema):
@@ -268,6 +272,13 @@ class AddendumOut(Schema):
     published_at = DateTime()
     deadline_before = DateTime()
     deadline_after = DateTime()
+    lot_changes = List(
+        Dict(),
+        metadata={
+            "description": "What the addendum changed in the lots: "
+            '{"action": "add"|"cancel"|"change", "lot": reference, ...}.'
+        },
+    )
 
 
 class AddendumPublishedOut(Schema):
@@ -310,7 +321,38 @@ class CancelIn(Schema):
     )
 
 
+class LotChangeIn(Schema):
+    action = String(
+        required=True,
+        validate=OneOf(("add", "cancel", "change")),
+        metadata={
+            "description": "`add` a lot (`new_lot`), `cancel` the lot `lot` (its envelopes "
+            "are kept unopened), or `change` the given fields of the lot `lot`."
+        },
+    )
+    lot = String(
+        load_default="",
+        validate=Length(max=32),
+        metadata={"description": "The reference of the lot cancelled or changed."},
+    )
+    new_lot = Nested(LotIn, load_default=None, allow_none=True)
+    budget = Money(allow_none=True)
+    ceiling_price = Money(allow_none=True)
+    reserve_price = Money(allow_none=True)
+    bid_bond_amount = Money(allow_none=True)
+    quantity = String(validate=Length(max=200))
+
+
 class AddendumIn(Schema):
+    lot_changes = List(
+        Nested(LotChangeIn),
+        load_default=list,
+        validate=Length(max=20),
+        metadata={
+            "description": "A tender divided into lots changes its lots after publication "
+            "only through an addendum: lots added, cancelled or re-priced, in order."
+        },
+    )
     title = String(required=True, validate=Length(min=1, max=300))
     body = String(required=True, validate=Length(min=1, max=50000))
     new_deadline = Instant(

@@ -59,6 +59,7 @@ from app.permissions import Permission, require
 from app.tenders import documents, operations, participation, template_ops
 from app.tenders.access import staff_template, visible_tender
 from app.tenders.commercial import commercial_spec_of
+from app.tenders.lot_changes import CHANGEABLE, LotChange
 from app.tenders.models import (
     PUBLIC_STATUSES,
     Addendum,
@@ -314,16 +315,39 @@ def cancel_tender(tender_id: int, body: dict) -> Tender:
 @bp.doc(
     summary="Publish an addendum (staff of its centre)",
     description="A new versioned document; registered bidders are notified. An addendum "
-    "too close to the bid deadline extends it (see `deadline_after`).",
+    "too close to the bid deadline extends it (see `deadline_after`). In a tender divided "
+    "into lots, `lot_changes` adds, cancels or re-prices lots (the only way they change "
+    "after publication); a cancelled lot takes no more envelopes.",
     responses=error_responses(400, 403, 404, 409),
 )
 @transactional
 def publish_addendum(tender_id: int, body: dict) -> dict[str, Addendum | Tender]:
     tender = visible_tender(auth.current_user, tender_id)
     addendum = operations.publish_addendum(
-        auth.current_user, tender, body["title"], body["body"], body["new_deadline"]
+        auth.current_user,
+        tender,
+        body["title"],
+        body["body"],
+        body["new_deadline"],
+        _lot_changes(body["lot_changes"]),
     )
     return {"addendum": addendum, "tender": tender}
+
+
+def _lot_changes(items: list[dict]) -> list[LotChange]:
+    changes = []
+    for item in items:
+        if item["action"] == "add" and item.get("new_lot") is None:
+            raise OperationError(_l("Adding a lot needs the new lot."), code="lot_change")
+        changes.append(
+            LotChange(
+                action=item["action"],
+                reference=item.get("lot", ""),
+                lot=_lots([item["new_lot"]])[0] if item["action"] == "add" else None,
+                values={name: item[name] for name in CHANGEABLE if name in item},
+            )
+        )
+    return changes
 
 
 @bp.get("/tenders/<int:tender_id>/documents/<int:document_id>")

@@ -345,6 +345,7 @@ def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot
         raise OperationError(
             _l("This tender has no lot %(lot)s.", lot=reference), code="unknown_lot"
         )
+    refuse_cancelled_lot(lot)
     registration = db.session.scalar(
         select(TenderRegistration).where(
             TenderRegistration.tender_id == tender.id,
@@ -371,9 +372,25 @@ def check_expected_lot(tender: Tender, reference: str | None) -> None:
         raise OperationError(
             _l("This tender is not divided into lots: name no lot."), code="no_lots"
         )
-    if tender.lot_by_reference(reference) is None:
+    lot = tender.lot_by_reference(reference)
+    if lot is None:
         raise OperationError(
             _l("This tender has no lot %(lot)s.", lot=reference[:40]), code="unknown_lot"
+        )
+    refuse_cancelled_lot(lot)
+
+
+def refuse_cancelled_lot(lot: Lot) -> None:
+    """A lot cancelled by an addendum takes no new envelope (those received before stay
+    sealed and are reported, unopened, at the opening)."""
+    if lot.is_cancelled:
+        raise Conflict(
+            _l(
+                "Lot %(lot)s was cancelled by an addendum: it takes no more bids. The "
+                "envelopes received before are kept unopened.",
+                lot=lot.reference,
+            ),
+            code="lot_cancelled",
         )
 
 
@@ -488,6 +505,7 @@ def _accept_stored(
         stored.size,
         received_at,
         bid.id,
+        lot=None if lot is None else lot.reference,
     )
     bid.receipt = dump_document(sign_receipt(receipt, platform_signing_key())).decode("ascii")
     for old in previous:
@@ -902,14 +920,19 @@ def seal_bids(tender: Tender) -> TenderDocument:
         .order_by(TenderRegistration.id)
         .with_for_update()
     )
-    hashes = list(
-        db.session.scalars(
-            select(Bid.envelope_sha256)
-            .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
-            .order_by(Bid.id)
-        )
+    rows = db.session.execute(
+        select(Bid.envelope_sha256, Lot.reference)
+        .outerjoin(Lot, Lot.id == Bid.lot_id)
+        .where(Bid.tender_id == tender.id, Bid.status == BidStatus.SUBMITTED)
+        .order_by(Bid.id)
+    ).all()
+    hashes = [row.envelope_sha256 for row in rows]
+    # A tender divided into lots: one record over every lot's envelopes, each leaf carrying
+    # its lot (format v2); a tender of one lot keeps the v1 record of bare envelope hashes.
+    lots = [row.reference for row in rows] if tender.has_lots else None
+    document = make_sealing_record(
+        envelope_tender_id(tender), hashes, now, platform_signing_key(), lots=lots
     )
-    document = make_sealing_record(envelope_tender_id(tender), hashes, now, platform_signing_key())
     record = store_record(
         tender, SEALING_RECORD_KIND, "Sealing record", dump_document(document), now
     )

@@ -158,7 +158,12 @@ def _render_page(
         max_size=current_app.config["MAX_ENVELOPE_SIZE"],
         chunk_size=current_app.config["UPLOAD_CHUNK_SIZE"],
         lot_references={lot.id: lot.reference for lot in tender.lots},
-        my_lots=registration.lots if registration is not None and tender.has_lots else [],
+        # The lots it may still seal for: those it registered for, less any cancelled.
+        my_lots=(
+            [lot for lot in registration.lots if not lot.is_cancelled]
+            if registration is not None and tender.has_lots
+            else []
+        ),
         **_seal_form_data(tender),
     )
     return page, status

@@ -159,8 +159,11 @@ def _money(value: Decimal | None) -> str | None:
 
 def several_lots(tender: Tender) -> list[Lot]:
     """The tender's lots in order when it is divided into several (else empty: a tender of
-    one lot is scored as one file, as it always was)."""
-    return sorted(tender.lots, key=lambda lot: lot.number) if len(tender.lots) > 1 else []
+    one lot is scored as one file, as it always was). A lot an addendum cancelled is no
+    competition: it is left out (its envelopes were never opened)."""
+    if len(tender.lots) <= 1:
+        return []
+    return sorted((lot for lot in tender.lots if not lot.is_cancelled), key=lambda lot: lot.number)
 
 
 def _config(tender: Tender, one_of_several: Lot | None = None) -> dict:

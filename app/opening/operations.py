@@ -163,6 +163,25 @@ def failed_lot_ids(tender: Tender, session: OpeningSession | None) -> set[int]:
     return _ids(session.failed_lots, tender)
 
 
+def cancelled_lots(tender: Tender) -> list[dict]:
+    """The lots an addendum cancelled before the deadline, with the envelopes received for
+    them before: kept unopened and reported ("lot cancelled, not opened")
+    ([{"lot": reference, "received": n, "addendum": number}])."""
+    if not tender.has_lots:
+        return []
+    per_lot = submitted_by_lot(tender)
+    addenda = {addendum.id: addendum.number for addendum in tender.addenda}
+    return [
+        {
+            "lot": lot.reference,
+            "received": per_lot.get(lot.id, 0),
+            "addendum": addenda.get(lot.cancelled_by_addendum_id),
+        }
+        for lot in tender.lots
+        if lot.is_cancelled
+    ]
+
+
 def submitted_count(tender: Tender) -> int:
     return db.session.scalar(
         select(func.count())
@@ -340,10 +359,12 @@ def start_opening(actor: User, tender: Tender) -> OpeningSession:
     if tender.has_lots:
         # Each lot is its own competition: a lot with fewer than min_bids envelopes fails
         # unopened; the others proceed (the tender fails only when every lot does).
+        # A lot cancelled by an addendum is no competition: never failed, never opened.
         per_lot = submitted_by_lot(tender)
+        live = tender.live_lots
         failed = [
             {"lot": lot.reference, "received": per_lot.get(lot.id, 0), "min_bids": needed}
-            for lot in tender.lots
+            for lot in live
             if per_lot.get(lot.id, 0) < needed
         ]
         session.failed_lots = failed
@@ -356,11 +377,11 @@ def start_opening(actor: User, tender: Tender) -> OpeningSession:
                 centre_id=tender.centre_id,
                 data={"reason": "min_bids", **item},
             )
-        fails = len(failed) == len(tender.lots)
+        fails = len(failed) == len(live)
         counts = ", ".join(f"lot {item['lot']}: {item['received']}" for item in failed)
         reason = f"every lot has fewer than {needed} envelopes ({counts})"
         if not fails:  # the envelopes to open: those of the lots that proceed
-            skipped = _ids(failed, tender)
+            skipped = _ids(failed, tender) | {lot.id for lot in tender.lots if lot.is_cancelled}
             received = sum(n for lot_id, n in per_lot.items() if lot_id not in skipped)
     if fails:
         session.status = OpeningStatus.FAILED
@@ -626,7 +647,8 @@ def open_bids(tender_id: int) -> str:
         _publish(tender_id, {"event": "reset"})
         return "shares_reset"
     del mnemonics
-    failed_lots = failed_lot_ids(tender, session)
+    # A failed lot's envelopes, and a cancelled lot's, stay unopened.
+    unopened = failed_lot_ids(tender, session) | {lot.id for lot in tender.lots if lot.is_cancelled}
     rows = [
         (bid, company)
         for bid, company in db.session.execute(
@@ -635,7 +657,7 @@ def open_bids(tender_id: int) -> str:
             .where(Bid.tender_id == tender_id, Bid.status == BidStatus.SUBMITTED)
             .order_by(Bid.id)
         ).all()
-        if bid.lot_id not in failed_lots  # a failed lot's envelopes stay unopened
+        if bid.lot_id not in unopened
     ]
     references = {lot.id: lot.reference for lot in tender.lots}
     outcomes = []
@@ -707,6 +729,8 @@ def _record(tender: Tender, session: OpeningSession, outcomes: list[_Outcome], n
         "lines": lines,
         # A tender divided into lots: the lots failed unopened (fewer than min_bids).
         **({"failed_lots": list(session.failed_lots)} if session.failed_lots else {}),
+        # ... and those an addendum cancelled: their envelopes kept, not opened.
+        **({"cancelled_lots": cancelled} if (cancelled := cancelled_lots(tender)) else {}),
     }
     signed = dump_document(sign_opening_record(record, platform_signing_key()))
     document = store_record(tender, OPENING_RECORD_KIND, "Opening record", signed, now)

@@ -131,6 +131,8 @@ def tender(tender_id: int) -> str:
         custodian=custodian,
         progress=_progress(tender, session),
         record=operations.record_of(tender),
+        # Once the ceremony has started: the lots an addendum cancelled, not opened.
+        cancelled_lots=operations.cancelled_lots(tender) if session is not None else [],
         statuses=OpeningStatus,
         line_statuses=LineStatus,
         window_ends=window_ends,

@@ -292,8 +292,15 @@ class _State:
         self.document_url = document_url
         self.multi_lot = len(self.tender.lots) > 1
         # Each lot's status by its OCDS id (a tender of several lots).
+        # (A lot an addendum cancelled is no competition: it has no result to wait for.)
         self.lot_status: dict[str, str] = (
-            {str(lot.number): "active" for lot in self.tender.lots} if self.multi_lot else {}
+            {
+                str(lot.number): "active"
+                for lot in self.tender.lots
+                if not getattr(lot, "is_cancelled", False)
+            }
+            if self.multi_lot
+            else {}
         )
         self.addenda_in_force = 0
         self.status = "active"
@@ -310,6 +317,30 @@ class _State:
         self.date: datetime | None = None
 
     # Lookups ---------------------------------------------------------------------
+
+    def lots_in_force(self) -> list[dict[str, Any]]:
+        """The lots as the addenda in force left them: a lot added by a later addendum is
+        not there yet; one cancelled by an addendum in force has status `cancelled`."""
+        numbers = {addendum.id: addendum.number for addendum in self.tender.addenda}
+        added_by = {
+            change["lot"]: addendum.number
+            for addendum in self.tender.addenda
+            for change in addendum.lot_changes or []
+            if change.get("action") == "add"
+        }
+        out = []
+        for lot in self.tender.lots:
+            if added_by.get(lot.reference, 0) > self.addenda_in_force:
+                continue
+            entry = _lot(lot, self.currency)
+            # Its result once decided (complete or unsuccessful: see `settle_lot`).
+            if self.lot_status.get(str(lot.number), "active") != "active":
+                entry["status"] = self.lot_status[str(lot.number)]
+            cancelled_in = numbers.get(lot.cancelled_by_addendum_id)
+            if cancelled_in is not None and cancelled_in <= self.addenda_in_force:
+                entry["status"] = "cancelled"
+            out.append(entry)
+        return out
 
     def bidder_of(self, entry: dict[str, Any]) -> Bidder | None:
         bidders = self.facts.bidders
@@ -414,10 +445,7 @@ class _State:
                 "Open public sale of assets or land-use rights (highest price wins)"
             )
         if self.multi_lot:
-            section["lots"] = [
-                {**_lot(lot, self.currency), "status": self.lot_status[str(lot.number)]}
-                for lot in sorted(tender.lots, key=lambda lot: lot.number)
-            ]
+            section["lots"] = self.lots_in_force()
             if getattr(tender, "max_lots_won", None):
                 section["lotDetails"] = {"maximumLotsAwardedPerSupplier": tender.max_lots_won}
         documents = self.tender_documents(date)
@@ -547,6 +575,8 @@ class _State:
         ]
         if self.multi_lot:
             for lot in sorted(self.tender.lots, key=lambda lot: lot.number):
+                if str(lot.number) not in self.lot_status:
+                    continue  # cancelled
                 number = sum(1 for e in opening.envelopes if e.lot == lot.number)
                 self.statistics.append(_lot_statistic("bids", number, when, lot.number))
 
@@ -654,6 +684,11 @@ class _State:
         if lot is not None:
             self.settle_lot(lot, "complete", notice.published_at)
             return
+        # One award notice for the whole tender (older notices of several lots name each
+        # winner's lot): the lots it awards are complete, the others unsuccessful.
+        won = {lots[0] for award in winners.values() for lots in [award.get("relatedLots")] if lots}
+        for number in self.lot_status:
+            self.lot_status[number] = "complete" if number in won else "unsuccessful"
         self.publish_details(notice.published_at)
 
     def publish_details(self, date: datetime) -> None:
@@ -666,7 +701,7 @@ class _State:
         disqualified = 0
         for envelope in sorted(opening.envelopes, key=lambda e: e.bid_id):
             if self.multi_lot and self.lot_status.get(str(envelope.lot)) in (None, "active"):
-                continue  # a lot still being decided: its bids are listed once it is
+                continue  # a lot still being decided (or cancelled): listed once decided
             bidder = self.facts.bidders.get(envelope.company_id)
             status = LINE_STATUS.get(envelope.status, "disqualified")
             if self.multi_lot:

@@ -362,11 +362,15 @@ def round_award(tender: Tender, evaluation: Evaluation) -> tuple[dict, list[str]
                 kept.append(lot.reference)
     if not fixed:
         return stored["award"], []
-    failed = {lot_id for lot_id, notice in notices.items() if notice.kind == NoticeKind.FAILED}
+    decided = {  # awarded lots enter as fixed above; failed lots stay failed
+        lot_id
+        for lot_id, notice in notices.items()
+        if notice.kind in (NoticeKind.AWARD, NoticeKind.FAILED)
+    }
     rankings = fixed + [
         lot_ranking_of(lot.reference, files[lot.reference])
         for lot in result_lots(tender)
-        if lot.reference not in kept and lot.id not in failed and lot.reference in files
+        if lot.id not in decided and lot.reference in files
     ]
     rule = AwardRule(tender.lot_award_rule)
     award = award_lots(rankings, tender.max_lots_won, rule)
@@ -642,6 +646,14 @@ def _award_lots(actor: User, tender: Tender, lot: Lot | None) -> ResultNotice:
         _l("Tender %(ref)s is awarded", ref=tender.reference),
         "award",
         winner=awards[0].content["winner"],
+        lots=[
+            {
+                "reference": award.content["lot"]["reference"],
+                "title": award.content["lot"]["title"],
+                "company": award.content["winner"].get("company"),
+            }
+            for award in awards
+        ],
     )
     _announce(tender, "awarded", notices=[a.id for a in awards])
     return awards[0]

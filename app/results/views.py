@@ -111,6 +111,9 @@ def result_notice_of(tender: Tender) -> dict:
     re-tender."""
     return {
         "notice": reading.current_notice(tender),
+        # A tender of several lots: each lot's result (its own notice) instead.
+        "lots": reading.lot_states(tender),
+        "lot_labels": LOT_LABELS,
         "links": reading.retender_links(tender),
         "staff": tender.status in RESULT_STATUSES and reading.is_staff_of(current_user, tender),
         "bidder": getattr(current_user, "is_authenticated", False)

@@ -45,7 +45,7 @@ from app.panels.models import MemberStatus, PanelMember
 from app.permissions import Permission, require
 from app.results.models import NoticeKind, ResultNotice
 from app.supervision.flag_models import FlagKind, FlagStatus, RedFlag
-from app.tenders.models import Tender
+from app.tenders.models import Lot, Tender
 from evaluation import market, screens, sources
 from evaluation.decimals import fmt
 
@@ -288,7 +288,7 @@ def _score(value: Decimal) -> str:
 
 
 def _store(
-    raised: Iterable[tuple[str, screens.RedFlag]],
+    raised: Iterable[tuple[str, screens.RedFlag] | tuple[str, screens.RedFlag, str]],
     *,
     kind: str,
     tender_id: int | None,
@@ -296,11 +296,12 @@ def _store(
     stale_prefix: str,
     competition: str = "",
 ) -> int:
-    """Insert or update each (subject, flag); delete this prefix's unreviewed flags that were
-    not raised again (reviewed ones stay, with their review). Returns how many were raised."""
+    """Insert or update each (subject, flag) or (subject, flag, competition: the lot it is
+    about); delete this prefix's unreviewed flags that were not raised again (reviewed ones
+    stay, with their review). Returns how many were raised."""
     now = utcnow()
     kept: set[tuple[str, str]] = set()
-    for subject, flag in raised:
+    for subject, flag, *lot in raised:
         kept.add((flag.code, subject))
         row = db.session.scalar(
             select(RedFlag).where(RedFlag.rule == flag.code, RedFlag.subject == subject)
@@ -318,6 +319,7 @@ def _store(
                 raised_at=now,
             )
             db.session.add(row)
+        row.competition = lot[0] if lot else competition
         row.score = _score(flag.score)
         row.threshold = flag.threshold[:64]
         row.evidence = {**dict(flag.params), "message": flag.message}
@@ -356,6 +358,7 @@ def _label(company: Company) -> str:
 
 
 def _opened_prices(tender_id: int) -> list[tuple[Company, Decimal, OpeningLine]]:
+    """The opened lines with a usable price, in line order (each line knows its lot)."""
     rows = db.session.execute(
         select(OpeningLine, Company)
         .join(Company, Company.id == OpeningLine.company_id)
@@ -373,13 +376,30 @@ def _opened_prices(tender_id: int) -> list[tuple[Company, Decimal, OpeningLine]]
     return out
 
 
-def _ceiling(tender: Tender) -> Decimal | None:
-    # One competition per tender until lots are separate competitions (issue 14).
+def _ceiling(tender: Tender, lot: Lot | None = None) -> Decimal | None:
+    """The ceiling of the competition: the lot's in a tender divided into lots, else the
+    tender's one lot's."""
+    if lot is not None:
+        return lot.ceiling_price
     return tender.lots[0].ceiling_price if tender.lots else None
 
 
+def competitions_of(tender: Tender) -> list[tuple[Lot | None, list]]:
+    """The tender's competitions with their opened (company, price, line) rows: each lot of
+    a tender divided into lots (in lot order; a cancelled or failed lot has no opened line
+    and so no row), else the tender itself (lot None)."""
+    rows = _opened_prices(tender.id)
+    if not tender.has_lots:
+        return [(None, rows)]
+    by_lot: dict[int | None, list] = defaultdict(list)
+    for row in rows:
+        by_lot[row[2].lot_id].append(row)
+    return [(lot, by_lot[lot.id]) for lot in tender.lots if by_lot.get(lot.id)]
+
+
 def _comparable_margins(tender: Tender) -> list[Decimal]:
-    """DIFFP of other opened tenders of the same category (the most recent ones)."""
+    """DIFFP of the competitions (each lot of a tender divided into lots) of other opened
+    tenders of the same category (the most recent tenders)."""
     others = db.session.scalars(
         select(Tender.id)
         .join(OpeningSession, OpeningSession.tender_id == Tender.id)
@@ -393,22 +413,28 @@ def _comparable_margins(tender: Tender) -> list[Decimal]:
     ).all()
     margins = []
     for other in others:
-        prices = [price for _, price, _ in _opened_prices(other)]
-        value = screens.diffp(prices) if len(prices) >= screens.MIN_BIDS else None
-        if value is not None:
-            margins.append(value)
+        for _, rows in competitions_of(db.session.get(Tender, other)):
+            prices = [price for _, price, _ in rows]
+            value = screens.diffp(prices) if len(prices) >= screens.MIN_BIDS else None
+            if value is not None:
+                margins.append(value)
     return margins
 
 
-def _source_records(tender_id: int) -> list[sources.SourceRecord]:
-    rows = db.session.execute(
+def _source_records(tender_id: int, lot: Lot | None = None) -> list[sources.SourceRecord]:
+    """The same-source traces of one competition's opened bids (``lot``: that lot's only:
+    a company bidding for two lots with one proposal is not two sources agreeing)."""
+    query = (
         select(Bid, Company, TechnicalSource)
         .join(OpeningLine, OpeningLine.bid_id == Bid.id)
         .join(Company, Company.id == Bid.company_id)
         .outerjoin(TechnicalSource, TechnicalSource.bid_id == Bid.id)
         .where(OpeningLine.tender_id == tender_id, OpeningLine.status == LineStatus.OPENED)
         .order_by(Bid.id)
-    ).all()
+    )
+    if lot is not None:
+        query = query.where(OpeningLine.lot_id == lot.id)
+    rows = db.session.execute(query).all()
     records = []
     for bid, company, source in rows:
         sketch = [int(h) for h in source.text_sketch] if source and source.text_sketch else None
@@ -429,32 +455,40 @@ def _source_records(tender_id: int) -> list[sources.SourceRecord]:
 
 def screen_tender(tender_id: int) -> int:
     """Compute and store the price and same-source flags of one opened tender (nothing before
-    its opening). Never commits; returns how many flags are raised."""
+    its opening), per competition: each lot of a tender divided into lots is screened on its
+    own (its bids, its ceiling; `RedFlag.competition` = the lot's reference, the subject
+    `tender:<id>:lot:<ref>:...`), a tender of one lot as a whole. Never commits; returns how
+    many flags are raised."""
     tender = db.session.get(Tender, tender_id)
     if tender is None or not _opened(tender):
         return 0
-    rows = _opened_prices(tender_id)
     prefix = f"tender:{tender_id}:"
-    price_flags: list[screens.RedFlag] = []
-    if rows:
-        result = screens.screen_prices(
-            [price for _, price, _ in rows],
-            labels=[_label(company) for company, _, _ in rows],
-            ceiling=_ceiling(tender),
-            comparable_margins=_comparable_margins(tender),
-            thresholds=screen_thresholds(),
-        )
-        price_flags = result.flags
+    margins = _comparable_margins(tender)
+    price_flags: list[tuple[str, screens.RedFlag, str]] = []
+    source_flags: list[tuple[str, screens.RedFlag, str]] = []
+    for lot, rows in competitions_of(tender):
+        where = prefix if lot is None else f"{prefix}lot:{lot.reference}:"
+        competition = "" if lot is None else lot.reference
+        if rows:
+            result = screens.screen_prices(
+                [price for _, price, _ in rows],
+                labels=[_label(company) for company, _, _ in rows],
+                ceiling=_ceiling(tender, lot),
+                comparable_margins=margins,
+                thresholds=screen_thresholds(),
+            )
+            price_flags += [(where + _subject_key(f), f, competition) for f in result.flags]
+        found = sources.same_source_flags(_source_records(tender_id, lot), source_thresholds())
+        source_flags += [(where + _subject_key(f), f, competition) for f in found]
     count = _store(
-        ((prefix + _subject_key(f), f) for f in price_flags),
+        price_flags,
         kind=FlagKind.PRICE,
         tender_id=tender_id,
         centre_id=tender.centre_id,
         stale_prefix=prefix,
     )
-    source_flags = sources.same_source_flags(_source_records(tender_id), source_thresholds())
     count += _store(
-        ((prefix + _subject_key(f), f) for f in source_flags),
+        source_flags,
         kind=FlagKind.SOURCE,
         tender_id=tender_id,
         centre_id=tender.centre_id,
@@ -476,6 +510,23 @@ def _competitions(centre_id: int) -> tuple[list[market.Competition], dict[str, i
     ).all()
     out, counts = [], {}
     for tender in tenders:
+        if tender.has_lots:
+            # Each lot is a competition of its own bidders. Its winner is read once results
+            # are per lot; until then the lot counts for bid counts, not for winners.
+            for lot, rows in competitions_of(tender):
+                bidders = {company.id: _label(company) for company, _, _ in rows}
+                key = f"{tender.reference} (#{tender.id}) lot {lot.reference}"
+                counts[key] = len(bidders)
+                out.append(
+                    market.Competition(
+                        key=key,
+                        bidders=frozenset(bidders.values()),
+                        winner=None,
+                        centre=centre.name if centre else str(centre_id),
+                        entity=tender.procuring_entity or "",
+                    )
+                )
+            continue
         bidders = {company.id: _label(company) for company, _, _ in _opened_prices(tender.id)}
         award = db.session.scalar(
             select(ResultNotice)

@@ -209,7 +209,39 @@ class AddendumForm(FlaskForm):
         ),
         validators=[Optional()],
     )
+    # A tender divided into lots: its lots change after publication only here
+    # (`for_tender` drops these fields for a tender of one lot).
+    cancel_lot = SelectField(
+        _l("Cancel a lot (optional)"),
+        choices=[],
+        default="",
+        description=_l(
+            "It takes no more bids; the envelopes already received are kept unopened and "
+            "reported at the opening."
+        ),
+    )
+    reprice_lot = SelectField(_l("Change a lot's price or bond (optional)"), choices=[], default="")
+    new_price = MoneyField(_l("Its new ceiling or reserve price"))
+    new_bid_bond = MoneyField(_l("Its new lot bid bond"))
     submit = SubmitField(_l("Publish the addendum"))
+
+    LOT_FIELDS = ("cancel_lot", "reprice_lot", "new_price", "new_bid_bond")
+
+    @classmethod
+    def for_tender(cls, tender, **kwargs) -> AddendumForm:
+        """The form with the tender's live lots to choose from (no lot fields for a tender
+        of one lot)."""
+        form = cls(**kwargs)
+        if not tender.has_lots:
+            for name in cls.LOT_FIELDS:
+                delattr(form, name)
+            return form
+        live = [("", "—")] + [
+            (lot.reference, f"{lot.reference}: {lot.title}") for lot in tender.live_lots
+        ]
+        form.cancel_lot.choices = live
+        form.reprice_lot.choices = live
+        return form
 
 
 class CancelForm(FlaskForm):

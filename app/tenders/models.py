@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     ForeignKey,
     Integer,
@@ -155,6 +157,11 @@ class Tender(db.Model):
         return next((lot for lot in self.lots if lot.reference == reference), None)
 
     @property
+    def live_lots(self) -> list[Lot]:
+        """The lots still competed for (not cancelled by an addendum), in order."""
+        return [lot for lot in self.lots if not lot.is_cancelled]
+
+    @property
     def ocid_suffix(self) -> str:
         return f"{self.centre.code}-{self.reference}"
 
@@ -185,8 +192,16 @@ class Lot(db.Model):
     ceiling_price: Mapped[Decimal | None] = mapped_column(Money)
     reserve_price: Mapped[Decimal | None] = mapped_column(Money)
     bid_bond_amount: Mapped[Decimal | None] = mapped_column(Money)
+    # A lot cancelled by an addendum before the deadline: no new envelope for it; those
+    # already received are kept unopened and reported at the opening.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_addendum_id: Mapped[int | None] = mapped_column(ForeignKey("addendum.id"))
 
     tender: Mapped[Tender] = relationship(back_populates="lots")
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancelled_at is not None
 
 
 class TenderCustodian(db.Model):
@@ -251,6 +266,9 @@ class Addendum(db.Model):
     published_by_id: Mapped[int] = mapped_column(ForeignKey("user_account.id"))
     deadline_before: Mapped[datetime] = mapped_column(UTCDateTime)
     deadline_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    # What the addendum changed in the lots (a published tender's lots change only here):
+    # [{"action": "add" | "cancel" | "change", "lot": reference, ...}] (app.tenders.lot_changes).
+    lot_changes: Mapped[list[Any]] = mapped_column(JSON, default=list)
 
 
 class TenderRegistration(db.Model):

@@ -9,6 +9,7 @@ factory) instead of spreading publication across views.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -27,6 +28,7 @@ from app.events import publish_after_commit
 from app.extensions import db
 from app.permissions import Permission, can, require
 from app.tenders import documents
+from app.tenders.lot_changes import LotChange, apply_lot_changes
 from app.tenders.models import (
     Addendum,
     Lot,
@@ -389,10 +391,17 @@ def input_from_tender(tender: Tender) -> TenderInput:
 
 
 def publish_addendum(
-    actor: User, tender: Tender, title: str, body: str, new_deadline: datetime | None = None
+    actor: User,
+    tender: Tender,
+    title: str,
+    body: str,
+    new_deadline: datetime | None = None,
+    lot_changes: Sequence[LotChange] = (),
 ) -> Addendum:
     """An amendment as a new versioned document. Too close to the deadline, the deadline
-    moves so bidders keep at least the configured minimum (default 15 days)."""
+    moves so bidders keep at least the configured minimum (default 15 days). The only way a
+    published tender's lots change: ``lot_changes`` adds, cancels or re-prices lots
+    (`app.tenders.lot_changes`), recorded in the addendum and its document."""
     require(actor, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
     if tender.status != TenderStatus.PUBLISHED:
         raise Conflict(_l("Addenda are for published tenders before the deadline."), "status")
@@ -427,6 +436,12 @@ def publish_addendum(
     )
     db.session.add(addendum)
     db.session.flush()
+    if lot_changes:
+        doc = template_document(tender.template_version)
+        addendum.lot_changes = apply_lot_changes(
+            tender, addendum, lot_changes, doc, now, LOT_REFERENCE_RE
+        )
+        db.session.flush()
     rendered = documents.render_addendum(tender, addendum)
     append_event(
         "tender.addendum_published",
@@ -439,6 +454,7 @@ def publish_addendum(
             "deadline_before": before.isoformat(),
             "deadline_after": deadline.isoformat(),
             "document_sha256": rendered.sha256,
+            **({"lot_changes": addendum.lot_changes} if addendum.lot_changes else {}),
         },
     )
     notify_registered(

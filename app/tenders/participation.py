@@ -77,6 +77,11 @@ def chosen_lots(tender: Tender, references: Sequence[str] | None) -> list[Lot]:
             raise OperationError(
                 _l("This tender has no lot %(lot)s.", lot=reference[:40]), code="unknown_lot"
             )
+        if lot.is_cancelled:
+            raise OperationError(
+                _l("Lot %(lot)s was cancelled by an addendum.", lot=lot.reference),
+                code="lot_cancelled",
+            )
         lots.append(lot)
     if len(lots) > 1 and not tender.multi_lot_bidding:
         raise OperationError(
@@ -235,10 +240,15 @@ def record_bond(
 
 def bond_required(tender: Tender, registration: TenderRegistration | None) -> Decimal | None:
     """The bid bond a registration owes: per lot in a tender divided into lots (each chosen
-    lot's bond, the tender's where a lot names none), else the tender's."""
+    lot's bond, the tender's where a lot names none; none for a lot cancelled by an
+    addendum), else the tender's."""
     if registration is None or not tender.has_lots or not registration.lots:
         return tender.bid_bond_amount
-    amounts = [lot.bid_bond_amount or tender.bid_bond_amount for lot in registration.lots]
+    amounts = [
+        lot.bid_bond_amount or tender.bid_bond_amount
+        for lot in registration.lots
+        if not lot.is_cancelled
+    ]
     if all(amount is None for amount in amounts):
         return None
     return sum((amount or Decimal("0") for amount in amounts), Decimal("0"))

@@ -56,6 +56,7 @@ from app.tenders.forms import (
     TenderForm,
 )
 from app.tenders.labels import LOT_AWARD_RULE_LABELS
+from app.tenders.lot_changes import LotChange
 from app.tenders.models import (
     Enquiry,
     TemplateVersion,
@@ -414,7 +415,7 @@ def _render_show(tender: Tender, status: int = 200, **failed: Any) -> Page:
     if manage:
         forms = {
             "publish_form": PublishForm(formdata=None),
-            "addendum_form": AddendumForm(formdata=None),
+            "addendum_form": AddendumForm.for_tender(tender, formdata=None),
             "cancel_form": CancelForm(formdata=None),
             "attachment_form": AttachmentForm(formdata=None),
             "answer_forms": {
@@ -470,10 +471,28 @@ def publish(tender_id: int) -> Response | Page:
     return redirect(url_for(".show", tender_id=tender_id))
 
 
+def _lot_changes(tender: Tender, form: AddendumForm) -> list[LotChange]:
+    """What the addendum form asks of the lots: a lot re-priced, a lot cancelled."""
+    if not tender.has_lots:
+        return []
+    changes = []
+    if form.reprice_lot.data:
+        price = "reserve_price" if tender.direction == "highest_wins" else "ceiling_price"
+        values = {}
+        if form.new_price.raw_data and form.new_price.raw_data[0].strip():
+            values[price] = form.new_price.data
+        if form.new_bid_bond.raw_data and form.new_bid_bond.raw_data[0].strip():
+            values["bid_bond_amount"] = form.new_bid_bond.data
+        changes.append(LotChange("change", form.reprice_lot.data, values=values))
+    if form.cancel_lot.data:
+        changes.append(LotChange("cancel", form.cancel_lot.data))
+    return changes
+
+
 @bp.route("/tenders/<int:tender_id>/addenda", methods=["POST"])
 def addendum(tender_id: int) -> Response | Page:
     tender = staff_tender(current_user, tender_id)
-    form = AddendumForm()
+    form = AddendumForm.for_tender(tender)
     if not form.validate_on_submit():
         return _render_show(tender, 400, addendum_form=form)
     outcome = attempt(
@@ -483,6 +502,7 @@ def addendum(tender_id: int) -> Response | Page:
         form.title.data,
         form.body.data,
         form.new_deadline.data,
+        _lot_changes(tender, form),
     )
     if not outcome.ok:
         return _refused(tender, outcome.error, addendum_form=form)

@@ -11,6 +11,7 @@ order."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -25,10 +26,19 @@ from app.evaluations import operations, queries, scoring_file
 from app.extensions import db
 from app.opening.models import AnonymityDecision
 from app.opening.parts import identities_of, masked_excerpt, record_evaluated_bid, scan_pages
+from app.tenders.models import Lot, Tender, TenderRegistration
 from evaluation.anonymity import Identity
 from tests.conftest import AuthActions
-from tests.factories.evaluations import opened_tender, seat_panel, text_pdf
-from tests.factories.opening import staff_of
+from tests.factories.bids import submit
+from tests.factories.evaluations import (
+    opened_tender,
+    record_bond,
+    seal_bid,
+    seat_panel,
+    text_pdf,
+    use_goods_template,
+)
+from tests.factories.opening import custodians, past_opening, staff_of, start, unlock
 from tests.factories.scoring import confirm_review, fill_sheet, lock
 
 # Prices nobody would type by chance, each checked in several spellings.
@@ -546,3 +556,120 @@ def test_the_mask_does_not_keep_the_shape_of_the_name():
         assert len(hits) == 1
         excerpts.add(masked_excerpt(hits[0]))
     assert excerpts == {"Prepared by [name removed] for the city."}
+
+
+# --- the same crawl over a tender divided into lots -----------------------------------------
+
+# company index -> lot -> price: every company bids for every lot, each price distinctive.
+LOT_PRICES = {
+    0: {"1": "487613.27", "2": "143872.61", "3": "263419.83"},
+    1: {"1": "503391.58", "2": "151948.37", "3": "271836.19"},
+    2: {"1": "512277.91", "2": "158317.46", "3": "279104.72"},
+}
+
+
+@pytest.fixture
+def blind_lots(make_tender, make_user):
+    """A goods tender of three lots, three distinctive companies each bidding for every lot
+    (technical PDFs carrying their alias as /Author), opened for real, the review confirmed:
+    stage SCORING, every lot scored blind by code."""
+    tender = use_goods_template(make_tender())
+    db.session.add_all(
+        [
+            Lot(tender_id=tender.id, number=2, title="Lot 2", ceiling_price=Decimal("200000.00")),
+            Lot(tender_id=tender.id, number=3, title="Lot 3", ceiling_price=Decimal("300000.00")),
+        ]
+    )
+    db.session.commit()
+    db.session.refresh(tender)
+    bidders = []
+    for name, alias in zip(NAMES, ALIASES, strict=True):
+        user = make_user(Role.BIDDER)
+        user.company.name = name + " Co., Ltd."
+        user.full_name = f"{name} Agent"
+        user.email = f"agent@{name.split()[0].lower()}.example"
+        db.session.add(CompanyAlias(company_id=user.company_id, alias=alias))
+        registration = TenderRegistration(
+            tender_id=tender.id, company_id=user.company_id, registered_by_id=user.id
+        )
+        registration.lots = list(tender.lots)
+        db.session.add(registration)
+        db.session.commit()
+        bidders.append(user)
+    bids = []
+    for index, user in enumerate(bidders):
+        for lot, price in LOT_PRICES[index].items():
+            technical = text_pdf(
+                ["Technical proposal", f"Lot {lot}: on time, in full."], author=ALIASES[index]
+            )
+            bids.append(submit(tender, user, seal_bid(tender, user, price, technical, lot=lot)))
+        record_bond(tender, user)
+    past_opening(tender)
+    start(tender)
+    for custodian in custodians(tender):
+        unlock(tender, custodian)
+    db.session.commit()
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    experts = seat_panel(make_user, tender, 3)
+    operations.start_evaluation(staff_of(tender), tender, chair=experts[0])
+    db.session.commit()
+    confirm_review(tender, experts[0])
+    forbidden = set(ALIASES) | set(NAMES)
+    for bidder in bidders:
+        company = db.session.get(type(bidder.company), bidder.company_id)
+        forbidden |= {
+            company.name,
+            company.name.split()[0],
+            company.registration_number,
+            bidder.email,
+            bidder.full_name,
+        }
+    for bid in bids:
+        forbidden.add(db.session.get(Bid, bid.id).envelope_sha256)
+    for prices in LOT_PRICES.values():
+        for price in prices.values():
+            forbidden |= set(price_spellings(price))
+    return tender, experts, forbidden, bidders
+
+
+def test_experts_never_meet_an_identity_in_a_tender_of_lots(app, blind_lots):
+    """Every lot is scored blind: no company name, alias, credit code, agent, envelope hash
+    or price on any scoring page or API answer; the codes tell no company across lots (a
+    company's technical parts get unrelated codes, one per lot); no page the panel reaches
+    joins a code to a company."""
+    tender, experts, forbidden, _bidders = blind_lots
+    rows = queries.evaluated_bids(tender)
+    assert len(rows) == 9
+    # One code per technical part, none shared across lots: the same company's proposals
+    # for two lots cannot be linked by their codes.
+    codes = [row.code for row in rows]
+    assert len(set(codes)) == 9
+    by_company: dict[int, set[str]] = {}
+    for row in rows:
+        company_id = db.session.get(Bid, row.bid_id).company_id
+        by_company.setdefault(company_id, set()).add(row.code)
+    assert all(len(company_codes) == 3 for company_codes in by_company.values())
+
+    sessions = Sessions(app, tender, forbidden)
+    # 1. Empty sheets: every lot's codes reachable, nothing else.
+    for user in experts:
+        crawler = sessions.crawl(user)
+        reached = "".join(crawler.seen)
+        assert all(code in reached for code in codes), "the crawl missed a lot's bids"
+    chair_client = sessions.clients[experts[0].id][0]
+    assert crawl_for_joins(chair_client, tender, forbidden) >= 3
+    # 2. Every sheet filled and locked.
+    for expert in experts:
+        fill_sheet(expert, tender)
+        lock(expert, tender)
+    for user in experts:
+        sessions.crawl(user)
+    assert crawl_for_joins(chair_client, tender, forbidden) >= 3
+
+    # The identities do appear once the chair unblinds (the checks above can fail).
+    operations.unblind(experts[0], tender)
+    db.session.commit()
+    client = sessions.clients[experts[1].id][0]
+    text = client.get(f"/scoring/tenders/{tender.id}/results").get_data(as_text=True)
+    assert all(name in text for name in NAMES)

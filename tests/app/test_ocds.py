@@ -670,3 +670,32 @@ def test_a_re_tender_points_back_to_the_failed_tender(app, client, validator, st
         }
     ]
     assert package_of(client, old)["releases"] == before["releases"]
+
+
+def test_lots_cancelled_or_added_by_an_addendum_change_from_its_release(
+    client, validator, rich_tender
+):
+    """The addendum cancels Mattresses and adds Pillows: the first release has both first
+    lots active and no Pillows; the update has Mattresses cancelled and Pillows."""
+    addendum = rich_tender.addenda[0]
+    mattresses = rich_tender.lot_by_reference("2")
+    mattresses.cancelled_at = addendum.published_at
+    mattresses.cancelled_by_addendum_id = addendum.id
+    rich_tender.lots.append(Lot(number=3, reference="P", title="Pillows"))
+    addendum.lot_changes = [
+        {"action": "cancel", "lot": "2"},
+        {"action": "add", "lot": "P", "number": 3, "title": "Pillows"},
+    ]
+    db.session.commit()
+    package = package_of(client, rich_tender)
+    assert_valid(validator, package)
+    first, update = package["releases"]
+    assert [(lot["title"], lot.get("status")) for lot in first["tender"]["lots"]] == [
+        ("Lot 1", None),
+        ("Mattresses", None),
+    ]
+    assert [(lot["title"], lot.get("status")) for lot in update["tender"]["lots"]] == [
+        ("Lot 1", None),
+        ("Mattresses", "cancelled"),
+        ("Pillows", None),
+    ]

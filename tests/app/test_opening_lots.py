@@ -14,12 +14,15 @@ from sqlalchemy import select
 from app.accounts.models import Role
 from app.audit.models import AuditEvent
 from app.bids.models import Bid
+from app.bids.receipts import platform_signing_key
 from app.extensions import db
 from app.opening import operations as ops
 from app.opening.models import LineStatus, OpeningLine, OpeningStatus
 from app.tenders.documents import open_document
 from app.tenders.models import Lot, Tender, TenderRegistration, TenderStatus
 from bidding import envelope as envelopes
+from bidding import merkle, opening_record, receipts
+from bidding.errors import InclusionError
 from tests.factories.bids import public_key, submit, tid, uscc
 from tests.factories.opening import custodians, past_opening, start, unlock
 
@@ -107,3 +110,45 @@ def test_every_lot_below_min_bids_fails_the_tender(tender, make_user):
     assert db.session.get(Tender, tender.id).status == TenderStatus.FAILED
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "tender.failed"))
     assert json.loads(event.data)["received"] == 2
+
+
+def test_one_sealing_record_over_every_lot_with_receipts_naming_their_lot(
+    tender, make_user, client
+):
+    """The receipts of a tender of lots are version 2 (they name the lot); the sealing record
+    is ONE version 2 record whose leaves carry their lot, served by the API; every receipt's
+    inclusion verifies, and the opening record's lines match the leaves' lots."""
+    everyone = [lot_bidder(make_user, tender, ["1", "2", "3"]) for _ in range(3)]
+    for n, user in enumerate(everyone):
+        submit(tender, user, seal_for(tender, user, "1", f"10{n}.00"))
+        submit(tender, user, seal_for(tender, user, "2", f"20{n}.00"))
+    submit(tender, everyone[0], seal_for(tender, everyone[0], "3", "300.00"))
+    public = platform_signing_key().public_key()
+    bids = db.session.scalars(select(Bid).order_by(Bid.id)).all()
+    by_lot = {lot.id: lot.reference for lot in tender.lots}
+    issued = [receipts.verify_receipt(bid.receipt, public) for bid in bids]
+    assert [r.lot for r in issued] == [by_lot[bid.lot_id] for bid in bids]
+    assert {json.loads(bid.receipt)["format"] for bid in bids} == {"fairbid-receipt-v2"}
+
+    past_opening(tender)
+    start(tender)
+    served = client.get(f"/api/v1/tenders/{tender.id}/sealing-record")
+    assert served.status_code == 200
+    assert json.loads(served.data)["format"] == "fairbid-sealing-record-v2"
+    record = merkle.verify_sealing_record(served.data, public)
+    assert record.size == 7
+    assert list(record.lots) == ["1", "2"] * 3 + ["3"]
+    assert list(record.leaves) == [bid.envelope_sha256 for bid in bids]
+    for index, receipt in enumerate(issued):
+        assert merkle.verify_receipt_inclusion(receipt, record) == index
+    # A receipt re-labelled to another lot does not verify against the record.
+    moved = receipts.Receipt(**{**issued[0].to_json(), "lot": "2"})
+    with pytest.raises(InclusionError, match="seals this envelope for lot 1"):
+        merkle.verify_receipt_inclusion(moved, record)
+
+    for custodian in custodians(tender):
+        unlock(tender, custodian)
+    with open_document(ops.record_of(tender)) as handle:
+        opening_bytes = handle.read()
+    body = opening_record.verify_opening_record(opening_bytes, public, served.data)
+    assert len(body["lines"]) == 6  # lot 3 failed unopened

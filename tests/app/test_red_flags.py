@@ -30,7 +30,7 @@ from app.opening.models import (
 from app.results.models import NoticeKind, ResultNotice
 from app.supervision import flag_jobs, flags
 from app.supervision.flag_models import FlagRun, FlagStatus, RedFlag
-from app.tenders.models import Tender
+from app.tenders.models import Lot, Tender, TenderRegistration
 from tests.conftest import run_queued_jobs
 from tests.factories.bids import registered_bidder
 from tests.factories.evaluations import record_bond, seal_bid, text_pdf, use_goods_template
@@ -502,3 +502,133 @@ def test_nightly_expert_signals_from_panels_and_scores(app, make_tender, make_us
     # The median keeps the two others clear of the regular expert's deviation.
     assert not any(expert != label for _, expert in found if expert)
     assert raised == len(found)
+
+
+# --- a tender divided into lots: each lot is a competition ----------------------------------
+
+
+def test_each_lot_is_screened_as_its_own_competition(make_tender, make_user, client, auth):
+    """Lot 1 holds a colluding pair (equally spaced prices with the independent third, one
+    technical file, one device); lot 2 an ordinary competition, where the independent
+    company of lot 1 bids again with the same proposal from the same device. Screened per
+    lot: lot 1's flags name lot 1; lot 2 raises nothing (screened as one competition, the
+    spacing would vanish among lot 2's prices, and the company's own two bids would look
+    like one source). The supervisors' pages show the lot."""
+    tender = use_goods_template(make_tender())
+    tender.lots.append(Lot(number=2, title="Lot 2", ceiling_price=Decimal("2000000.00")))
+    db.session.commit()
+    shared = text_pdf(COLLUDING_TEXT, author="Zhang Wei")
+    own = text_pdf(["Our own plan: meters from our plant in Ningbo, delivered in 14 weeks."])
+    entries = [  # company, lot, price, technical, address, agent
+        ("A", "1", "1013.17", shared, "203.0.113.7", "Mozilla/5.0 (X11) Firefox/128.0"),
+        ("B", "1", "1113.17", shared, "203.0.113.7", "Mozilla/5.0 (X11) Firefox/128.0"),
+        ("C", "1", "1213.17", own, "198.51.100.20", "Mozilla/5.0 (Windows) Edge/120"),
+        ("C", "2", "812345.67", own, "198.51.100.20", "Mozilla/5.0 (Windows) Edge/120"),
+        (
+            "D",
+            "2",
+            "905432.10",
+            text_pdf(["Plan D: imported ultrasonic meters."]),
+            "192.0.2.4",
+            "UA-4",
+        ),
+        (
+            "E",
+            "2",
+            "1003210.55",
+            text_pdf(["E: refurbished stock, two crews."]),
+            "192.0.2.5",
+            "UA-5",
+        ),
+    ]
+    companies = {}
+    for name in "ABCDE":
+        user = make_user(Role.BIDDER)
+        registration = TenderRegistration(
+            tender_id=tender.id, company_id=user.company_id, registered_by_id=user.id
+        )
+        registration.lots = list(tender.lots)
+        db.session.add(registration)
+        db.session.commit()
+        companies[name] = user
+    for name, lot, price, technical, address, agent in entries:
+        user = companies[name]
+        body = seal_bid(tender, user, price, technical, lot=lot)
+        bid_ops.submit_envelope(user, tender, io.BytesIO(body), ip=address, user_agent=agent)
+        db.session.commit()
+    for user in companies.values():
+        record_bond(tender, user)
+    past_opening(tender)
+    start(tender)
+    for custodian in custodians(tender):
+        unlock(tender, custodian)
+    db.session.commit()
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    assert tender.status == "opened"
+
+    raised = db.session.scalars(select(RedFlag).where(RedFlag.tender_id == tender.id)).all()
+    assert {flag.competition for flag in raised} == {"1"}
+    assert {
+        "equal_price_spacing",
+        "identical_technical_files",
+        "same_pdf_author",
+        "same_submission_device",
+    } <= {flag.rule for flag in raised}
+    assert all(flag.subject.startswith(f"tender:{tender.id}:lot:1:") for flag in raised)
+    company_c = f"{companies['C'].company.name} (#{companies['C'].company_id})"
+    device = next(f for f in raised if f.rule == "same_submission_device")
+    assert company_c not in device.evidence["bids"]
+
+    # A rerun updates the same rows; the API and pages name the lot.
+    count = len(raised)
+    flag_jobs.screen_opened_tender(tender.id)
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count(RedFlag.id))) == count
+    supervisor = make_user(Role.SUPERVISOR)
+    auth.login(supervisor)
+    listing = client.get(f"/supervision/flags/?tender={tender.id}").get_data(as_text=True)
+    assert listing.count('data-flag-lot="1"') == count
+    shown = client.get(f"/supervision/flags/{device.id}").get_data(as_text=True)
+    assert 'data-flag-lot="1"' in shown and "Lot 1" in shown
+    assert flags.flag_json(device)["competition"] == "1"
+
+
+def test_market_signals_count_each_lot_as_a_competition(make_tender, make_user):
+    """Single-bid shares and cover bidding read one competition per lot (its own bidders)."""
+    tender = use_goods_template(make_tender())
+    tender.lots.append(Lot(number=2, title="Lot 2", ceiling_price=Decimal("2000000.00")))
+    db.session.commit()
+    bidders = []
+    for _ in range(3):
+        user = make_user(Role.BIDDER)
+        registration = TenderRegistration(
+            tender_id=tender.id, company_id=user.company_id, registered_by_id=user.id
+        )
+        registration.lots = list(tender.lots)
+        db.session.add(registration)
+        db.session.commit()
+        bidders.append(user)
+    for n, user in enumerate(bidders):
+        bid_ops.submit_envelope(
+            user, tender, io.BytesIO(seal_bid(tender, user, f"10{n}5.00", lot="1"))
+        )
+        bid_ops.submit_envelope(
+            user, tender, io.BytesIO(seal_bid(tender, user, f"20{n}5.00", lot="2"))
+        )
+        db.session.commit()
+        record_bond(tender, user)
+    past_opening(tender)
+    start(tender)
+    for custodian in custodians(tender):
+        unlock(tender, custodian)
+    db.session.commit()
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    competitions, counts = flags._competitions(tender.centre_id)
+    assert sorted(c.key for c in competitions) == [
+        f"{tender.reference} (#{tender.id}) lot 1",
+        f"{tender.reference} (#{tender.id}) lot 2",
+    ]
+    assert all(len(c.bidders) == 3 and c.winner is None for c in competitions)
+    assert set(counts.values()) == {3}

@@ -13,19 +13,21 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from app.accounts import operations as account_ops
 from app.bids.receipts import platform_signing_key
 from app.core.errors import Conflict, OperationError
 from app.evaluations.models import Evaluation, EvaluationStage
+from app.evaluations.queries import evaluation_of
 from app.extensions import db
 from app.results import operations, reading
 from app.results.letters import letter_of
 from app.results.models import NoticeKind, ObjectionStatus, ResultNotice
 from app.tenders.documents import blob_store
-from app.tenders.models import Tender, TenderDocument, TenderStatus
+from app.tenders.models import Lot, Tender, TenderDocument, TenderStatus
 from bidding.notices import verify_notice
 from evaluation.lots import replay
-from tests.app.test_evaluation_lots import lots_tender, unblinded
-from tests.conftest import run_queued_jobs
+from tests.conftest import AuthActions, run_queued_jobs
+from tests.factories.lots import finalised, lots_tender
 from tests.factories.ocds import assert_valid, package_validator
 from tests.factories.opening import staff_of
 from tests.factories.results import close_window, store_record
@@ -46,9 +48,9 @@ def request_context(app):
         yield
 
 
-def finalised(tender: Tender, experts) -> Evaluation:
-    """The panel's result finalised and its record signed (rows, as the records job would:
-    this branch's record stage does not make a record of several lots yet)."""
+def next_round_finalised(tender: Tender) -> Evaluation:
+    """A new round's result finalised and its record signed, as rows (the panel's scoring
+    again and the records job are tested elsewhere)."""
     evaluation = db.session.get(Evaluation, tender.id)
     evaluation.stage = EvaluationStage.FINALISED
     store_record(tender, evaluation.round)
@@ -58,9 +60,14 @@ def finalised(tender: Tender, experts) -> Evaluation:
 
 @pytest.fixture
 def lots_world(make_tender, make_user):
+    """Round 1 through the real operations: sealed bids per lot, the opening, the panel's
+    scoring, the chair's finalisation and the signed record of the lots."""
     tender, bidders, experts = lots_tender(make_tender, make_user, limit=1, prices=PRICES)
-    unblinded(tender, experts)
     finalised(tender, experts)
+    run_queued_jobs()  # the record's rendering and signing
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    assert reading.signed_record(tender, evaluation_of(tender)) is not None
     return tender, bidders, experts
 
 
@@ -140,6 +147,10 @@ def test_an_objection_on_lot_2_does_not_hold_up_lot_1(lots_world):
     assert award.lot_id == lot_1.id and award.kind == NoticeKind.AWARD
     assert award.content["winner"]["company_id"] == bidders[0].company_id
     assert tender.status == TenderStatus.CANDIDATES  # lot 2 waits for its objection
+    with pytest.raises(Conflict) as refused:  # lot 1 is awarded: fail lots one by one
+        operations.declare_failed(staff, tender, "other", "Everything.")
+    assert refused.value.code == "lot_awarded"
+    db.session.rollback()
     assert {r: s["status"] for r, s in by_lot(tender).items()} == {
         "1": "awarded",
         "2": "candidates",
@@ -166,7 +177,7 @@ def test_an_objection_on_lot_2_does_not_hold_up_lot_1(lots_world):
         r for r in ranking if r["bid"] == bidders[0].company.registration_number
     ]
     evaluation.lots_json = json.dumps(document)
-    finalised(tender, None)
+    next_round_finalised(tender)
     [notice] = operations.publish_lot_candidates(
         staff, tender, evaluation, reading.signed_record(tender, evaluation)
     )
@@ -190,7 +201,7 @@ def test_a_new_round_keeps_the_awarded_lot_and_replays(lots_world):
     operations.reopen_evaluation(staff, tender, "Objection to lot 2 upheld")
     db.session.commit()
     evaluation = db.session.get(Evaluation, tender.id)
-    finalised(tender, None)
+    next_round_finalised(tender)
     operations.publish_candidates(staff, tender)
     db.session.commit()
     notice = by_lot(tender)["2"]["notice"]
@@ -217,9 +228,13 @@ def awarded_world(lots_world):
     return tender, bidders, staff
 
 
-def test_letters_list_each_lot_the_company_bid_for(lots_world):
+def test_letters_list_each_lot_the_company_bid_for(lots_world, outbox):
     tender, bidders, _staff = awarded_world(lots_world)
     assert tender.status == TenderStatus.AWARDED
+    # The award e-mail names each lot awarded and its winner.
+    [told] = [m for m in outbox.messages() if m.to == [bidders[2].email] and "- Lot" in m.body]
+    assert f"- Lot 1: Lot 1: {bidders[0].company.name}\n" in told.body
+    assert f"- Lot 2: Lot 2: {bidders[1].company.name}\n" in told.body
     run_queued_jobs()
     texts = {}
     for user in bidders:
@@ -251,8 +266,10 @@ def test_results_api_shows_each_lot(app, lots_world):
     }
     assert lots["3"]["notice"]["reason"]
     assert lots["1"]["open_objections"] == 0
-    page = app.test_client().get(f"/results/tenders/{tender.id}").get_data(as_text=True)
-    assert 'id="lot-result-3"' in page
+    client = app.test_client()
+    for url in (f"/results/tenders/{tender.id}", f"/tenders/{tender.id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert 'id="lot-result-3"' in page and "lot-failed" in page, url
 
 
 def test_ocds_has_one_award_per_lot_and_each_lots_outcome(app, lots_world):
@@ -293,3 +310,168 @@ def test_a_tender_of_one_lot_has_no_lot_results(results_world):
     with pytest.raises(OperationError) as refused:
         operations.resolve_lot(w.tender, "1")
     assert refused.value.code == "lot"
+
+
+def test_pages_object_to_and_award_one_lot(app, lots_world):
+    tender, bidders, _experts = lots_world
+    staff = staff_of(tender)
+    operations.publish_candidates(staff, tender)
+    db.session.commit()
+    bidder = app.test_client()
+    AuthActions(bidder).login(bidders[2])
+    page = bidder.get(f"/results/tenders/{tender.id}/bidder").get_data(as_text=True)
+    assert 'id="object-lot-1"' in page and 'id="object-lot-2"' in page
+    assert 'id="object-lot-3"' not in page  # lot 3 failed
+    response = bidder.post(
+        f"/results/tenders/{tender.id}/objections",
+        data={"text": "Our lot 2 price is within the ceiling.", "lot": "2"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    [objection] = reading.open_objections(tender)
+    assert objection.notice_id == by_lot(tender)["2"]["notice"].id
+    page = bidder.get(f"/results/tenders/{tender.id}/bidder").get_data(as_text=True)
+    assert 'id="object-lot-2"' not in page and 'id="object-lot-1"' in page
+
+    close_window(tender)
+    manager = app.test_client()
+    AuthActions(manager).login(staff)
+    page = manager.get(f"/results/tenders/{tender.id}/manage").get_data(as_text=True)
+    assert 'id="award-lot-1"' in page and 'id="award-lot-2"' not in page
+    refused = manager.post(f"/results/tenders/{tender.id}/award", data={"lot": "2"})
+    assert refused.status_code == 303  # back to the page with the reason
+    db.session.expire_all()
+    assert by_lot(tender)["2"]["status"] == "candidates"  # refused: its objection is open
+    assert manager.post(f"/results/tenders/{tender.id}/award", data={"lot": "1"}).status_code == 302
+    db.session.expire_all()
+    assert by_lot(tender)["1"]["status"] == "awarded"
+    assert by_lot(tender)["2"]["status"] == "candidates"
+
+
+def test_a_lot_failed_at_the_opening_fails_and_staff_fail_one_lot(make_tender, make_user):
+    # Lot 3 has one envelope (fewer than the minimum): failed at the opening.
+    prices = {i: {k: v for k, v in PRICES[i].items() if k != "3" or i == 0} for i in PRICES}
+    tender, bidders, experts = lots_tender(make_tender, make_user, limit=None, prices=prices)
+    finalised(tender, experts)
+    run_queued_jobs()
+    db.session.expire_all()
+    tender = db.session.get(Tender, tender.id)
+    staff = staff_of(tender)
+    operations.publish_candidates(staff, tender)
+    db.session.commit()
+    states = by_lot(tender)
+    assert states["3"]["notice"].content["reason_code"] == "too_few_bids"
+    # Without a limit each lot goes to its first-ranked bidder.
+    assert states["2"]["notice"].content["proposed"]["company_id"] == bidders[0].company_id
+    # Staff fail lot 2 on its own; lot 1 goes on.
+    notice = operations.declare_failed(
+        staff, tender, "other", "The lot is withdrawn.", tender.lot_by_reference("2")
+    )
+    db.session.commit()
+    assert notice.lot_id == tender.lot_by_reference("2").id
+    assert {r: s["status"] for r, s in by_lot(tender).items()} == {
+        "1": "candidates",
+        "2": "failed",
+        "3": "failed",
+    }
+    assert tender.status == TenderStatus.CANDIDATES
+    with pytest.raises(Conflict) as refused:
+        operations.declare_failed(staff, tender, "other", "Again.", tender.lot_by_reference("2"))
+    assert refused.value.code == "lot_decided"
+    db.session.rollback()
+    close_window(tender)
+    operations.publish_award(staff, tender)
+    db.session.commit()
+    assert tender.status == TenderStatus.AWARDED
+    with pytest.raises(Conflict) as refused:  # awarded: nothing left to fail
+        operations.declare_failed(staff, tender, "other", "Everything.")
+    assert refused.value.code == "status"
+
+
+def test_api_objects_to_awards_and_fails_one_lot(app, lots_world):
+    tender, bidders, _experts = lots_world
+    client = app.test_client()
+
+    def bearer(user):
+        token = account_ops.create_api_token(user, "results")
+        db.session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    staff, bidder = bearer(staff_of(tender)), bearer(bidders[2])
+    base = f"/api/v1/tenders/{tender.id}"
+    assert client.post(f"{base}/results/candidates", headers=staff).status_code == 201
+    response = client.post(f"{base}/objections", headers=bidder, json={"text": "Which lot?"})
+    assert response.status_code == 400 and response.get_json()["error"] == "lot"
+    response = client.post(f"{base}/objections", headers=bidder, json={"text": "x", "lot": "9"})
+    assert response.status_code == 400 and response.get_json()["error"] == "lot"
+    response = client.post(f"{base}/objections", headers=bidder, json={"text": "No", "lot": "2"})
+    assert response.status_code == 201 and response.get_json()["lot"] == "2"
+    close_window(tender)
+    response = client.post(f"{base}/results/award?lot=2", headers=staff)
+    assert response.status_code == 409 and response.get_json()["error"] == "objection_open"
+    response = client.post(f"{base}/results/award?lot=1", headers=staff)
+    assert response.status_code == 201
+    lots = {entry["lot"]: entry for entry in response.get_json()["lots"]}
+    assert lots["1"]["status"] == "awarded" and lots["1"]["notice"]["lot"] == "1"
+    assert lots["2"]["status"] == "candidates" and lots["2"]["open_objections"] == 1
+    response = client.post(
+        f"{base}/results/failure",
+        headers=staff,
+        json={"reason_code": "other", "text": "Withdrawn.", "lot": "2"},
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "awarded"  # every lot decided: lot 1 awarded, lots 2 and 3 failed
+    assert [entry["status"] for entry in body["lots"]] == ["awarded", "failed", "failed"]
+
+
+def _lot_file(*ranked: tuple[str, str, str]) -> dict:
+    """A scored lot file as the award reads it: (bidder id, price, total), best first."""
+    return {
+        "result": {
+            "bids": [{"id": bid, "price": price, "total": total} for bid, price, total in ranked],
+            "ranking": [{"bid": bid, "rank": n} for n, (bid, _p, _t) in enumerate(ranked, 1)],
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("rule", "fallback", "winner_2"),
+    [("lot_order", None, None), ("max_total_score", "lot_order", None)],
+)
+def test_round_award_keeps_an_awarded_lot_under_every_rule(make_tender, rule, fallback, winner_2):
+    # Limit 1. Lot 1 was awarded to C (total 50). In the new round only C is compliant in
+    # lot 2, with a higher total (90): max_total_score alone would rather give C lot 2 and
+    # leave lot 1 without its winner; the kept award wins, by lot order, and says so.
+    tender = make_tender(keyed=False)
+    db.session.add(Lot(tender_id=tender.id, number=2, title="Lot 2"))
+    tender.max_lots_won = 1
+    tender.lot_award_rule = rule
+    db.session.flush()
+    db.session.refresh(tender)
+    lot_1 = tender.lot_by_reference("1")
+    db.session.add(
+        ResultNotice(
+            tender_id=tender.id,
+            lot_id=lot_1.id,
+            kind=NoticeKind.AWARD,
+            content={"winner": {"bid": "C", "price": "100.00", "total": "50.00"}},
+        )
+    )
+    files = [
+        {"lot": "1", "scoring_file": _lot_file(("C", "100.00", "50.00"))},
+        {"lot": "2", "scoring_file": _lot_file(("C", "100.00", "90.00"))},
+    ]
+    evaluation = Evaluation(
+        tender_id=tender.id,
+        stage=EvaluationStage.FINALISED,
+        round=2,
+        lots_json=json.dumps({"lots": files, "award": {}}),
+    )
+    db.session.add(evaluation)
+    db.session.commit()
+    award, kept = operations.round_award(tender, evaluation)
+    assert kept == ["1"] and award["fallback"] == fallback
+    winners = {entry["lot"]: entry["winner"] for entry in award["result"]["lots"]}
+    assert winners == {"1": "C", "2": winner_2}
+    assert replay(award) == []

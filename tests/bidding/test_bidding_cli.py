@@ -477,3 +477,68 @@ def test_seal_for_a_lot_and_refuse_it_under_another(
     )
     assert result.returncode != 0 and "lot" in result.stderr
     assert not (tmp_path / "bad.env").exists()
+
+
+def test_verify_inclusion_in_a_sealing_record_of_lots(
+    python, cli_env, workspace, tmp_path: Path
+) -> None:
+    """A tender of several lots: a version 2 receipt naming the lot, a version 2 sealing
+    record whose leaves carry their lot; a receipt for the wrong lot is refused."""
+    platform = keys.load_private_key_pem(
+        (workspace["base"] / "keys" / "platform.key.pem").read_bytes(),
+        kind=type(keys.generate_platform_key()),
+    )
+    moment = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+    digests = [hashlib.sha256(bytes([i])).hexdigest() for i in range(5)]
+    lots = ["1", "2", "2", "3", "1"]
+    record = merkle.make_sealing_record("T-2025-001", digests, moment, platform, lots=lots)
+    (tmp_path / "record.json").write_bytes(receipts.dump_document(record))
+
+    def receipt_file(name: str, lot: str | None) -> Path:
+        receipt = receipts.make_receipt("T-2025-001", "B-42", digests[2], 10, moment, 3, lot=lot)
+        path = tmp_path / name
+        path.write_bytes(receipts.dump_document(receipts.sign_receipt(receipt, platform)))
+        return path
+
+    key = ("--platform-key", workspace["platform_pub"])
+    result = run(python, cli_env, "verify-receipt", receipt_file("r2.json", "2"), *key)
+    assert result.returncode == 0, result.stderr
+    assert "valid receipt: tender T-2025-001, lot 2, bidder B-42" in result.stdout
+    args = ("verify-inclusion", tmp_path / "r2.json", tmp_path / "record.json")
+    result = run(python, cli_env, *args, *key)
+    assert result.returncode == 0, result.stderr
+    assert "is leaf 2 of 5 for lot 2" in result.stdout
+    result = run(python, cli_env, *args)
+    assert result.returncode == 0 and "signatures not checked" in result.stderr
+
+    result = run(
+        python,
+        cli_env,
+        "verify-inclusion",
+        receipt_file("r3.json", "3"),
+        tmp_path / "record.json",
+        *key,
+    )
+    assert result.returncode == 1 and "seals this envelope for lot 2" in result.stderr
+    result = run(
+        python,
+        cli_env,
+        "verify-inclusion",
+        receipt_file("r-none.json", None),
+        tmp_path / "record.json",
+        *key,
+    )
+    assert result.returncode == 1 and "names no lot" in result.stderr
+
+    # The old (version 1) receipt and record of the workspace still verify.
+    result = run(
+        python, cli_env, "verify-inclusion", workspace["receipt"], workspace["record"], *key
+    )
+    assert result.returncode == 0 and "is leaf 2 of 5 in" in result.stdout
+
+    # An envelope moved to another lot in the published record: the root no longer matches.
+    document = json.loads((tmp_path / "record.json").read_text())
+    document["record"]["leaves"][2]["lot"] = "3"
+    (tmp_path / "moved.json").write_text(json.dumps(document))
+    result = run(python, cli_env, "verify-inclusion", tmp_path / "r2.json", tmp_path / "moved.json")
+    assert result.returncode == 1 and "not the Merkle root" in result.stderr

@@ -124,3 +124,33 @@ def test_the_command_line_checks_it(platform_key, tmp_path):
     bad = run(str(tmp_path / "altered.json"), *common)
     assert bad.returncode == 1
     assert "invalid signature" in bad.stderr
+
+
+def test_lines_name_the_lot_the_sealing_record_sealed_their_envelope_for(platform_key):
+    hashes = _hashes(3)
+    lots = ["1", "2", "2"]
+    sealing = dump_document(
+        merkle.make_sealing_record("T7", hashes, SEALED_AT, platform_key, lots=lots)
+    )
+    public = platform_key.public_key()
+
+    def opening(line_lots: list[str | None]) -> bytes:
+        lines = [
+            {"sequence": i, "envelope_sha256": h, **({"lot": lot} if lot else {})}
+            for i, (h, lot) in enumerate(zip(hashes, line_lots, strict=True), 1)
+        ]
+        body = {
+            "version": 1,
+            "tender": "T7",
+            "reference": "HZ-G-2026-007",
+            "opened_at": "2026-12-04T10:00:00+00:00",
+            "sealing_record_sha256": hashlib.sha256(sealing).hexdigest(),
+            "lines": lines,
+        }
+        return dump_document(sign_opening_record(body, platform_key))
+
+    assert len(verify_opening_record(opening(lots), public, sealing)["lines"]) == 3
+    with pytest.raises(OpeningRecordError, match="line 2 is for lot 1, but the sealing record"):
+        verify_opening_record(opening(["1", "1", "2"]), public, sealing)
+    with pytest.raises(OpeningRecordError, match="line 3 is for lot None"):
+        verify_opening_record(opening(["1", "2", None]), public, sealing)

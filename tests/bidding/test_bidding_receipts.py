@@ -148,7 +148,8 @@ def test_forgery_and_malformed_documents_are_refused(platform_key) -> None:
         },
         "unknown": {**document, "receipt": {**document["receipt"], "note": "x"}},
         "bool": {**document, "receipt": {**document["receipt"], "sequence": True}},
-        "format": {**document, "format": "fairbid-receipt-v2"},
+        "format": {**document, "format": "fairbid-receipt-v3"},
+        "lot in v1": {**document, "receipt": {**document["receipt"], "lot": "1"}},
         "extra": {**document, "extra": 1},
         "signature": {**document, "signature": "not base64!"},
         "short signature": {**document, "signature": base64.b64encode(b"x" * 10).decode()},
@@ -171,3 +172,33 @@ def test_receipt_from_json_reasons() -> None:
         receipts.Receipt.from_json({**good, "envelope_sha256": "x"})
     with pytest.raises(ReceiptError, match="received_at"):
         receipts.Receipt.from_json({**good, "received_at": "yesterday"})
+
+
+def test_a_receipt_for_a_lot_is_version_2_and_binds_the_lot(platform_key) -> None:
+    receipt = a_receipt(lot="L-2")
+    assert receipt.lot == "L-2" and receipt.format == "fairbid-receipt-v2"
+    assert b'"lot":"L-2"' in receipt.canonical_bytes()
+    document = receipts.sign_receipt(receipt, platform_key)
+    assert document["format"] == "fairbid-receipt-v2" and document["receipt"]["lot"] == "L-2"
+    message = b"fairbid-receipt-v2\x00" + receipt.canonical_bytes()
+    platform_key.public_key().verify(base64.b64decode(document["signature"]), message)
+    public = platform_key.public_key()
+    assert receipts.verify_receipt(receipts.dump_document(document), public) == receipt
+    assert receipts.read_receipt(document) == receipt
+
+    # Another lot, no lot, or the lot moved to a version 1 document: all refused.
+    with pytest.raises(ReceiptError, match="invalid signature"):
+        receipts.verify_receipt(
+            {**document, "receipt": {**document["receipt"], "lot": "L-1"}}, public
+        )
+    without = {k: v for k, v in document["receipt"].items() if k != "lot"}
+    with pytest.raises(ReceiptError, match="missing field"):
+        receipts.verify_receipt({**document, "receipt": without}, public)
+    with pytest.raises(ReceiptError, match="unknown field"):
+        receipts.verify_receipt({**document, "format": "fairbid-receipt-v1"}, public)
+    with pytest.raises(ReceiptError, match="invalid lot"):
+        receipts.read_receipt({**document, "receipt": {**document["receipt"], "lot": "a b"}})
+    with pytest.raises(ValueError, match="lot reference"):
+        a_receipt(lot="")
+    # A receipt without a lot stays version 1, byte for byte.
+    assert receipts.sign_receipt(a_receipt(), platform_key)["format"] == "fairbid-receipt-v1"

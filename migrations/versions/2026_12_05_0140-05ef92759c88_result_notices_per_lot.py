@@ -2,7 +2,7 @@
 whole tender)
 
 Revision ID: 05ef92759c88
-Revises: ea38b9ec0c51
+Revises: 7c673ffae77b
 Create Date: 2026-12-05 01:06:32.981628+00:00
 
 """
@@ -14,7 +14,7 @@ import app.core.types
 
 # revision identifiers, used by Alembic.
 revision = '05ef92759c88'
-down_revision = 'ea38b9ec0c51'
+down_revision = '7c673ffae77b'
 branch_labels = None
 depends_on = None
 
