@@ -254,9 +254,14 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
             "--platform-key", str(key), "--envelope", str(envelope_of(receipt)),
         )  # fmt: skip
         assert checked.returncode == 0, checked.stderr
-    # One sealing record over every lot's envelopes; the opening record's lines name them.
+    for receipt in receipts:  # each receipt names the lot its envelope is for
+        assert json.loads(receipt.read_text())["receipt"]["lot"] == receipt.stem.rsplit("-", 1)[1]
+    # One sealing record over every lot's envelopes, each leaf naming its lot; the opening
+    # record's lines name them too.
     sealing = json.loads((out / "sealing-record.json").read_text())
     assert sealing["record"]["size"] == 10
+    leaves = [leaf["lot"] for leaf in sealing["record"]["leaves"]]
+    assert {lot: leaves.count(lot) for lot in set(leaves)} == standing
     opening = json.loads((out / "opening-record.json").read_text())["record"]
     assert sorted(line["lot"] for line in opening["lines"]) == ["L1"] * 4 + ["L2"] * 3 + ["L3"] * 3
     checked = cli(
