@@ -795,7 +795,7 @@ def _unblinded_lots(drill: Drill, evaluation, drawn: str) -> str:
         first = lot["ranking"][0]["bidder"] if lot["ranking"] else "none"
         parts.append(
             f"lot {lot['lot']}: {compliant} of {total} compliant, rank 1 {first}, "
-            f"awarded to {lot['winner'] or 'nobody'}"
+            f"winner under the limit {lot['winner'] or 'none'}"
         )
     return "identities revealed" + drawn + "; " + "; ".join(parts)
 
