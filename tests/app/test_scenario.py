@@ -324,6 +324,14 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
         from app.records.signing import signatures_ok
 
         assert signatures_ok(pdf.read_bytes(), expected=1)
+        # The files the drill wrote are, byte for byte, the ones the record signed.
+        from pypdf import PdfReader
+
+        attached = PdfReader(pdf).attachments
+        names = ["lots-evaluation.json", "scoring-L1.json", "scoring-L2.json", "scoring-L3.json"]
+        assert sorted(attached) == names
+        for name in names:
+            assert attached[name] == [(out / name).read_bytes()], name
 
     # The audit export and the OCDS package, as for one lot.
     checked = cli(
