@@ -28,7 +28,9 @@ from app.core.errors import OperationError
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation
 from app.extensions import db
+from app.opening.operations import session_of
 from app.panels.operations import MIN_PANEL_SIZE
+from app.results.reading import LOT_PENDING, lot_states
 from app.scenario import output
 from app.scenario.cast import Custodian, new_run_id
 from app.scenario.clock import SimulatedClock
@@ -250,9 +252,6 @@ def _lots_summary(drill: Drill, reached: str | None) -> list[dict]:
     than min_bids envelopes: not opened), `evaluating`, `ranked` (the evaluation's winner
     under the limit is known), `unsuccessful` (no winner: no compliant bid, or every one
     passed over)."""
-    from app.opening.operations import session_of
-    from app.results.reading import LOT_PENDING, lot_states
-
     tender = drill.tender
     if tender is None:
         return []

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import current_app
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from app.accounts.models import User
@@ -47,6 +48,7 @@ from app.scenario import documents
 from app.scenario.clock import SimulatedClock
 from app.tenders import operations as tender_ops
 from app.tenders import participation
+from app.tenders.documents import blob_store
 from app.tenders.models import Tender, TenderDocument, TenderStatus, TenderTemplate
 from app.tenders.template_ops import sync_builtin_templates
 from bidding import envelope as envelopes
@@ -692,10 +694,6 @@ REGULAR_BAND = (0.5, 0.8)
 
 def _proposal_text(expert: User, tender: Tender, code: str) -> str:
     """The stripped technical part behind `code`, as the expert reads it (its text)."""
-    from pypdf import PdfReader
-
-    from app.tenders.documents import blob_store
-
     row = evaluation_ops.technical_part(expert, tender, code)
     with blob_store().open(row.technical_sha256) as stream:
         reader = PdfReader(io.BytesIO(stream.read()))
