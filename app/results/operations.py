@@ -339,15 +339,15 @@ def _fixed_ranked(notice: ResultNotice) -> Ranked | None:
 
 def round_award(tender: Tender, evaluation: Evaluation) -> tuple[dict, list[str]]:
     """The cross-lot award the candidates of this round follow, and the references of the
-    lots it keeps as awarded. While no lot is awarded: the evaluation's own award (in the
-    signed record). After an award and an upheld objection on another lot: the same
+    lots it keeps as awarded. While no lot is decided: the evaluation's own award (in the
+    signed record). Once a lot is awarded or failed (an award and an upheld objection on
+    another lot, or a lot staff declared failed before the candidates): the same
     procedure (`evaluation.lots.award_lots`, the tender's limit and rule) run again over the
     awarded lots first, each ranked with its published winner only, then the open lots'
-    new rankings (failed lots stay failed); so an awarded lot counts against its winner's
-    limit. Should the rule's
-    optimum give an awarded lot to nobody (possible only under max_total_score /
-    min_total_price), lot order is used instead and the document says so (`fallback`).
-    Replayable with `python -m evaluation` (`evaluation.lots.replay`)."""
+    new rankings (failed lots stay failed, and win nothing); so an awarded lot counts
+    against its winner's limit. Should the rule's optimum give an awarded lot to nobody
+    (possible only under max_total_score / min_total_price), lot order is used instead and
+    the document says so (`fallback`). `evaluation.lots.replay` recomputes the document."""
     stored = json.loads(evaluation.lots_json)
     notices = lot_notices(tender)
     files = lot_files(evaluation)
@@ -360,13 +360,13 @@ def round_award(tender: Tender, evaluation: Evaluation) -> tuple[dict, list[str]
             if ranked is not None:
                 fixed.append(LotRanking(lot.reference, (ranked,)))
                 kept.append(lot.reference)
-    if not fixed:
-        return stored["award"], []
     decided = {  # awarded lots enter as fixed above; failed lots stay failed
         lot_id
         for lot_id, notice in notices.items()
         if notice.kind in (NoticeKind.AWARD, NoticeKind.FAILED)
     }
+    if not decided:
+        return stored["award"], []
     rankings = fixed + [
         lot_ranking_of(lot.reference, files[lot.reference])
         for lot in result_lots(tender)
@@ -456,7 +456,7 @@ def publish_lot_candidates(
             _l("The scoring file ranks no compliant bid: declare the tender failed instead."),
             code="no_ranking",
         )
-    award, kept = round_award(tender, evaluation)
+    award, _kept = round_award(tender, evaluation)
     results = {entry["lot"]: entry for entry in award["result"]["lots"]}
     files = lot_files(evaluation)
     settled = {
@@ -509,7 +509,7 @@ def publish_lot_candidates(
                 "passed_over": result.get("passed_over") or [],
                 "scoring_sha256": (doc.get("result") or {}).get("input_sha256"),
                 # The award re-run over the open lots after an award (see `round_award`).
-                **({"award": award} if kept else {}),
+                **({"award": award} if "kept" in award else {}),
             },
         )
         db.session.add(notice)
@@ -1028,7 +1028,9 @@ def declare_failed(
     now = utcnow()
     states = lot_states(tender)
     if lot is not None:
-        state = next(s for s in states if s["lot"].id == lot.id)
+        state = next((s for s in states if s["lot"].id == lot.id), None)
+        if state is None:  # a tender of one lot, or a lot an addendum cancelled
+            raise OperationError(_l("This tender has no such lot."), code="lot")
         if state["status"] in (LOT_AWARDED, LOT_FAILED):
             raise Conflict(_l("This lot is already awarded or failed."), code="lot_decided")
         evaluation = evaluation_of(tender)

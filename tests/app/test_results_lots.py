@@ -19,6 +19,7 @@ from app.core.errors import Conflict, OperationError
 from app.evaluations.models import Evaluation, EvaluationStage
 from app.evaluations.queries import evaluation_of
 from app.extensions import db
+from app.i18n import LANGUAGE_COOKIE
 from app.results import operations, reading
 from app.results.letters import letter_of
 from app.results.models import NoticeKind, ObjectionStatus, ResultNotice
@@ -475,3 +476,42 @@ def test_round_award_keeps_an_awarded_lot_under_every_rule(make_tender, rule, fa
     winners = {entry["lot"]: entry["winner"] for entry in award["result"]["lots"]}
     assert winners == {"1": "C", "2": winner_2}
     assert replay(award) == []
+
+
+def test_a_lot_failed_before_the_candidates_wins_nobody_a_place(lots_world):
+    tender, bidders, _experts = lots_world
+    staff = staff_of(tender)
+    # Staff fail lot 1 while the tender is under evaluation: company 0 no longer wins it,
+    # so under the limit of one lot it wins lot 2, and lot 3 goes to company 1.
+    operations.declare_failed(staff, tender, "other", "Withdrawn.", tender.lot_by_reference("1"))
+    operations.publish_candidates(staff, tender)
+    db.session.commit()
+    states = by_lot(tender)
+    assert states["1"]["status"] == "failed"
+    proposed = {r: states[r]["notice"].content["proposed"]["company_id"] for r in ("2", "3")}
+    assert proposed == {"2": bidders[0].company_id, "3": bidders[1].company_id}
+    assert replay(states["2"]["notice"].content["award"]) == []
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        ("ko", ("이 로트의 낙찰 예정자", "후보자 공시됨", "이 로트의 낙찰 공고", "유찰")),
+        ("zh_Hans", ("本标段拟中标人", "已公示中标候选人", "发布本标段的中标公告", "流标")),
+    ],
+)
+def test_the_lot_results_read_in_korean_and_chinese(app, lots_world, language, words):
+    tender, _bidders, _experts = lots_world
+    staff = staff_of(tender)
+    operations.publish_candidates(staff, tender)
+    db.session.commit()
+    close_window(tender)
+    client = app.test_client()
+    AuthActions(client).login(staff)
+    client.set_cookie(LANGUAGE_COOKIE, language)
+    with app.app_context():  # a fresh `g`: the test's own context chose English already
+        page = client.get(f"/results/tenders/{tender.id}/manage").get_data(as_text=True)
+    for word in words:
+        assert word in page
+    for english in ("Proposed winner", "candidates published", "Publish the award of this"):
+        assert english not in page
