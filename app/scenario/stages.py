@@ -125,6 +125,7 @@ class Drill:
     envelopes: dict[int, bytes] = field(default_factory=dict)  # bid id -> envelope
     # Several lots: each lot's reference price (its ceiling or reserve), by lot reference.
     lot_amounts: dict[str, Decimal] = field(default_factory=dict)
+    objected_lot: str | None = None  # several lots: the lot a company objected to
     refusals: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     timings: list[StageTime] = field(default_factory=list)
@@ -910,7 +911,9 @@ def stage_candidates(drill: Drill) -> str:
     if drill.several_lots:
         states = result_reading.lot_states(drill.tender)
         published = ", ".join(f"lot {s['lot'].reference}: {s['status']}" for s in states)
-        return f"{published}; objections until {deadline:%Y-%m-%d %H:%M} UTC"
+        note = f"{published}; objections until {deadline:%Y-%m-%d %H:%M} UTC"
+        objection = _object_to_one_lot(drill)
+        return note + (f"; {objection}" if objection else "")
     return (
         f"candidates published; objections until {deadline:%Y-%m-%d %H:%M} UTC"
         if deadline
@@ -918,21 +921,75 @@ def stage_candidates(drill: Drill) -> str:
     )
 
 
+def _object_to_one_lot(drill: Drill) -> str | None:
+    """Several lots, with incidents: the lowest-ranked company of the second lot objects to
+    that lot's candidates (its award waits for the decision; the other lots' do not)."""
+    if not drill.options.incidents or drill.objected_lot is not None:
+        return None
+    evaluation = evaluation_queries.evaluation_of(drill.tender)
+    lots = lot_results(evaluation.lots_json)
+    lot = lots[1] if len(lots) > 1 else None
+    losers = [r["bidder"] for r in (lot["ranking"] if lot else []) if r["bidder"] != lot["winner"]]
+    if not losers:
+        return None
+    by_code = {b.company.registration_number: b for b in drill.cast.bidders}
+    objector = by_code[losers[-1]]
+    drill.clock.advance(timedelta(hours=2))
+    results.file_objection(
+        objector,
+        drill.tender,
+        "The winner's delivery period cannot be met (drill).",
+        [],
+        drill.tender.lot_by_reference(lot["lot"]),
+    )
+    commit()
+    drill.objected_lot = lot["lot"]
+    return f"{objector.company.name} objects to lot {lot['lot']}"
+
+
 def stage_award(drill: Drill) -> str:
     drill.travel("award")
     if drill.several_lots:
-        # Each lot is awarded on its own once its objection window is over.
-        awarded = []
+        # Each lot is awarded on its own once its objection window is over: the lots
+        # without an open objection first; the objected lot once staff decided.
+        awarded, lines = [], []
         for state in result_reading.lot_states(drill.tender):
-            if state["status"] == result_reading.LOT_CANDIDATES:
-                results.publish_award(drill.cast.staff, drill.tender, state["lot"])
-                commit()
-                awarded.append(state["lot"].reference)
-                drill.clock.advance(timedelta(minutes=5))
+            if state["status"] != result_reading.LOT_CANDIDATES:
+                continue
+            if state["open_objections"]:
+                continue
+            results.publish_award(drill.cast.staff, drill.tender, state["lot"])
+            commit()
+            awarded.append(state["lot"].reference)
+            drill.clock.advance(timedelta(minutes=5))
+        lines.append(f"award notices published for lots {', '.join(awarded)}")
+        if drill.objected_lot is not None:
+            lot = drill.tender.lot_by_reference(drill.objected_lot)
+            try:
+                results.publish_award(drill.cast.staff, drill.tender, lot)
+            except OperationError as refusal:
+                db.session.rollback()
+                drill.refusals.append(str(refusal.message))
+                waits = str(refusal.message).rstrip(".")
+                lines.append(f"lot {lot.reference}'s award waits: {waits}")
+            else:  # never expected: an open objection holds up its lot's award
+                db.session.rollback()
+                raise RuntimeError("a lot with an open objection was awarded")
+            drill.clock.advance(timedelta(hours=1))
+            for objection in result_reading.open_objections(drill.tender):
+                results.decide_objection(
+                    drill.cast.staff,
+                    objection,
+                    "dismissed",
+                    "The delivery period offered is within the tender's limit (drill).",
+                )
+            commit()
+            results.publish_award(drill.cast.staff, drill.tender, lot)
+            commit()
+            lines.append(f"objection dismissed; lot {lot.reference} awarded")
         run_queued_jobs()
-        return (
-            f"award notices published for lots {', '.join(awarded)}; tender {_status(drill.tender)}"
-        )
+        lines.append(f"tender {_status(drill.tender)}")
+        return "; ".join(lines)
     results.publish_award(drill.cast.staff, drill.tender)
     commit()
     run_queued_jobs()

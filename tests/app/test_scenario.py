@@ -221,6 +221,7 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["reached"] == result.reached and summary["max_lots_won"] == 1
     assert "late envelope refused: The bid deadline has passed" in log
+    assert "deadline has passed" in summary["refusals"][0]
 
     # Envelopes per lot: 2 lots for each of four companies and every lot for the fifth,
     # one replaced (L1) and one withdrawn (L2).
@@ -312,6 +313,13 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
     assert {lot["status"] for lot in summary["lots"]} == {expected}
     if result.reached == "award":
         assert tender.status == TenderStatus.AWARDED and summary["status"] == "awarded"
+        # An objection to lot L2 held up that lot's award only: L1 and L3 were awarded while
+        # it was open, L2 once staff dismissed it.
+        assert "objects to lot L2" in log
+        assert "award notices published for lots L1, L3; lot L2's award waits" in log
+        assert "objection dismissed; lot L2 awarded" in log
+        assert len(summary["refusals"]) == 2
+        assert "objection is still open" in summary["refusals"][1]
         # The signed record has a part per lot and the award across lots; its embedded
         # files are the ones signed, and it recomputes every lot and replays the award.
         pdf = out / "evaluation-record.pdf"
@@ -340,6 +348,12 @@ def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
     )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     assert "complete and unaltered" in checked.stdout
+    events = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    actions = [e["action"] for e in events if e["type"] == "event"]
+    assert actions.count("opening.lot_failed") == 0 and "tender.opened" in actions
+    if result.reached == "award":
+        assert actions.count("results.award_published") == 3
+        assert "results.objection_filed" in actions and "results.objection_dismissed" in actions
     ocds = json.loads((out / "ocds.json").read_text())
     assert_valid(package_validator(), ocds)
     last = ocds["releases"][-1]
