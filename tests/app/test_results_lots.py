@@ -515,3 +515,24 @@ def test_the_lot_results_read_in_korean_and_chinese(app, lots_world, language, w
         assert word in page
     for english in ("Proposed winner", "candidates published", "Publish the award of this"):
         assert english not in page
+
+
+def test_a_cancelled_lot_has_no_result(lots_world):
+    tender, _bidders, _experts = lots_world
+    staff = staff_of(tender)
+    # (An addendum cancels a lot before the deadline; its row is all the results read.)
+    tender.lot_by_reference("3").cancelled_at = tender.submission_deadline
+    db.session.commit()
+    operations.publish_candidates(staff, tender)
+    db.session.commit()
+    assert sorted(by_lot(tender)) == ["1", "2"]
+    assert (
+        db.session.scalar(
+            select(ResultNotice).where(ResultNotice.lot_id == tender.lot_by_reference("3").id)
+        )
+        is None
+    )
+    close_window(tender)
+    operations.publish_award(staff, tender)
+    db.session.commit()
+    assert tender.status == TenderStatus.AWARDED  # every competing lot is awarded
