@@ -370,7 +370,7 @@ def _seat_demo_experts(staff: User, tender: Tender) -> list[str]:
     experts = [db.session.scalar(select(User).where(User.email == e)) for e in DEMO_EXPERTS]
     demo_ids = {e.id for e in experts}
     chair_id = _chair_of(tender)
-    for _attempt in range(len(panels.members_of(tender)) + len(experts)):
+    for _attempt in range(len(panels.draw_of(tender).eligible) + len(experts)):
         seated = {m.user_id for m in panels.members_of(tender) if m.status != MemberStatus.REMOVED}
         if demo_ids <= seated:
             break
@@ -378,7 +378,9 @@ def _seat_demo_experts(staff: User, tender: Tender) -> list[str]:
             (
                 m
                 for m in panels.members_of(tender)
-                if m.status == MemberStatus.ACCEPTED
+                # A seat refilled by a drill expert (invited) is handed over too: the refill
+                # draws from the same eligible list, so the demo experts' turn comes.
+                if m.status in (MemberStatus.ACCEPTED, MemberStatus.INVITED)
                 and m.user_id not in demo_ids
                 and m.user_id != chair_id
             ),

@@ -28,7 +28,9 @@ from app.core.errors import OperationError
 from app.core.types import utcnow
 from app.evaluations.models import Evaluation
 from app.extensions import db
+from app.opening.operations import session_of
 from app.panels.operations import MIN_PANEL_SIZE
+from app.results.reading import LOT_PENDING, lot_states
 from app.scenario import output
 from app.scenario.cast import Custodian, new_run_id
 from app.scenario.clock import SimulatedClock
@@ -41,7 +43,10 @@ from app.scenario.stages import (
     StageUnavailable,
     TenderFailed,
     _template_version,
+    lot_references,
+    lot_results,
     ranking_of,
+    standing_per_lot,
 )
 from app.tenders.operations import template_document
 from app.tenders.template_ops import sync_builtin_templates
@@ -49,6 +54,7 @@ from app.tenders.template_ops import sync_builtin_templates
 __all__ = ["STAGES", "Custodian", "Options", "Result", "StageUnavailable", "run"]
 
 END_MARGIN = timedelta(minutes=5)
+MAX_LOTS = 5  # as many as staff may define
 
 
 @dataclass
@@ -70,6 +76,23 @@ def _check(options: Options, stop_after: str) -> None:
         raise ValueError(f"template must be one of {', '.join(tender_templates.BUILTIN_KEYS)}")
     if options.bidders < 1:
         raise ValueError("the drill needs at least one bidder")
+    if not 1 <= options.lots <= MAX_LOTS:
+        raise ValueError(f"the drill's tender has 1 to {MAX_LOTS} lots")
+    if options.lots > 1:
+        if options.max_lots_won is not None and not 1 <= options.max_lots_won <= options.lots:
+            raise ValueError("the win limit is between 1 and the number of lots, or none")
+        doc = tender_templates.load_template(tender_templates.builtin_template(options.template))
+        needed = doc.get("min_bids", 3) if isinstance(doc.get("min_bids"), int) else 3
+        if not _enough_bidders(options.bidders, options.lots, options.incidents, needed):
+            fewest = next(
+                n
+                for n in range(2, 501)
+                if _enough_bidders(n, options.lots, options.incidents, needed)
+            )
+            raise ValueError(
+                f"{options.lots} lots of the {options.template} template need at least "
+                f"{fewest} bidders (each lot needs {needed} bids)"
+            )
     if STAGES.index(stop_after) >= STAGES.index("panel"):
         doc = tender_templates.load_template(tender_templates.builtin_template(options.template))
         smallest = doc.get("panel_min_size")
@@ -80,6 +103,11 @@ def _check(options: Options, stop_after: str) -> None:
                 f"the {options.template} template's panel needs an odd number of experts, "
                 f"at least {smallest}"
             )
+
+
+def _enough_bidders(bidders: int, lots: int, incidents: bool, needed: int) -> bool:
+    counts = standing_per_lot(bidders, lot_references(lots), incidents)
+    return bidders >= 2 and min(counts.values()) >= needed
 
 
 def run(options: Options, *, stop_after: str = "award", out: Path | None = None) -> Result:
@@ -106,7 +134,9 @@ def run(options: Options, *, stop_after: str = "award", out: Path | None = None)
     drill.publication = end_at - (moments[stop_after] - zero)
     start = drill.moments(drill.publication)["setup"] - timedelta(minutes=30)
     drill.say(
-        f"Drill {drill.run_id}: template {options.template}, {options.bidders} bidders, "
+        f"Drill {drill.run_id}: template {options.template}, "
+        + (f"{options.lots} lots, " if options.lots > 1 else "")
+        + f"{options.bidders} bidders, "
         f"{options.experts} experts, seed {seed}; simulated time from {start:%Y-%m-%d %H:%M} UTC"
     )
     stopped = None
@@ -189,6 +219,7 @@ def _summary(drill: Drill, reached: str | None, stopped: str | None) -> dict:
         for row in ranking:
             row["company"] = names.get(row["bidder"])
     winner = ranking[0]["bidder"] if ranking and reached == "award" else None
+    lots = _lots_summary(drill, reached) if drill.options.lots > 1 else None
     return {
         "tender_id": tender.id if tender else None,
         "reference": tender.reference if tender else None,
@@ -203,9 +234,65 @@ def _summary(drill: Drill, reached: str | None, stopped: str | None) -> dict:
         "winner": winner,
         "winner_company": ranking[0]["company"] if winner else None,
         "ranking": ranking,
+        **({"lots": lots, "max_lots_won": drill.options.max_lots_won} if lots is not None else {}),
         "refusals": drill.refusals,
         "stages": [
             {"stage": t.stage, "seconds": round(t.seconds, 3), "note": t.note}
             for t in drill.timings
         ],
     }
+
+
+def _lots_summary(drill: Drill, reached: str | None) -> list[dict]:
+    """Each lot: its status, its winner under the award across lots (once the evaluation
+    is unblinded) and its ranking.
+
+    Status: once the lot has a result notice, the lot's (app.results.reading.lot_states):
+    `candidates`, `awarded` or `failed`. Before: `open` (before the opening), `failed` (fewer
+    than min_bids envelopes: not opened), `evaluating`, `ranked` (the evaluation's winner
+    under the limit is known), `unsuccessful` (no winner: no compliant bid, or every one
+    passed over)."""
+    tender = drill.tender
+    if tender is None:
+        return []
+    names = {b.company.registration_number: b.company.name for b in drill.cast.bidders}
+    session = session_of(tender)
+    failed = {item["lot"] for item in (session.failed_lots or [])} if session else set()
+    opened = reached is not None and STAGES.index(reached) >= STAGES.index("opening")
+    evaluation = db.session.get(Evaluation, tender.id)
+    ranked = {}
+    if evaluation is not None and evaluation.unblinded_at is not None:
+        ranked = {lot["lot"]: lot for lot in lot_results(evaluation.lots_json)}
+    published = {state["lot"].id: state["status"] for state in lot_states(tender)}
+    out = []
+    for lot in tender.lots:
+        entry = ranked.get(lot.reference)
+        ranking = entry["ranking"] if entry else []
+        for row in ranking:
+            row["company"] = names.get(row["bidder"])
+        winner = entry["winner"] if entry else None
+        if published.get(lot.id, LOT_PENDING) != LOT_PENDING:
+            status = published[lot.id]
+        elif lot.reference in failed:
+            status = "failed"
+        elif not opened:
+            status = "open"
+        elif entry is None:
+            status = "evaluating"
+        elif winner is None:
+            status = "unsuccessful"
+        else:
+            status = "ranked"
+        out.append(
+            {
+                "lot": lot.reference,
+                "title": lot.title,
+                "status": status,
+                "winner": winner,
+                "winner_company": names.get(winner) if winner else None,
+                "winner_rank": entry["winner_rank"] if entry else None,
+                "passed_over": entry["passed_over"] if entry else [],
+                "ranking": ranking,
+            }
+        )
+    return out

@@ -22,6 +22,14 @@ scenario_cli = AppGroup("scenario", help="The end-to-end drill (training, rehear
     default="goods",
     show_default=True,
 )
+@click.option(
+    "--lots",
+    type=click.IntRange(1, 5),
+    default=1,
+    show_default=True,
+    help="Divide the tender into this many lots (companies spread over them, one bidding "
+    "for every lot; a company wins at most one).",
+)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--seed", type=int, help="Seed of the random prices and scores.")
 @click.option("--centre", "centre_code", help="Run in this existing centre (default: a new one).")
@@ -53,6 +61,7 @@ def scenario_run(
     bidders: int,
     experts: int,
     template: str,
+    lots: int,
     out: Path,
     seed: int | None,
     centre_code: str | None,
@@ -73,6 +82,7 @@ def scenario_run(
         template=template,
         bidders=bidders,
         experts=experts,
+        lots=lots,
         seed=seed,
         centre_code=centre_code,
         echo=click.echo,

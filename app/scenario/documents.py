@@ -10,6 +10,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 CENT = Decimal("0.01")
+# What the strongest proposal of a drill of several lots promises beyond the others (the
+# drill's experts read it and score it higher: app.scenario.stages._band).
+STRONG_LINE = "Spare parts, on-site training and a three-year service plan included."
 
 
 def _pdf_string(text: str) -> str:
@@ -48,8 +51,11 @@ def minimal_pdf(lines: list[str]) -> bytes:
     return bytes(out)
 
 
-def technical_proposal(template: dict, variant: int, rng: random.Random) -> bytes:
-    """A blind technical part: criteria headings and generic answers, no identity."""
+def technical_proposal(
+    template: dict, variant: int, rng: random.Random, *, strong: bool = False
+) -> bytes:
+    """A blind technical part: criteria headings and generic answers, no identity; a strong
+    one promises more (`STRONG_LINE`)."""
     lines = ["Technical proposal", f"Variant {variant}", ""]
     for criterion in template.get("technical_criteria") or []:
         title = criterion.get("title", {})
@@ -65,6 +71,8 @@ def technical_proposal(template: dict, variant: int, rng: random.Random) -> byte
                 ]
             )
         )
+    if strong:
+        lines += ["", STRONG_LINE]
     return minimal_pdf(lines)
 
 
@@ -106,11 +114,12 @@ def commercial_fields(
     rng: random.Random,
     deadline: date,
     compliant: bool = True,
+    strong: bool = False,
 ) -> dict[str, Any]:
     """Values for every commercial field of the template. The price lies within 15 % of the
     reference (the ceiling, for a procurement; the reserve, for a sale) on the right side of
     it; a non-compliant bid is priced on the wrong side (above the ceiling, below the
-    reserve)."""
+    reserve); a strong bid at the best end of the range (15 % below, 16 % above)."""
     fields: dict[str, Any] = {}
     sale = template.get("direction") == "highest_wins"
     for spec in template.get("commercial_fields") or []:
@@ -121,6 +130,8 @@ def commercial_fields(
                 continue
             if compliant:
                 factor = Decimal(rng.randint(2, 15)) / 100
+                if strong:
+                    factor = Decimal("0.16") if sale else Decimal("0.15")
                 factor = 1 + factor if sale else 1 - factor
             else:
                 factor = Decimal("0.90") if sale else Decimal("1.05")

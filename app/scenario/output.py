@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import current_app, has_request_context, request
 from sqlalchemy import select
 
+import evaluation as evaluation_lib
 from app.audit.export import tender_export
 from app.bids.models import Bid
 from app.bids.operations import bidder_id, sealing_record_of
@@ -46,8 +47,11 @@ def _company_code(bid: Bid) -> str:
 def write_envelope_receipts(out: Path, tender: Tender, envelopes: dict[int, bytes]) -> list[Path]:
     written = []
     bids = db.session.scalars(select(Bid).where(Bid.tender_id == tender.id).order_by(Bid.id))
+    lots = {lot.id: lot.reference for lot in tender.lots}
     for bid in bids:
         stem = f"bid-{bid.id:06d}-{_company_code(bid)}"
+        if bid.lot_id is not None:
+            stem += f"-{lots[bid.lot_id]}"
         written.append(_write(out / "receipts" / f"{stem}.json", bid.receipt))
         if bid.id in envelopes:
             _write(out / "envelopes" / f"{stem}.env", envelopes[bid.id])
@@ -107,6 +111,14 @@ def write_all(out: Path, drill) -> dict[str, str]:
     evaluation = _evaluation(tender)
     if evaluation is not None and evaluation.scoring_json and evaluation.unblinded_at:
         put("scoring.json", evaluation.scoring_json)
+    if evaluation is not None and evaluation.lots_json and evaluation.unblinded_at:
+        # Several lots: each lot's scoring file (`python -m evaluation verify scoring-L1.json`)
+        # and the whole evaluation, the award across lots included (`… verify
+        # lots-evaluation.json` recomputes every lot and replays the award).
+        document = json.loads(evaluation.lots_json)
+        for entry in document["lots"]:
+            put(f"scoring-{entry['lot']}.json", evaluation_lib.dumps(entry["scoring_file"]))
+        put("lots-evaluation.json", evaluation.lots_json)
     put("evaluation-record.pdf", record_pdf(tender))
     signed = "evaluation-record.pdf" in written
     put("platform-signing-cert.pem", signing_certificate_pem() if signed else None)

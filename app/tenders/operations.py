@@ -327,16 +327,6 @@ def publish_tender(actor: User, tender: Tender, totp_code: str) -> None:
     require(actor, Permission.MANAGE_TENDERS, centre_id=tender.centre_id)
     if tender.status != TenderStatus.DRAFT:
         raise Conflict(_l("This tender is already published."), code="not_draft")
-    if len(tender.lots) > 1:
-        # Until lots are separate competitions (bids, opening lines, evaluation and results
-        # per lot), a tender of several lots would be evaluated against lot 1's ceiling.
-        raise Conflict(
-            _l(
-                "A tender with more than one lot cannot be published yet: Fairbid evaluates "
-                "one competition per tender. Keep one lot, or publish each lot as its own tender."
-            ),
-            code="several_lots",
-        )
     check_second_factor(actor, totp_code)
     now = utcnow()
     doc = template_document(tender.template_version)

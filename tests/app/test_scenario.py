@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from app.accounts.models import User
 from app.bids.models import Bid, BidStatus
+from app.companies.models import Company
 from app.core.types import CLOCK_OFFSET, utcnow
 from app.extensions import db
 from app.scenario import STAGES, Options, run
@@ -187,6 +188,210 @@ def test_the_drill_runs_a_whole_tender(app, tmp_path, template, bidders, counter
         assert len(notices) == 2 and all("verify-notice" in caught[n] for n in notices)
 
 
+# --- the drill, a tender of three lots ----------------------------------------------------
+
+# Every stage exists for several lots too: the drill goes all the way.
+LOTS_AT_LEAST = "award"
+
+
+def test_the_drill_runs_a_tender_of_three_lots(app, tmp_path):
+    """`--lots 3`: companies spread over the lots, one bidding for every lot with the
+    strongest proposal; per lot its envelopes, opening lines, scoring file and ranking; the
+    award across lots gives that company only as many lots as the limit (one), the others
+    go to the next compliant bidder; everything the outsider checks still verifies."""
+    out = tmp_path / "drill"
+    lines: list[str] = []
+    options = Options(
+        template="goods",
+        bidders=5,
+        experts=5,
+        seed=11,
+        lots=3,
+        countersign=False,
+        echo=lines.append,
+    )
+    result = run(options, out=out)
+    log = "\n".join(lines)
+    assert reached_at_least(result, LOTS_AT_LEAST), log
+    if result.stopped:
+        assert "not available yet" in result.stopped and not result.failed, log
+    tender = db.session.get(Tender, result.tender_id)
+    assert [lot.reference for lot in tender.lots] == ["L1", "L2", "L3"]
+    assert tender.max_lots_won == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reached"] == result.reached and summary["max_lots_won"] == 1
+    assert "late envelope refused: The bid deadline has passed" in log
+    assert "deadline has passed" in summary["refusals"][0]
+
+    # Envelopes per lot: 2 lots for each of four companies and every lot for the fifth,
+    # one replaced (L1) and one withdrawn (L2).
+    bids = db.session.scalars(select(Bid).where(Bid.tender_id == tender.id)).all()
+    lot_of = {lot.id: lot.reference for lot in tender.lots}
+    standing: dict[str, int] = {}
+    for bid in bids:
+        assert bid.lot_id in lot_of
+        if bid.status == BidStatus.SUBMITTED:
+            standing[lot_of[bid.lot_id]] = standing.get(lot_of[bid.lot_id], 0) + 1
+    assert standing == {"L1": 4, "L2": 3, "L3": 3}
+    assert sorted(b.status for b in bids).count(BidStatus.SUPERSEDED) == 1
+    assert [b.status for b in bids].count(BidStatus.WITHDRAWN) == 1
+    lots_by_company: dict[int, set[str]] = {}
+    for bid in bids:
+        lots_by_company.setdefault(bid.company_id, set()).add(lot_of[bid.lot_id])
+    assert sorted(len(lots) for lots in lots_by_company.values()) == [2, 2, 2, 2, 3]
+
+    # Every receipt verifies with its envelope (named by lot).
+    key = out / "platform-receipt-key.pem"
+    receipts = sorted((out / "receipts").glob("*.json"))
+    assert len(receipts) == len(bids) == 12
+    assert {r.stem.rsplit("-", 1)[1] for r in receipts} == {"L1", "L2", "L3"}
+
+    def envelope_of(receipt: Path) -> Path:
+        return out / "envelopes" / f"{receipt.stem}.env"
+
+    for receipt in receipts[:3]:
+        checked = cli(
+            "-m", "bidding", "verify-receipt", str(receipt),
+            "--platform-key", str(key), "--envelope", str(envelope_of(receipt)),
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+    for receipt in receipts:  # each receipt names the lot its envelope is for
+        assert json.loads(receipt.read_text())["receipt"]["lot"] == receipt.stem.rsplit("-", 1)[1]
+    # One sealing record over every lot's envelopes, each leaf naming its lot; the opening
+    # record's lines name them too.
+    sealing = json.loads((out / "sealing-record.json").read_text())
+    assert sealing["record"]["size"] == 10
+    leaves = [leaf["lot"] for leaf in sealing["record"]["leaves"]]
+    assert {lot: leaves.count(lot) for lot in set(leaves)} == standing
+    opening = json.loads((out / "opening-record.json").read_text())["record"]
+    assert sorted(line["lot"] for line in opening["lines"]) == ["L1"] * 4 + ["L2"] * 3 + ["L3"] * 3
+    checked = cli(
+        "-m", "bidding", "verify-opening", str(out / "opening-record.json"),
+        "--platform-key", str(key), "--sealing-record", str(out / "sealing-record.json"),
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "every opened envelope is in the sealing record" in checked.stdout
+
+    # One scoring file per lot, each recomputing; the whole evaluation replays the award.
+    assert not (out / "scoring.json").exists()
+    assert [lot["lot"] for lot in summary["lots"]] == ["L1", "L2", "L3"]
+    for lot in summary["lots"]:
+        path = out / f"scoring-{lot['lot']}.json"
+        verified = cli("-m", "evaluation", "verify", str(path))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert f"(lot {lot['lot']}): verified" in verified.stdout
+        document = json.loads(path.read_text())
+        assert document["tender"]["lot"] == lot["lot"]
+        ranked = sorted(
+            (b for b in document["result"]["bids"] if b.get("rank") is not None),
+            key=lambda b: b["rank"],
+        )
+        assert [r["bidder"] for r in lot["ranking"]] == [b["id"] for b in ranked]
+        assert all(r["company"] for r in lot["ranking"])
+    verified = cli("-m", "evaluation", "verify", str(out / "lots-evaluation.json"))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "every lot (L1, L2, L3) and the award match" in verified.stdout
+
+    # The award across lots: the company bidding for every lot ranks first in each, wins
+    # one (the first, by lot order) and is passed over in the others for the limit; each
+    # other lot goes to its best-ranked compliant company under the limit.
+    award = json.loads((out / "lots-evaluation.json").read_text())["award"]
+    assert award["limit"] == 1 and award["rule"] == "lot_order"
+    strong = {r["ranking"][0]["bidder"] for r in summary["lots"]}
+    assert len(strong) == 1, summary["lots"]
+    (strong,) = strong
+    everywhere = next(c for c, lots in lots_by_company.items() if len(lots) == 3)
+    assert db.session.get(Company, everywhere).registration_number == strong
+    winners = [lot["winner"] for lot in summary["lots"]]
+    assert all(winners) and len(set(winners)) == 3, summary["lots"]
+    assert winners.count(strong) == 1 and winners[0] == strong
+    for lot in summary["lots"][1:]:
+        assert [p["company"] for p in lot["passed_over"]] == [strong]
+        assert lot["passed_over"][0]["reason"] == "limit_reached"
+        assert lot["winner"] == lot["ranking"][1]["bidder"] and lot["winner_rank"] == 2
+    expected = "awarded" if result.reached == "award" else "ranked"
+    assert {lot["status"] for lot in summary["lots"]} == {expected}
+    if result.reached == "award":
+        assert tender.status == TenderStatus.AWARDED and summary["status"] == "awarded"
+        # An objection to lot L2 held up that lot's award only: L1 and L3 were awarded while
+        # it was open, L2 once staff dismissed it.
+        assert "objects to lot L2" in log
+        assert "award notices published for lots L1, L3; lot L2's award waits" in log
+        assert "objection dismissed; lot L2 awarded" in log
+        assert len(summary["refusals"]) == 2
+        assert "objection is still open" in summary["refusals"][1]
+        # The signed record has a part per lot and the award across lots; its embedded
+        # files are the ones signed, and it recomputes every lot and replays the award.
+        pdf = out / "evaluation-record.pdf"
+        verified = cli(
+            "-m", "evaluation", "verify", str(pdf), "--trust", str(out / "platform-ca-cert.pem")
+        )  # fmt: skip
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "the last signature covers the whole file" in verified.stdout
+        assert "every lot (L1, L2, L3) and the award match" in verified.stdout
+        from app.records.signing import signatures_ok
+
+        assert signatures_ok(pdf.read_bytes(), expected=1)
+        # The files the drill wrote are, byte for byte, the ones the record signed.
+        from pypdf import PdfReader
+
+        attached = PdfReader(pdf).attachments
+        names = ["lots-evaluation.json", "scoring-L1.json", "scoring-L2.json", "scoring-L3.json"]
+        assert sorted(attached) == names
+        for name in names:
+            assert attached[name] == [(out / name).read_bytes()], name
+
+    # The audit export and the OCDS package, as for one lot.
+    checked = cli(
+        "-m", "bidding", "verify-audit", str(out / "audit.jsonl"),
+        "--platform-key", str(key), "--tender", str(tender.id),
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "complete and unaltered" in checked.stdout
+    events = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    actions = [e["action"] for e in events if e["type"] == "event"]
+    assert actions.count("opening.lot_failed") == 0 and "tender.opened" in actions
+    if result.reached == "award":
+        assert actions.count("results.award_published") == 3
+        assert "results.objection_filed" in actions and "results.objection_dismissed" in actions
+    ocds = json.loads((out / "ocds.json").read_text())
+    assert_valid(package_validator(), ocds)
+    last = ocds["releases"][-1]
+    assert len(last["tender"]["lots"]) == 3
+    if result.reached == "award":
+        assert all(d.get("relatedLots") for d in last["bids"]["details"])
+        # One active award per lot, to the company the award across lots chose.
+        numbers = {lot.reference: str(lot.number) for lot in tender.lots}
+        for lot in summary["lots"]:
+            active = [
+                a
+                for a in last["awards"]
+                if a["status"] == "active" and a["relatedLots"] == [numbers[lot["lot"]]]
+            ]
+            assert len(active) == 1, last["awards"]
+            assert active[0]["suppliers"][0]["id"] == f"CN-USCC-{lot['winner']}"
+        assert {lot["status"] for lot in last["tender"]["lots"]} == {"complete"}
+        # The verification bundle: its documented commands pass, and tampering is caught.
+        caught = check_bundle(out / "verification-bundle.zip", tmp_path / "bundle")
+        assert "verify" in caught["evaluation-record.pdf"]
+        assert "verify-opening" in caught["opening-record.json"]
+        assert "verify-audit" in caught["audit.jsonl"]
+        notices = [name for name in caught if name.startswith("notices/")]
+        # A candidates and an award notice per lot.
+        assert len(notices) == 6 and all("verify-notice" in caught[n] for n in notices)
+
+
+def test_a_drill_of_several_lots_needs_enough_bidders(app, tmp_path):
+    users = count(User)
+    with pytest.raises(ValueError, match="3 lots of the goods template need at least 5 bidders"):
+        run(Options(lots=3, bidders=4, echo=lambda _line: None), out=tmp_path / "x")
+    with pytest.raises(ValueError, match="1 to 5 lots"):
+        run(Options(lots=6, echo=lambda _line: None), out=tmp_path / "x")
+    with pytest.raises(ValueError, match="win limit"):
+        run(Options(lots=2, max_lots_won=3, echo=lambda _line: None), out=tmp_path / "x")
+    assert count(User) == users and not (tmp_path / "x").exists()
+
+
 # Seeds of the sale drill (4 bidders): with no technical score, equal prices tie and need
 # the lot draw (seed 8 does); the others rank without one.
 SALE_SEEDS = [5, 8, 12]
@@ -307,6 +512,26 @@ def test_the_command_runs_on_a_fresh_empty_database(tmp_path):
         env=env,
     )  # fmt: skip
     assert refused.returncode == 1 and "odd number of experts" in refused.stderr
+    # --lots: the same database, a tender of three lots as far as the opening.
+    lots = tmp_path / "lots"
+    done = cli(
+        "-m", "flask", "--app", "app", "scenario", "run", "--lots", "3", "--bidders", "5",
+        "--seed", "3", "--out", str(lots), "--stop-after", "opening", "--no-migrate",
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "lot L1: 4, lot L2: 3, lot L3: 3" in done.stdout
+    summary = json.loads((lots / "summary.json").read_text())
+    assert [(lot["lot"], lot["status"]) for lot in summary["lots"]] == [
+        ("L1", "evaluating"),
+        ("L2", "evaluating"),
+        ("L3", "evaluating"),
+    ]
+    refused = cli(
+        "-m", "flask", "--app", "app", "scenario", "run", "--lots", "3", "--bidders", "4",
+        "--out", str(lots), env=env,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "need at least 5 bidders" in refused.stderr
 
 
 # --- the demo seed ------------------------------------------------------------------------
@@ -421,3 +646,5 @@ def test_the_command_offers_every_stage_and_template():
     choices = {p.name: list(getattr(p.type, "choices", [])) for p in scenario_run.params}
     assert choices["stop_after"] == list(STAGES)
     assert choices["template"] == list(tender_templates.BUILTIN_KEYS)
+    lots = next(p for p in scenario_run.params if p.name == "lots")
+    assert (lots.default, lots.type.min, lots.type.max) == (1, 1, 5)

@@ -303,19 +303,27 @@ def test_publication_needs_the_right_code(client, staff, draft):
     )
 
 
-def test_a_tender_of_several_lots_is_not_published_yet(client, staff, draft):
-    """Lots are not separate competitions yet (issue 14): publishing one would evaluate every
-    bid against lot 1's ceiling, so it is refused and nothing changes."""
+def test_a_tender_of_several_lots_is_published(client, staff, draft):
+    """Lots are separate competitions (issue 14): a tender of several lots is published like
+    any other, its lots kept."""
     from app.tenders.models import Lot
 
-    db.session.add(Lot(tender_id=draft.id, number=2, title="Blackboards", budget=Decimal("5000")))
+    db.session.add(
+        Lot(
+            tender_id=draft.id,
+            number=2,
+            title="Blackboards",
+            budget=Decimal("5000"),
+            ceiling_price=Decimal("4900"),
+        )
+    )
     db.session.commit()
     response = client.post(f"/centre/tenders/{draft.id}/publish", data={"code": next_code(staff)})
-    assert response.status_code == 409
-    assert "more than one lot" in text(response)
+    assert response.status_code == 302, text(response)[-3000:]
     db.session.expire_all()
     tender = db.session.get(Tender, draft.id)
-    assert tender.status == "draft" and tender.published_at is None and tender.documents == []
+    assert tender.status == "published" and tender.published_at is not None
+    assert [lot.number for lot in tender.lots] == [1, 2]
 
 
 def test_publication_renders_the_documents(app, client, staff, draft):
