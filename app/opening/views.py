@@ -29,6 +29,7 @@ from app.core.types import utcnow
 from app.custody.operations import KEY_HOLDER_ROLES
 from app.events import stream_response
 from app.opening import operations
+from app.opening.fields import field_specs, labels_of, shown_fields
 from app.opening.forms import (
     ConfirmLineForm,
     ObjectLineForm,
@@ -122,7 +123,10 @@ def tender(tender_id: int) -> str:
         lot_references={lot.id: lot.reference for lot in tender.lots},
         companies=operations.companies_of(lines),
         own_line=own_line,
-        fields=operations.commercial_fields,
+        fields=shown_fields(tender),
+        field_specs=field_specs(tender),
+        choice_labels=labels_of("choice"),
+        status_labels=labels_of("line_status"),
         problems=line_problems(tender) if lines else {},
         problems_text=problems_text,
         state=state,

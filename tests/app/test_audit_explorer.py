@@ -3,6 +3,7 @@ action and time, named and labelled in words; the chain verified from the page."
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -77,3 +78,86 @@ def test_the_chain_is_verified_from_the_page_and_its_head_shown(world):
     assert 'id="chain-head"' in page
     verified = client.post("/supervision/audit/verify").text
     assert "Every link holds" in verified
+
+
+# --- the same search through the API -------------------------------------------------------
+
+
+def test_the_api_searches_with_the_same_filters_and_hides_who_bid(app, world, make_user):
+    from flask_babel import refresh
+
+    from tests.factories.accounts import token_for
+
+    client, tender = app.test_client(), world["tender"]  # a bearer token, no session
+    ann = make_user(Role.SUPERVISOR, full_name="Supervisor Bo")
+    headers = token_for(ann)
+
+    def search(query: str, **extra) -> dict:
+        response = client.get(
+            f"/api/v1/supervision/audit?{query}", headers={**headers, **extra.get("more", {})}
+        )
+        assert response.status_code == 200, response.text
+        return response.json
+
+    found = search("tender=ROAD-7")
+    actions = [event["action"] for event in found["events"]]
+    assert "tender.suspended" in actions and "bid.received" in actions
+    assert {event["tender_id"] for event in found["events"]} == {tender.id}
+    envelope = next(e for e in found["events"] if e["action"] == "bid.received")
+    assert envelope["label"] == "An envelope arrived"
+    assert envelope["actor"] == "Bidder" and envelope["role"] == ""
+    text = json.dumps(found, ensure_ascii=False)
+    assert "Zhang Secretive" not in text and world["bidder"].company.name not in text
+    suspended = next(e for e in found["events"] if e["action"] == "tender.suspended")
+    assert suspended["actor"] == "Supervisor Ann" and suspended["label"] != "tender.suspended"
+    # The same tender by its number; an unknown one, and a bidder's name, match nothing.
+    assert search(f"tender={tender.id}")["total"] == found["total"]
+    assert search("tender=NOPE")["total"] == 0
+    assert search("actor=Secretive")["total"] == 0
+    # Person, centre, action and days, as on the page.
+    assert search("actor=ann&action=tender.suspended")["total"] == 2
+    far = search("centre=FAR&action=tender.suspended")
+    assert [e["tender_id"] for e in far["events"]] == [world["other"].id]
+    today = utcnow().date()
+    assert search(f"to={today - timedelta(days=2)}")["total"] == 0
+    assert search(f"from={today - timedelta(days=1)}&actor=ann")["total"] >= 2
+    bad = client.get("/api/v1/supervision/audit?from=yesterday", headers=headers)
+    assert bad.status_code == 400 and bad.json["error"] == "bad_date"
+    # Labels in the caller's language (the test's app context, shared with the client's
+    # requests, keeps flask-babel's locale of the previous request: forget it).
+    refresh()
+    korean = search("action=tender.suspended", more={"Accept-Language": "ko"})
+    assert korean["events"][0]["label"] not in ("", suspended["label"], "tender.suspended")
+
+
+def test_the_api_search_is_paginated_newest_first(world, make_user):
+    from tests.factories.accounts import token_for
+
+    headers = token_for(make_user(Role.ADMIN))
+    client = world["client"]
+    pages = [
+        client.get(
+            f"/api/v1/supervision/audit?action=tender.suspended&per_page=1&page={n}",
+            headers=headers,
+        ).json
+        for n in (1, 2, 3)
+    ]
+    assert [(p["page"], p["pages"], p["total"]) for p in pages] == [(1, 2, 2), (2, 2, 2), (3, 2, 2)]
+    first, second = pages[0]["events"], pages[1]["events"]
+    assert len(first) == len(second) == 1 and pages[2]["events"] == []
+    assert first[0]["seq"] > second[0]["seq"]
+    assert {first[0]["tender_id"], second[0]["tender_id"]} == {
+        world["tender"].id,
+        world["other"].id,
+    }
+
+
+@pytest.mark.parametrize("role", [Role.BIDDER, Role.STAFF, Role.EXPERT, Role.CUSTODIAN])
+def test_the_api_search_is_for_supervisors_and_administrators_only(world, make_user, role):
+    from tests.factories.accounts import token_for
+
+    response = world["client"].get(
+        "/api/v1/supervision/audit?tender=ROAD-7", headers=token_for(make_user(role))
+    )
+    assert response.status_code == 403
+    assert "Supervisor Ann" not in response.text

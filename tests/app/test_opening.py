@@ -436,3 +436,42 @@ def test_the_opening_page_tells_each_person_their_next_step(app, tender, bidders
     db.session.commit()
     assert "Your key share is unlocked" in page_as(first)
     assert "Unlock your key share below" in page_as(second)
+
+
+def test_the_opening_lines_show_fields_by_their_labels_and_values_formatted(app, tender, bidders):
+    """Other fields by the template's labels (Korean where the built-in template has them),
+    choices by their labels, numbers and money by locale: not `delivery_days: 30`."""
+    from flask_babel import refresh
+
+    from app.i18n import LANGUAGE_COOKIE
+    from tests.factories.evaluations import use_goods_template
+
+    use_goods_template(tender)
+    form = {"delivery_days": 1500, "warranty_months": 24, "bid_validity_days": 90}
+    for bidder, price in zip(bidders[:3], ["1234567.50", "1300000", "1400000"], strict=True):
+        submit(tender, bidder, seal_for(tender, bidder, price, origin="imported", **form))
+    past_opening(tender)
+    start(tender)
+    for custodian in custodians(tender):
+        unlock(tender, custodian)
+    assert db.session.get(Tender, tender.id).status == TenderStatus.OPENED
+
+    def fields_cell(language: str) -> str:
+        client = app.test_client()
+        client.set_cookie(LANGUAGE_COOKIE, language)
+        # The autouse request context's app context (and flask-babel's cached locale in
+        # it) is shared with the client's requests: forget the previous page's language.
+        refresh()
+        page = client.get(f"/opening/tenders/{tender.id}").get_data(as_text=True)
+        row = page.split('<tr data-bid="')[1]
+        return row.split('<td class="opening-fields">')[1].split("</td>")[0]
+
+    english = fields_cell("en")
+    assert "delivery_days" not in english and "origin" not in english
+    assert "Delivery period (calendar days after signature of the contract): 1,500" in english
+    assert "Origin of the main goods: Imported" in english
+    assert english.index("Delivery period") < english.index("Warranty period")
+    korean = fields_cell("ko")
+    assert "납품 기간 (계약 체결 후 역일): 1,500" in korean
+    assert "주요 물품의 원산지: 수입" in korean
+    assert "Imported" not in korean and "delivery_days" not in korean

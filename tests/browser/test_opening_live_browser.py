@@ -76,9 +76,11 @@ def test_an_anonymous_watcher_sees_the_whole_ceremony_live(live_app, live_server
     # The k-th share: the opening job runs.
     _step(live_app, tender_id, lambda tender: unlock(tender, custodians(tender)[1]))
     expect(lines).to_have_count(3)
+    # Drawn by the script as the server draws them: statuses and money in words.
     for row, price in zip(lines.all(), PRICES, strict=True):
-        expect(row.locator("td").nth(3)).to_have_text(price)
-        expect(row.locator("td").nth(2)).to_have_text("opened")
+        expect(row.locator("td").nth(3)).to_have_text(f"CN¥{int(float(price)):,}.00")
+        expect(row.locator("td").nth(2)).to_have_text("Opened")
+    drawn_live = [row.inner_text() for row in lines.all()]
     with live_app.app_context():
         record = ops.record_of(db.session.get(Tender, tender_id))
         sha256 = record.sha256
@@ -102,6 +104,7 @@ def test_an_anonymous_watcher_sees_the_whole_ceremony_live(live_app, live_server
     page.goto(url)
     expect(lines).to_have_count(3)
     expect(message).to_have_text("The bids are open.")
+    assert [row.inner_text() for row in lines.all()] == drawn_live
     page.wait_for_timeout(8_000)
     assert not [u for u in requests if "/events" in u]
     assert problems == []

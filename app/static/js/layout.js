@@ -19,6 +19,23 @@
     return heading ? heading.textContent.trim() : fallback;
   }
 
+  // The name of the labelled section (a region landmark) holding the box, if any.
+  function regionName(wrap) {
+    var parent = wrap.parentElement;
+    var section = parent && parent.closest("section[aria-labelledby], section[aria-label]");
+    if (!section) return "";
+    var label = section.getAttribute("aria-label");
+    if (label) return label.trim();
+    var ids = (section.getAttribute("aria-labelledby") || "").split(/\s+/);
+    return ids
+      .map(function (id) {
+        var node = id && document.getElementById(id);
+        return node ? node.textContent.trim() : "";
+      })
+      .join(" ")
+      .trim();
+  }
+
   function update() {
     var wraps = document.querySelectorAll(".table-wrap");
     var used = {};
@@ -27,6 +44,9 @@
       if (wrap.scrollWidth > wrap.clientWidth + 1) {
         // Regions need distinct names: a repeated heading gets a number.
         var name = nameOf(wrap);
+        // Landmarks need distinct names too: a box inside a section already named so
+        // (a region itself) is "<name> (Table)".
+        if (name === regionName(wrap)) name = name + " (" + fallback + ")";
         used[name] = (used[name] || 0) + 1;
         wrap.setAttribute("tabindex", "0");
         wrap.setAttribute("role", "region");

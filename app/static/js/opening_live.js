@@ -67,6 +67,46 @@
     }
   }
 
+  function parsed(name) {
+    try {
+      return JSON.parse(root.getAttribute("data-" + name) || "{}") || {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  // The commercial fields as the server-rendered lines show them: the template's labels
+  // (data-fields: key -> {label, type}), choices by their labels, money and numbers by
+  // the page's language (app/opening/fields.py does the same on the server).
+  var fieldSpecs = parsed("fields");
+  var choiceLabels = parsed("choices");
+  var statusLabels = parsed("statuses");
+  var lang = document.documentElement.lang || undefined;
+
+  function formatted(value, type) {
+    if (value === null || value === undefined) {
+      return "";
+    }
+    if (type === "choice") {
+      return choiceLabels[value] || String(value);
+    }
+    if (type === "money" || type === "integer" || type === "decimal") {
+      var amount = Number(value);
+      if (String(value).trim() === "" || !isFinite(amount)) {
+        return String(value);
+      }
+      try {
+        var options = type === "money"
+          ? { style: "currency", currency: root.getAttribute("data-currency") || "CNY" }
+          : { maximumFractionDigits: 20 };
+        return new Intl.NumberFormat(lang, options).format(amount);
+      } catch (e) {
+        return String(value);
+      }
+    }
+    return String(value);
+  }
+
   function cell(row, value) {
     var td = document.createElement("td");
     td.textContent = value;
@@ -85,14 +125,22 @@
     row.setAttribute("data-bid", String(line.bid));
     cell(row, String(line.bid));
     cell(row, line.company || "");
-    cell(row, (line.status || "") + (line.reason ? " (" + line.reason + ")" : ""));
-    cell(row, line.price ? String(line.price) : "");
+    cell(row, (statusLabels[line.status] || line.status || "") + (line.reason ? " (" + line.reason + ")" : ""));
+    cell(row, line.price ? formatted(line.price, "money") : "");
     var fields = line.fields || {};
+    var order = Object.keys(fieldSpecs);
     cell(
       row,
       Object.keys(fields)
+        .sort(function (a, b) {
+          var i = order.indexOf(a), j = order.indexOf(b);
+          i = i < 0 ? order.length : i;
+          j = j < 0 ? order.length : j;
+          return i - j || (a < b ? -1 : a > b ? 1 : 0);
+        })
         .map(function (key) {
-          return key + ": " + fields[key];
+          var spec = fieldSpecs[key] || {};
+          return (spec.label || key) + ": " + formatted(fields[key], spec.type);
         })
         .join("; ")
     );

@@ -21,6 +21,7 @@ EXPECTED = {
     "supervision.approve_resume": SUPERVISOR_ONLY,
     "api.tender_suspensions": PUBLIC,
     "api.supervision_dashboard": SUPERVISION,
+    "api.search_audit": SUPERVISION,
     "api.suspend_tender": SUPERVISOR_ONLY,
     "api.request_resumption": SUPERVISOR_ONLY,
     "api.withdraw_resumption": SUPERVISOR_ONLY,
