@@ -927,39 +927,23 @@ class _MappedChunks:
         self._map_start = self._map_end = 0
 
     def _remap(self, offset: int) -> None:
-        previous = (self._map, self._view)
-        self._map = self._view = None
+        self._unmap()
         self._map_start = offset - offset % mmap.ALLOCATIONGRANULARITY
         self._map_end = min(self._end, self._map_start + self._span)
-        # With a hashing thread, page tables filled at once: two threads faulting the same
-        # mapping page by page ran mostly one at a time (alone, faulting is cheaper).
-        self._map = self._map_window(self._map_start, populate=self._hasher is not None)
+        self._map = mmap.mmap(
+            self._fd,
+            self._map_end - self._map_start,
+            # With a hashing thread, page tables filled at once: two threads faulting the
+            # same mapping page by page ran mostly one at a time (alone, faulting is cheaper).
+            flags=mmap.MAP_SHARED | (_MAP_POPULATE if self._hasher is not None else 0),
+            prot=mmap.PROT_READ,
+            offset=self._map_start,
+        )
         self._view = memoryview(self._map)
-        # The next window is mapped before the previous one's hash is waited for: the
-        # hashing thread goes on hashing while the kernel fills this window's page tables.
-        self._unmap_pair(*previous)
         if self._hasher is not None and self._map_end > self._hashed:
             offset = self._hashed - self._map_start
             self._hasher.submit(self._view[offset:])
             self._hashed = self._map_end
-
-    def _map_window(self, start: int, populate: bool) -> mmap.mmap:
-        return mmap.mmap(
-            self._fd,
-            min(self._end, start + self._span) - start,
-            flags=mmap.MAP_SHARED | (_MAP_POPULATE if populate else 0),
-            prot=mmap.PROT_READ,
-            offset=start,
-        )
-
-    def _unmap_pair(self, mapped: mmap.mmap | None, view: memoryview | None) -> None:
-        if self._hasher is not None:
-            self._hasher.wait()
-        if view is not None:
-            view.release()
-        if mapped is not None:
-            with contextlib.suppress(BufferError):  # a caller still holds a slice: GC unmaps
-                mapped.close()
 
     def _unmap(self) -> None:
         if self._hasher is not None:
