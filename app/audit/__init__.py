@@ -36,6 +36,9 @@ __all__ = [
 _PG_LOCK_KEY = 0x46414952  # "FAIR"
 
 
+_FROM_REQUEST = object()
+
+
 def append_event(
     action: str,
     *,
@@ -45,12 +48,14 @@ def append_event(
     centre_id: int | None = None,
     data: dict[str, Any] | None = None,
     tender_id: int | None = None,
+    ip: str | object | None = _FROM_REQUEST,
 ) -> AuditEvent:
     """Add one event to the chain inside the caller's transaction (never commits).
 
     `tender_id`: the tender the event belongs to (defaults to `object_id` for a tender
     object); it is in the hashed header, so a tender's audit export shows other tenders'
-    events as stubs."""
+    events as stubs. `ip`: the client address recorded (default: the current request's;
+    given when one transaction appends the events of several requests)."""
     session = db.session
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
@@ -62,7 +67,8 @@ def append_event(
     if actor_id is not None and getattr(actor, "is_authenticated", True) is False:
         actor_id = None
     occurred_at = utcnow()
-    ip = request.remote_addr if has_request_context() else None
+    if ip is _FROM_REQUEST:
+        ip = request.remote_addr if has_request_context() else None
     if tender_id is None and object_type == "tender" and str(object_id).isdigit():
         tender_id = int(object_id)
     event = AuditEvent(

@@ -50,6 +50,7 @@ import json
 import logging
 import os
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,7 +58,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import String, cast, exists, select, text
 from werkzeug.exceptions import ClientDisconnected
@@ -72,7 +73,12 @@ from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.formatting import centre_timezone
 from app.core.keyed_hash import keyed_hash
-from app.core.transaction import after_commit, own_session
+from app.core.transaction import (
+    after_commit,
+    after_commit_released,
+    own_session,
+    release_connection,
+)
 from app.core.types import utcnow
 from app.custody.operations import envelope_tender_id
 from app.events import publish_after_commit
@@ -311,20 +317,25 @@ def _inspect(
         lot = expected_lot if expected_lot is not None else envelopes.ANY_LOT
     try:
         with store.open(stored.sha256) as handle:
-            info = envelopes.inspect_envelope(
+            # The header and the framing only: the SHA-256 and the size are those
+            # `put_stream` computed over exactly the bytes it wrote and fsynced. (Reading the
+            # file back to hash it again read the page cache, not the disk: it proved nothing
+            # more and cost a second pass over every envelope.)
+            header = envelopes.inspect_header(
                 handle,
                 expected_tender=expected_tender,
                 expected_bidder=expected_bidder,
                 expected_lot=lot,
             )
+            size = os.fstat(handle.fileno()).st_size
     except EnvelopeError as error:
         raise _refusal(error, expected_tender, expected_bidder) from None
-    if info.sha256 != stored.sha256 or info.size != stored.size:
+    if size != stored.size:
         # The blob changed under us: a storage fault, never the bidder's.
         raise OperationError(
             _l("The envelope could not be stored intact. Submit it again."), code="storage"
         )
-    return info
+    return header
 
 
 def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot | None:
@@ -412,6 +423,9 @@ def submit_envelope(
     check_open(tender)
     store = blob_store()
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
+    # No database connection is held while the bytes arrive (seconds, minutes for a slow
+    # client): at a deadline hundreds of uploads are in flight and the pool has 15.
+    release_connection()
     try:
         with _storage_errors():
             stored = store.put_stream(stream, max_size=limit)
@@ -441,8 +455,8 @@ def _accept_stored(
     expected_lot: str | None = None,
 ) -> Bid:
     try:
-        info = _inspect(store, stored, tender, company, expected_lot)
-        lot = envelope_lot(tender, company, info.header.lot)
+        header = _inspect(store, stored, tender, company, expected_lot)
+        lot = envelope_lot(tender, company, header.lot)
         deadline = check_open(tender, received_at)
         now = utcnow()
         if now >= deadline + sealing_grace():
@@ -511,7 +525,9 @@ def _accept_stored(
     for old in previous:
         old.status = BidStatus.SUPERSEDED
     db.session.flush()
-    after_commit(db.session(), partial(record_bid_received, bid.id))
+    # After the commit *and* the connection's release: the follow-up transaction takes a
+    # connection of its own, and a request must never hold one while waiting for another.
+    after_commit_released(db.session(), partial(record_bid_received, bid.id))
     log.info(
         "bid %s accepted for tender %s%s (%s bytes)",
         bid.id,
@@ -525,51 +541,139 @@ def _accept_stored(
 # --- the audit event, after the commit --------------------------------------------------------
 
 
-def _append_received_event(bid: Bid) -> bool:
-    """Append `bid.received` for `bid` unless it is there already; True if appended."""
+def _received_data(bid: Bid) -> dict:
+    return {
+        "tender_id": bid.tender_id,
+        "company_id": bid.company_id,
+        "sequence": bid.id,
+        "sha256": bid.envelope_sha256,
+        "size": bid.size,
+        "received_at": format_timestamp(bid.received_at),
+        "supersedes": bid.supersedes_id,
+        **({"lot_id": bid.lot_id} if bid.lot_id is not None else {}),
+    }
+
+
+_REQUEST_ADDRESS = object()  # append_event reads the current request's address
+
+
+def _append_received_events(bids: list[tuple[Bid, object]]) -> list[int]:
+    """Append `bid.received` for each (bid, client address) that has none yet, in this
+    transaction and under one take of the chain's lock; returns the ids appended for."""
+    if not bids:
+        return []
+    # Read before the lock: every append of every tender waits for it, so it is held only
+    # for the check and the appends themselves.
+    subjects = [
+        (bid, ip, db.session.get(Tender, bid.tender_id), db.session.get(User, bid.submitted_by_id))
+        for bid, ip in bids
+    ]
     if db.session.get_bind().dialect.name == "postgresql":
         # append_event takes this lock too; taking it before the check makes check-and-append
         # atomic against a concurrent reconciliation.
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    done = db.session.scalar(
-        select(
-            exists().where(
+    done = set(
+        db.session.scalars(
+            select(AuditEvent.object_id).where(
                 AuditEvent.action == RECEIVED,
                 AuditEvent.object_type == "bid",
-                AuditEvent.object_id == str(bid.id),
+                AuditEvent.object_id.in_([str(bid.id) for bid, _ip in bids]),
             )
         )
     )
-    if done:
-        return False
-    tender = db.session.get(Tender, bid.tender_id)
-    append_event(
-        RECEIVED,
-        actor=db.session.get(User, bid.submitted_by_id),
-        object_type="bid",
-        object_id=bid.id,
-        centre_id=tender.centre_id,
-        tender_id=bid.tender_id,
-        data={
-            "tender_id": bid.tender_id,
-            "company_id": bid.company_id,
-            "sequence": bid.id,
-            "sha256": bid.envelope_sha256,
-            "size": bid.size,
-            "received_at": format_timestamp(bid.received_at),
-            "supersedes": bid.supersedes_id,
-            **({"lot_id": bid.lot_id} if bid.lot_id is not None else {}),
-        },
-    )
-    return True
+    appended = []
+    for bid, ip, tender, actor in subjects:
+        if str(bid.id) in done:
+            continue
+        done.add(str(bid.id))
+        extra = {} if ip is _REQUEST_ADDRESS else {"ip": ip}
+        append_event(
+            RECEIVED,
+            actor=actor,
+            object_type="bid",
+            object_id=bid.id,
+            centre_id=tender.centre_id,
+            tender_id=bid.tender_id,
+            data=_received_data(bid),
+            **extra,
+        )
+        appended.append(bid.id)
+    return appended
+
+
+def _append_received_event(bid: Bid) -> bool:
+    """Append `bid.received` for `bid` unless it is there already; True if appended."""
+    return bool(_append_received_events([(bid, _REQUEST_ADDRESS)]))
+
+
+@dataclass
+class _Waiting:
+    bid_id: int
+    ip: str | None
+    done: bool = False
+
+
+class _GroupCommit:
+    """The `bid.received` appends of one worker process, committed in groups.
+
+    Every append takes the chain's global lock (`append_event`) and commits (a WAL flush)
+    before the bidder gets the receipt. One transaction per bid serialised 300 deadline
+    uploads on that lock, and under gevent each holder kept it across several event-loop
+    turns of the other uploads. Here a request hands its bid over and waits; one of the
+    waiting requests at a time (the leader) appends every bid handed over so far in one
+    transaction, then wakes them all. Each request still returns only after its own event
+    is committed (or its failure logged: `reconcile_audit` appends it later), as before.
+    The lock and condition are gevent's when gevent has patched `threading`."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._pending: list[_Waiting] = []
+        self._leading = False
+
+    def record(self, bid_id: int, ip: str | None) -> None:
+        mine = _Waiting(bid_id, ip)
+        with self._condition:
+            self._pending.append(mine)
+            while not mine.done:
+                if self._leading:
+                    self._condition.wait()
+                    continue
+                self._leading = True
+                batch, self._pending = self._pending, []
+                self._condition.release()
+                try:
+                    self._append(batch)
+                finally:
+                    self._condition.acquire()
+                    for waiting in batch:
+                        waiting.done = True
+                    self._leading = False
+                    self._condition.notify_all()
+
+    @staticmethod
+    def _append(batch: list[_Waiting]) -> None:
+        try:
+            with own_session():
+                bids = {
+                    bid.id: bid
+                    for bid in db.session.scalars(
+                        select(Bid).where(Bid.id.in_([waiting.bid_id for waiting in batch]))
+                    )
+                }
+                _append_received_events([(bids[w.bid_id], w.ip) for w in batch if w.bid_id in bids])
+        except Exception:
+            # As for any after-commit side effect: the bids are committed; the events are
+            # appended by `flask bids reconcile-audit`.
+            log.exception("appending bid.received for bids %s failed", [w.bid_id for w in batch])
+
+
+_received_events = _GroupCommit()
 
 
 def record_bid_received(bid_id: int) -> None:
-    """After-commit callback: the follow-up transaction that audits an accepted bid."""
-    with own_session():
-        bid = db.session.get(Bid, bid_id)
-        if bid is not None:
-            _append_received_event(bid)
+    """After-commit callback: the follow-up transaction that audits an accepted bid (shared
+    with the other bids accepted at the same moment in this process)."""
+    _received_events.record(bid_id, request.remote_addr if has_request_context() else None)
 
 
 def reconcile_audit() -> list[int]:
