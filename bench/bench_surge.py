@@ -302,8 +302,17 @@ def main() -> None:
         help="PostgreSQL to use if it answers (a new schema, dropped afterwards)",
     )
     parser.add_argument("--settings", choices=sorted(SETTINGS), default="production")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile every worker of both servers into DIR (gunicorn_profile.py)",
+    )
     args = parser.parse_args()
     gunicorn_settings = SETTINGS[args.settings] + COMMON_SETTINGS
+    if args.profile:
+        for name in ("app", "sink"):
+            (Path(args.profile) / name).mkdir(parents=True, exist_ok=True)
+        gunicorn_settings += ["--config", str(HERE / "gunicorn_profile.py")]
 
     workdir = Path(tempfile.mkdtemp(prefix="fairbid-surge-"))
     schema = f"bench_surge_{os.getpid()}"
@@ -338,6 +347,7 @@ def main() -> None:
                 "DATABASE_URL": database_url,
                 "REDIS_URL": "",
                 "FAIRBID_INSTANCE_DIR": str(instance),
+                **({"BENCH_PROFILE_DIR": str(Path(args.profile) / "app")} if args.profile else {}),
             },
             workdir / "fairbid.log",
             gunicorn_settings,
@@ -347,7 +357,10 @@ def main() -> None:
             "sink",
             "bench_surge:sink_app",
             HERE,
-            {"BENCH_SINK_DIR": str(sink_dir)},
+            {
+                "BENCH_SINK_DIR": str(sink_dir),
+                **({"BENCH_PROFILE_DIR": str(Path(args.profile) / "sink")} if args.profile else {}),
+            },
             workdir / "sink.log",
             gunicorn_settings,
         )

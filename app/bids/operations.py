@@ -64,7 +64,7 @@ from sqlalchemy import String, cast, exists, select, text
 from werkzeug.exceptions import ClientDisconnected
 
 from app.accounts.models import User
-from app.audit import _PG_LOCK_KEY, append_event
+from app.audit import _PG_LOCK_KEY, EventSpec, append_event, append_events
 from app.audit.models import AuditEvent
 from app.bids.documents import record_of, store_record
 from app.bids.models import Bid, BidStatus, UploadSession
@@ -563,14 +563,22 @@ def _append_received_events(bids: list[tuple[Bid, object]]) -> list[int]:
     if not bids:
         return []
     # Read before the lock: every append of every tender waits for it, so it is held only
-    # for the check and the appends themselves.
-    subjects = [
-        (bid, ip, db.session.get(Tender, bid.tender_id), db.session.get(User, bid.submitted_by_id))
-        for bid, ip in bids
-    ]
+    # for the check and the appends themselves (four round trips for any number of bids).
+    users = {
+        user.id: user
+        for user in db.session.scalars(
+            select(User).where(User.id.in_({bid.submitted_by_id for bid, _ip in bids}))
+        )
+    }
+    tenders = {
+        tender.id: tender
+        for tender in db.session.scalars(
+            select(Tender).where(Tender.id.in_({bid.tender_id for bid, _ip in bids}))
+        )
+    }
     if db.session.get_bind().dialect.name == "postgresql":
-        # append_event takes this lock too; taking it before the check makes check-and-append
-        # atomic against a concurrent reconciliation.
+        # append_events takes this lock too; taking it before the check makes
+        # check-and-append atomic against a concurrent reconciliation.
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
     done = set(
         db.session.scalars(
@@ -581,23 +589,27 @@ def _append_received_events(bids: list[tuple[Bid, object]]) -> list[int]:
             )
         )
     )
-    appended = []
-    for bid, ip, tender, actor in subjects:
+    specs, appended = [], []
+    for bid, ip in bids:
         if str(bid.id) in done:
             continue
         done.add(str(bid.id))
         extra = {} if ip is _REQUEST_ADDRESS else {"ip": ip}
-        append_event(
-            RECEIVED,
-            actor=actor,
-            object_type="bid",
-            object_id=bid.id,
-            centre_id=tender.centre_id,
-            tender_id=bid.tender_id,
-            data=_received_data(bid),
-            **extra,
+        specs.append(
+            EventSpec(
+                RECEIVED,
+                actor=users[bid.submitted_by_id],
+                object_type="bid",
+                object_id=bid.id,
+                centre_id=tenders[bid.tender_id].centre_id,
+                tender_id=bid.tender_id,
+                data=_received_data(bid),
+                **extra,
+            )
         )
         appended.append(bid.id)
+    if specs:
+        append_events(specs)
     return appended
 
 
