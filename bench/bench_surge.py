@@ -277,6 +277,33 @@ def surge(port: int, path: str, bodies: list[bytes], tokens: list[str]) -> dict:
     }
 
 
+def cpu_seconds(server: GunicornServer) -> float:
+    """User + system CPU seconds used so far by the server's master and workers (and, for
+    the app, nothing of PostgreSQL's: `postgres_cpu_seconds`)."""
+    total = 0.0
+    master = _proc_times(server.process.pid)
+    total += master
+    for child in _children(server.process.pid):
+        total += _proc_times(child)
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def _proc_times(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_rows(database_url: str) -> tuple[int, int]:
     import sqlalchemy as sa
 
@@ -381,8 +408,12 @@ def main() -> None:
             f"gunicorn {' '.join(SETTINGS[args.settings])} for both; database: "
             f"{'PostgreSQL' if use_postgres else 'SQLite'}; {args.uploads} simultaneous uploads"
         )
+        cpu = cpu_seconds(sink)
         sink_result = surge(sink.port, "/upload", bodies, tokens)
+        sink_result["cpu"] = cpu_seconds(sink) - cpu
+        cpu = cpu_seconds(app_server)
         app_result = surge(app_server.port, f"/api/v1/tenders/{tender_id}/bids", bodies, tokens)
+        app_result["cpu"] = cpu_seconds(app_server) - cpu
         time.sleep(1)  # the last follow-up audit transactions
         bids, events = count_rows(database_url)
 
@@ -395,6 +426,11 @@ def main() -> None:
             )
             for error in result["errors"]:
                 print(f"    {label} error: {error}")
+        for label, result in (("sink", sink_result), ("Fairbid", app_result)):
+            print(
+                f"{label} workers' CPU during its surge: {result['cpu']:.1f} s "
+                f"({result['cpu'] / result['sent'] * 1000:.0f} ms per upload)"
+            )
         print(f"ratio Fairbid / sink (throughput): {app_result['rps'] / sink_result['rps']:.2f}")
         print(f"ratio Fairbid / sink (p50 latency): {app_result['p50'] / sink_result['p50']:.2f}")
         print(f"ratio Fairbid / sink (p99 latency): {app_result['p99'] / sink_result['p99']:.2f}")

@@ -73,6 +73,13 @@ def append_event(
     )[0]
 
 
+def chain_lock() -> None:
+    """Take the chain's append lock for the rest of the transaction (PostgreSQL; SQLite
+    serialises writers anyway)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+
+
 @dataclass(frozen=True)
 class EventSpec:
     """One event for `append_events` (the arguments of `append_event`)."""
@@ -87,12 +94,13 @@ class EventSpec:
     ip: str | object | None = _FROM_REQUEST
 
 
-def append_events(specs: list[EventSpec]) -> list[AuditEvent]:
+def append_events(specs: list[EventSpec], *, locked: bool = False) -> list[AuditEvent]:
     """Add several events to the chain, in order, inside the caller's transaction (never
-    commits): one take of the lock, one read of the head, one INSERT round trip for all."""
+    commits): one take of the lock, one read of the head, one INSERT round trip for all.
+    `locked`: the caller's transaction holds the chain's lock already (`chain_lock`)."""
     session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    if not locked:
+        chain_lock()
     last = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()

@@ -60,11 +60,11 @@ from typing import BinaryIO
 
 from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, cast, exists, select, text
+from sqlalchemy import String, cast, exists, select
 from werkzeug.exceptions import ClientDisconnected
 
 from app.accounts.models import User
-from app.audit import _PG_LOCK_KEY, EventSpec, append_event, append_events
+from app.audit import EventSpec, append_event, append_events, chain_lock
 from app.audit.models import AuditEvent
 from app.bids.documents import record_of, store_record
 from app.bids.models import Bid, BidStatus, UploadSession
@@ -527,7 +527,10 @@ def _accept_stored(
     db.session.flush()
     # After the commit *and* the connection's release: the follow-up transaction takes a
     # connection of its own, and a request must never hold one while waiting for another.
-    after_commit_released(db.session(), partial(record_bid_received, bid.id))
+    event = _received_event(
+        bid, actor, tender.centre_id, request.remote_addr if has_request_context() else None
+    )
+    after_commit_released(db.session(), partial(record_bid_received, bid.id, event))
     log.info(
         "bid %s accepted for tender %s%s (%s bytes)",
         bid.id,
@@ -557,13 +560,61 @@ def _received_data(bid: Bid) -> dict:
 _REQUEST_ADDRESS = object()  # append_event reads the current request's address
 
 
+@dataclass(frozen=True)
+class _Actor:
+    """Who submitted, as the audit event records it (no ORM object crosses sessions)."""
+
+    id: int
+    role: str
+
+
+def _received_event(
+    bid: Bid, actor: User, centre_id: int, ip: str | object | None = _REQUEST_ADDRESS
+) -> EventSpec:
+    return EventSpec(
+        RECEIVED,
+        actor=_Actor(actor.id, actor.role),
+        object_type="bid",
+        object_id=bid.id,
+        centre_id=centre_id,
+        tender_id=bid.tender_id,
+        data=_received_data(bid),
+        **({} if ip is _REQUEST_ADDRESS else {"ip": ip}),
+    )
+
+
+def _append_received(specs: list[EventSpec]) -> list[int]:
+    """Append the `bid.received` events not there yet, under one take of the chain's lock
+    (taken before the check: check-and-append is atomic against a reconciliation); returns
+    the bid ids appended for."""
+    if not specs:
+        return []
+    chain_lock()
+    done = set(
+        db.session.scalars(
+            select(AuditEvent.object_id).where(
+                AuditEvent.action == RECEIVED,
+                AuditEvent.object_type == "bid",
+                AuditEvent.object_id.in_([str(spec.object_id) for spec in specs]),
+            )
+        )
+    )
+    todo = []
+    for spec in specs:
+        if str(spec.object_id) not in done:
+            done.add(str(spec.object_id))
+            todo.append(spec)
+    if todo:
+        append_events(todo, locked=True)
+    return [spec.object_id for spec in todo]
+
+
 def _append_received_events(bids: list[tuple[Bid, object]]) -> list[int]:
     """Append `bid.received` for each (bid, client address) that has none yet, in this
-    transaction and under one take of the chain's lock; returns the ids appended for."""
+    transaction; returns the ids appended for."""
     if not bids:
         return []
-    # Read before the lock: every append of every tender waits for it, so it is held only
-    # for the check and the appends themselves (four round trips for any number of bids).
+    # Read before the lock: every append of every tender waits for it.
     users = {
         user.id: user
         for user in db.session.scalars(
@@ -576,41 +627,12 @@ def _append_received_events(bids: list[tuple[Bid, object]]) -> list[int]:
             select(Tender).where(Tender.id.in_({bid.tender_id for bid, _ip in bids}))
         )
     }
-    if db.session.get_bind().dialect.name == "postgresql":
-        # append_events takes this lock too; taking it before the check makes
-        # check-and-append atomic against a concurrent reconciliation.
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    done = set(
-        db.session.scalars(
-            select(AuditEvent.object_id).where(
-                AuditEvent.action == RECEIVED,
-                AuditEvent.object_type == "bid",
-                AuditEvent.object_id.in_([str(bid.id) for bid, _ip in bids]),
-            )
-        )
+    return _append_received(
+        [
+            _received_event(bid, users[bid.submitted_by_id], tenders[bid.tender_id].centre_id, ip)
+            for bid, ip in bids
+        ]
     )
-    specs, appended = [], []
-    for bid, ip in bids:
-        if str(bid.id) in done:
-            continue
-        done.add(str(bid.id))
-        extra = {} if ip is _REQUEST_ADDRESS else {"ip": ip}
-        specs.append(
-            EventSpec(
-                RECEIVED,
-                actor=users[bid.submitted_by_id],
-                object_type="bid",
-                object_id=bid.id,
-                centre_id=tenders[bid.tender_id].centre_id,
-                tender_id=bid.tender_id,
-                data=_received_data(bid),
-                **extra,
-            )
-        )
-        appended.append(bid.id)
-    if specs:
-        append_events(specs)
-    return appended
 
 
 def _append_received_event(bid: Bid) -> bool:
@@ -621,6 +643,7 @@ def _append_received_event(bid: Bid) -> bool:
 @dataclass
 class _Waiting:
     bid_id: int
+    event: EventSpec | None  # None: read the bid from the database
     ip: str | None
     done: bool = False
 
@@ -628,25 +651,25 @@ class _Waiting:
 class _GroupCommit:
     """The `bid.received` appends of one worker process, committed in groups.
 
-    Every append takes the chain's global lock (`append_event`) and commits (a WAL flush)
-    before the bidder gets the receipt. One transaction per bid serialised 300 deadline
-    uploads on that lock, and under gevent each holder kept it across several event-loop
-    turns of the other uploads. Here a request hands its bid over and waits; one of the
-    waiting requests at a time (the leader) appends every bid handed over so far in one
-    transaction, then wakes them all. Each request still returns only after its own event
-    is committed (or its failure logged: `reconcile_audit` appends it later), as before.
-    The lock and condition are gevent's when gevent has patched `threading`."""
+    Every append takes the chain's global lock and commits (a WAL flush) before the bidder
+    gets the receipt. One transaction per bid serialised 300 deadline uploads on that lock,
+    and under gevent each holder kept it across several event-loop turns of the other
+    uploads (each round trip waits for one). Here a request hands its event over and
+    waits; one of the waiting requests at a time (the leader) appends every event handed
+    over so far in one transaction (lock, check, head, one INSERT, commit), then wakes them
+    all. Each request still returns only after its own event is committed (or its failure
+    logged: `reconcile_audit` appends it later), as before. The lock and condition are
+    gevent's when gevent has patched `threading`."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._pending: list[_Waiting] = []
         self._leading = False
 
-    def record(self, bid_id: int, ip: str | None) -> None:
-        mine = _Waiting(bid_id, ip)
+    def record(self, waiting: _Waiting) -> None:
         with self._condition:
-            self._pending.append(mine)
-            while not mine.done:
+            self._pending.append(waiting)
+            while not waiting.done:
                 if self._leading:
                     self._condition.wait()
                     continue
@@ -657,8 +680,8 @@ class _GroupCommit:
                     self._append(batch)
                 finally:
                     self._condition.acquire()
-                    for waiting in batch:
-                        waiting.done = True
+                    for item in batch:
+                        item.done = True
                     self._leading = False
                     self._condition.notify_all()
 
@@ -666,13 +689,18 @@ class _GroupCommit:
     def _append(batch: list[_Waiting]) -> None:
         try:
             with own_session():
-                bids = {
-                    bid.id: bid
-                    for bid in db.session.scalars(
-                        select(Bid).where(Bid.id.in_([waiting.bid_id for waiting in batch]))
+                unread = [w for w in batch if w.event is None]
+                if unread:
+                    bids = {
+                        bid.id: bid
+                        for bid in db.session.scalars(
+                            select(Bid).where(Bid.id.in_([w.bid_id for w in unread]))
+                        )
+                    }
+                    _append_received_events(
+                        [(bids[w.bid_id], w.ip) for w in unread if w.bid_id in bids]
                     )
-                }
-                _append_received_events([(bids[w.bid_id], w.ip) for w in batch if w.bid_id in bids])
+                _append_received([w.event for w in batch if w.event is not None])
         except Exception:
             # As for any after-commit side effect: the bids are committed; the events are
             # appended by `flask bids reconcile-audit`.
@@ -682,10 +710,12 @@ class _GroupCommit:
 _received_events = _GroupCommit()
 
 
-def record_bid_received(bid_id: int) -> None:
+def record_bid_received(bid_id: int, event: EventSpec | None = None) -> None:
     """After-commit callback: the follow-up transaction that audits an accepted bid (shared
-    with the other bids accepted at the same moment in this process)."""
-    _received_events.record(bid_id, request.remote_addr if has_request_context() else None)
+    with the other bids accepted at the same moment in this process). `event`: the event as
+    the accepting request prepared it (else it is read from the database)."""
+    ip = request.remote_addr if has_request_context() else None
+    _received_events.record(_Waiting(bid_id, event, ip))
 
 
 def reconcile_audit() -> list[int]:

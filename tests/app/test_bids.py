@@ -570,7 +570,7 @@ def test_acceptance_writes_only_its_own_rows_and_audits_after_commit(
 def test_reconciliation_appends_a_missing_audit_event(
     runner, tender, bidder, tender_private_key, monkeypatch, caplog
 ):
-    def crash(bid_id):
+    def crash(bid_id, *event):
         raise RuntimeError("worker died between the two transactions")
 
     monkeypatch.setattr(operations, "record_bid_received", crash)
