@@ -21,6 +21,18 @@ log = logging.getLogger(__name__)
 _KEY = "fairbid_after_commit"
 _RELEASED_KEY = "fairbid_after_release"  # registered, waiting for the commit
 _READY_KEY = "fairbid_after_release_ready"  # committed, waiting for the connection's release
+_WROTE_KEY = "fairbid_transaction_wrote"  # the current transaction flushed or ran DML
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, flush_context) -> None:
+    session.info[_WROTE_KEY] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_dml(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE_KEY] = True
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
@@ -63,6 +75,8 @@ def _run_callbacks(session: Session) -> None:
 @event.listens_for(Session, "after_transaction_end")
 def _run_released_callbacks(session: Session, transaction) -> None:
     # The root transaction's end comes after its connections were closed (returned).
+    if transaction.parent is None:
+        session.info.pop(_WROTE_KEY, None)
     if transaction.parent is None and _READY_KEY in session.info:
         _run(session.info.pop(_READY_KEY))
 
@@ -80,7 +94,8 @@ def release_connection() -> bool:
     """End the request's transaction early, keeping what it loaded, so that its database
     connection goes back to the pool during a long wait that needs none (an envelope's
     bytes arriving). Only a transaction that wrote nothing and registered no side effect
-    is ended (it has nothing to commit); otherwise nothing happens and False is returned.
+    is ended (it has nothing to commit: no pending change, no flush, no ORM DML); otherwise
+    nothing happens and False is returned.
     The next query opens a new transaction: what must be current (the deadline, the locks)
     is read again there."""
     session = db.session()
@@ -90,6 +105,7 @@ def release_connection() -> bool:
         session.new
         or session.dirty
         or session.deleted
+        or session.info.get(_WROTE_KEY)
         or session.info.get(_KEY)
         or session.info.get(_RELEASED_KEY)
     ):
