@@ -1,6 +1,7 @@
 """Benchmark (not a test): the deadline surge. Many bidders upload their envelopes at once.
 
-What runs, all on loopback, with the same gunicorn settings for both servers:
+What runs, all on loopback, with the same gunicorn settings for both servers (the README's
+production settings, gevent × 2; ``--settings gthread`` for 4 × 8 threads):
 - the Fairbid app, receiving envelopes at ``POST /api/v1/tenders/<id>/bids`` (streamed to
   the blob store with fsync, checked without a key, receipted, audited after the commit),
   on PostgreSQL when one answers at ``--database-url`` (a schema of its own, dropped at the
@@ -16,7 +17,10 @@ reused), all start uploading at the same instant: one thread per bidder, one con
 each. Printed per target: accepted count (must equal sent), p50 / p99 latency, throughput,
 and the ratios; then the number of Bid rows and of bid.received audit events.
 
+Also printed: the CPU seconds each server's processes used during its surge, per upload.
+
     python bench/bench_surge.py [--uploads 200] [--size 5] [--database-url postgresql://...]
+        [--settings production|gthread] [--profile DIR]
 """
 
 from __future__ import annotations

@@ -31,9 +31,14 @@ them submit at once. So accepting a bid inserts only its own rows (the Bid; and 
 only the company's own previous Bid row, and its own upload session) and never touches the
 tender or any other shared row; it commits, and the `bid.received` event (sequence, SHA-256,
 size; never content) is appended afterwards in a follow-up transaction registered with
-`after_commit`. That append is idempotent (skipped when the bid already has its event), and
-`reconcile_audit` (`flask bids reconcile-audit`) appends any event a crash between the two
-transactions left out. The receipt itself, signed in the first transaction, is the
+`after_commit_released` (after the commit *and* the release of the request's connection, so
+that no request ever holds one connection while waiting for another). The appends of the
+bids accepted at the same moment in a worker are committed together (`_GroupCommit`: one
+lock, one INSERT, one commit per group); each request still waits for its own event's
+commit before it answers. That append is idempotent (skipped when the bid already has its
+event), and `reconcile_audit` (`flask bids reconcile-audit`) appends any event a crash
+between the two transactions left out. No database connection is held while the envelope's
+bytes arrive (`release_connection`). The receipt itself, signed in the first transaction, is the
 bidder's proof; the audit event is the platform's record of it, at most briefly late.
 
 The per-company registration row is locked while a bid is accepted, so two concurrent
