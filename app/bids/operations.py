@@ -93,7 +93,12 @@ from app.storage import BlobStore, BlobTooLarge, StoredBlob
 from app.tenders.documents import blob_store, open_document
 from app.tenders.models import Lot, Tender, TenderDocument, TenderRegistration, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL
-from app.tenders.suspension import is_suspended, refuse_if_suspended
+from app.tenders.suspension import (
+    SuspensionStatus,
+    TenderSuspension,
+    is_suspended,
+    refuse_if_suspended,
+)
 from bidding import envelope as envelopes
 from bidding.errors import EnvelopeError, WrongBidder, WrongLot, WrongTender
 from bidding.merkle import make_sealing_record
@@ -177,20 +182,30 @@ def deadline_passed(tender: Tender, now: datetime, deadline: datetime | None = N
     )
 
 
-def _fresh_schedule(tender: Tender) -> tuple[str, datetime]:
-    """Status and deadline as the database has them now (an addendum or a cancellation may
-    have landed while the envelope was uploading)."""
+def _fresh_schedule(tender: Tender) -> tuple[str, datetime, bool]:
+    """Status, deadline and whether a suspension holds the tender, as the database has them
+    now (an addendum, a cancellation or a suspension may have landed while the envelope was
+    uploading): one round trip, asked twice per upload."""
+    suspended = (
+        exists()
+        .where(
+            TenderSuspension.tender_id == Tender.id,
+            TenderSuspension.status != SuspensionStatus.LIFTED,
+        )
+        .label("suspended")
+    )
     row = db.session.execute(
-        select(Tender.status, Tender.submission_deadline).where(Tender.id == tender.id)
+        select(Tender.status, Tender.submission_deadline, suspended).where(Tender.id == tender.id)
     ).one()
-    return row.status, row.submission_deadline
+    return row.status, row.submission_deadline, row.suspended
 
 
 def check_open(tender: Tender, moment: datetime | None = None) -> datetime:
     """The tender takes bids at `moment` (default: now, by the server's clock); returns the
     deadline."""
-    refuse_if_suspended(tender)
-    status, deadline = _fresh_schedule(tender)
+    status, deadline, suspended = _fresh_schedule(tender)
+    if suspended:
+        refuse_if_suspended(tender)  # reads the suspension and raises TenderSuspended
     # Closed by the clock at its deadline: an envelope received before it is still checked
     # (within the sealing grace), a later one is refused with the server time.
     if status not in (TenderStatus.PUBLISHED, TenderStatus.CLOSED):
