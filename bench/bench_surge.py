@@ -1,6 +1,7 @@
 """Benchmark (not a test): the deadline surge. Many bidders upload their envelopes at once.
 
-What runs, all on loopback, with the same gunicorn settings for both servers:
+What runs, all on loopback, with the same gunicorn settings for both servers (the README's
+production settings, gevent × 2; ``--settings gthread`` for 4 × 8 threads):
 - the Fairbid app, receiving envelopes at ``POST /api/v1/tenders/<id>/bids`` (streamed to
   the blob store with fsync, checked without a key, receipted, audited after the commit),
   on PostgreSQL when one answers at ``--database-url`` (a schema of its own, dropped at the
@@ -16,7 +17,10 @@ reused), all start uploading at the same instant: one thread per bidder, one con
 each. Printed per target: accepted count (must equal sent), p50 / p99 latency, throughput,
 and the ratios; then the number of Bid rows and of bid.received audit events.
 
+Also printed: the CPU seconds each server's processes used during its surge, per upload.
+
     python bench/bench_surge.py [--uploads 200] [--size 5] [--database-url postgresql://...]
+        [--settings production|gthread] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -37,21 +41,32 @@ from _servers import GunicornServer
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-# The same gunicorn settings for both servers: only the application differs.
-GUNICORN_SETTINGS = [
-    "--workers",
-    "4",
-    "--worker-class",
-    "gthread",
-    "--threads",
-    "8",
-    "--timeout",
-    "300",
-    "--backlog",
-    "2048",
-    "--log-level",
-    "warning",
-]
+# The same gunicorn settings for both servers: only the application differs. They are the
+# README's production settings ("Production stack"); `--settings gthread` runs the 4 × 8
+# threaded workers the earlier figures were measured with.
+SETTINGS = {
+    "production": [
+        "--worker-class",
+        "gevent",
+        "--workers",
+        "2",
+        "--worker-connections",
+        "2000",
+        "--timeout",
+        "60",
+    ],
+    "gthread": [
+        "--workers",
+        "4",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "8",
+        "--timeout",
+        "300",
+    ],
+}
+COMMON_SETTINGS = ["--backlog", "2048", "--log-level", "warning"]
 _BLOCK = 1024 * 1024
 
 
@@ -266,6 +281,33 @@ def surge(port: int, path: str, bodies: list[bytes], tokens: list[str]) -> dict:
     }
 
 
+def cpu_seconds(server: GunicornServer) -> float:
+    """User + system CPU seconds used so far by the server's master and workers (and, for
+    the app, nothing of PostgreSQL's: `postgres_cpu_seconds`)."""
+    total = 0.0
+    master = _proc_times(server.process.pid)
+    total += master
+    for child in _children(server.process.pid):
+        total += _proc_times(child)
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def _proc_times(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def count_rows(database_url: str) -> tuple[int, int]:
     import sqlalchemy as sa
 
@@ -290,7 +332,18 @@ def main() -> None:
         default="postgresql://postgres@127.0.0.1:5432/test",
         help="PostgreSQL to use if it answers (a new schema, dropped afterwards)",
     )
+    parser.add_argument("--settings", choices=sorted(SETTINGS), default="production")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile every worker of both servers into DIR (gunicorn_profile.py)",
+    )
     args = parser.parse_args()
+    gunicorn_settings = SETTINGS[args.settings] + COMMON_SETTINGS
+    if args.profile:
+        for name in ("app", "sink"):
+            (Path(args.profile) / name).mkdir(parents=True, exist_ok=True)
+        gunicorn_settings += ["--config", str(HERE / "gunicorn_profile.py")]
 
     workdir = Path(tempfile.mkdtemp(prefix="fairbid-surge-"))
     schema = f"bench_surge_{os.getpid()}"
@@ -325,18 +378,22 @@ def main() -> None:
                 "DATABASE_URL": database_url,
                 "REDIS_URL": "",
                 "FAIRBID_INSTANCE_DIR": str(instance),
+                **({"BENCH_PROFILE_DIR": str(Path(args.profile) / "app")} if args.profile else {}),
             },
             workdir / "fairbid.log",
-            GUNICORN_SETTINGS,
+            gunicorn_settings,
         )
         servers.append(app_server)
         sink = GunicornServer(
             "sink",
             "bench_surge:sink_app",
             HERE,
-            {"BENCH_SINK_DIR": str(sink_dir)},
+            {
+                "BENCH_SINK_DIR": str(sink_dir),
+                **({"BENCH_PROFILE_DIR": str(Path(args.profile) / "sink")} if args.profile else {}),
+            },
             workdir / "sink.log",
-            GUNICORN_SETTINGS,
+            gunicorn_settings,
         )
         servers.append(sink)
         key_path = "/api/v1/platform/receipt-key.pem"
@@ -352,11 +409,15 @@ def main() -> None:
             request(sink.port, "POST", "/warm-up", b"x", {})
 
         print(
-            f"gunicorn {' '.join(GUNICORN_SETTINGS[:6])} for both; database: "
+            f"gunicorn {' '.join(SETTINGS[args.settings])} for both; database: "
             f"{'PostgreSQL' if use_postgres else 'SQLite'}; {args.uploads} simultaneous uploads"
         )
+        cpu = cpu_seconds(sink)
         sink_result = surge(sink.port, "/upload", bodies, tokens)
+        sink_result["cpu"] = cpu_seconds(sink) - cpu
+        cpu = cpu_seconds(app_server)
         app_result = surge(app_server.port, f"/api/v1/tenders/{tender_id}/bids", bodies, tokens)
+        app_result["cpu"] = cpu_seconds(app_server) - cpu
         time.sleep(1)  # the last follow-up audit transactions
         bids, events = count_rows(database_url)
 
@@ -369,11 +430,27 @@ def main() -> None:
             )
             for error in result["errors"]:
                 print(f"    {label} error: {error}")
+        for label, result in (("sink", sink_result), ("Fairbid", app_result)):
+            print(
+                f"{label} workers' CPU during its surge: {result['cpu']:.1f} s "
+                f"({result['cpu'] / result['sent'] * 1000:.0f} ms per upload)"
+            )
         print(f"ratio Fairbid / sink (throughput): {app_result['rps'] / sink_result['rps']:.2f}")
         print(f"ratio Fairbid / sink (p50 latency): {app_result['p50'] / sink_result['p50']:.2f}")
+        print(f"ratio Fairbid / sink (p99 latency): {app_result['p99'] / sink_result['p99']:.2f}")
         print(f"Bid rows: {bids}; bid.received audit events: {events}")
         status = "OK" if app_result["accepted"] == app_result["sent"] == bids else "MISMATCH"
         print(f"accepted == sent == stored: {status}")
+        if app_result["accepted"] != app_result["sent"]:
+            app_server.log.flush()
+            errors = [
+                line
+                for line in app_server.log_path.read_text(errors="replace").splitlines()
+                if "Error" in line or "error" in line
+            ]
+            print(f"app log: {len(errors)} error lines; distinct ones:")
+            for line in sorted(set(errors))[:12]:
+                print(f"    {line[:300]}")
     finally:
         for server in reversed(servers):
             server.stop()

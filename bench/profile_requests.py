@@ -7,6 +7,9 @@ directly ``--requests`` times per path and prints the CPU time per request
 own time. Compare two code versions by running this script on each.
 
     python bench/profile_requests.py [--requests 2000] [--profile] [--path /healthz ...]
+
+A path containing ``{day}`` gets a new date per request, e.g. the cache-missed list:
+``--path '/tenders/?from=2000-01-01&to={day}'`` (as bench_portal.py's misses).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -48,10 +52,18 @@ def run(app, path: str, host: str, count: int) -> float:
     def start_response(status, headers, exc_info=None):
         statuses[status] = statuses.get(status, 0) + 1
 
-    template = environ_for(path, host)
+    # A path with "{day}" gets a new date per request (2100-01-01 + n days): the list's
+    # `to={day}` misses the page cache every time with the same rows (as bench_portal.py).
+    varying = "{day}" in path
+    template = environ_for(path.replace("{day}", "2100-01-01"), host)
+    run.counter = getattr(run, "counter", 0)
     start = time.process_time()
     for _ in range(count):
         environ = dict(template)
+        if varying:
+            run.counter += 1
+            day = date(2100, 1, 1) + timedelta(days=run.counter)
+            environ["QUERY_STRING"] = path.partition("?")[2].replace("{day}", day.isoformat())
         environ["wsgi.input"] = io.BytesIO(b"")
         body = app(environ, start_response)
         for _chunk in body:

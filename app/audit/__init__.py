@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import has_request_context, request
@@ -36,6 +37,9 @@ __all__ = [
 _PG_LOCK_KEY = 0x46414952  # "FAIR"
 
 
+_FROM_REQUEST = object()
+
+
 def append_event(
     action: str,
     *,
@@ -45,51 +49,106 @@ def append_event(
     centre_id: int | None = None,
     data: dict[str, Any] | None = None,
     tender_id: int | None = None,
+    ip: str | object | None = _FROM_REQUEST,
 ) -> AuditEvent:
     """Add one event to the chain inside the caller's transaction (never commits).
 
     `tender_id`: the tender the event belongs to (defaults to `object_id` for a tender
     object); it is in the hashed header, so a tender's audit export shows other tenders'
-    events as stubs."""
+    events as stubs. `ip`: the client address recorded (default: the current request's;
+    given when one transaction appends the events of several requests)."""
+    return append_events(
+        [
+            EventSpec(
+                action,
+                actor=actor,
+                object_type=object_type,
+                object_id=object_id,
+                centre_id=centre_id,
+                data=data,
+                tender_id=tender_id,
+                ip=ip,
+            )
+        ]
+    )[0]
+
+
+def chain_lock() -> None:
+    """Take the chain's append lock for the rest of the transaction (PostgreSQL; SQLite
+    serialises writers anyway)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event for `append_events` (the arguments of `append_event`)."""
+
+    action: str
+    actor: Any = None
+    object_type: str | None = None
+    object_id: Any = None
+    centre_id: int | None = None
+    data: dict[str, Any] | None = None
+    tender_id: int | None = None
+    ip: str | object | None = _FROM_REQUEST
+
+
+def append_events(specs: list[EventSpec], *, locked: bool = False) -> list[AuditEvent]:
+    """Add several events to the chain, in order, inside the caller's transaction (never
+    commits): one take of the lock, one read of the head, one INSERT round trip for all.
+    `locked`: the caller's transaction holds the chain's lock already (`chain_lock`)."""
     session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    if not locked:
+        chain_lock()
     last = session.execute(
         select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()
     seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS)
-    actor_id = getattr(actor, "id", None)
-    if actor_id is not None and getattr(actor, "is_authenticated", True) is False:
-        actor_id = None
-    occurred_at = utcnow()
-    ip = request.remote_addr if has_request_context() else None
-    if tender_id is None and object_type == "tender" and str(object_id).isdigit():
-        tender_id = int(object_id)
-    event = AuditEvent(
-        seq=seq,
-        version=HASH_VERSION,
-        tender_id=tender_id,
-        occurred_at=occurred_at,
-        actor_id=actor_id,
-        actor_role=getattr(actor, "role", None) if actor_id else None,
-        centre_id=centre_id,
-        action=action,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        ip=ip,
-        salt=secrets.token_hex(16),
-        data=canonical_json(data or {}),
-        prev_hash=prev_hash,
-    )
-    event.hash = event_hash(event.as_chain_dict())
-    session.add(event)
+    request_ip = request.remote_addr if has_request_context() else None
+    events = []
+    for spec in specs:
+        actor = spec.actor
+        actor_id = getattr(actor, "id", None)
+        if actor_id is not None and getattr(actor, "is_authenticated", True) is False:
+            actor_id = None
+        tender_id = spec.tender_id
+        object_id = spec.object_id
+        if tender_id is None and spec.object_type == "tender" and str(object_id).isdigit():
+            tender_id = int(object_id)
+        event = AuditEvent(
+            seq=seq,
+            version=HASH_VERSION,
+            tender_id=tender_id,
+            occurred_at=utcnow(),
+            actor_id=actor_id,
+            actor_role=getattr(actor, "role", None) if actor_id else None,
+            centre_id=spec.centre_id,
+            action=spec.action,
+            object_type=spec.object_type,
+            object_id=None if object_id is None else str(object_id),
+            ip=request_ip if spec.ip is _FROM_REQUEST else spec.ip,
+            salt=secrets.token_hex(16),
+            data=canonical_json(spec.data or {}),
+            prev_hash=prev_hash,
+        )
+        event.hash = event_hash(event.as_chain_dict())
+        events.append(event)
+        seq, prev_hash = seq + 1, event.hash
+    session.add_all(events)
     session.flush()
-    # Live pages hear of it after commit; the payload carries no event data.
-    publish_after_commit(
-        AUDIT_CHANNEL,
-        {"seq": seq, "action": action, "centre_id": centre_id, "at": event.occurred_at},
-    )
-    return event
+    for event in events:
+        # Live pages hear of it after commit; the payload carries no event data.
+        publish_after_commit(
+            AUDIT_CHANNEL,
+            {
+                "seq": event.seq,
+                "action": event.action,
+                "centre_id": event.centre_id,
+                "at": event.occurred_at,
+            },
+        )
+    return events
 
 
 def iter_events(batch: int = 1000) -> Iterator[dict[str, Any]]:

@@ -31,9 +31,14 @@ them submit at once. So accepting a bid inserts only its own rows (the Bid; and 
 only the company's own previous Bid row, and its own upload session) and never touches the
 tender or any other shared row; it commits, and the `bid.received` event (sequence, SHA-256,
 size; never content) is appended afterwards in a follow-up transaction registered with
-`after_commit`. That append is idempotent (skipped when the bid already has its event), and
-`reconcile_audit` (`flask bids reconcile-audit`) appends any event a crash between the two
-transactions left out. The receipt itself, signed in the first transaction, is the
+`after_commit_released` (after the commit *and* the release of the request's connection, so
+that no request ever holds one connection while waiting for another). The appends of the
+bids accepted at the same moment in a worker are committed together (`_GroupCommit`: one
+lock, one INSERT, one commit per group); each request still waits for its own event's
+commit before it answers. That append is idempotent (skipped when the bid already has its
+event), and `reconcile_audit` (`flask bids reconcile-audit`) appends any event a crash
+between the two transactions left out. No database connection is held while the envelope's
+bytes arrive (`release_connection`). The receipt itself, signed in the first transaction, is the
 bidder's proof; the audit event is the platform's record of it, at most briefly late.
 
 The per-company registration row is locked while a bid is accepted, so two concurrent
@@ -50,6 +55,7 @@ import json
 import logging
 import os
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,13 +63,13 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, cast, exists, select, text
+from sqlalchemy import String, cast, exists, select
 from werkzeug.exceptions import ClientDisconnected
 
 from app.accounts.models import User
-from app.audit import _PG_LOCK_KEY, append_event
+from app.audit import EventSpec, append_event, append_events, chain_lock
 from app.audit.models import AuditEvent
 from app.bids.documents import record_of, store_record
 from app.bids.models import Bid, BidStatus, UploadSession
@@ -72,7 +78,12 @@ from app.companies.models import Company
 from app.core.errors import Conflict, OperationError
 from app.core.formatting import centre_timezone
 from app.core.keyed_hash import keyed_hash
-from app.core.transaction import after_commit, own_session
+from app.core.transaction import (
+    after_commit,
+    after_commit_released,
+    own_session,
+    release_connection,
+)
 from app.core.types import utcnow
 from app.custody.operations import envelope_tender_id
 from app.events import publish_after_commit
@@ -82,7 +93,12 @@ from app.storage import BlobStore, BlobTooLarge, StoredBlob
 from app.tenders.documents import blob_store, open_document
 from app.tenders.models import Lot, Tender, TenderDocument, TenderRegistration, TenderStatus
 from app.tenders.operations import TENDER_CHANNEL
-from app.tenders.suspension import is_suspended, refuse_if_suspended
+from app.tenders.suspension import (
+    SuspensionStatus,
+    TenderSuspension,
+    is_suspended,
+    refuse_if_suspended,
+)
 from bidding import envelope as envelopes
 from bidding.errors import EnvelopeError, WrongBidder, WrongLot, WrongTender
 from bidding.merkle import make_sealing_record
@@ -166,20 +182,30 @@ def deadline_passed(tender: Tender, now: datetime, deadline: datetime | None = N
     )
 
 
-def _fresh_schedule(tender: Tender) -> tuple[str, datetime]:
-    """Status and deadline as the database has them now (an addendum or a cancellation may
-    have landed while the envelope was uploading)."""
+def _fresh_schedule(tender: Tender) -> tuple[str, datetime, bool]:
+    """Status, deadline and whether a suspension holds the tender, as the database has them
+    now (an addendum, a cancellation or a suspension may have landed while the envelope was
+    uploading): one round trip, asked twice per upload."""
+    suspended = (
+        exists()
+        .where(
+            TenderSuspension.tender_id == Tender.id,
+            TenderSuspension.status != SuspensionStatus.LIFTED,
+        )
+        .label("suspended")
+    )
     row = db.session.execute(
-        select(Tender.status, Tender.submission_deadline).where(Tender.id == tender.id)
+        select(Tender.status, Tender.submission_deadline, suspended).where(Tender.id == tender.id)
     ).one()
-    return row.status, row.submission_deadline
+    return row.status, row.submission_deadline, row.suspended
 
 
 def check_open(tender: Tender, moment: datetime | None = None) -> datetime:
     """The tender takes bids at `moment` (default: now, by the server's clock); returns the
     deadline."""
-    refuse_if_suspended(tender)
-    status, deadline = _fresh_schedule(tender)
+    status, deadline, suspended = _fresh_schedule(tender)
+    if suspended:
+        refuse_if_suspended(tender)  # reads the suspension and raises TenderSuspended
     # Closed by the clock at its deadline: an envelope received before it is still checked
     # (within the sealing grace), a later one is refused with the server time.
     if status not in (TenderStatus.PUBLISHED, TenderStatus.CLOSED):
@@ -311,20 +337,25 @@ def _inspect(
         lot = expected_lot if expected_lot is not None else envelopes.ANY_LOT
     try:
         with store.open(stored.sha256) as handle:
-            info = envelopes.inspect_envelope(
+            # The header and the framing only: the SHA-256 and the size are those
+            # `put_stream` computed over exactly the bytes it wrote and fsynced. (Reading the
+            # file back to hash it again read the page cache, not the disk: it proved nothing
+            # more and cost a second pass over every envelope.)
+            header = envelopes.inspect_header(
                 handle,
                 expected_tender=expected_tender,
                 expected_bidder=expected_bidder,
                 expected_lot=lot,
             )
+            size = os.fstat(handle.fileno()).st_size
     except EnvelopeError as error:
         raise _refusal(error, expected_tender, expected_bidder) from None
-    if info.sha256 != stored.sha256 or info.size != stored.size:
+    if size != stored.size:
         # The blob changed under us: a storage fault, never the bidder's.
         raise OperationError(
             _l("The envelope could not be stored intact. Submit it again."), code="storage"
         )
-    return info
+    return header
 
 
 def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot | None:
@@ -412,6 +443,9 @@ def submit_envelope(
     check_open(tender)
     store = blob_store()
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
+    # No database connection is held while the bytes arrive (seconds, minutes for a slow
+    # client): at a deadline hundreds of uploads are in flight and the pool has 15.
+    release_connection()
     try:
         with _storage_errors():
             stored = store.put_stream(stream, max_size=limit)
@@ -441,8 +475,8 @@ def _accept_stored(
     expected_lot: str | None = None,
 ) -> Bid:
     try:
-        info = _inspect(store, stored, tender, company, expected_lot)
-        lot = envelope_lot(tender, company, info.header.lot)
+        header = _inspect(store, stored, tender, company, expected_lot)
+        lot = envelope_lot(tender, company, header.lot)
         deadline = check_open(tender, received_at)
         now = utcnow()
         if now >= deadline + sealing_grace():
@@ -511,7 +545,12 @@ def _accept_stored(
     for old in previous:
         old.status = BidStatus.SUPERSEDED
     db.session.flush()
-    after_commit(db.session(), partial(record_bid_received, bid.id))
+    # After the commit *and* the connection's release: the follow-up transaction takes a
+    # connection of its own, and a request must never hold one while waiting for another.
+    event = _received_event(
+        bid, actor, tender.centre_id, request.remote_addr if has_request_context() else None
+    )
+    after_commit_released(db.session(), partial(record_bid_received, bid.id, event))
     log.info(
         "bid %s accepted for tender %s%s (%s bytes)",
         bid.id,
@@ -525,51 +564,178 @@ def _accept_stored(
 # --- the audit event, after the commit --------------------------------------------------------
 
 
-def _append_received_event(bid: Bid) -> bool:
-    """Append `bid.received` for `bid` unless it is there already; True if appended."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        # append_event takes this lock too; taking it before the check makes check-and-append
-        # atomic against a concurrent reconciliation.
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    done = db.session.scalar(
-        select(
-            exists().where(
+def _received_data(bid: Bid) -> dict:
+    return {
+        "tender_id": bid.tender_id,
+        "company_id": bid.company_id,
+        "sequence": bid.id,
+        "sha256": bid.envelope_sha256,
+        "size": bid.size,
+        "received_at": format_timestamp(bid.received_at),
+        "supersedes": bid.supersedes_id,
+        **({"lot_id": bid.lot_id} if bid.lot_id is not None else {}),
+    }
+
+
+_REQUEST_ADDRESS = object()  # append_event reads the current request's address
+
+
+@dataclass(frozen=True)
+class _Actor:
+    """Who submitted, as the audit event records it (no ORM object crosses sessions)."""
+
+    id: int
+    role: str
+
+
+def _received_event(
+    bid: Bid, actor: User, centre_id: int, ip: str | object | None = _REQUEST_ADDRESS
+) -> EventSpec:
+    return EventSpec(
+        RECEIVED,
+        actor=_Actor(actor.id, actor.role),
+        object_type="bid",
+        object_id=bid.id,
+        centre_id=centre_id,
+        tender_id=bid.tender_id,
+        data=_received_data(bid),
+        **({} if ip is _REQUEST_ADDRESS else {"ip": ip}),
+    )
+
+
+def _append_received(specs: list[EventSpec]) -> list[int]:
+    """Append the `bid.received` events not there yet, under one take of the chain's lock
+    (taken before the check: check-and-append is atomic against a reconciliation); returns
+    the bid ids appended for."""
+    if not specs:
+        return []
+    chain_lock()
+    done = set(
+        db.session.scalars(
+            select(AuditEvent.object_id).where(
                 AuditEvent.action == RECEIVED,
                 AuditEvent.object_type == "bid",
-                AuditEvent.object_id == str(bid.id),
+                AuditEvent.object_id.in_([str(spec.object_id) for spec in specs]),
             )
         )
     )
-    if done:
-        return False
-    tender = db.session.get(Tender, bid.tender_id)
-    append_event(
-        RECEIVED,
-        actor=db.session.get(User, bid.submitted_by_id),
-        object_type="bid",
-        object_id=bid.id,
-        centre_id=tender.centre_id,
-        tender_id=bid.tender_id,
-        data={
-            "tender_id": bid.tender_id,
-            "company_id": bid.company_id,
-            "sequence": bid.id,
-            "sha256": bid.envelope_sha256,
-            "size": bid.size,
-            "received_at": format_timestamp(bid.received_at),
-            "supersedes": bid.supersedes_id,
-            **({"lot_id": bid.lot_id} if bid.lot_id is not None else {}),
-        },
+    todo = []
+    for spec in specs:
+        if str(spec.object_id) not in done:
+            done.add(str(spec.object_id))
+            todo.append(spec)
+    if todo:
+        append_events(todo, locked=True)
+    return [spec.object_id for spec in todo]
+
+
+def _append_received_events(bids: list[tuple[Bid, object]]) -> list[int]:
+    """Append `bid.received` for each (bid, client address) that has none yet, in this
+    transaction; returns the ids appended for."""
+    if not bids:
+        return []
+    # Read before the lock: every append of every tender waits for it.
+    users = {
+        user.id: user
+        for user in db.session.scalars(
+            select(User).where(User.id.in_({bid.submitted_by_id for bid, _ip in bids}))
+        )
+    }
+    tenders = {
+        tender.id: tender
+        for tender in db.session.scalars(
+            select(Tender).where(Tender.id.in_({bid.tender_id for bid, _ip in bids}))
+        )
+    }
+    return _append_received(
+        [
+            _received_event(bid, users[bid.submitted_by_id], tenders[bid.tender_id].centre_id, ip)
+            for bid, ip in bids
+        ]
     )
-    return True
 
 
-def record_bid_received(bid_id: int) -> None:
-    """After-commit callback: the follow-up transaction that audits an accepted bid."""
-    with own_session():
-        bid = db.session.get(Bid, bid_id)
-        if bid is not None:
-            _append_received_event(bid)
+def _append_received_event(bid: Bid) -> bool:
+    """Append `bid.received` for `bid` unless it is there already; True if appended."""
+    return bool(_append_received_events([(bid, _REQUEST_ADDRESS)]))
+
+
+@dataclass
+class _Waiting:
+    bid_id: int
+    event: EventSpec | None  # None: read the bid from the database
+    ip: str | None
+    done: bool = False
+
+
+class _GroupCommit:
+    """The `bid.received` appends of one worker process, committed in groups.
+
+    Every append takes the chain's global lock and commits (a WAL flush) before the bidder
+    gets the receipt. One transaction per bid serialised 300 deadline uploads on that lock,
+    and under gevent each holder kept it across several event-loop turns of the other
+    uploads (each round trip waits for one). Here a request hands its event over and
+    waits; one of the waiting requests at a time (the leader) appends every event handed
+    over so far in one transaction (lock, check, head, one INSERT, commit), then wakes them
+    all. Each request still returns only after its own event is committed (or its failure
+    logged: `reconcile_audit` appends it later), as before. The lock and condition are
+    gevent's when gevent has patched `threading`."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._pending: list[_Waiting] = []
+        self._leading = False
+
+    def record(self, waiting: _Waiting) -> None:
+        with self._condition:
+            self._pending.append(waiting)
+            while not waiting.done:
+                if self._leading:
+                    self._condition.wait()
+                    continue
+                self._leading = True
+                batch, self._pending = self._pending, []
+                self._condition.release()
+                try:
+                    self._append(batch)
+                finally:
+                    self._condition.acquire()
+                    for item in batch:
+                        item.done = True
+                    self._leading = False
+                    self._condition.notify_all()
+
+    @staticmethod
+    def _append(batch: list[_Waiting]) -> None:
+        try:
+            with own_session():
+                unread = [w for w in batch if w.event is None]
+                if unread:
+                    bids = {
+                        bid.id: bid
+                        for bid in db.session.scalars(
+                            select(Bid).where(Bid.id.in_([w.bid_id for w in unread]))
+                        )
+                    }
+                    _append_received_events(
+                        [(bids[w.bid_id], w.ip) for w in unread if w.bid_id in bids]
+                    )
+                _append_received([w.event for w in batch if w.event is not None])
+        except Exception:
+            # As for any after-commit side effect: the bids are committed; the events are
+            # appended by `flask bids reconcile-audit`.
+            log.exception("appending bid.received for bids %s failed", [w.bid_id for w in batch])
+
+
+_received_events = _GroupCommit()
+
+
+def record_bid_received(bid_id: int, event: EventSpec | None = None) -> None:
+    """After-commit callback: the follow-up transaction that audits an accepted bid (shared
+    with the other bids accepted at the same moment in this process). `event`: the event as
+    the accepting request prepared it (else it is read from the database)."""
+    ip = request.remote_addr if has_request_context() else None
+    _received_events.record(_Waiting(bid_id, event, ip))
 
 
 def reconcile_audit() -> list[int]:

@@ -19,6 +19,20 @@ from app.extensions import db
 
 log = logging.getLogger(__name__)
 _KEY = "fairbid_after_commit"
+_RELEASED_KEY = "fairbid_after_release"  # registered, waiting for the commit
+_READY_KEY = "fairbid_after_release_ready"  # committed, waiting for the connection's release
+_WROTE_KEY = "fairbid_transaction_wrote"  # the current transaction flushed or ran DML
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, flush_context) -> None:
+    session.info[_WROTE_KEY] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_dml(state) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE_KEY] = True
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
@@ -28,9 +42,17 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     session.info.setdefault(_KEY, []).append(callback)
 
 
-@event.listens_for(Session, "after_commit")
-def _run_callbacks(session: Session) -> None:
-    callbacks = session.info.pop(_KEY, [])
+def after_commit_released(session: Session, callback: Callable[[], None]) -> None:
+    """Like `after_commit`, but the callback runs once the committed transaction has also
+    given its connection back to the pool: a callback that opens a transaction of its own
+    (`own_session`) then never holds two connections at once. (Holding one while waiting
+    for a second is how 300 simultaneous uploads exhausted the pool: every request held
+    its connection and waited for another.) It still runs before the request returns."""
+    session.connection()
+    session.info.setdefault(_RELEASED_KEY, []).append(callback)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
     for callback in callbacks:
         try:
             callback()
@@ -42,12 +64,59 @@ def _run_callbacks(session: Session) -> None:
             )
 
 
+@event.listens_for(Session, "after_commit")
+def _run_callbacks(session: Session) -> None:
+    released = session.info.pop(_RELEASED_KEY, None)
+    if released:
+        session.info.setdefault(_READY_KEY, []).extend(released)
+    _run(session.info.pop(_KEY, []))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _run_released_callbacks(session: Session, transaction) -> None:
+    # The root transaction's end comes after its connections were closed (returned).
+    if transaction.parent is None:
+        session.info.pop(_WROTE_KEY, None)
+    if transaction.parent is None and _READY_KEY in session.info:
+        _run(session.info.pop(_READY_KEY))
+
+
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_callbacks(session: Session, previous_transaction) -> None:
     # Only the outermost rollback cancels them: a rolled-back savepoint inside a transaction
     # that then commits must not lose the outer work's side effects.
     if previous_transaction.parent is None:
         session.info.pop(_KEY, None)
+        session.info.pop(_RELEASED_KEY, None)
+
+
+def release_connection() -> bool:
+    """End the request's transaction early, keeping what it loaded, so that its database
+    connection goes back to the pool during a long wait that needs none (an envelope's
+    bytes arriving). Only a transaction that wrote nothing and registered no side effect
+    is ended (it has nothing to commit: no pending change, no flush, no ORM DML); otherwise
+    nothing happens and False is returned.
+    The next query opens a new transaction: what must be current (the deadline, the locks)
+    is read again there."""
+    session = db.session()
+    if not session.in_transaction():
+        return True
+    if (
+        session.new
+        or session.dirty
+        or session.deleted
+        or session.info.get(_WROTE_KEY)
+        or session.info.get(_KEY)
+        or session.info.get(_RELEASED_KEY)
+    ):
+        return False
+    expire = session.expire_on_commit
+    session.expire_on_commit = False  # the loaded user, company and tender stay usable
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+    return True
 
 
 @contextlib.contextmanager

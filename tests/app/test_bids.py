@@ -570,7 +570,7 @@ def test_acceptance_writes_only_its_own_rows_and_audits_after_commit(
 def test_reconciliation_appends_a_missing_audit_event(
     runner, tender, bidder, tender_private_key, monkeypatch, caplog
 ):
-    def crash(bid_id):
+    def crash(bid_id, *event):
         raise RuntimeError("worker died between the two transactions")
 
     monkeypatch.setattr(operations, "record_bid_received", crash)
@@ -834,4 +834,55 @@ def test_the_received_event_publishes_no_address_or_its_hashes(
     for private in (address, agent, bid.address_hmac, bid.agent_hmac, event.salt):
         assert private.encode() not in published
     assert bid.envelope_sha256.encode() in published
+    assert verify_chain() is None
+
+
+class _WatchedStream(io.BytesIO):
+    """An envelope body that notes, at its first read, whether the request still had a
+    database transaction (hence a pooled connection) open."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.in_transaction_at_first_read: bool | None = None
+
+    def read(self, size=-1):
+        if self.in_transaction_at_first_read is None:
+            self.in_transaction_at_first_read = db.session().in_transaction()
+        return super().read(size)
+
+
+def test_no_connection_is_held_while_the_envelope_streams(tender, bidder, tender_private_key):
+    stream = _WatchedStream(lib_seal(tender_private_key.public_key(), tid(tender), uscc(bidder)))
+    bid = operations.submit_envelope(bidder, tender, stream)
+    assert stream.in_transaction_at_first_read is False
+    db.session.commit()
+    assert db.session.get(Bid, bid.id).status == BidStatus.SUBMITTED
+    assert count(AuditEvent, AuditEvent.action == operations.RECEIVED) == 1
+    assert verify_chain() is None
+
+
+def test_the_connection_stays_while_the_request_has_unwritten_changes(
+    tender, bidder, tender_private_key
+):
+    # Something of the request's own not flushed yet: nothing is committed early.
+    bidder.full_name = "Renamed Before The Upload"
+    stream = _WatchedStream(lib_seal(tender_private_key.public_key(), tid(tender), uscc(bidder)))
+    operations.submit_envelope(bidder, tender, stream)
+    assert stream.in_transaction_at_first_read is True
+    db.session.rollback()
+    assert count(Bid) == 0
+
+
+def test_events_appended_together_chain_in_order(tender, bidder, tender_private_key):
+    from app.audit import EventSpec, append_events
+
+    events = append_events(
+        [
+            EventSpec("test.batch", object_type="tender", object_id=tender.id, data={"n": n})
+            for n in range(3)
+        ]
+    )
+    db.session.commit()
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 3))
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
     assert verify_chain() is None
