@@ -19,7 +19,6 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from flask_babel import get_locale
 from sqlalchemy import select
 
 import evaluation as evaluation_lib
@@ -30,10 +29,10 @@ from app.evaluations.models import Evaluation, ScoreSheet
 from app.extensions import db
 from app.opening.models import AnonymityDecision, EvaluatedBid, LineStatus, OpeningLine
 from app.panels.models import PanelMember
-from app.tender_templates import normalize_locale, to_scoring_config
+from app.tender_templates import to_scoring_config
 from app.tender_templates.rendering import localized
 from app.tenders.models import BondRecord, Lot, Tender, TenderRegistration
-from app.tenders.operations import template_document
+from app.tenders.operations import current_locale, template_json, template_of
 from evaluation.lots import (
     LOTS_FORMAT,
     AwardInput,
@@ -54,32 +53,10 @@ _FIELD_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}", re.ASCII)
 # --- the template --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Version:
-    yaml_text: str
-
-
-@lru_cache(maxsize=64)
-def _parsed_template(yaml_text: str) -> str:
-    return json.dumps(template_document(_Version(yaml_text)))
-
-
-def template_of(tender: Tender) -> dict:
-    """The tender's template document (parsed once per template text)."""
-    return json.loads(_parsed_template(tender.template_version.yaml_text))
-
-
 @lru_cache(maxsize=64)
 def _scoring_config(yaml_text: str, values_json: str) -> str:
-    template = json.loads(_parsed_template(yaml_text))
+    template = json.loads(template_json(yaml_text))
     return json.dumps(to_scoring_config(template, json.loads(values_json)))
-
-
-def current_locale() -> str:
-    try:
-        return normalize_locale(str(get_locale() or "en"))
-    except Exception:  # outside a request
-        return "en"
 
 
 def technical_criteria(tender: Tender) -> list[dict]:

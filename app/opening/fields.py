@@ -10,12 +10,12 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from app.core.labels import LABELS, label
-from app.evaluations.scoring_file import current_locale, template_of
 from app.i18n import money, number
 from app.opening.models import OpeningLine
 from app.opening.operations import commercial_fields
 from app.tender_templates.rendering import localized
 from app.tenders.models import Tender
+from app.tenders.operations import current_locale, template_of
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,6 @@ from app.bids.operations import bidder_id, sealing_record_of
 from app.companies.models import Company
 from app.evaluations.charts import price_chart_svg, score_spread_svg
 from app.evaluations.models import Evaluation
-from app.evaluations.scoring_file import current_locale, template_of
 from app.extensions import db
 from app.opening.models import EvaluatedBid, OpeningLine
 from app.opening.operations import record_of
@@ -61,6 +60,7 @@ from app.records import labels
 from app.tender_templates.rendering import localized
 from app.tenders.documents import blob_store
 from app.tenders.models import Tender
+from app.tenders.operations import current_locale, template_of
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,16 @@ factory) instead of spreading publication across views.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from flask import current_app
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, select
 
@@ -114,6 +117,25 @@ def parse_money(value, label) -> Decimal | None:
 
 def template_document(version: TemplateVersion) -> dict:
     return tender_templates.load_template(version.yaml_text)
+
+
+@lru_cache(maxsize=64)
+def template_json(yaml_text: str) -> str:
+    """A template text parsed and validated, as JSON (cached per text)."""
+    return json.dumps(tender_templates.load_template(yaml_text))
+
+
+def template_of(tender: Tender) -> dict:
+    """The tender's template document (parsed once per template text; a fresh copy)."""
+    return json.loads(template_json(tender.template_version.yaml_text))
+
+
+def current_locale() -> str:
+    """The reader's language as templates name languages ("en" outside a request)."""
+    try:
+        return tender_templates.normalize_locale(str(get_locale() or "en"))
+    except Exception:  # outside a request
+        return "en"
 
 
 def _check(data: TenderInput, template: dict, category: str, now: datetime, centre_id: int) -> None:
