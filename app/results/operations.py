@@ -184,6 +184,24 @@ def _sign_notice(tender: Tender, notice: ResultNotice) -> None:
     notice.document_id = document.id
 
 
+def _publish_notice(
+    actor: User, tender: Tender, notice: ResultNotice, action: str, **data: Any
+) -> None:
+    """Store the notice, sign it (`_sign_notice`) and audit it as `action` with `data` and
+    the notice's id: the audit event anchors the signed document."""
+    db.session.add(notice)
+    db.session.flush()
+    _sign_notice(tender, notice)
+    append_event(
+        action,
+        actor=actor,
+        object_type="tender",
+        object_id=tender.id,
+        centre_id=tender.centre_id,
+        data={"notice_id": notice.id, **data},
+    )
+
+
 def _store_signed_notice(
     tender: Tender, body: dict, title: str, name: str, published_at: datetime
 ) -> TenderDocument:
@@ -279,23 +297,16 @@ def publish_candidates(actor: User, tender: Tender) -> ResultNotice:
             "scoring_sha256": evaluation.scoring_sha256,
         },
     )
-    db.session.add(notice)
     tender.status = TenderStatus.CANDIDATES
-    db.session.flush()
-    _sign_notice(tender, notice)
-    append_event(
+    _publish_notice(
+        actor,
+        tender,
+        notice,
         "results.candidates_published",
-        actor=actor,
-        object_type="tender",
-        object_id=tender.id,
-        centre_id=tender.centre_id,
-        data={
-            "notice_id": notice.id,
-            "record_id": record.id,
-            "round": evaluation.round,
-            "objection_deadline": deadline.isoformat(),
-            "candidates": [[c["rank"], c["bid"]] for c in candidates],
-        },
+        record_id=record.id,
+        round=evaluation.round,
+        objection_deadline=deadline.isoformat(),
+        candidates=[[c["rank"], c["bid"]] for c in candidates],
     )
     _notify(
         tender,
@@ -408,22 +419,15 @@ def _lot_failure(
         content={"round": round_, "lot": lot_label(lot), "reason_code": reason_code, "text": text},
         reason=public_reason,
     )
-    db.session.add(notice)
-    db.session.flush()
-    _sign_notice(tender, notice)
-    append_event(
+    _publish_notice(
+        actor,
+        tender,
+        notice,
         "results.lot_failed",
-        actor=actor,
-        object_type="tender",
-        object_id=tender.id,
-        centre_id=tender.centre_id,
-        data={
-            "lot": lot.reference,
-            "reason": reason_code,
-            "text": text,
-            "notice_id": notice.id,
-            "superseded_notice": previous.id if previous else None,
-        },
+        lot=lot.reference,
+        reason=reason_code,
+        text=text,
+        superseded_notice=previous.id if previous else None,
     )
     return notice
 
@@ -512,24 +516,17 @@ def publish_lot_candidates(
                 **({"award": award} if "kept" in award else {}),
             },
         )
-        db.session.add(notice)
-        db.session.flush()
-        _sign_notice(tender, notice)
-        append_event(
+        _publish_notice(
+            actor,
+            tender,
+            notice,
             "results.candidates_published",
-            actor=actor,
-            object_type="tender",
-            object_id=tender.id,
-            centre_id=tender.centre_id,
-            data={
-                "notice_id": notice.id,
-                "record_id": record.id,
-                "round": evaluation.round,
-                "lot": lot.reference,
-                "objection_deadline": deadline.isoformat(),
-                "candidates": [[c["rank"], c["bid"]] for c in candidates],
-                "proposed": proposed["bid"],
-            },
+            record_id=record.id,
+            round=evaluation.round,
+            lot=lot.reference,
+            objection_deadline=deadline.isoformat(),
+            candidates=[[c["rank"], c["bid"]] for c in candidates],
+            proposed=proposed["bid"],
         )
         published.append(notice)
     if not published:
@@ -596,23 +593,16 @@ def publish_lot_award(actor: User, tender: Tender, lot: Lot, now: datetime) -> R
         published_by_id=actor.id,
         content={"round": notice.content.get("round"), "lot": lot_label(lot), "winner": winner},
     )
-    db.session.add(award)
-    db.session.flush()
-    _sign_notice(tender, award)
-    append_event(
+    _publish_notice(
+        actor,
+        tender,
+        award,
         "results.award_published",
-        actor=actor,
-        object_type="tender",
-        object_id=tender.id,
-        centre_id=tender.centre_id,
-        data={
-            "notice_id": award.id,
-            "candidates_notice_id": notice.id,
-            "lot": lot.reference,
-            "company_id": winner.get("company_id"),
-            "bid": winner.get("bid"),
-            "price": winner.get("price"),
-        },
+        candidates_notice_id=notice.id,
+        lot=lot.reference,
+        company_id=winner.get("company_id"),
+        bid=winner.get("bid"),
+        price=winner.get("price"),
     )
     return award
 
@@ -973,23 +963,16 @@ def publish_award(actor: User, tender: Tender, lot: Lot | None = None) -> Result
         published_by_id=actor.id,
         content={"round": notice.content.get("round"), "winner": winner},
     )
-    db.session.add(award)
     tender.status = TenderStatus.AWARDED
-    db.session.flush()
-    _sign_notice(tender, award)
-    append_event(
+    _publish_notice(
+        actor,
+        tender,
+        award,
         "results.award_published",
-        actor=actor,
-        object_type="tender",
-        object_id=tender.id,
-        centre_id=tender.centre_id,
-        data={
-            "notice_id": award.id,
-            "candidates_notice_id": notice.id,
-            "company_id": winner.get("company_id"),
-            "bid": winner.get("bid"),
-            "price": winner.get("price"),
-        },
+        candidates_notice_id=notice.id,
+        company_id=winner.get("company_id"),
+        bid=winner.get("bid"),
+        price=winner.get("price"),
     )
     _notify(
         tender,
@@ -1064,22 +1047,15 @@ def declare_failed(
         content={"reason_code": reason_code, "text": text},
         reason=public_reason,
     )
-    db.session.add(notice)
     tender.status = TenderStatus.FAILED
-    db.session.flush()
-    _sign_notice(tender, notice)
-    append_event(
+    _publish_notice(
+        actor,
+        tender,
+        notice,
         "tender.failed",
-        actor=actor,
-        object_type="tender",
-        object_id=tender.id,
-        centre_id=tender.centre_id,
-        data={
-            "reason": reason_code,
-            "text": text,
-            "notice_id": notice.id,
-            "superseded_notice": previous.id if previous else None,
-        },
+        reason=reason_code,
+        text=text,
+        superseded_notice=previous.id if previous else None,
     )
     _notify(
         tender,

@@ -26,7 +26,7 @@ from app.evaluations import operations, queries, scoring_file
 from app.extensions import db
 from app.opening.models import AnonymityDecision
 from app.opening.parts import identities_of, masked_excerpt, record_evaluated_bid, scan_pages
-from app.tenders.models import Lot, Tender, TenderRegistration
+from app.tenders.models import Lot, TenderRegistration
 from evaluation.anonymity import Identity
 from tests.conftest import AuthActions
 from tests.factories.bids import submit
@@ -38,7 +38,7 @@ from tests.factories.evaluations import (
     text_pdf,
     use_goods_template,
 )
-from tests.factories.opening import custodians, past_opening, staff_of, start, unlock
+from tests.factories.opening import open_for_real, staff_of
 from tests.factories.scoring import confirm_review, fill_sheet, lock
 
 # Prices nobody would type by chance, each checked in several spellings.
@@ -604,13 +604,7 @@ def blind_lots(make_tender, make_user):
             )
             bids.append(submit(tender, user, seal_bid(tender, user, price, technical, lot=lot)))
         record_bond(tender, user)
-    past_opening(tender)
-    start(tender)
-    for custodian in custodians(tender):
-        unlock(tender, custodian)
-    db.session.commit()
-    db.session.expire_all()
-    tender = db.session.get(Tender, tender.id)
+    tender = open_for_real(tender)
     experts = seat_panel(make_user, tender, 3)
     operations.start_evaluation(staff_of(tender), tender, chair=experts[0])
     db.session.commit()

@@ -31,7 +31,7 @@ from tests.factories.evaluations import (
     text_pdf,
     use_goods_template,
 )
-from tests.factories.opening import custodians, past_opening, staff_of, start, unlock
+from tests.factories.opening import open_for_real, staff_of
 
 HONEST = {"price": "500000.00", **GOODS_FIELDS}
 # kind -> the commercial part's bytes, and a word its reason must contain.
@@ -98,13 +98,7 @@ def test_hostile_commercial_parts_end_in_a_normal_evaluation(app, make_tender, m
     for kind, (commercial, _) in HOSTILE.items():
         bids[kind] = submit(tender, hostile[kind], seal_raw(tender, hostile[kind], commercial))
         record_bond(tender, hostile[kind])
-    past_opening(tender)
-    start(tender)
-    for custodian in custodians(tender):
-        unlock(tender, custodian)
-    db.session.commit()
-    db.session.expire_all()
-    tender = db.session.get(Tender, tender.id)
+    tender = open_for_real(tender)
 
     # The opening: every envelope opened; the malformed ones say why, on the line and in
     # the published opening record; only well-formed fields are kept.

@@ -34,7 +34,7 @@ from app.tenders.models import Lot, Tender, TenderRegistration
 from tests.conftest import run_queued_jobs
 from tests.factories.bids import registered_bidder
 from tests.factories.evaluations import record_bond, seal_bid, text_pdf, use_goods_template
-from tests.factories.opening import custodians, past_opening, start, unlock
+from tests.factories.opening import custodians, open_for_real, past_opening, start, unlock
 
 COLLUDING_TEXT = [
     "Method statement for the supply of water meters.",
@@ -558,13 +558,7 @@ def test_each_lot_is_screened_as_its_own_competition(make_tender, make_user, cli
         db.session.commit()
     for user in companies.values():
         record_bond(tender, user)
-    past_opening(tender)
-    start(tender)
-    for custodian in custodians(tender):
-        unlock(tender, custodian)
-    db.session.commit()
-    db.session.expire_all()
-    tender = db.session.get(Tender, tender.id)
+    tender = open_for_real(tender)
     assert tender.status == "opened"
 
     raised = db.session.scalars(select(RedFlag).where(RedFlag.tender_id == tender.id)).all()
@@ -618,13 +612,7 @@ def test_market_signals_count_each_lot_as_a_competition(make_tender, make_user):
         )
         db.session.commit()
         record_bond(tender, user)
-    past_opening(tender)
-    start(tender)
-    for custodian in custodians(tender):
-        unlock(tender, custodian)
-    db.session.commit()
-    db.session.expire_all()
-    tender = db.session.get(Tender, tender.id)
+    tender = open_for_real(tender)
     competitions, counts = flags._competitions(tender.centre_id)
     assert sorted(c.key for c in competitions) == [
         f"{tender.reference} (#{tender.id}) lot 1",

@@ -22,7 +22,7 @@ from app.tender_templates import builtin_template
 from app.tenders.models import BondRecord, Tender, TenderRegistration
 from bidding import envelope as envelopes
 from tests.factories.bids import public_key, registered_bidder, submit, tid, uscc
-from tests.factories.opening import custodians, past_opening, start, unlock
+from tests.factories.opening import open_for_real
 
 GOODS_FIELDS = {
     "delivery_days": 30,
@@ -152,15 +152,7 @@ def opened_tender(make_tender, make_user, prices, technicals=None, bonds=True) -
         bids.append(submit(tender, bidder, seal_bid(tender, bidder, price, technical)))
         if bonds:
             record_bond(tender, bidder)
-    past_opening(tender)
-    start(tender)
-    for custodian in custodians(tender):
-        unlock(tender, custodian)
-    # The inline opening job committed in its own session inside this session's savepoint
-    # (tests run in one outer transaction): close that savepoint so later rollbacks keep it.
-    db.session.commit()
-    db.session.expire_all()
-    return Opened(db.session.get(Tender, tender.id), bidders, bids)
+    return Opened(open_for_real(tender), bidders, bids)
 
 
 def seat_panel(make_user, tender: Tender, size: int = 3, declared: bool = True) -> list[User]:

@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from app.evaluations import operations
 from app.extensions import db
-from app.tenders.models import Lot, Tender, TenderRegistration
+from app.tenders.models import Lot, TenderRegistration
 from tests.factories.bids import submit
 from tests.factories.evaluations import record_bond, seal_bid, seat_panel, use_goods_template
-from tests.factories.opening import custodians, past_opening, staff_of, start, unlock
+from tests.factories.opening import open_for_real, staff_of
 from tests.factories.scoring import confirm_review, fill_sheet, lock
 
 # Lot 1 keeps the factory's ceiling (990000.00); lots 2 and 3 have their own.
@@ -51,13 +51,7 @@ def lots_tender(make_tender, make_user, limit: int | None, prices=PRICES):
         for lot, price in prices[index].items():
             submit(tender, user, seal_bid(tender, user, price, lot=lot))
         record_bond(tender, user)
-    past_opening(tender)
-    start(tender)
-    for custodian in custodians(tender):
-        unlock(tender, custodian)
-    db.session.commit()
-    db.session.expire_all()
-    tender = db.session.get(Tender, tender.id)
+    tender = open_for_real(tender)
     experts = seat_panel(make_user, tender)
     operations.start_evaluation(staff_of(tender), tender, chair=experts[0])
     db.session.commit()

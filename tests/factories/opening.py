@@ -52,3 +52,17 @@ def unlock(tender, custodian, passphrase=CUSTODIAN_PASSPHRASE) -> bool:
         jobs.enqueue_opening(tender.id)
         run_queued_jobs()
     return ready
+
+
+def open_for_real(tender):
+    """Past the opening time, the ceremony started and every custodian's share unlocked:
+    the tender opened as the app opens it. Returns the tender read again."""
+    past_opening(tender)
+    start(tender)
+    for custodian in custodians(tender):
+        unlock(tender, custodian)
+    # The inline opening job committed in its own session inside this session's savepoint
+    # (tests run in one outer transaction): close that savepoint so later rollbacks keep it.
+    db.session.commit()
+    db.session.expire_all()
+    return db.session.get(type(tender), tender.id)
