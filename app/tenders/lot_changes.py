@@ -16,6 +16,7 @@ opening, the other lots proceed. The addendum's deadline rule applies as to ever
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,13 +78,29 @@ def _check_prices(tender: Tender, template: Mapping, label: str, values: Mapping
         raise OperationError(_l("A sale has a reserve price, not a ceiling."), "ceiling")
 
 
+LOT_REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
+
+
+def check_lot_reference(number: int, reference: str) -> None:
+    """A lot's reference names it in envelopes, receipts and records: 1 to 32 letters,
+    digits and . _ : - starting with a letter or digit; else `OperationError`."""
+    if not LOT_REFERENCE_RE.match(reference):
+        raise OperationError(
+            _l(
+                "Lot %(n)d: a reference is 1 to 32 letters, digits and . _ : - "
+                "(starting with a letter or digit).",
+                n=number,
+            ),
+            code="lot_reference",
+        )
+
+
 def apply_lot_changes(
     tender: Tender,
     addendum: Addendum,
     changes: Sequence[LotChange],
     template: Mapping,
     now: datetime,
-    reference_pattern,
 ) -> list[dict]:
     """Check and apply ``changes`` (in order) to the lots of a published tender before its
     deadline; return what the addendum records. Raises `OperationError` on the first
@@ -101,7 +118,7 @@ def apply_lot_changes(
                 code="no_lots",
             )
         if change.action == "add":
-            recorded.append(_add(tender, change.lot, template, reference_pattern))
+            recorded.append(_add(tender, change.lot, template))
         elif change.action == "cancel":
             lot = _live_lot(tender, change.reference)
             if len(tender.live_lots) == 1:
@@ -121,18 +138,10 @@ def apply_lot_changes(
     return recorded
 
 
-def _add(tender: Tender, new, template: Mapping, reference_pattern) -> dict:
+def _add(tender: Tender, new, template: Mapping) -> dict:
     number = max(lot.number for lot in tender.lots) + 1
     reference = (new.reference or str(number)).strip()
-    if not reference_pattern.match(reference):
-        raise OperationError(
-            _l(
-                "Lot %(n)d: a reference is 1 to 32 letters, digits and . _ : - "
-                "(starting with a letter or digit).",
-                n=number,
-            ),
-            code="lot_reference",
-        )
+    check_lot_reference(number, reference)
     if tender.lot_by_reference(reference) is not None:
         raise OperationError(_l("Each lot needs its own reference."), code="lot_reference")
     if not new.title.strip():

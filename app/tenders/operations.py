@@ -31,7 +31,7 @@ from app.events import publish_after_commit
 from app.extensions import db
 from app.permissions import Permission, can, require
 from app.tenders import documents
-from app.tenders.lot_changes import LotChange, apply_lot_changes
+from app.tenders.lot_changes import LotChange, apply_lot_changes, check_lot_reference
 from app.tenders.models import (
     Addendum,
     Lot,
@@ -69,7 +69,6 @@ class LotInput:
     bid_bond_amount: Decimal | None = None
 
 
-LOT_REFERENCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$")
 LOT_AWARD_RULES = ("lot_order", "max_total_score", "min_total_price")
 
 
@@ -180,15 +179,8 @@ def _check(data: TenderInput, template: dict, category: str, now: datetime, cent
             raise OperationError(_l("A procurement has a ceiling price, not a reserve."), "reserve")
         if direction == "highest_wins" and lot.ceiling_price is not None:
             raise OperationError(_l("A sale has a reserve price, not a ceiling."), "ceiling")
-        if lot.reference and not LOT_REFERENCE_RE.match(lot.reference):
-            raise OperationError(
-                _l(
-                    "Lot %(n)d: a reference is 1 to 32 letters, digits and . _ : - "
-                    "(starting with a letter or digit).",
-                    n=number,
-                ),
-                code="lot_reference",
-            )
+        if lot.reference:
+            check_lot_reference(number, lot.reference)
     references = [lot.reference or str(n) for n, lot in enumerate(data.lots, start=1)]
     if len(set(references)) != len(references):
         raise OperationError(_l("Each lot needs its own reference."), code="lot_reference")
@@ -460,9 +452,7 @@ def publish_addendum(
     db.session.flush()
     if lot_changes:
         doc = template_document(tender.template_version)
-        addendum.lot_changes = apply_lot_changes(
-            tender, addendum, lot_changes, doc, now, LOT_REFERENCE_RE
-        )
+        addendum.lot_changes = apply_lot_changes(tender, addendum, lot_changes, doc, now)
         db.session.flush()
     rendered = documents.render_addendum(tender, addendum)
     append_event(
