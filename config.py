@@ -194,6 +194,9 @@ class Config:
     # a minute of the deadline.
     SEALING_GRACE_SECONDS = int(os.environ.get("FAIRBID_SEALING_GRACE_SECONDS", 30))
     PORTAL_CACHE_SECONDS = int(os.environ.get("FAIRBID_PORTAL_CACHE_SECONDS", 300))
+    # Rendered rows of the announcement list kept per worker, by content (app.portal.rows):
+    # at most this many (~1.5 kB each).
+    PORTAL_ROW_CACHE_SIZE = int(os.environ.get("FAIRBID_PORTAL_ROW_CACHE_SIZE", 4096))
     # The public tender page polls its status (close, sealing record) this often, until sealed.
     PORTAL_STATUS_POLL_SECONDS = float(os.environ.get("FAIRBID_PORTAL_STATUS_POLL_SECONDS", 5))
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from app.centres.models import TradingCentre
@@ -143,9 +143,38 @@ def _start_of_day(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=platform_timezone()).astimezone(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class ListedTender:
+    """What a row of the announcement list shows of a tender, and nothing else (the row
+    cache, app.portal.rows, keys each rendered row by these values). Centres have no time
+    zone of their own yet (app.core.formatting.centre_timezone): when they get one, it
+    belongs here too."""
+
+    id: int
+    reference: str
+    title: str
+    centre_name: str
+    category: str
+    status: str
+    published_at: datetime | None
+    submission_deadline: datetime
+
+
+_LISTED_COLUMNS = (
+    Tender.id,
+    Tender.reference,
+    Tender.title,
+    TradingCentre.name,
+    Tender.category,
+    Tender.status,
+    Tender.published_at,
+    Tender.submission_deadline,
+)
+
+
 @dataclass
 class TenderPage:
-    items: list[Tender]
+    items: list[ListedTender]
     total: int
     page: int
     per_page: int = PER_PAGE
@@ -170,7 +199,8 @@ def centre_by_code(code: str) -> TradingCentre | None:
 
 def search_tenders(query: TenderQuery) -> TenderPage:
     """Public tenders matching `query`, newest publication first (id breaks ties, so pages
-    never overlap)."""
+    never overlap): the count, and the page's rows as `ListedTender` values (the shown
+    columns only, no ORM objects: issue 18, bench/README.md)."""
     centre = None
     if query.centre:
         centre = centre_by_code(query.centre)
@@ -178,37 +208,39 @@ def search_tenders(query: TenderQuery) -> TenderPage:
             raise BadQuery(
                 _l("There is no trading centre with the code “%(code)s”.", code=query.centre)
             )
-    stmt = select(Tender).where(Tender.status.in_(sorted(PUBLIC_STATUSES)))
+    conditions = [Tender.status.in_(sorted(PUBLIC_STATUSES))]
     if centre is not None:
-        stmt = stmt.where(Tender.centre_id == centre.id)
+        conditions.append(Tender.centre_id == centre.id)
     if query.category:
-        stmt = stmt.where(Tender.category == query.category)
+        conditions.append(Tender.category == query.category)
     if query.status:
-        stmt = stmt.where(Tender.status == query.status)
+        conditions.append(Tender.status == query.status)
     if query.date_from:
-        stmt = stmt.where(Tender.published_at >= _start_of_day(query.date_from))
+        conditions.append(Tender.published_at >= _start_of_day(query.date_from))
     if query.date_to:
-        stmt = stmt.where(Tender.published_at < _start_of_day(query.date_to + timedelta(days=1)))
+        conditions.append(Tender.published_at < _start_of_day(query.date_to + timedelta(days=1)))
     if query.text:
         pattern = "%" + _escape_like(query.text) + "%"
-        stmt = stmt.where(
+        conditions.append(
             or_(
                 Tender.title.ilike(pattern, escape="\\"),
                 Tender.reference.ilike(pattern, escape="\\"),
             )
         )
-    pagination = db.paginate(
-        stmt.options(joinedload(Tender.centre)).order_by(
-            Tender.published_at.desc(), Tender.id.desc()
-        ),
-        page=query.page,
-        per_page=PER_PAGE,
-        error_out=False,
-        count=True,
-    )
-    return TenderPage(
-        items=list(pagination.items), total=pagination.total or 0, page=query.page, centre=centre
-    )
+    total = db.session.scalar(select(func.count()).select_from(Tender).where(*conditions)) or 0
+    offset = (query.page - 1) * PER_PAGE
+    items = []
+    if offset < total:  # past the last page: no rows (as `db.paginate(error_out=False)`)
+        rows = db.session.execute(
+            select(*_LISTED_COLUMNS)
+            .join(TradingCentre, Tender.centre_id == TradingCentre.id)
+            .where(*conditions)
+            .order_by(Tender.published_at.desc(), Tender.id.desc())
+            .limit(PER_PAGE)
+            .offset(offset)
+        )
+        items = [ListedTender(*row) for row in rows]
+    return TenderPage(items=items, total=total, page=query.page, centre=centre)
 
 
 def _escape_like(text: str) -> str:

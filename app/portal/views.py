@@ -35,12 +35,14 @@ from app.core.urls import public_url
 from app.custody.operations import envelope_tender_id
 from app.errors import abort_with
 from app.extensions import db, login_manager
+from app.i18n import page_gettext
 from app.portal import bundle, feeds
 from app.portal.queries import (
     CATEGORIES,
     NO_TENDER,
     PUBLIC_STATUS_ORDER,
     BadQuery,
+    ListedTender,
     answered_enquiries,
     centre_by_code,
     current_documents,
@@ -49,6 +51,7 @@ from app.portal.queries import (
     portal_tender,
     search_tenders,
 )
+from app.portal.rows import RowCache
 from app.results import operations as result_operations
 from app.tenders.documents import open_document, send_document
 from app.tenders.forms import EnquiryForm
@@ -108,28 +111,38 @@ def tenders() -> Response:
         response = Response(page_cache.fill(page))
         response.headers["X-Portal-Cache"] = "hit"
         return response
+    # The request's translations resolved once per template, not at each `_()`.
+    gettext = page_gettext()
     if cached is None:
         try:
             results = search_tenders(query)
         except BadQuery as error:
             abort_with(400, error.message)
-        # The labels translated and babel's date patterns looked up once for the page, not
-        # at each row (a missed page's CPU went there: issue 18, bench/README.md).
+        # The labels translated once for the page, not at each row (a missed page's CPU
+        # went there: issue 18, bench/README.md); the rows from the row cache.
+        labels = {
+            "CATEGORIES": {value: str(label) for value, label in CATEGORIES.items()},
+            "STATUS_LABELS": {value: str(label) for value, label in STATUS_LABELS.items()},
+        }
         fragment = render_template(
             "portal/_tender_list.html",
             query=query,
             results=results,
+            rows=_rows(results.items, labels),
             centres=all_centres(),
             statuses=PUBLIC_STATUS_ORDER,
-            CATEGORIES={value: str(label) for value, label in CATEGORIES.items()},
-            STATUS_LABELS={value: str(label) for value, label in STATUS_LABELS.items()},
-            centre_time=centre_time_formatter(get_locale()),
+            **labels,
+            **gettext,
         )
     else:
         fragment = cached
     # The fragment is our own autoescaped template output (Redis is the deployment's own,
     # trusted store), so it goes into the layout as it is.
-    layout = {"template": "portal/tenders.html", "fragment": Markup(fragment)}  # noqa: S704
+    layout = {
+        "template": "portal/tenders.html",
+        "fragment": Markup(fragment),  # noqa: S704
+        **gettext,
+    }
     marked = page_cache.render_marked(**layout) if whole and page_key is not None else None
     if marked is None:
         html = render_template(layout.pop("template"), **layout)
@@ -143,6 +156,34 @@ def tenders() -> Response:
     # For operators and the benchmark: whether Redis served the fragment.
     response.headers["X-Portal-Cache"] = "miss" if cached is None else "hit"
     return response
+
+
+ROW_TEMPLATE = "portal/_tender_row.html"
+
+
+def _rows(items: list[ListedTender], labels: dict[str, dict[str, str]]) -> list[Markup]:
+    """The list's rows, rendered or from the worker's row cache (app.portal.rows). The key
+    holds everything the row template reads: the listed values, the language (labels,
+    dates), the zone the dates are written in, the script root (the link) and the template
+    itself (a reloaded template in development makes new keys)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    row_cache = app.extensions.get("fairbid_portal_rows")
+    if row_cache is None:
+        row_cache = app.extensions["fairbid_portal_rows"] = RowCache(
+            app.config["PORTAL_ROW_CACHE_SIZE"]
+        )
+    template = app.jinja_env.get_template(ROW_TEMPLATE)
+    locale = get_locale()
+    page = (template, str(locale), app.config["BABEL_DEFAULT_TIMEZONE"], request.script_root)
+    formatter = None
+
+    def render(key: tuple) -> str:
+        nonlocal formatter
+        # Babel's patterns looked up once for the page's missing rows.
+        formatter = formatter or centre_time_formatter(locale)
+        return template.render(tender=key[-1], centre_time=formatter, iso=timestamp, **labels)
+
+    return row_cache.rows([(*page, item) for item in items], render)
 
 
 @bp.route("/tenders/<int:tender_id>")

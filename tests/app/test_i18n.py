@@ -171,3 +171,24 @@ def test_page_formatter_writes_what_centre_time_writes(app, locale):
                 for form in ("short", "medium", "long", "full"):
                     assert formatter(moment, centre, form) == centre_time(moment, centre, form)
         assert formatter(moments[0], None) == centre_time(moments[0], None)
+
+
+@pytest.mark.parametrize("locale", ["en", "ko", "zh_Hans"])
+def test_page_gettext_renders_what_flask_babel_renders(app, locale):
+    """The list page's per-render `gettext`/`ngettext` (translations resolved once) write
+    what flask-babel's callables write: translated, autoescaped, %-formatted, plurals."""
+    from flask import render_template_string
+
+    from app.i18n import page_gettext
+
+    source = (
+        '{{ _("Sign in") }}|{{ _("Page %(page)s of %(pages)s", page="<b>", pages=2) }}|'
+        '{{ ngettext("%(num)d tender found.", "%(num)d tenders found.", 1) }}|'
+        '{{ ngettext("%(num)d tender found.", "%(num)d tenders found.", 7) }}|'
+        '{{ _("100%% <sure>") }}'
+    )
+    with app.test_request_context(), force_locale(locale):
+        expected = render_template_string(source)
+        assert render_template_string(source, **page_gettext()) == expected
+    assert "&lt;b&gt;" in expected and "7" in expected
+    assert ("Sign in" in expected) == (locale == "en")

@@ -667,3 +667,131 @@ def test_only_the_canonical_address_is_cached_whole(client, make_tender):
     for n in range(3):
         client.get(f"/tenders/?utm_source={n}")
     assert len(redis_client.client.keys("fairbid:portal:page:*")) == 1  # the fragment only
+
+
+# --- the row cache (app.portal.rows): rendered rows of the list, per worker, by content -----
+
+ROW = re.compile(r"<tr>\s*<td>[^<]*</td>\s*<td><a href=\"/tenders/\d+\">.*?</tr>", re.S)
+
+
+def row_cache(app):
+    from app.portal.rows import RowCache
+
+    rows = app.extensions.get("fairbid_portal_rows")
+    assert isinstance(rows, RowCache)
+    return rows
+
+
+def missed_page(client, lang: str, day: str) -> str:
+    """The list for a search no one made yet (a new date range): the page cache misses."""
+    flask_babel.refresh()
+    response = client.get(f"/tenders/?to={day}", headers={"Accept-Language": lang})
+    assert response.headers["X-Portal-Cache"] == "miss"
+    return html(response)
+
+
+@pytest.mark.parametrize("lang", ["en", "ko", "zh-Hans"])
+def test_rows_from_the_row_cache_are_the_bytes_of_a_fresh_render(app, client, make_tender, lang):
+    make_tender(title="Pumps & <valves>", category="works")
+    make_tender(title="School roof", status="closed", category="asset_sale")
+    app.test_client().get("/tenders/")  # the row cache made
+    row_cache(app).clear()
+    cold = missed_page(client, lang, "2100-01-01")
+    held = len(row_cache(app))
+    assert held == 2
+    warm = missed_page(client, lang, "2100-01-02")  # same rows, new search: rows cached
+    assert len(row_cache(app)) == held
+    cold_rows, warm_rows = ROW.findall(cold), ROW.findall(warm)
+    assert len(cold_rows) == 2 and cold_rows == warm_rows
+    assert "Pumps &amp; &lt;valves&gt;" in warm_rows[0] + warm_rows[1]
+    # The whole page, but for the search's own dates and the footer's server time.
+    strip = re.compile(r"2100-01-0\d")
+    assert strip.sub("", SERVER_TIME.sub("", cold)) == strip.sub("", SERVER_TIME.sub("", warm))
+    # And the same bytes as with no row cache at all.
+    app.config["PORTAL_ROW_CACHE_SIZE"] = 0
+    app.extensions.pop("fairbid_portal_rows")
+    try:
+        fresh = missed_page(client, lang, "2100-01-03")
+        assert ROW.findall(fresh) == warm_rows
+        assert len(row_cache(app)) == 0
+    finally:
+        app.config["PORTAL_ROW_CACHE_SIZE"] = 4096
+        app.extensions.pop("fairbid_portal_rows")
+
+
+def test_a_changed_tender_gets_a_new_row_never_the_cached_one(app, client, make_tender):
+    tender = make_tender(title="Original row title")
+    other = make_tender(title="Untouched row")
+    assert "Original row title" in missed_page(client, "en", "2100-02-01")
+    before = ROW.findall(missed_page(client, "en", "2100-02-02"))
+    for n, change in enumerate(
+        (
+            {"title": "Changed row title"},
+            {"status": "closed"},
+            {"submission_deadline": tender.submission_deadline + timedelta(days=3)},
+            {"reference": "CHANGED-REF-1"},
+            {"category": "services"},
+        )
+    ):
+        for field, value in change.items():
+            setattr(tender, field, value)
+        db.session.commit()
+        day = f"2100-03-{n + 10:02d}"
+        before_changed = [row for row in before if f'/tenders/{tender.id}"' in row]
+        page = missed_page(client, "en", day)
+        rows = ROW.findall(page)
+        changed = [row for row in rows if f'/tenders/{tender.id}"' in row]
+        assert changed and changed != before_changed, change
+        assert [row for row in rows if f'/tenders/{other.id}"' in row] == [
+            row for row in before if f'/tenders/{other.id}"' in row
+        ]
+        before = rows
+    text = " ".join(before)
+    assert "Changed row title" in text and "Original row title" not in text
+    assert "CHANGED-REF-1" in text and "Bidding closed" in text and "Services" in text
+    # A renamed centre too: the row shows its name.
+    tender.centre.name = "Renamed Centre For Rows"
+    db.session.commit()
+    assert "Renamed Centre For Rows" in missed_page(client, "en", "2100-04-01")
+
+
+def test_row_cache_keeps_languages_apart(app, client, make_tender):
+    make_tender(title="Language row", category="works")
+    app.test_client().get("/tenders/")  # the row cache made
+    row_cache(app).clear()
+    english = ROW.findall(missed_page(client, "en", "2100-05-01"))
+    korean = ROW.findall(missed_page(client, "ko", "2100-05-02"))
+    chinese = ROW.findall(missed_page(client, "zh-Hans", "2100-05-03"))
+    assert len(row_cache(app)) == 3
+    assert "Works" in english[0] and "Works" not in korean[0] and "Works" not in chinese[0]
+    assert len({english[0], korean[0], chinese[0]}) == 3
+    assert ROW.findall(missed_page(client, "en", "2100-05-04")) == english
+
+
+def test_row_cache_is_a_bounded_lru():
+    from app.portal.rows import RowCache
+
+    rendered = []
+
+    def render(key):
+        rendered.append(key)
+        return f"<tr>{key}</tr>"
+
+    rows = RowCache(3)
+    assert rows.rows([1, 2, 3], render) == ["<tr>1</tr>", "<tr>2</tr>", "<tr>3</tr>"]
+    rows.rows([1], render)  # 1 used again: 2 is now the oldest
+    rows.rows([4, 5], render)
+    assert len(rows) == 3 and rendered == [1, 2, 3, 4, 5]
+    rows.rows([1, 4, 5], render)
+    assert rendered == [1, 2, 3, 4, 5]  # kept
+    rows.rows([2, 3], render)
+    assert rendered[-2:] == [2, 3] and len(rows) == 3  # evicted, rendered again
+    assert RowCache(0).rows([1], render) == ["<tr>1</tr>"] and len(RowCache(0)) == 0
+
+
+def test_listed_rows_know_every_zone_a_row_is_written_in():
+    """The row cache keys a row by the platform's zone: centres have none of their own yet.
+    When TradingCentre gets a time zone, ListedTender and the row key must carry it."""
+    from app.centres.models import TradingCentre
+
+    assert not hasattr(TradingCentre, "timezone")
