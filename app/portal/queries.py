@@ -198,6 +198,15 @@ def centre_by_code(code: str) -> TradingCentre | None:
     return db.session.scalar(select(TradingCentre).where(TradingCentre.code == code))
 
 
+_CENTRE_CHOICES = select(TradingCentre.code, TradingCentre.name).order_by(TradingCentre.code)
+
+
+def centre_choices() -> list:
+    """The search form's centres: (code, name) rows in code order (what
+    `app.centres.operations.all_centres` lists), without loading ORM objects."""
+    return db.session.connection().execute(_CENTRE_CHOICES).all()
+
+
 def search_tenders(query: TenderQuery) -> TenderPage:
     """Public tenders matching `query`, newest publication first (id breaks ties, so pages
     never overlap): the count, and the page's rows as `ListedTender` values (the shown

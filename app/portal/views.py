@@ -25,7 +25,6 @@ from app.accounts.models import Role
 from app.audit import export as audit_export
 from app.bids import sealing_script
 from app.bids.operations import sealing_summary
-from app.centres.operations import all_centres
 from app.core import cache, page_cache
 from app.core.boundary import transactional
 from app.core.formatting import centre_time, centre_time_formatter, centre_timezone, file_size
@@ -45,6 +44,7 @@ from app.portal.queries import (
     ListedTender,
     answered_enquiries,
     centre_by_code,
+    centre_choices,
     current_documents,
     feed_tenders,
     parse_query,
@@ -129,7 +129,7 @@ def tenders() -> Response:
             query=query,
             results=results,
             rows=_rows(results.items, labels),
-            centres=all_centres(),
+            centres=centre_choices(),
             statuses=PUBLIC_STATUS_ORDER,
             **labels,
             **gettext,

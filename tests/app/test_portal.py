@@ -795,3 +795,17 @@ def test_listed_rows_know_every_zone_a_row_is_written_in():
     from app.centres.models import TradingCentre
 
     assert not hasattr(TradingCentre, "timezone")
+
+
+def test_search_form_lists_the_centres_all_centres_lists(app, client, make_centre):
+    from app.centres.operations import all_centres
+    from app.portal.queries import centre_choices
+
+    make_centre(code="ZULU-9"), make_centre(code="ALPHA-1")
+    with app.test_request_context():
+        choices = centre_choices()
+        assert [(row.code, row.name) for row in choices] == [
+            (centre.code, centre.name) for centre in all_centres()
+        ]
+    page = html(client.get("/tenders/?centre=ALPHA-1"))
+    assert '<option value="ALPHA-1" selected>' in page and '<option value="ZULU-9" >' in page
