@@ -36,6 +36,7 @@ from app.errors import abort_with
 from app.extensions import db, login_manager
 from app.i18n import page_gettext
 from app.portal import bundle, feeds
+from app.portal import layout as layout_shell
 from app.portal.queries import (
     CATEGORIES,
     NO_TENDER,
@@ -143,7 +144,11 @@ def tenders() -> Response:
         "fragment": Markup(fragment),  # noqa: S704
         **gettext,
     }
-    marked = page_cache.render_marked(**layout) if whole and page_key is not None else None
+    marked = None
+    if whole and page_key is not None:
+        # The signed-out layout from its shell (app.portal.layout), else rendered.
+        marked = layout_shell.marked_page(fragment, redis_available(), gettext)
+        marked = marked or page_cache.render_marked(**layout)
     if marked is None:
         html = render_template(layout.pop("template"), **layout)
     else:

@@ -809,3 +809,51 @@ def test_search_form_lists_the_centres_all_centres_lists(app, client, make_centr
         ]
     page = html(client.get("/tenders/?centre=ALPHA-1"))
     assert '<option value="ALPHA-1" selected>' in page and '<option value="ZULU-9" >' in page
+
+
+# --- the signed-out layout shell (app.portal.layout) ------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "ko", "zh-Hans"])
+def test_signed_out_layout_shell_gives_the_bytes_of_a_render(
+    app, client, make_tender, monkeypatch, lang
+):
+    from app.core.cache import GENERATION_KEY
+    from app.portal import layout
+
+    make_tender(title="Shell & <layout>")
+    addresses = [
+        "/tenders/",
+        "/tenders/?q=%3Cb%3E%27x%22",
+        "/tenders/?q=a%26b+c&category=works",
+        "/tenders/?from=2000-01-01&to=2100-01-09",
+        "/tenders/?page=2",
+    ]
+    app.extensions.pop("fairbid_portal_shells", None)
+
+    def pages() -> list[str]:
+        found = []
+        for address in addresses:
+            redis_client.client.incr(GENERATION_KEY)  # a miss: the layout is made
+            flask_babel.refresh()
+            response = client.get(address, headers={"Accept-Language": lang})
+            assert response.headers["X-Portal-Cache"] == "miss"
+            found.append(SERVER_TIME.sub("", html(response)))
+        return found
+
+    shelled = pages()
+    assert len(app.extensions["fairbid_portal_shells"]) == 1  # one language, one shell
+    assert "fairbid-address-mark" not in "".join(shelled) and "fairbid:list" not in shelled[0]
+    monkeypatch.setattr(layout, "marked_page", lambda *args: None)
+    rendered = pages()
+    assert shelled == rendered
+    assert "next=/tenders/?q%3D%253Cb%253E%2527x%2522" in rendered[1]
+
+
+def test_layout_shell_refuses_to_depend_on_the_rest_of_the_request():
+    from app.portal.layout import ADDRESS_MARK, _MarkedRequest
+
+    stand_in = _MarkedRequest()
+    assert stand_in.full_path == ADDRESS_MARK
+    with pytest.raises(LookupError):
+        _ = stand_in.path
