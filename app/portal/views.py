@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -121,10 +121,7 @@ def tenders() -> Response:
             abort_with(400, error.message)
         # The labels translated once for the page, not at each row (a missed page's CPU
         # went there: issue 18, bench/README.md); the rows from the row cache.
-        labels = {
-            "CATEGORIES": {value: str(label) for value, label in CATEGORIES.items()},
-            "STATUS_LABELS": {value: str(label) for value, label in STATUS_LABELS.items()},
-        }
+        labels = _labels()
         fragment = render_template(
             "portal/_tender_list.html",
             query=query,
@@ -161,6 +158,24 @@ def tenders() -> Response:
     # For operators and the benchmark: whether Redis served the fragment.
     response.headers["X-Portal-Cache"] = "miss" if cached is None else "hit"
     return response
+
+
+_LABELS: dict[tuple, dict[str, dict[str, str]]] = {}
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    """The category and status labels translated, once per language and catalogue (the
+    catalogue object is part of the key: the same translations give the same labels)."""
+    key = (str(get_locale()), get_translations())
+    labels = _LABELS.get(key)
+    if labels is None:
+        if len(_LABELS) > 32:
+            _LABELS.clear()
+        labels = _LABELS[key] = {
+            "CATEGORIES": {value: str(label) for value, label in CATEGORIES.items()},
+            "STATUS_LABELS": {value: str(label) for value, label in STATUS_LABELS.items()},
+        }
+    return labels
 
 
 ROW_TEMPLATE = "portal/_tender_row.html"
