@@ -11,11 +11,13 @@ ADDRESS_MARK; a request puts its own address back into the language links, encod
 `url_for` encodes it and escaped as the template escapes it, and its list in between: the
 bytes `render_marked` gives for that request (tests/app/test_portal.py compares them).
 The template sees a stand-in request with nothing but the address: reading anything else
-of the request raises, so the layout cannot come to depend on something the key misses.
+of the request raises, so the layout cannot come to depend on something the key misses
+(the layout is then rendered per request, and the test that checks a shell is made fails).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from flask import current_app, request, url_for
@@ -24,6 +26,7 @@ from markupsafe import Markup, escape
 
 from app.core import page_cache
 
+log = logging.getLogger(__name__)
 TEMPLATE = "portal/tenders.html"
 FRAGMENT_MARK = "<!--fairbid:list-->"
 # Letters and hyphens only: `url_for` writes it into the links' query as it is.
@@ -80,13 +83,19 @@ def marked_page(fragment: str, redis_ok: bool, context: dict) -> str | None:
 
 
 def _render_shell(redis_ok: bool, context: dict) -> Shell | None:
-    page = page_cache.render_marked(
-        TEMPLATE,
-        fragment=Markup(FRAGMENT_MARK),  # noqa: S704 (a constant)
-        request=_MarkedRequest(),
-        redis_ok=redis_ok,
-        **context,
-    )
+    try:
+        page = page_cache.render_marked(
+            TEMPLATE,
+            fragment=Markup(FRAGMENT_MARK),  # noqa: S704 (a constant)
+            request=_MarkedRequest(),
+            redis_ok=redis_ok,
+            **context,
+        )
+    except LookupError:
+        # The layout reads more of the request than the address: rendered every time
+        # (tests/app/test_portal.py fails, so this is found before it costs anything).
+        log.warning("The list's layout reads the request beyond its address: not shelled")
+        return None
     link = url_for(LINK_ENDPOINT, code="en", next=ADDRESS_MARK)
     if page is None or page.count(FRAGMENT_MARK) != 1 or not link.endswith(ADDRESS_MARK):
         return None

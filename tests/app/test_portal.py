@@ -842,7 +842,8 @@ def test_signed_out_layout_shell_gives_the_bytes_of_a_render(
         return found
 
     shelled = pages()
-    assert len(app.extensions["fairbid_portal_shells"]) == 1  # one language, one shell
+    shells = list(app.extensions["fairbid_portal_shells"].values())
+    assert len(shells) == 1 and shells[0] is not None  # one language, one shell, made
     assert "fairbid-address-mark" not in "".join(shelled) and "fairbid:list" not in shelled[0]
     monkeypatch.setattr(layout, "marked_page", lambda *args: None)
     rendered = pages()
@@ -857,3 +858,22 @@ def test_layout_shell_refuses_to_depend_on_the_rest_of_the_request():
     assert stand_in.full_path == ADDRESS_MARK
     with pytest.raises(LookupError):
         _ = stand_in.path
+
+
+def test_a_layout_reading_more_of_the_request_is_rendered_not_shelled(
+    app, client, make_tender, monkeypatch
+):
+    from app.portal import layout
+
+    class Stricter(layout._MarkedRequest):
+        @property
+        def full_path(self):
+            raise LookupError("as if the layout read request.path")
+
+    make_tender(title="Never shelled")
+    app.extensions.pop("fairbid_portal_shells", None)
+    monkeypatch.setattr(layout, "_MarkedRequest", Stricter)
+    response = client.get("/tenders/?q=never")
+    assert response.status_code == 200 and response.headers["X-Portal-Cache"] == "miss"
+    assert "Never shelled" in html(response) and "next=/tenders/?q%3Dnever" in html(response)
+    assert list(app.extensions["fairbid_portal_shells"].values()) == [None]
