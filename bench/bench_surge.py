@@ -1,25 +1,42 @@
-"""Benchmark (not a test): the deadline surge. Many bidders upload their envelopes at once.
+"""Benchmark (not a test): the deadline surge. Many bidders sign in and upload at once.
 
-What runs, all on loopback, with the same gunicorn settings for both servers (the README's
-production settings, gevent × 2; ``--settings gthread`` for 4 × 8 threads):
-- the Fairbid app, receiving envelopes at ``POST /api/v1/tenders/<id>/bids`` (streamed to
-  the blob store with fsync, checked without a key, receipted, audited after the commit),
-  on PostgreSQL when one answers at ``--database-url`` (a schema of its own, dropped at the
-  end), else on a SQLite file; Redis is the in-process stand-in (the submission path never
-  needs Redis);
-- a bare WSGI sink that only writes each request body to a file (and fsyncs it, as the
-  blob store does) and answers 201.
+Two modes, each comparing the Fairbid app with a bare WSGI sink run with the same gunicorn
+settings (the README's production settings, gevent × 2; ``--settings gthread`` for 4 × 8
+threads) and sent the same requests with the same start pattern, the sink first:
 
-``--uploads`` bidders (default 200), each of its own company registered for one tender
-beforehand with its own API token, each with its own ``--size`` MB envelope sealed once
-with the library before the clock starts (an envelope names its bidder, so one cannot be
-reused), all start uploading at the same instant: one thread per bidder, one connection
-each. Printed per target: accepted count (must equal sent), p50 / p99 latency, throughput,
-and the ratios; then the number of Bid rows and of bid.received audit events.
+**sessions** (the default; issue 18's load report). The app runs with
+``FAIRBID_ENV=production`` (secure cookies, HTTPS forced, receipt and signing keys from
+files) behind one proxy (``FAIRBID_PROXY_COUNT=1``: each bidder has its own address in
+X-Forwarded-For, as nginx would send it), on PostgreSQL (a schema of its own in
+``--database-url``, dropped at the end) and a real Redis database (``--redis-url``, flushed
+before and after: rate limits, the portal cache, RQ). ``--sessions`` bidders (300), each of
+its own company registered for the tender, each with its own ``--size`` MB envelope sealed
+with the library before the clock starts, start at random times (``--seed``) spread over
+``--window`` seconds (120; 0 = all at once), one thread and one keep-alive connection each,
+and do what the browser does: GET the sign-in form, POST it with its CSRF token and the
+session cookie (bidders have no TOTP), follow the redirect to the start page; GET the bid
+page; upload the envelope as app/static/js/upload.js does (POST the size to the form's
+``data-start-url``, PUT 1 MiB chunks with Content-Range and the page's CSRF token in
+X-CSRFToken, resuming after a 409 and retrying a 5xx or a network error up to 8 times);
+GET the bid page again (the seal form reloads the list of bids). Meanwhile a separate
+process runs ``--portal-threads`` signed-out readers of ``/tenders/`` and the tender's
+public page against the app, the whole time (``--portal-before`` seconds alone before each
+surge). The bidders' password hash uses the production cost (argon2id, t=3, 64 MiB).
+Printed: accepted / sent, p50/p95/p99/max per step and per session, errors by type (HTTP
+status or exception class, counted; retried ones too), the CPU seconds of each server's
+processes, the ratios to the sink, the portal's req/s and p50/p99 before and during each
+surge, and the Bid rows and bid.received / auth.signed_in audit events stored.
 
-Also printed: the CPU seconds each server's processes used during its surge, per upload.
+**tokens** (``--uploads N`` or ``--mode tokens``; unchanged, used for A/B of app changes):
+``--uploads`` bidders (200) with API tokens all start one ``POST /api/v1/tenders/<id>/bids``
+of their envelope at the same instant; the app in development configuration with the
+in-process Redis stand-in, on PostgreSQL if it answers (else a SQLite file). Printed per
+target: accepted count (must equal sent), p50 / p99 latency, throughput, the ratios, the CPU
+seconds per upload, and the number of Bid rows and of bid.received audit events.
 
-    python bench/bench_surge.py [--uploads 200] [--size 5] [--database-url postgresql://...]
+    python bench/bench_surge.py [--sessions 300] [--size 5] [--window 120]
+        [--redis-url redis://127.0.0.1:6379/14] [--database-url postgresql://...]
+    python bench/bench_surge.py --uploads 300 [--size 5] [--database-url postgresql://...]
         [--settings production|gthread] [--profile DIR]
 """
 
@@ -1106,6 +1123,12 @@ def run_sessions(args) -> int:
     redis_client = redis.Redis.from_url(args.redis_url)
     redis_client.flushdb()  # the bench's own database: rate-limit counters of an earlier run
     gunicorn_settings = SETTINGS[args.settings] + COMMON_SETTINGS
+    profile: dict[str, dict] = {"app": {}, "sink": {}}
+    if args.profile:
+        for name in profile:
+            (Path(args.profile) / name).mkdir(parents=True, exist_ok=True)
+            profile[name] = {"BENCH_PROFILE_DIR": str(Path(args.profile) / name)}
+        gunicorn_settings += ["--config", str(HERE / "gunicorn_profile.py")]
     workdir = Path(tempfile.mkdtemp(prefix="fairbid-surge-"))
     schema = f"bench_surge_{os.getpid()}"
     servers: list[GunicornServer] = []
@@ -1136,15 +1159,19 @@ def run_sessions(args) -> int:
             "fairbid",
             "app:create_app()",
             REPO,
-            production_environment(instance, database_url, args.redis_url),
+            {**production_environment(instance, database_url, args.redis_url), **profile["app"]},
             workdir / "fairbid.log",
             gunicorn_settings,
         )
         servers.append(app_server)
         sink = GunicornServer(
-            "sink", "bench_surge:sink_app", HERE, {"BENCH_SINK_DIR": str(sink_dir)},
-            workdir / "sink.log", gunicorn_settings,
-        )  # fmt: skip
+            "sink",
+            "bench_surge:sink_app",
+            HERE,
+            {"BENCH_SINK_DIR": str(sink_dir), **profile["sink"]},
+            workdir / "sink.log",
+            gunicorn_settings,
+        )
         servers.append(sink)
         probe = Browser(0, "10.250.1.1")
 
@@ -1305,9 +1332,11 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         metavar="DIR",
-        help="tokens mode: cProfile every worker of both servers into DIR (gunicorn_profile.py)",
+        help="cProfile every worker of both servers into DIR/app and DIR/sink "
+        "(gunicorn_profile.py)",
     )
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when redirected to a file
     mode = args.mode or ("tokens" if args.uploads is not None else "sessions")
     if mode == "tokens":
         if args.uploads is None:
