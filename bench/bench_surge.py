@@ -1110,6 +1110,25 @@ def _print_surge(label: str, result: dict) -> None:
         print("    errors: none")
 
 
+def print_log_errors(log: str) -> None:
+    """The app log's failed requests (ids in paths as <id>) and the exceptions that ended
+    their tracebacks, counted."""
+    failed = collections.Counter(
+        re.sub(r"/[0-9a-f-]{36}|/\d+", "/<id>", match)
+        for match in re.findall(r"unhandled error on (\S+ \S+)", log)
+    )
+    raised = collections.Counter(
+        line.strip()[:200]
+        for line in log.splitlines()
+        if re.match(r"^[\w.]+(Error|Exception|Timeout)\w*: ", line.strip())
+    )
+    print(f"app log: {sum(failed.values())} unhandled errors")
+    for request, n in failed.most_common():
+        print(f"    {n:>5} × {request}")
+    for line, n in raised.most_common(8):
+        print(f"    {n:>5} × {line}")
+
+
 def run_sessions(args) -> int:
     if args.redis_url.rstrip("/").endswith("/0") or not re.search(r"/\d+$", args.redis_url):
         raise SystemExit("--redis-url must name a Redis database other than 0 (CI's), e.g. /14")
@@ -1268,13 +1287,14 @@ def run_sessions(args) -> int:
         print(f"accepted == sent == stored == audited: {'OK' if same else 'MISMATCH'}")
         if not same or app_result["errors"]:
             app_server.log.flush()
-            lines = app_server.log_path.read_text(errors="replace").splitlines()
-            errors = [line for line in lines if "Error" in line or "error" in line]
-            print(f"app log: {len(errors)} error lines; distinct ones:")
-            for line in sorted(set(errors))[:12]:
-                print(f"    {line[:300]}")
+            print_log_errors(app_server.log_path.read_text(errors="replace"))
         status = 0 if same else 1
     finally:
+        if args.log_dir:
+            Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+            for server in servers:
+                server.log.flush()
+                shutil.copy(server.log_path, Path(args.log_dir) / server.log_path.name)
         if portal is not None and portal.is_alive():
             portal.terminate()
             portal.join()
@@ -1329,6 +1349,9 @@ def main() -> int:
         "if it does not answer",
     )
     parser.add_argument("--settings", choices=sorted(SETTINGS), default="production")
+    parser.add_argument(
+        "--log-dir", metavar="DIR", help="sessions mode: keep both servers' logs in DIR"
+    )
     parser.add_argument(
         "--profile",
         metavar="DIR",
