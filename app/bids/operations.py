@@ -65,7 +65,7 @@ from typing import BinaryIO
 
 from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, cast, exists, select
+from sqlalchemy import String, cast, exists, func, select
 from werkzeug.exceptions import ClientDisconnected
 
 from app.accounts.models import User
@@ -358,6 +358,27 @@ def _inspect(
     return header
 
 
+def _lock_registration(tender: Tender, company: Company) -> int | None:
+    """Lock the company's registration row for the tender; on PostgreSQL also take the new
+    bid's id from its sequence in the same statement (under the lock, so ids still follow
+    the order of acceptance), so that the bid and its receipt are written by one INSERT.
+    None: no sequence to ask (SQLite), the INSERT assigns the id."""
+    lock = (
+        select(TenderRegistration.id)
+        .where(
+            TenderRegistration.tender_id == tender.id,
+            TenderRegistration.company_id == company.id,
+        )
+        .with_for_update()
+    )
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(lock)
+        return None
+    sequence = func.nextval(func.pg_get_serial_sequence(Bid.__tablename__, "id"))
+    row = db.session.execute(lock.add_columns(sequence.label("bid_id"))).first()
+    return None if row is None else row.bid_id
+
+
 def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot | None:
     """The lot an envelope is for (its header's `lot`): None in a tender of one lot; in a
     tender divided into lots, a lot of the tender that the company registered for."""
@@ -487,14 +508,7 @@ def _accept_stored(
         raise
     # Only this company's own registration row is locked: its submissions queue up, other
     # companies' never wait (SQLite ignores FOR UPDATE and serialises writers anyway).
-    db.session.execute(
-        select(TenderRegistration.id)
-        .where(
-            TenderRegistration.tender_id == tender.id,
-            TenderRegistration.company_id == company.id,
-        )
-        .with_for_update()
-    )
+    sequence = _lock_registration(tender, company)
     # Again under the lock: `seal_bids` locks every registration of the tender before it
     # reads the bids, so an envelope is either in the sealing record or refused here.
     now = utcnow()
@@ -515,6 +529,7 @@ def _accept_stored(
         )
     )
     bid = Bid(
+        id=sequence,
         tender_id=tender.id,
         company_id=company.id,
         lot_id=None if lot is None else lot.id,
@@ -531,7 +546,9 @@ def _accept_stored(
         agent_hmac=keyed_hash("agent", user_agent),
     )
     db.session.add(bid)
-    db.session.flush()  # the id, from the database sequence, is the receipt's sequence
+    if sequence is None:
+        db.session.flush()  # no sequence to ask (SQLite): the id comes with the INSERT
+    # The bid's id is the receipt's sequence.
     receipt = make_receipt(
         envelope_tender_id(tender),
         bidder_id(company),
@@ -544,7 +561,7 @@ def _accept_stored(
     bid.receipt = dump_document(sign_receipt(receipt, platform_signing_key())).decode("ascii")
     for old in previous:
         old.status = BidStatus.SUPERSEDED
-    db.session.flush()
+    db.session.flush()  # with a sequence: one INSERT, receipt included
     # After the commit *and* the connection's release: the follow-up transaction takes a
     # connection of its own, and a request must never hold one while waiting for another.
     event = _received_event(
