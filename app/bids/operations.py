@@ -56,6 +56,7 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -111,6 +112,7 @@ SEALING_RECORD_KIND = "sealing_record"
 # One PUT of a resumable upload carries at most this much (the page sends 1 MiB).
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
 _COPY_BLOCK = 1024 * 1024
+_LOCK_POLL_SECONDS = 0.02  # a racing chunk of the same session: look again this often
 _SESSION_PREFIX = "upload-session-"  # "upload-": BlobStore.remove_stale_temp_files collects it
 _CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,15})-([0-9]{1,15})/([0-9]{1,15})$")
 
@@ -983,9 +985,13 @@ def append_chunk(
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         raise _gone() from None
+    # No database connection is held while the chunk's bytes arrive (as for a whole
+    # envelope): at a deadline hundreds of chunks are in flight and the pool has 15. The
+    # last chunk's acceptance reads again what must be current.
+    release_connection()
     with open(fd, "r+b", buffering=0) as handle:
         # One writer per session: a retried chunk racing its original waits here.
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _lock_session_file(handle.fileno())
         offset = os.fstat(handle.fileno()).st_size
         if first != offset:
             raise OffsetMismatch(offset)
@@ -1002,6 +1008,18 @@ def append_chunk(
     db.session.flush()
     after_commit(db.session(), partial(_remove_file, path))
     return UploadProgress(total, total, bid)
+
+
+def _lock_session_file(fd: int) -> None:
+    """Take the upload session file's exclusive lock, waiting for a racing writer without
+    blocking the process: under the gevent workers a blocking `flock` would stop every
+    request of the worker, including the writer holding the lock (it could never finish)."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(_LOCK_POLL_SECONDS)  # cooperative under gevent (patched sleep)
 
 
 def _write_chunk(handle, offset: int, length: int, stream: BinaryIO) -> None:

@@ -986,3 +986,44 @@ def test_the_bid_and_its_receipt_are_written_together(app, tender, bidder, tende
     receipt = json.loads(db.session.get(Bid, second.id).receipt)
     assert receipt["receipt"]["sequence"] == second.id > first.id
     assert second.supersedes_id == first.id
+
+
+def test_no_connection_is_held_while_a_chunk_streams(tender, bidder, tender_private_key):
+    data = lib_seal(tender_private_key.public_key(), tid(tender), uscc(bidder))
+    upload = operations.start_upload(bidder, tender, len(data))
+    db.session.commit()
+    stream = _WatchedStream(data)
+    progress = operations.append_chunk(
+        bidder, upload, f"bytes 0-{len(data) - 1}/{len(data)}", stream
+    )
+    assert stream.in_transaction_at_first_read is False
+    db.session.commit()
+    assert progress.bid is not None
+    assert db.session.get(Bid, progress.bid.id).status == BidStatus.SUBMITTED
+    assert db.session.get(UploadSession, upload.id).completed_bid_id == progress.bid.id
+    assert count(AuditEvent, AuditEvent.action == operations.RECEIVED) == 1
+    assert verify_chain() is None
+
+
+def test_a_racing_chunk_waits_for_the_session_file_lock_without_blocking(tmp_path, monkeypatch):
+    # Under gevent a blocking flock would stop the whole worker, the lock's holder with it:
+    # the waiter must poll and sleep (a cooperative sleep there) until the holder lets go.
+    import fcntl
+    import threading
+
+    path = tmp_path / "upload-session.part"
+    path.write_bytes(b"")
+    naps = []
+    with open(path, "rb") as holder, open(path, "rb") as racer:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        safety = threading.Timer(5, fcntl.flock, (holder.fileno(), fcntl.LOCK_UN))
+        safety.start()  # a blocking waiter still ends (and the test fails below)
+
+        def nap(seconds):
+            naps.append(seconds)
+            fcntl.flock(holder.fileno(), fcntl.LOCK_UN)  # the racing writer finishes
+
+        monkeypatch.setattr(operations.time, "sleep", nap)
+        operations._lock_session_file(racer.fileno())
+        safety.cancel()
+    assert naps, "the waiter blocked in flock instead of yielding"
