@@ -103,7 +103,7 @@ def fill(marked: str) -> str:
 
 # Set by the view on the request's environ when it answered with a stored whole page.
 SERVED = "fairbid.whole_page"
-_SIGNATURES = 2048  # remembered request signatures per process (then forgotten, relearnt)
+_SIGNATURES = 1024  # remembered request signatures per process (then forgotten, relearnt)
 
 
 def note_whole_page_served(key: str, locale: str) -> None:
@@ -141,12 +141,20 @@ class SignedOutPages:
         answer = self.answers.get(signature)
         if answer is not None:
             try:
-                served = self._serve(answer, environ, start_response)
+                body = self._page(answer)
             except Exception:  # never an error page from here: Flask answers instead
                 log.debug("signed-out page layer: falling through", exc_info=True)
-                served = None
-            if served is not None:
-                return served
+                body = None
+            if body is not None:
+                length = str(len(body))
+                start_response(
+                    answer.status,
+                    [
+                        (name, length if name == "Content-Length" else text)
+                        for name, text in answer.headers
+                    ],
+                )
+                return [] if signature[0] == "HEAD" else [body]
         return self._learn(signature, environ, start_response)
 
     def _signature(self, environ: WSGIEnvironment) -> tuple | None:
@@ -182,10 +190,8 @@ class SignedOutPages:
             environ.get("HTTP_ACCEPT_LANGUAGE"),
         )
 
-    def _serve(
-        self, answer: _Answer, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> Iterable[bytes] | None:
-        """The stored page with Flask's headers, or None (then Flask answers)."""
+    def _page(self, answer: _Answer) -> bytes | None:
+        """The stored page with the current server time, or None (then Flask answers)."""
         app = self.app
         if not redis_known_available(app):
             return None
@@ -202,13 +208,7 @@ class SignedOutPages:
             split = (generation, value, head.encode("utf-8"), tail.encode("utf-8"))
             self.split[answer.key] = split
         element = _server_time(utcnow(), answer.locale, app.config["BABEL_DEFAULT_TIMEZONE"])
-        body = b"".join((split[2], element.encode("utf-8"), split[3]))
-        length = str(len(body))
-        headers = [
-            (name, length if name == "Content-Length" else value) for name, value in answer.headers
-        ]
-        start_response(answer.status, headers)
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+        return b"".join((split[2], element.encode("utf-8"), split[3]))
 
     def _learn(
         self, signature: tuple, environ: WSGIEnvironment, start_response: StartResponse
