@@ -256,8 +256,18 @@ def main() -> None:
         action="store_true",
         help="stop if no Redis server answers (instead of the in-process stand-in)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile every worker of both servers into DIR/app and DIR/bare "
+        "(gunicorn_profile.py; profiling inflates every figure)",
+    )
     args = parser.parse_args()
     gunicorn_settings = SETTINGS[args.settings] + COMMON_SETTINGS
+    if args.profile:
+        for name in ("app", "bare"):
+            (Path(args.profile) / name).mkdir(parents=True, exist_ok=True)
+        gunicorn_settings += ["--config", str(HERE / "gunicorn_profile.py")]
 
     host, _, port = args.redis.partition(":")
     redis_url = (
@@ -281,6 +291,7 @@ def main() -> None:
                 "DATABASE_URL": f"sqlite:///{database}",
                 "REDIS_URL": redis_url,
                 "FAIRBID_INSTANCE_DIR": str(workdir),
+                **({"BENCH_PROFILE_DIR": str(Path(args.profile) / "app")} if args.profile else {}),
             },
             workdir / "portal.log",
             gunicorn_settings,
@@ -294,7 +305,10 @@ def main() -> None:
             "bare",
             "bench_portal:bare_app()",
             HERE,
-            {"BENCH_BARE_HTML": str(workdir / "page.html")},
+            {
+                "BENCH_BARE_HTML": str(workdir / "page.html"),
+                **({"BENCH_PROFILE_DIR": str(Path(args.profile) / "bare")} if args.profile else {}),
+            },
             workdir / "bare.log",
             gunicorn_settings,
         )
