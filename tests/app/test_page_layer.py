@@ -223,9 +223,7 @@ def test_redis_down_falls_through_to_flask(app, client, flask_runs, make_tender)
         for state in ({"checked": now, "ok": False}, {"checked": 0.0, "ok": True}):
             web._redis_state.update(state)
             response = client.get("/tenders/")
-            assert response.status_code == 200 and "Still listed" in response.get_data(
-                as_text=True
-            )
+            assert response.status_code == 200 and "Still listed" in response.get_data(as_text=True)
         assert len(flask_runs) == before + 3
     finally:
         app.extensions["fairbid_redis"] = original
