@@ -36,6 +36,11 @@ def create_app(config: type | None = None, **overrides) -> Flask:
     from app.core.urls import configure_public_url
 
     ensure_secret_key(app)
+    # Right around Flask, inside the trusted-host check and ProxyFix that
+    # configure_public_url puts around it: signed-out visitors' stored pages (issue 18).
+    from app.core.page_cache import install as install_page_layer
+
+    install_page_layer(app)
     configure_public_url(app)
     logging.basicConfig(level=logging.INFO)
     for noisy in ("alembic.runtime.plugins", "weasyprint", "fontTools"):

@@ -7,7 +7,11 @@ Sealed envelopes and uploaded attachments are stored once, under the SHA-256 of 
 
 A blob is streamed into a temporary file under ``<root>/tmp`` (the same filesystem, so the
 final rename is atomic), hashed while it is written, fsynced, renamed into place and its
-directory fsynced.  A blob path therefore only ever holds complete, durable content: a
+directory fsynced.  The 256 first-level directories are made once per process and root (one
+fsync of the root for all of them), so a blob costs the file's fsync, its directory's and,
+when its second-level directory is new, that directory's parent's.  Under gevent the fsyncs
+run in gevent's thread pool: the disk's wait no longer stops every other upload of the
+worker.  A blob path therefore only ever holds complete, durable content: a
 failed or oversized upload leaves nothing behind, and a crash of the whole process leaves at
 most a ``.part`` file that :meth:`BlobStore.remove_stale_temp_files` collects.
 
@@ -26,7 +30,9 @@ import hashlib
 import io
 import os
 import re
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +102,22 @@ class BlobStore:
         self.root = Path(root)
         self._temp_dir = self.root / _TEMP_DIR
 
+    def _prepare(self) -> None:
+        """Make the temporary directory and the 256 first-level directories, once per
+        process: an upload then creates at most its second-level directory."""
+        if self.root in _prepared:
+            return
+        with _prepared_lock:
+            if self.root in _prepared:
+                return
+            _make_dirs(self._temp_dir)
+            for prefix in range(256):
+                with contextlib.suppress(FileExistsError):
+                    (self.root / f"{prefix:02x}").mkdir()
+            # Always, even if another process made them: its fsync may not have run yet.
+            _fsync_dir(self.root)
+            _prepared.add(self.root)
+
     # --- writing -----------------------------------------------------------------------
 
     def put_stream(
@@ -111,7 +133,8 @@ class BlobStore:
             raise ValueError("max_size must not be negative")
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
-        _make_dirs(self._temp_dir)
+        self._prepare()
+        _make_dirs(self._temp_dir)  # a stat, unless something removed it since
         fd, temp_name = tempfile.mkstemp(
             dir=self._temp_dir, prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX
         )
@@ -133,7 +156,7 @@ class BlobStore:
                     hasher.update(chunk)
                     out.write(chunk)
                 out.flush()
-                os.fsync(out.fileno())
+                _fsync(out.fileno())
             return self._commit(temp, hasher.hexdigest(), size)
         except BaseException:
             # BaseException too: an interrupted upload (KeyboardInterrupt, worker timeout)
@@ -227,6 +250,10 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
         return None
 
 
+_prepared: set[Path] = set()  # roots whose first-level directories exist and are durable
+_prepared_lock = threading.Lock()
+
+
 def _make_dirs(directory: Path) -> None:
     """``mkdir -p`` that fsyncs the parent of every directory it creates, so that a blob's
     path survives a power loss together with the blob."""
@@ -236,16 +263,32 @@ def _make_dirs(directory: Path) -> None:
         missing.append(current)
         current = current.parent
     for path in reversed(missing):
-        try:
+        # Created concurrently by another upload, it may not be durable yet: fsync anyway.
+        with contextlib.suppress(FileExistsError):
             path.mkdir()
-        except FileExistsError:
-            continue  # created concurrently by another upload
         _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
+        _fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync(fd: int) -> None:
+    """`os.fsync`, in gevent's thread pool when gevent has patched this process (a gevent
+    worker): the wait for the disk then blocks this upload only, not every greenlet of the
+    worker. Returns once the data is on disk, as `os.fsync` does."""
+    if _gevent_patched():
+        import gevent
+
+        gevent.get_hub().threadpool.apply(os.fsync, (fd,))
+    else:
+        os.fsync(fd)
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_module_patched("threading")

@@ -38,6 +38,17 @@ def redis_available() -> bool:
     return _redis_state["ok"]
 
 
+def redis_known_available(app: Flask) -> bool:
+    """What `redis_available` would answer without a round trip, or False when it would
+    have to ask (its last check is too old): for callers outside a request (the signed-out
+    page layer, app.core.page_cache), which then leave the question to the app."""
+    breaker = app.extensions.get("fairbid_redis_breaker")
+    if breaker is not None and breaker.is_open():
+        return False
+    fresh = time.monotonic() - _redis_state["checked"] <= _REDIS_CHECK_SECONDS
+    return fresh and _redis_state["ok"]
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     try:

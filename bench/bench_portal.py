@@ -11,12 +11,17 @@ What runs, all on loopback:
 
 Each target gets a warm-up, then ``--requests`` GETs (in ``--rounds`` interleaved slices)
 from ``--concurrency`` client threads (http.client, one connection per request: gunicorn's
-sync workers close it anyway). Printed:
-requests/s, p50 and p99 latency, and the ratios. A third line measures the list with the
-cache missed on purpose (a different date range per request, the same 20 rows), to show
-what the cache buys, and a fourth the app's own per-request floor (/healthz).
+sync workers close it anyway). Printed: requests/s, p50 and p99 latency, the CPU the
+server's processes used per request (from /proc, master and workers, over the target's
+rounds), and the ratios. A third line measures the list with the cache missed on purpose (a
+different date range per request, the same 20 rows), to show what the cache buys, and a
+fourth the app's own per-request floor (/healthz).
 
     python bench/bench_portal.py [--tenders 200] [--requests 2000] [--concurrency 16] [--rounds 4]
+        [--settings production|sync] [--redis 127.0.0.1:6379] [--redis-db 15]
+
+Both servers run the README's production settings by default (gevent, 2 workers); Redis is
+the real server when one answers (use a database of your own: ``--redis-db``).
 """
 
 from __future__ import annotations
@@ -36,22 +41,27 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from _servers import GunicornServer
+from bench_surge import cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-# The same gunicorn settings for both servers: only the application differs.
-GUNICORN_SETTINGS = [
-    "--workers",
-    "2",
-    "--worker-class",
-    "sync",
-    "--timeout",
-    "60",
-    "--backlog",
-    "2048",
-    "--log-level",
-    "warning",
-]
+# The same gunicorn settings for both servers: only the application differs. "production":
+# the README's "Production stack" (as bench_surge.py); "sync": the 2 sync workers of the
+# figures before 2026-12-05 22:00.
+SETTINGS = {
+    "production": [
+        "--worker-class",
+        "gevent",
+        "--workers",
+        "2",
+        "--worker-connections",
+        "2000",
+        "--timeout",
+        "60",
+    ],
+    "sync": ["--workers", "2", "--worker-class", "sync", "--timeout", "60"],
+}
+COMMON_SETTINGS = ["--backlog", "2048", "--log-level", "warning"]
 
 
 def bare_app():
@@ -219,6 +229,7 @@ def merge(results: list[dict]) -> dict:
             cache[state] = cache.get(state, 0) + count
     wall = sum(result["wall"] for result in results)
     return {
+        "cpu": sum(result.get("cpu", 0.0) for result in results),
         "requests": len(latencies),
         "wall": wall,
         "rps": len(latencies) / wall,
@@ -239,7 +250,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per target")
     parser.add_argument("--redis", default="127.0.0.1:6379", help="host:port to try")
     parser.add_argument("--redis-db", type=int, default=15)
+    parser.add_argument("--settings", choices=sorted(SETTINGS), default="production")
+    parser.add_argument(
+        "--require-redis",
+        action="store_true",
+        help="stop if no Redis server answers (instead of the in-process stand-in)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile every worker of both servers into DIR/app and DIR/bare "
+        "(gunicorn_profile.py; profiling inflates every figure)",
+    )
     args = parser.parse_args()
+    gunicorn_settings = SETTINGS[args.settings] + COMMON_SETTINGS
+    if args.profile:
+        for name in ("app", "bare"):
+            (Path(args.profile) / name).mkdir(parents=True, exist_ok=True)
+        gunicorn_settings += ["--config", str(HERE / "gunicorn_profile.py")]
 
     host, _, port = args.redis.partition(":")
     redis_url = (
@@ -247,6 +275,8 @@ def main() -> None:
         if redis_reachable(host, int(port or 6379))
         else ""
     )
+    if args.require_redis and not redis_url:
+        parser.error(f"no Redis server answers at {args.redis}")
     workdir = Path(tempfile.mkdtemp(prefix="fairbid-bench-"))
     servers: list[GunicornServer] = []
     try:
@@ -261,9 +291,10 @@ def main() -> None:
                 "DATABASE_URL": f"sqlite:///{database}",
                 "REDIS_URL": redis_url,
                 "FAIRBID_INSTANCE_DIR": str(workdir),
+                **({"BENCH_PROFILE_DIR": str(Path(args.profile) / "app")} if args.profile else {}),
             },
             workdir / "portal.log",
-            GUNICORN_SETTINGS,
+            gunicorn_settings,
         )
         servers.append(portal)
         portal.wait_ready(lambda port: get(port, "/tenders/")[0] == 200, "/tenders/")
@@ -274,15 +305,19 @@ def main() -> None:
             "bare",
             "bench_portal:bare_app()",
             HERE,
-            {"BENCH_BARE_HTML": str(workdir / "page.html")},
+            {
+                "BENCH_BARE_HTML": str(workdir / "page.html"),
+                **({"BENCH_PROFILE_DIR": str(Path(args.profile) / "bare")} if args.profile else {}),
+            },
             workdir / "bare.log",
-            GUNICORN_SETTINGS,
+            gunicorn_settings,
         )
         servers.append(bare)
         bare.wait_ready(lambda port: get(port, "/page")[0] == 200, "/page")
 
         print(
-            f"gunicorn {' '.join(GUNICORN_SETTINGS[:4])}; {args.tenders} published tenders "
+            f"gunicorn {' '.join(SETTINGS[args.settings])} ({args.settings}); "
+            f"{args.tenders} published tenders "
             f"in SQLite; Redis: {redis_url or 'fakeredis (in-process, one cache per worker)'}"
         )
         print(
@@ -312,7 +347,11 @@ def main() -> None:
         for round_number in range(args.rounds):
             for name, (port, paths) in targets.items():
                 share = paths[round_number :: args.rounds]
-                parts[name].append(load(port, share, args.concurrency))
+                server = bare if name == "bare" else portal
+                before = cpu_seconds(server)
+                result = load(port, share, args.concurrency)
+                result["cpu"] = cpu_seconds(server) - before
+                parts[name].append(result)
         bare_result, cached, uncached, floor = (merge(parts[name]) for name in targets)
 
         rows = [
@@ -321,12 +360,16 @@ def main() -> None:
             ("/tenders/ (cache missed)", uncached),
             ("/healthz (app floor)", floor),
         ]
-        print(f"{'target':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}  statuses / cache")
+        print(
+            f"{'target':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU µs/req':>12}"
+            "  statuses / cache"
+        )
         for label, result in rows:
             extra = f"{result['statuses']} {result['cache'] or ''}".strip()
+            cpu = result["cpu"] / result["requests"] * 1e6
             print(
                 f"{label:<28}{result['rps']:>10.0f}{result['p50'] * 1000:>10.1f}"
-                f"{result['p99'] * 1000:>10.1f}  {extra}"
+                f"{result['p99'] * 1000:>10.1f}{cpu:>12.0f}  {extra}"
             )
         print(f"ratio cached / bare (req/s):   {cached['rps'] / bare_result['rps']:.2f}")
         print(f"ratio uncached / bare (req/s): {uncached['rps'] / bare_result['rps']:.2f}")

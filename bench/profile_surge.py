@@ -8,6 +8,11 @@ shows the cost of one upload, not the waits under concurrency (bench_surge.py me
 those).
 
     python bench/profile_surge.py --database-url postgresql://... [--uploads 30] [--profile]
+        [--input server|bytesio]
+
+``--input server`` (the default) gives the body as gunicorn's body reader does: an object
+with ``read`` only, each call returning new bytes (werkzeug then takes its copying path);
+``bytesio`` gives an ``io.BytesIO``, whose ``readinto`` werkzeug uses.
 """
 
 from __future__ import annotations
@@ -30,6 +35,16 @@ from bench_surge import seed  # noqa: E402
 REPO = HERE.parent
 
 
+class ServerInput:
+    """A request body as gunicorn's reader gives it: ``read`` only, new bytes each call."""
+
+    def __init__(self, body: io.BytesIO) -> None:
+        self._body = body
+
+    def read(self, size: int = -1) -> bytes:
+        return self._body.read(size)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=30)
@@ -38,6 +53,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sql", action="store_true", help="print the SQL of the 2nd upload")
+    parser.add_argument("--input", choices=("server", "bytesio"), default="server")
     args = parser.parse_args()
 
     import psycopg
@@ -80,7 +96,8 @@ def main() -> None:
                 },
                 environ_base={"REMOTE_ADDR": "127.0.0.1"},
             ).get_environ()
-            environ["wsgi.input"] = io.BytesIO(bodies[index])
+            body = io.BytesIO(bodies[index])
+            environ["wsgi.input"] = body if args.input == "bytesio" else ServerInput(body)
             environ["CONTENT_LENGTH"] = str(len(bodies[index]))
             result = app(environ, start_response)
             body = b"".join(result)

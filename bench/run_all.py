@@ -4,11 +4,13 @@ Before each one prints the machine (cores, memory), the UTC date, the load avera
 exact command, so that its figures can go into bench/README.md as they are; each benchmark
 prints its own figures and the ratio to its baseline measured in the same run.
 
-    python bench/run_all.py [--only envelope,opening] [--skip surge,watchers]
+    python bench/run_all.py [--only envelope,opening] [--skip surge,surge-tokens,watchers]
                             [--database-url postgresql://postgres@127.0.0.1:5432/fairbid_bench]
 
-The surge and watcher benchmarks need PostgreSQL and Redis: they use the database given
-(create it once: `createdb -h 127.0.0.1 -U postgres fairbid_bench`) and Redis db 14.
+The surge (bidder sessions) and watcher benchmarks need PostgreSQL and Redis: they use the
+database given (create it once: `createdb -h 127.0.0.1 -U postgres fairbid_bench`) and Redis
+db 14 (flushed by the surge benchmark); surge-tokens (API-token uploads all at once) needs
+the database only.
 """
 
 from __future__ import annotations
@@ -35,7 +37,28 @@ def benchmarks(database_url: str) -> list[tuple[str, list[str]]]:
         ("scoring", ["bench_scoring.py", "--repeat", "3"]),
         ("record", ["bench_record.py", "--repeat", "2"]),
         ("lots", ["bench_lots.py", "--repeat", "2"]),
-        ("surge", ["bench_surge.py", "--uploads", "100", "--database-url", database_url]),
+        (
+            "surge",
+            [
+                "bench_surge.py",
+                "--sessions",
+                "60",
+                "--size",
+                "2",
+                "--window",
+                "20",
+                "--portal-before",
+                "5",
+                "--database-url",
+                database_url,
+                "--redis-url",
+                "redis://127.0.0.1:6379/14",
+            ],
+        ),
+        (
+            "surge-tokens",
+            ["bench_surge.py", "--uploads", "100", "--database-url", database_url],
+        ),
         (
             "watchers",
             [

@@ -22,6 +22,7 @@ from app.api.roles import BIDDERS
 from app.api.schemas import error_responses
 from app.bids import operations
 from app.bids.access import own_bid, own_upload
+from app.bids.body import request_body
 from app.bids.models import Bid, UploadSession
 from app.bids.receipts import platform_public_key_pem
 from app.bids.responses import (
@@ -117,7 +118,7 @@ def submit_bid(tender_id: int, query: dict) -> tuple[dict, int]:
     if (request.content_length or 0) > limit:
         raise operations.too_large(limit)
     bid = operations.submit_envelope(
-        auth.current_user, tender, request.stream, lot=query["lot"], **client_info()
+        auth.current_user, tender, request_body(), lot=query["lot"], **client_info()
     )
     data = operations.bid_data(bid)
     return {"bid": data, "receipt": data["receipt"]}, 201

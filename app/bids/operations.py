@@ -56,6 +56,7 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,7 +66,7 @@ from typing import BinaryIO
 
 from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, cast, exists, select
+from sqlalchemy import String, cast, exists, func, select
 from werkzeug.exceptions import ClientDisconnected
 
 from app.accounts.models import User
@@ -111,6 +112,7 @@ SEALING_RECORD_KIND = "sealing_record"
 # One PUT of a resumable upload carries at most this much (the page sends 1 MiB).
 MAX_CHUNK_SIZE = 16 * 1024 * 1024
 _COPY_BLOCK = 1024 * 1024
+_LOCK_POLL_SECONDS = 0.02  # a racing chunk of the same session: look again this often
 _SESSION_PREFIX = "upload-session-"  # "upload-": BlobStore.remove_stale_temp_files collects it
 _CONTENT_RANGE = re.compile(r"^bytes ([0-9]{1,15})-([0-9]{1,15})/([0-9]{1,15})$")
 
@@ -358,6 +360,27 @@ def _inspect(
     return header
 
 
+def _lock_registration(tender: Tender, company: Company) -> int | None:
+    """Lock the company's registration row for the tender; on PostgreSQL also take the new
+    bid's id from its sequence in the same statement (under the lock, so ids still follow
+    the order of acceptance), so that the bid and its receipt are written by one INSERT.
+    None: no sequence to ask (SQLite), the INSERT assigns the id."""
+    lock = (
+        select(TenderRegistration.id)
+        .where(
+            TenderRegistration.tender_id == tender.id,
+            TenderRegistration.company_id == company.id,
+        )
+        .with_for_update()
+    )
+    if db.session.get_bind().dialect.name != "postgresql":
+        db.session.execute(lock)
+        return None
+    sequence = func.nextval(func.pg_get_serial_sequence(Bid.__tablename__, "id"))
+    row = db.session.execute(lock.add_columns(sequence.label("bid_id"))).first()
+    return None if row is None else row.bid_id
+
+
 def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot | None:
     """The lot an envelope is for (its header's `lot`): None in a tender of one lot; in a
     tender divided into lots, a lot of the tender that the company registered for."""
@@ -487,14 +510,7 @@ def _accept_stored(
         raise
     # Only this company's own registration row is locked: its submissions queue up, other
     # companies' never wait (SQLite ignores FOR UPDATE and serialises writers anyway).
-    db.session.execute(
-        select(TenderRegistration.id)
-        .where(
-            TenderRegistration.tender_id == tender.id,
-            TenderRegistration.company_id == company.id,
-        )
-        .with_for_update()
-    )
+    sequence = _lock_registration(tender, company)
     # Again under the lock: `seal_bids` locks every registration of the tender before it
     # reads the bids, so an envelope is either in the sealing record or refused here.
     now = utcnow()
@@ -515,6 +531,7 @@ def _accept_stored(
         )
     )
     bid = Bid(
+        id=sequence,
         tender_id=tender.id,
         company_id=company.id,
         lot_id=None if lot is None else lot.id,
@@ -531,7 +548,9 @@ def _accept_stored(
         agent_hmac=keyed_hash("agent", user_agent),
     )
     db.session.add(bid)
-    db.session.flush()  # the id, from the database sequence, is the receipt's sequence
+    if sequence is None:
+        db.session.flush()  # no sequence to ask (SQLite): the id comes with the INSERT
+    # The bid's id is the receipt's sequence.
     receipt = make_receipt(
         envelope_tender_id(tender),
         bidder_id(company),
@@ -544,7 +563,7 @@ def _accept_stored(
     bid.receipt = dump_document(sign_receipt(receipt, platform_signing_key())).decode("ascii")
     for old in previous:
         old.status = BidStatus.SUPERSEDED
-    db.session.flush()
+    db.session.flush()  # with a sequence: one INSERT, receipt included
     # After the commit *and* the connection's release: the follow-up transaction takes a
     # connection of its own, and a request must never hold one while waiting for another.
     event = _received_event(
@@ -966,9 +985,13 @@ def append_chunk(
         fd = os.open(path, os.O_RDWR)
     except FileNotFoundError:
         raise _gone() from None
+    # No database connection is held while the chunk's bytes arrive (as for a whole
+    # envelope): at a deadline hundreds of chunks are in flight and the pool has 15. The
+    # last chunk's acceptance reads again what must be current.
+    release_connection()
     with open(fd, "r+b", buffering=0) as handle:
         # One writer per session: a retried chunk racing its original waits here.
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _lock_session_file(handle.fileno())
         offset = os.fstat(handle.fileno()).st_size
         if first != offset:
             raise OffsetMismatch(offset)
@@ -985,6 +1008,18 @@ def append_chunk(
     db.session.flush()
     after_commit(db.session(), partial(_remove_file, path))
     return UploadProgress(total, total, bid)
+
+
+def _lock_session_file(fd: int) -> None:
+    """Take the upload session file's exclusive lock, waiting for a racing writer without
+    blocking the process: under the gevent workers a blocking `flock` would stop every
+    request of the worker, including the writer holding the lock (it could never finish)."""
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(_LOCK_POLL_SECONDS)  # cooperative under gevent (patched sleep)
 
 
 def _write_chunk(handle, offset: int, length: int, stream: BinaryIO) -> None:

@@ -48,7 +48,7 @@ from app.tender_templates.rendering import localized
 from app.tenders import participation
 from app.tenders.access import visible_tender
 from app.tenders.models import Tender
-from app.tenders.operations import template_document
+from app.tenders.operations import template_of
 from bidding.commercial import MAX_TEXT_LENGTH
 
 bp = Blueprint("bids", __name__, url_prefix="/bids")
@@ -91,7 +91,7 @@ def _seal_form_data(tender: Tender) -> dict:
     qualification documents (labels in the page's language), and the bundle's SRI value."""
     locale = str(get_locale() or "en")
     try:
-        document = template_document(tender.template_version)
+        document = template_of(tender)  # parsed once per template text
     except TemplateValidationError:  # published templates are valid; the CLI works anyway
         current_app.logger.warning("tender %s: template does not load", tender.id)
         document = {}

@@ -37,15 +37,24 @@ def get_many(*entries: tuple[str, ...]) -> list[tuple[str | None, Slot | None]]:
         generation, *values = redis_client.client.mget(GENERATION_KEY, *keys)
     except redis.RedisError:
         return [(None, None)] * len(entries)
-    current = generation.decode() if generation else "0"
-    found: list[tuple[str | None, Slot | None]] = []
-    for key, value in zip(keys, values, strict=True):
-        page = None
-        if value is not None:
-            stored, _, text = value.decode().partition("\n")
-            page = text if stored == current else None
-        found.append((page, Slot(key, current)))
-    return found
+    current = current_generation(generation)
+    return [
+        (current_value(current, value), Slot(key, current))
+        for key, value in zip(keys, values, strict=True)
+    ]
+
+
+def current_generation(generation: bytes | None) -> str:
+    """The generation as MGET read it (none yet: "0")."""
+    return generation.decode() if generation else "0"
+
+
+def current_value(current: str, value: bytes | None) -> str | None:
+    """A stored value (as MGET read it) if it was computed under the current generation."""
+    if value is None:
+        return None
+    stored, _, text = value.decode().partition("\n")
+    return text if stored == current else None
 
 
 def get_cached(parts: tuple[str, ...]) -> tuple[str | None, Slot | None]:

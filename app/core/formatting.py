@@ -59,10 +59,11 @@ def moment_text(moment: datetime | None, form: str = "medium", centre=None) -> s
     minutes), long/full/precise (seconds and the zone's offset)."""
     if moment is None:
         return ""
-    return _moment(moment, form, centre_timezone(centre), get_locale())
+    return format_moment(moment, form, centre_timezone(centre), get_locale())
 
 
-def _moment(moment: datetime, form: str, zone: ZoneInfo, locale) -> str:
+def format_moment(moment: datetime, form: str, zone: ZoneInfo, locale) -> str:
+    """`moment_text` with the zone and the (babel) locale given: no request or app context."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     text = format_datetime(moment, _pattern(locale, form), tzinfo=zone, locale=locale)
@@ -82,7 +83,7 @@ def centre_time_formatter(locale=None) -> Callable[..., str]:
             return ""
         name = getattr(centre, "timezone", None)
         zone = ZoneInfo(name) if name else default_zone  # ZoneInfo caches its instances
-        return _moment(moment, form, zone, locale)
+        return format_moment(moment, form, zone, locale)
 
     return format_centre_time
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_limiter import Limiter
 from flask_limiter.util import get_qualified_name
@@ -81,6 +81,10 @@ class LeanSessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+# app.extensions[NO_LIMIT_APPLIES](endpoint): see skip_limiter_where_no_limit_applies.
+NO_LIMIT_APPLIES = "fairbid_no_limit_applies"
+
+
 def skip_limiter_where_no_limit_applies(app: Flask, limiter: Limiter) -> None:
     """Replace the limiter's before-request hook by one that runs it unless no limit can
     apply to the request's endpoint (see the module's docstring)."""
@@ -88,17 +92,24 @@ def skip_limiter_where_no_limit_applies(app: Flask, limiter: Limiter) -> None:
     check = limiter._check_request_limit
     unlimited: dict[str, bool] = {}
 
+    def no_limit_applies(endpoint: str | None) -> bool:
+        """Whether no rate limit can apply to a request of `endpoint` (then the limiter's
+        pass finds none). Also asked by the signed-out page layer (app.core.page_cache)."""
+        if endpoint is None or _limits_configured(limiter):
+            return False
+        free = unlimited.get(endpoint)
+        if free is None:
+            view = app.view_functions.get(endpoint)
+            free = unlimited[endpoint] = view is not None and (
+                get_qualified_name(view) not in limiter._marked_for_limiting
+            )
+        return free and not limiter.limit_manager.has_hints(endpoint)
+
+    app.extensions[NO_LIMIT_APPLIES] = no_limit_applies
+
     def limiter_before_request() -> None:
-        endpoint = request.endpoint
-        if endpoint is not None and not _limits_configured(limiter):
-            free = unlimited.get(endpoint)
-            if free is None:
-                view = current_app.view_functions.get(endpoint)
-                free = unlimited[endpoint] = view is not None and (
-                    get_qualified_name(view) not in limiter._marked_for_limiting
-                )
-            if free and not limiter.limit_manager.has_hints(endpoint):
-                return None
+        if no_limit_applies(request.endpoint):
+            return None
         return check()
 
     for index, hook in enumerate(hooks):

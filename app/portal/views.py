@@ -109,6 +109,8 @@ def tenders() -> Response:
     else:
         (cached, key), (page, page_key) = cache.get_many(fragment_parts)[0], (None, None)
     if page is not None:
+        # The signed-out page layer answers the same requests from now on (page_cache).
+        page_cache.note_whole_page_served(page_key.key, locale)
         response = Response(page_cache.fill(page))
         response.headers["X-Portal-Cache"] = "hit"
         return response

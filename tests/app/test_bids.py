@@ -5,6 +5,7 @@ accepting; no plaintext anywhere; the audit event after the commit; the sealing 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -886,3 +887,143 @@ def test_events_appended_together_chain_in_order(tender, bidder, tender_private_
     assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 3))
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
     assert verify_chain() is None
+
+
+# --- the body as the server gives it, the bid in one INSERT -----------------------------------
+
+
+def test_a_body_ending_before_its_length_is_an_interrupted_upload(
+    client, tender, bidder, tender_private_key
+):
+    body = lib_seal(tender_private_key.public_key(), tid(tender), uscc(bidder))
+    before = blob_files()
+    response = client.post(
+        f"/api/v1/tenders/{tender.id}/bids",
+        input_stream=io.BytesIO(body[:-100]),
+        headers={**token_for(bidder), "Content-Type": "application/octet-stream"},
+        environ_overrides={"CONTENT_LENGTH": str(len(body))},
+    )
+    assert response.status_code == 400 and response.json["error"] == "incomplete"
+    assert count(Bid) == 0
+    assert blob_files() == before
+
+
+def test_the_body_is_read_up_to_its_length_only(client, tender, bidder, tender_private_key):
+    # What follows the body on the connection (a pipelined request) is not the envelope's.
+    body = lib_seal(tender_private_key.public_key(), tid(tender), uscc(bidder))
+    response = client.post(
+        f"/api/v1/tenders/{tender.id}/bids",
+        input_stream=io.BytesIO(body + b"GET / HTTP/1.1\r\n\r\n"),
+        headers={**token_for(bidder), "Content-Type": "application/octet-stream"},
+        environ_overrides={"CONTENT_LENGTH": str(len(body))},
+    )
+    assert response.status_code == 201, response.json
+    assert response.json["bid"]["size"] == len(body)
+
+
+def test_a_chunked_body_is_read_to_its_end_under_the_size_cap(
+    app, client, tender, bidder, tender_private_key, monkeypatch
+):
+    public = tender_private_key.public_key()
+    body = lib_seal(public, tid(tender), uscc(bidder))
+
+    def chunked(data: bytes):
+        # As gunicorn gives a chunked body: no Content-Length, the input ends with it.
+        return client.post(
+            f"/api/v1/tenders/{tender.id}/bids",
+            input_stream=io.BytesIO(data),
+            headers={
+                **token_for(bidder),
+                "Content-Type": "application/octet-stream",
+                "Transfer-Encoding": "chunked",
+            },
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+
+    monkeypatch.setitem(app.config, "MAX_ENVELOPE_SIZE", len(body) - 1)
+    refused = chunked(body)
+    assert refused.status_code == 413 and refused.json["error"] == "too_large"
+    assert count(Bid) == 0
+    monkeypatch.setitem(app.config, "MAX_ENVELOPE_SIZE", len(body))
+    accepted = chunked(body)
+    assert accepted.status_code == 201, accepted.json
+    bid = db.session.get(Bid, accepted.json["bid"]["id"])
+    assert (bid.size, bid.envelope_sha256) == (len(body), hashlib.sha256(body).hexdigest())
+
+
+def test_the_bid_and_its_receipt_are_written_together(app, tender, bidder, tender_private_key):
+    public = tender_private_key.public_key()
+    first = operations.submit_envelope(
+        bidder, tender, io.BytesIO(lib_seal(public, tid(tender), uscc(bidder)))
+    )
+    db.session.commit()
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()).upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        second = operations.submit_envelope(
+            bidder, tender, io.BytesIO(lib_seal(public, tid(tender), uscc(bidder), "90"))
+        )
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    bid_write = re.compile(r'(INSERT INTO|UPDATE) "?BID"?[ (]')
+    writes = [
+        match.group(1) + " BID" for match in map(bid_write.match, statements) if match is not None
+    ]
+    if db.engine.dialect.name == "postgresql":
+        # The id comes from the sequence with the registration's lock: one INSERT, and the
+        # previous bid marked superseded.
+        assert sorted(writes) == ["INSERT INTO BID", "UPDATE BID"], writes
+    else:
+        # SQLite has no sequence: the INSERT gives the id, the receipt follows.
+        assert sorted(writes) == ["INSERT INTO BID", "UPDATE BID", "UPDATE BID"], writes
+    db.session.expire_all()
+    assert db.session.get(Bid, first.id).status == BidStatus.SUPERSEDED
+    receipt = json.loads(db.session.get(Bid, second.id).receipt)
+    assert receipt["receipt"]["sequence"] == second.id > first.id
+    assert second.supersedes_id == first.id
+
+
+def test_no_connection_is_held_while_a_chunk_streams(tender, bidder, tender_private_key):
+    data = lib_seal(tender_private_key.public_key(), tid(tender), uscc(bidder))
+    upload = operations.start_upload(bidder, tender, len(data))
+    db.session.commit()
+    stream = _WatchedStream(data)
+    progress = operations.append_chunk(
+        bidder, upload, f"bytes 0-{len(data) - 1}/{len(data)}", stream
+    )
+    assert stream.in_transaction_at_first_read is False
+    db.session.commit()
+    assert progress.bid is not None
+    assert db.session.get(Bid, progress.bid.id).status == BidStatus.SUBMITTED
+    assert db.session.get(UploadSession, upload.id).completed_bid_id == progress.bid.id
+    assert count(AuditEvent, AuditEvent.action == operations.RECEIVED) == 1
+    assert verify_chain() is None
+
+
+def test_a_racing_chunk_waits_for_the_session_file_lock_without_blocking(tmp_path, monkeypatch):
+    # Under gevent a blocking flock would stop the whole worker, the lock's holder with it:
+    # the waiter must poll and sleep (a cooperative sleep there) until the holder lets go.
+    import fcntl
+    import threading
+
+    path = tmp_path / "upload-session.part"
+    path.write_bytes(b"")
+    naps = []
+    with open(path, "rb") as holder, open(path, "rb") as racer:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        safety = threading.Timer(5, fcntl.flock, (holder.fileno(), fcntl.LOCK_UN))
+        safety.start()  # a blocking waiter still ends (and the test fails below)
+
+        def nap(seconds):
+            naps.append(seconds)
+            fcntl.flock(holder.fileno(), fcntl.LOCK_UN)  # the racing writer finishes
+
+        monkeypatch.setattr(operations.time, "sleep", nap)
+        operations._lock_session_file(racer.fileno())
+        safety.cancel()
+    assert naps, "the waiter blocked in flock instead of yielding"

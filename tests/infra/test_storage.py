@@ -247,3 +247,71 @@ def test_any_stream_is_stored_whole_or_not_at_all(data: bytes, max_size: int, ch
             with pytest.raises(BlobTooLarge):
                 store.put_stream(io.BytesIO(data), max_size=max_size, chunk_size=chunk_size)
             assert files_under(Path(root)) == []
+
+
+def _same_second_level_pair() -> tuple[bytes, bytes]:
+    """Two contents whose blobs share their ``ab/cd/`` directory."""
+    seen: dict[str, bytes] = {}
+    n = 0
+    while True:
+        data = b"blob %d" % n
+        prefix = hashlib.sha256(data).hexdigest()[:4]
+        if prefix in seen:
+            return seen[prefix], data
+        seen[prefix] = data
+        n += 1
+
+
+@pytest.fixture
+def fsynced(monkeypatch) -> list[str]:
+    """What each `os.fsync` of the test was called on (the path of the file or directory,
+    as the process sees it at that moment)."""
+    calls: list[str] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    return calls
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc/self/fd")
+def test_every_directory_on_a_blob_path_is_made_durable(tmp_path: Path, fsynced) -> None:
+    root = tmp_path / "blobs"
+    store = BlobStore(root)
+    first, second = _same_second_level_pair()
+    blob = store.put_bytes(first)
+    final = root / blob.path
+    # The first blob of the process: the 256 first-level directories, made once (one fsync
+    # of the root for all of them), the blob's second-level directory (its parent fsynced),
+    # the file, and its directory after the rename.
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [f"{n:02x}" for n in range(256)] + ["tmp"]
+    )
+    assert str(root) in fsynced
+    assert str(final.parent.parent) in fsynced
+    assert fsynced[-1] == str(final.parent)
+    assert fsynced.index(str(final.parent.parent)) < len(fsynced) - 1
+    assert any(path.startswith(str(root / "tmp")) for path in fsynced)  # the file's bytes
+
+    fsynced.clear()
+    again = store.put_bytes(second)
+    assert (root / again.path).parent == final.parent
+    # Same second-level directory: the file and its directory, nothing else.
+    assert len(fsynced) == 2
+    assert fsynced[0].startswith(str(root / "tmp"))
+    assert fsynced[1] == str(final.parent)
+    assert store.verify(blob.sha256) and store.verify(again.sha256)
+
+
+def test_a_removed_first_level_directory_is_made_again(store: BlobStore) -> None:
+    # Prepared once per process: a directory removed since (an operator's clean-up) is
+    # created again, durably, not assumed.
+    first = store.put_bytes(b"one")
+    (store.root / first.path).unlink()
+    (store.root / first.path).parent.rmdir()
+    (store.root / first.path).parent.parent.rmdir()
+    again = store.put_bytes(b"one")
+    assert again.created and store.verify(again.sha256)
