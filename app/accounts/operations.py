@@ -19,6 +19,7 @@ from app.companies.models import Company, CompanyStatus
 from app.core.errors import Conflict, OperationError
 from app.core.mail import send_after_commit
 from app.core.text import clean_name, mixed_script_word, name_skeleton
+from app.core.transaction import release_connection
 from app.core.types import utcnow
 from app.core.urls import public_url
 from app.extensions import db
@@ -180,10 +181,27 @@ class SignInFailed(OperationError):
 
 
 def authenticate(email: str, password: str) -> User:
-    """Check e-mail and password; failures are audited without the password."""
+    """Check e-mail and password; failures are audited without the password.
+
+    No database connection is held while argon2 runs (~170 ms of CPU at the production
+    cost): the user is loaded, the read-only transaction ends (`release_connection`), the
+    password is verified (and rehashed if the configured cost changed), then the user is
+    read again and what must be current (the hash verified, enabled, confirmed) is checked
+    on that fresh row. Under a surge of sign-ins, holding the connection through argon2 is
+    how the pool ran out (bench/README.md, "sign-in under the surge")."""
     email = normalise_email(email)
     user = user_by_email(email)
-    if user is None or not security.check_password(user.password_hash, password):
+    verified_hash = user.password_hash if user is not None else None
+    release_connection()  # a no-op when the caller's transaction has written something
+    verified = security.check_password(verified_hash, password)
+    new_hash = None
+    if verified and security.password_needs_rehash(verified_hash):
+        new_hash = security.hash_password(password)
+    if user is not None:
+        db.session.refresh(user)  # a new transaction: the row as it is now
+        # A password changed meanwhile: what was verified is no longer the account's.
+        verified = verified and user.password_hash == verified_hash
+    if user is None or not verified:
         append_event(
             "auth.sign_in_failed",
             actor=user,
@@ -204,8 +222,8 @@ def authenticate(email: str, password: str) -> User:
         raise SignInFailed(
             _l("Confirm your e-mail address first: we sent you a link."), code="unconfirmed"
         )
-    if security.password_needs_rehash(user.password_hash):
-        user.password_hash = security.hash_password(password)
+    if new_hash is not None:
+        user.password_hash = new_hash
     return user
 
 
@@ -292,7 +310,11 @@ def end_sessions(user: User) -> None:
 
 
 def record_sign_in(user: User) -> None:
+    """Record the sign-in; the caller commits right after. The user's row is written first
+    and the event appended last, so the audit chain's global lock (taken by the append,
+    held to the commit) is held for the head read, one INSERT and the commit only."""
     user.last_login_at = utcnow()
+    db.session.flush()
     append_event("auth.signed_in", actor=user, object_type="user", object_id=user.id)
 
 
