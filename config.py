@@ -154,6 +154,11 @@ class Config:
     TOTP_ENROLMENT_SECONDS = 900
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536  # KiB
+    # Sign-ins checked at once per process (each holds a database connection for two short
+    # reads around its argon2 turn); the others wait their turn holding none, at most
+    # SIGN_IN_QUEUE_SECONDS, then get a 503 "try again". 0: no limit.
+    SIGN_IN_CONCURRENCY = int(os.environ.get("FAIRBID_SIGN_IN_CONCURRENCY", 4))
+    SIGN_IN_QUEUE_SECONDS = 60
     # Argon2id locking each custodian's private key (bidding.keys.KdfParams; RFC 9106's
     # second option). The parameters travel in the locked key, so changing them here affects
     # new keys only.

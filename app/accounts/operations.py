@@ -180,7 +180,34 @@ class SignInFailed(OperationError):
     keeps_audit = True
 
 
+class SignInBusy(OperationError):
+    """Too many sign-ins in progress at once: nothing was checked or stored; try again."""
+
+    status = 503
+
+
 def authenticate(email: str, password: str) -> User:
+    """Check e-mail and password (see `_authenticate`), once one of the process's sign-in
+    slots is free (`SIGN_IN_CONCURRENCY`): a surge of sign-ins queues here holding no
+    database connection. None free within `SIGN_IN_QUEUE_SECONDS`: `SignInBusy` (503),
+    with nothing checked, counted as a failure or stored."""
+    config = current_app.config
+    size = int(config.get("SIGN_IN_CONCURRENCY") or 0)
+    if size <= 0:
+        return _authenticate(email, password)
+    slot = security.sign_in_slot(size, float(config.get("SIGN_IN_QUEUE_SECONDS", 60)))
+    if slot is None:
+        raise SignInBusy(
+            _l("Many people are signing in right now. Please try again in a minute."),
+            code="busy",
+        )
+    try:
+        return _authenticate(email, password)
+    finally:
+        slot.release()
+
+
+def _authenticate(email: str, password: str) -> User:
     """Check e-mail and password; failures are audited without the password.
 
     No database connection is held while argon2 runs (~170 ms of CPU at the production

@@ -45,6 +45,26 @@ _pool_pid = 0
 _pool_lock = threading.Lock()
 
 
+# --- sign-ins admitted at once ------------------------------------------------------------------
+# Each sign-in in progress holds a pooled database connection for its two short reads and
+# waits for a turn of the argon2 pool in between. Under a surge (300 bidders at once at a
+# deadline) the sign-ins a process has not yet a turn for wait here, before their first
+# query, holding no connection, instead of each taking one from the pool and timing out on
+# it. A threading semaphore: gevent's when gevent has patched the process.
+_slots: dict[tuple[int, int], threading.BoundedSemaphore] = {}
+
+
+def sign_in_slot(size: int, wait: float) -> threading.BoundedSemaphore | None:
+    """One of this process's `size` sign-in slots, waited for at most `wait` seconds: the
+    semaphore to release when done, or None when none came free in time."""
+    key = (os.getpid(), size)  # a semaphore does not survive a fork
+    with _pool_lock:
+        slots = _slots.get(key)
+        if slots is None:
+            slots = _slots[key] = threading.BoundedSemaphore(size)
+    return slots if slots.acquire(timeout=wait) else None
+
+
 def _gevent_patched() -> bool:
     monkey = sys.modules.get("gevent.monkey")
     return monkey is not None and monkey.is_module_patched("threading")

@@ -113,7 +113,8 @@ def login() -> Response | tuple[str, int]:
         # A refusal (SignInFailed) keeps its audited failure; a success keeps a rehash.
         outcome = attempt(operations.authenticate, form.email.data, form.password.data)
         if not outcome.ok:
-            return render_template("accounts/login.html", form=form), 401
+            busy = isinstance(outcome.error, operations.SignInBusy)
+            return render_template("accounts/login.html", form=form), 503 if busy else 401
         user = outcome.value
         if user.needs_totp:
             session[PENDING_KEY] = {"uid": user.id, "at": time.time(), "next": next_url}

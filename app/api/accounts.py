@@ -22,7 +22,12 @@ from app.extensions import limiter
     summary="Create an API token",
     description="Privileged roles must send `totp_code`.",
     responses=error_responses(
-        401, texts={401: "Wrong e-mail, password or second-factor code (`bad_credentials`, ...)."}
+        401,
+        503,
+        texts={
+            401: "Wrong e-mail, password or second-factor code (`bad_credentials`, ...).",
+            503: "Too many sign-ins at once (`busy`): nothing was checked; try again shortly.",
+        },
     ),
 )
 @transactional

@@ -198,3 +198,46 @@ def test_a_failing_account_key_refuses_the_attempt(app, client, make_user, monke
     monkeypatch.undo()
     response = client.post("/accounts/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 302
+
+
+def test_sign_ins_beyond_the_slots_wait_without_a_connection_then_get_a_clear_503(
+    app, client, make_user, monkeypatch
+):
+    # Every slot taken (by sign-ins in progress elsewhere in the process): a new sign-in
+    # waits its turn before its first query, then, none free in time, is told to try again
+    # with nothing checked, counted or stored.
+    user = make_user(email="queued@example.com")
+    monkeypatch.setitem(app.config, "SIGN_IN_CONCURRENCY", 2)
+    monkeypatch.setitem(app.config, "SIGN_IN_QUEUE_SECONDS", 0.01)
+    taken = [security.sign_in_slot(2, 1) for _ in range(2)]
+    assert all(slot is not None for slot in taken)
+    queried = []
+    monkeypatch.setattr(operations, "user_by_email", lambda email: queried.append(email))
+    before = (_events("auth.signed_in"), _events("auth.sign_in_failed"))
+    try:
+        page = client.post("/accounts/login", data={"email": user.email, "password": PASSWORD})
+        assert page.status_code == 503
+        assert "Many people are signing in right now" in page.get_data(as_text=True)
+        api = client.post("/api/v1/tokens", json={"email": user.email, "password": PASSWORD})
+        assert api.status_code == 503 and api.json["error"] == "busy"
+    finally:
+        for slot in taken:
+            slot.release()
+    assert queried == []  # refused before the first query: no connection was taken
+    assert (_events("auth.signed_in"), _events("auth.sign_in_failed")) == before
+    with client.session_transaction() as session:
+        assert "_user_id" not in session
+    # A slot free again: the same sign-in goes through.
+    monkeypatch.undo()
+    page = client.post("/accounts/login", data={"email": user.email, "password": PASSWORD})
+    assert page.status_code == 302
+
+
+def test_a_sign_in_slot_is_given_back_after_a_refusal(app, client, make_user, monkeypatch):
+    user = make_user(email="slot.back@example.com")
+    monkeypatch.setitem(app.config, "SIGN_IN_CONCURRENCY", 1)
+    monkeypatch.setitem(app.config, "SIGN_IN_QUEUE_SECONDS", 0.01)
+    wrong = client.post("/accounts/login", data={"email": user.email, "password": "wrong pass"})
+    assert wrong.status_code == 401
+    right = client.post("/accounts/login", data={"email": user.email, "password": PASSWORD})
+    assert right.status_code == 302  # the refused attempt released its slot
