@@ -1,9 +1,16 @@
 """The public portal: announcements, tender pages, document downloads, feeds. No sign-in
 needed except to download documents.
 
-The announcement list is served from Redis (app.core.cache): only the public fragment
-(search form and results) is cached, keyed on the locale and the normalised query; the
-layout, with the signed-in navigation, is rendered on every request.
+The announcement list, by cost (bench/README.md, "Portal list"):
+- a signed-out visitor at an address Flask already answered gets the stored whole page from
+  Redis before Flask runs (app.core.page_cache.SignedOutPages: one MGET, the server time
+  filled in);
+- otherwise the public fragment (search form and results) comes from Redis (app.core.cache),
+  keyed on the locale and the normalised query, and the layout around it is rendered per
+  request for a signed-in visitor (navigation, CSRF token, messages) or taken from the
+  per-worker shell for a signed-out one (app.portal.layout);
+- a missed fragment renders its rows from the per-worker cache of rows keyed by everything a
+  row shows (app.portal.rows), after the two statements of app.portal.queries.
 """
 
 from __future__ import annotations
