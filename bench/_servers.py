@@ -12,6 +12,19 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+# The README's "Production stack" gunicorn settings, which the benchmarks run both the app
+# and its baseline with (the bind address and the application differ).
+PRODUCTION_SETTINGS = [
+    "--worker-class",
+    "gevent",
+    "--workers",
+    "2",
+    "--worker-connections",
+    "2000",
+    "--timeout",
+    "60",
+]
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
-from _servers import GunicornServer
+from _servers import PRODUCTION_SETTINGS, GunicornServer
 from bench_surge import cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,16 +49,7 @@ HERE = Path(__file__).resolve().parent
 # the README's "Production stack" (as bench_surge.py); "sync": the 2 sync workers of the
 # figures before 2026-12-05 22:00.
 SETTINGS = {
-    "production": [
-        "--worker-class",
-        "gevent",
-        "--workers",
-        "2",
-        "--worker-connections",
-        "2000",
-        "--timeout",
-        "60",
-    ],
+    "production": PRODUCTION_SETTINGS,
     "sync": ["--workers", "2", "--worker-class", "sync", "--timeout", "60"],
 }
 COMMON_SETTINGS = ["--backlog", "2048", "--log-level", "warning"]

@@ -63,7 +63,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from _servers import GunicornServer
+from _servers import PRODUCTION_SETTINGS, GunicornServer
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -71,16 +71,7 @@ HERE = Path(__file__).resolve().parent
 # README's production settings ("Production stack"); `--settings gthread` runs the 4 × 8
 # threaded workers the earlier figures were measured with.
 SETTINGS = {
-    "production": [
-        "--worker-class",
-        "gevent",
-        "--workers",
-        "2",
-        "--worker-connections",
-        "2000",
-        "--timeout",
-        "60",
-    ],
+    "production": PRODUCTION_SETTINGS,
     "gthread": [
         "--workers",
         "4",
@@ -205,27 +196,135 @@ def postgres_reachable(url: str) -> bool:
         return False
 
 
+def _seed_tenders(centre, password_hash: str, count: int) -> list:
+    """A staff member of `centre`, the built-in goods template and `count` published tenders
+    of one lot each (the first is the surge's); inside an app context."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from app.accounts.models import Role, User
+    from app.core.types import utcnow
+    from app.extensions import db
+    from app.tenders.models import Lot, TemplateVersion, Tender, TenderTemplate
+
+    template_text = (REPO / "app/tender_templates/builtin/goods.yaml").read_text()
+    staff = User(
+        email="surge-staff@example.com",
+        full_name="Surge Staff",
+        role=Role.STAFF,
+        centre_id=centre.id,
+        password_hash=password_hash,
+        email_confirmed_at=utcnow(),
+    )
+    template = TenderTemplate(key="goods", name="Goods", category="goods")
+    db.session.add_all([staff, template])
+    db.session.flush()
+    version = TemplateVersion(
+        template_id=template.id,
+        number=1,
+        yaml_text=template_text,
+        sha256=hashlib.sha256(template_text.encode()).hexdigest(),
+    )
+    db.session.add(version)
+    db.session.flush()
+    now = utcnow()
+    published = []
+    for n in range(count):
+        tender = Tender(
+            centre_id=centre.id,
+            template_version_id=version.id,
+            reference=f"SURGE-{n + 1}",
+            title="Deadline surge" if n == 0 else f"Office supplies, batch {n}",
+            category="goods",
+            direction="lowest_wins",
+            status="published",
+            budget=Decimal(1_000_000 + n),
+            publication_at=now - timedelta(days=20, minutes=n),
+            enquiry_deadline=now - timedelta(days=5),
+            submission_deadline=now + timedelta(hours=2, days=n),
+            opening_at=now + timedelta(hours=3, days=n),
+            created_by_id=staff.id,
+            published_at=now - timedelta(days=20, minutes=n),
+            published_by_id=staff.id,
+        )
+        db.session.add(tender)
+        db.session.flush()
+        db.session.add(Lot(tender_id=tender.id, number=1, title="Lot 1"))
+        published.append(tender)
+    return published
+
+
+def _register_bidders(centre, tender, count: int, password_hash: str) -> list:
+    """`count` approved companies registered for `tender`, one bidder each (no TOTP:
+    bidders have none): [(user, company)]; inside an app context."""
+    from stdnum.cn import uscc
+
+    from app.accounts.models import Role, User
+    from app.companies.models import Company, CompanyStatus
+    from app.core.types import utcnow
+    from app.extensions import db
+    from app.tenders.models import TenderRegistration
+
+    registered = []
+    for n in range(count):
+        body = f"91330100MB{n:07d}"[:17]
+        company = Company(
+            name=f"Surge Bidder {n} Ltd.",
+            registration_number=body + uscc.calc_check_digit(body),
+            legal_representative="Rep",
+            contact_name="Contact",
+            contact_phone="+86 571 1234 5678",
+            home_centre_id=centre.id,
+            status=CompanyStatus.APPROVED,
+        )
+        db.session.add(company)
+        db.session.flush()
+        user = User(
+            email=f"surge-bidder-{n}@example.com",
+            full_name=f"Bidder {n}",
+            role=Role.BIDDER,
+            company_id=company.id,
+            password_hash=password_hash,
+            email_confirmed_at=utcnow(),
+        )
+        db.session.add(user)
+        db.session.flush()
+        assert not user.needs_totp
+        db.session.add(
+            TenderRegistration(tender_id=tender.id, company_id=company.id, registered_by_id=user.id)
+        )
+        registered.append((user, company))
+    return registered
+
+
+def _seal_envelopes(public_key, tender_id: int, bidders: list[str], size_mb: int) -> list[bytes]:
+    """Each bidder's (registration number's) envelope of `size_mb` MB, sealed with the library."""
+    from bidding import envelope
+
+    technical = os.urandom(size_mb * 1000 * 1000)
+    envelopes = []
+    for bidder in bidders:
+        out = io.BytesIO()
+        parts = envelope.bid_parts({"price": "1000.00"}, io.BytesIO(technical))
+        envelope.seal(out, public_key, f"T{tender_id}", bidder, parts)
+        envelopes.append(out.getvalue())
+    return envelopes
+
+
 def seed(database_url: str, instance: Path, uploads: int, size_mb: int):
     """One published tender, `uploads` approved companies registered for it, a bidder and an
     API token each, and each bidder's envelope sealed with the library."""
     sys.path.insert(0, str(REPO))
-    from datetime import timedelta
-    from decimal import Decimal
 
     from flask_migrate import upgrade
-    from stdnum.cn import uscc
 
     from app import create_app
     from app.accounts import operations as account_ops
     from app.accounts import security
-    from app.accounts.models import Role, User
     from app.bids.receipts import platform_signing_key
     from app.centres.models import TradingCentre
-    from app.companies.models import Company, CompanyStatus
-    from app.core.types import utcnow
     from app.extensions import db
-    from app.tenders.models import Lot, TemplateVersion, Tender, TenderRegistration, TenderTemplate
-    from bidding import envelope, keys
+    from bidding import keys
     from config import DevelopmentConfig
 
     app = create_app(
@@ -244,87 +343,20 @@ def seed(database_url: str, instance: Path, uploads: int, size_mb: int):
         db.session.add(centre)
         db.session.flush()
         password_hash = security.hash_password("bench password 123")
-        staff = User(
-            email="surge-staff@example.com",
-            full_name="Surge Staff",
-            role=Role.STAFF,
-            centre_id=centre.id,
-            password_hash=password_hash,
-            email_confirmed_at=utcnow(),
-        )
-        template = TenderTemplate(key="goods", name="Goods", category="goods")
-        db.session.add_all([staff, template])
-        db.session.flush()
-        version = TemplateVersion(
-            template_id=template.id, number=1, yaml_text="key: goods", sha256="0" * 64
-        )
-        db.session.add(version)
-        db.session.flush()
-        now = utcnow()
-        tender = Tender(
-            centre_id=centre.id,
-            template_version_id=version.id,
-            reference="SURGE-1",
-            title="Deadline surge",
-            category="goods",
-            direction="lowest_wins",
-            status="published",
-            budget=Decimal(1_000_000),
-            publication_at=now - timedelta(days=20),
-            enquiry_deadline=now - timedelta(days=5),
-            submission_deadline=now + timedelta(hours=2),
-            opening_at=now + timedelta(hours=3),
-            created_by_id=staff.id,
-            published_at=now - timedelta(days=20),
-            published_by_id=staff.id,
-        )
-        db.session.add(tender)
-        db.session.flush()
-        db.session.add(Lot(tender_id=tender.id, number=1, title="Lot 1"))
-        bidders = []
-        for n in range(uploads):
-            body = f"91330100MB{n:07d}"[:17]
-            company = Company(
-                name=f"Surge Bidder {n} Ltd.",
-                registration_number=body + uscc.calc_check_digit(body),
-                legal_representative="Rep",
-                contact_name="Contact",
-                contact_phone="+86 571 1234 5678",
-                home_centre_id=centre.id,
-                status=CompanyStatus.APPROVED,
-            )
-            db.session.add(company)
-            db.session.flush()
-            user = User(
-                email=f"surge-bidder-{n}@example.com",
-                full_name=f"Bidder {n}",
-                role=Role.BIDDER,
-                company_id=company.id,
-                password_hash=password_hash,
-                email_confirmed_at=utcnow(),
-            )
-            db.session.add(user)
-            db.session.flush()
-            db.session.add(
-                TenderRegistration(
-                    tender_id=tender.id, company_id=company.id, registered_by_id=user.id
-                )
-            )
-            token = account_ops.create_api_token(user, "surge")
-            bidders.append((token, company.registration_number))
+        tender = _seed_tenders(centre, password_hash, 1)[0]
+        bidders = [
+            (account_ops.create_api_token(user, "surge"), company.registration_number)
+            for user, company in _register_bidders(centre, tender, uploads, password_hash)
+        ]
         db.session.commit()
         tender_id = tender.id
         db.session.remove()
         for engine in db.engines.values():
             engine.dispose()
 
-    technical = os.urandom(size_mb * 1000 * 1000)
-    envelopes = []
-    for _token, bidder in bidders:
-        out = io.BytesIO()
-        parts = envelope.bid_parts({"price": "1000.00"}, io.BytesIO(technical))
-        envelope.seal(out, tender_key.public_key(), f"T{tender_id}", bidder, parts)
-        envelopes.append(out.getvalue())
+    envelopes = _seal_envelopes(
+        tender_key.public_key(), tender_id, [bidder for _, bidder in bidders], size_mb
+    )
     return tender_id, [token for token, _ in bidders], envelopes
 
 
@@ -570,24 +602,17 @@ def seed_sessions(
     64 MiB, the production values) and shared by every bidder, so that each sign-in verifies
     at the production cost and none is rehashed on sign-in."""
     sys.path.insert(0, str(REPO))
-    from datetime import timedelta
-    from decimal import Decimal
 
     from flask_migrate import upgrade
-    from stdnum.cn import uscc
 
     from app import create_app
     from app.accounts import security
-    from app.accounts.models import Role, User
     from app.bids.receipts import platform_signing_key
     from app.centres.models import TradingCentre
-    from app.companies.models import Company, CompanyStatus
-    from app.core.types import utcnow
     from app.custody.models import TenderKey
     from app.extensions import db
     from app.records import signing
-    from app.tenders.models import Lot, TemplateVersion, Tender, TenderRegistration, TenderTemplate
-    from bidding import envelope, keys
+    from bidding import keys
     from config import DevelopmentConfig
 
     app = create_app(
@@ -598,7 +623,6 @@ def seed_sessions(
         REDIS_URL=redis_url,
     )
     tender_key = keys.generate_tender_key()
-    template_text = (REPO / "app/tender_templates/builtin/goods.yaml").read_text()
     with app.app_context():
         upgrade()
         platform_signing_key()
@@ -608,50 +632,7 @@ def seed_sessions(
         db.session.add(centre)
         db.session.flush()
         password_hash = security.hash_password(PASSWORD)
-        staff = User(
-            email="surge-staff@example.com",
-            full_name="Surge Staff",
-            role=Role.STAFF,
-            centre_id=centre.id,
-            password_hash=password_hash,
-            email_confirmed_at=utcnow(),
-        )
-        template = TenderTemplate(key="goods", name="Goods", category="goods")
-        db.session.add_all([staff, template])
-        db.session.flush()
-        version = TemplateVersion(
-            template_id=template.id,
-            number=1,
-            yaml_text=template_text,
-            sha256=hashlib.sha256(template_text.encode()).hexdigest(),
-        )
-        db.session.add(version)
-        db.session.flush()
-        now = utcnow()
-        published = []
-        for n in range(tenders + 1):
-            tender = Tender(
-                centre_id=centre.id,
-                template_version_id=version.id,
-                reference=f"SURGE-{n + 1}",
-                title="Deadline surge" if n == 0 else f"Office supplies, batch {n}",
-                category="goods",
-                direction="lowest_wins",
-                status="published",
-                budget=Decimal(1_000_000 + n),
-                publication_at=now - timedelta(days=20, minutes=n),
-                enquiry_deadline=now - timedelta(days=5),
-                submission_deadline=now + timedelta(hours=2, days=n),
-                opening_at=now + timedelta(hours=3, days=n),
-                created_by_id=staff.id,
-                published_at=now - timedelta(days=20, minutes=n),
-                published_by_id=staff.id,
-            )
-            db.session.add(tender)
-            db.session.flush()
-            db.session.add(Lot(tender_id=tender.id, number=1, title="Lot 1"))
-            published.append(tender)
-        tender = published[0]
+        tender = _seed_tenders(centre, password_hash, tenders + 1)[0]
         public_raw = tender_key.public_key().public_bytes_raw()
         db.session.add(
             TenderKey(
@@ -662,50 +643,19 @@ def seed_sessions(
                 threshold=1,
             )
         )
-        bidders = []
-        for n in range(count):
-            body = f"91330100MB{n:07d}"[:17]
-            company = Company(
-                name=f"Surge Bidder {n} Ltd.",
-                registration_number=body + uscc.calc_check_digit(body),
-                legal_representative="Rep",
-                contact_name="Contact",
-                contact_phone="+86 571 1234 5678",
-                home_centre_id=centre.id,
-                status=CompanyStatus.APPROVED,
-            )
-            db.session.add(company)
-            db.session.flush()
-            user = User(
-                email=f"surge-bidder-{n}@example.com",
-                full_name=f"Bidder {n}",
-                role=Role.BIDDER,
-                company_id=company.id,
-                password_hash=password_hash,
-                email_confirmed_at=utcnow(),
-            )
-            db.session.add(user)
-            db.session.flush()
-            assert not user.needs_totp
-            db.session.add(
-                TenderRegistration(
-                    tender_id=tender.id, company_id=company.id, registered_by_id=user.id
-                )
-            )
-            bidders.append((user.email, company.registration_number))
+        bidders = [
+            (user.email, company.registration_number)
+            for user, company in _register_bidders(centre, tender, count, password_hash)
+        ]
         db.session.commit()
         tender_id = tender.id
         db.session.remove()
         for engine in db.engines.values():
             engine.dispose()
 
-    technical = os.urandom(size_mb * 1000 * 1000)
-    envelopes = []
-    for _email, bidder in bidders:
-        out = io.BytesIO()
-        parts = envelope.bid_parts({"price": "1000.00"}, io.BytesIO(technical))
-        envelope.seal(out, tender_key.public_key(), f"T{tender_id}", bidder, parts)
-        envelopes.append(out.getvalue())
+    envelopes = _seal_envelopes(
+        tender_key.public_key(), tender_id, [bidder for _, bidder in bidders], size_mb
+    )
     return tender_id, [email for email, _ in bidders], envelopes
 
 

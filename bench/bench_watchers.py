@@ -38,7 +38,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from _servers import GunicornServer
+from _servers import PRODUCTION_SETTINGS, GunicornServer
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -48,14 +48,7 @@ from bench_portal import get, load  # noqa: E402  (the same client as the portal
 
 # The README's production settings (Production stack), only the bind address differs.
 GUNICORN_SETTINGS = [
-    "--worker-class",
-    "gevent",
-    "--workers",
-    "2",
-    "--worker-connections",
-    "2000",
-    "--timeout",
-    "60",
+    *PRODUCTION_SETTINGS,
     "--backlog",
     "2048",
     "--log-level",
