@@ -194,22 +194,13 @@ def test_a_publication_takes_effect_at_once(app, client, flask_runs, make_tender
 
 
 def test_redis_down_falls_through_to_flask(app, client, flask_runs, make_tender):
-    import redis as redis_lib
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
     from app import web
+    from tests.factories import unreachable_redis
 
     make_tender(title="Still listed")
     warm(client, flask_runs)
     original = app.extensions["fairbid_redis"]
-    app.extensions["fairbid_redis"] = redis_lib.Redis(
-        host="127.0.0.1",
-        port=1,
-        socket_connect_timeout=0.2,
-        socket_timeout=0.2,
-        retry=Retry(NoBackoff(), 0),
-    )
+    app.extensions["fairbid_redis"] = unreachable_redis()
     try:
         # Redis believed up (checked a moment ago): the layer's MGET fails, Flask answers.
         web._redis_state.update(checked=web.time.monotonic(), ok=True)

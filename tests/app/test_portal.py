@@ -200,20 +200,11 @@ def test_cache_is_per_language(client, make_tender):
 def redis_down(app):
     """Point the app at a port where no Redis listens (an outage); no retries, to keep the
     test fast (the portal asks `redis_available` before the cache either way)."""
-    import redis as redis_lib
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
     from app import web
+    from tests.factories import unreachable_redis
 
     original = app.extensions["fairbid_redis"]
-    app.extensions["fairbid_redis"] = redis_lib.Redis(
-        host="127.0.0.1",
-        port=1,
-        socket_connect_timeout=0.2,
-        socket_timeout=0.2,
-        retry=Retry(NoBackoff(), 0),
-    )
+    app.extensions["fairbid_redis"] = unreachable_redis()
     web._redis_state.update(checked=0.0, ok=True)
     yield
     app.extensions["fairbid_redis"] = original

@@ -200,3 +200,19 @@ def rebuild_tender_key(tender, passphrase: str = CUSTODIAN_PASSPHRASE):
         private_key = keys.unlock_custodian_key(locked.encode(), passphrase)
         mnemonics.append(keys.decrypt_share(json.loads(share.encrypted_share), private_key))
     return keys.rebuild_private_key(mnemonics, bytes.fromhex(tender_key.public_key))
+
+
+def unreachable_redis():
+    """A Redis client pointed at a port where no Redis listens (an outage), with no retries
+    and short timeouts so that a test of degraded mode stays fast."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(
+        host="127.0.0.1",
+        port=1,
+        socket_connect_timeout=0.2,
+        socket_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+    )

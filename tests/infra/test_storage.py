@@ -277,7 +277,6 @@ def fsynced(monkeypatch) -> list[str]:
     return calls
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc/self/fd")
 def test_every_directory_on_a_blob_path_is_made_durable(tmp_path: Path, fsynced) -> None:
     root = tmp_path / "blobs"
     store = BlobStore(root)
