@@ -41,7 +41,12 @@ def canonical_json(value: Any) -> bytes:
     )
 
 
+_PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
+
+
 def _refuse_floats(value: Any) -> None:
+    if type(value) in _PLAIN_LEAVES:  # the common case, without the ABC checks below
+        return
     if isinstance(value, float):
         raise TypeError("floats are not allowed in canonical JSON; use a decimal string")
     if isinstance(value, Mapping):

@@ -143,6 +143,9 @@ ANY_LOT = AnyLot.ANY
 
 _COPY_BLOCK = 1 << 20
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux
+# Windows start on 2 MiB boundaries of the file: a page-cache folio of 2 MiB (the blob store
+# writes in such blocks) is then mapped with one page-table entry, not 512 (no page faults).
+_WINDOW_ALIGN = max(2 << 20, mmap.ALLOCATIONGRANULARITY)
 
 
 class Writable(Protocol):
@@ -208,12 +211,12 @@ class EnvelopeHeader:
         """The HPKE ``info``: label, then SHA-256 of :attr:`core`."""
         return HPKE_INFO_LABEL + hashlib.sha256(self.core).digest()
 
-    @property
+    @cached_property
     def content_size(self) -> int:
         """Total plaintext size of all parts."""
         return sum(part.size for part in self.parts)
 
-    @property
+    @cached_property
     def chunk_count(self) -> int:
         """Number of chunks: at least one (an empty content has one empty chunk)."""
         return max(1, -(-self.content_size // self.chunk_size))
@@ -921,14 +924,14 @@ class _MappedChunks:
         self._fd = fd
         self._position = start
         self._end = end
-        self._span = max(self.WINDOW, chunk_size + TAG_SIZE + mmap.ALLOCATIONGRANULARITY)
+        self._span = max(self.WINDOW, chunk_size + TAG_SIZE + _WINDOW_ALIGN)
         self._map: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._map_start = self._map_end = 0
 
     def _remap(self, offset: int) -> None:
         self._unmap()
-        self._map_start = offset - offset % mmap.ALLOCATIONGRANULARITY
+        self._map_start = offset - offset % _WINDOW_ALIGN
         self._map_end = min(self._end, self._map_start + self._span)
         self._map = mmap.mmap(
             self._fd,
@@ -1131,8 +1134,10 @@ def _decrypt_content(
     count = header.chunk_count
     plain_buffer = memoryview(bytearray(header.chunk_size + TAG_SIZE + 15))
     aead = AESGCM(key)
+    full_size = header.chunk_size + TAG_SIZE
+    last_size = header.chunk_plain_size(count - 1) + TAG_SIZE
     for index in range(count):
-        size = header.chunk_plain_size(index) + TAG_SIZE
+        size = full_size if index < count - 1 else last_size
         sealed = chunks.read(size)
         if digest is not None:
             digest.update(sealed)
