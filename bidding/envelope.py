@@ -143,9 +143,6 @@ ANY_LOT = AnyLot.ANY
 
 _COPY_BLOCK = 1 << 20
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux
-# Windows start on 2 MiB boundaries of the file: a page-cache folio of 2 MiB (the blob store
-# writes in such blocks) is then mapped with one page-table entry, not 512 (no page faults).
-_WINDOW_ALIGN = max(2 << 20, mmap.ALLOCATIONGRANULARITY)
 
 
 class Writable(Protocol):
@@ -904,10 +901,14 @@ class _MappedChunks:
     """Reads sealed chunks of a regular file through a sliding read-only memory map.
 
     Decrypting straight from the page cache saves a copy per chunk (opening runs ~25 %
-    faster); the window bounds the resident memory whatever the file size.
+    faster); the window bounds the resident memory whatever the file size.  Windows start on
+    2 MiB boundaries of the file: a 2 MiB page-cache folio (the blob store writes whole
+    aligned 2 MiB blocks, which large-folio filesystems keep as such) is then mapped with
+    one page-table entry instead of 512, and the decryption runs at its in-memory speed.
     """
 
     WINDOW = 16 << 20
+    ALIGN = max(2 << 20, mmap.ALLOCATIONGRANULARITY)
 
     def __init__(
         self,
@@ -924,14 +925,14 @@ class _MappedChunks:
         self._fd = fd
         self._position = start
         self._end = end
-        self._span = max(self.WINDOW, chunk_size + TAG_SIZE + _WINDOW_ALIGN)
+        self._span = max(self.WINDOW, chunk_size + TAG_SIZE + self.ALIGN)
         self._map: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._map_start = self._map_end = 0
 
     def _remap(self, offset: int) -> None:
         self._unmap()
-        self._map_start = offset - offset % _WINDOW_ALIGN
+        self._map_start = offset - offset % self.ALIGN
         self._map_end = min(self._end, self._map_start + self._span)
         self._map = mmap.mmap(
             self._fd,

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import mmap
 import os
 import random
 from decimal import Decimal
@@ -193,6 +194,7 @@ def test_real_chunk_size_through_a_file(tender_key, tmp_path: Path) -> None:
 
 def test_mapped_reader_slides_over_many_windows(tender_key, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(env._MappedChunks, "WINDOW", 4096)
+    monkeypatch.setattr(env._MappedChunks, "ALIGN", mmap.ALLOCATIONGRANULARITY)
     technical = random.Random(3).randbytes(50_000)
     data, _ = seal_bytes(tender_key, technical=technical, chunk_size=1024)
     path = tmp_path / "bid.env"
@@ -207,6 +209,7 @@ def test_mapped_reader_hashes_every_window_in_parallel(
 ) -> None:
     """The receipt hash computed by the hashing thread over sliding windows is the file's."""
     monkeypatch.setattr(env._MappedChunks, "WINDOW", 4096)
+    monkeypatch.setattr(env._MappedChunks, "ALIGN", mmap.ALLOCATIONGRANULARITY)
     technical = random.Random(5).randbytes(50_000)
     data, sealed = seal_bytes(tender_key, technical=technical, chunk_size=1024)
     path = tmp_path / "bid.env"
@@ -229,6 +232,42 @@ def test_mapped_reader_hashes_every_window_in_parallel(
         env.decrypt_envelope(
             handle, tender_key, lambda name: io.BytesIO(), expected_sha256=sealed.sha256
         )
+
+
+def test_mapped_windows_start_on_huge_page_boundaries(
+    tender_key, tmp_path: Path, monkeypatch
+) -> None:
+    """Every window is mapped from a 2 MiB boundary of the file (so that a 2 MiB page-cache
+    folio is mapped whole), and the chunks straddling window ends still open intact."""
+    monkeypatch.setattr(env._MappedChunks, "WINDOW", 3 << 20)
+    offsets = []
+    real_mmap = mmap.mmap
+
+    def recording_mmap(fd, length, **kwargs):
+        offsets.append((kwargs.get("offset", 0), length))
+        return real_mmap(fd, length, **kwargs)
+
+    monkeypatch.setattr(env.mmap, "mmap", recording_mmap)
+    technical = random.Random(11).randbytes(9 << 20)
+    data, sealed = seal_bytes(tender_key, technical=technical, chunk_size=1 << 18)
+    path = tmp_path / "bid.env"
+    path.write_bytes(data)
+    for expected in (None, sealed.sha256):
+        offsets.clear()
+        sinks: dict[str, io.BytesIO] = {}
+        with open(path, "rb") as handle:
+            env.decrypt_envelope(
+                handle,
+                tender_key,
+                lambda name, sinks=sinks: sinks.setdefault(name, io.BytesIO()),
+                expected_sha256=expected,
+            )
+        assert sinks["technical"].getvalue() == technical
+        assert len(offsets) >= 3
+        assert all(offset % (2 << 20) == 0 for offset, _ in offsets)
+        # The windows cover the whole file, in order.
+        assert offsets[0][0] == 0
+        assert offsets[-1][0] + offsets[-1][1] == len(data)
 
 
 def test_open_envelope_writes_files_and_modes(tender_key, tmp_path: Path) -> None:
