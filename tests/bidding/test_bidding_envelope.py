@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import mmap
+import multiprocessing
 import os
 import random
 from decimal import Decimal
@@ -268,6 +269,31 @@ def test_mapped_windows_start_on_huge_page_boundaries(
         # The windows cover the whole file, in order.
         assert offsets[0][0] == 0
         assert offsets[-1][0] + offsets[-1][1] == len(data)
+
+
+def _open_with_hash_in_child(path: str, tender_key, expected: str) -> None:
+    with open(path, "rb") as handle:
+        env.decrypt_envelope(
+            handle, tender_key, lambda name: io.BytesIO(), expected_sha256=expected
+        )
+
+
+def test_a_forked_process_hashes_with_a_thread_of_its_own(tender_key, tmp_path: Path) -> None:
+    """The hashing thread is started once per process; a child forked after an opening (an RQ
+    work horse) starts its own instead of waiting forever for its parent's."""
+    data, sealed = seal_bytes(tender_key, technical=random.Random(13).randbytes(300_000))
+    path = tmp_path / "bid.env"
+    path.write_bytes(data)
+    _open_with_hash_in_child(str(path), tender_key, sealed.sha256)  # the parent's thread
+    child = multiprocessing.get_context("fork").Process(
+        target=_open_with_hash_in_child, args=(str(path), tender_key, sealed.sha256)
+    )
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    assert child.exitcode == 0
 
 
 def test_open_envelope_writes_files_and_modes(tender_key, tmp_path: Path) -> None:
