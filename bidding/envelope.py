@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
@@ -326,9 +327,11 @@ def _header_core_object(header: EnvelopeHeader) -> dict[str, Any]:
     return core
 
 
+_NONCE = struct.Struct(">7xI?")  # 7 zero bytes | uint32be chunk index | 0x01 on the last chunk
+
+
 def _nonce(index: int, last: bool) -> bytes:
-    # 7 zero bytes | uint32be chunk index | 0x01 on the last chunk, else 0x00.
-    return b"\x00" * 7 + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+    return _NONCE.pack(index, last)
 
 
 def _seekable_remaining(stream: BinaryIO) -> int | None:
@@ -820,6 +823,10 @@ class _PartWriter:
         self._left = part.size
 
     def write(self, view: memoryview) -> None:
+        if 0 < len(view) <= self._left:  # the common case: the chunk is inside the current part
+            self._sink.write(view)  # type: ignore[union-attr]
+            self._left -= len(view)
+            return
         done = 0
         while done < len(view):
             while self._left == 0:
@@ -1158,17 +1165,19 @@ def _decrypt_content(
     count = header.chunk_count
     plain_buffer = memoryview(bytearray(header.chunk_size + TAG_SIZE + 15))
     aead = AESGCM(key)
-    full_size = header.chunk_size + TAG_SIZE
-    last_size = header.chunk_plain_size(count - 1) + TAG_SIZE
+    last_plain = header.chunk_plain_size(count - 1)
+    full_plain = header.chunk_size if count > 1 else last_plain
+    # One view per plaintext size (every chunk but the last is full): no slice per chunk.
+    full_view, last_view = plain_buffer[:full_plain], plain_buffer[:last_plain]
+    read, write, pack = chunks.read, writer.write, _NONCE.pack
     for index in range(count):
-        size = full_size if index < count - 1 else last_size
-        sealed = chunks.read(size)
-        if digest is not None:
-            digest.update(sealed)
-        nonce = _nonce(index, index == count - 1)
-        written = size - TAG_SIZE
+        last = index == count - 1
+        plain = last_view if last else full_view
+        sealed = read(len(plain) + TAG_SIZE)
         try:
-            aead.decrypt_into(nonce, sealed, aad, plain_buffer[:written])
+            if digest is not None:
+                digest.update(sealed)
+            aead.decrypt_into(pack(index, last), sealed, aad, plain)
         except InvalidTag:
             raise IntegrityError(
                 f"chunk {index} of {count} fails authentication: the content was altered, "
@@ -1177,7 +1186,7 @@ def _decrypt_content(
         finally:
             sealed.release()  # lets the memory map slide
         # Only authenticated plaintext leaves this function.
-        writer.write(plain_buffer[:written])
+        write(plain)
     writer.close()
 
 
