@@ -36,9 +36,7 @@ def canonical_json(value: Any) -> bytes:
     Floats are refused: amounts travel as decimal strings.
     """
     _refuse_floats(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 _PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
@@ -76,6 +74,15 @@ def _refuse_constant(text: str) -> Any:
     raise CanonicalJSONError(f"{text} is not allowed")
 
 
+# Made once (``json.dumps``/``json.loads`` with options build a new one per call).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates,
+    parse_float=_refuse_float_literal,
+    parse_constant=_refuse_constant,
+)
+
+
 def parse_json(data: bytes) -> Any:
     """Parse strict JSON: UTF-8, no duplicate keys, no floats, no NaN/Infinity."""
     try:
@@ -83,12 +90,7 @@ def parse_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise CanonicalJSONError("not valid UTF-8") from exc
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_float=_refuse_float_literal,
-            parse_constant=_refuse_constant,
-        )
+        return _DECODER.decode(text)
     except CanonicalJSONError:
         raise
     except (ValueError, RecursionError) as exc:
