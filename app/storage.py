@@ -21,13 +21,6 @@ use them as object names unchanged.
 
 No Flask here: the web layer opens the store with ``current_app.config`` values and passes
 request streams in.  POSIX only (directory fsync).
-
-Blobs are written in whole, aligned blocks of :data:`WRITE_BLOCK` (2 MiB, a huge page).  On
-Linux with large folios (ext4 and xfs on 6.x kernels) a write of a whole aligned 2 MiB block
-puts that block in the page cache as one 2 MiB folio, which a reader's memory map then
-maps with one page-table entry instead of 512: opening an envelope from its map runs at
-the speed of decrypting it from memory (writes of 1 MiB cost an opening ~10 %, of 64 KiB
-~25 %; bench/README.md, "Envelope opening").  The buffer is one per upload in flight.
 """
 
 from __future__ import annotations
@@ -56,7 +49,6 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 1024 * 1024
-WRITE_BLOCK = 2 * 1024 * 1024  # whole aligned blocks: see the module's docstring
 _TEMP_DIR = "tmp"
 _TEMP_PREFIX = "upload-"
 _TEMP_SUFFIX = ".part"
@@ -148,10 +140,24 @@ class BlobStore:
         )
         temp = Path(temp_name)
         try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
-                sha256, size = _copy_in_blocks(stream, out, max_size, chunk_size)
+            hasher = hashlib.sha256()
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    # Ask for at most one byte beyond the limit: enough to know it is exceeded.
+                    chunk = stream.read(min(chunk_size, max_size - size + 1))
+                    if chunk is None:
+                        raise StorageError("the stream is non-blocking and has no data ready")
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > max_size:
+                        raise BlobTooLarge(max_size)
+                    hasher.update(chunk)
+                    out.write(chunk)
+                out.flush()
                 _fsync(out.fileno())
-            return self._commit(temp, sha256, size)
+            return self._commit(temp, hasher.hexdigest(), size)
         except BaseException:
             # BaseException too: an interrupted upload (KeyboardInterrupt, worker timeout)
             # must not leave its partial file behind either.
@@ -229,44 +235,6 @@ class BlobStore:
                     temp.unlink()
                     removed += 1
         return removed
-
-
-def _copy_in_blocks(
-    stream: BinaryIO, out: BinaryIO, max_size: int, chunk_size: int
-) -> tuple[str, int]:
-    """Copies ``stream`` to ``out`` in whole :data:`WRITE_BLOCK` writes (the last one
-    shorter); returns the SHA-256 (hex) and the size of what was copied.  Raises
-    :class:`BlobTooLarge` as soon as byte ``max_size + 1`` arrives."""
-    hasher = hashlib.sha256()
-    block = memoryview(bytearray(min(WRITE_BLOCK, max_size + 1)))
-    filled = size = 0
-    while True:
-        # Ask for at most one byte beyond the limit: enough to know it is exceeded.
-        chunk = stream.read(min(chunk_size, max_size - size + 1, len(block) - filled))
-        if chunk is None:
-            raise StorageError("the stream is non-blocking and has no data ready")
-        if not chunk:
-            break
-        count = len(chunk)
-        size += count
-        if size > max_size:
-            raise BlobTooLarge(max_size)
-        hasher.update(chunk)
-        block[filled : filled + count] = chunk
-        filled += count
-        if filled == len(block):
-            _write_all(out, block)
-            filled = 0
-    _write_all(out, block[:filled])
-    return hasher.hexdigest(), size
-
-
-def _write_all(out: BinaryIO, data: memoryview) -> None:
-    while data:
-        written = out.write(data)
-        if written is None:  # pragma: no cover - a regular file blocks
-            raise StorageError("the blob's file is non-blocking")
-        data = data[written:]
 
 
 def _key(sha256: str) -> str:

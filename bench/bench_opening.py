@@ -71,8 +71,8 @@ def main() -> int:
     try:
         envelopes: list[tuple[Path, str, str]] = []
         start = time.perf_counter()
-        # Stored as an upload stores them (the blob store's whole 2 MiB writes), opened from
-        # the store's files as the job opens them.
+        # Stored as an upload stores them (the blob store's writes), opened from the store's
+        # files as the job opens them.
         store = BlobStore(workdir / "blobs")
         sealed_path = workdir / "sealed.env"
         for number in range(args.envelopes):

@@ -932,9 +932,9 @@ class _MappedChunks:
 
     Decrypting straight from the page cache saves a copy per chunk (opening runs ~25 %
     faster); the window bounds the resident memory whatever the file size.  Windows start on
-    2 MiB boundaries of the file: a 2 MiB page-cache folio (the blob store writes whole
-    aligned 2 MiB blocks, which large-folio filesystems keep as such) is then mapped with
-    one page-table entry instead of 512, and the decryption runs at its in-memory speed.
+    2 MiB boundaries of the file, so that no large page-cache folio (up to 2 MiB on 6.x
+    kernels) is split between two windows: a 2 MiB folio is then mapped with one page-table
+    entry instead of 512.
     """
 
     WINDOW = 16 << 20

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import storage
 from app.storage import (
     BlobNotFound,
     BlobStore,
@@ -234,13 +233,9 @@ def test_stale_temporary_files_are_collected(store: BlobStore) -> None:
     data=st.binary(max_size=3000),
     max_size=st.integers(min_value=0, max_value=3000),
     chunk_size=st.integers(min_value=1, max_value=1500),
-    write_block=st.sampled_from([1, 7, 512, 1000, storage.WRITE_BLOCK]),
 )
-def test_any_stream_is_stored_whole_or_not_at_all(
-    data: bytes, max_size: int, chunk_size: int, write_block: int
-):
-    with tempfile.TemporaryDirectory() as root, pytest.MonkeyPatch.context() as patch:
-        patch.setattr(storage, "WRITE_BLOCK", write_block)
+def test_any_stream_is_stored_whole_or_not_at_all(data: bytes, max_size: int, chunk_size: int):
+    with tempfile.TemporaryDirectory() as root:
         store = BlobStore(root)
         if len(data) <= max_size:
             blob = store.put_stream(io.BytesIO(data), max_size=max_size, chunk_size=chunk_size)
@@ -252,60 +247,6 @@ def test_any_stream_is_stored_whole_or_not_at_all(
             with pytest.raises(BlobTooLarge):
                 store.put_stream(io.BytesIO(data), max_size=max_size, chunk_size=chunk_size)
             assert files_under(Path(root)) == []
-
-
-class RecordingFile(io.RawIOBase):
-    """A writable file that keeps what it is given and the size of each write; it takes
-    at most ``most`` bytes per call, as a real file may."""
-
-    def __init__(self, most: int | None = None) -> None:
-        self.data = bytearray()
-        self.writes: list[int] = []
-        self.most = most
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        taken = len(data) if self.most is None else min(len(data), self.most)
-        self.data += bytes(data[:taken])
-        self.writes.append(taken)
-        return taken
-
-
-class RaggedStream(io.RawIOBase):
-    """``data`` in reads of uneven sizes (as a socket delivers a request body)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = memoryview(data)
-        self.position = 0
-        self.sizes = [700_001, 13, 1 << 20, 65_536]
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        size = min(size, self.sizes[0], len(self.data) - self.position)
-        self.sizes.append(self.sizes.pop(0))
-        piece = bytes(self.data[self.position : self.position + size])
-        self.position += size
-        return piece
-
-
-def test_blobs_are_written_in_whole_aligned_blocks() -> None:
-    """Every write but the last is one whole 2 MiB block at a 2 MiB offset, whatever sizes
-    the stream delivers: the page cache then holds the blob in 2 MiB folios, which an
-    opening maps whole (bench/README.md, "Envelope opening")."""
-    data = os.urandom(5 * storage.WRITE_BLOCK + 12_345)
-    out = RecordingFile()
-    sha256, size = storage._copy_in_blocks(RaggedStream(data), out, len(data), storage.CHUNK_SIZE)
-    assert (sha256, size) == (hashlib.sha256(data).hexdigest(), len(data))
-    assert out.data == data
-    assert out.writes == [storage.WRITE_BLOCK] * 5 + [12_345]
-    # A file that takes less than asked is written to until the block is all in.
-    out = RecordingFile(most=1_000_000)
-    storage._copy_in_blocks(io.BytesIO(data), out, len(data), storage.CHUNK_SIZE)
-    assert out.data == data
 
 
 def _same_second_level_pair() -> tuple[bytes, bytes]:
