@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import os
@@ -44,11 +43,6 @@ _dummy_hashes: dict[tuple[int, int], str] = {}
 _pool = None
 _pool_pid = 0
 _pool_lock = threading.Lock()
-# The argon2 threads run at a lower priority than the event loops (on Linux a nice value
-# belongs to one thread): during a surge of sign-ins the loops still get the CPU first for
-# everyone else's requests (the portal, uploads), and the sign-ins take what is left.
-ARGON2_NICENESS = 10
-_pool_niceness = 0
 
 
 # --- sign-ins admitted at once ------------------------------------------------------------------
@@ -77,7 +71,7 @@ def _gevent_patched() -> bool:
 
 
 def _argon2_pool():
-    global _pool, _pool_pid, _pool_niceness
+    global _pool, _pool_pid
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():  # a pool does not survive a fork
             from gevent.threadpool import ThreadPool
@@ -85,26 +79,15 @@ def _argon2_pool():
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
             _pool = ThreadPool(max(1, cores or os.cpu_count() or 1))
             _pool_pid = os.getpid()
-            _pool_niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + ARGON2_NICENESS)
         return _pool
 
 
 def run_blocking(function: Callable[..., T], *args) -> T:
-    """`function(*args)`, in the argon2 pool's native thread at a lower priority when gevent
-    has patched the process (the calling greenlet waits, the others run), else a plain
-    call."""
+    """`function(*args)`, in the argon2 pool's native thread when gevent has patched the
+    process (the calling greenlet waits, the others run), else a plain call."""
     if not _gevent_patched():
         return function(*args)
-    pool = _argon2_pool()
-    return pool.apply(_at_low_priority, (_pool_niceness, function, args))
-
-
-def _at_low_priority(niceness: int, function: Callable[..., T], args: tuple) -> T:
-    # Raising one's own nice value needs no privilege; setting it again is a no-op. With
-    # who=0, Linux applies it to the calling thread only (the pool's, not the loop's).
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    return function(*args)
+    return _argon2_pool().apply(function, args)
 
 
 def _hasher() -> PasswordHasher:
