@@ -955,24 +955,29 @@ class _MappedChunks:
         self._fd = fd
         self._position = start
         self._end = end
-        self._span = max(self.WINDOW, chunk_size + TAG_SIZE + self.ALIGN)
+        # Two windows are mapped at once while one is hashed: half the size each then.
+        window = self.WINDOW // 2 if hasher is not None else self.WINDOW
+        self._span = max(window, chunk_size + TAG_SIZE + self.ALIGN)
         self._map: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._map_start = self._map_end = 0
 
     def _remap(self, offset: int) -> None:
-        self._unmap()
-        self._map_start = offset - offset % self.ALIGN
-        self._map_end = min(self._end, self._map_start + self._span)
-        self._map = mmap.mmap(
+        start = offset - offset % self.ALIGN
+        end = min(self._end, start + self._span)
+        # With a hashing thread the next window is mapped (its page tables filled at once)
+        # while the previous one is still being hashed, then the previous one is let go.
+        new_map = mmap.mmap(
             self._fd,
-            self._map_end - self._map_start,
+            end - start,
             # With a hashing thread, page tables filled at once: two threads faulting the
             # same mapping page by page ran mostly one at a time (alone, faulting is cheaper).
             flags=mmap.MAP_SHARED | (_MAP_POPULATE if self._hasher is not None else 0),
             prot=mmap.PROT_READ,
-            offset=self._map_start,
+            offset=start,
         )
+        self._unmap()
+        self._map, self._map_start, self._map_end = new_map, start, end
         self._view = memoryview(self._map)
         if self._hasher is not None and self._map_end > self._hashed:
             offset = self._hashed - self._map_start
