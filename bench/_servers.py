@@ -3,13 +3,16 @@ probed until ready, and stopped, with the same settings for the app and its base
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 # The README's "Production stack" gunicorn settings, which the benchmarks run both the app
@@ -85,3 +88,22 @@ class GunicornServer:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+@contextlib.contextmanager
+def schema_of_its_own(database_url: str, name: str) -> Iterator[tuple[str, Path]]:
+    """A PostgreSQL schema and a temporary directory for one run, both removed after:
+    yields the SQLAlchemy URL whose search path is that schema, and the directory."""
+    import psycopg
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"fairbid-{name}-"))
+    schema = f"{name}_{os.getpid()}"
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        base = database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        yield f"{base}?options=-csearch_path%3D{schema}", workdir
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        shutil.rmtree(workdir, ignore_errors=True)

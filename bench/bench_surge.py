@@ -297,6 +297,19 @@ def _register_bidders(centre, tender, count: int, password_hash: str) -> list:
     return registered
 
 
+def _commit_and_let_go(tender) -> int:
+    """Commits the seed and closes every connection of this process (the servers use the
+    database next); returns the tender's id."""
+    from app.extensions import db
+
+    db.session.commit()
+    tender_id = tender.id
+    db.session.remove()
+    for engine in db.engines.values():
+        engine.dispose()
+    return tender_id
+
+
 def _seal_envelopes(public_key, tender_id: int, bidders: list[str], size_mb: int) -> list[bytes]:
     """Each bidder's (registration number's) envelope of `size_mb` MB, sealed with the library."""
     from bidding import envelope
@@ -348,11 +361,7 @@ def seed(database_url: str, instance: Path, uploads: int, size_mb: int):
             (account_ops.create_api_token(user, "surge"), company.registration_number)
             for user, company in _register_bidders(centre, tender, uploads, password_hash)
         ]
-        db.session.commit()
-        tender_id = tender.id
-        db.session.remove()
-        for engine in db.engines.values():
-            engine.dispose()
+        tender_id = _commit_and_let_go(tender)
 
     envelopes = _seal_envelopes(
         tender_key.public_key(), tender_id, [bidder for _, bidder in bidders], size_mb
@@ -647,11 +656,7 @@ def seed_sessions(
             (user.email, company.registration_number)
             for user, company in _register_bidders(centre, tender, count, password_hash)
         ]
-        db.session.commit()
-        tender_id = tender.id
-        db.session.remove()
-        for engine in db.engines.values():
-            engine.dispose()
+        tender_id = _commit_and_let_go(tender)
 
     envelopes = _seal_envelopes(
         tender_key.public_key(), tender_id, [bidder for _, bidder in bidders], size_mb

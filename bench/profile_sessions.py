@@ -17,20 +17,20 @@ few HMACs); everything else is the app's development configuration with producti
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import json
 import os
 import pstats
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _servers import schema_of_its_own  # noqa: E402
 from bench_surge import PASSWORD, seed_sessions  # noqa: E402
 
 REPO = HERE.parent
@@ -50,18 +50,14 @@ def main() -> None:
     args = parser.parse_args()
     profiler = cProfile.Profile()
 
-    import psycopg
     import redis
 
     redis_client = redis.Redis.from_url(args.redis_url)
     redis_client.flushdb()
-    workdir = Path(tempfile.mkdtemp(prefix="fairbid-sessions-profile-"))
-    schema = f"profile_sessions_{os.getpid()}"
-    with psycopg.connect(args.database_url, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
+    stack = contextlib.ExitStack()
     try:
-        base = args.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
-        database_url = f"{base}?options=-csearch_path%3D{schema}"
+        run = schema_of_its_own(args.database_url, "profile_sessions")
+        database_url, workdir = stack.enter_context(run)
         instance = workdir / "instance"
         tender_id, emails, bodies = seed_sessions(
             database_url, instance, args.redis_url, args.sessions, args.size, 30
@@ -134,10 +130,8 @@ def main() -> None:
             stats.print_stats(args.top)
             print(out.getvalue())
     finally:
-        with psycopg.connect(args.database_url, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        stack.close()
         redis_client.flushdb()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,13 @@ import cProfile
 import io
 import os
 import pstats
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _servers import schema_of_its_own  # noqa: E402
 from bench_surge import seed  # noqa: E402
 
 REPO = HERE.parent
@@ -56,15 +55,7 @@ def main() -> None:
     parser.add_argument("--input", choices=("server", "bytesio"), default="server")
     args = parser.parse_args()
 
-    import psycopg
-
-    workdir = Path(tempfile.mkdtemp(prefix="fairbid-surge-profile-"))
-    schema = f"profile_surge_{os.getpid()}"
-    with psycopg.connect(args.database_url, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        base = args.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
-        database_url = f"{base}?options=-csearch_path%3D{schema}"
+    with schema_of_its_own(args.database_url, "profile_surge") as (database_url, workdir):
         instance = workdir / "instance"
         # Before anything imports config.py, which reads the environment once.
         os.environ.update(
@@ -138,10 +129,6 @@ def main() -> None:
             stats.sort_stats("cumulative").print_stats(args.top)
             stats.sort_stats("tottime").print_stats(args.top)
             print(out.getvalue())
-    finally:
-        with psycopg.connect(args.database_url, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
