@@ -6,6 +6,7 @@ documented command, with exit 1 and the reason."""
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,20 @@ def signed(app, make_user, scoring_text):
 
 def _flip(data: bytes, at: int) -> bytes:
     return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def _flip_in_signed_stream(pdf: bytes) -> bytes:
+    """A byte flipped in the middle of the first stream that every signature covers: inside
+    the first signed byte range (before the first signature's /Contents, which is not
+    signed and whose hex a flip would make unreadable), in a stream's data (so the PDF still
+    parses): only the digests break. A fixed offset such as a third of the file moved in
+    and out of the /Contents with the PDF's size from one run to the next."""
+    first_gap = int(re.search(rb"/ByteRange\s*\[\s*0\s+(\d+)", pdf).group(1))
+    for match in re.finditer(rb"(?<!end)stream\r?\n", pdf):
+        start, end = match.end(), pdf.find(b"endstream", match.end())
+        if end - start > 64 and end < first_gap:
+            return _flip(pdf, (start + end) // 2)
+    raise AssertionError("no stream inside the first signed byte range")
 
 
 def _with_new_scoring_file(pdf: bytes, text: str) -> bytes:
@@ -125,7 +140,7 @@ def test_every_tamper_case_is_caught(app, signed, scoring_text, tmp_path):
     rescored = dumps(score(forged))  # consistent in itself: only the signatures tell
     cases = {
         "a flipped byte in the signed document": (
-            _flip(signed, len(signed) // 3),
+            _flip_in_signed_stream(signed),
             "were changed after signing",
         ),
         "bytes appended after the last signature": (
