@@ -1170,10 +1170,9 @@ def _decrypt_content(
     count = header.chunk_count
     plain_buffer = memoryview(bytearray(header.chunk_size + TAG_SIZE + 15))
     aead = AESGCM(key)
-    last_plain = header.chunk_plain_size(count - 1)
-    full_plain = header.chunk_size if count > 1 else last_plain
     # One view per plaintext size (every chunk but the last is full): no slice per chunk.
-    full_view, last_view = plain_buffer[:full_plain], plain_buffer[:last_plain]
+    full_view = plain_buffer[: header.chunk_size]
+    last_view = plain_buffer[: header.chunk_plain_size(count - 1)]
     read, write, pack = chunks.read, writer.write, _NONCE.pack
     for index in range(count):
         last = index == count - 1
