@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
@@ -131,14 +131,30 @@ def tenders() -> Response:
         # The labels translated once for the page, not at each row (a missed page's CPU
         # went there: issue 18, bench/README.md); the rows from the row cache.
         labels = _labels()
-        fragment = render_template(
+        centre = results.centre
+        fragment = _render_shared(
             "portal/_tender_list.html",
             query=query,
             results=results,
             rows=_rows(results.items, labels),
-            centres=centre_choices(),
-            statuses=PUBLIC_STATUS_ORDER,
-            **labels,
+            # The parts every search shows alike, rendered once per worker and content.
+            choices=_shared_part(
+                "portal/_search_choices.html",
+                labels,
+                gettext,
+                centres=tuple((code, name) for code, name in centre_choices()),
+                centre=query.centre,
+                category=query.category,
+                status=query.status,
+            ),
+            head=_shared_part("portal/_list_head.html", labels, gettext),
+            feeds=_shared_part(
+                "portal/_list_feeds.html",
+                labels,
+                gettext,
+                centre_code=centre.code if centre else None,
+                centre_name=centre.name if centre else None,
+            ),
             **gettext,
         )
     else:
@@ -185,6 +201,46 @@ def _labels() -> dict[str, dict[str, str]]:
             "STATUS_LABELS": {value: str(label) for value, label in STATUS_LABELS.items()},
         }
     return labels
+
+
+def _render_shared(template_name: str, **context: Any) -> str:
+    """A template of the shared (cached) list, rendered with the given context and Jinja's
+    globals only: not through `render_template`, whose context processors add who is signed
+    in, the CSRF token and the like, which nothing shared may show (and which were a tenth
+    of the fragment's render: issue 18)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app.jinja_env.get_template(template_name).render(**context)
+
+
+PART_CACHE_SIZE = 512
+
+
+def _shared_part(
+    template_name: str, labels: dict[str, dict[str, str]], gettext: dict, **values: Hashable
+) -> Markup:
+    """A part of the list every search with the same `values` shows alike (the form's
+    choices, the table head, the feed links), kept per worker in a bounded LRU like the rows
+    (app.portal.rows). The key holds everything the part shows: the template, the language
+    and its catalogue (the labels and `_()`, which are functions of these two), the script
+    root (its links) and `values`, the only variables the part is given, so nothing outside
+    the key can reach the cached HTML."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    parts = app.extensions.get("fairbid_portal_parts")
+    if parts is None:
+        parts = app.extensions["fairbid_portal_parts"] = RowCache(PART_CACHE_SIZE)
+    template = app.jinja_env.get_template(template_name)
+    key = (
+        template,
+        str(get_locale()),
+        get_translations(),
+        request.script_root,
+        tuple(values.items()),
+    )
+
+    def render(key: tuple) -> str:
+        return template.render(**dict(key[-1]), statuses=PUBLIC_STATUS_ORDER, **labels, **gettext)
+
+    return parts.rows([key], render)[0]
 
 
 ROW_TEMPLATE = "portal/_tender_row.html"

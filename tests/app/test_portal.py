@@ -802,6 +802,81 @@ def test_search_form_lists_the_centres_all_centres_lists(app, client, make_centr
     assert '<option value="ALPHA-1" selected>' in page and '<option value="ZULU-9" >' in page
 
 
+# --- the list's shared parts (app.portal.views._shared_part): form choices, head, feeds ------
+
+FORM_CHOICES = re.compile(r'<label for="search-centre">.*?<label for="search-from">', re.S)
+FEED_LINKS = re.compile(r"<p><small>[^<]*<a .*\Z", re.S)
+
+
+def parts_cache(app):
+    from app.portal.rows import RowCache
+
+    parts = app.extensions.get("fairbid_portal_parts")
+    assert isinstance(parts, RowCache)
+    return parts
+
+
+@pytest.mark.parametrize("lang", ["en", "ko", "zh-Hans"])
+def test_shared_parts_from_the_cache_are_the_bytes_of_a_fresh_render(
+    app, client, make_tender, make_centre, lang
+):
+    centre = make_centre(code="PARTS-1", name='Parts <&> "Centre"')
+    make_tender(title="Part tender", centre=centre, category="works")
+    addresses = [
+        "/tenders/?to={day}",
+        "/tenders/?to={day}&centre=PARTS-1&category=works&status=published",
+        "/tenders/?to={day}&q=%3Cb%3E%22%26%27&category=goods",
+    ]
+
+    def pages(month: int) -> list[str]:
+        found = []
+        for n, address in enumerate(addresses):
+            flask_babel.refresh()
+            address = address.format(day=f"2100-{month:02d}-{n + 10:02d}")
+            response = client.get(address, headers={"Accept-Language": lang})
+            assert response.headers["X-Portal-Cache"] == "miss"
+            # The page but for the search's own date and the footer's server time.
+            found.append(re.sub(r"2100-\d\d-\d\d", "", SERVER_TIME.sub("", html(response))))
+        return found
+
+    app.test_client().get("/tenders/")  # the caches made
+    parts_cache(app).clear()
+    cold = pages(6)
+    held = len(parts_cache(app))
+    assert held == 3 + 2 + 1  # the choices per search, the feeds per centre, one head
+    warm = pages(7)
+    assert len(parts_cache(app)) == held and warm == cold
+    assert "Parts &lt;&amp;&gt; &#34;Centre&#34; (PARTS-1)</option>" in warm[1]
+    assert '<option value="PARTS-1" selected>' in warm[1]
+    assert '<option value="works" selected>' in warm[1]
+    assert '<option value="published" selected>' in warm[1]
+    assert '<option value="goods" selected>' in warm[2] and " selected>" not in warm[0]
+    feeds = FEED_LINKS.search(warm[1]).group(0)
+    assert '<a href="/feeds/centre/PARTS-1.atom" type="application/atom+xml">Parts &lt;' in feeds
+
+
+def test_shared_parts_show_a_renamed_or_new_centre_and_keep_languages_apart(
+    app, client, make_tender, make_centre
+):
+    centre = make_centre(code="PARTS-2", name="Before Rename")
+    make_tender(title="Part tender two", centre=centre)
+    page = missed_page(client, "en", "2100-08-01")
+    assert "Before Rename (PARTS-2)" in FORM_CHOICES.search(page).group(0)
+    centre.name = "After Rename"
+    make_centre(code="PARTS-3", name="Brand New Centre")
+    db.session.commit()
+    page = missed_page(client, "en", "2100-08-02")
+    choices = FORM_CHOICES.search(page).group(0)
+    assert "After Rename (PARTS-2)" in choices and "Before Rename" not in choices
+    assert "Brand New Centre (PARTS-3)" in choices
+    response = client.get("/tenders/?to=2100-08-03&centre=PARTS-2")
+    feeds = FEED_LINKS.search(html(response)).group(0)
+    assert "After Rename" in feeds and "Before Rename" not in feeds
+    english = FORM_CHOICES.search(missed_page(client, "en", "2100-08-04")).group(0)
+    korean = FORM_CHOICES.search(missed_page(client, "ko", "2100-08-05")).group(0)
+    assert "Trading centre" in english and "Trading centre" not in korean
+
+
 # --- the signed-out layout shell (app.portal.layout) ------------------------------------------
 
 
