@@ -213,8 +213,8 @@ def _labels(key: tuple) -> dict[str, dict[str, str]]:
 def _render_shared(template_name: str, **context: Any) -> str:
     """A template of the shared (cached) list, rendered with the given context and Jinja's
     globals only: not through `render_template`, whose context processors add who is signed
-    in, the CSRF token and the like, which nothing shared may show (and which were a tenth
-    of the fragment's render: issue 18)."""
+    in (`current_user`), the stage helpers and the like, which nothing shared may show (and
+    which were a tenth of the fragment's render: issue 18)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     return app.jinja_env.get_template(template_name).render(**context)
 
