@@ -220,7 +220,8 @@ def search_tenders(query: TenderQuery) -> TenderPage:
             raise BadQuery(
                 _l("There is no trading centre with the code “%(code)s”.", code=query.centre)
             )
-    params: dict[str, object] = {"offset": (query.page - 1) * PER_PAGE}
+    offset = (query.page - 1) * PER_PAGE
+    params: dict[str, object] = {"offset": offset}
     if centre is not None:
         params["centre_id"] = centre.id
     if query.category:
@@ -235,13 +236,19 @@ def search_tenders(query: TenderQuery) -> TenderPage:
         params["pattern"] = "%" + _escape_like(query.text) + "%"
     count, listed = _search_statements(frozenset(params))
     # Plain rows through the session's connection (its transaction; no ORM loading, no
-    # autoflush: nothing is written before a list is read). Two statements: one with a
-    # window count made SQLite visit every match instead of stopping after the page
-    # (bench/README.md, "cache missed").
+    # autoflush: nothing is written before a list is read). The page, then the count where
+    # the page cannot tell it: one statement with a window count made SQLite visit every
+    # match instead of stopping after the page (bench/README.md, "cache missed").
     connection = db.session.connection()
-    total = connection.execute(count, params).scalar() or 0
-    # Past the last page: no rows (as `db.paginate(error_out=False)` did).
-    rows = connection.execute(listed, params).all() if params["offset"] < total else []
+    rows = connection.execute(listed, params).all()
+    if len(rows) < PER_PAGE and (rows or offset == 0):
+        # The last page and not full (or the first and empty): the total is what it shows
+        # and what came before it, so no count (a narrow search: one statement, not two).
+        total = offset + len(rows)
+    else:
+        # A full page, or past the last one (no rows, as `db.paginate(error_out=False)`
+        # gave): the count says how many there are.
+        total = connection.execute(count, params).scalar() or 0
     items = [ListedTender._make(row) for row in rows]
     return TenderPage(items=items, total=total, page=query.page, centre=centre)
 

@@ -120,6 +120,51 @@ def test_pagination_is_newest_first_with_stable_urls(client, make_tender, make_c
     assert "No tender matches this search." in beyond
 
 
+def test_the_total_comes_from_the_page_where_the_page_shows_it(
+    app, client, make_tender, make_centre
+):
+    """A page that is not full is the last one: its total needs no count statement. A full
+    page, or one past the end, still counts (so totals at exact multiples stay right)."""
+    from sqlalchemy import event
+
+    centre = make_centre(code="TOTALS")
+    clone_tenders(make_tender(centre=centre, title="Total tender"), 24)  # 25 in all
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for address, total, rows, counted in (
+            ("/tenders/?centre=TOTALS", 25, 20, True),  # full page
+            ("/tenders/?centre=TOTALS&page=2", 25, 5, False),  # the last, not full
+            ("/tenders/?centre=TOTALS&page=3", 25, 0, True),  # past the end
+            ("/tenders/?centre=TOTALS&q=nothing+like+this", 0, 0, False),  # first, empty
+            ("/tenders/?centre=TOTALS&q=Clone+1", 11, 11, False),  # Clone 1, 10-19
+        ):
+            statements.clear()
+            page = html(client.get(address))
+            found = re.search(r'<p id="result-count">([^<]*)</p>', page).group(1)
+            assert found == (f"{total} tenders found." if total != 1 else "1 tender found.")
+            assert len(re.findall(r'<a href="/tenders/\d+">', page)) == rows, address
+            counts = [sql for sql in statements if sql.lstrip().lower().startswith("select count")]
+            assert bool(counts) == counted, address
+        # 20 exactly: the full first page counts, the empty second one too.
+        for tender in db.session.scalars(
+            select(Tender).where(Tender.centre_id == centre.id).limit(5)
+        ):
+            tender.centre_id = make_centre(code=f"ELSEWHERE-{tender.id}").id
+        db.session.commit()
+        # (New searches: the ones above are cached, and a direct change bumps nothing.)
+        again = "/tenders/?centre=TOTALS&from=2000-01-01"
+        assert "20 tenders found." in html(client.get(again))
+        assert "20 tenders found." in html(client.get(again + "&page=2"))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
