@@ -111,6 +111,8 @@ def page_gettext() -> dict[str, Callable]:
         text = singular(string)
         if context.eval_ctx.autoescape:
             text = Markup(text)  # noqa: S704 (our own catalogues, as Jinja does)
+        if not variables and "%" not in text:
+            return text  # what `text % {}` gives, without Markup's formatting machinery
         return text % variables
 
     @pass_context

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
+from babel import Locale
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
 from flask_babel import get_locale, get_translations
 from flask_babel import gettext as _
@@ -101,14 +102,16 @@ def tenders() -> Response:
         query = parse_query(request.args)
     except BadQuery as error:
         abort_with(400, error.message)
-    locale = str(get_locale())
-    fragment_parts = ("tenders", locale, query.canonical())
+    babel_locale = get_locale()
+    locale = str(babel_locale)
+    canonical = query.canonical()
+    fragment_parts = ("tenders", locale, canonical)
     # A signed-out visitor's whole page is cached too (app.core.page_cache) when the address
     # is the query's canonical one (the layout's language links carry the address; other
     # spellings would split the cache), e.g. `/tenders/` itself.
-    whole = request.query_string.decode("latin-1") == query.canonical()
+    whole = request.query_string.decode("latin-1") == canonical
     whole = whole and page_cache.anonymous_visitor()
-    page_parts = ("tenders-page", locale, request.script_root, query.canonical())
+    page_parts = ("tenders-page", locale, request.script_root, canonical)
     if not redis_available():
         (cached, key), (page, page_key) = (None, None), (None, None)
     elif whole:
@@ -130,15 +133,35 @@ def tenders() -> Response:
             abort_with(400, error.message)
         # The labels translated once for the page, not at each row (a missed page's CPU
         # went there: issue 18, bench/README.md); the rows from the row cache.
-        labels = _labels()
-        fragment = render_template(
+        # The language and its catalogue, looked up once for the page's labels and parts.
+        language = (locale, get_translations())
+        labels = _labels(language)
+        centre = results.centre
+        fragment = _render_shared(
             "portal/_tender_list.html",
             query=query,
             results=results,
-            rows=_rows(results.items, labels),
-            centres=centre_choices(),
-            statuses=PUBLIC_STATUS_ORDER,
-            **labels,
+            rows=_rows(results.items, labels, babel_locale),
+            # The parts every search shows alike, rendered once per worker and content.
+            choices=_shared_part(
+                "portal/_search_choices.html",
+                language,
+                labels,
+                gettext,
+                centres=tuple((code, name) for code, name in centre_choices()),
+                centre=query.centre,
+                category=query.category,
+                status=query.status,
+            ),
+            head=_shared_part("portal/_list_head.html", language, labels, gettext),
+            feeds=_shared_part(
+                "portal/_list_feeds.html",
+                language,
+                labels,
+                gettext,
+                centre_code=centre.code if centre else None,
+                centre_name=centre.name if centre else None,
+            ),
             **gettext,
         )
     else:
@@ -172,10 +195,10 @@ def tenders() -> Response:
 _LABELS: dict[tuple, dict[str, dict[str, str]]] = {}
 
 
-def _labels() -> dict[str, dict[str, str]]:
-    """The category and status labels translated, once per language and catalogue (the
-    catalogue object is part of the key: the same translations give the same labels)."""
-    key = (str(get_locale()), get_translations())
+def _labels(key: tuple) -> dict[str, dict[str, str]]:
+    """The category and status labels translated, once per language and catalogue (`key`:
+    the request's locale as text and its catalogue object; the same translations give the
+    same labels)."""
     labels = _LABELS.get(key)
     if labels is None:
         if len(_LABELS) > 32:
@@ -187,10 +210,50 @@ def _labels() -> dict[str, dict[str, str]]:
     return labels
 
 
+def _render_shared(template_name: str, **context: Any) -> str:
+    """A template of the shared (cached) list, rendered with the given context and Jinja's
+    globals only: not through `render_template`, whose context processors add who is signed
+    in (`current_user`), the stage helpers and the like, which nothing shared may show (and
+    which were a tenth of the fragment's render: issue 18)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app.jinja_env.get_template(template_name).render(**context)
+
+
+PART_CACHE_SIZE = 512
+
+
+def _shared_part(
+    template_name: str,
+    language: tuple,
+    labels: dict[str, dict[str, str]],
+    gettext: dict,
+    **values: Hashable,
+) -> Markup:
+    """A part of the list every search with the same `values` shows alike (the form's
+    choices, the table head, the feed links), kept per worker in a bounded LRU like the rows
+    (app.portal.rows). The key holds everything the part shows: the template, the language
+    and its catalogue (`language`: the labels and `_()` are functions of these two), the script
+    root (its links) and `values`, the only variables the part is given, so nothing outside
+    the key can reach the cached HTML."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    parts = app.extensions.get("fairbid_portal_parts")
+    if parts is None:
+        parts = app.extensions["fairbid_portal_parts"] = RowCache(PART_CACHE_SIZE)
+    template = app.jinja_env.get_template(template_name)
+    key = (template, *language, request.script_root, tuple(values.items()))
+
+    def render(key: tuple) -> str:
+        return template.render(**dict(key[-1]), statuses=PUBLIC_STATUS_ORDER, **labels, **gettext)
+
+    return parts.rows([key], render)[0]
+
+
 ROW_TEMPLATE = "portal/_tender_row.html"
 
 
-def _rows(items: list[ListedTender], labels: dict[str, dict[str, str]]) -> list[Markup]:
+def _rows(
+    items: list[ListedTender], labels: dict[str, dict[str, str]], locale: Locale
+) -> list[Markup]:
     """The list's rows, rendered or from the worker's row cache (app.portal.rows). The key
     holds everything the row template reads: the listed values, the language (labels,
     dates), the zone the dates are written in, the script root (the link) and the template
@@ -202,7 +265,6 @@ def _rows(items: list[ListedTender], labels: dict[str, dict[str, str]]) -> list[
             app.config["PORTAL_ROW_CACHE_SIZE"]
         )
     template = app.jinja_env.get_template(ROW_TEMPLATE)
-    locale = get_locale()
     page = (template, str(locale), app.config["BABEL_DEFAULT_TIMEZONE"], request.script_root)
     formatter = None
 

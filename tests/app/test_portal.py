@@ -120,6 +120,51 @@ def test_pagination_is_newest_first_with_stable_urls(client, make_tender, make_c
     assert "No tender matches this search." in beyond
 
 
+def test_the_total_comes_from_the_page_where_the_page_shows_it(
+    app, client, make_tender, make_centre
+):
+    """A page that is not full is the last one: its total needs no count statement. A full
+    page, or one past the end, still counts (so totals at exact multiples stay right)."""
+    from sqlalchemy import event
+
+    centre = make_centre(code="TOTALS")
+    clone_tenders(make_tender(centre=centre, title="Total tender"), 24)  # 25 in all
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        for address, total, rows, counted in (
+            ("/tenders/?centre=TOTALS", 25, 20, True),  # full page
+            ("/tenders/?centre=TOTALS&page=2", 25, 5, False),  # the last, not full
+            ("/tenders/?centre=TOTALS&page=3", 25, 0, True),  # past the end
+            ("/tenders/?centre=TOTALS&q=nothing+like+this", 0, 0, False),  # first, empty
+            ("/tenders/?centre=TOTALS&q=Clone+1", 11, 11, False),  # Clone 1, 10-19
+        ):
+            statements.clear()
+            page = html(client.get(address))
+            found = re.search(r'<p id="result-count">([^<]*)</p>', page).group(1)
+            assert found == (f"{total} tenders found." if total != 1 else "1 tender found.")
+            assert len(re.findall(r'<a href="/tenders/\d+">', page)) == rows, address
+            counts = [sql for sql in statements if sql.lstrip().lower().startswith("select count")]
+            assert bool(counts) == counted, address
+        # 20 exactly: the full first page counts, the empty second one too.
+        for tender in db.session.scalars(
+            select(Tender).where(Tender.centre_id == centre.id).limit(5)
+        ):
+            tender.centre_id = make_centre(code=f"ELSEWHERE-{tender.id}").id
+        db.session.commit()
+        # (New searches: the ones above are cached, and a direct change bumps nothing.)
+        again = "/tenders/?centre=TOTALS&from=2000-01-01"
+        assert "20 tenders found." in html(client.get(again))
+        assert "20 tenders found." in html(client.get(again + "&page=2"))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
@@ -800,6 +845,81 @@ def test_search_form_lists_the_centres_all_centres_lists(app, client, make_centr
         ]
     page = html(client.get("/tenders/?centre=ALPHA-1"))
     assert '<option value="ALPHA-1" selected>' in page and '<option value="ZULU-9" >' in page
+
+
+# --- the list's shared parts (app.portal.views._shared_part): form choices, head, feeds ------
+
+FORM_CHOICES = re.compile(r'<label for="search-centre">.*?<label for="search-from">', re.S)
+FEED_LINKS = re.compile(r"<p><small>[^<]*<a .*\Z", re.S)
+
+
+def parts_cache(app):
+    from app.portal.rows import RowCache
+
+    parts = app.extensions.get("fairbid_portal_parts")
+    assert isinstance(parts, RowCache)
+    return parts
+
+
+@pytest.mark.parametrize("lang", ["en", "ko", "zh-Hans"])
+def test_shared_parts_from_the_cache_are_the_bytes_of_a_fresh_render(
+    app, client, make_tender, make_centre, lang
+):
+    centre = make_centre(code="PARTS-1", name='Parts <&> "Centre"')
+    make_tender(title="Part tender", centre=centre, category="works")
+    addresses = [
+        "/tenders/?to={day}",
+        "/tenders/?to={day}&centre=PARTS-1&category=works&status=published",
+        "/tenders/?to={day}&q=%3Cb%3E%22%26%27&category=goods",
+    ]
+
+    def pages(month: int) -> list[str]:
+        found = []
+        for n, address in enumerate(addresses):
+            flask_babel.refresh()
+            address = address.format(day=f"2100-{month:02d}-{n + 10:02d}")
+            response = client.get(address, headers={"Accept-Language": lang})
+            assert response.headers["X-Portal-Cache"] == "miss"
+            # The page but for the search's own date and the footer's server time.
+            found.append(re.sub(r"2100-\d\d-\d\d", "", SERVER_TIME.sub("", html(response))))
+        return found
+
+    app.test_client().get("/tenders/")  # the caches made
+    parts_cache(app).clear()
+    cold = pages(6)
+    held = len(parts_cache(app))
+    assert held == 3 + 2 + 1  # the choices per search, the feeds per centre, one head
+    warm = pages(7)
+    assert len(parts_cache(app)) == held and warm == cold
+    assert "Parts &lt;&amp;&gt; &#34;Centre&#34; (PARTS-1)</option>" in warm[1]
+    assert '<option value="PARTS-1" selected>' in warm[1]
+    assert '<option value="works" selected>' in warm[1]
+    assert '<option value="published" selected>' in warm[1]
+    assert '<option value="goods" selected>' in warm[2] and " selected>" not in warm[0]
+    feeds = FEED_LINKS.search(warm[1]).group(0)
+    assert '<a href="/feeds/centre/PARTS-1.atom" type="application/atom+xml">Parts &lt;' in feeds
+
+
+def test_shared_parts_show_a_renamed_or_new_centre_and_keep_languages_apart(
+    app, client, make_tender, make_centre
+):
+    centre = make_centre(code="PARTS-2", name="Before Rename")
+    make_tender(title="Part tender two", centre=centre)
+    page = missed_page(client, "en", "2100-08-01")
+    assert "Before Rename (PARTS-2)" in FORM_CHOICES.search(page).group(0)
+    centre.name = "After Rename"
+    make_centre(code="PARTS-3", name="Brand New Centre")
+    db.session.commit()
+    page = missed_page(client, "en", "2100-08-02")
+    choices = FORM_CHOICES.search(page).group(0)
+    assert "After Rename (PARTS-2)" in choices and "Before Rename" not in choices
+    assert "Brand New Centre (PARTS-3)" in choices
+    response = client.get("/tenders/?to=2100-08-03&centre=PARTS-2")
+    feeds = FEED_LINKS.search(html(response)).group(0)
+    assert "After Rename" in feeds and "Before Rename" not in feeds
+    english = FORM_CHOICES.search(missed_page(client, "en", "2100-08-04")).group(0)
+    korean = FORM_CHOICES.search(missed_page(client, "ko", "2100-08-05")).group(0)
+    assert "Trading centre" in english and "Trading centre" not in korean
 
 
 # --- the signed-out layout shell (app.portal.layout) ------------------------------------------
