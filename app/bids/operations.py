@@ -127,6 +127,17 @@ def bidder_id(company: Company) -> str:
 
 def bidding_company(actor: User, tender: Tender) -> Company:
     """The one access check of this domain: an approved company registered for the tender."""
+    company = _approved_company(actor)
+    registered = db.session.scalar(
+        select(TenderRegistration.id).where(_registration_of(tender, company))
+    )
+    if registered is None:
+        raise _not_registered()
+    return company
+
+
+def _approved_company(actor: User) -> Company:
+    """`bidding_company`'s first half: the actor's company, approved."""
     require(actor, Permission.TAKE_PART)
     company = actor.company
     if company is None or not company.is_approved:
@@ -135,19 +146,36 @@ def bidding_company(actor: User, tender: Tender) -> Company:
             code="company_not_approved",
             status=403,
         )
-    registered = db.session.scalar(
-        select(TenderRegistration.id).where(
-            TenderRegistration.tender_id == tender.id,
-            TenderRegistration.company_id == company.id,
-        )
-    )
-    if registered is None:
-        raise OperationError(
-            _l("Register your company for this tender before submitting a bid."),
-            code="not_registered",
-            status=403,
-        )
     return company
+
+
+def _registration_of(tender: Tender, company: Company):
+    return (TenderRegistration.tender_id == tender.id) & (
+        TenderRegistration.company_id == company.id
+    )
+
+
+def _not_registered() -> OperationError:
+    return OperationError(
+        _l("Register your company for this tender before submitting a bid."),
+        code="not_registered",
+        status=403,
+    )
+
+
+def _bidding_company_and_schedule(
+    actor: User, tender: Tender
+) -> tuple[Company, tuple[str, datetime, bool]]:
+    """`bidding_company` and `_fresh_schedule` in one round trip (an upload asks both before
+    its bytes arrive); refuses as `bidding_company` does."""
+    company = _approved_company(actor)
+    registered = exists().where(_registration_of(tender, company)).label("registered")
+    row = db.session.execute(
+        select(registered, *_schedule_columns()).where(Tender.id == tender.id)
+    ).one()
+    if not row.registered:
+        raise _not_registered()
+    return company, (row.status, row.submission_deadline, row.suspended)
 
 
 def bidding_refusal(actor: User, tender: Tender) -> str | None:
@@ -184,10 +212,9 @@ def deadline_passed(tender: Tender, now: datetime, deadline: datetime | None = N
     )
 
 
-def _fresh_schedule(tender: Tender) -> tuple[str, datetime, bool]:
-    """Status, deadline and whether a suspension holds the tender, as the database has them
-    now (an addendum, a cancellation or a suspension may have landed while the envelope was
-    uploading): one round trip, asked twice per upload."""
+def _schedule_columns() -> tuple:
+    """Status, deadline and whether a suspension holds the tender (of a statement selecting
+    from `Tender`)."""
     suspended = (
         exists()
         .where(
@@ -196,16 +223,28 @@ def _fresh_schedule(tender: Tender) -> tuple[str, datetime, bool]:
         )
         .label("suspended")
     )
-    row = db.session.execute(
-        select(Tender.status, Tender.submission_deadline, suspended).where(Tender.id == tender.id)
-    ).one()
+    return Tender.status, Tender.submission_deadline, suspended
+
+
+def _fresh_schedule(tender: Tender) -> tuple[str, datetime, bool]:
+    """Status, deadline and whether a suspension holds the tender, as the database has them
+    now (an addendum, a cancellation or a suspension may have landed while the envelope was
+    uploading): one round trip."""
+    row = db.session.execute(select(*_schedule_columns()).where(Tender.id == tender.id)).one()
     return row.status, row.submission_deadline, row.suspended
 
 
 def check_open(tender: Tender, moment: datetime | None = None) -> datetime:
     """The tender takes bids at `moment` (default: now, by the server's clock); returns the
     deadline."""
-    status, deadline, suspended = _fresh_schedule(tender)
+    return _check_schedule(tender, _fresh_schedule(tender), moment)
+
+
+def _check_schedule(
+    tender: Tender, schedule: tuple[str, datetime, bool], moment: datetime | None = None
+) -> datetime:
+    """`check_open` on a schedule read by the caller (`_fresh_schedule`)."""
+    status, deadline, suspended = schedule
     if suspended:
         refuse_if_suspended(tender)  # reads the suspension and raises TenderSuspended
     # Closed by the clock at its deadline: an envelope received before it is still checked
@@ -360,25 +399,31 @@ def _inspect(
     return header
 
 
-def _lock_registration(tender: Tender, company: Company) -> int | None:
-    """Lock the company's registration row for the tender; on PostgreSQL also take the new
-    bid's id from its sequence in the same statement (under the lock, so ids still follow
-    the order of acceptance), so that the bid and its receipt are written by one INSERT.
-    None: no sequence to ask (SQLite), the INSERT assigns the id."""
+def _lock_registration(
+    tender: Tender, company: Company
+) -> tuple[int | None, tuple[str, datetime, bool] | None]:
+    """Lock the company's registration row for the tender, and read in the same statement
+    the tender's schedule as `_fresh_schedule` does (status, deadline, suspension: the
+    tender's row is read, not locked); on PostgreSQL also take the new bid's id from its
+    sequence (under the lock, so ids still follow the order of acceptance), so that the bid
+    and its receipt are written by one INSERT. Returns (the id, None when there is no
+    sequence to ask (SQLite): the INSERT assigns it; the schedule, None without a
+    registration row)."""
     lock = (
-        select(TenderRegistration.id)
-        .where(
-            TenderRegistration.tender_id == tender.id,
-            TenderRegistration.company_id == company.id,
-        )
-        .with_for_update()
+        select(TenderRegistration.id, *_schedule_columns())
+        .join(Tender, Tender.id == TenderRegistration.tender_id)
+        .where(_registration_of(tender, company))
+        .with_for_update(of=TenderRegistration)
     )
-    if db.session.get_bind().dialect.name != "postgresql":
-        db.session.execute(lock)
-        return None
-    sequence = func.nextval(func.pg_get_serial_sequence(Bid.__tablename__, "id"))
-    row = db.session.execute(lock.add_columns(sequence.label("bid_id"))).first()
-    return None if row is None else row.bid_id
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    if postgresql:
+        sequence = func.nextval(func.pg_get_serial_sequence(Bid.__tablename__, "id"))
+        lock = lock.add_columns(sequence.label("bid_id"))
+    row = db.session.execute(lock).first()
+    if row is None:
+        return None, None
+    schedule = (row.status, row.submission_deadline, row.suspended)
+    return (row.bid_id if postgresql else None), schedule
 
 
 def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot | None:
@@ -401,10 +446,7 @@ def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot
         )
     refuse_cancelled_lot(lot)
     registration = db.session.scalar(
-        select(TenderRegistration).where(
-            TenderRegistration.tender_id == tender.id,
-            TenderRegistration.company_id == company.id,
-        )
+        select(TenderRegistration).where(_registration_of(tender, company))
     )
     if registration is None or lot not in registration.lots:
         raise OperationError(
@@ -461,9 +503,9 @@ def submit_envelope(
     for its lot (superseding its previous one for that lot). ``lot``: the lot the submitter
     says it is for (checked against the envelope's header). Never commits; the caller
     commits once."""
-    company = bidding_company(actor, tender)
+    company, schedule = _bidding_company_and_schedule(actor, tender)
     check_expected_lot(tender, lot)
-    check_open(tender)
+    _check_schedule(tender, schedule)
     store = blob_store()
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
     # No database connection is held while the bytes arrive (seconds, minutes for a slow
@@ -500,23 +542,24 @@ def _accept_stored(
     try:
         header = _inspect(store, stored, tender, company, expected_lot)
         lot = envelope_lot(tender, company, header.lot)
-        deadline = check_open(tender, received_at)
+        # Only this company's own registration row is locked: its submissions queue up,
+        # other companies' never wait (SQLite ignores FOR UPDATE and serialises writers
+        # anyway). The same statement reads the tender's schedule again (an addendum, a
+        # cancellation or a suspension may have landed while the envelope was uploading).
+        sequence, schedule = _lock_registration(tender, company)
+        if schedule is None:
+            deadline = check_open(tender, received_at)
+        else:
+            deadline = _check_schedule(tender, schedule, received_at)
+        # Under the lock: `seal_bids` locks every registration of the tender before it reads
+        # the bids, so an envelope is either in the sealing record or refused here (received
+        # in time but checked so late that the sealing record may exist already).
         now = utcnow()
         if now >= deadline + sealing_grace():
-            # Received in time but checked so late that the sealing record may exist already.
             raise deadline_passed(tender, now, deadline)
     except OperationError:
         _discard_blob(store, stored)
         raise
-    # Only this company's own registration row is locked: its submissions queue up, other
-    # companies' never wait (SQLite ignores FOR UPDATE and serialises writers anyway).
-    sequence = _lock_registration(tender, company)
-    # Again under the lock: `seal_bids` locks every registration of the tender before it
-    # reads the bids, so an envelope is either in the sealing record or refused here.
-    now = utcnow()
-    if now >= deadline + sealing_grace():
-        _discard_blob(store, stored)
-        raise deadline_passed(tender, now, deadline)
     previous = list(
         db.session.scalars(
             select(Bid)
