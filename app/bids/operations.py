@@ -60,13 +60,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import BinaryIO
 
 from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, cast, exists, func, select
+from sqlalchemy import Integer, Select, String, bindparam, cast, exists, func, select
 from werkzeug.exceptions import ClientDisconnected
 
 from app.accounts.models import User
@@ -155,6 +155,19 @@ def _registration_of(tender: Tender, company: Company):
     )
 
 
+# The statements every upload sends are built once, with the ids bound when they run:
+# SQLAlchemy keeps a built statement's cache key, and building them again for each upload
+# (the EXISTS, the joins, the functions) cost about as much CPU as sending them.
+_TENDER_ID = "tender_id"
+_COMPANY_ID = "company_id"
+
+
+def _registration_here():
+    return (TenderRegistration.tender_id == bindparam(_TENDER_ID, type_=Integer)) & (
+        TenderRegistration.company_id == bindparam(_COMPANY_ID, type_=Integer)
+    )
+
+
 def _not_registered() -> OperationError:
     return OperationError(
         _l("Register your company for this tender before submitting a bid."),
@@ -169,13 +182,20 @@ def _bidding_company_and_schedule(
     """`bidding_company` and `_fresh_schedule` in one round trip (an upload asks both before
     its bytes arrive); refuses as `bidding_company` does."""
     company = _approved_company(actor)
-    registered = exists().where(_registration_of(tender, company)).label("registered")
     row = db.session.execute(
-        select(registered, *_schedule_columns()).where(Tender.id == tender.id)
+        _registration_and_schedule_query(), {_TENDER_ID: tender.id, _COMPANY_ID: company.id}
     ).one()
     if not row.registered:
         raise _not_registered()
     return company, (row.status, row.submission_deadline, row.suspended)
+
+
+@cache
+def _registration_and_schedule_query() -> Select:
+    registered = exists().where(_registration_here()).label("registered")
+    return select(registered, *_schedule_columns()).where(
+        Tender.id == bindparam(_TENDER_ID, type_=Integer)
+    )
 
 
 def bidding_refusal(actor: User, tender: Tender) -> str | None:
@@ -409,21 +429,43 @@ def _lock_registration(
     and its receipt are written by one INSERT. Returns (the id, None when there is no
     sequence to ask (SQLite): the INSERT assigns it; the schedule, None without a
     registration row)."""
-    lock = (
-        select(TenderRegistration.id, *_schedule_columns())
-        .join(Tender, Tender.id == TenderRegistration.tender_id)
-        .where(_registration_of(tender, company))
-        .with_for_update(of=TenderRegistration)
-    )
     postgresql = db.session.get_bind().dialect.name == "postgresql"
-    if postgresql:
-        sequence = func.nextval(func.pg_get_serial_sequence(Bid.__tablename__, "id"))
-        lock = lock.add_columns(sequence.label("bid_id"))
-    row = db.session.execute(lock).first()
+    lock = _lock_query(postgresql)
+    row = db.session.execute(lock, {_TENDER_ID: tender.id, _COMPANY_ID: company.id}).first()
     if row is None:
         return None, None
     schedule = (row.status, row.submission_deadline, row.suspended)
     return (row.bid_id if postgresql else None), schedule
+
+
+@cache
+def _lock_query(postgresql: bool) -> Select:
+    lock = (
+        select(TenderRegistration.id, *_schedule_columns())
+        .join(Tender, Tender.id == TenderRegistration.tender_id)
+        .where(_registration_here())
+        .with_for_update(of=TenderRegistration)
+    )
+    if postgresql:
+        sequence = func.nextval(func.pg_get_serial_sequence(Bid.__tablename__, "id"))
+        lock = lock.add_columns(sequence.label("bid_id"))
+    return lock
+
+
+@cache
+def _previous_bids_query(lot: bool) -> Select:
+    """The company's current bids for the tender (for `lot`: for the bound lot)."""
+    return (
+        select(Bid)
+        .where(
+            Bid.tender_id == bindparam(_TENDER_ID, type_=Integer),
+            Bid.company_id == bindparam(_COMPANY_ID, type_=Integer),
+            Bid.status == BidStatus.SUBMITTED,
+            # One live envelope per company per lot.
+            Bid.lot_id == bindparam("lot_id", type_=Integer) if lot else Bid.lot_id.is_(None),
+        )
+        .order_by(Bid.id)
+    )
 
 
 def envelope_lot(tender: Tender, company: Company, reference: str | None) -> Lot | None:
@@ -560,17 +602,11 @@ def _accept_stored(
     except OperationError:
         _discard_blob(store, stored)
         raise
+    ids = {_TENDER_ID: tender.id, _COMPANY_ID: company.id}
     previous = list(
         db.session.scalars(
-            select(Bid)
-            .where(
-                Bid.tender_id == tender.id,
-                Bid.company_id == company.id,
-                Bid.status == BidStatus.SUBMITTED,
-                # One live envelope per company per lot.
-                Bid.lot_id.is_(None) if lot is None else Bid.lot_id == lot.id,
-            )
-            .order_by(Bid.id)
+            _previous_bids_query(lot is not None),
+            ids if lot is None else {**ids, "lot_id": lot.id},
         )
     )
     bid = Bid(
