@@ -962,8 +962,8 @@ def _gone() -> OperationError:
 def start_upload(actor: User, tender: Tender, size: object) -> UploadSession:
     """Open a resumable upload of `size` bytes; its bytes go to a temporary file of the blob
     store, keyed by the session, never to the database."""
-    company = bidding_company(actor, tender)
-    check_open(tender)
+    company, schedule = _bidding_company_and_schedule(actor, tender)
+    _check_schedule(tender, schedule)
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
     if type(size) is not int or size < 1:
         raise OperationError(_l("Give the envelope's size in bytes."), code="size")
@@ -1039,7 +1039,9 @@ def append_chunk(
     :class:`OffsetMismatch` with the offset to resume from.
     """
     tender = db.session.get(Tender, upload.tender_id)
-    company = bidding_company(actor, tender)
+    # The schedule is read with the registration (one round trip) and checked below, in
+    # the same order of refusals as before.
+    company, schedule = _bidding_company_and_schedule(actor, tender)
     if upload.company_id != company.id:
         raise OperationError(_l("There is no such upload."), code="not_found", status=404)
     if upload.completed_bid_id is not None:
@@ -1057,7 +1059,7 @@ def append_chunk(
             code="chunk_too_large",
             status=413,
         )
-    check_open(tender)
+    _check_schedule(tender, schedule)
     store = blob_store()
     path = session_path(store, upload)
     try:
