@@ -67,10 +67,12 @@ from typing import BinaryIO
 from flask import current_app, has_request_context, request
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer, Select, String, bindparam, cast, exists, func, select
+from sqlalchemy.orm import aliased
 from werkzeug.exceptions import ClientDisconnected
 
 from app.accounts.models import User
 from app.audit import EventSpec, append_event, append_events, chain_lock
+from app.audit.chain import GENESIS
 from app.audit.models import AuditEvent
 from app.bids.documents import record_of, store_record
 from app.bids.models import Bid, BidStatus, UploadSession
@@ -708,22 +710,35 @@ def _append_received(specs: list[EventSpec]) -> list[int]:
     if not specs:
         return []
     chain_lock()
-    done = set(
-        db.session.scalars(
-            select(AuditEvent.object_id).where(
-                AuditEvent.action == RECEIVED,
-                AuditEvent.object_type == "bid",
-                AuditEvent.object_id.in_([str(spec.object_id) for spec in specs]),
-            )
-        )
+    # Under the lock, in one statement: the chain's head, joined with the events already
+    # there for these bids (one row per such event; one row with NULL when there is none;
+    # no row in an empty chain).
+    head = (
+        select(AuditEvent.seq, AuditEvent.hash)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+        .subquery("head")
     )
+    existing = aliased(AuditEvent)
+    rows = db.session.execute(
+        select(head.c.seq, head.c.hash, existing.object_id)
+        .select_from(head)
+        .outerjoin(
+            existing,
+            (existing.action == RECEIVED)
+            & (existing.object_type == "bid")
+            & existing.object_id.in_([str(spec.object_id) for spec in specs]),
+        )
+    ).all()
+    last = (rows[0].seq, rows[0].hash) if rows else (0, GENESIS)  # as `chain_head` has it
+    done = {row.object_id for row in rows if row.object_id is not None}
     todo = []
     for spec in specs:
         if str(spec.object_id) not in done:
             done.add(str(spec.object_id))
             todo.append(spec)
     if todo:
-        append_events(todo, locked=True)
+        append_events(todo, locked=True, head=last)
     return [spec.object_id for spec in todo]
 
 
