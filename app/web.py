@@ -12,6 +12,7 @@ from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, logout_user
 from flask_login.config import COOKIE_NAME
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from app.accounts.models import User
@@ -52,7 +53,8 @@ def redis_known_available(app: Flask) -> bool:
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     try:
-        user = db.session.get(User, int(user_id))
+        # A bidder's company in the same statement (most of a bidder's pages check it).
+        user = db.session.get(User, int(user_id), options=[joinedload(User.company)])
     except ValueError:
         return None
     if user is None or session.get(SESSION_VERSION_KEY) != user.session_version:

@@ -9,6 +9,7 @@ from flask import current_app
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from stdnum.cn import uscc
 
 from app.accounts import security
@@ -419,8 +420,12 @@ def user_for_api_token(token: str) -> User | None:
 
 
 def api_token_record(token: str) -> ApiToken | None:
+    # The user (and a bidder's company, which most bidder requests check: NULLs for
+    # everyone else) in the same statement as the token: two lazy loads fewer per request.
     return db.session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == security.api_token_hash(token))
+        select(ApiToken)
+        .options(joinedload(ApiToken.user).joinedload(User.company))
+        .where(ApiToken.token_hash == security.api_token_hash(token))
     )
 
 

@@ -16,6 +16,7 @@ from apiflask import Schema
 from apiflask.fields import Integer, String
 from apiflask.validators import Length, Range
 from flask import Response, abort, current_app, request
+from sqlalchemy.orm import joinedload
 
 from app.api import auth, bp, roles_required
 from app.api.roles import BIDDERS
@@ -36,6 +37,7 @@ from app.core.boundary import transactional
 from app.extensions import limiter
 from app.tenders.access import visible_tender
 from app.tenders.documents import open_document, send_document
+from app.tenders.models import Tender
 
 _ERRORS = {
     400: "Refused: `error` says why (e.g. `wrong_tender`, `wrong_bidder`, `wrong_lot`, "
@@ -112,7 +114,8 @@ def platform_receipt_key() -> Response:
 )
 @transactional
 def submit_bid(tender_id: int, query: dict) -> tuple[dict, int]:
-    tender = visible_tender(auth.current_user, tender_id)
+    # The lots with the tender: the envelope's checks ask whether it has several.
+    tender = visible_tender(auth.current_user, tender_id, (joinedload(Tender.lots),))
     limit = current_app.config["MAX_ENVELOPE_SIZE"]
     request.max_content_length = limit + 1  # the blob store enforces the exact cap
     if (request.content_length or 0) > limit:

@@ -94,17 +94,22 @@ class EventSpec:
     ip: str | object | None = _FROM_REQUEST
 
 
-def append_events(specs: list[EventSpec], *, locked: bool = False) -> list[AuditEvent]:
+def append_events(
+    specs: list[EventSpec], *, locked: bool = False, head: tuple[int, str] | None = None
+) -> list[AuditEvent]:
     """Add several events to the chain, in order, inside the caller's transaction (never
     commits): one take of the lock, one read of the head, one INSERT round trip for all.
-    `locked`: the caller's transaction holds the chain's lock already (`chain_lock`)."""
+    `locked`: the caller's transaction holds the chain's lock already (`chain_lock`);
+    `head`: the chain's head as `chain_head` gives it, read by the caller under that lock
+    (with `locked` only)."""
     session = db.session
+    if head is not None and not locked:
+        raise ValueError("a head read outside the chain's lock may be stale")
     if not locked:
         chain_lock()
-    last = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS)
+    if head is None:
+        head = chain_head()
+    seq, prev_hash = head[0] + 1, head[1]
     request_ip = request.remote_addr if has_request_context() else None
     events = []
     for spec in specs:

@@ -9,7 +9,10 @@ but not act on it. The operation the route then calls still makes its own permis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import abort
+from sqlalchemy.sql.base import ExecutableOption
 
 from app.accounts.models import User
 from app.extensions import db
@@ -18,9 +21,10 @@ from app.tenders.models import Tender, TenderTemplate
 from app.tenders.participation import can_see_tender
 
 
-def existing_tender(tender_id: int) -> Tender:
-    """Any tender, drafts included (404 if there is none): callers check access next."""
-    tender = db.session.get(Tender, tender_id)
+def existing_tender(tender_id: int, options: Sequence[ExecutableOption] = ()) -> Tender:
+    """Any tender, drafts included (404 if there is none): callers check access next.
+    `options`: loader options for the tender's row (e.g. its lots in the same statement)."""
+    tender = db.session.get(Tender, tender_id, options=options)
     if tender is None:
         abort(404)
     return tender
@@ -34,9 +38,11 @@ def public_tender(tender_id: int) -> Tender:
     return tender
 
 
-def visible_tender(user: User | None, tender_id: int) -> Tender:
+def visible_tender(
+    user: User | None, tender_id: int, options: Sequence[ExecutableOption] = ()
+) -> Tender:
     """Bidders' and overseers' view: public tenders, and drafts the user oversees (404)."""
-    tender = existing_tender(tender_id)
+    tender = existing_tender(tender_id, options)
     if not can_see_tender(user, tender):
         abort(404)
     return tender
