@@ -143,7 +143,9 @@ class AnyLot(Enum):
 ANY_LOT = AnyLot.ANY
 
 _COPY_BLOCK = 1 << 20
-_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux
+_MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", None)  # Linux
+# MADV_POPULATE_READ (Linux 5.14): what MAP_POPULATE does, but after other advice is given.
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22 if _MADV_HUGEPAGE else None)
 
 
 class Writable(Protocol):
@@ -968,14 +970,9 @@ class _MappedChunks:
         # With a hashing thread the next window is mapped (its page tables filled at once)
         # while the previous one is still being hashed, then the previous one is let go.
         new_map = mmap.mmap(
-            self._fd,
-            end - start,
-            # With a hashing thread, page tables filled at once: two threads faulting the
-            # same mapping page by page ran mostly one at a time (alone, faulting is cheaper).
-            flags=mmap.MAP_SHARED | (_MAP_POPULATE if self._hasher is not None else 0),
-            prot=mmap.PROT_READ,
-            offset=start,
+            self._fd, end - start, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ, offset=start
         )
+        _advise_window(new_map, populate=self._hasher is not None)
         self._unmap()
         self._map, self._map_start, self._map_end = new_map, start, end
         self._view = memoryview(self._map)
@@ -1017,6 +1014,19 @@ class _MappedChunks:
         finally:
             if self._hasher is not None:
                 self._hasher.close()
+
+
+def _advise_window(window: mmap.mmap, *, populate: bool) -> None:
+    """Huge pages for what the window reads from the disk: a part of the file not yet in the
+    page cache is read into 2 MiB pages, each mapped with one page-table entry instead of
+    512 (the blob store writes past the page cache, so an envelope is read from the disk
+    once). With a hashing thread, the page tables are filled at once (`populate`): two
+    threads faulting the same mapping page by page ran mostly one at a time. Advice only:
+    a kernel without it maps 4 KiB pages, faulted on first touch."""
+    for advice, wanted in ((_MADV_HUGEPAGE, True), (_MADV_POPULATE_READ, populate)):
+        if advice is not None and wanted:
+            with contextlib.suppress(OSError):
+                window.madvise(advice)
 
 
 def _regular_file_fd(stream: BinaryIO) -> int | None:

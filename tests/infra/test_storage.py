@@ -314,3 +314,149 @@ def test_a_removed_first_level_directory_is_made_again(store: BlobStore) -> None
     (store.root / first.path).parent.parent.rmdir()
     again = store.put_bytes(b"one")
     assert again.created and store.verify(again.sha256)
+
+
+# --- direct I/O: blobs written past the page cache ------------------------------------
+
+
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+MIB = 1024 * KIB
+
+
+class WatchingStream(io.RawIOBase):
+    """``data`` in reads of the sizes ``pieces`` gives in turn (a network gives less than is
+    asked), noting at each read whether the upload's temporary file is open with O_DIRECT
+    (read from /proc/self/fdinfo: what the kernel holds, not what the code meant)."""
+
+    def __init__(self, data: bytes, pieces: list[int], temp_dir: Path) -> None:
+        self.data = memoryview(data)
+        self.pieces = pieces or [64 * KIB]
+        self.temp_dir = temp_dir
+        self.direct: list[bool] = []
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        self.direct.extend(_temp_file_is_direct(self.temp_dir))
+        piece = self.pieces[self.reads % len(self.pieces)]
+        self.reads += 1
+        taken, self.data = self.data[: min(size, piece)], self.data[min(size, piece) :]
+        return bytes(taken)
+
+
+def _temp_file_is_direct(temp_dir: Path) -> list[bool]:
+    flags = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(temp_dir)) and target.endswith(".part"):
+                fdinfo = Path(f"/proc/self/fdinfo/{fd}").read_text()
+                octal = next(line for line in fdinfo.splitlines() if line.startswith("flags:"))
+                flags.append(bool(int(octal.split()[1], 8) & O_DIRECT))
+        except (FileNotFoundError, StopIteration):
+            continue
+    return flags
+
+
+def _takes_direct_io(directory: Path) -> bool:
+    import fcntl
+
+    fd, name = tempfile.mkstemp(dir=directory)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | O_DIRECT)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+needs_direct_io = pytest.mark.skipif(
+    not O_DIRECT or not Path("/proc/self/fdinfo").is_dir(), reason="Linux's O_DIRECT"
+)
+
+
+@needs_direct_io
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.one_of(
+        st.sampled_from([0, 1, 4095, 4096, 4097, MIB - 1, MIB, MIB + 1, 2 * MIB + 4096 + 5]),
+        st.integers(min_value=0, max_value=3 * MIB),
+    ),
+    pieces=st.lists(st.integers(min_value=1, max_value=MIB + 3), max_size=4),
+)
+def test_a_blob_written_past_the_page_cache_is_byte_identical(size: int, pieces: list[int]):
+    """Whatever the size (whole 4 KiB blocks or not, a tail under a block, several 1 MiB
+    buffers) and however the stream splits it, the stored blob is the streamed bytes, and
+    the temporary file was open with O_DIRECT while they arrived (this filesystem takes it)."""
+    data = os.urandom(size)
+    with tempfile.TemporaryDirectory() as root:
+        if not _takes_direct_io(Path(root)):
+            pytest.skip("this filesystem refuses O_DIRECT (the writes are then ordinary)")
+        store = BlobStore(root)
+        stream = WatchingStream(data, pieces, Path(root) / "tmp")
+        blob = store.put_stream(stream, max_size=size)
+        assert blob.sha256 == hashlib.sha256(data).hexdigest()
+        assert store.path_for(blob.sha256).read_bytes() == data
+        assert stream.direct and all(stream.direct)
+
+
+def test_without_direct_io_the_same_bytes_are_written_through_the_page_cache(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A platform without O_DIRECT (or a filesystem that refuses it) stores the same bytes
+    with ordinary writes."""
+    import app.storage as storage
+
+    monkeypatch.setattr(storage, "_O_DIRECT", 0)
+    data = os.urandom(MIB + 4097)
+    store = BlobStore(tmp_path / "blobs")
+    stream = WatchingStream(data, [300 * KIB], tmp_path / "blobs" / "tmp")
+    blob = store.put_stream(stream, max_size=len(data))
+    assert store.path_for(blob.sha256).read_bytes() == data
+    assert stream.direct and not any(stream.direct)
+
+
+@needs_direct_io
+def test_aligned_buffers_are_reused_and_their_number_bounded(tmp_path: Path) -> None:
+    """Each upload in progress holds one 1 MiB aligned buffer; finished or failed, it gives
+    it back, and no more than `_BUFFERS_KEPT` idle ones are kept."""
+    import threading
+
+    import app.storage as storage
+
+    if not _takes_direct_io(tmp_path):
+        pytest.skip("this filesystem refuses O_DIRECT (no aligned buffers are taken)")
+    store = BlobStore(tmp_path / "blobs")
+    uploads = storage._BUFFERS_KEPT + 4
+    all_started = threading.Barrier(uploads)
+
+    class Waiting(CountingStream):
+        def read(self, size: int = -1) -> bytes:
+            if self.delivered == 0:
+                all_started.wait(timeout=30)  # every upload holds its buffer now
+            return super().read(size)
+
+    def upload(n: int) -> None:
+        fill = bytes([n])
+        if n % 2:
+            store.put_stream(Waiting(MIB + n, fill=fill), max_size=2 * MIB)
+        else:  # half of them fail midway
+            with pytest.raises(ConnectionResetError):
+                store.put_stream(
+                    Waiting(None, fill=fill, fail_after=MIB, fail_with=ConnectionResetError()),
+                    max_size=4 * MIB,
+                )
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(uploads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(storage._idle_buffers) == storage._BUFFERS_KEPT
+    assert len(set(map(id, storage._idle_buffers))) == storage._BUFFERS_KEPT
+    assert len(blob_files(tmp_path / "blobs")) == uploads // 2
+    assert not list((tmp_path / "blobs" / "tmp").iterdir())
