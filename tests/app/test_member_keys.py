@@ -117,7 +117,9 @@ def test_member_enrols_and_countersigns_with_a_key_the_server_never_holds(app, r
     report = signing.pdfsig_report(pdf, signing.trust_roots_pem())
     assert report.signature_count == 2 and report.all_valid, report.text
     events = db.session.scalars(
-        db.select(AuditEvent).where(AuditEvent.action == "record.countersigned")
+        db.select(AuditEvent)
+        .where(AuditEvent.action == "record.countersigned")
+        .order_by(AuditEvent.seq)  # a table's rows come in no set order without it
     ).all()
     data = json.loads(events[-1].data) if isinstance(events[-1].data, str) else events[-1].data
     assert data["member_held_key"] is True and data["certificate"] == certificate.serial

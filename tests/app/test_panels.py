@@ -806,7 +806,9 @@ def test_no_refill_once_scoring_has_locked(app, pool):
     assert draw.counter == counter and len(draw.redraws) == 1
     assert ops.refill_of(draw, second) is None
     events = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "panel.member_removed")
+        select(AuditEvent)
+        .where(AuditEvent.action == "panel.member_removed")
+        .order_by(AuditEvent.seq)  # a table's rows come in no set order without it
     ).all()
     assert json.loads(events[-1].data)["vacant"] == "scoring_locked"
     assert json.loads(events[-1].data)["scores_void"] is True
