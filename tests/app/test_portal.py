@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from time import monotonic
+from zoneinfo import ZoneInfo
 
 import flask_babel
 import pytest
@@ -842,9 +842,7 @@ def test_search_form_lists_the_centres_all_centres_lists(app, client, make_centr
     make_centre(code="ZULU-9"), make_centre(code="ALPHA-1")
     with app.test_request_context():
         choices = centre_choices()
-        assert list(choices) == [
-            (centre.code, centre.name) for centre in all_centres()
-        ]
+        assert list(choices) == [(centre.code, centre.name) for centre in all_centres()]
     page = html(client.get("/tenders/?centre=ALPHA-1"))
     assert '<option value="ALPHA-1" selected>' in page and '<option value="ZULU-9" >' in page
 
