@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.accounts.models import Role, User
 from app.audit import append_event
 from app.centres.models import PARENT_LEVEL, CentreLevel, TradingCentre
+from app.core.cache import invalidate_after_commit
 from app.core.errors import Conflict, OperationError
 from app.extensions import db
 from app.permissions import Permission, require
@@ -55,6 +56,8 @@ def create_centre(
         centre_id=centre.id,
         data={"code": code, "name": centre.name, "level": level, "parent_id": parent_id},
     )
+    # The portal's search form lists the centres: its cached pages are stale now.
+    invalidate_after_commit()
     return centre
 
 

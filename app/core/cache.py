@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from dataclasses import dataclass
 
 import redis
@@ -33,8 +34,11 @@ def cache_key(*parts: str) -> str:
 def get_many(*entries: tuple[str, ...]) -> list[tuple[str | None, Slot | None]]:
     """`get_cached` for several entries in the same one round trip (one MGET)."""
     keys = [cache_key(*parts) for parts in entries]
+    client = redis_client.client
     try:
-        generation, *values = redis_client.client.mget(GENERATION_KEY, *keys)
+        generation, *values = client.mget(GENERATION_KEY, *keys)
+        if generation is None:
+            generation = _start_generation(client)
     except redis.RedisError:
         return [(None, None)] * len(entries)
     current = current_generation(generation)
@@ -42,6 +46,14 @@ def get_many(*entries: tuple[str, ...]) -> list[tuple[str | None, Slot | None]]:
         (current_value(current, value), Slot(key, current))
         for key, value in zip(keys, values, strict=True)
     ]
+
+
+def _start_generation(client: redis.Redis) -> bytes | None:
+    """No generation since Redis started or was flushed: a random one, not 0 or 1 again, so
+    that nothing a worker keeps under an earlier generation (the portal's centre choices)
+    can match it. Set only if still absent (another worker may have just started it)."""
+    client.set(GENERATION_KEY, secrets.randbelow(1 << 62), nx=True)
+    return client.get(GENERATION_KEY)
 
 
 def current_generation(generation: bytes | None) -> str:
@@ -98,7 +110,11 @@ def invalidate_after_commit() -> None:
 
     def bump() -> None:
         try:
-            client.incr(GENERATION_KEY)
+            # Started at random if absent (see _start_generation), then incremented.
+            pipe = client.pipeline(transaction=True)
+            pipe.set(GENERATION_KEY, secrets.randbelow(1 << 62), nx=True)
+            pipe.incr(GENERATION_KEY)
+            pipe.execute()
         except redis.RedisError:
             # Stale pages then expire by their time-to-live.
             log.warning("Redis unavailable: portal cache not invalidated")

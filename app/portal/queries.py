@@ -10,9 +10,11 @@ import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import NamedTuple
 from urllib.parse import urlencode
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Integer, Select, String, bindparam, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
@@ -203,10 +205,31 @@ def centre_by_code(code: str) -> TradingCentre | None:
 _CENTRE_CHOICES = select(TradingCentre.code, TradingCentre.name).order_by(TradingCentre.code)
 
 
-def centre_choices() -> list:
-    """The search form's centres: (code, name) rows in code order (what
-    `app.centres.operations.all_centres` lists), without loading ORM objects."""
-    return db.session.connection().execute(_CENTRE_CHOICES).all()
+def centre_choices(generation: str | None = None) -> tuple[tuple[str, str], ...]:
+    """The search form's centres: (code, name) pairs in code order (what
+    `app.centres.operations.all_centres` lists), without loading ORM objects.
+
+    With the portal cache's `generation` (app.core.cache: creating a centre bumps it, and
+    centres are never renamed or removed), the pairs are read once per generation and worker
+    instead of by every missed list page (a statement per page: issue 18), and for no longer
+    than a cached page lives (PORTAL_CACHE_SECONDS: a change made outside the service, e.g. in
+    the database, shows as late as in the cached pages). Without a generation (Redis
+    unavailable), they are read each time."""
+    if generation is None:
+        return _read_centre_choices()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    kept = app.extensions.get("fairbid_centre_choices")
+    now = monotonic()
+    if kept is None or kept[0] != generation or now >= kept[1]:
+        lifetime = app.config["PORTAL_CACHE_SECONDS"]
+        kept = (generation, now + lifetime, _read_centre_choices())
+        app.extensions["fairbid_centre_choices"] = kept
+    return kept[2]
+
+
+def _read_centre_choices() -> tuple[tuple[str, str], ...]:
+    rows = db.session.connection().execute(_CENTRE_CHOICES)
+    return tuple((code, name) for code, name in rows)
 
 
 def search_tenders(query: TenderQuery) -> TenderPage:
@@ -236,20 +259,21 @@ def search_tenders(query: TenderQuery) -> TenderPage:
         params["pattern"] = "%" + _escape_like(query.text) + "%"
     count, listed = _search_statements(frozenset(params))
     # Plain rows through the session's connection (its transaction; no ORM loading, no
-    # autoflush: nothing is written before a list is read). The page, then the count where
-    # the page cannot tell it: one statement with a window count made SQLite visit every
-    # match instead of stopping after the page (bench/README.md, "cache missed").
+    # autoflush: nothing is written before a list is read). The page's rows carry the
+    # count as a last column: an uncorrelated subquery, evaluated once per statement (a
+    # window count made SQLite visit every match for each row: bench/README.md, "cache
+    # missed"), so a page is one statement, not two.
     connection = db.session.connection()
     rows = connection.execute(listed, params).all()
-    if len(rows) < PER_PAGE and (rows or offset == 0):
-        # The last page and not full (or the first and empty): the total is what it shows
-        # and what came before it, so no count (a narrow search: one statement, not two).
-        total = offset + len(rows)
+    if rows:
+        total = rows[0][-1]
+    elif offset == 0:
+        total = 0
     else:
-        # A full page, or past the last one (no rows, as `db.paginate(error_out=False)`
-        # gave): the count says how many there are.
+        # Past the last page (no rows, as `db.paginate(error_out=False)` gave): the count
+        # says how many there are.
         total = connection.execute(count, params).scalar() or 0
-    items = [ListedTender._make(row) for row in rows]
+    items = [ListedTender._make(row[:-1]) for row in rows]
     return TenderPage(items=items, total=total, page=query.page, centre=centre)
 
 
@@ -279,7 +303,7 @@ def _search_statements(filters: frozenset[str]) -> tuple[Select, Select]:
         )
     count = select(func.count()).select_from(Tender).where(*conditions)
     listed = (
-        select(*_LISTED_COLUMNS)
+        select(*_LISTED_COLUMNS, count.scalar_subquery().correlate(None))
         .join(TradingCentre, Tender.centre_id == TradingCentre.id)
         .where(*conditions)
         .order_by(Tender.published_at.desc(), Tender.id.desc())

@@ -148,7 +148,7 @@ def tenders() -> Response:
                 language,
                 labels,
                 gettext,
-                centres=tuple((code, name) for code, name in centre_choices()),
+                centres=centre_choices(key.generation if key is not None else None),
                 centre=query.centre,
                 category=query.category,
                 status=query.status,

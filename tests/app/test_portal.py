@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 import flask_babel
@@ -120,11 +121,10 @@ def test_pagination_is_newest_first_with_stable_urls(client, make_tender, make_c
     assert "No tender matches this search." in beyond
 
 
-def test_the_total_comes_from_the_page_where_the_page_shows_it(
-    app, client, make_tender, make_centre
-):
-    """A page that is not full is the last one: its total needs no count statement. A full
-    page, or one past the end, still counts (so totals at exact multiples stay right)."""
+def test_a_page_and_its_total_are_one_statement(app, client, make_tender, make_centre):
+    """A page with rows carries the total in the same statement (an uncorrelated count
+    subquery); only a page past the end counts in a statement of its own. Totals stay right
+    at exact multiples of the page size."""
     from sqlalchemy import event
 
     centre = make_centre(code="TOTALS")
@@ -138,7 +138,7 @@ def test_the_total_comes_from_the_page_where_the_page_shows_it(
     event.listen(engine, "before_cursor_execute", seen)
     try:
         for address, total, rows, counted in (
-            ("/tenders/?centre=TOTALS", 25, 20, True),  # full page
+            ("/tenders/?centre=TOTALS", 25, 20, False),  # full page
             ("/tenders/?centre=TOTALS&page=2", 25, 5, False),  # the last, not full
             ("/tenders/?centre=TOTALS&page=3", 25, 0, True),  # past the end
             ("/tenders/?centre=TOTALS&q=nothing+like+this", 0, 0, False),  # first, empty
@@ -151,6 +151,8 @@ def test_the_total_comes_from_the_page_where_the_page_shows_it(
             assert len(re.findall(r'<a href="/tenders/\d+">', page)) == rows, address
             counts = [sql for sql in statements if sql.lstrip().lower().startswith("select count")]
             assert bool(counts) == counted, address
+            listed = [sql for sql in statements if "ORDER BY tender.published_at DESC" in sql]
+            assert len(listed) == 1 and "(SELECT count(*)" in listed[0], address
         # 20 exactly: the full first page counts, the empty second one too.
         for tender in db.session.scalars(
             select(Tender).where(Tender.centre_id == centre.id).limit(5)
@@ -840,11 +842,33 @@ def test_search_form_lists_the_centres_all_centres_lists(app, client, make_centr
     make_centre(code="ZULU-9"), make_centre(code="ALPHA-1")
     with app.test_request_context():
         choices = centre_choices()
-        assert [(row.code, row.name) for row in choices] == [
-            (centre.code, centre.name) for centre in all_centres()
-        ]
+        assert list(choices) == [(centre.code, centre.name) for centre in all_centres()]
     page = html(client.get("/tenders/?centre=ALPHA-1"))
     assert '<option value="ALPHA-1" selected>' in page and '<option value="ZULU-9" >' in page
+
+
+def test_the_search_form_shows_a_new_centre_and_survives_a_redis_flush(app, client, make_centre):
+    """The form's centres are read once per cache generation and worker: a centre created
+    through the service bumps the generation, so the next missed list shows it; a Redis
+    flush starts a new random generation, so nothing kept under an old one comes back."""
+    from app.centres.operations import create_centre
+    from app.core.cache import GENERATION_KEY
+    from app.extensions import redis_client
+
+    make_centre(code="FORM-A")
+    assert '<option value="FORM-A" >' in html(client.get("/tenders/?q=first"))
+    started = int(redis_client.client.get(GENERATION_KEY))
+    assert started > 1  # at random, not 0 or 1
+    create_centre(None, code="FORM-B", name="Form B", level="city", parent_id=None)
+    db.session.commit()
+    assert int(redis_client.client.get(GENERATION_KEY)) == started + 1
+    assert '<option value="FORM-B" >' in html(client.get("/tenders/?q=second"))
+    # A centre written behind the service's back, then Redis emptied: a new generation.
+    make_centre(code="FORM-C")
+    assert '<option value="FORM-C" >' not in html(client.get("/tenders/?q=third"))
+    redis_client.client.flushdb()
+    assert '<option value="FORM-C" >' in html(client.get("/tenders/?q=fourth"))
+    assert int(redis_client.client.get(GENERATION_KEY)) not in (0, 1, started, started + 1)
 
 
 # --- the list's shared parts (app.portal.views._shared_part): form choices, head, feeds ------
@@ -901,7 +925,7 @@ def test_shared_parts_from_the_cache_are_the_bytes_of_a_fresh_render(
 
 
 def test_shared_parts_show_a_renamed_or_new_centre_and_keep_languages_apart(
-    app, client, make_tender, make_centre
+    app, client, make_tender, make_centre, monkeypatch
 ):
     centre = make_centre(code="PARTS-2", name="Before Rename")
     make_tender(title="Part tender two", centre=centre)
@@ -910,6 +934,13 @@ def test_shared_parts_show_a_renamed_or_new_centre_and_keep_languages_apart(
     centre.name = "After Rename"
     make_centre(code="PARTS-3", name="Brand New Centre")
     db.session.commit()
+    # Written in the database, not through the service (which bumps the cache generation):
+    # the form's centres, read once per generation and worker, show them when the cached
+    # pages would, after PORTAL_CACHE_SECONDS.
+    page = missed_page(client, "en", "2100-08-06")
+    assert "Before Rename (PARTS-2)" in FORM_CHOICES.search(page).group(0)
+    later = monotonic() + app.config["PORTAL_CACHE_SECONDS"]
+    monkeypatch.setattr("app.portal.queries.monotonic", lambda: later)
     page = missed_page(client, "en", "2100-08-02")
     choices = FORM_CHOICES.search(page).group(0)
     assert "After Rename (PARTS-2)" in choices and "Before Rename" not in choices
