@@ -41,7 +41,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from _servers import PRODUCTION_SETTINGS, GunicornServer
-from bench_surge import cpu_seconds
+from bench_surge import cpu_seconds, minor_faults
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
@@ -221,6 +221,7 @@ def merge(results: list[dict]) -> dict:
     wall = sum(result["wall"] for result in results)
     return {
         "cpu": sum(result.get("cpu", 0.0) for result in results),
+        "faults": sum(result.get("faults", 0) for result in results),
         "requests": len(latencies),
         "wall": wall,
         "rps": len(latencies) / wall,
@@ -339,9 +340,10 @@ def main() -> None:
             for name, (port, paths) in targets.items():
                 share = paths[round_number :: args.rounds]
                 server = bare if name == "bare" else portal
-                before = cpu_seconds(server)
+                before, faults = cpu_seconds(server), minor_faults(server)
                 result = load(port, share, args.concurrency)
                 result["cpu"] = cpu_seconds(server) - before
+                result["faults"] = minor_faults(server) - faults
                 parts[name].append(result)
         bare_result, cached, uncached, floor = (merge(parts[name]) for name in targets)
 
@@ -353,14 +355,15 @@ def main() -> None:
         ]
         print(
             f"{'target':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU µs/req':>12}"
-            "  statuses / cache"
+            f"{'faults/req':>12}  statuses / cache"
         )
         for label, result in rows:
             extra = f"{result['statuses']} {result['cache'] or ''}".strip()
             cpu = result["cpu"] / result["requests"] * 1e6
+            faults = result["faults"] / result["requests"]
             print(
                 f"{label:<28}{result['rps']:>10.0f}{result['p50'] * 1000:>10.1f}"
-                f"{result['p99'] * 1000:>10.1f}{cpu:>12.0f}  {extra}"
+                f"{result['p99'] * 1000:>10.1f}{cpu:>12.0f}{faults:>12.1f}  {extra}"
             )
         print(f"ratio cached / bare (req/s):   {cached['rps'] / bare_result['rps']:.2f}")
         print(f"ratio uncached / bare (req/s): {uncached['rps'] / bare_result['rps']:.2f}")

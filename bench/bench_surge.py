@@ -435,6 +435,21 @@ def cpu_seconds(server: GunicornServer) -> float:
     return total
 
 
+def minor_faults(server: GunicornServer) -> int:
+    """Minor page faults so far of the server's master and workers (memory first touched or
+    mapped; on a VM whose freed memory the balloon returns to the host, a first touch is
+    also a fault in the host: bench/README.md, "This machine's memory")."""
+    pids = [server.process.pid, *_children(server.process.pid)]
+    return sum(_proc_fields(pid, 7) for pid in pids)
+
+
+def _proc_fields(pid: int, index: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[index])
+    except FileNotFoundError:
+        return 0
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
