@@ -13,7 +13,8 @@ in the same process and interleaved, each of ``--repeat`` rounds times
 
 and prints the pages, the best render and signing times, and the ratios to plain (the
 order alternates between rounds, after a warm-up). Runs on a
-throw-away instance directory (development CA and key generated there); no database.
+throw-away instance directory (development CA and key generated there) with a throw-away
+SQLite database, migrated: the signature check reads the CA's revocation list from it.
 
     python bench/bench_record.py [--bids 200] [--experts 9] [--criteria 20] [--repeat 3]
 """
@@ -21,8 +22,10 @@ throw-away instance directory (development CA and key generated there); no datab
 from __future__ import annotations
 
 import argparse
+import atexit
 import base64
 import io
+import shutil
 import sys
 import tempfile
 import time
@@ -67,6 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ResourceWarning)
 
+    from flask_migrate import upgrade
+
     from app import create_app
     from app.core.types import utcnow
     from app.records import jobs, signing
@@ -81,12 +86,15 @@ def main() -> None:
         )
     )
     instance = Path(tempfile.mkdtemp(prefix="fairbid-bench-record-"))
+    atexit.register(shutil.rmtree, instance, True)  # keys and database: nothing left behind
     app = create_app(
         TestingConfig,
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance / 'unused.db'}",
+        SQLALCHEMY_DATABASE_URI=f"sqlite:///{instance / 'bench.db'}",
         INSTANCE_DIR=instance,
         PLATFORM_KEY_DIR=str(instance / "keys"),
     )
+    with app.app_context():
+        upgrade()  # the revocation list that signatures_ok reads lives in the database
     now = utcnow()
     tender = SimpleNamespace(
         reference="BENCH-2026-001",
