@@ -243,7 +243,8 @@ def _shared_part(
     key = (template, *language, request.script_root, tuple(values.items()))
 
     def render(key: tuple) -> str:
-        return template.render(**dict(key[-1]), statuses=PUBLIC_STATUS_ORDER, **labels, **gettext)
+        statuses = [(status, labels["STATUS_LABELS"][status]) for status in PUBLIC_STATUS_ORDER]
+        return template.render(**dict(key[-1]), statuses=statuses, **labels, **gettext)
 
     return parts.rows([key], render)[0]
 
