@@ -10,7 +10,8 @@ The announcement list, by cost (bench/README.md, "Portal list"):
   request for a signed-in visitor (navigation, CSRF token, messages) or taken from the
   per-worker shell for a signed-out one (app.portal.layout);
 - a missed fragment renders its rows from the per-worker cache of rows keyed by everything a
-  row shows (app.portal.rows), after the two statements of app.portal.queries.
+  row shows (app.portal.rows), after one statement of app.portal.queries (the page and its
+  total; the form's centres are read once per cache generation and worker).
 """
 
 from __future__ import annotations
