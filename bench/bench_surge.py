@@ -427,43 +427,33 @@ def surge(port: int, path: str, bodies: list[bytes], tokens: list[str]) -> dict:
 def cpu_seconds(server: GunicornServer) -> float:
     """User + system CPU seconds used so far by the server's master and workers (and, for
     the app, nothing of PostgreSQL's: `postgres_cpu_seconds`)."""
-    total = 0.0
-    master = _proc_times(server.process.pid)
-    total += master
-    for child in _children(server.process.pid):
-        total += _proc_times(child)
-    return total
+    ticks = sum(_stat_sum(pid, 11, 12) for pid in _server_pids(server))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def minor_faults(server: GunicornServer) -> int:
     """Minor page faults so far of the server's master and workers (memory first touched or
     mapped; on a VM whose freed memory the balloon returns to the host, a first touch is
     also a fault in the host: bench/README.md, "This machine's memory")."""
-    pids = [server.process.pid, *_children(server.process.pid)]
-    return sum(_proc_fields(pid, 7) for pid in pids)
+    return sum(_stat_sum(pid, 7) for pid in _server_pids(server))
 
 
-def _proc_fields(pid: int, index: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[index])
-    except FileNotFoundError:
-        return 0
-
-
-def _children(pid: int) -> list[int]:
-    found = []
+def _server_pids(server: GunicornServer) -> list[int]:
+    pid = server.process.pid
+    found = [pid]
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.extend(int(child) for child in text)
+        found.extend(int(child) for child in (task / "children").read_text().split())
     return found
 
 
-def _proc_times(pid: int) -> float:
+def _stat_sum(pid: int, *indexes: int) -> int:
+    """The sum of the given fields of /proc/<pid>/stat, counted after the command name (0:
+    the state, 7: minor faults, 11 and 12: user and system ticks); 0 for a process gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0
+    return sum(int(fields[index]) for index in indexes)
 
 
 def count_rows(database_url: str) -> tuple[int, int]:
