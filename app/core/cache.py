@@ -38,7 +38,8 @@ def get_many(*entries: tuple[str, ...]) -> list[tuple[str | None, Slot | None]]:
     try:
         generation, *values = client.mget(GENERATION_KEY, *keys)
         if generation is None:
-            generation = _start_generation(client)
+            _start_generation(client)
+            generation = client.get(GENERATION_KEY)
     except redis.RedisError:
         return [(None, None)] * len(entries)
     current = current_generation(generation)
@@ -48,12 +49,11 @@ def get_many(*entries: tuple[str, ...]) -> list[tuple[str | None, Slot | None]]:
     ]
 
 
-def _start_generation(client: redis.Redis) -> bytes | None:
+def _start_generation(client: redis.Redis | redis.client.Pipeline) -> None:
     """No generation since Redis started or was flushed: a random one, not 0 or 1 again, so
     that nothing a worker keeps under an earlier generation (the portal's centre choices)
     can match it. Set only if still absent (another worker may have just started it)."""
     client.set(GENERATION_KEY, secrets.randbelow(1 << 62), nx=True)
-    return client.get(GENERATION_KEY)
 
 
 def current_generation(generation: bytes | None) -> str:
@@ -110,9 +110,8 @@ def invalidate_after_commit() -> None:
 
     def bump() -> None:
         try:
-            # Started at random if absent (see _start_generation), then incremented.
             pipe = client.pipeline(transaction=True)
-            pipe.set(GENERATION_KEY, secrets.randbelow(1 << 62), nx=True)
+            _start_generation(pipe)  # if absent, then incremented
             pipe.incr(GENERATION_KEY)
             pipe.execute()
         except redis.RedisError:
